@@ -1,0 +1,593 @@
+//! The decision: given a cell and what discovery read, what should happen now.
+//!
+//! One of: nothing to do (with the reason), initialize (no cluster serves yet), start a rollout,
+//! resume one that a listener shows half done, roll back at once (a pinned lower version, or a
+//! blocked version still holding traffic), or scale out (a new cluster of the serving version).
+//! [`decide`] is a pure function of its inputs: a re-run gives the same answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use semver::Version;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::parse_duration;
+use crate::model::{Cluster, CurrentAction, Observed, TargetGroup};
+use crate::spec::{Arg, CellSpec, TemplateRef};
+use crate::versions::{self, Grouping, Ignored, Pending};
+use crate::weights::MAX_TARGET_GROUPS_PER_ACTION;
+
+/// One cluster (or a target group okra did not make) on one side of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// The cluster, if the target group is okra's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The cluster's target group, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    /// The VPC a new target group must be made in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+}
+
+/// One version's members: the stable side or the canary side.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Side {
+    /// The version; `None` for target groups okra did not make (a listener okra takes over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its members, sorted.
+    pub members: Vec<Member>,
+}
+
+impl Side {
+    /// The members' target group ARNs (those that exist).
+    pub fn target_group_arns(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter_map(|m| m.target_group_arn.clone())
+            .collect()
+    }
+
+    /// A short label for messages: the version, or "unmanaged target groups".
+    pub fn label(&self) -> String {
+        self.version
+            .clone()
+            .unwrap_or_else(|| "unmanaged target groups".to_string())
+    }
+}
+
+/// One step of a rollout plan, normalized from the spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum PlanStep {
+    /// Give the new version `weight` %.
+    SetWeight {
+        /// 0-100.
+        weight: u32,
+    },
+    /// Wait `seconds`, or (none) until resumed.
+    Pause {
+        /// How long; `None` means until a person resumes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+    },
+    /// Run these analysis templates to completion.
+    Analysis {
+        /// Template names.
+        templates: Vec<String>,
+        /// Argument values.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        args: BTreeMap<String, String>,
+    },
+}
+
+/// The analysis that runs alongside the steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundPlan {
+    /// Template names.
+    pub templates: Vec<String>,
+    /// Argument values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// The step index from which it runs.
+    pub starting_step: usize,
+}
+
+/// The steps of a rollout, always ending with the new version at 100 %.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The steps.
+    pub steps: Vec<PlanStep>,
+    /// The background analysis, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundPlan>,
+}
+
+fn templates(refs: &[TemplateRef]) -> Vec<String> {
+    refs.iter().map(|r| r.template_name.clone()).collect()
+}
+
+fn args(args: &[Arg]) -> BTreeMap<String, String> {
+    args.iter()
+        .filter_map(|a| a.value.clone().map(|v| (a.name.clone(), v)))
+        .collect()
+}
+
+/// The plan of a (validated) spec. A pause whose duration does not parse becomes a pause until
+/// resumed: the safe reading, since it moves no traffic. A plan whose last weight is not 100
+/// gets a final `setWeight: 100`.
+pub fn plan(spec: &CellSpec) -> Plan {
+    let mut steps = Vec::with_capacity(spec.canary.steps.len() + 1);
+    for s in &spec.canary.steps {
+        if let Some(weight) = s.set_weight {
+            steps.push(PlanStep::SetWeight {
+                weight: weight.min(100),
+            });
+        } else if let Some(p) = &s.pause {
+            let seconds = p
+                .duration
+                .as_deref()
+                .and_then(|d| parse_duration(d).ok())
+                .map(|d| d.as_secs());
+            steps.push(PlanStep::Pause { seconds });
+        } else if let Some(a) = &s.analysis {
+            steps.push(PlanStep::Analysis {
+                templates: templates(&a.templates),
+                args: args(&a.args),
+            });
+        }
+    }
+    let last_weight = steps.iter().rev().find_map(|s| match s {
+        PlanStep::SetWeight { weight } => Some(*weight),
+        _ => None,
+    });
+    if last_weight != Some(100) {
+        steps.push(PlanStep::SetWeight { weight: 100 });
+    }
+    let background = spec.canary.analysis.as_ref().map(|b| BackgroundPlan {
+        templates: templates(&b.templates),
+        args: args(&b.args),
+        starting_step: b.starting_step as usize,
+    });
+    Plan { steps, background }
+}
+
+/// Where to pick a rollout up when the listener already gives the new version `weight` %: just
+/// after the last `setWeight` at or below it, so the pauses and analyses at that level run again
+/// before any more traffic moves.
+pub fn resume_step(plan: &Plan, weight: u32) -> usize {
+    plan.steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            PlanStep::SetWeight { weight: w } if *w <= weight => Some(i + 1),
+            _ => None,
+        })
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// What should happen now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Decision {
+    /// Leave the listener as it is.
+    NothingToDo {
+        /// Why, in words a person reads in the console.
+        reason: String,
+    },
+    /// No cluster serves yet: send everything to this version in one write, after readiness.
+    Initialize {
+        /// The version and its clusters.
+        target: Side,
+    },
+    /// Move traffic from `stable` to `canary` step by step.
+    StartRollout {
+        /// What serves now.
+        stable: Side,
+        /// The new version.
+        canary: Side,
+        /// The steps.
+        plan: Plan,
+    },
+    /// The listener shows a rollout half done: go on from `from_step`.
+    ResumeRollout {
+        /// The old version.
+        stable: Side,
+        /// The new version.
+        canary: Side,
+        /// The share the new version has now.
+        canary_weight: u32,
+        /// The plan step to go on from.
+        from_step: usize,
+        /// The steps.
+        plan: Plan,
+    },
+    /// Send everything back to `to` in one write.
+    Rollback {
+        /// What holds traffic now and must not.
+        from: Side,
+        /// Where traffic goes.
+        to: Side,
+        /// Why.
+        reason: String,
+    },
+    /// New clusters of the serving version join at once, in one write.
+    ScaleOut {
+        /// The serving version with all its clusters, old and new.
+        serving: Side,
+        /// The clusters that join.
+        added: Vec<String>,
+    },
+}
+
+impl Decision {
+    /// The decision's kind, as the state machine's Choice state reads it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NothingToDo { .. } => "nothingToDo",
+            Self::Initialize { .. } => "initialize",
+            Self::StartRollout { .. } => "startRollout",
+            Self::ResumeRollout { .. } => "resumeRollout",
+            Self::Rollback { .. } => "rollback",
+            Self::ScaleOut { .. } => "scaleOut",
+        }
+    }
+}
+
+/// The decision with what discovery noticed on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    /// What to do.
+    pub decision: Decision,
+    /// Clusters of the cell still being created.
+    pub pending: Vec<Pending>,
+    /// Clusters of the cell that take no part, with the reason.
+    pub ignored: Vec<Ignored>,
+    /// Serving clusters per version.
+    pub versions: BTreeMap<String, usize>,
+}
+
+struct Ctx<'a> {
+    spec: &'a CellSpec,
+    grouping: Grouping<'a>,
+    tg_by_cluster: BTreeMap<&'a str, &'a TargetGroup>,
+    tg_by_arn: BTreeMap<&'a str, &'a TargetGroup>,
+}
+
+impl Ctx<'_> {
+    fn member_of_cluster(&self, c: &Cluster) -> Member {
+        Member {
+            cluster: Some(c.name.clone()),
+            target_group_arn: self
+                .tg_by_cluster
+                .get(c.name.as_str())
+                .map(|t| t.arn.clone()),
+            vpc_id: c.vpc_id.clone(),
+        }
+    }
+
+    fn version_side(&self, v: &Version) -> Side {
+        let mut members: Vec<Member> = self
+            .grouping
+            .by_version
+            .get(v)
+            .map(|cs| cs.iter().map(|c| self.member_of_cluster(c)).collect())
+            .unwrap_or_default();
+        members.sort();
+        Side {
+            version: Some(v.to_string()),
+            members,
+        }
+    }
+
+    /// The side made of the target groups that serve now.
+    fn serving_side(&self, version: Option<String>, arns: &[&str]) -> Side {
+        let mut members: Vec<Member> = arns
+            .iter()
+            .map(|arn| Member {
+                cluster: self.tg_by_arn.get(arn).map(|t| t.cluster.clone()),
+                target_group_arn: Some((*arn).to_string()),
+                vpc_id: None,
+            })
+            .collect();
+        members.sort();
+        Side { version, members }
+    }
+
+    fn version_of_arn(&self, arn: &str) -> Option<String> {
+        self.tg_by_arn
+            .get(arn)
+            .map(|t| versions::canonical(&t.version))
+    }
+
+    fn weighted(&self) -> bool {
+        self.spec.ingress.weighted()
+    }
+}
+
+fn nothing(reason: impl Into<String>) -> Decision {
+    Decision::NothingToDo {
+        reason: reason.into(),
+    }
+}
+
+fn semver_of(v: &Option<String>) -> Option<Version> {
+    v.as_deref().and_then(|s| versions::parse_version(s).ok())
+}
+
+/// Decides what to do for `spec` given what discovery read.
+pub fn decide(spec: &CellSpec, observed: &Observed) -> Outcome {
+    let grouping = versions::group(spec, &observed.clusters, &observed.blocklist);
+    let ctx = Ctx {
+        spec,
+        tg_by_cluster: observed
+            .target_groups
+            .iter()
+            .map(|t| (t.cluster.as_str(), t))
+            .collect(),
+        tg_by_arn: observed
+            .target_groups
+            .iter()
+            .map(|t| (t.arn.as_str(), t))
+            .collect(),
+        grouping,
+    };
+    let decision = decide_with(&ctx, observed);
+    Outcome {
+        decision,
+        pending: ctx.grouping.pending.clone(),
+        ignored: ctx.grouping.ignored.clone(),
+        versions: ctx
+            .grouping
+            .by_version
+            .iter()
+            .map(|(v, c)| (v.to_string(), c.len()))
+            .collect(),
+    }
+}
+
+fn decide_with(ctx: &Ctx<'_>, observed: &Observed) -> Decision {
+    let spec = ctx.spec;
+    let target = ctx.grouping.target(spec).cloned();
+    let serving: BTreeSet<&str> = match &observed.action {
+        CurrentAction::Forward(fa) => fa.serving(),
+        CurrentAction::Other { .. } => BTreeSet::new(),
+    };
+    if serving.is_empty() {
+        return match target {
+            Some(t) => Decision::Initialize {
+                target: ctx.version_side(&t),
+            },
+            None => nothing(format!(
+                "no cluster serves yet, and {}",
+                ctx.grouping.shortfall(spec)
+            )),
+        };
+    }
+    // Serving target groups by version (None: not okra's).
+    let mut classes: BTreeMap<Option<String>, Vec<&str>> = BTreeMap::new();
+    for arn in &serving {
+        classes
+            .entry(ctx.version_of_arn(arn))
+            .or_default()
+            .push(arn);
+    }
+    match classes.len() {
+        1 => {
+            let (version, arns) = classes.into_iter().next().unwrap_or_default();
+            decide_single(ctx, target, version, &arns)
+        }
+        2 => {
+            let mut it = classes.into_iter();
+            let (a, b) = match (it.next(), it.next()) {
+                (Some(a), Some(b)) => (a, b),
+                _ => return nothing("internal: two classes expected"),
+            };
+            decide_split(ctx, observed, a, b)
+        }
+        n => nothing(format!(
+            "the listener forwards to {n} versions ({}); okra will not guess which is stable — \
+             set the forward action by hand to one version, or pin `version`",
+            serving
+                .iter()
+                .map(|a| ctx.version_of_arn(a).unwrap_or_else(|| "unmanaged".into()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn decide_single(
+    ctx: &Ctx<'_>,
+    target: Option<Version>,
+    version: Option<String>,
+    arns: &[&str],
+) -> Decision {
+    let spec = ctx.spec;
+    let current = ctx.serving_side(version.clone(), arns);
+    let serving_version = semver_of(&version);
+    let Some(target) = target else {
+        return nothing(format!(
+            "{} serves at 100 %; {}",
+            current.label(),
+            ctx.grouping.shortfall(spec)
+        ));
+    };
+    match serving_version {
+        Some(s) if s == target => scale_out(ctx, &target, arns),
+        Some(s) if target < s => {
+            if spec.version.is_some() {
+                let to = ctx.version_side(&target);
+                Decision::Rollback {
+                    reason: format!("the cell is pinned to {target}, below the serving {s}"),
+                    from: current,
+                    to,
+                }
+            } else {
+                nothing(format!(
+                    "{s} serves at 100 % and is newer than the newest complete version {target}"
+                ))
+            }
+        }
+        _ => {
+            let canary = ctx.version_side(&target);
+            let count = current.members.len() + canary.members.len();
+            if ctx.weighted() && count > MAX_TARGET_GROUPS_PER_ACTION {
+                return nothing(format!(
+                    "a canary of {target} would forward to {} stable and {} canary target groups at \
+                     once, but a forward action holds at most {MAX_TARGET_GROUPS_PER_ACTION}",
+                    current.members.len(),
+                    canary.members.len()
+                ));
+            }
+            Decision::StartRollout {
+                stable: current,
+                canary,
+                plan: plan(spec),
+            }
+        }
+    }
+}
+
+fn scale_out(ctx: &Ctx<'_>, version: &Version, serving: &[&str]) -> Decision {
+    let side = ctx.version_side(version);
+    let serving: BTreeSet<&str> = serving.iter().copied().collect();
+    let added: Vec<String> = side
+        .members
+        .iter()
+        .filter(|m| {
+            m.target_group_arn
+                .as_deref()
+                .is_none_or(|a| !serving.contains(a))
+        })
+        .filter_map(|m| m.cluster.clone())
+        .collect();
+    if added.is_empty() {
+        let newer = match ctx.grouping.by_version.keys().next_back() {
+            Some(newest) if newest > version => ctx.grouping.shortfall(ctx.spec),
+            _ if !ctx.grouping.pending.is_empty() => {
+                format!(
+                    "{} matching cluster(s) are still being created",
+                    ctx.grouping.pending.len()
+                )
+            }
+            _ => "no newer version".to_string(),
+        };
+        return nothing(format!(
+            "{version} serves at 100 % on all its {} cluster(s); {newer}",
+            side.members.len()
+        ));
+    }
+    // Target groups that serve but whose cluster is gone from the version stay in the action:
+    // okra never drops a serving target group on a guess.
+    let mut members = side.members.clone();
+    for arn in &serving {
+        if !members
+            .iter()
+            .any(|m| m.target_group_arn.as_deref() == Some(*arn))
+        {
+            members.push(Member {
+                cluster: ctx.tg_by_arn.get(arn).map(|t| t.cluster.clone()),
+                target_group_arn: Some((*arn).to_string()),
+                vpc_id: None,
+            });
+        }
+    }
+    members.sort();
+    let limit = if ctx.weighted() {
+        MAX_TARGET_GROUPS_PER_ACTION
+    } else {
+        1
+    };
+    if members.len() > limit {
+        return nothing(format!(
+            "{} new cluster(s) of the serving {version} cannot join: the action would hold {} \
+             target groups, at most {limit} fit",
+            added.len(),
+            members.len()
+        ));
+    }
+    Decision::ScaleOut {
+        serving: Side {
+            version: Some(version.to_string()),
+            members,
+        },
+        added,
+    }
+}
+
+fn decide_split(
+    ctx: &Ctx<'_>,
+    observed: &Observed,
+    a: (Option<String>, Vec<&str>),
+    b: (Option<String>, Vec<&str>),
+) -> Decision {
+    let spec = ctx.spec;
+    // The stable side is the unmanaged one, or else the lower version.
+    let (stable, canary) = match (semver_of(&a.0), semver_of(&b.0)) {
+        (Some(x), Some(y)) if y < x => (b, a),
+        (Some(_), None) => (b, a),
+        _ => (a, b),
+    };
+    let stable_side = ctx.serving_side(stable.0.clone(), &stable.1);
+    let canary_serving = ctx.serving_side(canary.0.clone(), &canary.1);
+    let canary_version = semver_of(&canary.0);
+    let Some(cv) = canary_version else {
+        return nothing("internal: the canary side has no version");
+    };
+    if observed.blocklist.contains(&cv.to_string()) {
+        return Decision::Rollback {
+            reason: format!("{cv} is blocked, yet still holds traffic: finishing its rollback"),
+            from: canary_serving,
+            to: stable_side,
+        };
+    }
+    if let Some(pin) = spec
+        .version
+        .as_deref()
+        .and_then(|p| versions::parse_version(p).ok())
+        && cv > pin
+    {
+        return Decision::Rollback {
+            reason: format!("the cell is pinned to {pin}, below {cv} which holds traffic"),
+            from: canary_serving,
+            to: stable_side,
+        };
+    }
+    let canary_arns: BTreeSet<&str> = canary.1.iter().copied().collect();
+    let canary_weight = match &observed.action {
+        CurrentAction::Forward(fa) => fa.percent_to(&canary_arns),
+        CurrentAction::Other { .. } => 0,
+    };
+    // The canary side is the version's clusters as discovered now (some may have no group yet),
+    // plus any of its groups that serve although their cluster is gone.
+    let mut canary_side = ctx.version_side(&cv);
+    for m in canary_serving.members {
+        if !canary_side
+            .members
+            .iter()
+            .any(|x| x.target_group_arn == m.target_group_arn)
+        {
+            canary_side.members.push(m);
+        }
+    }
+    canary_side.members.sort();
+    let plan = plan(spec);
+    let from_step = resume_step(&plan, canary_weight);
+    Decision::ResumeRollout {
+        stable: stable_side,
+        canary: canary_side,
+        canary_weight,
+        from_step,
+        plan,
+    }
+}

@@ -1,0 +1,26 @@
+//! okra's core: every rollout decision, with no AWS SDK and no I/O.
+//!
+//! The Lambda functions read AWS through small ports (`okra-aws`), hand what they read to this
+//! crate, and write back what it decides. Everything here is deterministic: the same inputs give
+//! the same answer, so a task that Step Functions runs twice decides the same thing twice.
+//!
+//! - [`spec`]: the cell spec (YAML/JSON) and its JSON Schema;
+//! - [`validate`]: field-path errors for bad specs, AWS limits included;
+//! - [`duration`]: `30s`, `5m`, `1h`;
+//! - [`model`]: what discovery reads (clusters, target groups, the forward action);
+//! - [`versions`]: semver grouping, replicas threshold, blocklist, pinned version;
+//! - [`weights`]: the forward action for "the new version gets W %";
+//! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
+//! - [`naming`]: deterministic target-group and execution names.
+
+pub mod decision;
+pub mod duration;
+pub mod model;
+pub mod naming;
+pub mod spec;
+pub mod validate;
+pub mod versions;
+pub mod weights;
+
+pub use decision::{Decision, decide};
+pub use spec::CellSpec;

@@ -1,0 +1,186 @@
+//! What discovery reads from AWS, in the core's own terms.
+//!
+//! The adapters in `okra-aws` turn EKS clusters, ELBv2 target groups and a listener's forward
+//! action into these types; nothing here knows about the SDK.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Tag on each target group okra makes: the cell it belongs to.
+pub const TAG_CELL: &str = "okra.io/cell";
+/// Tag on each target group okra makes: the version of its cluster.
+pub const TAG_VERSION: &str = "okra.io/version";
+/// Tag on each target group okra makes: its cluster's name.
+pub const TAG_CLUSTER: &str = "okra.io/cluster";
+/// Tag on each target group okra makes: who manages it.
+pub const TAG_MANAGED_BY: &str = "okra.io/managed-by";
+
+/// An EKS cluster's lifecycle status, as DescribeCluster reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClusterStatus {
+    /// Serving: its target group may receive traffic.
+    Active,
+    /// Still being created: reported as pending, picked up when ACTIVE.
+    Creating,
+    /// Being updated (version or config); still serves.
+    Updating,
+    /// Being deleted: never a target.
+    Deleting,
+    /// Creation failed: never a target.
+    Failed,
+    /// Anything else EKS may add.
+    Other,
+}
+
+impl ClusterStatus {
+    /// Parses EKS's status string (`ACTIVE`, `CREATING`, ...).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "ACTIVE" => Self::Active,
+            "CREATING" => Self::Creating,
+            "UPDATING" => Self::Updating,
+            "DELETING" => Self::Deleting,
+            "FAILED" => Self::Failed,
+            _ => Self::Other,
+        }
+    }
+
+    /// Whether a cluster in this status can serve traffic.
+    pub fn serves(self) -> bool {
+        matches!(self, Self::Active | Self::Updating)
+    }
+}
+
+/// An EKS cluster as discovery sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    /// The cluster's name (unique per account and region).
+    pub name: String,
+    /// Its lifecycle status.
+    pub status: ClusterStatus,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The VPC its target group must live in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+}
+
+/// A target group okra made (tagged with [`TAG_CELL`], [`TAG_VERSION`], [`TAG_CLUSTER`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetGroup {
+    /// Its ARN.
+    pub arn: String,
+    /// Its name.
+    pub name: String,
+    /// The cluster it serves.
+    pub cluster: String,
+    /// The version tag of the cluster when the group was tagged.
+    pub version: String,
+}
+
+/// One target group and its weight in a forward action.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedTarget {
+    /// The target group's ARN.
+    pub target_group_arn: String,
+    /// Its weight, 0-999 (relative to the others).
+    pub weight: u32,
+}
+
+/// Target-group stickiness of a forward action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardStickiness {
+    /// Whether it is on.
+    pub enabled: bool,
+    /// Seconds, 1-604800.
+    pub duration_seconds: u32,
+}
+
+/// The forward action okra owns: target groups and their weights.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardAction {
+    /// The target groups, in any order.
+    #[serde(default)]
+    pub targets: Vec<WeightedTarget>,
+    /// Stickiness, kept as it is on every write unless the cell sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness: Option<ForwardStickiness>,
+}
+
+impl ForwardAction {
+    /// The sum of all weights.
+    pub fn total_weight(&self) -> u32 {
+        self.targets.iter().map(|t| t.weight).sum()
+    }
+
+    /// Target group ARN → weight, without zero weights: two actions that send the same share
+    /// to the same groups compare equal whatever the order and however zeros were written.
+    pub fn effective(&self) -> BTreeMap<&str, u32> {
+        self.targets
+            .iter()
+            .filter(|t| t.weight > 0)
+            .map(|t| (t.target_group_arn.as_str(), t.weight))
+            .collect()
+    }
+
+    /// Whether both actions send the same weights to the same target groups.
+    pub fn same_weights(&self, other: &ForwardAction) -> bool {
+        self.effective() == other.effective()
+    }
+
+    /// The target groups that receive traffic.
+    pub fn serving(&self) -> BTreeSet<&str> {
+        self.effective().into_keys().collect()
+    }
+
+    /// The share of traffic, in percent rounded to the nearest integer, that goes to `arns`.
+    pub fn percent_to(&self, arns: &BTreeSet<&str>) -> u32 {
+        let total = self.total_weight();
+        if total == 0 {
+            return 0;
+        }
+        let part: u32 = self
+            .targets
+            .iter()
+            .filter(|t| arns.contains(t.target_group_arn.as_str()))
+            .map(|t| t.weight)
+            .sum();
+        (part * 100 + total / 2) / total
+    }
+}
+
+/// What the listener's owned action does now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum CurrentAction {
+    /// A forward action (one or more weighted target groups).
+    Forward(ForwardAction),
+    /// Something else (fixed-response, redirect): no cluster serves yet.
+    Other {
+        /// The action's type, such as `fixed-response`.
+        action_type: String,
+    },
+}
+
+/// Everything the decision needs, read in one discovery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observed {
+    /// All EKS clusters of the account and region (the core applies the selector).
+    pub clusters: Vec<Cluster>,
+    /// The cell's target groups (tagged with the cell).
+    pub target_groups: Vec<TargetGroup>,
+    /// The listener's (or rule's) action now.
+    pub action: CurrentAction,
+    /// Versions that failed a rollout in this cell and are never retried automatically.
+    #[serde(default)]
+    pub blocklist: BTreeSet<String>,
+}

@@ -1,0 +1,592 @@
+//! The cell spec: what a user writes (YAML or JSON) to tell okra how to roll out one cell.
+//!
+//! A *cell* is a set of Kubernetes clusters behind one load-balancer listener (or listener rule).
+//! okra discovers the cell's EKS clusters by tag, gives each its own target group, and moves the
+//! listener's traffic from the clusters of the serving version to those of a newer version, step by
+//! step, while analyses decide whether to go on or roll back.
+//!
+//! Parsing never validates; [`crate::validate`] does, with errors that name the field path.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The default EKS tag that carries a cluster's version (a semver string such as `1.4.2` or `v1.4.2`).
+pub const DEFAULT_VERSION_TAG: &str = "okra.io/version";
+
+/// One cell: a listener, the clusters behind it, and how to roll from one version to the next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CellSpec {
+    /// The cell's name: 1-32 characters of `a-z`, `0-9` and `-`, starting with a letter. It names
+    /// the target groups, the execution and the table items of the cell.
+    pub name: String,
+    /// The load balancer listener (or listener rule) whose forward action okra owns.
+    pub ingress: Ingress,
+    /// Which EKS clusters belong to the cell.
+    pub cluster_selector: ClusterSelector,
+    /// The EKS tag that carries each cluster's semver version.
+    #[serde(default = "default_version_tag")]
+    pub version_tag: String,
+    /// How many clusters serve one version. A newer version is rolled out once this many of its
+    /// clusters are ACTIVE.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Pin the cell to this version. A pinned version lower than the one serving is swapped in at
+    /// once (a manual rollback); a newer version than the pin is never rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// How okra makes a target group for each cluster.
+    pub target_group: TargetGroupTemplate,
+    /// How many targets must be healthy before any traffic moves to a new version.
+    #[serde(default)]
+    pub readiness: Readiness,
+    /// Target-group stickiness of the forward action, kept on every write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness: Option<Stickiness>,
+    /// The steps from the serving version to the new one.
+    #[serde(default)]
+    pub canary: CanaryStrategy,
+    /// Named analyses that steps refer to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis_templates: Vec<AnalysisTemplate>,
+    /// The built-in judge that compares the new target groups against the old ones.
+    #[serde(default)]
+    pub judge: JudgeSpec,
+}
+
+fn default_version_tag() -> String {
+    DEFAULT_VERSION_TAG.to_string()
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+/// The listener okra owns. Exactly one of `alb` and `nlb`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ingress {
+    /// An Application Load Balancer listener; canary weights move in steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb: Option<AlbIngress>,
+    /// A Network Load Balancer listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlb: Option<NlbIngress>,
+}
+
+/// An ALB listener, or one of its rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlbIngress {
+    /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/ID/ID`.
+    pub listener_arn: String,
+    /// Own this rule's forward action instead of the listener's default action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_arn: Option<String>,
+}
+
+/// An NLB listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NlbIngress {
+    /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/net/NAME/ID/ID`.
+    pub listener_arn: String,
+    /// `true` (NLB weighted target groups, available since November 2025): canary steps as on an
+    /// ALB. `false`: blue/green, one version at a time, so every `setWeight` must be 0 or 100.
+    #[serde(default = "default_true")]
+    pub weighted: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Which kind of load balancer a cell uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadBalancerKind {
+    /// Application Load Balancer.
+    Alb,
+    /// Network Load Balancer.
+    Nlb,
+}
+
+impl Ingress {
+    /// The listener okra writes to, and the kind of load balancer.
+    pub fn listener(&self) -> Option<(LoadBalancerKind, &str)> {
+        match (&self.alb, &self.nlb) {
+            (Some(a), None) => Some((LoadBalancerKind::Alb, a.listener_arn.as_str())),
+            (None, Some(n)) => Some((LoadBalancerKind::Nlb, n.listener_arn.as_str())),
+            _ => None,
+        }
+    }
+
+    /// The listener rule okra writes to, if not the listener's default action.
+    pub fn rule_arn(&self) -> Option<&str> {
+        self.alb.as_ref().and_then(|a| a.rule_arn.as_deref())
+    }
+
+    /// `false` for an NLB that cannot split traffic between target groups.
+    pub fn weighted(&self) -> bool {
+        self.nlb.as_ref().is_none_or(|n| n.weighted)
+    }
+}
+
+/// EKS clusters whose tags hold every pair of `matchTags` belong to the cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSelector {
+    /// Tag key → required value.
+    pub match_tags: BTreeMap<String, String>,
+}
+
+impl ClusterSelector {
+    /// Whether a cluster with these tags belongs to the cell.
+    pub fn matches(&self, tags: &BTreeMap<String, String>) -> bool {
+        self.match_tags.iter().all(|(k, v)| tags.get(k) == Some(v))
+    }
+}
+
+/// How each cluster's target group is made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetGroupTemplate {
+    /// The port targets receive traffic on (the node port of the cluster's ingress).
+    pub port: u16,
+    /// `HTTP`, `HTTPS` (ALB) or `TCP`, `TLS`, `UDP`, `TCP_UDP` (NLB).
+    #[serde(default = "default_protocol")]
+    pub protocol: String,
+    /// `instance` (nodes, the default) or `ip` (pods).
+    #[serde(default)]
+    pub target_type: TargetType,
+    /// The target group's health check.
+    #[serde(default)]
+    pub health_check: HealthCheck,
+    /// Who registers targets.
+    #[serde(default)]
+    pub registration: Registration,
+}
+
+fn default_protocol() -> String {
+    "HTTP".to_string()
+}
+
+/// A target group's target type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetType {
+    /// EC2 instances (the cluster's nodes).
+    #[default]
+    Instance,
+    /// Pod IPs (aws-load-balancer-controller with `target-type: ip`).
+    Ip,
+}
+
+/// Who registers a cluster's targets in its target group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Registration {
+    /// okra attaches the target group to the Auto Scaling groups of the cluster's managed node
+    /// groups, so present and future nodes register.
+    #[default]
+    Nodegroups,
+    /// aws-load-balancer-controller registers targets through a TargetGroupBinding; okra only
+    /// creates the target group and reports its ARN.
+    External,
+}
+
+/// A target group health check. Unset fields take ELB's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// HTTP(S) path, such as `/healthz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `traffic-port` or a port number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// `HTTP`, `HTTPS` or `TCP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Seconds between checks, 5-300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+    /// Seconds before a check fails, 2-120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// Consecutive successes before a target is healthy, 2-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<u32>,
+    /// Consecutive failures before a target is unhealthy, 2-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<u32>,
+    /// HTTP codes that count as healthy, such as `200-399`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<String>,
+}
+
+/// The readiness gate: no traffic moves to a new version until it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Readiness {
+    /// Healthy targets as a share of all registered targets of each new target group, 0-100.
+    #[serde(default = "default_min_healthy")]
+    pub min_healthy_percent: u8,
+    /// Give up (and leave traffic where it is) after this long, such as `10m`.
+    #[serde(default = "default_readiness_timeout")]
+    pub timeout: String,
+}
+
+fn default_min_healthy() -> u8 {
+    100
+}
+
+fn default_readiness_timeout() -> String {
+    "10m".to_string()
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            min_healthy_percent: default_min_healthy(),
+            timeout: default_readiness_timeout(),
+        }
+    }
+}
+
+/// Target-group stickiness of the forward action. Users without shared sessions need it so that
+/// a user stays on one cluster while traffic shifts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Stickiness {
+    /// Turn stickiness on.
+    pub enabled: bool,
+    /// How long a user sticks to a target group, 1 s to 7 days, such as `1h`.
+    #[serde(default = "default_stickiness_duration")]
+    pub duration: String,
+}
+
+fn default_stickiness_duration() -> String {
+    "1h".to_string()
+}
+
+/// The canary strategy: steps, and an analysis that runs alongside them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryStrategy {
+    /// The steps, in order. After the last one the new version gets 100 %. No steps at all means
+    /// one switch to 100 % after the readiness gate.
+    #[serde(default)]
+    pub steps: Vec<CanaryStep>,
+    /// An analysis that samples alongside the steps, from `startingStep` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
+}
+
+/// One canary step: exactly one of its fields (Argo Rollouts' `CanaryStep` shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryStep {
+    /// Give the new version this share of traffic, 0-100 (absolute, as in Argo Rollouts: `30`
+    /// means 30 % to the new version, whatever the step before set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_weight: Option<u32>,
+    /// Wait for a duration, or (with no duration) until resumed through the API or CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+    /// Run an analysis to completion; failure rolls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisRef>,
+}
+
+/// `pause: {duration: 5m}` waits; `pause: {}` waits until resumed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pause {
+    /// `30s`, `5m`, `1h`, or absent for "until resumed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+/// The analysis templates a step runs, with arguments for their queries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisRef {
+    /// Templates by name, from the cell's `analysisTemplates`.
+    pub templates: Vec<TemplateRef>,
+    /// Values for the templates' `args`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Arg>,
+}
+
+/// A reference to an analysis template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateRef {
+    /// The template's `name`.
+    pub template_name: String,
+}
+
+/// A named argument value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Arg {
+    /// The argument's name, referred to as `{{args.NAME}}` in queries.
+    pub name: String,
+    /// Its value; absent in a template means the step must give one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// An analysis that runs alongside the steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackgroundAnalysis {
+    /// Templates by name.
+    pub templates: Vec<TemplateRef>,
+    /// Values for the templates' `args`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Arg>,
+    /// The index of the step from which it starts (0 = at once).
+    #[serde(default)]
+    pub starting_step: u32,
+}
+
+/// A named analysis: metrics sampled `count` times every `interval`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisTemplate {
+    /// The name steps refer to.
+    pub name: String,
+    /// Arguments the metrics' queries use; a value here is the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Arg>,
+    /// The metrics; each gets its own verdict.
+    pub metrics: Vec<Metric>,
+}
+
+/// One metric of an analysis (Argo Rollouts' shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metric {
+    /// The metric's name, unique in its template.
+    pub name: String,
+    /// Time between samples, such as `1m`.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// Wait this long before the first sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay: Option<String>,
+    /// How many samples (default 1).
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// A CEL expression over `result` that means success, such as `result < 0.01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_condition: Option<String>,
+    /// A CEL expression over `result` that means failure, such as `result >= 0.05`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_condition: Option<String>,
+    /// Failed samples tolerated before the metric fails (default 0).
+    #[serde(default)]
+    pub failure_limit: u32,
+    /// Inconclusive samples tolerated before the analysis stops as inconclusive (default 0).
+    #[serde(default)]
+    pub inconclusive_limit: u32,
+    /// Consecutive errors (the provider could not answer) tolerated (default 4).
+    #[serde(default = "default_consecutive_error_limit")]
+    pub consecutive_error_limit: u32,
+    /// Measure and report, but never fail the rollout.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Where the numbers come from.
+    pub provider: MetricProvider,
+}
+
+fn default_interval() -> String {
+    "1m".to_string()
+}
+
+fn default_count() -> u32 {
+    1
+}
+
+fn default_consecutive_error_limit() -> u32 {
+    4
+}
+
+/// Where a metric's numbers come from: exactly one field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricProvider {
+    /// Amazon CloudWatch GetMetricData.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudwatch: Option<CloudWatchProvider>,
+    /// Datadog's metrics query API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datadog: Option<DatadogProvider>,
+}
+
+/// CloudWatch GetMetricData queries; the one with `returnData: true` (or the last) is `result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloudWatchProvider {
+    /// How far back each sample looks (default: the metric's interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// The queries, in GetMetricData's shape.
+    pub metric_data_queries: Vec<CloudWatchQuery>,
+}
+
+/// One GetMetricData query: `metricStat` or `expression`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloudWatchQuery {
+    /// The query's id: starts with a lower-case letter, then letters, digits and `_`.
+    pub id: String,
+    /// A metric math expression over other queries' ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// One metric, statistic and period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_stat: Option<MetricStat>,
+    /// Whether this query is the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_data: Option<bool>,
+    /// A label for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// A CloudWatch metric, statistic and period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricStat {
+    /// Such as `AWS/ApplicationELB`.
+    pub namespace: String,
+    /// Such as `HTTPCode_Target_5XX_Count`.
+    pub metric_name: String,
+    /// Dimension name → value; values may use `{{args.NAME}}`.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// Seconds, a multiple of 60 (or 1, 5, 10, 30 for high resolution).
+    #[serde(default = "default_period")]
+    pub period: u32,
+    /// `Sum`, `Average`, `Maximum`, `Minimum`, `SampleCount` or `pNN`.
+    pub stat: String,
+    /// An optional unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+fn default_period() -> u32 {
+    60
+}
+
+/// A Datadog metrics query; its last point's value is `result`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatadogProvider {
+    /// A Datadog query, such as `sum:trace.http.request.errors{service:web}.as_count()`.
+    pub query: String,
+    /// How far back each sample looks (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+/// The built-in judge: canary target groups against stable ones behind the same ALB.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JudgeSpec {
+    /// Run the judge at each analysis step (on by default).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Below this many requests to the canary in a sample, the sample is Inconclusive.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Confidence of the Mann-Whitney U test, 0.5-0.999 (default 0.95).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// The largest tolerated increase of the canary's 5xx rate over the stable one, in
+    /// percentage points (default 1.0).
+    #[serde(default = "default_max_error_rate_increase")]
+    pub max_error_rate_increase: f64,
+    /// The largest tolerated ratio of canary to stable latency (default 1.2 = 20 % slower).
+    #[serde(default = "default_max_latency_ratio")]
+    pub max_latency_ratio: f64,
+    /// How far back the judge looks, such as `5m`.
+    #[serde(default = "default_judge_window")]
+    pub window: String,
+}
+
+fn default_min_requests() -> u64 {
+    50
+}
+
+fn default_confidence() -> f64 {
+    0.95
+}
+
+fn default_max_error_rate_increase() -> f64 {
+    1.0
+}
+
+fn default_max_latency_ratio() -> f64 {
+    1.2
+}
+
+fn default_judge_window() -> String {
+    "5m".to_string()
+}
+
+impl Default for JudgeSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_requests: default_min_requests(),
+            confidence: default_confidence(),
+            max_error_rate_increase: default_max_error_rate_increase(),
+            max_latency_ratio: default_max_latency_ratio(),
+            window: default_judge_window(),
+        }
+    }
+}
+
+/// Why a spec could not be read at all (before validation).
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not YAML, or not the spec's shape.
+    #[error("{0}")]
+    Yaml(String),
+    /// Not JSON, or not the spec's shape.
+    #[error("{0}")]
+    Json(String),
+}
+
+impl CellSpec {
+    /// Reads a spec from YAML (JSON is YAML too, but use [`CellSpec::from_json`] for JSON's
+    /// error positions).
+    pub fn from_yaml(text: &str) -> Result<Self, ParseError> {
+        serde_yaml_ng::from_str(text).map_err(|e| ParseError::Yaml(e.to_string()))
+    }
+
+    /// Reads a spec from JSON.
+    pub fn from_json(text: &str) -> Result<Self, ParseError> {
+        serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))
+    }
+
+    /// Reads a spec from YAML or JSON, by its first non-blank character.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        if text.trim_start().starts_with('{') {
+            Self::from_json(text)
+        } else {
+            Self::from_yaml(text)
+        }
+    }
+}
+
+/// The JSON Schema of [`CellSpec`], as checked in at `schema/cell.schema.json`.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(CellSpec)).expect("a schema is JSON")
+}
