@@ -13,6 +13,7 @@
 //! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
 //! - [`naming`]: deterministic target-group and execution names.
 
+pub mod analysis;
 pub mod decision;
 pub mod duration;
 pub mod model;
