@@ -155,9 +155,10 @@ impl ClusterSelector {
 pub struct TargetGroupTemplate {
     /// The port targets receive traffic on (the node port of the cluster's ingress).
     pub port: u16,
-    /// `HTTP`, `HTTPS` (ALB) or `TCP`, `TLS`, `UDP`, `TCP_UDP` (NLB).
-    #[serde(default = "default_protocol")]
-    pub protocol: String,
+    /// `HTTP`, `HTTPS` (ALB) or `TCP`, `TLS`, `UDP`, `TCP_UDP` (NLB). Default: `HTTP` on an ALB,
+    /// `TCP` on an NLB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// `instance` (nodes, the default) or `ip` (pods).
     #[serde(default)]
     pub target_type: TargetType,
@@ -169,8 +170,15 @@ pub struct TargetGroupTemplate {
     pub registration: Registration,
 }
 
-fn default_protocol() -> String {
-    "HTTP".to_string()
+impl TargetGroupTemplate {
+    /// The target group protocol: the one set, or the load balancer kind's default.
+    pub fn protocol_for(&self, kind: LoadBalancerKind) -> &str {
+        match (&self.protocol, kind) {
+            (Some(p), _) => p,
+            (None, LoadBalancerKind::Alb) => "HTTP",
+            (None, LoadBalancerKind::Nlb) => "TCP",
+        }
+    }
 }
 
 /// A target group's target type.
@@ -204,8 +212,13 @@ pub struct HealthCheck {
     /// HTTP(S) path, such as `/healthz`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// `traffic-port` or a port number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `traffic-port` or a port number (`8080` and `"8080"` both work).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "string_or_number"
+    )]
+    #[schemars(with = "Option<StringOrNumber>")]
     pub port: Option<String>,
     /// `HTTP`, `HTTPS` or `TCP`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +267,23 @@ impl Default for Readiness {
             timeout: default_readiness_timeout(),
         }
     }
+}
+
+/// A value written as a string or a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StringOrNumber {
+    /// Text, such as `traffic-port`.
+    String(String),
+    /// A number, such as `8080`.
+    Number(u64),
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<StringOrNumber>::deserialize(d)?.map(|v| match v {
+        StringOrNumber::String(s) => s,
+        StringOrNumber::Number(n) => n.to_string(),
+    }))
 }
 
 /// Target-group stickiness of the forward action. Users without shared sessions need it so that

@@ -508,23 +508,19 @@ impl Validator<'_> {
         if tg.port == 0 {
             self.push("targetGroup.port", "0 is not in 1..=65535");
         }
-        let p = tg.protocol.as_str();
+        let p = match kind {
+            Some(k) => tg.protocol_for(k),
+            None => tg.protocol.as_deref().unwrap_or("HTTP"),
+        };
         match kind {
             Some(LoadBalancerKind::Alb) if !matches!(p, "HTTP" | "HTTPS") => self.push(
                 "targetGroup.protocol",
                 format!("`{p}` is not an ALB target group protocol; use HTTP or HTTPS"),
             ),
             Some(LoadBalancerKind::Nlb) if !matches!(p, "TCP" | "TLS" | "UDP" | "TCP_UDP") => {
-                let hint = if p == "HTTP" {
-                    " (HTTP is the default, for an ALB: set protocol for an NLB)"
-                } else {
-                    ""
-                };
                 self.push(
                     "targetGroup.protocol",
-                    format!(
-                        "`{p}` is not an NLB target group protocol; use TCP, TLS, UDP or TCP_UDP{hint}"
-                    ),
+                    format!("`{p}` is not an NLB target group protocol; use TCP, TLS, UDP or TCP_UDP"),
                 );
             }
             None if !matches!(p, "HTTP" | "HTTPS" | "TCP" | "TLS" | "UDP" | "TCP_UDP") => self.push(

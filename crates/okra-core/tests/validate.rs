@@ -174,7 +174,30 @@ fn web_example_is_valid() {
 fn nlb_bluegreen_example_is_valid() {
     let spec = parse_and_validate(NLB_BLUEGREEN).unwrap();
     assert!(!spec.ingress.weighted());
-    assert_eq!(spec.target_group.protocol, "TCP");
+    assert_eq!(spec.target_group.protocol.as_deref(), Some("TCP"));
+}
+
+#[test]
+fn protocol_defaults_by_load_balancer_kind_and_health_port_takes_a_number() {
+    let mut s = nlb();
+    s.target_group.protocol = None;
+    assert_valid(&s);
+    assert_eq!(
+        s.target_group
+            .protocol_for(okra_core::spec::LoadBalancerKind::Nlb),
+        "TCP"
+    );
+    let mut s = web();
+    s.target_group.protocol = None;
+    assert_valid(&s);
+    assert_eq!(
+        s.target_group
+            .protocol_for(okra_core::spec::LoadBalancerKind::Alb),
+        "HTTP"
+    );
+    let yaml = WEB.replace("port: traffic-port", "port: 8080");
+    let s = parse_and_validate(&yaml).unwrap();
+    assert_eq!(s.target_group.health_check.port.as_deref(), Some("8080"));
 }
 
 #[test]
@@ -616,15 +639,15 @@ fn target_group_port_must_not_be_zero() {
 #[test]
 fn target_group_protocol_must_fit_the_load_balancer() {
     let mut s = web();
-    s.target_group.protocol = "HTTPS".into();
+    s.target_group.protocol = Some("HTTPS".into());
     assert_valid(&s);
-    s.target_group.protocol = "TCP".into();
+    s.target_group.protocol = Some("TCP".into());
     assert_error(
         &s,
         "targetGroup.protocol",
         "not an ALB target group protocol",
     );
-    s.target_group.protocol = "http".into();
+    s.target_group.protocol = Some("http".into());
     assert_error(
         &s,
         "targetGroup.protocol",
@@ -633,14 +656,14 @@ fn target_group_protocol_must_fit_the_load_balancer() {
 
     let mut s = nlb();
     for ok in ["TCP", "TLS", "UDP", "TCP_UDP"] {
-        s.target_group.protocol = ok.into();
+        s.target_group.protocol = Some(ok.into());
         assert_valid(&s);
     }
-    s.target_group.protocol = "HTTP".into();
+    s.target_group.protocol = Some("HTTP".into());
     assert_error(
         &s,
         "targetGroup.protocol",
-        "HTTP is the default, for an ALB",
+        "not an NLB target group protocol",
     );
 }
 
