@@ -81,6 +81,10 @@ pub enum PlanStep {
         /// Argument values.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         args: BTreeMap<String, String>,
+        /// Wait this long before the first sample (the longest `initialDelay` of its metrics).
+        initial_delay_seconds: u64,
+        /// Wait this long between samples (the shortest `interval` of its metrics, at least 1 s).
+        interval_seconds: u64,
     },
 }
 
@@ -95,6 +99,8 @@ pub struct BackgroundPlan {
     pub args: BTreeMap<String, String>,
     /// The step index from which it runs.
     pub starting_step: usize,
+    /// The shortest `interval` of its metrics, at least 1 s.
+    pub interval_seconds: u64,
 }
 
 /// The steps of a rollout, always ending with the new version at 100 %.
@@ -106,6 +112,30 @@ pub struct Plan {
     /// The background analysis, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<BackgroundPlan>,
+}
+
+/// The longest `initialDelay` and the shortest `interval` (at least 1 s) of the referenced
+/// templates' metrics. Durations that do not parse count as 0 and 60 s: validation refuses them
+/// before any plan is made.
+fn timing(spec: &CellSpec, refs: &[TemplateRef]) -> (u64, u64) {
+    let secs = |d: Option<&str>, default: u64| {
+        d.and_then(|d| parse_duration(d).ok())
+            .map_or(default, |d| d.as_secs())
+    };
+    let metrics = spec
+        .analysis_templates
+        .iter()
+        .filter(|t| refs.iter().any(|r| r.template_name == t.name))
+        .flat_map(|t| t.metrics.iter());
+    let (mut delay, mut interval) = (0, u64::MAX);
+    for m in metrics {
+        delay = delay.max(secs(m.initial_delay.as_deref(), 0));
+        interval = interval.min(secs(Some(&m.interval), 60));
+    }
+    if interval == u64::MAX {
+        interval = 60;
+    }
+    (delay, interval.max(1))
 }
 
 fn templates(refs: &[TemplateRef]) -> Vec<String> {
@@ -136,9 +166,12 @@ pub fn plan(spec: &CellSpec) -> Plan {
                 .map(|d| d.as_secs());
             steps.push(PlanStep::Pause { seconds });
         } else if let Some(a) = &s.analysis {
+            let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates);
             steps.push(PlanStep::Analysis {
                 templates: templates(&a.templates),
                 args: args(&a.args),
+                initial_delay_seconds,
+                interval_seconds,
             });
         }
     }
@@ -153,6 +186,7 @@ pub fn plan(spec: &CellSpec) -> Plan {
         templates: templates(&b.templates),
         args: args(&b.args),
         starting_step: b.starting_step as usize,
+        interval_seconds: timing(spec, &b.templates).1,
     });
     Plan { steps, background }
 }

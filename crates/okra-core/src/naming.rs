@@ -64,6 +64,48 @@ pub fn execution_name(cell: &str, version: &str, attempt: u32) -> String {
     name
 }
 
+/// The execution name of what a decision does in a cell, or `None` when it does nothing: the same
+/// for every trigger that reaches the same decision, so that Step Functions refuses a second
+/// execution of it (names are unique per state machine for 90 days).
+///
+/// - `startRollout` / `resumeRollout`: [`execution_name`] of the canary version (a resume has
+///   the name of the rollout it resumes: while that execution runs, no second one starts);
+/// - `initialize`: the target version prefixed `init-`;
+/// - `scaleOut`: the serving version, `-x` and its member count (another scale-out of the same
+///   version has more members, so another name);
+/// - `rollback`: `back-<to>-from-<from>`;
+/// - `nothingToDo`: `None`.
+///
+/// `attempt` is the version's retry counter (it grows when a person unblocks the version).
+///
+/// ```
+/// use okra_core::decision::{Decision, Side};
+/// let d = Decision::NothingToDo { reason: "idle".into() };
+/// assert_eq!(okra_core::naming::decision_execution_name("web", &d, 0), None);
+/// ```
+pub fn decision_execution_name(
+    cell: &str,
+    decision: &crate::decision::Decision,
+    attempt: u32,
+) -> Option<String> {
+    use crate::decision::Decision;
+    let label = |s: &crate::decision::Side| s.version.clone().unwrap_or_else(|| "unmanaged".into());
+    let what = match decision {
+        Decision::NothingToDo { .. } => return None,
+        Decision::StartRollout { canary, .. } | Decision::ResumeRollout { canary, .. } => {
+            label(canary)
+        }
+        Decision::Initialize { target } => format!("init-{}", label(target)),
+        Decision::ScaleOut { serving, .. } => {
+            format!("{}-x{}", label(serving), serving.members.len())
+        }
+        Decision::Rollback { from, to, .. } => {
+            format!("back-{}-from-{}", label(to), label(from))
+        }
+    };
+    Some(execution_name(cell, &what, attempt))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -107,6 +149,69 @@ mod tests {
         );
         let long = execution_name(&"c".repeat(32), &"9".repeat(100), 3);
         assert!(long.len() <= MAX_EXECUTION_NAME);
+    }
+
+    fn side(version: Option<&str>, n: usize) -> crate::decision::Side {
+        crate::decision::Side {
+            version: version.map(str::to_string),
+            members: (0..n)
+                .map(|i| crate::decision::Member {
+                    cluster: Some(format!("c{i}")),
+                    target_group_arn: None,
+                    vpc_id: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn decision_execution_names() {
+        use crate::decision::{Decision, Plan};
+        let plan = Plan {
+            steps: vec![],
+            background: None,
+        };
+        let start = Decision::StartRollout {
+            stable: side(Some("1.1.0"), 2),
+            canary: side(Some("1.2.0"), 2),
+            plan: plan.clone(),
+        };
+        let resume = Decision::ResumeRollout {
+            stable: side(Some("1.1.0"), 2),
+            canary: side(Some("1.2.0"), 2),
+            canary_weight: 10,
+            from_step: 1,
+            plan,
+        };
+        let n = |d: &Decision, a| decision_execution_name("web", d, a);
+        assert_eq!(n(&start, 0).as_deref(), Some("web--1-2-0--0"));
+        assert_eq!(n(&resume, 0), n(&start, 0));
+        assert_eq!(n(&start, 2).as_deref(), Some("web--1-2-0--2"));
+        let init = Decision::Initialize {
+            target: side(Some("1.0.0"), 1),
+        };
+        assert_eq!(n(&init, 0).as_deref(), Some("web--init-1-0-0--0"));
+        let scale = Decision::ScaleOut {
+            serving: side(Some("1.2.0"), 3),
+            added: vec!["c2".into()],
+        };
+        assert_eq!(n(&scale, 0).as_deref(), Some("web--1-2-0-x3--0"));
+        let back = Decision::Rollback {
+            from: side(Some("1.2.0"), 2),
+            to: side(None, 1),
+            reason: "pinned".into(),
+        };
+        assert_eq!(
+            n(&back, 1).as_deref(),
+            Some("web--back-unmanaged-from-1-2-0--1")
+        );
+        assert_eq!(n(&Decision::NothingToDo { reason: "x".into() }, 0), None);
+        // Every kind gives a different name for the same version.
+        let names: std::collections::BTreeSet<_> = [&start, &init, &scale, &back]
+            .iter()
+            .map(|d| n(d, 0))
+            .collect();
+        assert_eq!(names.len(), 4);
     }
 
     proptest! {

@@ -520,3 +520,48 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+#[test]
+fn analysis_steps_carry_their_timing() {
+    let s = CellSpec::from_yaml(include_str!("../../../examples/cells/web.yaml")).unwrap();
+    let p = plan(&s);
+    let analysis = p
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            PlanStep::Analysis {
+                templates,
+                initial_delay_seconds,
+                interval_seconds,
+                ..
+            } => Some((templates.clone(), *initial_delay_seconds, *interval_seconds)),
+            _ => None,
+        })
+        .expect("the web example has an analysis step");
+    assert_eq!(analysis.0, vec!["error-rate", "latency"]);
+    let metrics: Vec<_> = s
+        .analysis_templates
+        .iter()
+        .flat_map(|t| t.metrics.iter())
+        .collect();
+    let shortest = metrics
+        .iter()
+        .map(|m| {
+            okra_core::duration::parse_duration(&m.interval)
+                .unwrap()
+                .as_secs()
+        })
+        .min()
+        .unwrap();
+    assert_eq!(analysis.2, shortest);
+    let longest_delay = metrics
+        .iter()
+        .filter_map(|m| m.initial_delay.as_deref())
+        .map(|d| okra_core::duration::parse_duration(d).unwrap().as_secs())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(analysis.1, longest_delay);
+    let bg = p.background.expect("background analysis");
+    assert_eq!(bg.starting_step, 1);
+    assert!(bg.interval_seconds >= 1);
+}
