@@ -78,8 +78,8 @@ pub enum PlanStep {
     Analysis {
         /// Template names.
         templates: Vec<String>,
-        /// Argument values.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        /// Argument values (always present, so the state machine can pass them on).
+        #[serde(default)]
         args: BTreeMap<String, String>,
         /// Wait this long before the first sample (the longest `initialDelay` of its metrics).
         initial_delay_seconds: u64,
@@ -94,8 +94,8 @@ pub enum PlanStep {
 pub struct BackgroundPlan {
     /// Template names.
     pub templates: Vec<String>,
-    /// Argument values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Argument values (always present, so the state machine can pass them on).
+    #[serde(default)]
     pub args: BTreeMap<String, String>,
     /// The step index from which it runs.
     pub starting_step: usize,

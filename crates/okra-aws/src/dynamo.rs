@@ -1,0 +1,620 @@
+//! [`StatePort`] over aws-sdk-dynamodb: one table, keys as in [`crate::state::keys`].
+//!
+//! Item attributes (besides `pk` and `sk`), all plain DynamoDB types:
+//!
+//! | item | attributes |
+//! |---|---|
+//! | cell | `spec` (S, the spec as JSON), `revision` (N), `updatedAt` (S) |
+//! | lock | `execution` (S), `version` (S), `acquiredAt` (S) |
+//! | block | `version`, `reason`, `execution`, `at` (S) |
+//! | attempt | `attempt` (N) |
+//! | rollout | `execution`, `cell`, `from`?, `to`, `status` (S), `weight` (N), `history` (L of M: `at`, `event` S, `step`? `weight`? N, `detail`? S as JSON), `seen` (SS of [`HistoryEntry::key`]), `startedAt`, `updatedAt` (S) |
+//! | signal | `signal` (S), `at` (S) |
+//!
+//! Every write that could race is conditional; a lost condition is [`OkraError::Conflict`] where
+//! the caller must know, and a no-op where the port promises idempotence.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb as ddb;
+use ddb::types::{AttributeValue, ReturnValue};
+use okra_core::spec::CellSpec;
+
+use crate::error::{OkraError, Result};
+use crate::state::{
+    Block, HistoryEntry, Lock, Rollout, Signal, StatePort, StoredCell, keys, rfc3339,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB adapter.
+#[derive(Debug, Clone)]
+pub struct Dynamo {
+    client: ddb::Client,
+    table: String,
+}
+
+impl Dynamo {
+    /// Wraps a client and names the table (the functions read it from `TABLE_NAME`).
+    pub fn new(client: ddb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(out.item().cloned())
+    }
+
+    /// Every item of partition `pk` whose sort key starts with `prefix` (all pages).
+    async fn query_prefix(&self, pk: &str, prefix: Option<&str>) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take());
+            q = match prefix {
+                Some(p) => q
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", "sk")
+                    .expression_attribute_values(":prefix", s(p)),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            let page = q.send().await.map_err(OkraError::from_sdk)?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: &str, sk: &str) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn item(
+    pk: &str,
+    sk: &str,
+    attrs: impl IntoIterator<Item = (&'static str, AttributeValue)>,
+) -> Item {
+    let mut it = key(pk, sk);
+    it.extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
+    it
+}
+
+fn bad(item: &Item, what: &str) -> OkraError {
+    let pk = get_s(item, "pk").unwrap_or_default();
+    let sk = get_s(item, "sk").unwrap_or_default();
+    OkraError::Aws {
+        code: "MalformedItem".into(),
+        message: format!("table item {pk}/{sk}: {what}"),
+    }
+}
+
+fn get_s(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn req_s(item: &Item, name: &str) -> Result<String> {
+    get_s(item, name)
+        .ok_or_else(|| bad(item, &format!("attribute `{name}` missing or not a string")))
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| {
+            bad(
+                item,
+                &format!("attribute `{name}` is not a number in range: {v}"),
+            )
+        }),
+        Some(_) => Err(bad(item, &format!("attribute `{name}` is not a number"))),
+    }
+}
+
+fn is_conflict(e: &OkraError) -> bool {
+    matches!(e, OkraError::Conflict(_))
+}
+
+fn cell_of(item: &Item) -> Result<StoredCell> {
+    let name = req_s(item, "sk")?;
+    let spec: CellSpec = serde_json::from_str(&req_s(item, "spec")?).map_err(|e| {
+        OkraError::InvalidSpec(format!("cell {name}: the stored spec does not parse: {e}"))
+    })?;
+    Ok(StoredCell {
+        spec,
+        revision: get_n(item, "revision")?.unwrap_or(0),
+        updated_at: get_s(item, "updatedAt").unwrap_or_default(),
+    })
+}
+
+fn lock_of(item: &Item) -> Result<Lock> {
+    Ok(Lock {
+        execution: req_s(item, "execution")?,
+        version: get_s(item, "version").unwrap_or_default(),
+        acquired_at: get_s(item, "acquiredAt").unwrap_or_default(),
+    })
+}
+
+fn block_of(item: &Item) -> Result<Block> {
+    Ok(Block {
+        version: req_s(item, "version")?,
+        reason: get_s(item, "reason").unwrap_or_default(),
+        execution: get_s(item, "execution").unwrap_or_default(),
+        at: get_s(item, "at").unwrap_or_default(),
+    })
+}
+
+fn entry_av(e: &HistoryEntry) -> AttributeValue {
+    let mut m: Item = HashMap::from([
+        ("at".to_string(), s(&e.at)),
+        ("event".to_string(), s(&e.event)),
+    ]);
+    if let Some(step) = e.step {
+        m.insert("step".into(), n(step));
+    }
+    if let Some(w) = e.weight {
+        m.insert("weight".into(), n(w));
+    }
+    if !e.detail.is_null() {
+        m.insert("detail".into(), s(e.detail.to_string()));
+    }
+    AttributeValue::M(m)
+}
+
+fn entry_of(item: &Item, av: &AttributeValue) -> Result<HistoryEntry> {
+    let m = av
+        .as_m()
+        .map_err(|_| bad(item, "a history entry is not a map"))?;
+    Ok(HistoryEntry {
+        at: req_s(m, "at")?,
+        event: req_s(m, "event")?,
+        step: get_n(m, "step")?,
+        weight: get_n(m, "weight")?,
+        detail: match get_s(m, "detail") {
+            Some(d) => serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)),
+            None => serde_json::Value::Null,
+        },
+    })
+}
+
+fn rollout_of(item: &Item) -> Result<Rollout> {
+    let history = match item.get("history") {
+        Some(AttributeValue::L(l)) => l.iter().map(|e| entry_of(item, e)).collect::<Result<_>>()?,
+        _ => Vec::new(),
+    };
+    Ok(Rollout {
+        execution: req_s(item, "execution")?,
+        cell: req_s(item, "cell")?,
+        from: get_s(item, "from"),
+        to: get_s(item, "to").unwrap_or_default(),
+        status: get_s(item, "status").unwrap_or_default(),
+        weight: get_n(item, "weight")?.unwrap_or(0),
+        history,
+        started_at: get_s(item, "startedAt").unwrap_or_default(),
+        updated_at: get_s(item, "updatedAt").unwrap_or_default(),
+    })
+}
+
+fn signal_name(signal: Signal) -> String {
+    serde_json::to_value(signal)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn signal_of(item: &Item) -> Result<Signal> {
+    let name = req_s(item, "signal")?;
+    serde_json::from_value(serde_json::Value::String(name.clone()))
+        .map_err(|_| bad(item, &format!("unknown signal `{name}`")))
+}
+
+impl StatePort for Dynamo {
+    async fn list_cells(&self) -> Result<Vec<StoredCell>> {
+        let mut cells = Vec::new();
+        for it in self.query_prefix(keys::CELLS, None).await? {
+            match cell_of(&it) {
+                Ok(c) => cells.push(c),
+                // One bad item must not hide every other cell.
+                Err(e) => tracing::warn!(error = %e, "skipping a cell item"),
+            }
+        }
+        cells.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(cells)
+    }
+
+    async fn get_cell(&self, cell: &str) -> Result<Option<StoredCell>> {
+        self.get(keys::CELLS, cell)
+            .await?
+            .as_ref()
+            .map(cell_of)
+            .transpose()
+    }
+
+    async fn put_cell(&self, spec: &CellSpec, expected_revision: Option<u64>) -> Result<u64> {
+        let revision = expected_revision.map_or(1, |r| r + 1);
+        let json = serde_json::to_string(spec)
+            .map_err(|e| OkraError::InvalidSpec(format!("the spec does not serialize: {e}")))?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(
+                keys::CELLS,
+                &spec.name,
+                [
+                    ("spec", s(json)),
+                    ("revision", n(revision)),
+                    ("updatedAt", s(rfc3339(std::time::SystemTime::now()))),
+                ],
+            )));
+        // DynamoDB refuses names and values that the expressions do not use.
+        let req = match expected_revision {
+            None => req
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", "pk"),
+            Some(r) => req
+                .condition_expression("#revision = :expected")
+                .expression_attribute_names("#revision", "revision")
+                .expression_attribute_values(":expected", n(r)),
+        };
+        match req.send().await.map_err(OkraError::from_sdk) {
+            Ok(_) => Ok(revision),
+            Err(e) if is_conflict(&e) => Err(OkraError::Conflict(match expected_revision {
+                None => format!("cell {} exists already", spec.name),
+                Some(r) => format!(
+                    "cell {} changed since revision {r} (or is gone): read it again",
+                    spec.name
+                ),
+            })),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_cell(&self, cell: &str) -> Result<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::CELLS, cell)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn acquire_lock(&self, cell: &str, lock: &Lock) -> Result<std::result::Result<(), Lock>> {
+        let pk = keys::cell(cell);
+        // A holder seen by the condition may release before we read it: try again, a few times.
+        for _ in 0..3 {
+            let res = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item(
+                    &pk,
+                    keys::LOCK,
+                    [
+                        ("execution", s(&lock.execution)),
+                        ("version", s(&lock.version)),
+                        ("acquiredAt", s(&lock.acquired_at)),
+                    ],
+                )))
+                .condition_expression("attribute_not_exists(#pk) OR #execution = :me")
+                .expression_attribute_names("#pk", "pk")
+                .expression_attribute_names("#execution", "execution")
+                .expression_attribute_values(":me", s(&lock.execution))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk);
+            match res {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) if is_conflict(&e) => {
+                    if let Some(holder) = self.get_lock(cell).await? {
+                        return Ok(Err(holder));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(OkraError::Conflict(format!(
+            "the lock of cell {cell} keeps changing hands"
+        )))
+    }
+
+    async fn release_lock(&self, cell: &str, execution: &str) -> Result<()> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), keys::LOCK)))
+            .condition_expression("#execution = :me")
+            .expression_attribute_names("#execution", "execution")
+            .expression_attribute_values(":me", s(execution))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            // Released already, or held by another execution: not ours to release.
+            Err(e) if is_conflict(&e) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    async fn get_lock(&self, cell: &str) -> Result<Option<Lock>> {
+        self.get(&keys::cell(cell), keys::LOCK)
+            .await?
+            .as_ref()
+            .map(lock_of)
+            .transpose()
+    }
+
+    async fn blocklist(&self, cell: &str) -> Result<Vec<Block>> {
+        let mut blocks: Vec<Block> = self
+            .query_prefix(&keys::cell(cell), Some(&keys::block("")))
+            .await?
+            .iter()
+            .map(block_of)
+            .collect::<Result<_>>()?;
+        blocks.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(blocks)
+    }
+
+    async fn block(&self, cell: &str, block: &Block) -> Result<()> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(
+                &keys::cell(cell),
+                &keys::block(&block.version),
+                [
+                    ("version", s(&block.version)),
+                    ("reason", s(&block.reason)),
+                    ("execution", s(&block.execution)),
+                    ("at", s(&block.at)),
+                ],
+            )))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            // Blocked already: the first reason stays.
+            Err(e) if is_conflict(&e) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    async fn unblock(&self, cell: &str, version: &str) -> Result<u32> {
+        let pk = keys::cell(cell);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&pk, &keys::block(version))))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&pk, &keys::attempt(version))))
+            .update_expression("ADD #attempt :one")
+            .expression_attribute_names("#attempt", "attempt")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let attrs = out.attributes().cloned().unwrap_or_default();
+        Ok(get_n(&attrs, "attempt")?.unwrap_or(1))
+    }
+
+    async fn attempt(&self, cell: &str, version: &str) -> Result<u32> {
+        match self.get(&keys::cell(cell), &keys::attempt(version)).await? {
+            Some(it) => Ok(get_n(&it, "attempt")?.unwrap_or(0)),
+            None => Ok(0),
+        }
+    }
+
+    async fn start_rollout(&self, rollout: &Rollout) -> Result<()> {
+        let mut attrs = vec![
+            ("execution", s(&rollout.execution)),
+            ("cell", s(&rollout.cell)),
+            ("to", s(&rollout.to)),
+            ("status", s(&rollout.status)),
+            ("weight", n(rollout.weight)),
+            (
+                "history",
+                AttributeValue::L(rollout.history.iter().map(entry_av).collect()),
+            ),
+            ("startedAt", s(&rollout.started_at)),
+            ("updatedAt", s(&rollout.updated_at)),
+        ];
+        if let Some(from) = &rollout.from {
+            attrs.push(("from", s(from)));
+        }
+        let mut seen: Vec<String> = rollout.history.iter().map(HistoryEntry::key).collect();
+        seen.sort();
+        seen.dedup();
+        if !seen.is_empty() {
+            // A string set may not be empty.
+            attrs.push(("seen", AttributeValue::Ss(seen)));
+        }
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(
+                &keys::cell(&rollout.cell),
+                &keys::rollout(&rollout.execution),
+                attrs,
+            )))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            Err(e) if is_conflict(&e) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    async fn record(
+        &self,
+        cell: &str,
+        execution: &str,
+        entry: &HistoryEntry,
+        status: Option<&str>,
+    ) -> Result<()> {
+        let mut set = vec![
+            "#history = list_append(if_not_exists(#history, :empty), :entry)",
+            "#updatedAt = :at",
+        ];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), &keys::rollout(execution))))
+            .expression_attribute_names("#pk", "pk")
+            .expression_attribute_names("#history", "history")
+            .expression_attribute_names("#updatedAt", "updatedAt")
+            .expression_attribute_names("#seen", "seen")
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![entry_av(entry)]))
+            .expression_attribute_values(":at", s(&entry.at))
+            .expression_attribute_values(":key", s(entry.key()))
+            .expression_attribute_values(":keys", AttributeValue::Ss(vec![entry.key()]));
+        if let Some(st) = status {
+            set.push("#status = :status");
+            req = req
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(st));
+        }
+        if let Some(w) = entry.weight {
+            set.push("#weight = :weight");
+            req = req
+                .expression_attribute_names("#weight", "weight")
+                .expression_attribute_values(":weight", n(w));
+        }
+        let res = req
+            .update_expression(format!("SET {} ADD #seen :keys", set.join(", ")))
+            .condition_expression("attribute_exists(#pk) AND NOT contains(#seen, :key)")
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_conflict(&e) => {
+                // A replay (no-op), or no such rollout.
+                if self
+                    .get(&keys::cell(cell), &keys::rollout(execution))
+                    .await?
+                    .is_some()
+                {
+                    Ok(())
+                } else {
+                    Err(OkraError::NotFound(format!(
+                        "rollout {execution} of cell {cell}"
+                    )))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_rollout(&self, cell: &str, execution: &str) -> Result<Option<Rollout>> {
+        self.get(&keys::cell(cell), &keys::rollout(execution))
+            .await?
+            .as_ref()
+            .map(rollout_of)
+            .transpose()
+    }
+
+    async fn list_rollouts(&self, cell: &str, limit: usize) -> Result<Vec<Rollout>> {
+        let mut rollouts: Vec<Rollout> = self
+            .query_prefix(&keys::cell(cell), Some(&keys::rollout("")))
+            .await?
+            .iter()
+            .map(rollout_of)
+            .collect::<Result<_>>()?;
+        rollouts.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| b.execution.cmp(&a.execution))
+        });
+        rollouts.truncate(limit);
+        Ok(rollouts)
+    }
+
+    async fn put_signal(&self, cell: &str, execution: &str, signal: Signal) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(
+                &keys::cell(cell),
+                &keys::signal(execution),
+                [
+                    ("signal", s(signal_name(signal))),
+                    ("at", s(rfc3339(std::time::SystemTime::now()))),
+                ],
+            )))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), &keys::signal(execution))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        match out.attributes() {
+            Some(a) if !a.is_empty() => signal_of(a).map(Some),
+            _ => Ok(None),
+        }
+    }
+}

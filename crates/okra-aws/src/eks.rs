@@ -1,0 +1,116 @@
+//! [`ClusterPort`] over aws-sdk-eks.
+
+use aws_sdk_eks as eks;
+use okra_core::model::{Cluster, ClusterStatus};
+
+use crate::error::{OkraError, Result};
+use crate::ports::ClusterPort;
+
+/// ListClusters returns at most this many names per page.
+pub const LIST_CLUSTERS_PAGE: i32 = 100;
+
+/// The EKS adapter.
+#[derive(Debug, Clone)]
+pub struct Eks {
+    client: eks::Client,
+}
+
+impl Eks {
+    /// Wraps a client.
+    pub fn new(client: eks::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn is_not_found(e: &OkraError) -> bool {
+    matches!(e, OkraError::Aws { code, .. } if code == "ResourceNotFoundException")
+}
+
+impl ClusterPort for Eks {
+    async fn list_clusters(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_clusters()
+                .max_results(LIST_CLUSTERS_PAGE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            names.extend(page.clusters().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(names)
+    }
+
+    async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
+        let out = match self.client.describe_cluster().name(name).send().await {
+            Ok(o) => o,
+            Err(e) => {
+                let e = OkraError::from_sdk(e);
+                return if is_not_found(&e) { Ok(None) } else { Err(e) };
+            }
+        };
+        let Some(c) = out.cluster() else {
+            return Ok(None);
+        };
+        Ok(Some(Cluster {
+            name: c.name().unwrap_or(name).to_string(),
+            status: ClusterStatus::parse(c.status().map_or("", |s| s.as_str())),
+            tags: c
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            vpc_id: c
+                .resources_vpc_config()
+                .and_then(|v| v.vpc_id())
+                .map(str::to_string),
+        }))
+    }
+
+    async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
+        let mut groups = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_nodegroups()
+                .cluster_name(cluster)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            groups.extend(page.nodegroups().iter().cloned());
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        let mut asgs = Vec::new();
+        for ng in groups {
+            let out = self
+                .client
+                .describe_nodegroup()
+                .cluster_name(cluster)
+                .nodegroup_name(&ng)
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            if let Some(res) = out.nodegroup().and_then(|n| n.resources()) {
+                asgs.extend(
+                    res.auto_scaling_groups()
+                        .iter()
+                        .filter_map(|a| a.name().map(str::to_string)),
+                );
+            }
+        }
+        asgs.sort();
+        asgs.dedup();
+        Ok(asgs)
+    }
+}

@@ -1,0 +1,438 @@
+//! [`LoadBalancerPort`] over aws-sdk-elasticloadbalancingv2.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_elasticloadbalancingv2 as elb;
+use elb::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, Tag, TargetGroupStickinessConfig,
+    TargetGroupTuple, TargetHealthStateEnum, TargetTypeEnum,
+};
+use okra_core::model::{
+    CurrentAction, ForwardAction, ForwardStickiness, TAG_CELL, TAG_CLUSTER, TAG_VERSION,
+    TargetGroup, WeightedTarget,
+};
+use okra_core::spec::TargetType;
+
+use crate::error::{OkraError, Result};
+use crate::ports::{LoadBalancerPort, NewTargetGroup, Owned, TargetHealth};
+
+/// DescribeTags takes at most this many ARNs.
+pub const DESCRIBE_TAGS_BATCH: usize = 20;
+/// DescribeTargetGroups returns at most this many per page.
+pub const DESCRIBE_TARGET_GROUPS_PAGE: i32 = 400;
+
+/// The ELBv2 adapter.
+#[derive(Debug, Clone)]
+pub struct Elb {
+    client: elb::Client,
+}
+
+impl Elb {
+    /// Wraps a client.
+    pub fn new(client: elb::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// The forward action among `actions` (the one okra owns), with its index.
+fn forward_of(actions: &[Action]) -> Option<(usize, &Action)> {
+    actions
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.r#type() == Some(&ActionTypeEnum::Forward))
+}
+
+/// Reads a forward action in either of AWS's shapes: `ForwardConfig` with weights, or the
+/// older single `TargetGroupArn`.
+pub fn to_forward(action: &Action) -> ForwardAction {
+    let mut targets = Vec::new();
+    let mut stickiness = None;
+    if let Some(cfg) = action.forward_config() {
+        for t in cfg.target_groups() {
+            if let Some(arn) = t.target_group_arn() {
+                let weight = t.weight().map_or(1, |w| u32::try_from(w).unwrap_or(0));
+                targets.push(WeightedTarget {
+                    target_group_arn: arn.to_string(),
+                    weight,
+                });
+            }
+        }
+        if let Some(s) = cfg.target_group_stickiness_config() {
+            stickiness = Some(ForwardStickiness {
+                enabled: s.enabled().unwrap_or(false),
+                duration_seconds: s
+                    .duration_seconds()
+                    .map_or(0, |d| u32::try_from(d).unwrap_or(0)),
+            });
+        }
+    }
+    if targets.is_empty()
+        && let Some(arn) = action.target_group_arn()
+    {
+        targets.push(WeightedTarget {
+            target_group_arn: arn.to_string(),
+            weight: 1,
+        });
+    }
+    targets.sort();
+    ForwardAction {
+        targets,
+        stickiness,
+    }
+}
+
+fn current_of(actions: &[Action]) -> CurrentAction {
+    match forward_of(actions) {
+        Some((_, a)) => CurrentAction::Forward(to_forward(a)),
+        None => CurrentAction::Other {
+            action_type: actions
+                .iter()
+                .filter_map(|a| a.r#type().map(|t| t.as_str().to_string()))
+                .next_back()
+                .unwrap_or_else(|| "none".to_string()),
+        },
+    }
+}
+
+/// The SDK action for a forward action, keeping `order` from the action it replaces.
+pub fn from_forward(fa: &ForwardAction, order: Option<i32>) -> Action {
+    let tuples: Vec<TargetGroupTuple> = fa
+        .targets
+        .iter()
+        .map(|t| {
+            TargetGroupTuple::builder()
+                .target_group_arn(&t.target_group_arn)
+                .weight(i32::try_from(t.weight).unwrap_or(i32::MAX))
+                .build()
+        })
+        .collect();
+    let mut cfg = ForwardActionConfig::builder().set_target_groups(Some(tuples));
+    if let Some(s) = fa.stickiness {
+        // ELB reads disabled stickiness back as `{Enabled: false}` (read here as 0 seconds) but
+        // refuses `DurationSeconds: 0` on write ("must be between 1 and 604800"): send no
+        // duration rather than 0.
+        let duration =
+            (s.duration_seconds > 0).then(|| i32::try_from(s.duration_seconds).unwrap_or(i32::MAX));
+        cfg = cfg.target_group_stickiness_config(
+            TargetGroupStickinessConfig::builder()
+                .enabled(s.enabled)
+                .set_duration_seconds(duration)
+                .build(),
+        );
+    }
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(cfg.build())
+        .set_order(order)
+        .build()
+}
+
+/// `actions` with the forward action replaced (or, where there is none, the last action that
+/// ends the chain replaced: fixed-response or redirect becomes the forward).
+fn replace_forward(actions: &[Action], fa: &ForwardAction) -> Vec<Action> {
+    let mut out: Vec<Action> = actions.to_vec();
+    let idx = forward_of(actions).map(|(i, _)| i).or_else(|| {
+        actions.iter().position(|a| {
+            matches!(
+                a.r#type(),
+                Some(ActionTypeEnum::FixedResponse | ActionTypeEnum::Redirect)
+            )
+        })
+    });
+    match idx {
+        Some(i) => out[i] = from_forward(fa, actions[i].order()),
+        None => {
+            let order = actions
+                .iter()
+                .filter_map(Action::order)
+                .max()
+                .map(|o| o + 1);
+            out.push(from_forward(fa, order));
+        }
+    }
+    out
+}
+
+fn tags_to_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+impl Elb {
+    async fn listener_actions(&self, listener_arn: &str) -> Result<Vec<Action>> {
+        let out = self
+            .client
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let l = out
+            .listeners()
+            .first()
+            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))?;
+        Ok(l.default_actions().to_vec())
+    }
+
+    async fn rule_actions(&self, rule_arn: &str) -> Result<Vec<Action>> {
+        let out = self
+            .client
+            .describe_rules()
+            .rule_arns(rule_arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let r = out
+            .rules()
+            .first()
+            .ok_or_else(|| OkraError::RuleNotFound(rule_arn.to_string()))?;
+        Ok(r.actions().to_vec())
+    }
+
+    /// Every target group's name and ARN (every page).
+    async fn all_target_groups(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_target_groups()
+                .page_size(DESCRIBE_TARGET_GROUPS_PAGE)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            for tg in page.target_groups() {
+                if let (Some(n), Some(a)) = (tg.target_group_name(), tg.target_group_arn()) {
+                    out.push((n.to_string(), a.to_string()));
+                }
+            }
+            match page.next_marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl LoadBalancerPort for Elb {
+    type Raw = Vec<Action>;
+
+    async fn read_action(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+    ) -> Result<Owned<Vec<Action>>> {
+        let actions = match rule_arn {
+            Some(r) => self.rule_actions(r).await?,
+            None => self.listener_actions(listener_arn).await?,
+        };
+        Ok(Owned {
+            action: current_of(&actions),
+            raw: actions,
+        })
+    }
+
+    async fn write_forward(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+        read: &Vec<Action>,
+        fa: &ForwardAction,
+    ) -> Result<()> {
+        let new_actions = replace_forward(read, fa);
+        match rule_arn {
+            Some(r) => {
+                self.client
+                    .modify_rule()
+                    .rule_arn(r)
+                    .set_actions(Some(new_actions))
+                    .send()
+                    .await
+                    .map_err(OkraError::from_sdk)?;
+            }
+            None => {
+                self.client
+                    .modify_listener()
+                    .listener_arn(listener_arn)
+                    .set_default_actions(Some(new_actions))
+                    .send()
+                    .await
+                    .map_err(OkraError::from_sdk)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_target_groups(
+        &self,
+        cell: &str,
+        candidate_names: &[String],
+        candidate_arns: &[String],
+    ) -> Result<Vec<TargetGroup>> {
+        let names: BTreeSet<&str> = candidate_names.iter().map(String::as_str).collect();
+        let mut arns: BTreeSet<String> = candidate_arns.iter().cloned().collect();
+        if !names.is_empty() {
+            for (n, a) in self.all_target_groups().await? {
+                if names.contains(n.as_str()) {
+                    arns.insert(a);
+                }
+            }
+        }
+        let arns: Vec<String> = arns.into_iter().collect();
+        let mut found = Vec::new();
+        for batch in arns.chunks(DESCRIBE_TAGS_BATCH) {
+            let out = self
+                .client
+                .describe_tags()
+                .set_resource_arns(Some(batch.to_vec()))
+                .send()
+                .await;
+            let out = match out.map_err(OkraError::from_sdk) {
+                Ok(o) => o,
+                // A group deleted between list and tags: read the batch one by one.
+                Err(OkraError::TargetGroupNotFound(_)) => {
+                    let mut descs = Vec::new();
+                    for arn in batch {
+                        match self.client.describe_tags().resource_arns(arn).send().await {
+                            Ok(o) => descs.extend(o.tag_descriptions().to_vec()),
+                            Err(e) => {
+                                let e = OkraError::from_sdk(e);
+                                if e.error_type() != "TargetGroupNotFound" {
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    }
+                    elb::operation::describe_tags::DescribeTagsOutput::builder()
+                        .set_tag_descriptions(Some(descs))
+                        .build()
+                }
+                Err(e) => return Err(e),
+            };
+            for d in out.tag_descriptions() {
+                let tags = tags_to_map(d.tags());
+                let (Some(arn), Some(c)) = (d.resource_arn(), tags.get(TAG_CELL)) else {
+                    continue;
+                };
+                if c != cell {
+                    continue;
+                }
+                found.push(TargetGroup {
+                    arn: arn.to_string(),
+                    name: arn
+                        .rsplit_once(":targetgroup/")
+                        .and_then(|(_, rest)| rest.split('/').next())
+                        .unwrap_or_default()
+                        .to_string(),
+                    cluster: tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
+                    version: tags.get(TAG_VERSION).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.arn.cmp(&b.arn));
+        Ok(found)
+    }
+
+    async fn create_target_group(&self, tg: &NewTargetGroup) -> Result<String> {
+        let t = &tg.template;
+        let hc = &t.health_check;
+        let to_i32 = |v: Option<u32>| v.map(|x| i32::try_from(x).unwrap_or(i32::MAX));
+        let out = self
+            .client
+            .create_target_group()
+            .name(&tg.name)
+            .vpc_id(&tg.vpc_id)
+            .port(i32::from(t.port))
+            .protocol(ProtocolEnum::from(tg.protocol.as_str()))
+            .target_type(match t.target_type {
+                TargetType::Instance => TargetTypeEnum::Instance,
+                TargetType::Ip => TargetTypeEnum::Ip,
+            })
+            .set_health_check_path(hc.path.clone())
+            .set_health_check_port(hc.port.clone())
+            .set_health_check_protocol(hc.protocol.as_deref().map(ProtocolEnum::from))
+            .set_health_check_interval_seconds(to_i32(hc.interval_seconds))
+            .set_health_check_timeout_seconds(to_i32(hc.timeout_seconds))
+            .set_healthy_threshold_count(to_i32(hc.healthy_threshold))
+            .set_unhealthy_threshold_count(to_i32(hc.unhealthy_threshold))
+            .set_matcher(
+                hc.matcher
+                    .as_ref()
+                    .map(|m| elb::types::Matcher::builder().http_code(m).build()),
+            )
+            .set_tags(Some(sdk_tags(&tg.tags)))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        out.target_groups()
+            .first()
+            .and_then(|g| g.target_group_arn())
+            .map(str::to_string)
+            .ok_or_else(|| OkraError::Aws {
+                code: "EmptyResponse".into(),
+                message: format!("CreateTargetGroup {} returned no group", tg.name),
+            })
+    }
+
+    async fn target_group_by_name(&self, name: &str) -> Result<Option<String>> {
+        match self
+            .client
+            .describe_target_groups()
+            .names(name)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)
+        {
+            Ok(out) => Ok(out
+                .target_groups()
+                .first()
+                .and_then(|g| g.target_group_arn())
+                .map(str::to_string)),
+            Err(OkraError::TargetGroupNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn tag_target_group(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
+        self.client
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn target_health(&self, arn: &str) -> Result<TargetHealth> {
+        let out = self
+            .client
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let mut h = TargetHealth::default();
+        for d in out.target_health_descriptions() {
+            let state = d.target_health().and_then(|t| t.state());
+            match state {
+                Some(TargetHealthStateEnum::Draining) => {}
+                Some(TargetHealthStateEnum::Healthy) => {
+                    h.healthy += 1;
+                    h.total += 1;
+                }
+                _ => h.total += 1,
+            }
+        }
+        Ok(h)
+    }
+}

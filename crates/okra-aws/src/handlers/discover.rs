@@ -1,0 +1,152 @@
+//! `discover-clusters`: read the cell's clusters, target groups and listener, and decide.
+
+use std::collections::BTreeSet;
+
+use futures::{StreamExt, TryStreamExt};
+use okra_core::decision::{Outcome, decide};
+use okra_core::model::{CurrentAction, ForwardStickiness, Observed};
+use okra_core::naming::target_group_name;
+use okra_core::spec::CellSpec;
+use okra_core::validate::validate;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OkraError, Result};
+use crate::ports::{ClusterPort, LoadBalancerPort};
+
+/// How many DescribeCluster calls run at once.
+pub const DESCRIBE_CONCURRENCY: usize = 8;
+
+/// The function's input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscoverInput {
+    /// The cell spec (validated again here: nothing is read for a bad spec).
+    pub cell: CellSpec,
+    /// Versions that failed a rollout of this cell.
+    #[serde(default)]
+    pub blocklist: BTreeSet<String>,
+}
+
+/// The function's output: the decision and what discovery saw on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoverOutput {
+    /// The cell's name.
+    pub cell: String,
+    /// The decision, pending and ignored clusters, versions.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The owned action as read: what the first shift expects to find.
+    pub action: CurrentAction,
+    /// How many clusters the account has (all, before the selector).
+    pub clusters_seen: usize,
+    /// The listener okra writes to.
+    pub listener_arn: String,
+    /// The rule okra writes to (null: the listener's default action).
+    pub rule_arn: Option<String>,
+    /// How the state machine waits for the readiness gate.
+    pub readiness: ReadinessPlan,
+    /// The cell's stickiness for every write (null: keep the listener's).
+    pub stickiness: Option<ForwardStickiness>,
+}
+
+/// The readiness loop: poll every `poll_seconds`, at most `max_polls` times (the gate's timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessPlan {
+    /// Seconds between polls.
+    pub poll_seconds: u64,
+    /// Polls before giving up.
+    pub max_polls: u64,
+}
+
+/// Seconds between readiness polls.
+pub const READINESS_POLL_SECONDS: u64 = 10;
+
+impl ReadinessPlan {
+    /// The loop for a timeout.
+    pub fn for_timeout(timeout: std::time::Duration) -> Self {
+        let poll_seconds = READINESS_POLL_SECONDS;
+        Self {
+            poll_seconds,
+            max_polls: timeout.as_secs().div_ceil(poll_seconds).max(1),
+        }
+    }
+}
+
+/// Runs discovery for one cell.
+pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
+    eks: &C,
+    elb: &L,
+    input: DiscoverInput,
+) -> Result<DiscoverOutput> {
+    let cell = input.cell;
+    validate(&cell).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
+    let (_, listener) = cell
+        .ingress
+        .listener()
+        .ok_or_else(|| OkraError::InvalidSpec("ingress: exactly one of alb, nlb".into()))?;
+    let rule = cell.ingress.rule_arn();
+
+    let owned = elb.read_action(listener, rule).await?;
+    let names = eks.list_clusters().await?;
+    let clusters_seen = names.len();
+    let mut clusters: Vec<_> = futures::stream::iter(names.iter())
+        .map(|n| eks.describe_cluster(n))
+        .buffer_unordered(DESCRIBE_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .filter(|c| cell.cluster_selector.matches(&c.tags))
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let expected_names: Vec<String> = clusters
+        .iter()
+        .map(|c| target_group_name(&cell.name, &c.name))
+        .collect();
+    let serving_arns: Vec<String> = match &owned.action {
+        CurrentAction::Forward(fa) => fa
+            .targets
+            .iter()
+            .map(|t| t.target_group_arn.clone())
+            .collect(),
+        CurrentAction::Other { .. } => Vec::new(),
+    };
+    let target_groups = elb
+        .find_target_groups(&cell.name, &expected_names, &serving_arns)
+        .await?;
+
+    let observed = Observed {
+        clusters,
+        target_groups,
+        action: owned.action.clone(),
+        blocklist: input.blocklist,
+    };
+    let outcome = decide(&cell, &observed);
+    tracing::info!(cell = %cell.name, decision = outcome.decision.kind(), "decided");
+    let timeout = okra_core::duration::parse_duration(&cell.readiness.timeout)
+        .map_err(|e| OkraError::InvalidSpec(format!("readiness.timeout: {e}")))?;
+    let stickiness = match &cell.stickiness {
+        Some(st) => {
+            let d = okra_core::duration::parse_duration(&st.duration)
+                .map_err(|e| OkraError::InvalidSpec(format!("stickiness.duration: {e}")))?;
+            Some(ForwardStickiness {
+                enabled: st.enabled,
+                duration_seconds: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+            })
+        }
+        None => None,
+    };
+    Ok(DiscoverOutput {
+        stickiness,
+        cell: cell.name.clone(),
+        outcome,
+        action: owned.action,
+        clusters_seen,
+        listener_arn: listener.to_string(),
+        rule_arn: rule.map(str::to_string),
+        readiness: ReadinessPlan::for_timeout(timeout),
+    })
+}

@@ -1,0 +1,617 @@
+//! `dispatcher`: decide, per cell, whether a rollout execution must start, and start it.
+//!
+//! Input: an EventBridge event (a CloudTrail "AWS API Call via CloudTrail" of EKS, or a
+//! "Scheduled Event"), or `{"cells": ["web"], "trigger": "api", "labels": {..}}` (`cells`
+//! absent: all cells). Each chosen cell is discovered here first, so that a schedule costs no
+//! state transitions while nothing changes; an execution starts only for a decision that does
+//! something, under a name that is the same for every trigger of that decision
+//! ([`decision_execution_name`]): duplicates are refused by Step Functions itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use futures::StreamExt;
+use okra_core::decision::Decision;
+use okra_core::model::Cluster;
+use okra_core::naming::decision_execution_name;
+use okra_core::validate::validate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::error::{OkraError, Result};
+use crate::handlers::discover::{self, DiscoverInput};
+use crate::ports::{ClusterPort, LoadBalancerPort};
+use crate::state::{ExecutionInput, ExecutionsPort, Started, StatePort, StoredCell};
+
+/// How many cells are reconciled at once.
+pub const CELL_CONCURRENCY: usize = 4;
+
+/// The EKS API calls whose CloudTrail events the dispatcher takes.
+pub const EKS_EVENTS: [&str; 4] = [
+    "CreateCluster",
+    "TagResource",
+    "UntagResource",
+    "DeleteCluster",
+];
+
+/// Which cells an event concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// Every cell (a schedule, a deleted cluster, an API call without names).
+    All,
+    /// The named cells.
+    Named(Vec<String>),
+    /// Cells whose selector matches a new cluster's tags.
+    Tags(BTreeMap<String, String>),
+    /// Cells whose selector matches the cluster's tags now, or names one of `keys` (tags that
+    /// changed: the cluster may have left a cell).
+    Retagged {
+        /// The cluster.
+        cluster: String,
+        /// The tag keys set or removed.
+        keys: BTreeSet<String>,
+    },
+    /// None (a failed API call, a tag change of something else than a cluster).
+    Nothing(String),
+}
+
+/// What the dispatcher was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `schedule`, `eks-event`, `api`.
+    pub trigger: String,
+    /// Which cells.
+    pub filter: Filter,
+    /// Labels for the executions (the event's cluster and API call, the API caller).
+    pub labels: BTreeMap<String, String>,
+}
+
+fn invalid(field: &str, what: impl std::fmt::Display) -> OkraError {
+    OkraError::InvalidInput(format!("{field}: {what}"))
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str], field: &str) -> Result<&'a str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p).ok_or_else(|| invalid(field, "missing"))?;
+    }
+    cur.as_str().ok_or_else(|| invalid(field, "not a string"))
+}
+
+fn tags_at(v: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>> {
+    match v {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                v.as_str()
+                    .map(|s| (k.clone(), s.to_string()))
+                    .ok_or_else(|| invalid(&format!("{field}.{k}"), "not a string"))
+            })
+            .collect(),
+        Some(_) => Err(invalid(field, "not an object of strings")),
+    }
+}
+
+/// The cluster name of an EKS cluster ARN (`arn:aws:eks:REGION:ACCOUNT:cluster/NAME`); `None`
+/// for other EKS resources (node groups, add-ons, ...).
+pub fn cluster_of_arn(arn: &str) -> Option<&str> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let name = resource.strip_prefix("cluster/")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+fn parse_cloudtrail(detail: &Value) -> Result<(Filter, BTreeMap<String, String>)> {
+    let source = str_at(detail, &["eventSource"], "detail.eventSource")?;
+    if source != "eks.amazonaws.com" {
+        return Err(invalid(
+            "detail.eventSource",
+            format!("expected eks.amazonaws.com, got {source}"),
+        ));
+    }
+    let name = str_at(detail, &["eventName"], "detail.eventName")?;
+    let mut labels = BTreeMap::from([("eventName".to_string(), name.to_string())]);
+    if let Some(code) = detail.get("errorCode").and_then(Value::as_str) {
+        return Ok((
+            Filter::Nothing(format!("{name} failed ({code}): nothing changed")),
+            labels,
+        ));
+    }
+    let params = detail
+        .get("requestParameters")
+        .filter(|p| p.is_object())
+        .ok_or_else(|| invalid("detail.requestParameters", "missing or not an object"))?;
+    let filter = match name {
+        "CreateCluster" | "DeleteCluster" => {
+            let cluster = str_at(params, &["name"], "detail.requestParameters.name")?;
+            labels.insert("cluster".into(), cluster.to_string());
+            if name == "DeleteCluster" {
+                Filter::All
+            } else {
+                Filter::Tags(tags_at(
+                    params.get("tags"),
+                    "detail.requestParameters.tags",
+                )?)
+            }
+        }
+        "TagResource" | "UntagResource" => {
+            let arn = str_at(
+                params,
+                &["resourceArn"],
+                "detail.requestParameters.resourceArn",
+            )?;
+            let keys: BTreeSet<String> = if name == "TagResource" {
+                tags_at(params.get("tags"), "detail.requestParameters.tags")?
+                    .into_keys()
+                    .collect()
+            } else {
+                match params.get("tagKeys") {
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .map(|k| {
+                            k.as_str().map(str::to_string).ok_or_else(|| {
+                                invalid("detail.requestParameters.tagKeys", "not a list of strings")
+                            })
+                        })
+                        .collect::<Result<_>>()?,
+                    _ => {
+                        return Err(invalid(
+                            "detail.requestParameters.tagKeys",
+                            "missing or not a list",
+                        ));
+                    }
+                }
+            };
+            match cluster_of_arn(arn) {
+                Some(c) => {
+                    labels.insert("cluster".into(), c.to_string());
+                    Filter::Retagged {
+                        cluster: c.to_string(),
+                        keys,
+                    }
+                }
+                None => Filter::Nothing(format!("{name} of {arn}, not a cluster")),
+            }
+        }
+        other => {
+            return Err(invalid(
+                "detail.eventName",
+                format!("{other} is not one of {}", EKS_EVENTS.join(", ")),
+            ));
+        }
+    };
+    Ok((filter, labels))
+}
+
+/// Reads the input: an EventBridge event or an API request.
+pub fn parse_request(v: &Value) -> Result<Request> {
+    let Some(obj) = v.as_object() else {
+        return Err(OkraError::InvalidInput(
+            "the input is not a JSON object".into(),
+        ));
+    };
+    if obj.contains_key("detail-type") || obj.contains_key("source") {
+        let ev: EventBridgeEvent<Value> = serde_json::from_value(v.clone())
+            .map_err(|e| OkraError::InvalidInput(format!("event: {e}")))?;
+        return match ev.detail_type.as_str() {
+            "Scheduled Event" => Ok(Request {
+                trigger: "schedule".into(),
+                filter: Filter::All,
+                labels: ev
+                    .resources
+                    .unwrap_or_default()
+                    .first()
+                    .map(|r| BTreeMap::from([("rule".to_string(), r.clone())]))
+                    .unwrap_or_default(),
+            }),
+            "AWS API Call via CloudTrail" => {
+                let (filter, labels) = parse_cloudtrail(&ev.detail)?;
+                Ok(Request {
+                    trigger: "eks-event".into(),
+                    filter,
+                    labels,
+                })
+            }
+            other => Err(invalid(
+                "detail-type",
+                format!(
+                    "{other:?} is neither \"Scheduled Event\" nor \"AWS API Call via CloudTrail\""
+                ),
+            )),
+        };
+    }
+    let mut cells = None;
+    let mut trigger = "api".to_string();
+    let mut labels = BTreeMap::new();
+    for (k, val) in obj {
+        match k.as_str() {
+            "cells" => {
+                let list = val
+                    .as_array()
+                    .ok_or_else(|| invalid("cells", "not a list of cell names"))?;
+                cells = Some(
+                    list.iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            c.as_str()
+                                .filter(|c| !c.is_empty())
+                                .map(str::to_string)
+                                .ok_or_else(|| invalid(&format!("cells[{i}]"), "not a cell name"))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+            "trigger" => {
+                trigger = val
+                    .as_str()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| invalid("trigger", "not a non-empty string"))?
+                    .to_string();
+            }
+            "labels" => labels = tags_at(Some(val), "labels")?,
+            other => {
+                return Err(invalid(
+                    other,
+                    "unknown field: expected an EventBridge event (detail-type, source, detail) or \
+                     {\"cells\": [..], \"trigger\": \"api\", \"labels\": {..}}",
+                ));
+            }
+        }
+    }
+    Ok(Request {
+        trigger,
+        filter: match cells {
+            Some(c) => Filter::Named(c),
+            None => Filter::All,
+        },
+        labels,
+    })
+}
+
+/// What happened to one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DispatchOutcome {
+    /// An execution started (or was running under the same name with the same input).
+    Started,
+    /// An execution of the same decision is running already.
+    AlreadyRunning,
+    /// Discovery found nothing to do: no execution.
+    NothingToDo,
+    /// Not reconciled now (a running execution holds the cell; the decision ran already).
+    Skipped,
+    /// The cell could not be reconciled (see `reason`, `errorType`).
+    Error,
+}
+
+/// One cell's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellResult {
+    /// The cell.
+    pub cell: String,
+    /// What happened.
+    pub outcome: DispatchOutcome,
+    /// The execution's name (started, running, or holding the lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// The decision's kind, when discovery ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+    /// Why, in words.
+    pub reason: String,
+    /// The error's stable name (outcome `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+}
+
+/// The function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchOutput {
+    /// `schedule`, `eks-event`, `api`.
+    pub trigger: String,
+    /// Per cell, sorted by cell.
+    pub results: Vec<CellResult>,
+    /// Why no cell was looked at, when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A [`ClusterPort`] that lists and describes each cluster once per invocation, for all cells.
+struct SharedClusters<'a, C> {
+    inner: &'a C,
+    names: OnceCell<Vec<String>>,
+    clusters: Mutex<BTreeMap<String, Arc<OnceCell<Option<Cluster>>>>>,
+}
+
+impl<C: ClusterPort> ClusterPort for SharedClusters<'_, C> {
+    async fn list_clusters(&self) -> Result<Vec<String>> {
+        self.names
+            .get_or_try_init(|| self.inner.list_clusters())
+            .await
+            .cloned()
+    }
+
+    async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
+        let cell = {
+            let mut m = self.clusters.lock().unwrap_or_else(PoisonError::into_inner);
+            m.entry(name.to_string()).or_default().clone()
+        };
+        cell.get_or_try_init(|| self.inner.describe_cluster(name))
+            .await
+            .cloned()
+    }
+
+    async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
+        self.inner.node_group_asgs(cluster).await
+    }
+}
+
+fn result(cell: &str, outcome: DispatchOutcome, reason: impl Into<String>) -> CellResult {
+    CellResult {
+        cell: cell.to_string(),
+        outcome,
+        execution: None,
+        decision: None,
+        reason: reason.into(),
+        error_type: None,
+    }
+}
+
+fn error_result(cell: &str, e: &OkraError) -> CellResult {
+    CellResult {
+        error_type: Some(e.error_type().to_string()),
+        ..result(cell, DispatchOutcome::Error, e.to_string())
+    }
+}
+
+/// The version whose attempt counter names the execution.
+fn attempt_version(d: &Decision) -> Option<&str> {
+    match d {
+        Decision::NothingToDo { .. } => None,
+        Decision::Initialize { target } => target.version.as_deref(),
+        Decision::StartRollout { canary, .. } | Decision::ResumeRollout { canary, .. } => {
+            canary.version.as_deref()
+        }
+        Decision::Rollback { from, .. } => from.version.as_deref(),
+        Decision::ScaleOut { serving, .. } => serving.version.as_deref(),
+    }
+}
+
+struct Ctx<'a, S, X, C, L> {
+    state: &'a S,
+    executions: &'a X,
+    eks: &'a SharedClusters<'a, C>,
+    elb: &'a L,
+    request: &'a Request,
+}
+
+async fn reconcile<S, X, C, L>(ctx: &Ctx<'_, S, X, C, L>, stored: StoredCell) -> CellResult
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+{
+    let name = stored.spec.name.clone();
+    match try_reconcile(ctx, stored).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(cell = %name, error = %e, "cell not reconciled");
+            error_result(&name, &e)
+        }
+    }
+}
+
+async fn try_reconcile<S, X, C, L>(
+    ctx: &Ctx<'_, S, X, C, L>,
+    stored: StoredCell,
+) -> Result<CellResult>
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+{
+    let spec = stored.spec;
+    let cell = spec.name.clone();
+    validate(&spec).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
+
+    if let Some(lock) = ctx.state.get_lock(&cell).await? {
+        let info = ctx.executions.describe(&lock.execution).await?;
+        if info.as_ref().is_some_and(|i| i.status == "RUNNING") {
+            return Ok(CellResult {
+                execution: Some(lock.execution.clone()),
+                ..result(
+                    &cell,
+                    DispatchOutcome::Skipped,
+                    format!(
+                        "running: execution {} holds the cell's lock",
+                        lock.execution
+                    ),
+                )
+            });
+        }
+    }
+
+    let blocklist: BTreeSet<String> = ctx
+        .state
+        .blocklist(&cell)
+        .await?
+        .into_iter()
+        .map(|b| b.version)
+        .collect();
+    let out = discover::handle(
+        ctx.eks,
+        ctx.elb,
+        DiscoverInput {
+            cell: spec.clone(),
+            blocklist,
+        },
+    )
+    .await?;
+    let decision = out.outcome.decision;
+    let kind = decision.kind().to_string();
+    if let Decision::NothingToDo { reason } = &decision {
+        return Ok(CellResult {
+            decision: Some(kind),
+            ..result(&cell, DispatchOutcome::NothingToDo, reason.clone())
+        });
+    }
+    let attempt = match attempt_version(&decision) {
+        Some(v) => ctx.state.attempt(&cell, v).await?,
+        None => 0,
+    };
+    let Some(execution) = decision_execution_name(&cell, &decision, attempt) else {
+        return Ok(result(
+            &cell,
+            DispatchOutcome::NothingToDo,
+            "the decision does nothing",
+        ));
+    };
+    let input = ExecutionInput {
+        cell: spec,
+        trigger: ctx.request.trigger.clone(),
+        labels: ctx.request.labels.clone(),
+    };
+    let input = serde_json::to_value(&input).map_err(|e| {
+        OkraError::InvalidSpec(format!("the execution input does not serialize: {e}"))
+    })?;
+    let with = |outcome, reason: String| CellResult {
+        execution: Some(execution.clone()),
+        decision: Some(kind.clone()),
+        ..result(&cell, outcome, reason)
+    };
+    Ok(match ctx.executions.start(&execution, &input).await? {
+        Started::Started { arn } => {
+            tracing::info!(cell, execution, arn, "started");
+            with(DispatchOutcome::Started, format!("{kind}: started {arn}"))
+        }
+        Started::AlreadyExists { .. } => match ctx.executions.describe(&execution).await? {
+            Some(i) if i.status != "RUNNING" => with(
+                DispatchOutcome::Skipped,
+                format!(
+                    "{kind}: execution {execution} ran already ({}); Step Functions keeps names \
+                     for 90 days — retry the version to run it again (attempt {})",
+                    i.status,
+                    attempt + 1
+                ),
+            ),
+            _ => with(
+                DispatchOutcome::AlreadyRunning,
+                format!("{kind}: execution {execution} is running"),
+            ),
+        },
+    })
+}
+
+/// Runs the dispatcher over an event.
+pub async fn handle<S, X, C, L>(
+    state: &S,
+    executions: &X,
+    eks: &C,
+    elb: &L,
+    event: Value,
+) -> Result<DispatchOutput>
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+{
+    let request = parse_request(&event)?;
+    let mut results = Vec::new();
+    let cells: Vec<StoredCell> = match &request.filter {
+        Filter::Nothing(why) => {
+            tracing::info!(why, "no cell concerned");
+            return Ok(DispatchOutput {
+                trigger: request.trigger,
+                results,
+                note: Some(why.clone()),
+            });
+        }
+        Filter::Named(names) => {
+            let mut cells = Vec::new();
+            let names: BTreeSet<&String> = names.iter().collect();
+            for n in names {
+                match state.get_cell(n).await {
+                    Ok(Some(c)) => cells.push(c),
+                    Ok(None) => {
+                        results.push(error_result(n, &OkraError::NotFound(format!("cell {n}"))))
+                    }
+                    Err(e) => results.push(error_result(n, &e)),
+                }
+            }
+            cells
+        }
+        Filter::All => state.list_cells().await?,
+        Filter::Tags(tags) => state
+            .list_cells()
+            .await?
+            .into_iter()
+            .filter(|c| c.spec.cluster_selector.matches(tags))
+            .collect(),
+        Filter::Retagged { cluster, keys } => {
+            let tags = eks
+                .describe_cluster(cluster)
+                .await?
+                .map(|c| c.tags)
+                .unwrap_or_default();
+            state
+                .list_cells()
+                .await?
+                .into_iter()
+                .filter(|c| {
+                    let sel = &c.spec.cluster_selector;
+                    sel.matches(&tags) || sel.match_tags.keys().any(|k| keys.contains(k))
+                })
+                .collect()
+        }
+    };
+    let note = (cells.is_empty() && results.is_empty()).then(|| "no cell concerned".to_string());
+    let shared = SharedClusters {
+        inner: eks,
+        names: OnceCell::new(),
+        clusters: Mutex::default(),
+    };
+    let ctx = Ctx {
+        state,
+        executions,
+        eks: &shared,
+        elb,
+        request: &request,
+    };
+    let done: Vec<CellResult> = futures::stream::iter(cells)
+        .map(|c| reconcile(&ctx, c))
+        .buffer_unordered(CELL_CONCURRENCY)
+        .collect()
+        .await;
+    results.extend(done);
+    results.sort_by(|a, b| a.cell.cmp(&b.cell));
+    Ok(DispatchOutput {
+        trigger: request.trigger,
+        results,
+        note,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_arns() {
+        assert_eq!(
+            cluster_of_arn("arn:aws:eks:eu-west-1:123456789012:cluster/web-1"),
+            Some("web-1")
+        );
+        assert_eq!(
+            cluster_of_arn("arn:aws:eks:eu-west-1:123456789012:nodegroup/web-1/ng/0ec5"),
+            None
+        );
+        assert_eq!(cluster_of_arn("web-1"), None);
+    }
+}

@@ -1,0 +1,227 @@
+//! `ensure-target-groups`: one target group per cluster of a side, registered, and how healthy.
+//!
+//! `mode: ensure` (the default) makes what is missing: a target group per cluster under its
+//! deterministic name (a second run finds it and makes nothing), tags (cell, version, cluster),
+//! and for `registration: nodegroups` the attachment to the cluster's node-group Auto Scaling
+//! groups. `mode: health` only reads target health: the state machine's readiness loop calls it
+//! until the cell's readiness gate holds or its timeout passes.
+
+use okra_core::decision::Side;
+use okra_core::model::{TAG_CELL, TAG_CLUSTER, TAG_MANAGED_BY, TAG_VERSION};
+use okra_core::naming::target_group_name;
+use okra_core::spec::{CellSpec, LoadBalancerKind, Registration};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OkraError, Result};
+use crate::ports::{AutoScalingPort, ClusterPort, LoadBalancerPort, NewTargetGroup};
+
+/// What to do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Make what is missing, then read health.
+    #[default]
+    Ensure,
+    /// Only read health.
+    Health,
+}
+
+/// The function's input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnsureInput {
+    /// The cell spec.
+    pub cell: CellSpec,
+    /// The side whose clusters need target groups.
+    pub side: Side,
+    /// Ensure (default) or health only.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+/// One target group's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupReport {
+    /// The cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The target group.
+    pub target_group_arn: String,
+    /// Whether this run created it.
+    pub created: bool,
+    /// Healthy targets.
+    pub healthy: u32,
+    /// All registered targets.
+    pub total: u32,
+    /// Whether this group meets the readiness gate.
+    pub ready: bool,
+}
+
+/// The function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnsureOutput {
+    /// The side with every member's target group ARN filled in.
+    pub side: Side,
+    /// Per group.
+    pub groups: Vec<GroupReport>,
+    /// Whether every group meets the readiness gate.
+    pub ready: bool,
+    /// One line for people.
+    pub reason: String,
+}
+
+/// Whether `healthy` of `total` meets a gate of `min_percent` %. No targets at all meet only a
+/// gate of 0 %: a group nobody registered in is not ready.
+pub fn meets_gate(healthy: u32, total: u32, min_percent: u8) -> bool {
+    if min_percent == 0 {
+        return true;
+    }
+    total > 0 && u64::from(healthy) * 100 >= u64::from(min_percent) * u64::from(total)
+}
+
+/// Runs the function.
+pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
+    eks: &C,
+    elb: &L,
+    asg: &A,
+    input: EnsureInput,
+) -> Result<EnsureOutput> {
+    let EnsureInput {
+        cell,
+        mut side,
+        mode,
+    } = input;
+    let version = side.version.clone().unwrap_or_default();
+    let mut created = Vec::new();
+    if mode == Mode::Ensure {
+        for (i, m) in side.members.iter_mut().enumerate() {
+            let Some(cluster) = m.cluster.clone() else {
+                continue;
+            };
+            let tags = vec![
+                (TAG_CELL.to_string(), cell.name.clone()),
+                (TAG_VERSION.to_string(), version.clone()),
+                (TAG_CLUSTER.to_string(), cluster.clone()),
+                (TAG_MANAGED_BY.to_string(), "okra".to_string()),
+            ];
+            let name = target_group_name(&cell.name, &cluster);
+            // A cluster retagged with another version keeps its group: its tags follow. A group
+            // deleted behind okra's back is looked up by name, or made again.
+            let known = match &m.target_group_arn {
+                Some(arn) => match elb.tag_target_group(arn, &tags).await {
+                    Ok(()) => Some(arn.clone()),
+                    Err(OkraError::TargetGroupNotFound(_)) => {
+                        tracing::warn!(%cluster, %arn, "target group gone; looking it up by name");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let arn = match known {
+                Some(arn) => arn,
+                None => match elb.target_group_by_name(&name).await? {
+                    Some(arn) => {
+                        elb.tag_target_group(&arn, &tags).await?;
+                        arn
+                    }
+                    None => {
+                        let vpc_id = m.vpc_id.clone().ok_or_else(|| {
+                            OkraError::InvalidInput(format!(
+                                "side.members[{i}].vpcId: needed to create the target group of cluster {cluster}"
+                            ))
+                        })?;
+                        let arn = elb
+                            .create_target_group(&NewTargetGroup {
+                                name: name.clone(),
+                                vpc_id,
+                                template: cell.target_group.clone(),
+                                protocol: cell
+                                    .target_group
+                                    .protocol_for(
+                                        cell.ingress
+                                            .listener()
+                                            .map_or(LoadBalancerKind::Alb, |(k, _)| k),
+                                    )
+                                    .to_string(),
+                                tags: tags.clone(),
+                            })
+                            .await?;
+                        tracing::info!(%cluster, %name, "created target group");
+                        created.push(arn.clone());
+                        arn
+                    }
+                },
+            };
+            if cell.target_group.registration == Registration::Nodegroups {
+                for group in eks.node_group_asgs(&cluster).await? {
+                    asg.attach_target_group(&group, &arn).await?;
+                }
+            }
+            m.target_group_arn = Some(arn);
+        }
+    }
+    let min = cell.readiness.min_healthy_percent;
+    let mut groups = Vec::with_capacity(side.members.len());
+    for (i, m) in side.members.iter().enumerate() {
+        let arn = m.target_group_arn.clone().ok_or_else(|| {
+            OkraError::InvalidInput(format!(
+                "side.members[{i}].targetGroupArn: missing in health mode (run mode ensure first)"
+            ))
+        })?;
+        let h = elb.target_health(&arn).await?;
+        groups.push(GroupReport {
+            cluster: m.cluster.clone(),
+            created: created.contains(&arn),
+            healthy: h.healthy,
+            total: h.total,
+            ready: meets_gate(h.healthy, h.total, min),
+            target_group_arn: arn,
+        });
+    }
+    let ready = groups.iter().all(|g| g.ready);
+    let reason = if ready {
+        format!(
+            "{} of {} target group(s) ready (at least {min} % healthy)",
+            groups.len(),
+            groups.len()
+        )
+    } else {
+        groups
+            .iter()
+            .filter(|g| !g.ready)
+            .map(|g| {
+                format!(
+                    "{}: {} of {} targets healthy (needs {min} %)",
+                    g.cluster.as_deref().unwrap_or(&g.target_group_arn),
+                    g.healthy,
+                    g.total
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Ok(EnsureOutput {
+        side,
+        groups,
+        ready,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meets_gate;
+
+    #[test]
+    fn gate() {
+        assert!(meets_gate(0, 0, 0));
+        assert!(!meets_gate(0, 0, 50));
+        assert!(meets_gate(1, 2, 50));
+        assert!(!meets_gate(1, 3, 50));
+        assert!(meets_gate(3, 3, 100));
+        assert!(!meets_gate(2, 3, 100));
+    }
+}

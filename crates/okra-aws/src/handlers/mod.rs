@@ -1,0 +1,9 @@
+//! The Lambda handlers, written over the ports so that tests can run them on fakes.
+//! Each `functions/<name>/src/main.rs` builds the adapters once and calls one of these.
+
+pub mod check;
+pub mod discover;
+pub mod dispatch;
+pub mod ensure;
+pub mod shift;
+pub mod state;

@@ -1,0 +1,191 @@
+//! `shift-weights`: set the owned forward action to the weights of one step, and verify.
+//!
+//! Normal path: one read, one write, one verification read. A re-run of a step that already
+//! happened finds the weights in place and writes nothing. A listener that holds neither what
+//! the previous step left nor what this step asks is someone else's edit: `DriftDetected`, and
+//! nothing is written, unless `takeOver` says to overwrite it.
+
+use okra_core::decision::Side;
+use okra_core::model::{CurrentAction, ForwardAction, ForwardStickiness};
+use okra_core::weights::forward_action;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OkraError, Result};
+use crate::ports::LoadBalancerPort;
+
+/// The function's input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftInput {
+    /// The listener.
+    pub listener_arn: String,
+    /// The rule, if okra owns a rule's action rather than the listener's default one.
+    #[serde(default)]
+    pub rule_arn: Option<String>,
+    /// The stable side's target groups.
+    #[serde(default)]
+    pub stable: Targets,
+    /// The canary side's target groups.
+    #[serde(default)]
+    pub canary: Targets,
+    /// The canary's share, 0-100.
+    pub weight: u32,
+    /// What the previous step left (`None`: the listener is not expected to forward yet).
+    #[serde(default)]
+    pub expected: Option<ForwardAction>,
+    /// Overwrite whatever the listener holds (a person's explicit choice).
+    #[serde(default)]
+    pub take_over: bool,
+    /// Stickiness to write; `None` keeps the listener's.
+    #[serde(default)]
+    pub stickiness: Option<ForwardStickiness>,
+}
+
+/// Target groups, as a list of ARNs or as a decision's side (whose members must all have one).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Targets {
+    /// ARNs.
+    Arns(Vec<String>),
+    /// A side from discovery or ensure-target-groups.
+    Side(Side),
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Self::Arns(Vec::new())
+    }
+}
+
+impl Targets {
+    /// The ARNs; `field` names the input field in the error.
+    pub fn arns(&self, field: &str) -> Result<Vec<String>> {
+        match self {
+            Self::Arns(a) => Ok(a.clone()),
+            Self::Side(s) => s
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    m.target_group_arn.clone().ok_or_else(|| {
+                        OkraError::InvalidInput(format!(
+                            "{field}.members[{i}].targetGroupArn: missing (cluster {})",
+                            m.cluster.as_deref().unwrap_or("?")
+                        ))
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The function's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftOutput {
+    /// The canary's share now.
+    pub weight: u32,
+    /// The action as AWS shows it after the step.
+    pub action: ForwardAction,
+    /// Whether this run wrote (false when a previous run of the same step already had).
+    pub changed: bool,
+}
+
+fn describe(a: &CurrentAction) -> String {
+    match a {
+        CurrentAction::Forward(fa) => fa
+            .targets
+            .iter()
+            .map(|t| format!("{}={}", short(&t.target_group_arn), t.weight))
+            .collect::<Vec<_>>()
+            .join(", "),
+        CurrentAction::Other { action_type } => action_type.clone(),
+    }
+}
+
+fn short(arn: &str) -> &str {
+    arn.rsplit_once(":targetgroup/")
+        .map_or(arn, |(_, r)| r.split('/').next().unwrap_or(r))
+}
+
+/// Runs one step.
+pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<ShiftOutput> {
+    if input.weight > 100 {
+        return Err(OkraError::InvalidInput(format!(
+            "weight: {} is not in 0..=100",
+            input.weight
+        )));
+    }
+    if input.listener_arn.is_empty() {
+        return Err(OkraError::InvalidInput(
+            "listenerArn: must not be empty".into(),
+        ));
+    }
+    let rule = input.rule_arn.as_deref();
+    // Everything that can be refused from the input alone is refused before any AWS call.
+    let stable = input.stable.arns("stable")?;
+    let canary = input.canary.arns("canary")?;
+    forward_action(&stable, &canary, input.weight, input.stickiness)?;
+    let owned = elb.read_action(&input.listener_arn, rule).await?;
+    let current_stickiness = match &owned.action {
+        CurrentAction::Forward(fa) => fa.stickiness,
+        CurrentAction::Other { .. } => None,
+    };
+    let desired = forward_action(
+        &stable,
+        &canary,
+        input.weight,
+        input.stickiness.or(current_stickiness),
+    )?;
+
+    if let CurrentAction::Forward(cur) = &owned.action
+        && cur.same_weights(&desired)
+        && cur.stickiness == desired.stickiness
+    {
+        return Ok(ShiftOutput {
+            weight: input.weight,
+            action: cur.clone(),
+            changed: false,
+        });
+    }
+    if !input.take_over {
+        let as_expected = match (&owned.action, &input.expected) {
+            (CurrentAction::Forward(cur), Some(exp)) => cur.same_weights(exp),
+            (CurrentAction::Forward(cur), None) => cur.effective().is_empty(),
+            (CurrentAction::Other { .. }, None) => true,
+            (CurrentAction::Other { .. }, Some(exp)) => exp.effective().is_empty(),
+        };
+        if !as_expected {
+            return Err(OkraError::DriftDetected(format!(
+                "the listener forwards {} but okra's last step left {}; okra will not overwrite \
+                 it (take over explicitly to do so)",
+                describe(&owned.action),
+                input
+                    .expected
+                    .map(|e| describe(&CurrentAction::Forward(e)))
+                    .unwrap_or_else(|| "nothing".into())
+            )));
+        }
+    }
+    elb.write_forward(&input.listener_arn, rule, &owned.raw, &desired)
+        .await?;
+    let after = elb.read_action(&input.listener_arn, rule).await?;
+    match after.action {
+        CurrentAction::Forward(fa)
+            if fa.same_weights(&desired)
+                && (desired.stickiness.is_none() || fa.stickiness == desired.stickiness) =>
+        {
+            tracing::info!(weight = input.weight, "shifted and verified");
+            Ok(ShiftOutput {
+                weight: input.weight,
+                action: fa,
+                changed: true,
+            })
+        }
+        other => Err(OkraError::VerificationFailed(format!(
+            "wrote {} but AWS shows {}",
+            describe(&CurrentAction::Forward(desired)),
+            describe(&other)
+        ))),
+    }
+}

@@ -1,0 +1,664 @@
+//! `rollout-state`: the state machine's bookkeeping task. One function, five actions (the
+//! input's `action`):
+//!
+//! | action | input | output |
+//! |---|---|---|
+//! | `begin` | `cell`, `execution`, `version`? | `{blocklist: ["1.2.0"], lockedBy, tookOverFrom?}` |
+//! | `started` | `cell`, `execution`, `decision` (discover's) | `{recorded}` |
+//! | `step` | `cell`, `execution`, `index`, `weight`?, `detail`?, `event`? (`stepDone`) | `{recorded}` |
+//! | `poll` | `cell`, `execution` | `{signal: "none" \| "resume" \| "promote" \| "promoteFull" \| "abort"}` |
+//! | `finish` | `cell`, `execution`, `outcome`, `version`?, `reason`?, `block`?, `weight`? | `{outcome, blocked, recorded, released}` |
+//!
+//! `cell` is the cell's name, or the cell spec itself (its `name` is read). Every action is
+//! idempotent: Step Functions runs a task again after a timeout or a retried error, and a second
+//! run records nothing twice and sends no event twice.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use okra_core::decision::{Decision, Side};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{OkraError, Result};
+use crate::state::{
+    Block, EventsPort, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent, StatePort,
+    rfc3339,
+};
+
+/// Reasons are cut to this many characters.
+pub const MAX_REASON: usize = 1000;
+
+/// A cell by name, or the spec (whose `name` is taken).
+fn cell_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum CellRef {
+        Name(String),
+        Spec { name: String },
+    }
+    Ok(match CellRef::deserialize(d)? {
+        CellRef::Name(n) | CellRef::Spec { name: n } => n,
+    })
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FinishOutcome {
+    /// The new version serves at 100 %.
+    Promoted,
+    /// Traffic went back to the stable version.
+    RolledBack,
+    /// Something failed (and traffic may not have moved back).
+    Failed,
+    /// Discovery found nothing to do (the lock only is released).
+    NothingToDo,
+}
+
+impl FinishOutcome {
+    /// The rollout status and history event.
+    pub fn status(self) -> &'static str {
+        match self {
+            Self::Promoted => "promoted",
+            Self::RolledBack => "rolledBack",
+            Self::Failed => "failed",
+            Self::NothingToDo => "nothingToDo",
+        }
+    }
+
+    /// The EventBridge detail-type, if the outcome sends an event.
+    pub fn event_kind(self) -> Option<&'static str> {
+        match self {
+            Self::Promoted => Some("Rollout Promoted"),
+            Self::RolledBack => Some("Rollout Rolled Back"),
+            Self::Failed => Some("Rollout Failed"),
+            Self::NothingToDo => None,
+        }
+    }
+}
+
+/// The function's input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum StateInput {
+    /// Take the cell's lock; read the blocklist.
+    Begin {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution's name (`$$.Execution.Name`).
+        execution: String,
+        /// The version rolled out, when known.
+        #[serde(default)]
+        version: Option<String>,
+    },
+    /// The decision is taken: create the rollout's record.
+    Started {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// Discovery's decision.
+        decision: Decision,
+    },
+    /// A step is done.
+    Step {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// The plan step's index.
+        index: usize,
+        /// The canary's weight after the step.
+        #[serde(default)]
+        weight: Option<u32>,
+        /// Free detail (an analysis verdict).
+        #[serde(default)]
+        detail: Option<Value>,
+        /// The history event (default `stepDone`; `paused` sends `Rollout Paused`).
+        #[serde(default)]
+        event: Option<String>,
+    },
+    /// Take a person's signal, if any.
+    Poll {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+    },
+    /// The rollout ended.
+    Finish {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// How it ended.
+        outcome: FinishOutcome,
+        /// The version rolled out (the one to block).
+        #[serde(default)]
+        version: Option<String>,
+        /// Why: text, a Lambda error Cause (JSON text), or a Catch's `{Error, Cause}`.
+        #[serde(default)]
+        reason: Option<Value>,
+        /// Block `version` (a failed step).
+        #[serde(default)]
+        block: bool,
+        /// The canary's final weight (default: 100 promoted, 0 rolled back).
+        #[serde(default)]
+        weight: Option<u32>,
+    },
+}
+
+/// Reads the input, naming the field that is wrong.
+pub fn parse(v: Value) -> Result<StateInput> {
+    serde_json::from_value(v).map_err(|e| OkraError::InvalidInput(format!("rollout-state: {e}")))
+}
+
+/// `begin`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BeginOutput {
+    /// The cell's blocked versions, sorted: discovery's `blocklist`.
+    pub blocklist: Vec<String>,
+    /// This execution.
+    pub locked_by: String,
+    /// The finished (or unknown) execution whose stale lock was taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over_from: Option<String>,
+}
+
+/// `started`'s and `step`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordOutput {
+    /// `false` when this was a replay (recorded before).
+    pub recorded: bool,
+}
+
+/// `poll`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollOutput {
+    /// `none`, `resume`, `promote`, `promoteFull`, `abort`.
+    pub signal: String,
+}
+
+/// `finish`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishOutput {
+    /// The outcome.
+    pub outcome: FinishOutcome,
+    /// The version blocked (null: none).
+    pub blocked: Option<String>,
+    /// `false` when this was a replay, or nothing was to record.
+    pub recorded: bool,
+    /// The lock is free of this execution.
+    pub released: bool,
+    /// The reason as recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The output, by action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StateOutput {
+    /// `begin`.
+    Begin(BeginOutput),
+    /// `started`, `step`.
+    Record(RecordOutput),
+    /// `poll`.
+    Poll(PollOutput),
+    /// `finish`.
+    Finish(FinishOutput),
+}
+
+fn one_line(s: &str) -> String {
+    let mut out = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().count() > MAX_REASON {
+        out = out.chars().take(MAX_REASON - 1).collect::<String>() + "…";
+    }
+    out
+}
+
+fn reason_of_object(m: &serde_json::Map<String, Value>) -> Option<String> {
+    let text = |k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    // A Lambda function error: {"errorType", "errorMessage", "trace"?}.
+    if let Some(msg) = text("errorMessage") {
+        return Some(match text("errorType") {
+            Some(t) if !msg.starts_with(t) => format!("{t}: {msg}"),
+            _ => msg.to_string(),
+        });
+    }
+    // A Catch's error output: {"Error", "Cause"}; the Cause may itself be a Lambda error.
+    if let Some(cause) = text("Cause") {
+        let c = readable_reason(&Value::String(cause.to_string()));
+        return Some(match text("Error") {
+            Some(e) if !c.starts_with(e) => format!("{e}: {c}"),
+            _ => c,
+        });
+    }
+    text("Error").map(str::to_string)
+}
+
+/// One readable line from a failure's reason: plain text; a Lambda error Cause
+/// (`{"errorType": "DriftDetected", "errorMessage": "..."}`, as JSON text or parsed); a Catch's
+/// `{"Error": ..., "Cause": ...}`; or aws-local-stepfunctions' `errorType: message` text.
+pub fn readable_reason(reason: &Value) -> String {
+    let line = match reason {
+        Value::Null => String::new(),
+        Value::String(s) => match serde_json::from_str::<Value>(s.trim()) {
+            Ok(Value::Object(m)) => reason_of_object(&m).unwrap_or_else(|| s.clone()),
+            _ => s.clone(),
+        },
+        Value::Object(m) => reason_of_object(m).unwrap_or_else(|| reason.to_string()),
+        other => other.to_string(),
+    };
+    one_line(&line)
+}
+
+fn label(side: &Side) -> String {
+    side.version
+        .clone()
+        .unwrap_or_else(|| "unmanaged".to_string())
+}
+
+/// `(from, to, weight now)` of what a decision does.
+fn versions_of(decision: &Decision) -> Result<(Option<String>, String, u32)> {
+    Ok(match decision {
+        Decision::NothingToDo { .. } => {
+            return Err(OkraError::InvalidInput(
+                "decision: nothingToDo starts no rollout".to_string(),
+            ));
+        }
+        Decision::Initialize { target } => (None, label(target), 0),
+        Decision::StartRollout { stable, canary, .. } => (Some(label(stable)), label(canary), 0),
+        Decision::ResumeRollout {
+            stable,
+            canary,
+            canary_weight,
+            ..
+        } => (Some(label(stable)), label(canary), *canary_weight),
+        Decision::Rollback { from, to, .. } => (Some(label(from)), label(to), 0),
+        Decision::ScaleOut { serving, .. } => (Some(label(serving)), label(serving), 100),
+    })
+}
+
+fn event(kind: &str, cell: &str, execution: &str, detail: Value) -> RolloutEvent {
+    RolloutEvent {
+        kind: kind.to_string(),
+        cell: cell.to_string(),
+        execution: execution.to_string(),
+        detail,
+    }
+}
+
+/// Records `entry` once: a replay (the entry's key is in the history) changes nothing and sends
+/// nothing. The event goes out before the record, so that a failed put is retried with the
+/// record (an event may then go out twice, never zero times).
+async fn record_once<S: StatePort, E: EventsPort>(
+    state: &S,
+    events: &E,
+    cell: &str,
+    execution: &str,
+    entry: &HistoryEntry,
+    status: Option<&str>,
+    ev: Option<RolloutEvent>,
+) -> Result<bool> {
+    let rollout = state
+        .get_rollout(cell, execution)
+        .await?
+        .ok_or_else(|| OkraError::NotFound(format!("rollout {execution} of cell {cell}")))?;
+    let key = entry.key();
+    if rollout.history.iter().any(|h| h.key() == key) {
+        tracing::info!(cell, execution, key, "replay: recorded before");
+        return Ok(false);
+    }
+    if let Some(ev) = ev {
+        events.put(&[ev]).await?;
+    }
+    state.record(cell, execution, entry, status).await?;
+    Ok(true)
+}
+
+async fn begin<S: StatePort, X: ExecutionsPort>(
+    state: &S,
+    executions: &X,
+    cell: &str,
+    execution: &str,
+    version: Option<String>,
+    now: SystemTime,
+) -> Result<BeginOutput> {
+    let lock = Lock {
+        execution: execution.to_string(),
+        version: version.unwrap_or_default(),
+        acquired_at: rfc3339(now),
+    };
+    let mut took_over_from = None;
+    for _ in 0..3 {
+        match state.acquire_lock(cell, &lock).await? {
+            Ok(()) => {
+                let mut blocklist: Vec<String> = state
+                    .blocklist(cell)
+                    .await?
+                    .into_iter()
+                    .map(|b| b.version)
+                    .collect();
+                blocklist.sort();
+                blocklist.dedup();
+                return Ok(BeginOutput {
+                    blocklist,
+                    locked_by: execution.to_string(),
+                    took_over_from,
+                });
+            }
+            Err(holder) => {
+                let info = executions.describe(&holder.execution).await?;
+                if let Some(info) = info.as_ref().filter(|i| i.status == "RUNNING") {
+                    return Err(OkraError::Conflict(format!(
+                        "cell {cell} is locked by execution {} (RUNNING{}{}; {}), which must \
+                         finish first",
+                        holder.execution,
+                        if holder.version.is_empty() {
+                            ""
+                        } else {
+                            ", rolling out "
+                        },
+                        holder.version,
+                        info.arn,
+                    )));
+                }
+                tracing::warn!(
+                    cell,
+                    holder = %holder.execution,
+                    status = info.as_ref().map_or("unknown", |i| i.status.as_str()),
+                    "taking over a stale lock"
+                );
+                state.release_lock(cell, &holder.execution).await?;
+                took_over_from = Some(holder.execution);
+            }
+        }
+    }
+    Err(OkraError::Conflict(format!(
+        "the lock of cell {cell} keeps changing hands"
+    )))
+}
+
+/// Runs one action. `now` is the time the entries and the lock carry (the function passes the
+/// system clock).
+pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
+    state: &S,
+    executions: &X,
+    events: &E,
+    input: StateInput,
+    now: SystemTime,
+) -> Result<StateOutput> {
+    let at = rfc3339(now);
+    match input {
+        StateInput::Begin {
+            cell,
+            execution,
+            version,
+        } => begin(state, executions, &cell, &execution, version, now)
+            .await
+            .map(StateOutput::Begin),
+        StateInput::Started {
+            cell,
+            execution,
+            decision,
+        } => {
+            let (from, to, weight) = versions_of(&decision)?;
+            // The lock names the version from now on (same execution: idempotent).
+            if let Some(l) = state
+                .get_lock(&cell)
+                .await?
+                .filter(|l| l.execution == execution)
+                && l.version != to
+            {
+                let relock = Lock {
+                    version: to.clone(),
+                    ..l
+                };
+                if let Err(holder) = state.acquire_lock(&cell, &relock).await? {
+                    return Err(OkraError::Conflict(format!(
+                        "cell {cell}: the lock went to execution {}",
+                        holder.execution
+                    )));
+                }
+            }
+            state
+                .start_rollout(&Rollout {
+                    execution: execution.clone(),
+                    cell: cell.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    status: "running".to_string(),
+                    weight,
+                    history: Vec::new(),
+                    started_at: at.clone(),
+                    updated_at: at.clone(),
+                })
+                .await?;
+            let detail = json!({ "decision": decision.kind(), "from": from, "to": to });
+            let entry = HistoryEntry {
+                at,
+                event: "started".to_string(),
+                step: None,
+                weight: None,
+                detail: detail.clone(),
+            };
+            let ev = event("Rollout Started", &cell, &execution, detail);
+            let recorded = record_once(
+                state,
+                events,
+                &cell,
+                &execution,
+                &entry,
+                Some("running"),
+                Some(ev),
+            )
+            .await?;
+            Ok(StateOutput::Record(RecordOutput { recorded }))
+        }
+        StateInput::Step {
+            cell,
+            execution,
+            index,
+            weight,
+            detail,
+            event: name,
+        } => {
+            let name = name.unwrap_or_else(|| "stepDone".to_string());
+            let kind = if name == "paused" {
+                "Rollout Paused"
+            } else {
+                "Rollout Step Done"
+            };
+            let detail = detail.unwrap_or(Value::Null);
+            let entry = HistoryEntry {
+                at,
+                event: name.clone(),
+                step: Some(index),
+                weight,
+                detail: detail.clone(),
+            };
+            let mut d = BTreeMap::new();
+            d.insert("event", json!(name));
+            d.insert("step", json!(index));
+            if let Some(w) = weight {
+                d.insert("weight", json!(w));
+            }
+            if !detail.is_null() {
+                d.insert("detail", detail);
+            }
+            let ev = event(kind, &cell, &execution, json!(d));
+            let recorded =
+                record_once(state, events, &cell, &execution, &entry, None, Some(ev)).await?;
+            Ok(StateOutput::Record(RecordOutput { recorded }))
+        }
+        StateInput::Poll { cell, execution } => {
+            let signal = state.take_signal(&cell, &execution).await?;
+            let signal = match signal {
+                Some(s) => {
+                    let name = serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    tracing::info!(cell, execution, signal = name, "signal taken");
+                    name
+                }
+                None => "none".to_string(),
+            };
+            Ok(StateOutput::Poll(PollOutput { signal }))
+        }
+        StateInput::Finish {
+            cell,
+            execution,
+            outcome,
+            version,
+            reason,
+            block,
+            weight,
+        } => {
+            let reason = reason
+                .as_ref()
+                .map(readable_reason)
+                .filter(|r| !r.is_empty());
+            let mut blocked = None;
+            if block && let Some(v) = &version {
+                state
+                    .block(
+                        &cell,
+                        &Block {
+                            version: v.clone(),
+                            reason: reason
+                                .clone()
+                                .unwrap_or_else(|| format!("rollout {}", outcome.status())),
+                            execution: execution.clone(),
+                            at: at.clone(),
+                        },
+                    )
+                    .await?;
+                blocked = Some(v.clone());
+            }
+            let mut recorded = false;
+            if let Some(kind) = outcome.event_kind() {
+                if state.get_rollout(&cell, &execution).await?.is_none() {
+                    // Failed before `started`: a record still tells what happened.
+                    state
+                        .start_rollout(&Rollout {
+                            execution: execution.clone(),
+                            cell: cell.clone(),
+                            from: None,
+                            to: version.clone().unwrap_or_else(|| "unknown".to_string()),
+                            status: "running".to_string(),
+                            weight: 0,
+                            history: Vec::new(),
+                            started_at: at.clone(),
+                            updated_at: at.clone(),
+                        })
+                        .await?;
+                }
+                let weight = weight.or(match outcome {
+                    FinishOutcome::Promoted => Some(100),
+                    FinishOutcome::RolledBack => Some(0),
+                    _ => None,
+                });
+                let mut d = serde_json::Map::new();
+                if let Some(v) = &version {
+                    d.insert("version".into(), json!(v));
+                }
+                if let Some(r) = &reason {
+                    d.insert("reason".into(), json!(r));
+                }
+                if let Some(b) = &blocked {
+                    d.insert("blocked".into(), json!(b));
+                }
+                let detail = Value::Object(d);
+                let entry = HistoryEntry {
+                    at,
+                    event: outcome.status().to_string(),
+                    step: None,
+                    weight,
+                    detail: detail.clone(),
+                };
+                let ev = event(kind, &cell, &execution, detail);
+                recorded = record_once(
+                    state,
+                    events,
+                    &cell,
+                    &execution,
+                    &entry,
+                    Some(outcome.status()),
+                    Some(ev),
+                )
+                .await?;
+            }
+            state.release_lock(&cell, &execution).await?;
+            Ok(StateOutput::Finish(FinishOutput {
+                outcome,
+                blocked,
+                recorded,
+                released: true,
+                reason,
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_become_one_line() {
+        let lambda = r#"{"errorType":"DriftDetected","errorMessage":"drift detected: the listener\nchanged","trace":[]}"#;
+        assert_eq!(
+            readable_reason(&json!(lambda)),
+            "DriftDetected: drift detected: the listener changed"
+        );
+        assert_eq!(
+            readable_reason(&json!({"Error": "DriftDetected", "Cause": lambda})),
+            "DriftDetected: drift detected: the listener changed"
+        );
+        assert_eq!(
+            readable_reason(&json!("AnalysisFailed: error rate 7 % > 5 %")),
+            "AnalysisFailed: error rate 7 % > 5 %"
+        );
+        assert_eq!(
+            readable_reason(&json!({"Error": "States.Timeout"})),
+            "States.Timeout"
+        );
+        let long = "x ".repeat(2000);
+        assert_eq!(readable_reason(&json!(long)).chars().count(), MAX_REASON);
+    }
+
+    #[test]
+    fn input_takes_a_name_or_a_spec() {
+        let by_name = parse(json!({"action": "poll", "cell": "web", "execution": "e"}));
+        assert!(matches!(by_name, Ok(StateInput::Poll { ref cell, .. }) if cell == "web"));
+        let by_spec = parse(
+            json!({"action": "poll", "cell": {"name": "web", "replicas": 2}, "execution": "e"}),
+        );
+        assert!(matches!(by_spec, Ok(StateInput::Poll { ref cell, .. }) if cell == "web"));
+        let Err(e) = parse(json!({"action": "finish", "cell": "web", "execution": "e"})) else {
+            panic!("finish without outcome parsed");
+        };
+        assert!(e.to_string().contains("outcome"), "{e}");
+        assert_eq!(e.error_type(), "InvalidInput");
+    }
+}

@@ -1,0 +1,186 @@
+//! Ports: one small trait per AWS service, in the core's terms.
+//!
+//! Handlers are written over these traits; each has one adapter over the aws-sdk client
+//! ([`crate::eks`], [`crate::elb`]) and fakes in tests. A port method is one AWS concept, not
+//! one AWS call: pagination and batching live in the adapter, where they can be counted.
+
+use std::future::Future;
+
+use okra_core::model::{Cluster, CurrentAction, ForwardAction, TargetGroup};
+
+use crate::error::Result;
+
+/// EKS, as discovery needs it.
+pub trait ClusterPort: Send + Sync {
+    /// The names of all clusters of the account and region (every page).
+    fn list_clusters(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// One cluster; `None` when it is gone (deleted between list and describe).
+    fn describe_cluster(&self, name: &str) -> impl Future<Output = Result<Option<Cluster>>> + Send;
+    /// The Auto Scaling group names of the cluster's managed node groups.
+    fn node_group_asgs(&self, cluster: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// A target group to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTargetGroup {
+    /// Its deterministic name.
+    pub name: String,
+    /// The VPC.
+    pub vpc_id: String,
+    /// The cell's template.
+    pub template: okra_core::spec::TargetGroupTemplate,
+    /// The protocol (the template's, or the load balancer kind's default).
+    pub protocol: String,
+    /// Tags (cell, version, cluster, managed-by).
+    pub tags: Vec<(String, String)>,
+}
+
+/// Health of one target group's targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetHealth {
+    /// Targets in state `healthy`.
+    pub healthy: u32,
+    /// All registered targets (any state but `draining`).
+    pub total: u32,
+}
+
+/// The owned action as read, with the adapter's raw copy of all the listener's (or rule's)
+/// actions, which a write needs to keep the others as they are.
+#[derive(Debug, Clone)]
+pub struct Owned<R> {
+    /// The owned action in the core's terms.
+    pub action: CurrentAction,
+    /// The adapter's raw actions.
+    pub raw: R,
+}
+
+/// ELBv2, as okra needs it.
+pub trait LoadBalancerPort: Send + Sync {
+    /// The adapter's raw copy of a listener's actions.
+    type Raw: Send + Sync;
+
+    /// The owned action: the listener's default action, or the rule's action. One call.
+    fn read_action(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+    ) -> impl Future<Output = Result<Owned<Self::Raw>>> + Send;
+
+    /// Replaces the forward action's target groups, weights and stickiness in `read` (as
+    /// [`LoadBalancerPort::read_action`] returned it); the other actions of the listener or rule
+    /// (authentication, say) stay as they are. One call.
+    fn write_forward(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+        read: &Self::Raw,
+        action: &ForwardAction,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The cell's target groups among `candidates_by_name` (expected names) and
+    /// `candidate_arns` (groups seen in the listener): each checked by its tags, which must name
+    /// the cell. Batches DescribeTags by 20.
+    fn find_target_groups(
+        &self,
+        cell: &str,
+        candidate_names: &[String],
+        candidate_arns: &[String],
+    ) -> impl Future<Output = Result<Vec<TargetGroup>>> + Send;
+
+    /// Creates a target group, or returns the ARN of the one with the same name (ELB's
+    /// CreateTargetGroup is idempotent for identical settings).
+    fn create_target_group(
+        &self,
+        tg: &NewTargetGroup,
+    ) -> impl Future<Output = Result<String>> + Send;
+
+    /// The ARN of the target group with this name, if any.
+    fn target_group_by_name(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    /// Sets tags on a target group (adds or overwrites).
+    fn tag_target_group(
+        &self,
+        arn: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Health counts of a target group's targets.
+    fn target_health(&self, arn: &str) -> impl Future<Output = Result<TargetHealth>> + Send;
+}
+
+/// EC2 Auto Scaling, for `registration: nodegroups`.
+pub trait AutoScalingPort: Send + Sync {
+    /// Attaches a target group to an Auto Scaling group, so that its present and future
+    /// instances register. Attaching twice is a no-op.
+    fn attach_target_group(
+        &self,
+        asg: &str,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// One CloudWatch GetMetricData query, in the adapter's neutral shape: `metric_stat` or
+/// `expression` (over other queries' ids of the same call).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    /// Unique in the call; starts with a lower-case letter.
+    pub id: String,
+    /// A metric math expression.
+    pub expression: Option<String>,
+    /// One metric, statistic and period (`{{args.X}}` already substituted).
+    pub metric_stat: Option<okra_core::spec::MetricStat>,
+    /// Whether CloudWatch returns this query's datapoints. Sent explicitly, also when false:
+    /// AWS takes an omitted `ReturnData` as true.
+    pub return_data: bool,
+    /// A label.
+    pub label: Option<String>,
+}
+
+/// The datapoints of one query, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricSeries {
+    /// The query's id.
+    pub id: String,
+    /// Epoch seconds, ascending.
+    pub timestamps: Vec<i64>,
+    /// The values, index by index with `timestamps`.
+    pub values: Vec<f64>,
+}
+
+/// At most this many queries go in one GetMetricData call.
+pub const MAX_METRIC_QUERIES: usize = 500;
+
+/// CloudWatch metrics, as analysis needs them.
+pub trait MetricsPort: Send + Sync {
+    /// The datapoints of `queries` (at most [`MAX_METRIC_QUERIES`]) between `start` and `end`
+    /// (epoch seconds): one GetMetricData call, following its NextToken pages. Returns one
+    /// series per query that returns data (queries without datapoints may be absent).
+    fn get_metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: i64,
+        end: i64,
+    ) -> impl Future<Output = Result<Vec<MetricSeries>>> + Send;
+}
+
+/// Datadog's metrics query API.
+pub trait DatadogPort: Send + Sync {
+    /// The points of `query` between `from` and `to` (epoch seconds), oldest first, as
+    /// `(epoch seconds, value)`; points without a value are left out.
+    fn query(
+        &self,
+        query: &str,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+}
+
+/// Secrets Manager, for third-party credentials.
+pub trait SecretsPort: Send + Sync {
+    /// The `SecretString` of a secret (name or ARN), current version.
+    fn secret_string(&self, id: &str) -> impl Future<Output = Result<String>> + Send;
+}

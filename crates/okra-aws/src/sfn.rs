@@ -1,0 +1,124 @@
+//! [`ExecutionsPort`] over aws-sdk-sfn: the rollout state machine's executions.
+
+use aws_sdk_sfn as sfn;
+
+use crate::error::{OkraError, Result};
+use crate::state::{ExecutionInfo, ExecutionsPort, Started};
+
+/// The Step Functions adapter, bound to one state machine.
+#[derive(Debug, Clone)]
+pub struct Sfn {
+    client: sfn::Client,
+    state_machine_arn: String,
+}
+
+impl Sfn {
+    /// Wraps a client and names the state machine (the functions read it from
+    /// `STATE_MACHINE_ARN`).
+    pub fn new(client: sfn::Client, state_machine_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            state_machine_arn: state_machine_arn.into(),
+        }
+    }
+
+    /// The ARN of the state machine's execution `name`.
+    pub fn execution_arn(&self, name: &str) -> Result<String> {
+        execution_arn(&self.state_machine_arn, name)
+    }
+}
+
+/// `arn:PARTITION:states:REGION:ACCOUNT:stateMachine:SM` + `NAME` →
+/// `arn:PARTITION:states:REGION:ACCOUNT:execution:SM:NAME`.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> Result<String> {
+    let parts: Vec<&str> = state_machine_arn.split(':').collect();
+    match parts.as_slice() {
+        [
+            "arn",
+            partition,
+            "states",
+            region,
+            account,
+            "stateMachine",
+            sm,
+        ] if !sm.is_empty() => Ok(format!(
+            "arn:{partition}:states:{region}:{account}:execution:{sm}:{name}"
+        )),
+        _ => Err(OkraError::InvalidInput(format!(
+            "STATE_MACHINE_ARN: not a state machine ARN: {state_machine_arn}"
+        ))),
+    }
+}
+
+fn code_is(e: &OkraError, code: &str) -> bool {
+    matches!(e, OkraError::Aws { code: c, .. } if c == code)
+}
+
+impl ExecutionsPort for Sfn {
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<Started> {
+        let res = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            // Step Functions answers a start with the name and input of a running execution
+            // with that execution's ARN, without an error.
+            Ok(out) => Ok(Started::Started {
+                arn: out.execution_arn().to_string(),
+            }),
+            Err(e) if code_is(&e, "ExecutionAlreadyExists") => Ok(Started::AlreadyExists {
+                name: name.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn describe(&self, name: &str) -> Result<Option<ExecutionInfo>> {
+        let arn = self.execution_arn(name)?;
+        let res = self
+            .client
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        let out = match res {
+            Ok(o) => o,
+            Err(e) if code_is(&e, "ExecutionDoesNotExist") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(ExecutionInfo {
+            arn: out.execution_arn().to_string(),
+            name: out.name().unwrap_or(name).to_string(),
+            status: out.status().as_str().to_string(),
+            started_at: out
+                .start_date()
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .ok(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_arns() {
+        assert_eq!(
+            execution_arn(
+                "arn:aws:states:eu-west-1:123456789012:stateMachine:okra-rollout",
+                "web--1-2-0--0"
+            )
+            .ok()
+            .as_deref(),
+            Some("arn:aws:states:eu-west-1:123456789012:execution:okra-rollout:web--1-2-0--0")
+        );
+        assert!(execution_arn("arn:aws:lambda:eu-west-1:1:function:x", "n").is_err());
+    }
+}

@@ -1,0 +1,320 @@
+//! State that must last between executions, and the control of executions: cells, the
+//! one-rollout-per-cell lock, the version blocklist, rollout history, people's signals (resume,
+//! promote, abort), the executions themselves, and rollout events.
+//!
+//! One DynamoDB table holds it all (see [`keys`]); every write that could race is conditional.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use okra_core::spec::CellSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// The table's key layout. `pk` is the partition key, `sk` the sort key (both strings).
+///
+/// | item | pk | sk |
+/// |---|---|---|
+/// | a cell's spec | `CELLS` | `<cell>` |
+/// | the cell's lock | `CELL#<cell>` | `LOCK` |
+/// | a blocked version | `CELL#<cell>` | `BLOCK#<version>` |
+/// | a retry counter | `CELL#<cell>` | `ATTEMPT#<version>` |
+/// | a rollout's history | `CELL#<cell>` | `ROLLOUT#<execution>` |
+/// | a person's signal | `CELL#<cell>` | `SIGNAL#<execution>` |
+pub mod keys {
+    /// The partition of all cell specs (a Query lists them).
+    pub const CELLS: &str = "CELLS";
+    /// A cell's partition.
+    pub fn cell(cell: &str) -> String {
+        format!("CELL#{cell}")
+    }
+    /// The lock's sort key.
+    pub const LOCK: &str = "LOCK";
+    /// A blocked version's sort key.
+    pub fn block(version: &str) -> String {
+        format!("BLOCK#{version}")
+    }
+    /// A version's retry counter.
+    pub fn attempt(version: &str) -> String {
+        format!("ATTEMPT#{version}")
+    }
+    /// A rollout's history item.
+    pub fn rollout(execution: &str) -> String {
+        format!("ROLLOUT#{execution}")
+    }
+    /// A signal to a running execution.
+    pub fn signal(execution: &str) -> String {
+        format!("SIGNAL#{execution}")
+    }
+}
+
+/// A stored cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredCell {
+    /// The spec (validated before it was stored).
+    pub spec: CellSpec,
+    /// Grows by one on every write; writes are conditional on it (optimistic locking).
+    pub revision: u64,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// Who holds a cell's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lock {
+    /// The execution's name.
+    pub execution: String,
+    /// The version it rolls out.
+    pub version: String,
+    /// RFC 3339.
+    pub acquired_at: String,
+}
+
+/// A blocked version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Block {
+    /// The version.
+    pub version: String,
+    /// Why (the failed step's error, in words).
+    pub reason: String,
+    /// The execution that failed.
+    pub execution: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// What a person asks of a running rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Signal {
+    /// Go on from a pause until resumed (or an inconclusive analysis).
+    Resume,
+    /// End the current pause or analysis and go to the next step.
+    Promote,
+    /// Skip every remaining step: the new version to 100 % now.
+    PromoteFull,
+    /// Roll back now.
+    Abort,
+}
+
+/// One entry of a rollout's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// RFC 3339.
+    pub at: String,
+    /// `started`, `stepDone`, `paused`, `analysis`, `promoted`, `rolledBack`, `failed`, ...
+    pub event: String,
+    /// The step index, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// The canary's weight after the event, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Free detail (analysis verdicts, reasons), kept small.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl HistoryEntry {
+    /// The entry's identity: `<event>#<step>` (`<event>#-` without a step). [`StatePort::record`]
+    /// appends an entry once per key, so a task that Step Functions runs twice records once (the
+    /// second run's `at` differs, its key does not).
+    pub fn key(&self) -> String {
+        match self.step {
+            Some(s) => format!("{}#{s}", self.event),
+            None => format!("{}#-", self.event),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-01-02T03:04:05.678Z`): the format of every timestamp
+/// in the table, which sorts as text in time order.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A rollout's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// The execution's name.
+    pub execution: String,
+    /// The cell.
+    pub cell: String,
+    /// From which version (`None`: unmanaged target groups, or nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// To which version.
+    pub to: String,
+    /// `running`, `promoted`, `rolledBack`, `failed`.
+    pub status: String,
+    /// The canary's weight now.
+    pub weight: u32,
+    /// What happened, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// The table.
+pub trait StatePort: Send + Sync {
+    /// Every stored cell (all pages).
+    fn list_cells(&self) -> impl Future<Output = Result<Vec<StoredCell>>> + Send;
+    /// One cell.
+    fn get_cell(&self, cell: &str) -> impl Future<Output = Result<Option<StoredCell>>> + Send;
+    /// Stores a cell. `expected_revision`: `None` = must not exist, `Some(n)` = must be at `n`.
+    /// A mismatch is `OkraError::Conflict`. Returns the new revision.
+    fn put_cell(
+        &self,
+        spec: &CellSpec,
+        expected_revision: Option<u64>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes a cell (its spec only: history and blocks stay).
+    fn delete_cell(&self, cell: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Takes the cell's lock for `lock.execution`; idempotent for the same execution. Another
+    /// holder → `Ok(Err(holder))`.
+    fn acquire_lock(
+        &self,
+        cell: &str,
+        lock: &Lock,
+    ) -> impl Future<Output = Result<std::result::Result<(), Lock>>> + Send;
+    /// Releases the lock if `execution` holds it; idempotent.
+    fn release_lock(&self, cell: &str, execution: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Who holds the lock.
+    fn get_lock(&self, cell: &str) -> impl Future<Output = Result<Option<Lock>>> + Send;
+
+    /// The cell's blocked versions.
+    fn blocklist(&self, cell: &str) -> impl Future<Output = Result<Vec<Block>>> + Send;
+    /// Blocks a version (idempotent: a second block keeps the first reason).
+    fn block(&self, cell: &str, block: &Block) -> impl Future<Output = Result<()>> + Send;
+    /// Unblocks a version and bumps its retry counter; returns the new attempt number.
+    fn unblock(&self, cell: &str, version: &str) -> impl Future<Output = Result<u32>> + Send;
+    /// A version's attempt number (0 until first retried).
+    fn attempt(&self, cell: &str, version: &str) -> impl Future<Output = Result<u32>> + Send;
+
+    /// Creates a rollout's record if absent (idempotent).
+    fn start_rollout(&self, rollout: &Rollout) -> impl Future<Output = Result<()>> + Send;
+    /// Appends a history entry and sets `status` (when given) and `weight` (when the entry has
+    /// one); idempotent per [`HistoryEntry::key`]: a replay changes nothing. No such rollout →
+    /// `OkraError::NotFound`.
+    fn record(
+        &self,
+        cell: &str,
+        execution: &str,
+        entry: &HistoryEntry,
+        status: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// One rollout.
+    fn get_rollout(
+        &self,
+        cell: &str,
+        execution: &str,
+    ) -> impl Future<Output = Result<Option<Rollout>>> + Send;
+    /// The cell's rollouts, newest first, at most `limit`.
+    fn list_rollouts(
+        &self,
+        cell: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Rollout>>> + Send;
+
+    /// Leaves a signal for a running execution (the last one wins).
+    fn put_signal(
+        &self,
+        cell: &str,
+        execution: &str,
+        signal: Signal,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Takes (reads and deletes) the execution's signal, if any.
+    fn take_signal(
+        &self,
+        cell: &str,
+        execution: &str,
+    ) -> impl Future<Output = Result<Option<Signal>>> + Send;
+}
+
+/// A Step Functions execution as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionInfo {
+    /// Its ARN.
+    pub arn: String,
+    /// Its name.
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+/// What starting an execution did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Started {
+    /// A new execution.
+    Started {
+        /// Its ARN.
+        arn: String,
+    },
+    /// One of that name exists already (a duplicate trigger): nothing started.
+    AlreadyExists {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Step Functions, as the dispatcher and the API need it.
+pub trait ExecutionsPort: Send + Sync {
+    /// Starts the rollout state machine under `name` with `input`.
+    fn start(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> impl Future<Output = Result<Started>> + Send;
+    /// One execution by name.
+    fn describe(&self, name: &str) -> impl Future<Output = Result<Option<ExecutionInfo>>> + Send;
+}
+
+/// A rollout event for notifications (EventBridge `detail-type` = `kind`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutEvent {
+    /// `Rollout Started`, `Rollout Step Done`, `Rollout Paused`, `Rollout Promoted`,
+    /// `Rollout Rolled Back`, `Rollout Failed`.
+    pub kind: String,
+    /// The cell.
+    pub cell: String,
+    /// The execution.
+    pub execution: String,
+    /// Event detail.
+    pub detail: serde_json::Value,
+}
+
+/// EventBridge.
+pub trait EventsPort: Send + Sync {
+    /// Puts events on the bus (source `okra`).
+    fn put(&self, events: &[RolloutEvent]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Execution input: what the dispatcher and the API start the state machine with. The state
+/// machine reads its own name from the context object (`$$.Execution.Name`) and the blocklist
+/// from the table when it takes the cell's lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionInput {
+    /// The cell spec.
+    pub cell: CellSpec,
+    /// Who started it: `schedule`, `eks-event`, `api`.
+    pub trigger: String,
+    /// Free labels (the EKS event's cluster, the API caller).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}

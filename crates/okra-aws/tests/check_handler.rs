@@ -1,0 +1,538 @@
+//! `check-metrics` over in-test fake ports.
+
+use std::sync::Mutex;
+
+use okra_aws::OkraError;
+use okra_aws::handlers::check::{CheckInput, CheckOutput, JUDGE, handle, prefix_ids, substitute};
+use okra_aws::ports::{DatadogPort, MetricQuery, MetricSeries, MetricsPort};
+use okra_core::analysis::Phase;
+use okra_core::spec::CellSpec;
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-01-01T12:00:30Z";
+/// `NOW` floored to the minute, in epoch seconds.
+const END: i64 = 1_767_268_800;
+
+const CELL: &str = r#"
+name: web
+ingress:
+  alb:
+    listenerArn: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web-prod/50dc6c495c0c9188/f2f7dc8efc522ab2
+clusterSelector:
+  matchTags:
+    okra.io/cell: web
+versionTag: okra.io/version
+targetGroup:
+  port: 30080
+  protocol: HTTP
+  targetType: instance
+  registration: nodegroups
+canary:
+  steps:
+    - setWeight: 10
+analysisTemplates:
+  - name: error-rate
+    args:
+      - name: load-balancer
+        value: app/web-prod/50dc6c495c0c9188
+    metrics:
+      - name: elb-5xx-ratio
+        interval: 1m
+        count: 1
+        successCondition: result < 0.01
+        failureCondition: result >= 0.05
+        provider:
+          cloudwatch:
+            window: 5m
+            metricDataQueries:
+              - id: errors
+                metricStat:
+                  namespace: AWS/ApplicationELB
+                  metricName: HTTPCode_Target_5XX_Count
+                  dimensions:
+                    LoadBalancer: "{{args.load-balancer}}"
+                  period: 60
+                  stat: Sum
+              - id: requests
+                metricStat:
+                  namespace: AWS/ApplicationELB
+                  metricName: RequestCount
+                  dimensions:
+                    LoadBalancer: "{{args.load-balancer}}"
+                  period: 60
+                  stat: Sum
+              - id: ratio
+                expression: errors / requests
+                returnData: true
+  - name: more
+    metrics:
+      - name: a
+        count: 1
+        successCondition: result < 1
+        provider:
+          cloudwatch:
+            metricDataQueries:
+              - id: errors
+                metricStat: {namespace: X, metricName: A, stat: Sum}
+      - name: b
+        count: 1
+        successCondition: result < 1
+        provider:
+          cloudwatch:
+            metricDataQueries:
+              - id: errors
+                metricStat: {namespace: X, metricName: B, stat: Sum}
+  - name: latency
+    args:
+      - name: service
+    metrics:
+      - name: p95-latency
+        count: 1
+        successCondition: result < 0.3
+        provider:
+          datadog:
+            query: "avg:trace.http.request.duration.by.service.95p{service:{{args.service}}}"
+judge:
+  enabled: true
+  minRequests: 50
+  window: 5m
+"#;
+
+fn tg(name: &str) -> String {
+    format!(
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{name}/0123456789abcdef"
+    )
+}
+
+type Responder = Box<dyn Fn(&MetricQuery) -> Option<Vec<f64>> + Send + Sync>;
+
+/// Answers each query with `respond(query)`, one value per minute ending at `END - 60`.
+struct FakeMetrics {
+    respond: Responder,
+    fail: Option<fn() -> OkraError>,
+    calls: Mutex<Vec<(Vec<MetricQuery>, i64, i64)>>,
+}
+
+impl FakeMetrics {
+    fn new(respond: impl Fn(&MetricQuery) -> Option<Vec<f64>> + Send + Sync + 'static) -> Self {
+        Self {
+            respond: Box::new(respond),
+            fail: None,
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+    fn calls(&self) -> Vec<(Vec<MetricQuery>, i64, i64)> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+impl MetricsPort for FakeMetrics {
+    async fn get_metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: i64,
+        end: i64,
+    ) -> okra_aws::Result<Vec<MetricSeries>> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push((queries.to_vec(), start, end));
+        if let Some(f) = self.fail {
+            return Err(f());
+        }
+        Ok(queries
+            .iter()
+            .filter(|q| q.return_data)
+            .filter_map(|q| {
+                let values = (self.respond)(q)?;
+                let n = values.len() as i64;
+                Some(MetricSeries {
+                    id: q.id.clone(),
+                    timestamps: (0..n).map(|i| END - 60 * (n - i)).collect(),
+                    values,
+                })
+            })
+            .collect())
+    }
+}
+
+struct FakeDatadog {
+    answer: fn() -> okra_aws::Result<Vec<(i64, f64)>>,
+    queries: Mutex<Vec<String>>,
+}
+
+impl FakeDatadog {
+    fn new(answer: fn() -> okra_aws::Result<Vec<(i64, f64)>>) -> Self {
+        Self {
+            answer,
+            queries: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl DatadogPort for FakeDatadog {
+    async fn query(&self, query: &str, _from: i64, _to: i64) -> okra_aws::Result<Vec<(i64, f64)>> {
+        self.queries.lock().expect("lock").push(query.to_string());
+        (self.answer)()
+    }
+}
+
+fn healthy_dd() -> okra_aws::Result<Vec<(i64, f64)>> {
+    Ok(vec![(END - 120, 0.25), (END - 60, 0.2)])
+}
+
+fn cell() -> Value {
+    serde_json::to_value(CellSpec::from_yaml(CELL).expect("cell parses")).expect("to json")
+}
+
+fn input(templates: &[&str], judge: bool, previous: Value) -> CheckInput {
+    let (canary, stable) = if judge {
+        (
+            json!([tg("web-b1"), tg("web-b2")]),
+            json!([tg("web-a1"), tg("web-a2")]),
+        )
+    } else {
+        (json!([]), json!([]))
+    };
+    serde_json::from_value(json!({
+        "cell": cell(),
+        "templates": templates,
+        "args": {"service": "web"},
+        "canary": canary,
+        "stable": stable,
+        "previous": previous,
+        "now": NOW,
+    }))
+    .expect("input parses")
+}
+
+/// ALB numbers per target group: 1000 requests a minute, `canary_errors` or `stable_errors`
+/// 5xx, 0.1 s; the template metrics at `ratio`, `a` and `b` at 0.
+fn alb(ratio: Option<f64>, canary_errors: f64, stable_errors: f64) -> FakeMetrics {
+    FakeMetrics::new(move |q| {
+        let stat = q.metric_stat.as_ref();
+        let dims = stat.map(|s| s.dimensions.clone()).unwrap_or_default();
+        let canary = dims.get("TargetGroup").is_some_and(|t| t.contains("web-b"));
+        match stat.map(|s| s.metric_name.as_str()) {
+            _ if q.id.ends_with("_ratio") => ratio.map(|r| vec![r; 5]),
+            Some("RequestCount") => Some(vec![1000.0; 5]),
+            Some("HTTPCode_Target_5XX_Count") => {
+                Some(vec![if canary { canary_errors } else { stable_errors }; 5])
+            }
+            Some("TargetResponseTime") => Some(vec![0.1; 5]),
+            Some("A" | "B") => Some(vec![0.0]),
+            _ => None,
+        }
+    })
+}
+
+fn metric<'a>(out: &'a CheckOutput, name: &str) -> &'a okra_aws::handlers::check::MetricResult {
+    out.metrics
+        .iter()
+        .find(|m| m.name == name)
+        .expect("metric in output")
+}
+
+#[tokio::test]
+async fn healthy_metrics_are_successful() {
+    let cw = alb(Some(0.001), 20.0, 20.0);
+    let dd = FakeDatadog::new(healthy_dd);
+    let out = handle(&cw, &dd, input(&["error-rate", "latency"], true, json!([])))
+        .await
+        .expect("checks");
+    assert_eq!(out.phase, Phase::Successful, "{}", out.reason);
+    assert!(out.done);
+    assert_eq!(metric(&out, "elb-5xx-ratio").phase, Phase::Successful);
+    assert_eq!(metric(&out, "p95-latency").phase, Phase::Successful);
+    assert_eq!(metric(&out, JUDGE).phase, Phase::Successful);
+    assert_eq!(out.judge.as_ref().map(|j| j.phase), Some(Phase::Successful));
+    assert_eq!(
+        *dd.queries.lock().expect("lock"),
+        vec!["avg:trace.http.request.duration.by.service.95p{service:web}".to_string()]
+    );
+
+    // One call; the template's queries prefixed, ReturnData explicit, args substituted.
+    let calls = cw.calls();
+    assert_eq!(calls.len(), 1);
+    let (queries, start, end) = &calls[0];
+    assert_eq!((*start, *end), (END - 300, END));
+    let by_id = |id: &str| queries.iter().find(|q| q.id == id).expect("query present");
+    assert!(!by_id("m0_errors").return_data);
+    assert!(!by_id("m0_requests").return_data);
+    assert!(by_id("m0_ratio").return_data);
+    assert_eq!(
+        by_id("m0_ratio").expression.as_deref(),
+        Some("m0_errors / m0_requests")
+    );
+    let lb = &by_id("m0_errors")
+        .metric_stat
+        .as_ref()
+        .expect("stat")
+        .dimensions["LoadBalancer"];
+    assert_eq!(lb, "app/web-prod/50dc6c495c0c9188");
+    // Judge: 3 raw metrics per target group, on the listener's ALB and the groups' suffixes.
+    let judge: Vec<&MetricQuery> = queries
+        .iter()
+        .filter(|q| q.id.starts_with("judge_"))
+        .collect();
+    assert_eq!(judge.len(), 12);
+    let j = judge[0].metric_stat.as_ref().expect("stat");
+    assert_eq!(j.namespace, "AWS/ApplicationELB");
+    assert_eq!(j.period, 60);
+    assert_eq!(
+        j.dimensions["TargetGroup"],
+        "targetgroup/web-b1/0123456789abcdef"
+    );
+    assert_eq!(
+        j.dimensions["LoadBalancer"],
+        "app/web-prod/50dc6c495c0c9188"
+    );
+    assert!(
+        judge
+            .iter()
+            .all(|q| q.return_data && q.expression.is_none())
+    );
+
+    // The output is compact JSON whose `metrics` feed the next call's `previous`.
+    let text = serde_json::to_string(&out).expect("serializes");
+    assert!(text.contains(r#""phase":"successful""#), "{text}");
+}
+
+#[tokio::test]
+async fn error_rate_above_failure_condition_fails() {
+    let cw = alb(Some(0.1), 20.0, 20.0);
+    let out = handle(
+        &cw,
+        &FakeDatadog::new(healthy_dd),
+        input(&["error-rate"], false, json!([])),
+    )
+    .await
+    .expect("checks");
+    assert_eq!(out.phase, Phase::Failed);
+    assert!(out.done);
+    assert!(out.reason.contains("elb-5xx-ratio"), "{}", out.reason);
+    let m = metric(&out, "elb-5xx-ratio");
+    assert_eq!(m.value, Some(0.1.into()));
+    assert!(m.measurements[0].message.contains("failureCondition"));
+    assert!(out.judge.is_none());
+}
+
+#[tokio::test]
+async fn no_datapoints_is_inconclusive() {
+    let cw = alb(None, 20.0, 20.0);
+    let out = handle(
+        &cw,
+        &FakeDatadog::new(|| Ok(vec![])),
+        input(&["error-rate", "latency"], false, json!([])),
+    )
+    .await
+    .expect("checks");
+    assert_eq!(out.phase, Phase::Inconclusive, "{}", out.reason);
+    assert_eq!(metric(&out, "elb-5xx-ratio").phase, Phase::Inconclusive);
+    assert_eq!(metric(&out, "p95-latency").phase, Phase::Inconclusive);
+    assert!(metric(&out, "elb-5xx-ratio").value.is_none());
+}
+
+#[tokio::test]
+async fn datapoints_older_than_the_window_do_not_count() {
+    // The fake's 5 points are the 5 minutes before END; a 1-minute window keeps only the last.
+    let cw = FakeMetrics::new(|q| (q.id == "m0_errors").then(|| vec![5.0, 5.0, 5.0, 5.0, 0.5]));
+    let out = handle(
+        &cw,
+        &FakeDatadog::new(healthy_dd),
+        input(&["more"], false, json!([])),
+    )
+    .await
+    .expect("checks");
+    assert_eq!(metric(&out, "a").value, Some(0.5.into()));
+    assert_eq!(
+        out.phase,
+        Phase::Inconclusive,
+        "b has no data: {}",
+        out.reason
+    );
+}
+
+#[tokio::test]
+async fn judge_fails_a_canary_with_double_the_5xx() {
+    // Stable 2 % 5xx, canary 4 %: 2 points more than allowed 1.
+    let cw = alb(Some(0.001), 40.0, 20.0);
+    let out = handle(
+        &cw,
+        &FakeDatadog::new(healthy_dd),
+        input(&["error-rate"], true, json!([])),
+    )
+    .await
+    .expect("checks");
+    let report = out.judge.as_ref().expect("the judge ran");
+    assert_eq!(report.phase, Phase::Failed, "{}", report.reason);
+    assert_eq!(report.canary_requests, 10_000.0);
+    assert_eq!(metric(&out, "elb-5xx-ratio").phase, Phase::Successful);
+    assert_eq!(out.phase, Phase::Failed);
+    assert!(out.reason.contains("judge"), "{}", out.reason);
+}
+
+#[tokio::test]
+async fn one_get_metric_data_call_per_sample_whatever_the_metrics() {
+    for templates in [
+        vec!["error-rate"],
+        vec!["error-rate", "more"],
+        vec!["more", "error-rate", "latency"],
+    ] {
+        let cw = alb(Some(0.001), 20.0, 20.0);
+        let out = handle(
+            &cw,
+            &FakeDatadog::new(healthy_dd),
+            input(&templates, true, json!([])),
+        )
+        .await
+        .expect("checks");
+        let calls = cw.calls();
+        assert_eq!(calls.len(), 1, "{templates:?}");
+        let ids: std::collections::BTreeSet<&str> =
+            calls[0].0.iter().map(|q| q.id.as_str()).collect();
+        assert_eq!(ids.len(), calls[0].0.len(), "ids are unique: {ids:?}");
+        assert_eq!(
+            out.phase,
+            Phase::Successful,
+            "{templates:?}: {}",
+            out.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn previous_measurements_carry_over_and_decided_metrics_are_not_queried() {
+    let yaml = CELL.replacen("count: 1", "count: 2", 1);
+    let cell = serde_json::to_value(CellSpec::from_yaml(&yaml).expect("parses")).expect("json");
+    let mk = |previous: Value| -> CheckInput {
+        serde_json::from_value(json!({"cell": cell, "templates": ["error-rate", "more"], "previous": previous, "now": NOW}))
+            .expect("input")
+    };
+    let cw = alb(Some(0.001), 20.0, 20.0);
+    let dd = FakeDatadog::new(healthy_dd);
+    let first = handle(&cw, &dd, mk(json!([]))).await.expect("first");
+    assert_eq!(first.phase, Phase::Running, "{}", first.reason);
+    assert!(!first.done);
+    assert_eq!(metric(&first, "a").phase, Phase::Successful);
+
+    let previous = serde_json::to_value(&first.metrics).expect("json");
+    let second = handle(&cw, &dd, mk(previous)).await.expect("second");
+    assert_eq!(second.phase, Phase::Successful, "{}", second.reason);
+    assert!(second.done);
+    assert_eq!(metric(&second, "elb-5xx-ratio").measurements.len(), 2);
+    assert_eq!(metric(&second, "a").measurements.len(), 1);
+    let calls = cw.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(
+        calls[1].0.iter().all(|q| q.id.starts_with("m0_")),
+        "only the undecided metric"
+    );
+}
+
+#[tokio::test]
+async fn unknown_template_names_its_index() {
+    let cw = alb(Some(0.001), 20.0, 20.0);
+    let err = handle(
+        &cw,
+        &FakeDatadog::new(healthy_dd),
+        input(&["error-rate", "nope"], false, json!([])),
+    )
+    .await
+    .expect_err("unknown template");
+    assert_eq!(err.error_type(), "InvalidInput");
+    assert!(err.to_string().contains("templates[1]"), "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(cw.calls().is_empty());
+}
+
+#[tokio::test]
+async fn throttling_fails_the_call_other_failures_are_error_samples() {
+    let mut cw = alb(Some(0.001), 20.0, 20.0);
+    cw.fail = Some(|| OkraError::Throttled("Throttling: rate exceeded".into()));
+    let err = handle(
+        &cw,
+        &FakeDatadog::new(healthy_dd),
+        input(&["error-rate"], true, json!([])),
+    )
+    .await
+    .expect_err("throttled");
+    assert_eq!(err.error_type(), "Throttled");
+
+    cw.fail = Some(|| OkraError::AccessDenied("no cloudwatch:GetMetricData".into()));
+    let out = handle(
+        &cw,
+        &FakeDatadog::new(healthy_dd),
+        input(&["error-rate"], true, json!([])),
+    )
+    .await
+    .expect("an error sample");
+    let m = metric(&out, "elb-5xx-ratio");
+    assert_eq!(m.measurements[0].phase, Phase::Error);
+    assert!(m.measurements[0].message.contains("GetMetricData"));
+    assert_eq!(m.phase, Phase::Running, "below consecutiveErrorLimit");
+    assert_eq!(metric(&out, JUDGE).measurements[0].phase, Phase::Error);
+
+    let err = handle(
+        &alb(Some(0.001), 20.0, 20.0),
+        &FakeDatadog::new(|| Err(OkraError::Throttled("Datadog answered 429".into()))),
+        input(&["latency"], false, json!([])),
+    )
+    .await
+    .expect_err("datadog throttled");
+    assert_eq!(err.error_type(), "Throttled");
+}
+
+#[test]
+fn args_and_ids_are_rewritten() {
+    let args = [("lb".to_string(), "app/x/1".to_string())].into();
+    assert_eq!(
+        substitute("LB={{args.lb}}, {{ args.lb }}", &args).expect("ok"),
+        "LB=app/x/1, app/x/1"
+    );
+    assert_eq!(
+        substitute("{{args.missing}}", &args)
+            .expect_err("missing")
+            .error_type(),
+        "InvalidInput"
+    );
+    let ids = ["e".to_string(), "r".to_string()].into();
+    assert_eq!(
+        prefix_ids("100*e/r + SUM(METRICS('e'))", &ids, "m1_"),
+        "100*m1_e/m1_r + SUM(METRICS('e'))"
+    );
+}
+
+#[tokio::test]
+async fn the_sample_event_parses_and_runs() {
+    let event: CheckInput =
+        serde_json::from_str(include_str!("../../../events/check-metrics.json"))
+            .expect("event parses");
+    let event = CheckInput {
+        now: Some(NOW.into()),
+        ..event
+    };
+    let cw = alb(Some(0.001), 20.0, 20.0);
+    let out = handle(&cw, &FakeDatadog::new(healthy_dd), event)
+        .await
+        .expect("checks");
+    // web.yaml's metrics take 5 and 3 samples: the first one is Running.
+    assert_eq!(out.phase, Phase::Running, "{}", out.reason);
+    assert!(out.judge.is_some());
+    assert_eq!(cw.calls().len(), 1);
+}
+
+#[test]
+fn dimensions_come_from_arns() {
+    use okra_aws::handlers::check::{load_balancer_dimension, target_group_dimension};
+    let listener = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web-prod/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    assert_eq!(
+        load_balancer_dimension(listener).as_deref(),
+        Some("app/web-prod/50dc6c495c0c9188")
+    );
+    assert_eq!(
+        target_group_dimension(&tg("web-a1")),
+        Some("targetgroup/web-a1/0123456789abcdef")
+    );
+    assert_eq!(target_group_dimension("targetgroup/x"), None);
+}

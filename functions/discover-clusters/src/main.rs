@@ -1,0 +1,18 @@
+//! discover-clusters: see `okra_aws::handlers::discover`.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use okra_aws::eks::Eks;
+use okra_aws::elb::Elb;
+use okra_aws::handlers::discover::{DiscoverInput, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = okra_aws::aws_config().await;
+    let eks = Eks::new(aws_sdk_eks::Client::new(&config));
+    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    run(service_fn(|event: LambdaEvent<DiscoverInput>| {
+        handle(&eks, &elb, event.payload)
+    }))
+    .await
+}

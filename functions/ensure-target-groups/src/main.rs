@@ -1,0 +1,20 @@
+//! ensure-target-groups: see `okra_aws::handlers::ensure`.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use okra_aws::autoscaling::AutoScaling;
+use okra_aws::eks::Eks;
+use okra_aws::elb::Elb;
+use okra_aws::handlers::ensure::{EnsureInput, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = okra_aws::aws_config().await;
+    let eks = Eks::new(aws_sdk_eks::Client::new(&config));
+    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let asg = AutoScaling::new(aws_sdk_autoscaling::Client::new(&config));
+    run(service_fn(|event: LambdaEvent<EnsureInput>| {
+        handle(&eks, &elb, &asg, event.payload)
+    }))
+    .await
+}

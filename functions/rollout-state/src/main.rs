@@ -1,0 +1,34 @@
+//! rollout-state: see `okra_aws::handlers::state`. Environment: `TABLE_NAME`,
+//! `STATE_MACHINE_ARN`, `EVENT_BUS_NAME` (default `default`).
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use okra_aws::dynamo::Dynamo;
+use okra_aws::eventbridge::EventBridge;
+use okra_aws::handlers::state::{handle, parse};
+use okra_aws::sfn::Sfn;
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = okra_aws::aws_config().await;
+    let state = Dynamo::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?);
+    let executions = Sfn::new(aws_sdk_sfn::Client::new(&config), env("STATE_MACHINE_ARN")?);
+    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
+    let events = EventBridge::new(aws_sdk_eventbridge::Client::new(&config), bus);
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        let input = parse(event.payload)?;
+        handle(
+            &state,
+            &executions,
+            &events,
+            input,
+            std::time::SystemTime::now(),
+        )
+        .await
+    }))
+    .await
+}

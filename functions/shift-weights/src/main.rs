@@ -1,0 +1,16 @@
+//! shift-weights: see `okra_aws::handlers::shift`.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use okra_aws::elb::Elb;
+use okra_aws::handlers::shift::{ShiftInput, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = okra_aws::aws_config().await;
+    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    run(service_fn(|event: LambdaEvent<ShiftInput>| {
+        handle(&elb, event.payload)
+    }))
+    .await
+}

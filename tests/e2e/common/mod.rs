@@ -1,0 +1,391 @@
+//! Shared set-up of the end-to-end tests: SDK clients on the local AWS, and a seeded world
+//! (VPC, ALB, listener, EKS clusters) per test, under names no other test uses.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use aws_sdk_cloudwatch as cw;
+use aws_sdk_dynamodb as ddb;
+use aws_sdk_eks as eks;
+use aws_sdk_elasticloadbalancingv2 as elb;
+use aws_sdk_sfn as sfn;
+use okra_aws::state::StatePort;
+use okra_testkit::{Execution, LocalAws, RunRequest};
+use serde_json::{Value, json};
+
+/// The table the functions use (created once per test binary).
+pub const TABLE: &str = "okra-e2e";
+/// The state machine's ARN as the functions see it (moto holds a copy for StartExecution).
+pub const STATE_MACHINE_ARN: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:okra-rollout";
+/// Every function of the state machine, by the substitution that names it in the ASL.
+pub const FUNCTIONS: [(&str, &str); 5] = [
+    ("DiscoverClustersFunctionArn", "discover-clusters"),
+    ("EnsureTargetGroupsFunctionArn", "ensure-target-groups"),
+    ("ShiftWeightsFunctionArn", "shift-weights"),
+    ("CheckMetricsFunctionArn", "check-metrics"),
+    ("RolloutStateFunctionArn", "rollout-state"),
+];
+
+static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();
+
+/// This test binary's local AWS, with the functions' environment as the template sets it.
+pub fn stack() -> Result<&'static LocalAws> {
+    STACK
+        .get_or_init(|| {
+            LocalAws::builder()
+                .function_env("TABLE_NAME", TABLE)
+                .function_env("STATE_MACHINE_ARN", STATE_MACHINE_ARN)
+                .function_env("EVENT_BUS_NAME", "default")
+                .start()
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("the local AWS did not start: {e}"))
+}
+
+/// SDK clients pointed at this binary's local AWS.
+pub struct Aws {
+    pub local: &'static LocalAws,
+    pub eks: eks::Client,
+    pub elb: elb::Client,
+    pub ddb: ddb::Client,
+    pub cw: cw::Client,
+    pub sfn: sfn::Client,
+}
+
+static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+pub async fn aws() -> Result<Aws> {
+    let local = stack()?;
+    let (key, secret) = local.credentials();
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(local.endpoint())
+        .region(aws_config::Region::new(local.region()))
+        .credentials_provider(aws_sdk_eks::config::Credentials::new(key, secret, None, None, "moto"))
+        .load()
+        .await;
+    let aws = Aws {
+        local,
+        eks: eks::Client::new(&conf),
+        elb: elb::Client::new(&conf),
+        ddb: ddb::Client::new(&conf),
+        cw: cw::Client::new(&conf),
+        sfn: sfn::Client::new(&conf),
+    };
+    READY.get_or_try_init(|| prepare(&aws)).await?;
+    Ok(aws)
+}
+
+/// What template.yaml creates: the table (`pk`, `sk` strings, on demand) and the state machine
+/// (moto keeps it for StartExecution/DescribeExecution; aws-local-stepfunctions runs it).
+async fn prepare(aws: &Aws) -> Result<()> {
+    use ddb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let attr = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build()
+    };
+    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    aws.ddb
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .send()
+        .await
+        .context("CreateTable")?;
+    let definition = std::fs::read_to_string(okra_testkit::workspace_root().join("statemachine/rollout.asl.json"))?;
+    aws.sfn
+        .create_state_machine()
+        .name("okra-rollout")
+        .definition(definition)
+        .role_arn("arn:aws:iam::123456789012:role/okra-rollout")
+        .send()
+        .await
+        .context("CreateStateMachine")?;
+    Ok(())
+}
+
+/// Runs `statemachine/rollout.asl.json` as shipped, SAM's substitutions pointing at the local
+/// function binaries, under the execution name `name`; waits cut to 50 ms (a flag of the run,
+/// not another state machine).
+pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
+    let mut req = RunRequest::from_path("statemachine/rollout.asl.json")
+        .input(input)
+        .context(json!({"Execution": {"Name": name}}))
+        .timeout_ms(240_000);
+    for (sub, bin) in FUNCTIONS {
+        req = req.substitution(sub, okra_testkit::lambda_arn(bin)).function(sub, bin);
+    }
+    for wait in [
+        "Pause",
+        "WaitForCanaryReadiness",
+        "WaitForInitialReadiness",
+        "WaitForSignal",
+        "AnalysisInitialDelay",
+        "AnalysisInterval",
+    ] {
+        req = req.wait_override(wait, 50);
+    }
+    aws.local.run_state_machine(&req)
+}
+
+/// The canary weights the SetWeight steps verified, in order.
+pub fn weights_of_steps(exec: &Execution) -> Vec<u64> {
+    exec.events_of_type("StateExited")
+        .filter(|e| e.pointer("/state/name").and_then(Value::as_str) == Some("SetWeight"))
+        .filter_map(|e| e.pointer("/state/output/last/weight").and_then(Value::as_u64))
+        .collect()
+}
+
+impl Aws {
+    /// The table through okra's own adapter.
+    pub fn state(&self) -> okra_aws::dynamo::Dynamo {
+        okra_aws::dynamo::Dynamo::new(self.ddb.clone(), TABLE)
+    }
+
+    /// The cell's blocked versions.
+    pub async fn blocked(&self, cell: &str) -> Result<Vec<String>> {
+        Ok(self.state().blocklist(cell).await?.into_iter().map(|b| b.version).collect())
+    }
+
+    /// Leaves a person's signal for a running execution, as the API does.
+    pub async fn signal(&self, cell: &str, execution: &str, signal: okra_aws::state::Signal) -> Result<()> {
+        Ok(self.state().put_signal(cell, execution, signal).await?)
+    }
+
+    /// A rollout's record.
+    pub async fn rollout(&self, cell: &str, execution: &str) -> Result<Option<okra_aws::state::Rollout>> {
+        Ok(self.state().get_rollout(cell, execution).await?)
+    }
+
+    /// Seeds a metric datapoint a minute and a half ago.
+    pub async fn put_metric(&self, namespace: &str, name: &str, dims: &[(&str, &str)], value: f64) -> Result<()> {
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(90);
+        let mut datum = cw::types::MetricDatum::builder()
+            .metric_name(name)
+            .value(value)
+            .timestamp(aws_smithy_types::DateTime::from(when));
+        for (k, v) in dims {
+            datum = datum.dimensions(cw::types::Dimension::builder().name(*k).value(*v).build());
+        }
+        self.cw.put_metric_data().namespace(namespace).metric_data(datum.build()).send().await?;
+        Ok(())
+    }
+}
+
+/// One test's world: a VPC with two subnets, an ALB whose listener answers with a fixed
+/// response, and a role for EKS clusters.
+pub struct World {
+    pub prefix: String,
+    pub vpc_id: String,
+    pub subnets: Vec<String>,
+    pub listener_arn: String,
+    pub role: String,
+}
+
+impl Aws {
+    pub async fn world(&self, prefix: &str) -> Result<World> {
+        let prefix = LocalAws::unique(prefix);
+        let (vpc_id, subnets) = self.local.create_vpc_with_subnets()?;
+        let lb = self
+            .elb
+            .create_load_balancer()
+            .name(format!("lb-{}", &prefix[..prefix.len().min(20)]))
+            .set_subnets(Some(subnets.clone()))
+            .r#type(elb::types::LoadBalancerTypeEnum::Application)
+            .send()
+            .await
+            .context("CreateLoadBalancer")?;
+        let lb_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string();
+        let listener = self
+            .elb
+            .create_listener()
+            .load_balancer_arn(&lb_arn)
+            .protocol(elb::types::ProtocolEnum::Http)
+            .port(80)
+            .default_actions(
+                elb::types::Action::builder()
+                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        elb::types::FixedResponseActionConfig::builder()
+                            .status_code("503")
+                            .content_type("text/plain")
+                            .message_body("no cluster serves yet")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .context("CreateListener")?;
+        let listener_arn = listener.listeners()[0].listener_arn().unwrap().to_string();
+        Ok(World {
+            prefix,
+            vpc_id,
+            subnets,
+            listener_arn,
+            role: "arn:aws:iam::123456789012:role/eks".into(),
+        })
+    }
+
+    /// Creates an EKS cluster of the world's cell with a version tag.
+    pub async fn cluster(&self, w: &World, name: &str, version: &str) -> Result<String> {
+        let full = format!("{}-{name}", w.prefix);
+        // AWS answers DescribeCluster with `resourcesVpcConfig.vpcId`, derived from the subnets;
+        // moto echoes the request's `resourcesVpcConfig` as it was sent. So the cluster is made
+        // with a raw request that also carries the VPC, and DescribeCluster answers as AWS would.
+        // (The SDK's VpcConfigRequest has no vpcId field.) moto reads the service from the
+        // credential scope and does not check the signature.
+        let body = json!({
+            "name": full,
+            "roleArn": w.role,
+            "resourcesVpcConfig": {"subnetIds": w.subnets, "vpcId": w.vpc_id},
+            "tags": {"okra-test": w.prefix, "okra.io/version": version},
+        });
+        let url = format!("{}/clusters", self.local.endpoint());
+        let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/eks/aws4_request, \
+                    SignedHeaders=host, Signature=0";
+        let body = body.to_string();
+        tokio::task::spawn_blocking(move || {
+            ureq::post(&url)
+                .header("Authorization", auth)
+                .header("Content-Type", "application/json")
+                .send(body.as_bytes())
+        })
+        .await?
+        .with_context(|| format!("CreateCluster {full}"))?;
+        let seen = self.eks.describe_cluster().name(&full).send().await?;
+        let vpc = seen.cluster().and_then(|c| c.resources_vpc_config()).and_then(|v| v.vpc_id());
+        anyhow::ensure!(vpc == Some(w.vpc_id.as_str()), "DescribeCluster shows vpcId {vpc:?}");
+        Ok(full)
+    }
+
+    /// The listener's forward action as (target group name, weight), sorted; empty when the
+    /// listener does not forward.
+    pub async fn weights(&self, w: &World) -> Result<Vec<(String, i32)>> {
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(&w.listener_arn)
+            .send()
+            .await?;
+        let actions = out.listeners()[0].default_actions();
+        let mut v = Vec::new();
+        for a in actions {
+            if a.r#type() != Some(&elb::types::ActionTypeEnum::Forward) {
+                continue;
+            }
+            for t in a
+                .forward_config()
+                .map(|c| c.target_groups())
+                .unwrap_or_default()
+            {
+                let arn = t.target_group_arn().unwrap();
+                v.push((tg_name(arn).to_string(), t.weight().unwrap_or(1)));
+            }
+        }
+        v.sort();
+        Ok(v)
+    }
+
+    /// Tags of a target group, by ARN.
+    pub async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        let out = self.elb.describe_tags().resource_arns(arn).send().await?;
+        Ok(out.tag_descriptions()[0]
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
+    }
+
+    /// Every target group whose name starts with `prefix`.
+    pub async fn target_groups_named(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let out = self.elb.describe_target_groups().send().await?;
+        Ok(out
+            .target_groups()
+            .iter()
+            .filter(|g| {
+                g.target_group_name()
+                    .unwrap_or_default()
+                    .starts_with(prefix)
+            })
+            .map(|g| {
+                (
+                    g.target_group_name().unwrap().to_string(),
+                    g.target_group_arn().unwrap().to_string(),
+                )
+            })
+            .collect())
+    }
+}
+
+pub fn tg_name(arn: &str) -> &str {
+    arn.rsplit_once(":targetgroup/")
+        .map_or(arn, |(_, r)| r.split('/').next().unwrap_or(r))
+}
+
+/// A cell spec for a world: two clusters per version, external registration, a readiness gate
+/// that needs no registered targets, an `errors` analysis over a CloudWatch metric of the cell
+/// (namespace `Okra/E2E`, metric `Errors`, dimension `Cell`), and the given steps. The built-in
+/// judge is off: moto has no ALB traffic metrics to judge.
+pub fn cell(w: &World, steps: Value) -> Value {
+    json!({
+        "name": cell_name(w),
+        "ingress": {"alb": {"listenerArn": w.listener_arn}},
+        "clusterSelector": {"matchTags": {"okra-test": w.prefix}},
+        "replicas": 2,
+        "targetGroup": {"port": 30080, "healthCheck": {"path": "/healthz"}, "registration": "external"},
+        "readiness": {"minHealthyPercent": 0, "timeout": "1m"},
+        "canary": {"steps": steps},
+        "analysisTemplates": [{
+            "name": "errors",
+            "metrics": [{
+                "name": "error-count",
+                "interval": "1m",
+                "count": 1,
+                "successCondition": "result < 1.0",
+                "failureCondition": "result >= 5.0",
+                "provider": {"cloudwatch": {"window": "10m", "metricDataQueries": [{
+                    "id": "errors",
+                    "metricStat": {"namespace": "Okra/E2E", "metricName": "Errors",
+                                   "dimensions": {"Cell": cell_name(w)}, "period": 60, "stat": "Sum"}
+                }]}}
+            }]
+        }],
+        "judge": {"enabled": false},
+    })
+}
+
+/// The execution input the dispatcher would give.
+pub fn input(spec: Value) -> Value {
+    json!({"cell": spec, "trigger": "test"})
+}
+
+/// The cell's name: short, so target group names keep the cluster part readable.
+pub fn cell_name(w: &World) -> String {
+    let tail: String = w
+        .prefix
+        .chars()
+        .rev()
+        .take(6)
+        .collect::<String>()
+        .chars()
+        .rev()
+        .collect();
+    format!("c{tail}")
+        .to_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+}

@@ -1,0 +1,191 @@
+//! Each real function binary, invoked through `cargo lambda watch`'s Invoke API, against moto.
+
+mod common;
+
+use anyhow::Result;
+use common::{aws, cell, cell_name};
+
+use okra_testkit::Invocation;
+use serde_json::json;
+
+fn ok(inv: Invocation) -> serde_json::Value {
+    match inv {
+        Invocation::Ok(v) => v,
+        other => panic!("expected success, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ensure_target_groups_twice_creates_nothing_new() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("ens").await?;
+    let c1 = aws.cluster(&w, "b1", "1.1.0").await?;
+    let c2 = aws.cluster(&w, "b2", "1.1.0").await?;
+    let spec = cell(&w, json!([]));
+    let side = json!({"version": "1.1.0", "members": [
+        {"cluster": c1, "vpcId": w.vpc_id}, {"cluster": c2, "vpcId": w.vpc_id}]});
+    let first = ok(aws
+        .local
+        .invoke("ensure-target-groups", &json!({"cell": spec, "side": side}))?);
+    let second = ok(aws
+        .local
+        .invoke("ensure-target-groups", &json!({"cell": spec, "side": side}))?);
+    assert_eq!(first["side"], second["side"], "same groups both times");
+    assert!(
+        first["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["created"] == true)
+    );
+    assert!(
+        second["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["created"] == false)
+    );
+    assert_eq!(aws.target_groups_named(&cell_name(&w)).await?.len(), 2);
+    for g in first["groups"].as_array().unwrap() {
+        let tags = aws.tags(g["targetGroupArn"].as_str().unwrap()).await?;
+        assert_eq!(tags["okra.io/version"], "1.1.0");
+        assert_eq!(&tags["okra.io/cluster"], g["cluster"].as_str().unwrap());
+    }
+    // Retagged to 1.1.1: the group stays, its version tag follows.
+    let side = json!({"version": "1.1.1", "members": second["side"]["members"]});
+    let third = ok(aws
+        .local
+        .invoke("ensure-target-groups", &json!({"cell": spec, "side": side}))?);
+    let arn = third["groups"][0]["targetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(aws.tags(&arn).await?["okra.io/version"], "1.1.1");
+    assert_eq!(aws.target_groups_named(&cell_name(&w)).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shift_weights_refuses_a_listener_edited_behind_its_back() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("drift").await?;
+    let spec = cell(&w, json!([]));
+    let mut arns = Vec::new();
+    for (name, v) in [("a1", "1.0.0"), ("b1", "1.1.0")] {
+        let c = aws.cluster(&w, name, v).await?;
+        let side = json!({"version": v, "members": [{"cluster": c, "vpcId": w.vpc_id}]});
+        let out = ok(aws
+            .local
+            .invoke("ensure-target-groups", &json!({"cell": spec, "side": side}))?);
+        arns.push(
+            out["groups"][0]["targetGroupArn"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (stable, canary) = (&arns[0], &arns[1]);
+    let base = json!({"listenerArn": w.listener_arn, "stable": [stable], "canary": [canary]});
+    let step = |weight: u32, expected: serde_json::Value| {
+        let mut i = base.clone();
+        i["weight"] = json!(weight);
+        i["expected"] = expected;
+        i
+    };
+    // Initialize: nothing expected (the listener answers with a fixed response).
+    let s0 = ok(aws
+        .local
+        .invoke("shift-weights", &step(0, serde_json::Value::Null))?);
+    assert_eq!(s0["changed"], true);
+    let s1 = ok(aws
+        .local
+        .invoke("shift-weights", &step(30, s0["action"].clone()))?);
+    assert_eq!(
+        aws.weights(&w)
+            .await?
+            .iter()
+            .map(|(_, w)| *w)
+            .collect::<Vec<_>>()
+            .iter()
+            .sum::<i32>(),
+        100
+    );
+    // The same step again: nothing written.
+    let again = ok(aws
+        .local
+        .invoke("shift-weights", &step(30, s0["action"].clone()))?);
+    assert_eq!(again["changed"], false);
+
+    // Someone sends everything to the canary by hand.
+    aws.elb
+        .modify_listener()
+        .listener_arn(&w.listener_arn)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(canary)
+                .build(),
+        )
+        .send()
+        .await?;
+    let edited = aws.weights(&w).await?;
+    match aws
+        .local
+        .invoke("shift-weights", &step(60, s1["action"].clone()))?
+    {
+        Invocation::FunctionError {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "DriftDetected", "{error_message}");
+        }
+        other => panic!("expected DriftDetected, got {other:?}"),
+    }
+    assert_eq!(aws.weights(&w).await?, edited, "the edit is left as it is");
+    // Told to take over, okra writes.
+    let mut take = step(60, s1["action"].clone());
+    take["takeOver"] = json!(true);
+    let t = ok(aws.local.invoke("shift-weights", &take)?);
+    assert_eq!(t["weight"], 60);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discover_refuses_a_cell_that_cannot_fit_and_reads_nothing() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("fit").await?;
+    let mut spec = cell(&w, json!([{"setWeight": 50}]));
+    spec["replicas"] = json!(3);
+    match aws
+        .local
+        .invoke("discover-clusters", &json!({"cell": spec, "blocklist": []}))?
+    {
+        Invocation::FunctionError {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "InvalidSpec");
+            assert!(error_message.contains("replicas"), "{error_message}");
+            assert!(error_message.contains("at most 5"), "{error_message}");
+        }
+        other => panic!("expected InvalidSpec, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discover_reports_a_missing_listener_by_name() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("nolis").await?;
+    let mut spec = cell(&w, json!([]));
+    let (lb, _) = w.listener_arn.rsplit_once('/').unwrap();
+    spec["ingress"]["alb"]["listenerArn"] = json!(format!("{lb}/ffffffffffffffff"));
+    match aws
+        .local
+        .invoke("discover-clusters", &json!({"cell": spec, "blocklist": []}))?
+    {
+        Invocation::FunctionError { error_type, .. } => assert_eq!(error_type, "ListenerNotFound"),
+        other => panic!("expected ListenerNotFound, got {other:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! The shipped state machine, run by aws-local-stepfunctions, its Task states invoking the real
+//! function binaries under `cargo lambda watch`, against moto. Assertions read AWS state back
+//! from moto.
+
+mod common;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use common::{aws, cell, cell_name, input, run_rollout, weights_of_steps};
+use okra_aws::state::{Lock, Signal, StatePort};
+use serde_json::json;
+
+/// Seeds two clusters of 1.0.0 and runs the state machine once: initialize.
+async fn serving_v1(aws: &common::Aws, w: &common::World, spec: &serde_json::Value) -> Result<()> {
+    aws.cluster(w, "a1", "1.0.0").await?;
+    aws.cluster(w, "a2", "1.0.0").await?;
+    let e = run_rollout(aws, &format!("{}-init", cell_name(w)), input(spec.clone()))?;
+    e.ensure_succeeded()?;
+    assert_eq!(e.output["discovery"]["decision"]["kind"], "initialize");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn initialize_then_roll_out_two_by_two_with_analysis_then_nothing_to_do() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("roll").await?;
+    let name = cell_name(&w);
+    let steps = json!([
+        {"setWeight": 10},
+        {"analysis": {"templates": [{"templateName": "errors"}]}},
+        {"setWeight": 50},
+        {"pause": {"duration": "30s"}},
+        {"setWeight": 100}
+    ]);
+    let spec = cell(&w, steps);
+
+    // 1. Two clusters of 1.0.0, a listener that forwards nowhere: initialize, one write.
+    serving_v1(&aws, &w, &spec).await?;
+    let v1 = aws.weights(&w).await?;
+    assert_eq!(v1.len(), 2, "{v1:?}");
+    assert!(v1.iter().all(|(_, wt)| *wt == 50), "{v1:?}");
+    let groups = aws.target_groups_named(&name).await?;
+    assert_eq!(groups.len(), 2);
+    for (_, arn) in &groups {
+        let tags = aws.tags(arn).await?;
+        assert_eq!(tags["okra.io/cell"], name);
+        assert_eq!(tags["okra.io/version"], "1.0.0");
+    }
+
+    // 2. Two clusters of 1.1.0 and a healthy metric: 10 -> analysis -> 50 -> pause -> 100.
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0).await?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    let exec = format!("{name}-1-1-0");
+    let e = run_rollout(&aws, &exec, input(spec.clone()))?;
+    e.ensure_succeeded()?;
+    assert_eq!(e.output["discovery"]["decision"]["kind"], "startRollout");
+    assert_eq!(weights_of_steps(&e), vec![10, 50, 100]);
+    assert_eq!(e.output["analysis"]["phase"], "successful", "{}", e.output["analysis"]);
+    let states = e.states_entered();
+    assert!(states.iter().any(|s| s == "Pause"), "{states:?}");
+    assert_eq!(states.last().map(String::as_str), Some("Promoted"));
+    let v2 = aws.weights(&w).await?;
+    assert_eq!(v2.len(), 2, "only the new version's groups remain: {v2:?}");
+    assert!(v2.iter().all(|(n, wt)| *wt == 50 && n.contains("-b")), "{v2:?}");
+    assert_eq!(aws.target_groups_named(&name).await?.len(), 4);
+    // The history tells the story; the lock is released.
+    let r = aws.rollout(&name, &exec).await?.expect("a rollout record");
+    assert_eq!(r.status, "promoted");
+    assert_eq!(r.to, "1.1.0");
+    assert_eq!(r.weight, 100);
+    assert!(r.history.len() >= 5, "{:?}", r.history);
+    assert_eq!(aws.state().get_lock(&name).await?, None);
+
+    // 3. Again: nothing to do, nothing written.
+    let e = run_rollout(&aws, &format!("{name}-again"), input(spec))?;
+    e.ensure_succeeded()?;
+    assert_eq!(e.output["discovery"]["decision"]["kind"], "nothingToDo");
+    assert_eq!(aws.weights(&w).await?, v2);
+    assert_eq!(aws.target_groups_named(&name).await?.len(), 4);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_analysis_rolls_back_blocks_the_version_and_is_not_retried() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("fail").await?;
+    let name = cell_name(&w);
+    let steps = json!([{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "errors"}]}}, {"setWeight": 100}]);
+    let spec = cell(&w, steps);
+    serving_v1(&aws, &w, &spec).await?;
+    let before = aws.weights(&w).await?;
+
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 12.0).await?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    let exec = format!("{name}-bad");
+    let e = run_rollout(&aws, &exec, input(spec.clone()))?;
+    assert_eq!(e.status, "FAILED", "{e:?}");
+    assert_eq!(e.error.as_deref(), Some("RolledBack"));
+    assert!(e.cause.as_deref().unwrap_or_default().contains("error-count"), "{:?}", e.cause);
+    assert_eq!(weights_of_steps(&e), vec![20]);
+    assert_eq!(aws.weights(&w).await?, before, "traffic is back on 1.0.0 as it was");
+    assert_eq!(aws.blocked(&name).await?, vec!["1.1.0".to_string()]);
+    let r = aws.rollout(&name, &exec).await?.expect("a rollout record");
+    assert_eq!(r.status, "rolledBack");
+    assert_eq!(aws.state().get_lock(&name).await?, None);
+
+    // The next trigger does not retry it.
+    let e = run_rollout(&aws, &format!("{name}-next"), input(spec))?;
+    e.ensure_succeeded()?;
+    assert_eq!(e.output["discovery"]["decision"]["kind"], "nothingToDo");
+    assert_eq!(aws.weights(&w).await?, before);
+    Ok(())
+}
+
+/// Runs the rollout in a thread, waits until its record says `paused`, then sends `signal`.
+async fn pause_then(signal: Signal, prefix: &str) -> Result<(common::Aws, common::World, okra_testkit::Execution, Vec<(String, i32)>)> {
+    let aws = aws().await?;
+    let w = aws.world(prefix).await?;
+    let name = cell_name(&w);
+    let steps = json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 100}]);
+    let spec = cell(&w, steps);
+    serving_v1(&aws, &w, &spec).await?;
+    let before = aws.weights(&w).await?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    let exec = format!("{name}-paused");
+    let runner = {
+        let (exec, aws2) = (exec.clone(), common::aws().await?);
+        std::thread::spawn(move || run_rollout(&aws2, &exec, input(spec)))
+    };
+    let mut paused = false;
+    for _ in 0..600 {
+        if let Some(r) = aws.rollout(&name, &exec).await?
+            && r.history.iter().any(|h| h.event == "paused")
+        {
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(paused, "the rollout reached its pause");
+    // While paused, the canary holds its 30 %.
+    let during = aws.weights(&w).await?;
+    assert_eq!(during.iter().filter(|(n, _)| n.contains("-b")).map(|(_, w)| w).sum::<i32>(), 30);
+    aws.signal(&name, &exec, signal).await?;
+    let e = runner.join().expect("the runner thread")?;
+    Ok((aws, w, e, before))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_until_resumed_waits_for_the_resume_signal() -> Result<()> {
+    let (aws, w, e, _) = pause_then(Signal::Resume, "res").await?;
+    e.ensure_succeeded()?;
+    let polls = e.states_entered().iter().filter(|s| *s == "PollSignal").count();
+    assert!(polls >= 1, "it polled for the signal");
+    assert_eq!(weights_of_steps(&e), vec![30, 100]);
+    assert!(aws.weights(&w).await?.iter().all(|(n, _)| n.contains("-b")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_mid_rollout_rolls_back_and_blocks() -> Result<()> {
+    let (aws, w, e, before) = pause_then(Signal::Abort, "abrt").await?;
+    assert_eq!(e.status, "FAILED", "{e:?}");
+    assert_eq!(e.error.as_deref(), Some("RolledBack"));
+    assert!(e.cause.as_deref().unwrap_or_default().contains("aborted"), "{:?}", e.cause);
+    assert_eq!(aws.weights(&w).await?, before);
+    assert_eq!(aws.blocked(&cell_name(&w)).await?, vec!["1.1.0".to_string()]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_full_skips_the_remaining_steps() -> Result<()> {
+    let (aws, w, e, _) = pause_then(Signal::PromoteFull, "pfull").await?;
+    e.ensure_succeeded()?;
+    assert_eq!(weights_of_steps(&e), vec![30], "setWeight 100 never ran as a step");
+    assert!(e.states_entered().iter().any(|s| s == "PromoteFull"));
+    assert!(aws.weights(&w).await?.iter().all(|(n, _)| n.contains("-b")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_lower_version_swaps_at_once() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("pin").await?;
+    let mut spec = cell(&w, json!([{"setWeight": 50}]));
+    serving_v1(&aws, &w, &spec).await?;
+    let v1 = aws.weights(&w).await?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &cell_name(&w))], 0.0).await?;
+    run_rollout(&aws, &format!("{}-up", cell_name(&w)), input(spec.clone()))?.ensure_succeeded()?;
+    assert!(aws.weights(&w).await?.iter().all(|(n, _)| n.contains("-b")));
+
+    spec["version"] = json!("1.0.0");
+    let e = run_rollout(&aws, &format!("{}-pin", cell_name(&w)), input(spec))?;
+    e.ensure_succeeded()?;
+    assert_eq!(e.output["discovery"]["decision"]["kind"], "rollback");
+    assert!(weights_of_steps(&e).is_empty(), "no canary steps");
+    let shifts = e.states_entered().iter().filter(|s| s.contains("RollBackAtOnce")).count();
+    assert_eq!(shifts, 1, "one write");
+    assert_eq!(aws.weights(&w).await?, v1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extra_cluster_of_the_serving_version_joins_at_once() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("scale").await?;
+    let spec = cell(&w, json!([{"setWeight": 50}]));
+    serving_v1(&aws, &w, &spec).await?;
+    aws.cluster(&w, "a3", "1.0.0").await?;
+    let e = run_rollout(&aws, &format!("{}-x3", cell_name(&w)), input(spec))?;
+    e.ensure_succeeded()?;
+    assert_eq!(e.output["discovery"]["decision"]["kind"], "scaleOut");
+    let v = aws.weights(&w).await?;
+    assert_eq!(v.len(), 3, "{v:?}");
+    assert_eq!(v.iter().map(|(_, w)| *w).sum::<i32>(), 100);
+    assert!(v.iter().all(|(_, w)| *w == 33 || *w == 34), "{v:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_timeout_moves_no_traffic_and_releases_the_lock() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("rdy").await?;
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    let mut spec = cell(&w, json!([]));
+    // No targets will ever register: a gate of 100 % healthy cannot hold.
+    spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "20s"});
+    let e = run_rollout(&aws, &format!("{}-rdy", cell_name(&w)), input(spec))?;
+    assert_eq!(e.status, "FAILED", "{e:?}");
+    assert_eq!(e.error.as_deref(), Some("ReadinessTimedOut"));
+    // 20 s at one poll per 10 s: two more checks after the first, then the timeout.
+    let checks = e.states_entered().iter().filter(|s| *s == "CheckInitialReadiness").count();
+    assert_eq!(checks, 2);
+    assert!(aws.weights(&w).await?.is_empty(), "the listener still forwards nowhere");
+    assert_eq!(aws.state().get_lock(&cell_name(&w)).await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cell_locked_by_a_running_execution_is_not_touched() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("busy").await?;
+    let name = cell_name(&w);
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    // Another execution runs (moto keeps it RUNNING) and holds the lock.
+    let holder = format!("{name}-holder");
+    aws.sfn
+        .start_execution()
+        .state_machine_arn(common::STATE_MACHINE_ARN)
+        .name(&holder)
+        .input("{}")
+        .send()
+        .await?;
+    let lock = Lock { execution: holder.clone(), version: "1.0.0".into(), acquired_at: "2026-01-01T00:00:00.000Z".into() };
+    assert!(aws.state().acquire_lock(&name, &lock).await?.is_ok());
+    let e = run_rollout(&aws, &format!("{name}-second"), input(cell(&w, json!([]))))?;
+    assert_eq!(e.status, "FAILED", "{e:?}");
+    assert_eq!(e.error.as_deref(), Some("CellBusy"));
+    assert!(e.cause.as_deref().unwrap_or_default().contains(&holder), "{:?}", e.cause);
+    assert!(aws.weights(&w).await?.is_empty());
+    assert_eq!(aws.state().get_lock(&name).await?.map(|l| l.execution), Some(holder));
+    Ok(())
+}
