@@ -6,7 +6,7 @@ NODE_BIN := tools/local-aws/node/node_modules/.bin
 VENV_BIN := .tools/venv/bin
 CARGO ?= cargo
 
-.PHONY: help setup build test unit e2e lint fmt fmt-check clippy lint-template lint-asl schema demo clean-local
+.PHONY: help setup build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -47,8 +47,12 @@ lint-template: setup ## cfn-lint and sam validate --lint on template.yaml
 	  rc=$$?; rm -rf $$home; exit $$rc; \
 	else echo "sam CLI not installed: cfn-lint alone checked template.yaml"; fi
 
-lint-asl: setup ## asl-validator on every state machine
+lint-asl: setup ## asl-validator on every state machine, and the generated ASL in sync with its generator
+	python3 statemachine/generate.py --check
 	PATH=$(CURDIR)/$(NODE_BIN):$$PATH asl-validator --json-path statemachine/*.asl.json
+
+asl: ## Regenerate statemachine/rollout.asl.json from statemachine/generate.py
+	python3 statemachine/generate.py
 
 schema: ## Regenerate schema/cell.schema.json from the spec types
 	OKRA_BLESS=1 $(CARGO) test -p okra-core --test schema

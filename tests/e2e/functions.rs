@@ -1,5 +1,8 @@
 //! Each real function binary, invoked through `cargo lambda watch`'s Invoke API, against moto.
 
+// Test code: a panic with the failing line is the right report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use anyhow::Result;

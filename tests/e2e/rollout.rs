@@ -2,6 +2,9 @@
 //! function binaries under `cargo lambda watch`, against moto. Assertions read AWS state back
 //! from moto.
 
+// Test code: a panic with the failing line is the right report.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -49,7 +52,8 @@ async fn initialize_then_roll_out_two_by_two_with_analysis_then_nothing_to_do() 
     }
 
     // 2. Two clusters of 1.1.0 and a healthy metric: 10 -> analysis -> 50 -> pause -> 100.
-    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0).await?;
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
+        .await?;
     aws.cluster(&w, "b1", "1.1.0").await?;
     aws.cluster(&w, "b2", "1.1.0").await?;
     let exec = format!("{name}-1-1-0");
@@ -57,13 +61,20 @@ async fn initialize_then_roll_out_two_by_two_with_analysis_then_nothing_to_do() 
     e.ensure_succeeded()?;
     assert_eq!(e.output["discovery"]["decision"]["kind"], "startRollout");
     assert_eq!(weights_of_steps(&e), vec![10, 50, 100]);
-    assert_eq!(e.output["analysis"]["phase"], "successful", "{}", e.output["analysis"]);
+    assert_eq!(
+        e.output["analysis"]["phase"], "successful",
+        "{}",
+        e.output["analysis"]
+    );
     let states = e.states_entered();
     assert!(states.iter().any(|s| s == "Pause"), "{states:?}");
     assert_eq!(states.last().map(String::as_str), Some("Promoted"));
     let v2 = aws.weights(&w).await?;
     assert_eq!(v2.len(), 2, "only the new version's groups remain: {v2:?}");
-    assert!(v2.iter().all(|(n, wt)| *wt == 50 && n.contains("-b")), "{v2:?}");
+    assert!(
+        v2.iter().all(|(n, wt)| *wt == 50 && n.contains("-b")),
+        "{v2:?}"
+    );
     assert_eq!(aws.target_groups_named(&name).await?.len(), 4);
     // The history tells the story; the lock is released.
     let r = aws.rollout(&name, &exec).await?.expect("a rollout record");
@@ -92,16 +103,28 @@ async fn a_failing_analysis_rolls_back_blocks_the_version_and_is_not_retried() -
     serving_v1(&aws, &w, &spec).await?;
     let before = aws.weights(&w).await?;
 
-    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 12.0).await?;
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 12.0)
+        .await?;
     aws.cluster(&w, "b1", "1.1.0").await?;
     aws.cluster(&w, "b2", "1.1.0").await?;
     let exec = format!("{name}-bad");
     let e = run_rollout(&aws, &exec, input(spec.clone()))?;
     assert_eq!(e.status, "FAILED", "{e:?}");
     assert_eq!(e.error.as_deref(), Some("RolledBack"));
-    assert!(e.cause.as_deref().unwrap_or_default().contains("error-count"), "{:?}", e.cause);
+    assert!(
+        e.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("error-count"),
+        "{:?}",
+        e.cause
+    );
     assert_eq!(weights_of_steps(&e), vec![20]);
-    assert_eq!(aws.weights(&w).await?, before, "traffic is back on 1.0.0 as it was");
+    assert_eq!(
+        aws.weights(&w).await?,
+        before,
+        "traffic is back on 1.0.0 as it was"
+    );
     assert_eq!(aws.blocked(&name).await?, vec!["1.1.0".to_string()]);
     let r = aws.rollout(&name, &exec).await?.expect("a rollout record");
     assert_eq!(r.status, "rolledBack");
@@ -116,7 +139,15 @@ async fn a_failing_analysis_rolls_back_blocks_the_version_and_is_not_retried() -
 }
 
 /// Runs the rollout in a thread, waits until its record says `paused`, then sends `signal`.
-async fn pause_then(signal: Signal, prefix: &str) -> Result<(common::Aws, common::World, okra_testkit::Execution, Vec<(String, i32)>)> {
+async fn pause_then(
+    signal: Signal,
+    prefix: &str,
+) -> Result<(
+    common::Aws,
+    common::World,
+    okra_testkit::Execution,
+    Vec<(String, i32)>,
+)> {
     let aws = aws().await?;
     let w = aws.world(prefix).await?;
     let name = cell_name(&w);
@@ -144,7 +175,14 @@ async fn pause_then(signal: Signal, prefix: &str) -> Result<(common::Aws, common
     assert!(paused, "the rollout reached its pause");
     // While paused, the canary holds its 30 %.
     let during = aws.weights(&w).await?;
-    assert_eq!(during.iter().filter(|(n, _)| n.contains("-b")).map(|(_, w)| w).sum::<i32>(), 30);
+    assert_eq!(
+        during
+            .iter()
+            .filter(|(n, _)| n.contains("-b"))
+            .map(|(_, w)| w)
+            .sum::<i32>(),
+        30
+    );
     aws.signal(&name, &exec, signal).await?;
     let e = runner.join().expect("the runner thread")?;
     Ok((aws, w, e, before))
@@ -154,7 +192,11 @@ async fn pause_then(signal: Signal, prefix: &str) -> Result<(common::Aws, common
 async fn a_pause_until_resumed_waits_for_the_resume_signal() -> Result<()> {
     let (aws, w, e, _) = pause_then(Signal::Resume, "res").await?;
     e.ensure_succeeded()?;
-    let polls = e.states_entered().iter().filter(|s| *s == "PollSignal").count();
+    let polls = e
+        .states_entered()
+        .iter()
+        .filter(|s| *s == "PollSignal")
+        .count();
     assert!(polls >= 1, "it polled for the signal");
     assert_eq!(weights_of_steps(&e), vec![30, 100]);
     assert!(aws.weights(&w).await?.iter().all(|(n, _)| n.contains("-b")));
@@ -166,9 +208,16 @@ async fn abort_mid_rollout_rolls_back_and_blocks() -> Result<()> {
     let (aws, w, e, before) = pause_then(Signal::Abort, "abrt").await?;
     assert_eq!(e.status, "FAILED", "{e:?}");
     assert_eq!(e.error.as_deref(), Some("RolledBack"));
-    assert!(e.cause.as_deref().unwrap_or_default().contains("aborted"), "{:?}", e.cause);
+    assert!(
+        e.cause.as_deref().unwrap_or_default().contains("aborted"),
+        "{:?}",
+        e.cause
+    );
     assert_eq!(aws.weights(&w).await?, before);
-    assert_eq!(aws.blocked(&cell_name(&w)).await?, vec!["1.1.0".to_string()]);
+    assert_eq!(
+        aws.blocked(&cell_name(&w)).await?,
+        vec!["1.1.0".to_string()]
+    );
     Ok(())
 }
 
@@ -176,7 +225,11 @@ async fn abort_mid_rollout_rolls_back_and_blocks() -> Result<()> {
 async fn promote_full_skips_the_remaining_steps() -> Result<()> {
     let (aws, w, e, _) = pause_then(Signal::PromoteFull, "pfull").await?;
     e.ensure_succeeded()?;
-    assert_eq!(weights_of_steps(&e), vec![30], "setWeight 100 never ran as a step");
+    assert_eq!(
+        weights_of_steps(&e),
+        vec![30],
+        "setWeight 100 never ran as a step"
+    );
     assert!(e.states_entered().iter().any(|s| s == "PromoteFull"));
     assert!(aws.weights(&w).await?.iter().all(|(n, _)| n.contains("-b")));
     Ok(())
@@ -191,7 +244,8 @@ async fn a_pinned_lower_version_swaps_at_once() -> Result<()> {
     let v1 = aws.weights(&w).await?;
     aws.cluster(&w, "b1", "1.1.0").await?;
     aws.cluster(&w, "b2", "1.1.0").await?;
-    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &cell_name(&w))], 0.0).await?;
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &cell_name(&w))], 0.0)
+        .await?;
     run_rollout(&aws, &format!("{}-up", cell_name(&w)), input(spec.clone()))?.ensure_succeeded()?;
     assert!(aws.weights(&w).await?.iter().all(|(n, _)| n.contains("-b")));
 
@@ -200,7 +254,11 @@ async fn a_pinned_lower_version_swaps_at_once() -> Result<()> {
     e.ensure_succeeded()?;
     assert_eq!(e.output["discovery"]["decision"]["kind"], "rollback");
     assert!(weights_of_steps(&e).is_empty(), "no canary steps");
-    let shifts = e.states_entered().iter().filter(|s| s.contains("RollBackAtOnce")).count();
+    let shifts = e
+        .states_entered()
+        .iter()
+        .filter(|s| s.contains("RollBackAtOnce"))
+        .count();
     assert_eq!(shifts, 1, "one write");
     assert_eq!(aws.weights(&w).await?, v1);
     Ok(())
@@ -236,9 +294,16 @@ async fn readiness_timeout_moves_no_traffic_and_releases_the_lock() -> Result<()
     assert_eq!(e.status, "FAILED", "{e:?}");
     assert_eq!(e.error.as_deref(), Some("ReadinessTimedOut"));
     // 20 s at one poll per 10 s: two more checks after the first, then the timeout.
-    let checks = e.states_entered().iter().filter(|s| *s == "CheckInitialReadiness").count();
+    let checks = e
+        .states_entered()
+        .iter()
+        .filter(|s| *s == "CheckInitialReadiness")
+        .count();
     assert_eq!(checks, 2);
-    assert!(aws.weights(&w).await?.is_empty(), "the listener still forwards nowhere");
+    assert!(
+        aws.weights(&w).await?.is_empty(),
+        "the listener still forwards nowhere"
+    );
     assert_eq!(aws.state().get_lock(&cell_name(&w)).await?, None);
     Ok(())
 }
@@ -259,13 +324,24 @@ async fn a_cell_locked_by_a_running_execution_is_not_touched() -> Result<()> {
         .input("{}")
         .send()
         .await?;
-    let lock = Lock { execution: holder.clone(), version: "1.0.0".into(), acquired_at: "2026-01-01T00:00:00.000Z".into() };
+    let lock = Lock {
+        execution: holder.clone(),
+        version: "1.0.0".into(),
+        acquired_at: "2026-01-01T00:00:00.000Z".into(),
+    };
     assert!(aws.state().acquire_lock(&name, &lock).await?.is_ok());
     let e = run_rollout(&aws, &format!("{name}-second"), input(cell(&w, json!([]))))?;
     assert_eq!(e.status, "FAILED", "{e:?}");
     assert_eq!(e.error.as_deref(), Some("CellBusy"));
-    assert!(e.cause.as_deref().unwrap_or_default().contains(&holder), "{:?}", e.cause);
+    assert!(
+        e.cause.as_deref().unwrap_or_default().contains(&holder),
+        "{:?}",
+        e.cause
+    );
     assert!(aws.weights(&w).await?.is_empty());
-    assert_eq!(aws.state().get_lock(&name).await?.map(|l| l.execution), Some(holder));
+    assert_eq!(
+        aws.state().get_lock(&name).await?.map(|l| l.execution),
+        Some(holder)
+    );
     Ok(())
 }

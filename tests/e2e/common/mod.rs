@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 /// The table the functions use (created once per test binary).
 pub const TABLE: &str = "okra-e2e";
 /// The state machine's ARN as the functions see it (moto holds a copy for StartExecution).
-pub const STATE_MACHINE_ARN: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:okra-rollout";
+pub const STATE_MACHINE_ARN: &str =
+    "arn:aws:states:us-east-1:123456789012:stateMachine:okra-rollout";
 /// Every function of the state machine, by the substitution that names it in the ASL.
 pub const FUNCTIONS: [(&str, &str); 5] = [
     ("DiscoverClustersFunctionArn", "discover-clusters"),
@@ -64,7 +65,9 @@ pub async fn aws() -> Result<Aws> {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(local.endpoint())
         .region(aws_config::Region::new(local.region()))
-        .credentials_provider(aws_sdk_eks::config::Credentials::new(key, secret, None, None, "moto"))
+        .credentials_provider(aws_sdk_eks::config::Credentials::new(
+            key, secret, None, None, "moto",
+        ))
         .load()
         .await;
     let aws = Aws {
@@ -82,11 +85,21 @@ pub async fn aws() -> Result<Aws> {
 /// What template.yaml creates: the table (`pk`, `sk` strings, on demand) and the state machine
 /// (moto keeps it for StartExecution/DescribeExecution; aws-local-stepfunctions runs it).
 async fn prepare(aws: &Aws) -> Result<()> {
-    use ddb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let attr = |n: &str| {
-        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build()
+    use ddb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    let key = |n: &str, t| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+    };
     aws.ddb
         .create_table()
         .table_name(TABLE)
@@ -98,7 +111,9 @@ async fn prepare(aws: &Aws) -> Result<()> {
         .send()
         .await
         .context("CreateTable")?;
-    let definition = std::fs::read_to_string(okra_testkit::workspace_root().join("statemachine/rollout.asl.json"))?;
+    let definition = std::fs::read_to_string(
+        okra_testkit::workspace_root().join("statemachine/rollout.asl.json"),
+    )?;
     aws.sfn
         .create_state_machine()
         .name("okra-rollout")
@@ -119,7 +134,9 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
         .context(json!({"Execution": {"Name": name}}))
         .timeout_ms(240_000);
     for (sub, bin) in FUNCTIONS {
-        req = req.substitution(sub, okra_testkit::lambda_arn(bin)).function(sub, bin);
+        req = req
+            .substitution(sub, okra_testkit::lambda_arn(bin))
+            .function(sub, bin);
     }
     for wait in [
         "Pause",
@@ -138,7 +155,10 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
 pub fn weights_of_steps(exec: &Execution) -> Vec<u64> {
     exec.events_of_type("StateExited")
         .filter(|e| e.pointer("/state/name").and_then(Value::as_str) == Some("SetWeight"))
-        .filter_map(|e| e.pointer("/state/output/last/weight").and_then(Value::as_u64))
+        .filter_map(|e| {
+            e.pointer("/state/output/last/weight")
+                .and_then(Value::as_u64)
+        })
         .collect()
 }
 
@@ -150,21 +170,42 @@ impl Aws {
 
     /// The cell's blocked versions.
     pub async fn blocked(&self, cell: &str) -> Result<Vec<String>> {
-        Ok(self.state().blocklist(cell).await?.into_iter().map(|b| b.version).collect())
+        Ok(self
+            .state()
+            .blocklist(cell)
+            .await?
+            .into_iter()
+            .map(|b| b.version)
+            .collect())
     }
 
     /// Leaves a person's signal for a running execution, as the API does.
-    pub async fn signal(&self, cell: &str, execution: &str, signal: okra_aws::state::Signal) -> Result<()> {
+    pub async fn signal(
+        &self,
+        cell: &str,
+        execution: &str,
+        signal: okra_aws::state::Signal,
+    ) -> Result<()> {
         Ok(self.state().put_signal(cell, execution, signal).await?)
     }
 
     /// A rollout's record.
-    pub async fn rollout(&self, cell: &str, execution: &str) -> Result<Option<okra_aws::state::Rollout>> {
+    pub async fn rollout(
+        &self,
+        cell: &str,
+        execution: &str,
+    ) -> Result<Option<okra_aws::state::Rollout>> {
         Ok(self.state().get_rollout(cell, execution).await?)
     }
 
     /// Seeds a metric datapoint a minute and a half ago.
-    pub async fn put_metric(&self, namespace: &str, name: &str, dims: &[(&str, &str)], value: f64) -> Result<()> {
+    pub async fn put_metric(
+        &self,
+        namespace: &str,
+        name: &str,
+        dims: &[(&str, &str)],
+        value: f64,
+    ) -> Result<()> {
         let when = std::time::SystemTime::now() - std::time::Duration::from_secs(90);
         let mut datum = cw::types::MetricDatum::builder()
             .metric_name(name)
@@ -173,7 +214,12 @@ impl Aws {
         for (k, v) in dims {
             datum = datum.dimensions(cw::types::Dimension::builder().name(*k).value(*v).build());
         }
-        self.cw.put_metric_data().namespace(namespace).metric_data(datum.build()).send().await?;
+        self.cw
+            .put_metric_data()
+            .namespace(namespace)
+            .metric_data(datum.build())
+            .send()
+            .await?;
         Ok(())
     }
 }
@@ -263,8 +309,14 @@ impl Aws {
         .await?
         .with_context(|| format!("CreateCluster {full}"))?;
         let seen = self.eks.describe_cluster().name(&full).send().await?;
-        let vpc = seen.cluster().and_then(|c| c.resources_vpc_config()).and_then(|v| v.vpc_id());
-        anyhow::ensure!(vpc == Some(w.vpc_id.as_str()), "DescribeCluster shows vpcId {vpc:?}");
+        let vpc = seen
+            .cluster()
+            .and_then(|c| c.resources_vpc_config())
+            .and_then(|v| v.vpc_id());
+        anyhow::ensure!(
+            vpc == Some(w.vpc_id.as_str()),
+            "DescribeCluster shows vpcId {vpc:?}"
+        );
         Ok(full)
     }
 

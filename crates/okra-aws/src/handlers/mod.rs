@@ -1,6 +1,7 @@
 //! The Lambda handlers, written over the ports so that tests can run them on fakes.
 //! Each `functions/<name>/src/main.rs` builds the adapters once and calls one of these.
 
+pub mod api;
 pub mod check;
 pub mod discover;
 pub mod dispatch;

@@ -1,0 +1,290 @@
+//! template.yaml keeps its promises: least privilege, the API behind IAM auth, no keys, every
+//! function built the same way, and the state machine's substitutions all provided.
+
+// Test code: a panic with the failing line is the right report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_yaml_ng::Value;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resources(t: &Value) -> Vec<(String, &Value)> {
+    t["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v))
+        .collect()
+}
+
+fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(String, &'a Value)> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(ty))
+        .collect()
+}
+
+/// Every IAM statement of every function and state machine (inline `Statement` lists, also
+/// inside `!If`).
+fn statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    fn walk(owner: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Mapping(m) => {
+                if let Some(Value::Sequence(stmts)) = m.get("Statement") {
+                    for s in stmts {
+                        out.push((owner.to_string(), s.clone()));
+                    }
+                }
+                for (_, v) in m {
+                    walk(owner, v, out);
+                }
+            }
+            Value::Sequence(s) => s.iter().for_each(|v| walk(owner, v, out)),
+            Value::Tagged(t) => walk(owner, &t.value, out),
+            _ => {}
+        }
+    }
+    for (name, r) in resources(t) {
+        walk(&name, &r["Properties"]["Policies"], &mut out);
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(s) => s.iter().flat_map(strings).collect(),
+        Value::Tagged(t) => strings(&t.value),
+        _ => Vec::new(),
+    }
+}
+
+/// Actions AWS offers no resource-level permissions for: the only ones allowed on `*`.
+const UNSCOPABLE: &[&str] = &[
+    "eks:ListClusters",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "cloudwatch:GetMetricData",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+];
+
+#[test]
+fn no_wildcard_actions_and_star_resources_only_where_aws_allows_nothing_else() {
+    let t = template();
+    let stmts = statements(&t);
+    assert!(stmts.len() >= 15, "found the statements: {}", stmts.len());
+    for (owner, s) in &stmts {
+        let actions = strings(&s["Action"]);
+        assert!(!actions.is_empty(), "{owner}: a statement without Action");
+        for a in &actions {
+            assert!(!a.contains('*'), "{owner}: wildcard action {a}");
+        }
+        if strings(&s["Resource"]).iter().any(|r| r == "*") {
+            for a in &actions {
+                assert!(
+                    UNSCOPABLE.contains(&a.as_str()),
+                    "{owner}: {a} on Resource * (scope it)"
+                );
+            }
+        }
+        assert_ne!(
+            s["Effect"].as_str(),
+            Some("Deny"),
+            "{owner}: no Deny needed"
+        );
+        assert!(
+            s.get("NotAction").is_none() && s.get("NotResource").is_none(),
+            "{owner}: Not*"
+        );
+    }
+}
+
+#[test]
+fn the_api_is_behind_iam_auth_on_every_route() {
+    let t = template();
+    let apis = of_type(&t, "AWS::Serverless::Api");
+    assert_eq!(apis.len(), 1);
+    assert_eq!(
+        apis[0].1["Properties"]["Auth"]["DefaultAuthorizer"].as_str(),
+        Some("AWS_IAM")
+    );
+    let mut routes = 0;
+    for (name, f) in of_type(&t, "AWS::Serverless::Function") {
+        let Some(events) = f["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, e) in events {
+            if e["Type"].as_str() != Some("Api") {
+                continue;
+            }
+            routes += 1;
+            let p = &e["Properties"];
+            assert!(
+                matches!(&p["RestApiId"], Value::Tagged(t) if t.value.as_str() == Some("Api")),
+                "{name}: on the IAM API"
+            );
+            let auth = p["Auth"]["Authorizer"].as_str();
+            assert!(
+                auth.is_none() || auth == Some("AWS_IAM"),
+                "{name}: route without IAM auth"
+            );
+        }
+        assert!(
+            f["Properties"]["FunctionUrlConfig"].is_null(),
+            "{name}: no unauthenticated function URL"
+        );
+    }
+    assert!(routes >= 2, "the API routes are declared");
+}
+
+#[test]
+fn every_function_package_is_in_the_template_built_the_same_way() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(globals["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(strings(&globals["Architectures"]), vec!["arm64"]);
+    assert_eq!(globals["Tracing"].as_str(), Some("Active"));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    let mut in_template = BTreeSet::new();
+    for (name, f) in of_type(&t, "AWS::Serverless::Function") {
+        assert_eq!(
+            f["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name}"
+        );
+        let uri = f["Properties"]["CodeUri"].as_str().expect("CodeUri");
+        let dir = root().join(uri);
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("a package");
+        let package = dir.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(
+            manifest.contains(&format!("name = \"{package}\"")),
+            "{name}: binary = folder"
+        );
+        in_template.insert(package);
+    }
+    let on_disk: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        in_template, on_disk,
+        "every function package is deployed, and only those"
+    );
+}
+
+#[test]
+fn the_state_machine_gets_every_substitution_it_uses() {
+    let t = template();
+    let sms = of_type(&t, "AWS::Serverless::StateMachine");
+    assert_eq!(sms.len(), 1);
+    let props = &sms[0].1["Properties"];
+    let asl_path = props["DefinitionUri"].as_str().unwrap();
+    assert_eq!(props["Type"].as_str(), Some("STANDARD"));
+    let asl = std::fs::read_to_string(root().join(asl_path)).unwrap();
+    let used: BTreeSet<String> = asl
+        .match_indices("${")
+        .map(|(i, _)| asl[i + 2..].split('}').next().unwrap().to_string())
+        .collect();
+    let given: BTreeSet<String> = props["DefinitionSubstitutions"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(used, given);
+    // Each function the state machine calls may be invoked by it, and nothing else.
+    let invokable: BTreeSet<String> = strings(&props["Policies"])
+        .into_iter()
+        .chain(
+            props["Policies"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter_map(|p| match &p["LambdaInvokePolicy"]["FunctionName"] {
+                    Value::Tagged(t) => t.value.as_str().map(|f| format!("{f}Arn")),
+                    _ => None,
+                }),
+        )
+        .collect();
+    for sub in &given {
+        assert!(
+            invokable.contains(sub),
+            "the state machine may invoke {sub}"
+        );
+    }
+}
+
+#[test]
+fn no_keys_anywhere_in_the_repository() {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root())
+        .output()
+        .expect("git ls-files");
+    let files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(files.len() > 50);
+    let key_id = |s: &str| {
+        s.as_bytes().windows(20).any(|w| {
+            (w.starts_with(b"AKIA") || w.starts_with(b"ASIA"))
+                && w[4..]
+                    .iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+    };
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(root().join(&f)) else {
+            continue;
+        };
+        if f.ends_with(".lock")
+            || f.ends_with("package-lock.json")
+            || f.ends_with("constraints.txt")
+        {
+            continue;
+        }
+        assert!(!key_id(&text), "{f}: looks like an AWS access key id");
+        // A secret key value next to its name; moto's dummy `testing` and placeholders pass.
+        let lower = text.to_lowercase();
+        for needle in ["aws_secret_access_key", "secretaccesskey"] {
+            for (i, _) in lower.match_indices(needle) {
+                let value: String = text[i + needle.len()..]
+                    .trim_start_matches(|c: char| {
+                        c == '"' || c == '=' || c == ':' || c.is_whitespace()
+                    })
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '+')
+                    .collect();
+                assert!(
+                    value.len() < 30 || value == "testing",
+                    "{f}: a secret access key value after {needle}"
+                );
+            }
+        }
+    }
+}
