@@ -27,3 +27,8 @@ pub use error::{OkraError, Result};
 pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
+
+/// A variable the function cannot start without (set by template.yaml), or an error naming it.
+pub fn required_env(name: &str) -> std::result::Result<String, lambda_runtime::Error> {
+    std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}

@@ -7,16 +7,18 @@ use okra_aws::elb::Elb;
 use okra_aws::handlers::api::{ApiGatewayProxyRequest, handle};
 use okra_aws::sfn::Sfn;
 
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| format!("{name} is not set").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
-    let state = Dynamo::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?);
-    let executions = Sfn::new(aws_sdk_sfn::Client::new(&config), env("STATE_MACHINE_ARN")?);
+    let state = Dynamo::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        okra_aws::required_env("TABLE_NAME")?,
+    );
+    let executions = Sfn::new(
+        aws_sdk_sfn::Client::new(&config),
+        okra_aws::required_env("STATE_MACHINE_ARN")?,
+    );
     let eks = Eks::new(aws_sdk_eks::Client::new(&config));
     let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
     let ports = (&state, &executions, &eks, &elb);

@@ -7,16 +7,18 @@ use okra_aws::eventbridge::EventBridge;
 use okra_aws::handlers::state::{handle, parse};
 use okra_aws::sfn::Sfn;
 
-fn env(name: &str) -> Result<String, Error> {
-    std::env::var(name).map_err(|_| format!("{name} is not set").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
-    let state = Dynamo::new(aws_sdk_dynamodb::Client::new(&config), env("TABLE_NAME")?);
-    let executions = Sfn::new(aws_sdk_sfn::Client::new(&config), env("STATE_MACHINE_ARN")?);
+    let state = Dynamo::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        okra_aws::required_env("TABLE_NAME")?,
+    );
+    let executions = Sfn::new(
+        aws_sdk_sfn::Client::new(&config),
+        okra_aws::required_env("STATE_MACHINE_ARN")?,
+    );
     let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
     let events = EventBridge::new(aws_sdk_eventbridge::Client::new(&config), bus);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
