@@ -5,6 +5,8 @@ SHELL := /bin/bash
 NODE_BIN := tools/local-aws/node/node_modules/.bin
 VENV_BIN := .tools/venv/bin
 CARGO ?= cargo
+# Every Wait state of the demo's executions waits this long (sfn-local --fast-waits).
+DEMO_FAST_WAITS_MS ?= 200
 
 .PHONY: help setup build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
 
@@ -26,8 +28,8 @@ test: setup build lint-template lint-asl ## The whole suite: unit, property, emu
 e2e: setup build ## Only the end-to-end tests (real binaries, moto, the shipped ASL)
 	$(CARGO) test --locked -p okra-e2e -- --nocapture
 
-demo: setup build ## A full local rollout through the shipped state machine, printed as it goes
-	$(CARGO) test --locked -p okra-e2e --test rollout -- --nocapture --test-threads=1
+demo: setup build ## The rollout story through the shipped state machine, the real functions and moto (okra-demo)
+	$(CARGO) run --locked -q -p okra-cli --bin okra-demo -- --fast-waits $(DEMO_FAST_WAITS_MS) --report target/okra-demo-report.html
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -59,3 +61,37 @@ schema: ## Regenerate schema/cell.schema.json from the spec types
 
 clean-local: ## Stop local AWS servers started by tools/local-aws/start.sh
 	-bash tools/local-aws/stop.sh
+
+# --- benchmarks (tools/bench/, bench/) -------------------------------------------------------------
+# Release builds go to their own target dirs, built once and reused (lto + codegen-units = 1 is slow).
+BENCH_FUNCTIONS := api check-metrics discover-clusters dispatcher ensure-target-groups rollout-state shift-weights
+BENCH_PKGS := $(addprefix -p ,$(BENCH_FUNCTIONS))
+
+.PHONY: bench bench-build
+bench-build: setup ## Release builds for the benchmarks: x86_64 (target/bench), arm64 zips (target/bench-arm64), okra-bench
+	CARGO_TARGET_DIR=target/bench $(CARGO) build --release --locked $(BENCH_PKGS)
+	CARGO_TARGET_DIR=target/bench-tool $(CARGO) build --release --locked -p okra-bench
+	PATH=$(CURDIR)/$(VENV_BIN):$$PATH CARGO_TARGET_DIR=target/bench-arm64 cargo-lambda lambda build --release --arm64 \
+	  --locked --output-format zip --lambda-dir target/bench-arm64/lambda $(BENCH_PKGS)
+
+bench: bench-build ## Measure cold start, RSS, zip size, AWS calls, discovery at scale, rollout overhead, cost: writes BENCHMARKS.md
+	$(VENV_BIN)/python3 tools/bench/bench.py --command "make bench"
+
+.PHONY: bench-profiles
+bench-profiles: ## Build shift-weights with opt-level s/z and panic=unwind (slow, once); `make bench` then compares them
+	bash tools/bench/profiles.sh
+
+# --- reliability (issue 8): soak under faults, fuzzing ---------------------------------------------
+FUZZ_SECONDS ?= 600
+CARGO_FUZZ := .tools/cargo-fuzz/bin/cargo-fuzz
+
+.PHONY: soak fuzz
+soak: setup build ## The reliability suite with 20 rollouts under 30 % injected AWS faults (OKRA_SOAK_ROLLOUTS, OKRA_FAULT_SEED)
+	OKRA_SOAK_ROLLOUTS=$${OKRA_SOAK_ROLLOUTS:-20} $(CARGO) test --locked -p okra-e2e --test reliability -- --nocapture
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --root .tools/cargo-fuzz
+
+fuzz: $(CARGO_FUZZ) ## Fuzz the spec parser/validator and the CEL conditions, FUZZ_SECONDS each (default 600); stable toolchain via RUSTC_BOOTSTRAP
+	cd fuzz && RUSTC_BOOTSTRAP=1 ../$(CARGO_FUZZ) run -O spec -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+	cd fuzz && RUSTC_BOOTSTRAP=1 ../$(CARGO_FUZZ) run -O condition -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048

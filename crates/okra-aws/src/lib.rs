@@ -32,3 +32,61 @@ pub async fn aws_config() -> aws_config::SdkConfig {
 pub fn required_env(name: &str) -> std::result::Result<String, lambda_runtime::Error> {
     std::env::var(name).map_err(|_| format!("{name} is not set").into())
 }
+
+/// The longest error message a function returns about its input: Step Functions keeps it in the
+/// execution history (and a bad input could be large).
+pub const MAX_INPUT_ERROR: usize = 300;
+
+/// Reads a function's input, naming the field that does not fit (`side.members[1].vpcId:
+/// invalid type ...`) in a message short enough for an execution history, whatever the input's
+/// size. The Lambda runtime's own error would repeat the whole input.
+pub fn parse_input<T: serde::de::DeserializeOwned>(input: serde_json::Value) -> Result<T> {
+    serde_path_to_error::deserialize(input).map_err(|e| {
+        let path = e.path().to_string();
+        let mut message = e.into_inner().to_string();
+        if message.len() > MAX_INPUT_ERROR {
+            let mut cut = MAX_INPUT_ERROR;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("...");
+        }
+        OkraError::InvalidInput(if path == "." {
+            message
+        } else {
+            format!("{path}: {message}")
+        })
+    })
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Input {
+        name: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        weight: u32,
+    }
+
+    #[test]
+    fn a_bad_input_names_the_field_briefly() {
+        let huge = "x".repeat(100_000);
+        let v = serde_json::json!({"name": "a", "items": [{"weight": 1}, {"weight": huge}]});
+        let e = parse_input::<Input>(v).unwrap_err();
+        assert_eq!(e.error_type(), "InvalidInput");
+        let m = e.to_string();
+        assert!(m.contains("items[1].weight"), "{m}");
+        assert!(m.len() < MAX_INPUT_ERROR + 100, "{} bytes", m.len());
+        let ok = parse_input::<Input>(serde_json::json!({"name": "a", "items": []})).unwrap();
+        assert_eq!(ok.name, "a");
+    }
+}

@@ -240,7 +240,7 @@ impl Req {
                 "identity": {
                     "accountId": "123456789012",
                     "caller": "AROA3EXAMPLEROLEID1234:alice",
-                    "accessKey": "ASIAIOSFODNN7EXAMPLE",
+                    "accessKey": "ASIA-EXAMPLE-NOT-A-KEY",
                     "userArn": CALLER,
                     "sourceIp": "203.0.113.10"
                 }
@@ -398,7 +398,12 @@ async fn an_unknown_cell_is_404() {
 #[tokio::test]
 async fn put_creates_then_replaces() {
     let w = world();
-    let api = common::cell_with(1, |v| v["name"] = json!("api"));
+    // Its own listener: two cells never share one (a_second_cell_on_the_same_listener_is_refused).
+    let api = common::cell_with(1, |v| {
+        v["name"] = json!("api");
+        v["ingress"]["alb"]["listenerArn"] =
+            json!(LISTENER.replace("f2f7dc8efc522ab2", "0000000000000001"));
+    });
     let r = w
         .call(
             req("PUT", "/cells/api")
@@ -1011,7 +1016,7 @@ async fn answers_never_echo_credentials() {
     for r in reqs {
         let resp = w.call(r.clone()).await;
         let text = resp.raw.unwrap_or_default();
-        for secret in ["SECRETSIG", "SECRETTOKEN", "ASIAIOSFODNN7EXAMPLE"] {
+        for secret in ["SECRETSIG", "SECRETTOKEN", "ASIA-EXAMPLE-NOT-A-KEY"] {
             assert!(!text.contains(secret), "{} {}: {text}", r.method, r.path);
         }
     }
@@ -1534,7 +1539,7 @@ async fn every_api_event_is_answered() {
         );
         let text = r.raw.clone().unwrap_or_default();
         for secret in [
-            "ASIAIOSFODNN7EXAMPLE",
+            "ASIA-EXAMPLE-NOT-A-KEY",
             "IQoJb3JpZ2luX2VjEXAMPLE",
             "Signature=",
         ] {
@@ -1575,4 +1580,234 @@ async fn every_api_event_is_answered() {
             _ => {}
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A generated corpus (issue 8): every field of a valid spec, mutated systematically
+// ---------------------------------------------------------------------------------------------
+
+/// Every path of a JSON value: `(path segments, value)`, objects' keys and arrays' indexes.
+fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                at.push(k.clone());
+                out.push((at.clone(), x.clone()));
+                paths(x, at, out);
+                at.pop();
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                at.push(format!("[{i}]"));
+                out.push((at.clone(), x.clone()));
+                paths(x, at, out);
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn pointer(path: &[String]) -> String {
+    path.iter()
+        .map(|s| {
+            let s = s.trim_start_matches('[').trim_end_matches(']');
+            format!("/{}", s.replace('~', "~0").replace('/', "~1"))
+        })
+        .collect()
+}
+
+/// `canary.steps[3].setWeight`, the way the API names fields.
+fn dotted(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if !p.starts_with('[') && !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(p);
+    }
+    s
+}
+
+/// Mutations of one field: wrong types, out-of-range numbers, unicode, huge and deep values.
+fn mutations(v: &Value) -> Vec<(&'static str, Value)> {
+    let deep = (0..100).fold(json!(1), |acc, _| json!([acc]));
+    let mut out = vec![
+        ("null", Value::Null),
+        ("deep nesting", deep),
+        ("object", json!({"x": 1})),
+        ("empty object", json!({})),
+        ("empty array", json!([])),
+    ];
+    if !v.is_string() {
+        out.push(("string", json!("not-the-right-type")));
+        out.push(("unicode string", json!("ü🦀\u{202e}\u{0000}")));
+    }
+    if !v.is_number() {
+        out.push(("number", json!(7)));
+    }
+    if v.is_number() {
+        out.push(("negative", json!(-1)));
+        out.push(("huge", json!(1e300)));
+        out.push(("u64 max", json!(u64::MAX)));
+        out.push(("fraction", json!(0.5)));
+        out.push(("numeric string", json!("12")));
+    }
+    if !v.is_boolean() {
+        out.push(("bool", json!(true)));
+    }
+    if !v.is_array() {
+        out.push(("array", json!([1, "two"])));
+    }
+    if let Some(s) = v.as_str() {
+        out.push(("empty string", json!("")));
+        out.push(("huge string", json!("x".repeat(70_000))));
+        if s.starts_with("arn:") {
+            out.push(("bad ARN", json!("arn:aws:nope")));
+            out.push((
+                "ARN of another service",
+                json!(s.replace("elasticloadbalancing", "s3")),
+            ));
+        }
+        if s.contains("result") {
+            out.push(("CEL that does not compile", json!("result <")));
+            out.push(("CEL with an unknown name", json!("reslt < 1.0")));
+            out.push(("CEL not a bool", json!("result + 1.0")));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_generated_corpus_of_malformed_specs_is_400_naming_the_field_and_writes_nothing() {
+    let base = cell_json(1);
+    let mut all = Vec::new();
+    paths(&base, &mut Vec::new(), &mut all);
+    let mut cases: Vec<(String, Vec<String>, Value)> = Vec::new();
+    for (path, v) in &all {
+        for (what, m) in mutations(v) {
+            let mut spec = base.clone();
+            *spec.pointer_mut(&pointer(path)).expect("the path exists") = m;
+            cases.push((format!("{} := {what}", dotted(path)), path.clone(), spec));
+        }
+        if let Some(obj) = v.as_object() {
+            let mut spec = base.clone();
+            let mut o = obj.clone();
+            o.insert("unknownField".into(), json!(1));
+            *spec.pointer_mut(&pointer(path)).expect("the path exists") = Value::Object(o);
+            cases.push((
+                format!("{} + unknownField", dotted(path)),
+                path.clone(),
+                spec,
+            ));
+        }
+        // Removing a field.
+        if let Some((last, parent)) = path.split_last()
+            && !last.starts_with('[')
+        {
+            let mut spec = base.clone();
+            if let Some(Value::Object(p)) = spec.pointer_mut(&pointer(parent)) {
+                p.remove(last);
+            } else if parent.is_empty() {
+                spec.as_object_mut().expect("an object").remove(last);
+            }
+            cases.push((format!("{} removed", dotted(path)), path.clone(), spec));
+        }
+    }
+    let (mut rejected, mut accepted, mut unnamed) = (0, Vec::new(), Vec::new());
+    for (what, path, spec) in &cases {
+        let w = world();
+        let before = w.state.get_cell(CELL).await.expect("reads");
+        w.reset_counts();
+        let resp = w.call(put_json(spec)).await;
+        if (200..300).contains(&resp.status) {
+            // A mutation the spec allows (an optional field removed, another valid value).
+            accepted.push(what.clone());
+            continue;
+        }
+        rejected += 1;
+        assert!(
+            (400..500).contains(&resp.status),
+            "{what}: {} {}",
+            resp.status,
+            resp.body
+        );
+        assert!(!resp.error().is_empty(), "{what}: {}", resp.body);
+        // The field is named: by its path in `errors`, or in the message.
+        let key = path
+            .iter()
+            .rev()
+            .find(|p| !p.starts_with('['))
+            .cloned()
+            .unwrap_or_default();
+        let text = format!("{:?} {}", resp.fields(), resp.message());
+        let parent = dotted(&path[..path.len().saturating_sub(1)]);
+        if !(text.contains(&key)
+            || text.contains("unknownField")
+            || text.contains(&dotted(path))
+            || (!parent.is_empty() && text.contains(&parent)))
+        {
+            unnamed.push(format!("{what}: {}", resp.body));
+        }
+        assert!(
+            resp.raw.as_ref().is_some_and(|t| t.len() < 16 * 1024),
+            "{what}: a short answer"
+        );
+        assert_eq!(w.writes(), 0, "{what}");
+        assert_eq!(
+            w.state.get_cell(CELL).await.expect("reads"),
+            before,
+            "{what}"
+        );
+    }
+    eprintln!(
+        "generated spec corpus: {} cases, {rejected} rejected, {} accepted as valid variants",
+        cases.len(),
+        accepted.len()
+    );
+    assert!(
+        unnamed.is_empty(),
+        "{} answers do not name the field:\n{}",
+        unnamed.len(),
+        unnamed.join("\n")
+    );
+    assert!(rejected >= 300, "{rejected}");
+}
+
+#[tokio::test]
+async fn a_second_cell_on_the_same_listener_is_refused() {
+    let w = world();
+    let other = common::cell_with(1, |v| v["name"] = json!("api"));
+    w.reset_counts();
+    let r = w
+        .call(
+            req("PUT", "/cells/api")
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_string(&other).expect("json")),
+        )
+        .await;
+    r.expect(409);
+    assert_eq!(r.error(), "Conflict");
+    assert!(r.message().contains("cell web already owns"), "{}", r.body);
+    assert_eq!(w.writes(), 0);
+    assert_eq!(w.state.get_cell("api").await.expect("reads"), None);
+
+    // Another rule of the same listener is another forward action: allowed.
+    let rule = common::cell_with(1, |v| {
+        v["name"] = json!("api");
+        v["ingress"]["alb"]["ruleArn"] =
+            json!(LISTENER.replace(":listener/", ":listener-rule/") + "/0123456789abcdef");
+    });
+    let r = w
+        .call(
+            req("PUT", "/cells/api")
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_string(&rule).expect("json")),
+        )
+        .await;
+    r.expect(201);
+    // The cell itself may be stored again (its own listener is no conflict).
+    let r = w.call(put_json(&cell_json(1))).await;
+    r.expect(200);
 }

@@ -31,11 +31,13 @@
 //! with [`LocalAws::unique`]. See `docs/local-aws.md` for the emulators' known gaps.
 
 mod ec2;
+mod faults;
 mod lambda;
 mod sfn;
 mod stack;
 
 pub use ec2::{form_encode, xml_values};
+pub use faults::{FaultCounts, FaultKind, FaultPlan, FaultProxy};
 pub use lambda::Invocation;
 pub use sfn::{Execution, ExecutionStatus, RunRequest};
 pub use stack::{LocalAws, LocalAwsBuilder};

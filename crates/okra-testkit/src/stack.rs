@@ -33,6 +33,7 @@ struct Tools {
     runner: PathBuf,
     watchdog: PathBuf,
     cargo_shim: PathBuf,
+    sfn_local: PathBuf,
 }
 
 impl Tools {
@@ -44,6 +45,7 @@ impl Tools {
             runner: root.join("tools/sfn-runner/run.mjs"),
             watchdog: root.join("tools/local-aws/watchdog.sh"),
             cargo_shim: root.join("tools/local-aws/cargo-shim.sh"),
+            sfn_local: root.join("tools/sfn-local/server.mjs"),
         };
         let missing: Vec<String> = [
             &tools.moto_server,
@@ -74,6 +76,9 @@ pub struct LocalAwsBuilder {
     lambda_concurrency: u32,
     lambda_timeout_secs: u64,
     start_timeout: Duration,
+    /// `Some(fast_waits_ms)`: also start `tools/sfn-local/server.mjs`.
+    step_functions: Option<Option<u64>>,
+    faults: Option<crate::FaultPlan>,
 }
 
 impl Default for LocalAwsBuilder {
@@ -89,6 +94,8 @@ impl Default for LocalAwsBuilder {
             lambda_concurrency: u32::try_from(from_env("OKRA_LAMBDA_CONCURRENCY", 4)).unwrap_or(4),
             lambda_timeout_secs: from_env("OKRA_LAMBDA_TIMEOUT", 120),
             start_timeout: Duration::from_secs(from_env("OKRA_LOCAL_AWS_START_TIMEOUT", 60)),
+            step_functions: None,
+            faults: None,
         }
     }
 }
@@ -118,6 +125,26 @@ impl LocalAwsBuilder {
         self
     }
 
+    /// Puts a fault-injecting proxy ([`crate::FaultProxy`]) between the functions and moto: the
+    /// functions' `AWS_ENDPOINT_URL` is the proxy's, [`LocalAws::endpoint`] stays moto's. The
+    /// plan can be changed later through [`LocalAws::faults`].
+    #[must_use]
+    pub fn faults(mut self, plan: crate::FaultPlan) -> Self {
+        self.faults = Some(plan);
+        self
+    }
+
+    /// Also starts a local Step Functions service (`tools/sfn-local/server.mjs`: executions run
+    /// by aws-local-stepfunctions in the background, their Task states invoking the real binaries
+    /// through this stack's cargo lambda watch) and points the functions' aws-sdk-sfn at it with
+    /// `AWS_ENDPOINT_URL_SFN` (also in [`LocalAws::env`]). `Some(ms)`: every Wait state of every
+    /// execution waits `ms` milliseconds (`--fast-waits`); `None`: waits as written.
+    #[must_use]
+    pub fn step_functions(mut self, fast_waits_ms: Option<u64>) -> Self {
+        self.step_functions = Some(fast_waits_ms);
+        self
+    }
+
     /// Starts the stack.
     pub fn start(self) -> anyhow::Result<LocalAws> {
         LocalAws::start_with(self)
@@ -133,6 +160,8 @@ struct Processes {
     /// The write end of the watchdog's stdin: closing it (drop, or this process dying in any way)
     /// makes `tools/local-aws/watchdog.sh` kill the process groups of `moto` and `lambda`.
     watchdog_stdin: Option<ChildStdin>,
+    /// `tools/sfn-local/server.mjs`, when asked for.
+    sfn: Option<Child>,
 }
 
 /// A running local AWS: moto on `endpoint()`, cargo lambda watch on `lambda_endpoint()`.
@@ -144,11 +173,13 @@ pub struct LocalAws {
     tools: Tools,
     endpoint: String,
     lambda_endpoint: String,
+    sfn_endpoint: Option<String>,
     dir: PathBuf,
     bin_dir: Option<PathBuf>,
     agent: ureq::Agent,
     processes: Option<Processes>,
     built: Mutex<HashMap<String, PathBuf>>,
+    fault_proxy: Option<crate::FaultProxy>,
 }
 
 impl std::fmt::Debug for LocalAws {
@@ -213,6 +244,7 @@ impl LocalAws {
             tools,
             endpoint: var("AWS_ENDPOINT_URL")?,
             lambda_endpoint: var("AWS_ENDPOINT_URL_LAMBDA")?,
+            sfn_endpoint: var("AWS_ENDPOINT_URL_SFN").ok(),
             dir: env_file
                 .parent()
                 .map_or_else(|| root.join(".local-aws"), Path::to_path_buf),
@@ -221,6 +253,7 @@ impl LocalAws {
             agent: agent(Duration::from_secs(30)),
             processes: None,
             built: Mutex::new(HashMap::new()),
+            fault_proxy: None,
         };
         if !aws.moto_answers() {
             bail!(
@@ -275,7 +308,29 @@ impl LocalAws {
         }
         let endpoint = format!("http://127.0.0.1:{moto_port}");
         let lambda_endpoint = format!("http://127.0.0.1:{lambda_port}");
-        let aws_env = aws_env(&endpoint, &lambda_endpoint);
+        let mut aws_env = aws_env(&endpoint, &lambda_endpoint);
+        let sfn_port = match options.step_functions {
+            Some(_) => {
+                let mut port = free_port()?;
+                while port == moto_port || port == lambda_port {
+                    port = free_port()?;
+                }
+                Some(port)
+            }
+            None => None,
+        };
+        let sfn_endpoint = sfn_port.map(|p| format!("http://127.0.0.1:{p}"));
+        if let Some(e) = &sfn_endpoint {
+            aws_env.push(("AWS_ENDPOINT_URL_SFN".to_owned(), e.clone()));
+        }
+        let fault_proxy = match &options.faults {
+            Some(plan) => Some(crate::FaultProxy::start(&endpoint, plan.clone())?),
+            None => None,
+        };
+        let function_endpoint: Vec<(String, String)> = fault_proxy
+            .iter()
+            .map(|p| ("AWS_ENDPOINT_URL".to_owned(), p.endpoint()))
+            .collect();
 
         let moto_log = dir.join("moto.log");
         let lambda_log = dir.join("lambda.log");
@@ -313,6 +368,7 @@ impl LocalAws {
         clean_env(&mut lambda)
             .envs(aws_env.iter().map(|(k, v)| (k, v)))
             .envs(options.function_env.iter().map(|(k, v)| (k, v)))
+            .envs(function_endpoint.iter().map(|(k, v)| (k, v)))
             .env("CARGO", &tools.cargo_shim)
             .env("OKRA_REAL_CARGO", &real_cargo)
             .env("OKRA_PREBUILT_DIR", bin_dir);
@@ -325,10 +381,37 @@ impl LocalAws {
             }
         };
 
+        let mut sfn = None;
+        if let (Some(port), Some(fast_waits)) = (sfn_port, options.step_functions) {
+            let sfn_log = dir.join("sfn.log");
+            let mut cmd = Command::new(&tools.node);
+            cmd.arg(&tools.sfn_local)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(fast_waits.map(|ms| format!("--fast-waits={ms}")))
+                .current_dir(root)
+                .stdin(Stdio::null())
+                .stdout(log_file(&sfn_log)?)
+                .stderr(log_file(&sfn_log)?)
+                .process_group(0);
+            clean_env(&mut cmd)
+                .envs(aws_env.iter().map(|(k, v)| (k, v)))
+                .env("OKRA_ROOT", root);
+            match cmd.spawn() {
+                Ok(child) => sfn = Some(child),
+                Err(e) => {
+                    let mut moto = moto;
+                    stop_group(&mut lambda);
+                    stop_group(&mut moto);
+                    return Err(e).context("starting tools/sfn-local/server.mjs");
+                }
+            }
+        }
+
         let watchdog = Command::new("sh")
             .arg(&tools.watchdog)
             .arg(moto.id().to_string())
             .arg(lambda.id().to_string())
+            .args(sfn.as_ref().map(|c| c.id().to_string()))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -340,6 +423,9 @@ impl LocalAws {
                 let mut moto = moto;
                 stop_group(&mut lambda);
                 stop_group(&mut moto);
+                if let Some(sfn) = &mut sfn {
+                    stop_group(sfn);
+                }
                 return Err(e).context("starting tools/local-aws/watchdog.sh");
             }
         };
@@ -350,6 +436,7 @@ impl LocalAws {
             tools: tools.clone(),
             endpoint,
             lambda_endpoint,
+            sfn_endpoint,
             dir: dir.to_path_buf(),
             bin_dir: Some(bin_dir.to_path_buf()),
             agent: agent(Duration::from_secs(options.lambda_timeout_secs + 30)),
@@ -358,11 +445,22 @@ impl LocalAws {
                 lambda,
                 watchdog,
                 watchdog_stdin,
+                sfn,
             }),
             built: Mutex::new(HashMap::new()),
+            fault_proxy,
         };
         aws.wait_ready(options.start_timeout, lambda_port)?;
+        if let Some(port) = sfn_port {
+            aws.wait_sfn_ready(options.start_timeout, port)?;
+        }
         Ok(aws)
+    }
+
+    /// The fault proxy in front of moto, when the stack was built with
+    /// [`LocalAwsBuilder::faults`].
+    pub fn faults(&self) -> Option<&crate::FaultProxy> {
+        self.fault_proxy.as_ref()
     }
 
     fn moto_answers(&self) -> bool {
@@ -427,6 +525,35 @@ impl LocalAws {
         }
     }
 
+    fn wait_sfn_ready(&self, timeout: Duration, port: u16) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        loop {
+            if let Some(pid) = self
+                .processes
+                .as_ref()
+                .and_then(|p| p.sfn.as_ref())
+                .map(Child::id)
+                && (!Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid))
+            {
+                bail!(
+                    "sfn-local exited during start-up:\n{}",
+                    self.log_tail("sfn.log", 30)
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "sfn-local not answering after {timeout:?}:\n{}",
+                    self.log_tail("sfn.log", 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     // ------------------------------------------------------------------ accessors
 
     /// A name unique to this process and call, for the resources one test creates in the
@@ -443,6 +570,12 @@ impl LocalAws {
     /// cargo lambda watch's Invoke API: `http://127.0.0.1:PORT`.
     pub fn lambda_endpoint(&self) -> &str {
         &self.lambda_endpoint
+    }
+
+    /// The local Step Functions service (`http://127.0.0.1:PORT`), when the stack was built with
+    /// [`LocalAwsBuilder::step_functions`] (or attached to a `.local-aws/env` naming one).
+    pub fn sfn_endpoint(&self) -> Option<&str> {
+        self.sfn_endpoint.as_deref()
     }
 
     /// `us-east-1`.
@@ -465,8 +598,13 @@ impl LocalAws {
     /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`
     /// (`testing`), `AWS_EC2_METADATA_DISABLED=true`, and `AWS_CONFIG_FILE`/
     /// `AWS_SHARED_CREDENTIALS_FILE` = `/dev/null` (the developer's profiles stay out).
+    /// With [`LocalAwsBuilder::step_functions`], also `AWS_ENDPOINT_URL_SFN`.
     pub fn env(&self) -> Vec<(String, String)> {
-        aws_env(&self.endpoint, &self.lambda_endpoint)
+        let mut env = aws_env(&self.endpoint, &self.lambda_endpoint);
+        if let Some(e) = &self.sfn_endpoint {
+            env.push(("AWS_ENDPOINT_URL_SFN".to_owned(), e.clone()));
+        }
+        env
     }
 
     /// The workspace root.
@@ -689,6 +827,9 @@ impl Drop for LocalAws {
         // SIGTERM first: cargo lambda watch then stops the function processes it started (they
         // run in sessions of their own; they would also exit by themselves once its runtime API
         // is gone).
+        if let Some(sfn) = &mut p.sfn {
+            stop_group(sfn);
+        }
         stop_group(&mut p.lambda);
         stop_group(&mut p.moto);
         drop(p.watchdog_stdin.take());

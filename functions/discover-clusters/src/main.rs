@@ -3,7 +3,7 @@
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
-use okra_aws::handlers::discover::{DiscoverInput, handle};
+use okra_aws::handlers::discover::handle;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,8 +11,8 @@ async fn main() -> Result<(), Error> {
     let config = okra_aws::aws_config().await;
     let eks = Eks::new(aws_sdk_eks::Client::new(&config));
     let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
-    run(service_fn(|event: LambdaEvent<DiscoverInput>| {
-        handle(&eks, &elb, event.payload)
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        handle(&eks, &elb, okra_aws::parse_input(event.payload)?).await
     }))
     .await
 }

@@ -4,7 +4,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use okra_aws::autoscaling::AutoScaling;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
-use okra_aws::handlers::ensure::{EnsureInput, handle};
+use okra_aws::handlers::ensure::handle;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,8 +13,8 @@ async fn main() -> Result<(), Error> {
     let eks = Eks::new(aws_sdk_eks::Client::new(&config));
     let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
     let asg = AutoScaling::new(aws_sdk_autoscaling::Client::new(&config));
-    run(service_fn(|event: LambdaEvent<EnsureInput>| {
-        handle(&eks, &elb, &asg, event.payload)
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        handle(&eks, &elb, &asg, okra_aws::parse_input(event.payload)?).await
     }))
     .await
 }

@@ -2,15 +2,15 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use okra_aws::elb::Elb;
-use okra_aws::handlers::shift::{ShiftInput, handle};
+use okra_aws::handlers::shift::handle;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
     let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
-    run(service_fn(|event: LambdaEvent<ShiftInput>| {
-        handle(&elb, event.payload)
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
+        handle(&elb, okra_aws::parse_input(event.payload)?).await
     }))
     .await
 }

@@ -60,7 +60,12 @@ pub struct Aws {
 static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 pub async fn aws() -> Result<Aws> {
-    let local = stack()?;
+    aws_with(stack()?).await
+}
+
+/// SDK clients on `local` (a test binary's own stack, such as one with a fault proxy), the
+/// table and state machine prepared once per process.
+pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
     let (key, secret) = local.credentials();
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(local.endpoint())

@@ -962,6 +962,7 @@ where
                 (current, current.is_none())
             }
         };
+        self.listener_free(&spec).await?;
         let revision = self.state.put_cell(&spec, expected).await?;
         let status = if created { 201 } else { 200 };
         Ok(Reply::json(
@@ -972,6 +973,47 @@ where
             },
         )
         .with_header(ETAG, format!("\"{revision}\"")))
+    }
+
+    /// Two cells writing the same forward action would undo each other's steps (each would see
+    /// the other's write as drift, or worse, overwrite it): a spec whose listener (and rule) another
+    /// stored cell already owns is refused with 409. The check is made against the table before
+    /// the write; two `PUT`s racing for the same listener can both pass it (the window is one
+    /// request), which the state machine's drift check then stops at the first step.
+    async fn listener_free(&self, spec: &CellSpec) -> std::result::Result<(), Reply> {
+        let Some((_, listener)) = spec.ingress.listener() else {
+            return Ok(());
+        };
+        let rule = spec.ingress.rule_arn();
+        let owner = self.state.list_cells().await?.into_iter().find(|c| {
+            c.spec.name != spec.name
+                && c.spec
+                    .ingress
+                    .listener()
+                    .is_some_and(|(_, l)| l == listener)
+                && c.spec.ingress.rule_arn() == rule
+        });
+        match owner {
+            None => Ok(()),
+            Some(c) => Err(Reply::err(
+                409,
+                ErrorBody {
+                    field: Some("body".into()),
+                    ..error_body(
+                        "Conflict",
+                        format!(
+                            "ingress: cell {} already owns {}; two cells cannot share one \
+                             forward action",
+                            c.spec.name,
+                            rule.map_or_else(
+                                || format!("listener {listener}"),
+                                |r| format!("rule {r}")
+                            ),
+                        ),
+                    )
+                },
+            )),
+        }
     }
 
     /// The execution holding the cell's lock, if it is running.

@@ -370,6 +370,9 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     datadog: &D,
     input: CheckInput,
 ) -> Result<CheckOutput> {
+    // The same gate as discover-clusters: an invalid spec is refused before any query.
+    okra_core::validate::validate(&input.cell)
+        .map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
     let now = now_of(&input.now)?;
     let now_secs = i64::try_from(
         now.duration_since(UNIX_EPOCH)

@@ -160,7 +160,7 @@ pub enum StateInput {
 
 /// Reads the input, naming the field that is wrong.
 pub fn parse(v: Value) -> Result<StateInput> {
-    serde_json::from_value(v).map_err(|e| OkraError::InvalidInput(format!("rollout-state: {e}")))
+    crate::parse_input(v)
 }
 
 /// `begin`'s output.

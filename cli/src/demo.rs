@@ -1,0 +1,577 @@
+//! The story `make demo` tells, through the shipped state machine, the real function binaries and
+//! moto, nothing faked: the local AWS is started by okra-testkit (moto, cargo lambda watch over
+//! the workspace's functions, and the local Step Functions service with every Wait shortened by
+//! its `--fast-waits` flag), the table and the state machine are created as the SAM template does,
+//! EKS clusters appear with raw CreateCluster calls, and the dispatcher function is invoked with
+//! the CloudTrail event each would cause. The terminal shows each rollout as `okra rollout watch`
+//! does. Every outcome is checked against the listener's weights as moto reports them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_elasticloadbalancingv2 as elb;
+use okra_aws::state::StatePort as _;
+use okra_testkit::{LocalAws, lambda_arn};
+use serde_json::{Value, json};
+
+use crate::cli::{Output, watch};
+use crate::ctx::{Ctx, Target};
+use crate::view::{self, View};
+
+/// The table the demo's functions use.
+pub const TABLE: &str = "okra-demo";
+/// The state machine's name.
+pub const STATE_MACHINE: &str = "okra-rollout";
+/// Every function of the state machine, by its DefinitionSubstitution.
+pub const FUNCTIONS: [(&str, &str); 5] = [
+    ("DiscoverClustersFunctionArn", "discover-clusters"),
+    ("EnsureTargetGroupsFunctionArn", "ensure-target-groups"),
+    ("ShiftWeightsFunctionArn", "shift-weights"),
+    ("CheckMetricsFunctionArn", "check-metrics"),
+    ("RolloutStateFunctionArn", "rollout-state"),
+];
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Every Wait state waits this many milliseconds (sfn-local `--fast-waits`).
+    pub fast_waits_ms: u64,
+    /// Write the 1.1.0 rollout's HTML report here.
+    pub report: Option<PathBuf>,
+    /// Seconds between reads of a running rollout.
+    pub interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            fast_waits_ms: 200,
+            report: None,
+            interval: Duration::from_millis(300),
+        }
+    }
+}
+
+impl Options {
+    /// `okra-demo [--fast-waits MS] [--report FILE]`.
+    pub fn from_args() -> Self {
+        let mut o = Self::default();
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--fast-waits" => {
+                    if let Some(ms) = args.next().and_then(|v| v.parse().ok()) {
+                        o.fast_waits_ms = ms;
+                    }
+                }
+                "--report" => o.report = args.next().map(PathBuf::from),
+                "-h" | "--help" => {
+                    println!(
+                        "okra-demo [--fast-waits MS] [--report FILE]: the local rollout story of \
+                         `make demo` (see README)"
+                    );
+                    std::process::exit(0);
+                }
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+/// What the story ended with, for tests.
+#[derive(Debug)]
+pub struct Story {
+    /// The three rollouts' views, in order.
+    pub rollouts: Vec<View>,
+    /// The listener's weights at the end: (version, percent).
+    pub final_weights: Vec<(String, u32)>,
+    /// Blocked versions.
+    pub blocked: Vec<String>,
+    /// The last dispatch's outcome.
+    pub last_dispatch: Value,
+}
+
+fn title(s: &str) {
+    use std::io::IsTerminal as _;
+    if std::io::stdout().is_terminal() {
+        println!("\n\x1b[1m== {s}\x1b[0m");
+    } else {
+        println!("\n== {s}");
+    }
+}
+
+fn say(s: &str) {
+    println!("   {s}");
+}
+
+/// The cell of the demo.
+pub fn cell_spec(listener_arn: &str) -> Value {
+    json!({
+        "name": "web",
+        "ingress": {"alb": {"listenerArn": listener_arn}},
+        "clusterSelector": {"matchTags": {"okra.io/cell": "web"}},
+        "replicas": 2,
+        "targetGroup": {"port": 30080, "healthCheck": {"path": "/healthz"}, "registration": "external"},
+        "readiness": {"minHealthyPercent": 0, "timeout": "1m"},
+        "canary": {"steps": [
+            {"setWeight": 10},
+            {"analysis": {"templates": [{"templateName": "errors"}]}},
+            {"setWeight": 50},
+            {"pause": {"duration": "5m"}},
+            {"analysis": {"templates": [{"templateName": "errors"}]}},
+            {"setWeight": 100}
+        ]},
+        "analysisTemplates": [{
+            "name": "errors",
+            "metrics": [{
+                "name": "error-rate",
+                "interval": "1m",
+                "count": 1,
+                "successCondition": "result < 1.0",
+                "failureCondition": "result >= 5.0",
+                "provider": {"cloudwatch": {"window": "10m", "metricDataQueries": [{
+                    "id": "errors",
+                    "metricStat": {"namespace": "Okra/Demo", "metricName": "Errors",
+                                   "dimensions": {"Cell": "web"}, "period": 60, "stat": "Maximum"}
+                }]}}
+            }]
+        }],
+        "judge": {"enabled": false}
+    })
+}
+
+/// The demo's world: the local AWS, the table and state machine, and an ALB listener.
+#[derive(Debug)]
+pub struct Demo {
+    /// The local AWS (stopped on drop).
+    pub aws: LocalAws,
+    /// The CLI's context over it.
+    pub ctx: Ctx,
+    conf: aws_config::SdkConfig,
+    vpc: String,
+    subnets: Vec<String>,
+    /// The listener the cell owns.
+    pub listener: String,
+    interval: Duration,
+    /// How long the set-up took.
+    pub setup: Duration,
+}
+
+impl Demo {
+    /// The environment for an `okra` process against this world.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        let mut env = self.aws.env();
+        env.push(("OKRA_TABLE".into(), TABLE.into()));
+        env.push((
+            "OKRA_STATE_MACHINE_ARN".into(),
+            self.ctx.state_machine_arn.clone().unwrap_or_default(),
+        ));
+        env
+    }
+
+    /// Creates an EKS cluster of cell `web` (as AWS would answer DescribeCluster).
+    pub async fn cluster(&self, name: &str, version: &str) -> Result<()> {
+        // moto echoes the request's resourcesVpcConfig (AWS derives vpcId from the subnets), so
+        // the cluster is created with a raw request that carries the VPC.
+        let body = json!({
+            "name": name,
+            "roleArn": "arn:aws:iam::123456789012:role/eks",
+            "resourcesVpcConfig": {"subnetIds": self.subnets, "vpcId": self.vpc},
+            "tags": {"okra.io/cell": "web", "okra.io/version": version},
+        })
+        .to_string();
+        let url = format!("{}/clusters", self.aws.endpoint());
+        tokio::task::block_in_place(|| {
+            ureq::post(&url)
+                .header(
+                    "Authorization",
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/eks/aws4_request, \
+                     SignedHeaders=host, Signature=0",
+                )
+                .header("Content-Type", "application/json")
+                .send(body.as_bytes())
+        })
+        .with_context(|| format!("CreateCluster {name}"))?;
+        say(&format!(
+            "EKS cluster {name} created, tagged okra.io/version={version}"
+        ));
+        Ok(())
+    }
+
+    /// Invokes the dispatcher function.
+    pub fn dispatch(&self, event: &Value) -> Result<Value> {
+        let out = tokio::task::block_in_place(|| self.aws.invoke("dispatcher", event))?
+            .into_value()
+            .context("the dispatcher failed")?;
+        Ok(out)
+    }
+
+    /// The CloudTrail event of a CreateCluster.
+    pub fn created_event(name: &str, version: &str) -> Value {
+        json!({
+            "version": "0", "id": format!("demo-{name}"), "detail-type": "AWS API Call via CloudTrail",
+            "source": "aws.eks", "account": "123456789012", "time": "2026-03-02T10:00:00Z",
+            "region": "us-east-1", "resources": [],
+            "detail": {
+                "eventSource": "eks.amazonaws.com", "eventName": "CreateCluster",
+                "requestParameters": {"name": name,
+                    "tags": {"okra.io/cell": "web", "okra.io/version": version}},
+            }
+        })
+    }
+
+    /// Clusters of `version` appear; each CreateCluster's CloudTrail event goes to the dispatcher.
+    /// Returns the execution the last dispatch started.
+    /// New clusters of a version, each dispatched.
+    pub async fn new_version(&self, version: &str, names: [&str; 2]) -> Result<String> {
+        let mut execution = None;
+        for name in names {
+            self.cluster(name, version).await?;
+            let out = self.dispatch(&Self::created_event(name, version))?;
+            let r = &out["results"][0];
+            say(&format!(
+                "dispatcher (CloudTrail CreateCluster {name}): {} — {}",
+                r["outcome"].as_str().unwrap_or("no cell concerned"),
+                view::one_line(r["reason"].as_str().unwrap_or_default())
+            ));
+            if let Some(e) = r["execution"].as_str()
+                && matches!(r["outcome"].as_str(), Some("started" | "alreadyRunning"))
+            {
+                execution = Some(e.to_owned());
+            }
+        }
+        execution.context("no rollout started")
+    }
+
+    async fn follow(&self, execution: &str) -> Result<View> {
+        say(&format!("rollout {execution}:"));
+        watch(&self.ctx, "web", execution, Output::Text, self.interval)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The listener's weights as moto reports them: (version, percent).
+    pub async fn listener_weights(&self) -> Result<Vec<(String, u32)>> {
+        let spec: okra_core::spec::CellSpec =
+            serde_json::from_value(cell_spec(&self.listener)).context("the demo cell")?;
+        Ok(view::weights(&self.ctx, &spec)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .map(|w| (w.version, w.percent))
+            .collect())
+    }
+
+    /// Error metric datapoints over the last five minutes.
+    pub async fn metric(&self, value: f64) -> Result<()> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        let cw = aws_sdk_cloudwatch::Client::new(&self.conf);
+        let now = std::time::SystemTime::now();
+        // One datapoint per minute over the last five: the whole window says the same.
+        let mut req = cw.put_metric_data().namespace("Okra/Demo");
+        for m in 1..=5 {
+            req = req.metric_data(
+                MetricDatum::builder()
+                    .metric_name("Errors")
+                    .dimensions(Dimension::builder().name("Cell").value("web").build())
+                    .value(value)
+                    .timestamp(aws_smithy_types::DateTime::from(
+                        now - Duration::from_secs(60 * m - 30),
+                    ))
+                    .build(),
+            );
+        }
+        req.send().await.context("PutMetricData")?;
+        Ok(())
+    }
+}
+
+fn show_weights(w: &[(String, u32)]) {
+    for (v, p) in w {
+        say(&format!("{v:>8}  {}  {p:>3} %", view::bar(*p, 30)));
+    }
+}
+
+/// Runs the story; `Err` when it did not go as told.
+pub async fn run(opts: &Options) -> Result<()> {
+    story(opts).await.map(|_| ())
+}
+
+/// Starts the local AWS and creates what the SAM template would, and an ALB listener.
+pub async fn setup(opts: &Options) -> Result<Demo> {
+    let t0 = Instant::now();
+    title("Setting up the local AWS");
+    say(&format!(
+        "moto, cargo lambda watch (the real functions), Step Functions (sfn-local, every Wait {} ms)",
+        opts.fast_waits_ms
+    ));
+    let sm_arn = format!("arn:aws:states:us-east-1:123456789012:stateMachine:{STATE_MACHINE}");
+    let fast = opts.fast_waits_ms;
+    let sm = sm_arn.clone();
+    let aws = tokio::task::spawn_blocking(move || {
+        LocalAws::builder()
+            .function_env("TABLE_NAME", TABLE)
+            .function_env("STATE_MACHINE_ARN", sm)
+            .function_env("EVENT_BUS_NAME", "default")
+            .step_functions(Some(fast))
+            .start()
+    })
+    .await??;
+    let mut bins: Vec<&str> = FUNCTIONS.iter().map(|(_, b)| *b).collect();
+    bins.extend(["dispatcher", "api"]);
+    tokio::task::block_in_place(|| aws.ensure_built(&bins))?;
+    let sfn_endpoint = aws.sfn_endpoint().context("no sfn endpoint")?.to_owned();
+    let (key, secret) = aws.credentials();
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(aws.endpoint())
+        .region(aws_config::Region::new(aws.region()))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            key, secret, None, None, "demo",
+        ))
+        .load()
+        .await;
+    let ctx = Ctx::from_config(
+        &conf,
+        &Target {
+            endpoint_url: Some(aws.endpoint().to_owned()),
+            sfn_endpoint_url: Some(sfn_endpoint.clone()),
+            table: Some(TABLE.into()),
+            state_machine_arn: Some(sm_arn.clone()),
+            region: Some(aws.region().into()),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    say(&format!(
+        "moto {}  lambda {}  sfn {}",
+        aws.endpoint(),
+        aws.lambda_endpoint(),
+        sfn_endpoint
+    ));
+
+    // What template.yaml creates: the table and the state machine (the shipped ASL, its
+    // DefinitionSubstitutions filled as SAM fills them).
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+    };
+    ddb.create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .send()
+        .await
+        .context("CreateTable")?;
+    let mut definition = std::fs::read_to_string(aws.root().join("statemachine/rollout.asl.json"))?;
+    for (sub, bin) in FUNCTIONS {
+        definition = definition.replace(&format!("${{{sub}}}"), &lambda_arn(bin));
+    }
+    let created = ctx
+        .sfn
+        .create_state_machine()
+        .name(STATE_MACHINE)
+        .definition(definition)
+        .role_arn("arn:aws:iam::123456789012:role/okra-rollout")
+        .send()
+        .await
+        .context("CreateStateMachine")?;
+    ensure!(created.state_machine_arn() == sm_arn);
+    say(&format!(
+        "table {TABLE}, state machine {sm_arn} (statemachine/rollout.asl.json)"
+    ));
+
+    // An ALB whose listener answers 503 until a cluster serves.
+    let (vpc, subnets) = tokio::task::block_in_place(|| aws.create_vpc_with_subnets())?;
+    let elbc = elb::Client::new(&conf);
+    let lb = elbc
+        .create_load_balancer()
+        .name("web")
+        .set_subnets(Some(subnets.clone()))
+        .r#type(elb::types::LoadBalancerTypeEnum::Application)
+        .send()
+        .await
+        .context("CreateLoadBalancer")?;
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap_or_default()
+        .to_owned();
+    let listener = elbc
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(elb::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            elb::types::Action::builder()
+                .r#type(elb::types::ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    elb::types::FixedResponseActionConfig::builder()
+                        .status_code("503")
+                        .content_type("text/plain")
+                        .message_body("no cluster serves yet")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .context("CreateListener")?;
+    let listener = listener.listeners()[0]
+        .listener_arn()
+        .unwrap_or_default()
+        .to_owned();
+    say(&format!(
+        "VPC {vpc}, ALB web, listener :80 (fixed response 503)"
+    ));
+
+    Ok(Demo {
+        aws,
+        ctx,
+        conf,
+        vpc,
+        subnets,
+        listener,
+        interval: opts.interval,
+        setup: t0.elapsed(),
+    })
+}
+
+/// Runs the story and returns what it ended with.
+pub async fn story(opts: &Options) -> Result<Story> {
+    let demo = setup(opts).await?;
+    let listener = demo.listener.clone();
+    let spec = serde_yaml_ng::to_string(&cell_spec(&listener))?;
+    demo.ctx
+        .api("PUT", "/cells/web", Some((spec, "application/yaml")))
+        .await
+        .map_err(|e| anyhow::anyhow!("okra cell apply: {e}"))?;
+    say(
+        "okra cell apply -f web.yaml: cell web stored (2 clusters per version; 10 → analysis → 50 → pause 5m → analysis → 100)",
+    );
+    let setup = demo.setup;
+    let story_start = Instant::now();
+    let mut rollouts = Vec::new();
+
+    // 1. Two clusters of 1.0.0: initialize at 100 %.
+    title("1. Cell web: two clusters of 1.0.0");
+    let exec = demo.new_version("1.0.0", ["web-a1", "web-a2"]).await?;
+    let v = demo.follow(&exec).await?;
+    let w = demo.listener_weights().await?;
+    show_weights(&w);
+    ensure!(
+        v.rollout.status == "promoted" && w == vec![("1.0.0".to_owned(), 100)],
+        "1.0.0 should serve 100 %: {} {w:?}",
+        v.rollout.status
+    );
+    rollouts.push(v);
+
+    // 2. Two clusters of 1.1.0, healthy: 10 → 50 → 100.
+    title("2. Two clusters of 1.1.0 appear; their error metric is 0");
+    demo.metric(0.0).await?;
+    let exec = demo.new_version("1.1.0", ["web-b1", "web-b2"]).await?;
+    let v = demo.follow(&exec).await?;
+    let w = demo.listener_weights().await?;
+    show_weights(&w);
+    ensure!(
+        v.rollout.status == "promoted" && w == vec![("1.1.0".to_owned(), 100)],
+        "1.1.0 should be promoted to 100 %: {} {w:?}",
+        v.rollout.status
+    );
+    let weights_seen: Vec<u32> = v
+        .rollout
+        .history
+        .iter()
+        .filter(|h| h.event == "stepDone")
+        .filter_map(|h| h.weight)
+        .collect();
+    ensure!(
+        weights_seen.contains(&10) && weights_seen.contains(&50),
+        "1.1.0 should pass 10 % and 50 %: {weights_seen:?}"
+    );
+    if let Some(path) = &opts.report {
+        std::fs::write(path, crate::report::html(&v))?;
+        say(&format!("report: {}", path.display()));
+    }
+    rollouts.push(v);
+
+    // 3. Two clusters of 1.2.0 with bad metrics: analysis fails, rolled back, blocked.
+    title("3. Two clusters of 1.2.0 appear; their error metric is 12");
+    demo.metric(12.0).await?;
+    let exec = demo.new_version("1.2.0", ["web-c1", "web-c2"]).await?;
+    let v = demo.follow(&exec).await?;
+    let w = demo.listener_weights().await?;
+    show_weights(&w);
+    ensure!(
+        v.rollout.status == "rolledBack" && w == vec![("1.1.0".to_owned(), 100)],
+        "1.2.0 should be rolled back to 1.1.0 at 100 %: {} {w:?}",
+        v.rollout.status
+    );
+    let blocked: Vec<String> = demo
+        .ctx
+        .state
+        .blocklist("web")
+        .await?
+        .into_iter()
+        .map(|b| b.version)
+        .collect();
+    ensure!(blocked == vec!["1.2.0".to_owned()], "blocked: {blocked:?}");
+    say("1.2.0 is blocked");
+    rollouts.push(v);
+
+    // The next trigger (the schedule) does not retry it.
+    let out = demo.dispatch(&json!({
+        "version": "0", "id": "demo-schedule", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-03-02T10:05:00Z",
+        "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/okra-reconcile"],
+        "detail": {}
+    }))?;
+    let last = out["results"][0].clone();
+    say(&format!(
+        "dispatcher (schedule): {} — {}",
+        last["outcome"].as_str().unwrap_or_default(),
+        view::one_line(last["reason"].as_str().unwrap_or_default())
+    ));
+    if last["outcome"] != "nothingToDo" {
+        bail!("the next dispatch should do nothing: {last}");
+    }
+    let final_weights = demo.listener_weights().await?;
+    ensure!(final_weights == vec![("1.1.0".to_owned(), 100)]);
+
+    title("Summary");
+    for v in &rollouts {
+        say(&format!(
+            "{:<24} {:>7} → {:<6} {}",
+            v.rollout.execution,
+            v.rollout.from.as_deref().unwrap_or("(none)"),
+            v.rollout.to,
+            v.rollout.status
+        ));
+    }
+    say("listener now: 1.1.0 at 100 %; 1.2.0 blocked, not retried");
+    say(&format!(
+        "set-up {:.1} s, story {:.1} s",
+        setup.as_secs_f64(),
+        story_start.elapsed().as_secs_f64()
+    ));
+    Ok(Story {
+        rollouts,
+        final_weights,
+        blocked,
+        last_dispatch: last,
+    })
+}

@@ -1,0 +1,144 @@
+//! The CLI's errors: one clear line with the cause and what to do, and an exit code.
+
+use serde_json::Value;
+
+/// Exit codes (`okra --help` lists them).
+pub mod exit {
+    /// Done.
+    pub const OK: i32 = 0;
+    /// An error: the message says what and what to do.
+    pub const ERROR: i32 = 1;
+    /// Bad usage: an unknown command or option, a missing argument or setting.
+    pub const USAGE: i32 = 2;
+    /// `okra rollout watch`: the rollout ended rolled back or failed.
+    pub const ROLLOUT_FAILED: i32 = 3;
+}
+
+/// An error the CLI reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// What went wrong, in one line.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// Further lines (a spec's errors, one per field).
+    pub details: Vec<String>,
+    /// The exit code.
+    pub code: i32,
+}
+
+impl CliError {
+    /// An error (exit 1).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            details: Vec::new(),
+            code: exit::ERROR,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: exit::USAGE,
+            ..Self::new(message)
+        }
+    }
+
+    /// A bug or an impossible answer.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(message).hint("this is a bug of okra: please report it")
+    }
+
+    /// Adds what to do.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The API's error answer, with advice by its type.
+    pub fn from_api(status: i64, body: &Value, table: &str) -> Self {
+        let kind = body["error"].as_str().unwrap_or("Error");
+        let message = body["message"]
+            .as_str()
+            .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+        let details: Vec<String> = body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {}",
+                            e["path"].as_str().unwrap_or("(spec)"),
+                            e["message"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hint = match kind {
+            "InvalidSpec" => "fix the fields above and apply again",
+            "NotFound" if message.starts_with("cell") => {
+                "`okra cell list` shows the cells; `okra cell apply -f cell.yaml` adds one"
+            }
+            "NotFound" => "`okra rollout status <cell>` shows the newest rollout",
+            "Conflict" => "see the message: wait for the running rollout or abort it",
+            "AccessDenied" => "check your AWS credentials and their permissions (AWS_PROFILE)",
+            "AwsUnavailable" | "Throttled" => {
+                "AWS did not answer: check --region / --endpoint-url and try again"
+            }
+            _ if message.contains("ResourceNotFoundException") => {
+                return Self::new(format!("table {table} not found ({message})"))
+                    .hint("give the stack's table with --table or OKRA_TABLE");
+            }
+            _ => "see the message",
+        };
+        Self {
+            details,
+            ..Self::new(if kind == "InvalidSpec" && !body["errors"].is_null() {
+                format!("the cell spec is not valid ({} errors)", {
+                    body["errors"].as_array().map_or(0, Vec::len)
+                })
+            } else {
+                format!("{kind}: {message}")
+            })
+            .hint(hint)
+        }
+    }
+
+    /// Prints the error on stderr.
+    pub fn report(&self) {
+        eprintln!("error: {}", self.message);
+        for d in &self.details {
+            eprintln!("  {d}");
+        }
+        if let Some(h) = &self.hint {
+            eprintln!("  hint: {h}");
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<okra_aws::OkraError> for CliError {
+    fn from(e: okra_aws::OkraError) -> Self {
+        let hint = match e.error_type() {
+            "AccessDenied" => "check your AWS credentials and their permissions (AWS_PROFILE)",
+            "AwsUnavailable" | "Throttled" => {
+                "AWS did not answer: check --region / --endpoint-url and try again"
+            }
+            "ListenerNotFound" => "the cell's listenerArn names no listener: fix the cell spec",
+            _ => "see the message",
+        };
+        Self::new(format!("{}: {e}", e.error_type())).hint(hint)
+    }
+}

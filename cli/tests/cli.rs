@@ -1,0 +1,282 @@
+//! The `okra` binary and the demo's story against the local stack (moto, the real functions
+//! under cargo lambda watch, the shipped state machine in the local Step Functions service).
+
+// Test code: a panic with the failing line is the right report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use okra_cli::demo::{self, Demo, Options};
+use serde_json::{Value, json};
+
+fn options() -> Options {
+    Options {
+        fast_waits_ms: 100,
+        report: None,
+        interval: Duration::from_millis(200),
+    }
+}
+
+/// Runs `okra ARGS` against the demo's world: (exit code, stdout, stderr).
+fn okra(d: &Demo, args: &[&str]) -> (i32, String, String) {
+    okra_env(d, args, &[])
+}
+
+fn okra_env(d: &Demo, args: &[&str], without: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_okra"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("OKRA_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).envs(
+        d.cli_env()
+            .into_iter()
+            .filter(|(k, _)| !without.contains(&k.as_str())),
+    );
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn help_reads_well_and_bad_usage_exits_2() {
+    let bin = env!("CARGO_BIN_EXE_okra");
+    let help = Command::new(bin).arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&help.stdout);
+    for want in [
+        "cell",
+        "plan",
+        "rollout",
+        "clusters",
+        "target-groups",
+        "Exit codes",
+        "--endpoint-url",
+        "--table",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    for sub in [
+        &["rollout", "--help"][..],
+        &["rollout", "promote", "--help"],
+        &["cell", "apply", "--help"],
+    ] {
+        let out = Command::new(bin).args(sub).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub:?}");
+        assert!(!out.stdout.is_empty());
+    }
+    let bad = Command::new(bin).arg("no-such-command").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_commands_against_the_local_stack() {
+    let d = demo::setup(&options()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Settings missing: a usage error that says what to give.
+    let (code, _, err) = okra_env(&d, &["cell", "list"], &["OKRA_TABLE"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--table"), "{err}");
+
+    // A bad spec: every error on its own line, with its field path; nothing stored.
+    let mut bad = demo::cell_spec(&d.listener);
+    bad["canary"]["steps"][0]["setWeight"] = json!(140);
+    bad["replicas"] = json!(0);
+    let file = write(
+        dir.path(),
+        "bad.yaml",
+        &serde_yaml_ng::to_string(&bad).unwrap(),
+    );
+    let (code, _, err) = okra(&d, &["cell", "apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("canary.steps[0].setWeight"), "{err}");
+    assert!(err.contains("replicas"), "{err}");
+    let (code, out, _) = okra(&d, &["cell", "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no cells"), "{out}");
+
+    let file = write(
+        dir.path(),
+        "web.yaml",
+        &serde_yaml_ng::to_string(&demo::cell_spec(&d.listener)).unwrap(),
+    );
+    let (code, out, err) = okra(&d, &["cell", "apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cell web: stored (revision 1)"), "{out}");
+    let (code, out, _) = okra(&d, &["cell", "list", "--output", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cells"][0]["name"], "web");
+    let (code, out, _) = okra(&d, &["cell", "get", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&d.listener), "{out}");
+
+    // Two clusters of 1.0.0: the plan says initialize; start and watch it.
+    d.cluster("web-a1", "1.0.0").await.unwrap();
+    d.cluster("web-a2", "1.0.0").await.unwrap();
+    let (code, out, _) = okra(&d, &["clusters", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("web-a1") && out.contains("1.0.0"), "{out}");
+    let (code, out, _) = okra(&d, &["plan", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("initialize"), "{out}");
+    let (code, out, err) = okra(&d, &["rollout", "start", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("started"), "{out}");
+    let (code, out, err) = okra(&d, &["rollout", "watch", "web", "--interval", "0.2"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("promoted"), "{out}");
+    let first = okra(&d, &["rollout", "status", "web", "--output", "json"]).1;
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let first_id = first["rollout"]["execution"].as_str().unwrap().to_owned();
+
+    // 1.1.0 with a bad metric: watch ends rolled back, exit 3.
+    d.metric(12.0).await.unwrap();
+    d.cluster("web-b1", "1.1.0").await.unwrap();
+    d.cluster("web-b2", "1.1.0").await.unwrap();
+    let (code, out, _) = okra(&d, &["rollout", "start", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("startRollout"), "{out}");
+    let (code, out, err) = okra(&d, &["rollout", "watch", "web", "--interval", "0.2"]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("rolledBack"), "{out}");
+    assert!(out.contains("analysis: failed"), "{out}");
+    let (code, out, _) = okra(&d, &["rollout", "status", "web", "--output", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["rollout"]["status"], "rolledBack");
+    assert_eq!(
+        v["weights"],
+        json!([{"version": "1.0.0", "percent": 100, "targetGroups": 2}])
+    );
+    let (code, out, _) = okra(&d, &["rollout", "status", "web"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("1.0.0") && out.contains("100 %") && out.contains("history:"),
+        "{out}"
+    );
+    let (code, out, _) = okra(&d, &["target-groups", "web"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("web-a1") && out.contains("1.1.0"), "{out}");
+    let (_, out, _) = okra(&d, &["cell", "get", "web"]);
+    assert!(out.contains("# blocked: 1.1.0"), "{out}");
+
+    // A signal to a finished rollout: one line that says why.
+    let (code, _, err) = okra(&d, &["rollout", "resume", "web", &first_id]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("only a running rollout takes signals"),
+        "{err}"
+    );
+
+    // The report: a self-contained page that Chromium renders.
+    let html = dir.path().join("report.html");
+    let (code, _, err) = okra(
+        &d,
+        &["rollout", "report", "web", "--html", html.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg") && page.contains("error-rate"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http://") || !page.contains("src=\"http"),
+        "no external assets"
+    );
+    screenshot(&html, &dir.path().join("report.png"));
+
+    // Retry: unblocks 1.1.0 and starts again (still bad: rolled back again).
+    let (code, out, err) = okra(&d, &["rollout", "retry", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("started"), "{out}");
+    let (code, _, _) = okra(&d, &["rollout", "watch", "web", "--interval", "0.2"]);
+    assert_eq!(code, 3);
+
+    let (code, out, err) = okra(&d, &["cell", "delete", "web"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deleted"));
+    let (code, _, err) = okra(&d, &["cell", "get", "web"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("NotFound") && err.contains("hint:"), "{err}");
+}
+
+/// Renders the page in headless Chromium (Debian's `chromium`; `$CHROMIUM` overrides the path)
+/// and checks the screenshot is a real picture.
+fn screenshot(html: &Path, png: &Path) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} missing: install Debian's chromium (apt-get install -y chromium; .ci/run does)"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=900,1100",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let bytes = std::fs::read(png).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        bytes.len() > 10_000,
+        "a near-empty picture: {} bytes",
+        bytes.len()
+    );
+    if let Ok(keep) = std::env::var("OKRA_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(png, keep);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_story_goes_as_told() {
+    let story = demo::story(&options()).await.unwrap();
+    let status: Vec<(&str, &str)> = story
+        .rollouts
+        .iter()
+        .map(|v| (v.rollout.to.as_str(), v.rollout.status.as_str()))
+        .collect();
+    assert_eq!(
+        status,
+        vec![
+            ("1.0.0", "promoted"),
+            ("1.1.0", "promoted"),
+            ("1.2.0", "rolledBack")
+        ]
+    );
+    assert_eq!(story.final_weights, vec![("1.1.0".to_owned(), 100)]);
+    assert_eq!(story.blocked, vec!["1.2.0".to_owned()]);
+    assert_eq!(story.last_dispatch["outcome"], "nothingToDo");
+    let failed = story.rollouts[2].verdict().unwrap();
+    assert_eq!(failed.phase, "failed");
+    assert_eq!(failed.values.get("error-rate"), Some(&12.0));
+}

@@ -1,0 +1,704 @@
+//! Issue 8: whatever AWS does, a rollout ends promoted or rolled back, with the listener at
+//! weights some step asked for, and nothing lost.
+//!
+//! This binary's stack puts okra-testkit's fault proxy between the functions and moto (the
+//! tests' own clients reach moto directly), and a tiny Datadog-shaped server on 127.0.0.1. Tests
+//! that change the proxy's plan run one at a time (`SERIAL`). Figures are printed as
+//! `RELIABILITY ...` lines (`cargo test -p okra-e2e --test reliability -- --nocapture`).
+//! `OKRA_SOAK_ROLLOUTS` (default 5) rollouts run under faults; `OKRA_FAULT_SEED` seeds them.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read as _, Write as _};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use aws_sdk_elasticloadbalancingv2 as elb;
+use common::{Aws, World, cell, cell_name, input, run_rollout, weights_of_steps};
+use okra_aws::state::{Signal, StatePort};
+use okra_testkit::{FaultKind, FaultPlan, LocalAws};
+use serde_json::{Value, json};
+
+const DD_API_KEY: &str = "dd-api-5ecre7-0kra-e2e-7e57-key";
+const DD_APP_KEY: &str = "dd-app-5ecre7-0kra-e2e-7e57-app";
+const DD_SECRET: &str = "okra-e2e-datadog";
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();
+static DD_HEADS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A Datadog-shaped `GET /api/v1/query` on 127.0.0.1: one point a minute ago, value 0.2.
+/// Serves at most 10 000 connections; records the request heads.
+fn datadog_site() -> String {
+    static SITE: OnceLock<String> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(10_000) {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0_u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65_536 {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                DD_HEADS
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf).into_owned());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let body = format!(
+                    r#"{{"status":"ok","res_type":"time_series","series":[{{"metric":"m","pointlist":[[{}.0,0.2]],"scope":"*"}}]}}"#,
+                    (now - 60) * 1000
+                );
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://{addr}")
+    })
+    .clone()
+}
+
+fn stack() -> Result<&'static LocalAws> {
+    STACK
+        .get_or_init(|| {
+            LocalAws::builder()
+                .function_env("TABLE_NAME", common::TABLE)
+                .function_env("STATE_MACHINE_ARN", common::STATE_MACHINE_ARN)
+                .function_env("EVENT_BUS_NAME", "default")
+                .function_env("DATADOG_SECRET_ARN", DD_SECRET)
+                .function_env("DATADOG_SITE", datadog_site())
+                .faults(FaultPlan::none())
+                .start()
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("the local AWS did not start: {e}"))
+}
+
+async fn aws() -> Result<Aws> {
+    common::aws_with(stack()?).await
+}
+
+fn proxy(aws: &Aws) -> &okra_testkit::FaultProxy {
+    aws.local.faults().expect("this stack has a fault proxy")
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Target group name → its `okra.io/version` tag, for the cell's groups.
+async fn versions_of_groups(aws: &Aws, cell: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, arn) in aws.target_groups_named(cell).await? {
+        let tags = aws.tags(&arn).await?;
+        out.insert(
+            name,
+            tags.get("okra.io/version").cloned().unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+/// The listener's share per version.
+async fn shares(aws: &Aws, w: &World) -> Result<BTreeMap<String, i32>> {
+    let versions = versions_of_groups(aws, &cell_name(w)).await?;
+    let mut out = BTreeMap::new();
+    for (tg, weight) in aws.weights(w).await? {
+        let v = versions
+            .get(&tg)
+            .cloned()
+            .with_context(|| format!("the listener forwards to {tg}, not the cell's"))?;
+        *out.entry(v).or_insert(0) += weight;
+    }
+    Ok(out)
+}
+
+/// The weights a plan allows: the canary at one of the steps' weights (or 0/100), split over
+/// two sides, every group of a side at an even share.
+fn allowed(
+    shares: &BTreeMap<String, i32>,
+    stable: &str,
+    canary: &str,
+    steps: &BTreeSet<i32>,
+) -> bool {
+    let total: i32 = shares.values().sum();
+    let canary_share = shares.get(canary).copied().unwrap_or(0);
+    total == 100
+        && shares.keys().all(|v| v == stable || v == canary)
+        && (canary_share == 0 || canary_share == 100 || steps.contains(&canary_share))
+}
+
+fn outcome(e: &okra_testkit::Execution) -> &'static str {
+    let last = e.states_entered().last().cloned().unwrap_or_default();
+    match (e.status.to_string().as_str(), e.error.as_deref()) {
+        ("SUCCEEDED", _) if last == "Promoted" => "promoted",
+        ("FAILED", Some("RolledBack")) => "rolledBack",
+        _ => "other",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollouts_under_30_percent_transient_faults_end_promoted_or_rolled_back() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let n = env_u64("OKRA_SOAK_ROLLOUTS", 5);
+    let seed = env_u64("OKRA_FAULT_SEED", 8);
+    let w = aws.world("soak").await?;
+    let name = cell_name(&w);
+    let steps = json!([
+        {"setWeight": 10},
+        {"analysis": {"templates": [{"templateName": "errors"}]}},
+        {"setWeight": 50},
+        {"setWeight": 100}
+    ]);
+    let weights: BTreeSet<i32> = [10, 50, 100].into();
+    let spec = cell(&w, steps);
+    aws.cluster(&w, "v0a", "1.0.0").await?;
+    aws.cluster(&w, "v0b", "1.0.0").await?;
+
+    let p = proxy(&aws);
+    p.reset_counts();
+    p.set_plan(FaultPlan::transient(0.3, seed).slow(Duration::from_millis(400)));
+    let started = std::time::Instant::now();
+    let e = run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?;
+    let init = e.ensure_succeeded().map(|_| ());
+    p.set_plan(FaultPlan::none());
+    init?;
+    let mut stable = "1.0.0".to_string();
+    let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
+    for i in 1..=n {
+        let version = format!("1.{i}.0");
+        aws.cluster(&w, &format!("v{i}a"), &version).await?;
+        aws.cluster(&w, &format!("v{i}b"), &version).await?;
+        aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
+            .await?;
+        p.set_plan(
+            FaultPlan::transient(0.3, seed.wrapping_add(i)).slow(Duration::from_millis(400)),
+        );
+        let e = run_rollout(&aws, &format!("{name}-r{i}"), input(spec.clone()));
+        p.set_plan(FaultPlan::none());
+        let e = e?;
+        let how = outcome(&e);
+        *tally.entry(how).or_insert(0) += 1;
+        let now = shares(&aws, &w).await?;
+        assert!(
+            how != "other",
+            "rollout {i} ({version}) ended {:?} {:?} {:?}: {now:?}",
+            e.status,
+            e.error,
+            e.cause
+        );
+        assert!(
+            allowed(&now, &stable, &version, &weights),
+            "rollout {i}: {now:?} is not a weight the plan allows"
+        );
+        match how {
+            "promoted" => {
+                assert_eq!(now.get(&version), Some(&100), "{now:?}");
+                stable = version;
+            }
+            _ => assert_eq!(now.get(&stable), Some(&100), "{now:?}"),
+        }
+        assert_eq!(
+            aws.state().get_lock(&name).await?,
+            None,
+            "the lock is released"
+        );
+    }
+    let counts = p.counts();
+    eprintln!(
+        "RELIABILITY faults seed={seed} rate=0.3 rollouts={n} outcomes={tally:?} requests={} injected={} by_kind={:?} by_operation={:?} seconds={}",
+        counts.requests,
+        counts.total(),
+        counts.by_kind(),
+        counts.by_operation(),
+        started.elapsed().as_secs()
+    );
+    assert!(counts.total() > 0, "faults were injected");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modify_listener_whose_answer_is_lost_is_retried_and_verified() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let w = aws.world("crash").await?;
+    let name = cell_name(&w);
+    let spec = cell(&w, json!([{"setWeight": 20}, {"setWeight": 100}]));
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+
+    // Three lost answers in a row: the SDK's own retries (3 attempts) all lose theirs, so the
+    // function fails (AwsUnavailable) after its write took effect, and the state machine retries.
+    let p = proxy(&aws);
+    p.reset_counts();
+    p.set_plan(
+        FaultPlan::transient(1.0, 1)
+            .kinds(&[FaultKind::DropResponse])
+            .operations(&["ModifyListener"])
+            .max_faults(3),
+    );
+    let e = run_rollout(&aws, &format!("{name}-up"), input(spec));
+    p.set_plan(FaultPlan::none());
+    let e = e?;
+    e.ensure_succeeded()?;
+    assert_eq!(p.counts().of_kind(FaultKind::DropResponse), 3);
+    assert_eq!(weights_of_steps(&e), vec![20, 100]);
+    let log = serde_json::to_string(&e.events)?;
+    assert!(
+        log.contains("AwsUnavailable"),
+        "the lost answer failed a task, which was retried"
+    );
+    let now = shares(&aws, &w).await?;
+    assert_eq!(now, BTreeMap::from([("1.1.0".to_string(), 100)]));
+    eprintln!(
+        "RELIABILITY crash-after-write dropped={} outcome={}",
+        p.counts().of_kind(FaultKind::DropResponse),
+        outcome(&e)
+    );
+    Ok(())
+}
+
+/// Every `okra.io/*`-tagged group of the cell with its tags, the listener's weights, and the
+/// cell's table items: what a function may have changed.
+async fn snapshot(aws: &Aws, w: &World) -> Result<Value> {
+    let mut groups = BTreeMap::new();
+    for (n, arn) in aws.target_groups_named(&cell_name(w)).await? {
+        groups.insert(n, aws.tags(&arn).await?);
+    }
+    let items = aws
+        .ddb
+        .query()
+        .table_name(common::TABLE)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CELL#{}", cell_name(w))),
+        )
+        .send()
+        .await?
+        .count();
+    Ok(json!({"groups": groups, "weights": aws.weights(w).await?, "items": items}))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_function_run_twice_on_the_same_input_leaves_the_same_state() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let w = aws.world("idem").await?;
+    let name = cell_name(&w);
+    let spec = cell(&w, json!([{"setWeight": 30}, {"setWeight": 100}]));
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+
+    let twice = |f: &'static str, event: Value| {
+        let aws = &aws;
+        let w = &w;
+        async move {
+            let first = aws.local.invoke(f, &event)?.into_value()?;
+            let after_first = snapshot(aws, w).await?;
+            let second = aws.local.invoke(f, &event)?.into_value()?;
+            let after_second = snapshot(aws, w).await?;
+            assert_eq!(after_first, after_second, "{f}: a second run changed AWS");
+            anyhow::Ok((first, second))
+        }
+    };
+    let exec = format!("{name}-idem");
+    twice(
+        "rollout-state",
+        json!({"action": "begin", "cell": name, "execution": exec}),
+    )
+    .await?;
+    let (d, _) = twice("discover-clusters", json!({"cell": spec, "blocklist": []})).await?;
+    assert_eq!(d["decision"]["kind"], "startRollout", "{d}");
+    let (ens, ens2) = twice(
+        "ensure-target-groups",
+        json!({"cell": spec, "side": d["decision"]["canary"]}),
+    )
+    .await?;
+    assert_eq!(ens["side"], ens2["side"]);
+    let shift = json!({
+        "listenerArn": d["listenerArn"], "ruleArn": d["ruleArn"], "stickiness": d["stickiness"],
+        "stable": d["decision"]["stable"], "canary": ens["side"], "weight": 30,
+        "expected": d["action"],
+    });
+    let (s1, s2) = twice("shift-weights", shift).await?;
+    assert_eq!(s1["changed"], true);
+    assert_eq!(
+        s2["changed"], false,
+        "the second run found the weights in place"
+    );
+    assert_eq!(s1["action"], s2["action"]);
+    twice(
+        "rollout-state",
+        json!({"action": "finish", "cell": name, "execution": exec, "outcome": "promoted", "block": false}),
+    )
+    .await?;
+    eprintln!("RELIABILITY idempotency functions=5 runs=10");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_dispatches_for_one_cell_start_one_execution() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let w = aws.world("race").await?;
+    let name = cell_name(&w);
+    let spec = cell(&w, json!([{"setWeight": 50}]));
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    let parsed: okra_core::spec::CellSpec = serde_json::from_value(spec)?;
+    aws.state().put_cell(&parsed, None).await?;
+    let local = aws.local;
+    let results: Vec<Result<Value>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let name = name.clone();
+                s.spawn(move || {
+                    local
+                        .invoke(
+                            "dispatcher",
+                            &json!({"cells": [name], "trigger": "api", "labels": {}}),
+                        )
+                        .and_then(okra_testkit::Invocation::into_value)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| format!("{e:#}")))
+        .collect();
+    let mut started = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let out = aws
+            .sfn
+            .list_executions()
+            .state_machine_arn(common::STATE_MACHINE_ARN)
+            .set_next_token(token)
+            .send()
+            .await?;
+        for e in out.executions() {
+            if e.name().starts_with(&name) {
+                started.insert(e.name().to_string());
+            }
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    eprintln!(
+        "RELIABILITY race dispatches=50 answered={ok} errors={} executions={}",
+        errors.len(),
+        started.len()
+    );
+    assert_eq!(started.len(), 1, "{started:?} {errors:?}");
+    assert!(errors.is_empty(), "{errors:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_the_edit()
+-> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let w = aws.world("drift").await?;
+    let name = cell_name(&w);
+    let spec = cell(
+        &w,
+        json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 100}]),
+    );
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    let exec = format!("{name}-drift");
+    let runner = {
+        let (exec, spec) = (exec.clone(), spec.clone());
+        let aws2 = aws_clients().await?;
+        std::thread::spawn(move || run_rollout(&aws2, &exec, input(spec)))
+    };
+    let mut paused = false;
+    for _ in 0..600 {
+        if let Some(r) = aws.rollout(&name, &exec).await?
+            && r.history.iter().any(|h| h.event == "paused")
+        {
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(paused, "the rollout reached its pause");
+    // A person moves everything to one canary group by hand.
+    let versions = versions_of_groups(&aws, &name).await?;
+    let groups = aws.target_groups_named(&name).await?;
+    let arn_of = |v: &str| -> Result<String> {
+        let tg = versions
+            .iter()
+            .find(|(_, ver)| ver.as_str() == v)
+            .map(|(n, _)| n.clone())
+            .with_context(|| format!("a group of {v}: {versions:?}"))?;
+        Ok(groups
+            .iter()
+            .find(|(n, _)| *n == tg)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default())
+    };
+    let a1 = arn_of("1.0.0")?;
+    let b1 = arn_of("1.1.0")?;
+    let fwd = elb::types::ForwardActionConfig::builder()
+        .target_groups(
+            elb::types::TargetGroupTuple::builder()
+                .target_group_arn(&a1)
+                .weight(90)
+                .build(),
+        )
+        .target_groups(
+            elb::types::TargetGroupTuple::builder()
+                .target_group_arn(&b1)
+                .weight(10)
+                .build(),
+        )
+        .build();
+    aws.elb
+        .modify_listener()
+        .listener_arn(&w.listener_arn)
+        .default_actions(
+            elb::types::Action::builder()
+                .r#type(elb::types::ActionTypeEnum::Forward)
+                .forward_config(fwd)
+                .build(),
+        )
+        .send()
+        .await?;
+    let edited = aws.weights(&w).await?;
+    aws.signal(&name, &exec, Signal::Resume).await?;
+    let e = runner.join().expect("the runner thread")?;
+    assert_eq!(e.status.to_string(), "FAILED", "{e:?}");
+    assert_eq!(e.error.as_deref(), Some("RollbackFailed"), "{e:?}");
+    assert!(
+        e.cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("DriftDetected")
+            || e.cause.as_deref().unwrap_or_default().contains("drift"),
+        "{:?}",
+        e.cause
+    );
+    assert_eq!(
+        aws.weights(&w).await?,
+        edited,
+        "the hand edit is left as it is"
+    );
+    assert_eq!(aws.state().get_lock(&name).await?, None);
+    eprintln!("RELIABILITY drift error={:?} edit_kept=true", e.error);
+    Ok(())
+}
+
+/// Clients for another thread (the runner).
+async fn aws_clients() -> Result<Aws> {
+    aws().await
+}
+
+/// Creates the Datadog keys' secret in moto (raw Secrets Manager JSON 1.1 request).
+fn create_dd_secret(local: &LocalAws) -> Result<()> {
+    let body = json!({
+        "Name": DD_SECRET,
+        "SecretString": json!({"apiKey": DD_API_KEY, "appKey": DD_APP_KEY}).to_string(),
+    });
+    let r = ureq::post(local.endpoint())
+        .header("X-Amz-Target", "secretsmanager.CreateSecret")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body.to_string().as_bytes())?;
+    let status = r.status().as_u16();
+    anyhow::ensure!(
+        status == 200 || status == 400,
+        "CreateSecret answered {status}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_datadog_key_never_reaches_the_logs() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    create_dd_secret(aws.local)?;
+    let w = aws.world("dd").await?;
+    let mut spec = cell(&w, json!([{"setWeight": 50}]));
+    spec["analysisTemplates"] = json!([{
+        "name": "latency",
+        "metrics": [{
+            "name": "p99",
+            "interval": "1m",
+            "count": 1,
+            "successCondition": "result < 1.0",
+            "provider": {"datadog": {"query": "avg:trace.http.request.duration{service:web}"}}
+        }]
+    }]);
+    let out = aws
+        .local
+        .invoke(
+            "check-metrics",
+            &json!({"cell": spec, "templates": ["latency"]}),
+        )?
+        .into_value()?;
+    let heads = DD_HEADS.lock().unwrap().clone();
+    assert!(
+        heads.iter().any(|h| h.contains(DD_API_KEY)),
+        "the function used the key: {heads:?} {out}"
+    );
+    // And once more with the secret gone wrong: errors must not carry it either.
+    let logs = std::fs::read_dir(aws.local.logs_dir())?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!logs.is_empty());
+    for key in [DD_API_KEY, DD_APP_KEY] {
+        assert!(!logs.contains(key), "{key} is in the captured logs");
+    }
+    assert!(!out.to_string().contains(DD_API_KEY), "{out}");
+    eprintln!(
+        "RELIABILITY secrets log_bytes={} key_found=false",
+        logs.len()
+    );
+    Ok(())
+}
+
+/// Malformed events for every function: each a typed error naming the field, nothing written.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_function_events_are_typed_errors_and_change_nothing() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let w = aws.world("bad").await?;
+    let spec = cell(&w, json!([{"setWeight": 50}]));
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    let before = snapshot(&aws, &w).await?;
+    let good_shift =
+        json!({"listenerArn": w.listener_arn, "stable": [], "canary": [], "weight": 0});
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    let junk = [
+        json!(null),
+        json!(42),
+        json!("text"),
+        json!([]),
+        json!({}),
+        json!({"unexpected": true}),
+        json!((0..100).fold(json!(1), |a, _| json!([a]))),
+        json!({"cell": "ü🦀\u{202e}"}),
+        json!({"cell": "x".repeat(100_000)}),
+    ];
+    for f in [
+        "discover-clusters",
+        "ensure-target-groups",
+        "shift-weights",
+        "check-metrics",
+        "rollout-state",
+        "dispatcher",
+    ] {
+        for j in &junk {
+            // `{}` is the dispatcher's "no cell named": a valid request that starts nothing.
+            if !(f == "dispatcher" && j == &json!({})) {
+                cases.push((f, j.clone()));
+            }
+        }
+    }
+    for (k, v) in [
+        ("weight", json!(101)),
+        ("weight", json!(-1)),
+        ("weight", json!("50")),
+        ("weight", json!(1e300)),
+        ("listenerArn", json!("")),
+        ("listenerArn", json!(7)),
+        ("stable", json!("arn")),
+        ("canary", json!([1, 2])),
+        ("expected", json!("x")),
+        ("takeOver", json!("yes")),
+    ] {
+        let mut e = good_shift.clone();
+        e[k] = v;
+        cases.push(("shift-weights", e));
+    }
+    for (k, v) in [
+        ("replicas", json!(-1)),
+        ("replicas", json!("2")),
+        ("name", json!("")),
+        ("ingress", json!({"alb": {"listenerArn": "arn:aws:nope"}})),
+        ("canary", json!({"steps": [{"setWeight": 500}]})),
+        ("canary", json!({"steps": [{"nope": 1}]})),
+    ] {
+        let mut s = spec.clone();
+        s[k] = v;
+        cases.push(("discover-clusters", json!({"cell": s, "blocklist": []})));
+        cases.push(("ensure-target-groups", json!({"cell": s, "side": {}})));
+        cases.push(("check-metrics", json!({"cell": s, "templates": []})));
+    }
+    for a in ["", "nope", "BEGIN"] {
+        cases.push((
+            "rollout-state",
+            json!({"action": a, "cell": cell_name(&w), "execution": "x"}),
+        ));
+    }
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut longest = 0;
+    for (f, event) in &cases {
+        match aws.local.invoke(f, event)? {
+            okra_testkit::Invocation::Ok(v) => panic!("{f} took a malformed event: {v}"),
+            okra_testkit::Invocation::FunctionError {
+                error_type,
+                error_message,
+            } => {
+                assert!(!error_message.is_empty(), "{f}: an empty error");
+                longest = longest.max(error_message.len());
+                *by_type.entry(error_type).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(snapshot(&aws, &w).await?, before, "nothing changed");
+    eprintln!(
+        "RELIABILITY function-event corpus cases={} error_types={by_type:?} longest_message={longest}",
+        cases.len()
+    );
+    Ok(())
+}
