@@ -69,6 +69,7 @@ BENCH_PKGS := $(addprefix -p ,$(BENCH_FUNCTIONS))
 
 .PHONY: bench bench-build
 bench-build: setup ## Release builds for the benchmarks: x86_64 (target/bench), arm64 zips (target/bench-arm64), okra-bench
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 	CARGO_TARGET_DIR=target/bench $(CARGO) build --release --locked $(BENCH_PKGS)
 	CARGO_TARGET_DIR=target/bench-tool $(CARGO) build --release --locked -p okra-bench
 	PATH=$(CURDIR)/$(VENV_BIN):$$PATH CARGO_TARGET_DIR=target/bench-arm64 cargo-lambda lambda build --release --arm64 \

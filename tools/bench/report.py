@@ -99,9 +99,13 @@ def write(r, out: Path):
             f"{'answered ' + ', '.join(str(a) for a in u['answers']) if u['ok'] else 'did not answer: ' + str(u['detail'])} | "
             f"{'**met**' if u['ok'] else '**missed**'} |")
     zips = r.get("zips", {})
+    x86 = r.get("zipsX86", {})
     for n, z in zips.items():
+        other = f" (x86_64 binary zipped: {x86[n] / 1e6:.2f} MB)" if x86.get(n) else ""
+        if n in r.get("zipsZippedHere", []):
+            other += "; the aarch64 binary zipped by bench.py, cargo lambda's zip step had not run"
         add(f"| 1 | arm64 zip `{n}` (`cargo lambda build --release --arm64 --output-format zip`) | < 6 MB | "
-            f"{'%.2f MB' % (z / 1e6) if z else 'not built'} | {verdict(z and z / 1e6, 6)} |")
+            f"{'%.2f MB' % (z / 1e6) if z else 'not built'}{other} | {verdict(z and z / 1e6, 6)} |")
     ref = r.get("reference")
     if ref:
         add(f"| 2 | shift job cold start: Rust `shift-weights` vs Python 3 + boto3 | faster | "
