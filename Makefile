@@ -8,7 +8,7 @@ CARGO ?= cargo
 # Every Wait state of the demo's executions waits this long (sfn-local --fast-waits).
 DEMO_FAST_WAITS_MS ?= 200
 
-.PHONY: help setup build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
+.PHONY: help setup chromium build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -22,7 +22,14 @@ build: ## Build every crate and function binary (debug)
 unit: ## Unit and property tests (no local AWS needed)
 	$(CARGO) test --locked -p okra-core -p okra-aws
 
-test: setup build lint-template lint-asl ## The whole suite: unit, property, emulator and state-machine tests, template and ASL lint
+chromium: ## Install Debian's chromium (the HTML report's rendering test) when it is missing
+	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium (apt-get; needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else echo "chromium is missing and apt-get is not available: install it, or set CHROMIUM" >&2; exit 1; fi
+
+test: setup chromium build lint-template lint-asl ## The whole suite: unit, property, emulator and state-machine tests, template and ASL lint
 	$(CARGO) test --workspace --locked
 
 e2e: setup build ## Only the end-to-end tests (real binaries, moto, the shipped ASL)

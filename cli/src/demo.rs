@@ -13,7 +13,6 @@ use anyhow::{Context as _, Result, bail, ensure};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use aws_sdk_elasticloadbalancingv2 as elb;
 use okra_aws::state::StatePort as _;
 use okra_testkit::{LocalAws, lambda_arn};
 use serde_json::{Value, json};
@@ -176,27 +175,15 @@ impl Demo {
 
     /// Creates an EKS cluster of cell `web` (as AWS would answer DescribeCluster).
     pub async fn cluster(&self, name: &str, version: &str) -> Result<()> {
-        // moto echoes the request's resourcesVpcConfig (AWS derives vpcId from the subnets), so
-        // the cluster is created with a raw request that carries the VPC.
-        let body = json!({
-            "name": name,
-            "roleArn": "arn:aws:iam::123456789012:role/eks",
-            "resourcesVpcConfig": {"subnetIds": self.subnets, "vpcId": self.vpc},
-            "tags": {"okra.io/cell": "web", "okra.io/version": version},
-        })
-        .to_string();
-        let url = format!("{}/clusters", self.aws.endpoint());
+        // Created as AWS would answer DescribeCluster (see LocalAws::create_eks_cluster).
+        let tags = std::collections::BTreeMap::from([
+            ("okra.io/cell".to_string(), "web".to_string()),
+            ("okra.io/version".to_string(), version.to_string()),
+        ]);
         tokio::task::block_in_place(|| {
-            ureq::post(&url)
-                .header(
-                    "Authorization",
-                    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/eks/aws4_request, \
-                     SignedHeaders=host, Signature=0",
-                )
-                .header("Content-Type", "application/json")
-                .send(body.as_bytes())
-        })
-        .with_context(|| format!("CreateCluster {name}"))?;
+            self.aws
+                .create_eks_cluster(name, &self.subnets, &self.vpc, &tags)
+        })?;
         say(&format!(
             "EKS cluster {name} created, tagged okra.io/version={version}"
         ));
@@ -398,43 +385,8 @@ pub async fn setup(opts: &Options) -> Result<Demo> {
 
     // An ALB whose listener answers 503 until a cluster serves.
     let (vpc, subnets) = tokio::task::block_in_place(|| aws.create_vpc_with_subnets())?;
-    let elbc = elb::Client::new(&conf);
-    let lb = elbc
-        .create_load_balancer()
-        .name("web")
-        .set_subnets(Some(subnets.clone()))
-        .r#type(elb::types::LoadBalancerTypeEnum::Application)
-        .send()
-        .await
-        .context("CreateLoadBalancer")?;
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap_or_default()
-        .to_owned();
-    let listener = elbc
-        .create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(elb::types::ProtocolEnum::Http)
-        .port(80)
-        .default_actions(
-            elb::types::Action::builder()
-                .r#type(elb::types::ActionTypeEnum::FixedResponse)
-                .fixed_response_config(
-                    elb::types::FixedResponseActionConfig::builder()
-                        .status_code("503")
-                        .content_type("text/plain")
-                        .message_body("no cluster serves yet")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .context("CreateListener")?;
-    let listener = listener.listeners()[0]
-        .listener_arn()
-        .unwrap_or_default()
-        .to_owned();
+    let (_, listener) =
+        tokio::task::block_in_place(|| aws.create_alb_with_listener("web", &subnets))?;
     say(&format!(
         "VPC {vpc}, ALB web, listener :80 (fixed response 503)"
     ));

@@ -54,14 +54,26 @@ pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
 
 impl LocalAws {
     /// POSTs an EC2 Query API call (`Action=...&Version=2016-11-15&params...`) to moto and returns
-    /// the XML answer. moto does not check signatures; it routes by the credential scope of the
-    /// `Authorization` header, which is sent with a dummy signature. A non-200 answer is an error
-    /// carrying moto's XML.
+    /// the XML answer. See [`LocalAws::query`].
     pub fn ec2_query(&self, action: &str, params: &[(&str, &str)]) -> anyhow::Result<String> {
-        let mut pairs: Vec<(&str, &str)> = vec![("Action", action), ("Version", "2016-11-15")];
+        self.query("ec2", "2016-11-15", action, params)
+    }
+
+    /// POSTs a Query-protocol call (`Action=...&Version=...&params...`) of `service` (the signing
+    /// name: `ec2`, `elasticloadbalancing`, ...) to moto and returns the XML answer. moto does not
+    /// check signatures; it routes by the credential scope of the `Authorization` header, which is
+    /// sent with a dummy signature. A non-200 answer is an error carrying moto's XML.
+    pub fn query(
+        &self,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        let mut pairs: Vec<(&str, &str)> = vec![("Action", action), ("Version", version)];
         pairs.extend_from_slice(params);
         let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/ec2/aws4_request, \
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, \
              SignedHeaders=content-type;host, Signature=0"
         );
         let mut response = self
@@ -73,16 +85,107 @@ impl LocalAws {
             )
             .header("Authorization", authorization)
             .send(form_encode(&pairs))
-            .with_context(|| format!("EC2 {action} to moto at {}", self.endpoint()))?;
+            .with_context(|| format!("{service} {action} to moto at {}", self.endpoint()))?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .read_to_string()
-            .with_context(|| format!("reading moto's answer to EC2 {action}"))?;
+            .with_context(|| format!("reading moto's answer to {service} {action}"))?;
         if status != 200 {
-            bail!("EC2 {action} answered HTTP {status}: {body}");
+            bail!("{service} {action} answered HTTP {status}: {body}");
         }
         Ok(body)
+    }
+
+    /// Creates an application load balancer in `subnets` with an HTTP :80 listener whose default
+    /// action answers 503 (no cluster serves yet), and returns `(load_balancer_arn,
+    /// listener_arn)`.
+    pub fn create_alb_with_listener(
+        &self,
+        name: &str,
+        subnets: &[String],
+    ) -> anyhow::Result<(String, String)> {
+        const ELB: &str = "elasticloadbalancing";
+        const V: &str = "2015-12-01";
+        let mut owned = vec![("Name".to_string(), name.to_string())];
+        owned.push(("Type".to_string(), "application".to_string()));
+        for (i, s) in subnets.iter().enumerate() {
+            owned.push((format!("Subnets.member.{}", i + 1), s.clone()));
+        }
+        let params: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let xml = self.query(ELB, V, "CreateLoadBalancer", &params)?;
+        let lb = xml_values(&xml, "LoadBalancerArn")
+            .into_iter()
+            .next()
+            .with_context(|| format!("no LoadBalancerArn in CreateLoadBalancer answer: {xml}"))?;
+        let xml = self.query(
+            ELB,
+            V,
+            "CreateListener",
+            &[
+                ("LoadBalancerArn", &lb),
+                ("Protocol", "HTTP"),
+                ("Port", "80"),
+                ("DefaultActions.member.1.Type", "fixed-response"),
+                (
+                    "DefaultActions.member.1.FixedResponseConfig.StatusCode",
+                    "503",
+                ),
+                (
+                    "DefaultActions.member.1.FixedResponseConfig.ContentType",
+                    "text/plain",
+                ),
+                (
+                    "DefaultActions.member.1.FixedResponseConfig.MessageBody",
+                    "no cluster serves yet",
+                ),
+            ],
+        )?;
+        let listener = xml_values(&xml, "ListenerArn")
+            .into_iter()
+            .next()
+            .with_context(|| format!("no ListenerArn in CreateListener answer: {xml}"))?;
+        Ok((lb, listener))
+    }
+
+    /// Creates an EKS cluster (ACTIVE at once in moto) with `tags`, whose DescribeCluster shows
+    /// `resourcesVpcConfig.vpcId` as AWS's does. AWS derives the VPC from the subnets; moto echoes
+    /// the request's `resourcesVpcConfig` as sent, so the request carries the VPC too (the SDK's
+    /// VpcConfigRequest has no vpcId field, hence a raw REST call; moto reads the service from the
+    /// credential scope and does not check the signature).
+    pub fn create_eks_cluster(
+        &self,
+        name: &str,
+        subnets: &[String],
+        vpc_id: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let body = serde_json::json!({
+            "name": name,
+            "roleArn": format!("arn:aws:iam::{}:role/eks", crate::ACCOUNT_ID),
+            "resourcesVpcConfig": {"subnetIds": subnets, "vpcId": vpc_id},
+            "tags": tags,
+        });
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/eks/aws4_request, \
+             SignedHeaders=host, Signature=0"
+        );
+        let mut response = self
+            .agent()
+            .post(format!("{}/clusters", self.endpoint()))
+            .header("Content-Type", "application/json")
+            .header("Authorization", authorization)
+            .send(body.to_string())
+            .with_context(|| format!("EKS CreateCluster {name} to moto"))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            bail!("EKS CreateCluster {name} answered HTTP {status}: {text}");
+        }
+        Ok(())
     }
 
     /// Creates a VPC (10.0.0.0/16) with two subnets (10.0.1.0/24 in us-east-1a, 10.0.2.0/24 in

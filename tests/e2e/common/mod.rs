@@ -230,89 +230,44 @@ impl Aws {
 }
 
 /// One test's world: a VPC with two subnets, an ALB whose listener answers with a fixed
-/// response, and a role for EKS clusters.
+/// response.
 pub struct World {
     pub prefix: String,
     pub vpc_id: String,
     pub subnets: Vec<String>,
     pub listener_arn: String,
-    pub role: String,
 }
 
 impl Aws {
     pub async fn world(&self, prefix: &str) -> Result<World> {
         let prefix = LocalAws::unique(prefix);
         let (vpc_id, subnets) = self.local.create_vpc_with_subnets()?;
-        let lb = self
-            .elb
-            .create_load_balancer()
-            .name(format!("lb-{}", &prefix[..prefix.len().min(20)]))
-            .set_subnets(Some(subnets.clone()))
-            .r#type(elb::types::LoadBalancerTypeEnum::Application)
-            .send()
-            .await
-            .context("CreateLoadBalancer")?;
-        let lb_arn = lb.load_balancers()[0]
-            .load_balancer_arn()
-            .unwrap()
-            .to_string();
-        let listener = self
-            .elb
-            .create_listener()
-            .load_balancer_arn(&lb_arn)
-            .protocol(elb::types::ProtocolEnum::Http)
-            .port(80)
-            .default_actions(
-                elb::types::Action::builder()
-                    .r#type(elb::types::ActionTypeEnum::FixedResponse)
-                    .fixed_response_config(
-                        elb::types::FixedResponseActionConfig::builder()
-                            .status_code("503")
-                            .content_type("text/plain")
-                            .message_body("no cluster serves yet")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .context("CreateListener")?;
-        let listener_arn = listener.listeners()[0].listener_arn().unwrap().to_string();
+        let name = format!("lb-{}", &prefix[..prefix.len().min(20)]);
+        let (_, listener_arn) = self.local.create_alb_with_listener(&name, &subnets)?;
         Ok(World {
             prefix,
             vpc_id,
             subnets,
             listener_arn,
-            role: "arn:aws:iam::123456789012:role/eks".into(),
         })
     }
 
     /// Creates an EKS cluster of the world's cell with a version tag.
     pub async fn cluster(&self, w: &World, name: &str, version: &str) -> Result<String> {
         let full = format!("{}-{name}", w.prefix);
-        // AWS answers DescribeCluster with `resourcesVpcConfig.vpcId`, derived from the subnets;
-        // moto echoes the request's `resourcesVpcConfig` as it was sent. So the cluster is made
-        // with a raw request that also carries the VPC, and DescribeCluster answers as AWS would.
-        // (The SDK's VpcConfigRequest has no vpcId field.) moto reads the service from the
-        // credential scope and does not check the signature.
-        let body = json!({
-            "name": full,
-            "roleArn": w.role,
-            "resourcesVpcConfig": {"subnetIds": w.subnets, "vpcId": w.vpc_id},
-            "tags": {"okra-test": w.prefix, "okra.io/version": version},
-        });
-        let url = format!("{}/clusters", self.local.endpoint());
-        let auth = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/eks/aws4_request, \
-                    SignedHeaders=host, Signature=0";
-        let body = body.to_string();
-        tokio::task::spawn_blocking(move || {
-            ureq::post(&url)
-                .header("Authorization", auth)
-                .header("Content-Type", "application/json")
-                .send(body.as_bytes())
-        })
-        .await?
-        .with_context(|| format!("CreateCluster {full}"))?;
+        let tags = BTreeMap::from([
+            ("okra-test".to_string(), w.prefix.clone()),
+            ("okra.io/version".to_string(), version.to_string()),
+        ]);
+        let (local, n, subnets, vpc) = (
+            self.local,
+            full.clone(),
+            w.subnets.clone(),
+            w.vpc_id.clone(),
+        );
+        tokio::task::spawn_blocking(move || local.create_eks_cluster(&n, &subnets, &vpc, &tags))
+            .await??;
+        // DescribeCluster answers with the VPC, as AWS's does (see create_eks_cluster).
         let seen = self.eks.describe_cluster().name(&full).send().await?;
         let vpc = seen
             .cluster()
