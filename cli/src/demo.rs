@@ -10,9 +10,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use okra_aws::state::StatePort as _;
 use okra_testkit::{LocalAws, lambda_arn};
 use serde_json::{Value, json};
@@ -342,27 +339,8 @@ pub async fn setup(opts: &Options) -> Result<Demo> {
 
     // What template.yaml creates: the table and the state machine (the shipped ASL, its
     // DefinitionSubstitutions filled as SAM fills them).
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-    };
-    ddb.create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .send()
+    okra_aws::dynamo::Dynamo::new(aws_sdk_dynamodb::Client::new(&conf), TABLE)
+        .create_table()
         .await
         .context("CreateTable")?;
     let mut definition = std::fs::read_to_string(aws.root().join("statemachine/rollout.asl.json"))?;

@@ -48,6 +48,44 @@ impl Dynamo {
         &self.table
     }
 
+    /// Creates the table with the key layout this adapter needs (`pk`, `sk` strings, on demand):
+    /// what template.yaml's `StateTable` declares, for a local stack (the demo, the tests).
+    pub async fn create_table(&self) -> Result<()> {
+        use ddb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let built = |e: aws_smithy_types::error::operation::BuildError| OkraError::Aws {
+            code: "BuildError".into(),
+            message: e.to_string(),
+        };
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(built)
+        };
+        let key = |n: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .map_err(built)
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>> {
         let out = self
             .client

@@ -478,9 +478,6 @@ async fn events_go_in_batches_of_ten_and_failed_entries_are_resent_then_fail() {
 // ---------------------------------------------------------------------------------------------
 
 async fn moto_table() -> Dynamo {
-    use ddb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let aws = okra_testkit::LocalAws::shared().expect("local AWS (run `make setup` once)");
     let (key, secret) = aws.credentials();
     let conf = ddb::config::Builder::new()
@@ -493,32 +490,9 @@ async fn moto_table() -> Dynamo {
         .build();
     let client = ddb::Client::from_conf(conf);
     let name = okra_testkit::LocalAws::unique("okra-state");
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .expect("complete")
-    };
-    let key_el = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .expect("complete")
-    };
-    client
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk"))
-        .attribute_definitions(attr("sk"))
-        .key_schema(key_el("pk", KeyType::Hash))
-        .key_schema(key_el("sk", KeyType::Range))
-        .send()
-        .await
-        .expect("creates the table");
-    Dynamo::new(client, name)
+    let table = Dynamo::new(client, name);
+    table.create_table().await.expect("creates the table");
+    table
 }
 
 #[tokio::test]

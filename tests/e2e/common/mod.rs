@@ -90,32 +90,7 @@ pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
 /// What template.yaml creates: the table (`pk`, `sk` strings, on demand) and the state machine
 /// (moto keeps it for StartExecution/DescribeExecution; aws-local-stepfunctions runs it).
 async fn prepare(aws: &Aws) -> Result<()> {
-    use ddb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-    };
-    aws.ddb
-        .create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk")?)
-        .attribute_definitions(attr("sk")?)
-        .key_schema(key("pk", KeyType::Hash)?)
-        .key_schema(key("sk", KeyType::Range)?)
-        .send()
-        .await
-        .context("CreateTable")?;
+    aws.state().create_table().await.context("CreateTable")?;
     let definition = std::fs::read_to_string(
         okra_testkit::workspace_root().join("statemachine/rollout.asl.json"),
     )?;
@@ -306,6 +281,34 @@ impl Aws {
         }
         v.sort();
         Ok(v)
+    }
+
+    /// The listener's weight per version (summed over each version's target groups), read from
+    /// the groups' `okra.io/version` tags: names are not a safe way to tell versions apart.
+    pub async fn weights_by_version(&self, w: &World) -> Result<BTreeMap<String, i32>> {
+        let out = self
+            .elb
+            .describe_listeners()
+            .listener_arns(&w.listener_arn)
+            .send()
+            .await?;
+        let mut by_version = BTreeMap::new();
+        for a in out.listeners()[0].default_actions() {
+            for t in a
+                .forward_config()
+                .map(|c| c.target_groups())
+                .unwrap_or_default()
+            {
+                let arn = t.target_group_arn().context("a target group ARN")?;
+                let version = self
+                    .tags(arn)
+                    .await?
+                    .remove("okra.io/version")
+                    .unwrap_or_default();
+                *by_version.entry(version).or_insert(0) += t.weight().unwrap_or(1);
+            }
+        }
+        Ok(by_version)
     }
 
     /// Tags of a target group, by ARN.
