@@ -192,3 +192,56 @@ async fn discover_reports_a_missing_listener_by_name() -> Result<()> {
     }
     Ok(())
 }
+
+/// Every sample event in `events/` is accepted by its real function binary: whatever the outcome
+/// against an emulator that does not hold the sample's resources (`ListenerNotFound`, say), it is
+/// never `InvalidInput` or `InvalidSpec` — the samples are in the shape the functions take.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_sample_event_is_accepted_by_its_function() -> Result<()> {
+    let aws = aws().await?;
+    let dir = okra_testkit::workspace_root().join("events");
+    let functions = [
+        "api",
+        "check-metrics",
+        "discover-clusters",
+        "dispatcher",
+        "ensure-target-groups",
+        "rollout-state",
+        "shift-weights",
+    ];
+    let mut tried = 0;
+    let mut names: Vec<_> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        if name.starts_with("statemachine-") {
+            // The state machine's input, as the dispatcher and the API start it.
+            let text = std::fs::read_to_string(dir.join(&name))?;
+            let input: okra_aws::state::ExecutionInput =
+                okra_aws::parse_input(serde_json::from_str(&text)?)?;
+            okra_core::validate::validate(&input.cell)?;
+            continue;
+        }
+        let function = functions
+            .iter()
+            .filter(|f| name.starts_with(*f))
+            .max_by_key(|f| f.len())
+            .unwrap_or_else(|| panic!("events/{name} names no function"));
+        let payload: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(&name))?)?;
+        match aws.local.invoke(function, &payload)? {
+            Invocation::Ok(_) => {}
+            Invocation::FunctionError {
+                error_type,
+                error_message,
+            } => assert!(
+                !matches!(error_type.as_str(), "InvalidInput" | "InvalidSpec"),
+                "events/{name}: {error_type}: {error_message}"
+            ),
+        }
+        tried += 1;
+    }
+    assert!(tried >= 30, "{tried} sample events");
+    Ok(())
+}
