@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 
 use crate::error::OkraError;
 use crate::handlers::discover::{self, DiscoverInput};
-use crate::handlers::dispatch::{self, DispatchOutcome};
+use crate::handlers::dispatch::{self, CellResult, DispatchOutcome};
 use crate::ports::{ClusterPort, LoadBalancerPort};
 use crate::state::{Block, ExecutionInfo, ExecutionsPort, Lock, Rollout, Signal, StatePort};
 
@@ -397,22 +397,14 @@ pub struct PutOutput {
     pub revision: u64,
 }
 
-/// `POST /cells/{cell}/rollouts` and `.../retry`.
+/// `POST /cells/{cell}/rollouts` and `.../retry`: the dispatcher's result for the cell, and for
+/// a retry the version's new attempt number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartOutput {
-    /// The cell.
-    pub cell: String,
-    /// `started`, `alreadyRunning` or `nothingToDo`.
-    pub outcome: DispatchOutcome,
-    /// The execution (started or running).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub execution: Option<String>,
-    /// The decision's kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decision: Option<String>,
-    /// Why, in words.
-    pub reason: String,
+    /// What the dispatcher did for the cell.
+    #[serde(flatten)]
+    pub result: CellResult,
     /// `retry`: the version's new attempt number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
@@ -1147,11 +1139,7 @@ where
             Ok(Reply::json(
                 status,
                 &StartOutput {
-                    cell: r.cell.clone(),
-                    outcome: r.outcome,
-                    execution: r.execution.clone(),
-                    decision: r.decision.clone(),
-                    reason: r.reason.clone(),
+                    result: r.clone(),
                     attempt,
                 },
             ))
