@@ -51,6 +51,16 @@ impl Side {
             .collect()
     }
 
+    /// Every member's target group ARN, in member order; `Err(i)` names the first member
+    /// without one (its index in `members`).
+    pub fn required_target_group_arns(&self) -> Result<Vec<String>, usize> {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m.target_group_arn.clone().ok_or(i))
+            .collect()
+    }
+
     /// A short label for messages: the version, or "unmanaged target groups".
     pub fn label(&self) -> String {
         self.version

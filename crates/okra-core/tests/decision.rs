@@ -565,3 +565,25 @@ fn analysis_steps_carry_their_timing() {
     assert_eq!(bg.starting_step, 1);
     assert!(bg.interval_seconds >= 1);
 }
+
+#[test]
+fn a_side_names_its_first_member_without_a_target_group() {
+    use okra_core::decision::{Member, Side};
+    let member = |c: &str, arn: Option<&str>| Member {
+        cluster: Some(c.into()),
+        target_group_arn: arn.map(str::to_string),
+        vpc_id: None,
+    };
+    let mut side = Side {
+        version: Some("1.1.0".into()),
+        members: vec![member("b1", Some("arn:1")), member("b2", Some("arn:2"))],
+    };
+    assert_eq!(
+        side.required_target_group_arns(),
+        Ok(vec!["arn:1".to_string(), "arn:2".to_string()])
+    );
+    side.members.push(member("b3", None));
+    side.members.push(member("b4", None));
+    assert_eq!(side.required_target_group_arns(), Err(2));
+    assert_eq!(side.target_group_arns().len(), 2);
+}

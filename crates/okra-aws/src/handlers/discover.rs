@@ -88,14 +88,20 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
         .ok_or_else(|| OkraError::InvalidSpec("ingress: exactly one of alb, nlb".into()))?;
     let rule = cell.ingress.rule_arn();
 
-    let owned = elb.read_action(listener, rule).await?;
-    let names = eks.list_clusters().await?;
-    let clusters_seen = names.len();
-    let mut clusters: Vec<_> = futures::stream::iter(names.iter())
-        .map(|n| eks.describe_cluster(n))
-        .buffer_unordered(DESCRIBE_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?
+    // The listener and the clusters do not depend on each other: read them at the same time (one
+    // round trip less before the decision; `make bench`, discover-clusters' cold start).
+    let clusters = async {
+        let names = eks.list_clusters().await?;
+        let described = futures::stream::iter(names.iter())
+            .map(|n| eks.describe_cluster(n))
+            .buffer_unordered(DESCRIBE_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?;
+        Ok::<_, OkraError>((names.len(), described))
+    };
+    let (owned, (clusters_seen, described)) =
+        futures::try_join!(elb.read_action(listener, rule), clusters)?;
+    let mut clusters: Vec<_> = described
         .into_iter()
         .flatten()
         .filter(|c| cell.cluster_selector.matches(&c.tags))

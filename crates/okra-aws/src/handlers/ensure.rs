@@ -6,7 +6,8 @@
 //! groups. `mode: health` only reads target health: the state machine's readiness loop calls it
 //! until the cell's readiness gate holds or its timeout passes.
 
-use okra_core::decision::Side;
+use futures::{StreamExt as _, TryStreamExt as _};
+use okra_core::decision::{Member, Side};
 use okra_core::model::{TAG_CELL, TAG_CLUSTER, TAG_MANAGED_BY, TAG_VERSION};
 use okra_core::naming::target_group_name;
 use okra_core::spec::{CellSpec, LoadBalancerKind, Registration};
@@ -96,91 +97,47 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
     let version = side.version.clone().unwrap_or_default();
     let mut created = Vec::new();
     if mode == Mode::Ensure {
-        for (i, m) in side.members.iter_mut().enumerate() {
-            let Some(cluster) = m.cluster.clone() else {
-                continue;
-            };
-            let tags = vec![
-                (TAG_CELL.to_string(), cell.name.clone()),
-                (TAG_VERSION.to_string(), version.clone()),
-                (TAG_CLUSTER.to_string(), cluster.clone()),
-                (TAG_MANAGED_BY.to_string(), "okra".to_string()),
-            ];
-            let name = target_group_name(&cell.name, &cluster);
-            // A cluster retagged with another version keeps its group: its tags follow. A group
-            // deleted behind okra's back is looked up by name, or made again.
-            let known = match &m.target_group_arn {
-                Some(arn) => match elb.tag_target_group(arn, &tags).await {
-                    Ok(()) => Some(arn.clone()),
-                    Err(OkraError::TargetGroupNotFound(_)) => {
-                        tracing::warn!(%cluster, %arn, "target group gone; looking it up by name");
-                        None
-                    }
-                    Err(e) => return Err(e),
-                },
-                None => None,
-            };
-            let arn = match known {
-                Some(arn) => arn,
-                None => match elb.target_group_by_name(&name).await? {
-                    Some(arn) => {
-                        elb.tag_target_group(&arn, &tags).await?;
-                        arn
-                    }
-                    None => {
-                        let vpc_id = m.vpc_id.clone().ok_or_else(|| {
-                            OkraError::InvalidInput(format!(
-                                "side.members[{i}].vpcId: needed to create the target group of cluster {cluster}"
-                            ))
-                        })?;
-                        let arn = elb
-                            .create_target_group(&NewTargetGroup {
-                                name: name.clone(),
-                                vpc_id,
-                                template: cell.target_group.clone(),
-                                protocol: cell
-                                    .target_group
-                                    .protocol_for(
-                                        cell.ingress
-                                            .listener()
-                                            .map_or(LoadBalancerKind::Alb, |(k, _)| k),
-                                    )
-                                    .to_string(),
-                                tags: tags.clone(),
-                            })
-                            .await?;
-                        tracing::info!(%cluster, %name, "created target group");
-                        created.push(arn.clone());
-                        arn
-                    }
-                },
-            };
-            if cell.target_group.registration == Registration::Nodegroups {
-                for group in eks.node_group_asgs(&cluster).await? {
-                    asg.attach_target_group(&group, &arn).await?;
+        // The members are independent of each other: up to MEMBER_CONCURRENCY at a time, in order.
+        let arns: Vec<Option<(String, bool)>> =
+            futures::stream::iter(side.members.iter().enumerate())
+                .map(|(i, m)| ensure_member(eks, elb, asg, &cell, &version, i, m))
+                .buffered(MEMBER_CONCURRENCY)
+                .try_collect()
+                .await?;
+        for (m, got) in side.members.iter_mut().zip(arns) {
+            if let Some((arn, made)) = got {
+                if made {
+                    created.push(arn.clone());
                 }
+                m.target_group_arn = Some(arn);
             }
-            m.target_group_arn = Some(arn);
         }
     }
     let min = cell.readiness.min_healthy_percent;
-    let mut groups = Vec::with_capacity(side.members.len());
-    for (i, m) in side.members.iter().enumerate() {
-        let arn = m.target_group_arn.clone().ok_or_else(|| {
-            OkraError::InvalidInput(format!(
-                "side.members[{i}].targetGroupArn: missing in health mode (run mode ensure first)"
-            ))
-        })?;
-        let h = elb.target_health(&arn).await?;
-        groups.push(GroupReport {
+    let arns = side.required_target_group_arns().map_err(|i| {
+        OkraError::InvalidInput(format!(
+            "side.members[{i}].targetGroupArn: missing in health mode (run mode ensure first)"
+        ))
+    })?;
+    let healths: Vec<_> = futures::stream::iter(arns.iter())
+        .map(|arn| elb.target_health(arn))
+        .buffered(MEMBER_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let groups: Vec<GroupReport> = side
+        .members
+        .iter()
+        .zip(arns)
+        .zip(healths)
+        .map(|((m, arn), h)| GroupReport {
             cluster: m.cluster.clone(),
             created: created.contains(&arn),
             healthy: h.healthy,
             total: h.total,
             ready: meets_gate(h.healthy, h.total, min),
             target_group_arn: arn,
-        });
-    }
+        })
+        .collect();
     let ready = groups.iter().all(|g| g.ready);
     let reason = if ready {
         format!(
@@ -209,6 +166,82 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
         ready,
         reason,
     })
+}
+
+/// How many members' target groups are made or read at the same time.
+pub const MEMBER_CONCURRENCY: usize = 4;
+
+/// One member's target group: found (and retagged) or made, and attached to the node groups when
+/// the cell registers them. `None` for a member without a cluster (a group okra did not make).
+async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
+    eks: &C,
+    elb: &L,
+    asg: &A,
+    cell: &CellSpec,
+    version: &str,
+    i: usize,
+    m: &Member,
+) -> Result<Option<(String, bool)>> {
+    let Some(cluster) = m.cluster.clone() else {
+        return Ok(None);
+    };
+    let tags = vec![
+        (TAG_CELL.to_string(), cell.name.clone()),
+        (TAG_VERSION.to_string(), version.to_string()),
+        (TAG_CLUSTER.to_string(), cluster.clone()),
+        (TAG_MANAGED_BY.to_string(), "okra".to_string()),
+    ];
+    let name = target_group_name(&cell.name, &cluster);
+    // A cluster retagged with another version keeps its group: its tags follow. A group deleted
+    // behind okra's back is looked up by name, or made again.
+    let known = match &m.target_group_arn {
+        Some(arn) => match elb.tag_target_group(arn, &tags).await {
+            Ok(()) => Some(arn.clone()),
+            Err(OkraError::TargetGroupNotFound(_)) => {
+                tracing::warn!(%cluster, %arn, "target group gone; looking it up by name");
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let (arn, made) = match known {
+        Some(arn) => (arn, false),
+        None => match elb.target_group_by_name(&name).await? {
+            Some(arn) => {
+                elb.tag_target_group(&arn, &tags).await?;
+                (arn, false)
+            }
+            None => {
+                let vpc_id = m.vpc_id.clone().ok_or_else(|| {
+                    OkraError::InvalidInput(format!(
+                        "side.members[{i}].vpcId: needed to create the target group of cluster {cluster}"
+                    ))
+                })?;
+                let kind = cell
+                    .ingress
+                    .listener()
+                    .map_or(LoadBalancerKind::Alb, |(k, _)| k);
+                let arn = elb
+                    .create_target_group(&NewTargetGroup {
+                        name: name.clone(),
+                        vpc_id,
+                        template: cell.target_group.clone(),
+                        protocol: cell.target_group.protocol_for(kind).to_string(),
+                        tags: tags.clone(),
+                    })
+                    .await?;
+                tracing::info!(%cluster, %name, "created target group");
+                (arn, true)
+            }
+        },
+    };
+    if cell.target_group.registration == Registration::Nodegroups {
+        for group in eks.node_group_asgs(&cluster).await? {
+            asg.attach_target_group(&group, &arn).await?;
+        }
+    }
+    Ok(Some((arn, made)))
 }
 
 #[cfg(test)]

@@ -62,19 +62,12 @@ impl Targets {
     pub fn arns(&self, field: &str) -> Result<Vec<String>> {
         match self {
             Self::Arns(a) => Ok(a.clone()),
-            Self::Side(s) => s
-                .members
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    m.target_group_arn.clone().ok_or_else(|| {
-                        OkraError::InvalidInput(format!(
-                            "{field}.members[{i}].targetGroupArn: missing (cluster {})",
-                            m.cluster.as_deref().unwrap_or("?")
-                        ))
-                    })
-                })
-                .collect(),
+            Self::Side(s) => s.required_target_group_arns().map_err(|i| {
+                OkraError::InvalidInput(format!(
+                    "{field}.members[{i}].targetGroupArn: missing (cluster {})",
+                    s.members[i].cluster.as_deref().unwrap_or("?")
+                ))
+            }),
         }
     }
 }

@@ -1,0 +1,258 @@
+//! Which AWS calls the handlers make at the same time, and how many at most.
+//!
+//! The fakes answer at once, so the handlers' calls are wrapped: every call first yields to the
+//! executor (as a real request would while waiting on the network), and a shared record notes
+//! which calls were in flight together and how many of each at most. Counting, not timing: the
+//! answers do not depend on how fast the machine is.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use common::{CELL, LISTENER, cell, cell_with, tags};
+use okra_aws::Result;
+use okra_aws::fakes::{FakeAutoScaling, FakeEks, FakeElb, RawAction};
+use okra_aws::handlers::discover::{self, DESCRIBE_CONCURRENCY, DiscoverInput};
+use okra_aws::handlers::ensure::{self, EnsureInput, MEMBER_CONCURRENCY, Mode};
+use okra_aws::ports::{ClusterPort, LoadBalancerPort, NewTargetGroup, Owned, TargetHealth};
+use okra_core::decision::{Member, Side};
+use okra_core::model::{Cluster, ForwardAction, TAG_CLUSTER, TargetGroup};
+use pretty_assertions::assert_eq;
+use serde_json::json;
+
+/// What was in flight together.
+#[derive(Debug, Default)]
+struct Flight {
+    state: Mutex<FlightState>,
+}
+
+#[derive(Debug, Default)]
+struct FlightState {
+    now: Vec<&'static str>,
+    max: BTreeMap<&'static str, usize>,
+    together: BTreeSet<(&'static str, &'static str)>,
+}
+
+impl Flight {
+    async fn track<T>(&self, op: &'static str, call: impl Future<Output = T>) -> T {
+        {
+            let mut s = self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let others: Vec<_> = s.now.clone();
+            for other in others {
+                s.together.insert((other.min(op), other.max(op)));
+            }
+            s.now.push(op);
+            let same = s.now.iter().filter(|o| **o == op).count();
+            let max = s.max.entry(op).or_default();
+            *max = (*max).max(same);
+        }
+        tokio::task::yield_now().await;
+        let out = call.await;
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(i) = s.now.iter().position(|o| *o == op) {
+            s.now.remove(i);
+        }
+        out
+    }
+
+    fn max(&self, op: &str) -> usize {
+        let s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.max.get(op).copied().unwrap_or(0)
+    }
+
+    fn together(&self, a: &'static str, b: &'static str) -> bool {
+        let s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.together.contains(&(a.min(b), a.max(b)))
+    }
+}
+
+/// A port whose calls go through a [`Flight`].
+struct Tracked<'a, T> {
+    inner: &'a T,
+    flight: &'a Flight,
+}
+
+impl ClusterPort for Tracked<'_, FakeEks> {
+    async fn list_clusters(&self) -> Result<Vec<String>> {
+        self.flight
+            .track("list_clusters", self.inner.list_clusters())
+            .await
+    }
+    async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
+        self.flight
+            .track("describe_cluster", self.inner.describe_cluster(name))
+            .await
+    }
+    async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
+        self.flight
+            .track("node_group_asgs", self.inner.node_group_asgs(cluster))
+            .await
+    }
+}
+
+impl LoadBalancerPort for Tracked<'_, FakeElb> {
+    type Raw = <FakeElb as LoadBalancerPort>::Raw;
+
+    async fn read_action(&self, listener: &str, rule: Option<&str>) -> Result<Owned<Self::Raw>> {
+        self.flight
+            .track("read_action", self.inner.read_action(listener, rule))
+            .await
+    }
+    async fn write_forward(
+        &self,
+        listener: &str,
+        rule: Option<&str>,
+        read: &Self::Raw,
+        action: &ForwardAction,
+    ) -> Result<()> {
+        let call = self.inner.write_forward(listener, rule, read, action);
+        self.flight.track("write_forward", call).await
+    }
+    async fn find_target_groups(
+        &self,
+        cell: &str,
+        names: &[String],
+        arns: &[String],
+    ) -> Result<Vec<TargetGroup>> {
+        let call = self.inner.find_target_groups(cell, names, arns);
+        self.flight.track("find_target_groups", call).await
+    }
+    async fn create_target_group(&self, tg: &NewTargetGroup) -> Result<String> {
+        self.flight
+            .track("create_target_group", self.inner.create_target_group(tg))
+            .await
+    }
+    async fn target_group_by_name(&self, name: &str) -> Result<Option<String>> {
+        self.flight
+            .track(
+                "target_group_by_name",
+                self.inner.target_group_by_name(name),
+            )
+            .await
+    }
+    async fn tag_target_group(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
+        self.flight
+            .track("tag_target_group", self.inner.tag_target_group(arn, tags))
+            .await
+    }
+    async fn target_health(&self, arn: &str) -> Result<TargetHealth> {
+        self.flight
+            .track("target_health", self.inner.target_health(arn))
+            .await
+    }
+}
+
+/// 20 clusters of two versions behind a listener that forwards to nothing yet.
+fn twenty_clusters() -> (FakeEks, FakeElb) {
+    let eks = FakeEks::new();
+    for i in 0..10 {
+        eks.add_active(&format!("a{i:02}"), &tags("1.0.0"));
+        eks.add_active(&format!("b{i:02}"), &tags("1.1.0"));
+    }
+    let elb = FakeElb::new();
+    elb.add_listener(LISTENER, vec![RawAction::fixed_response()]);
+    (eks, elb)
+}
+
+#[tokio::test]
+async fn discovery_reads_the_listener_while_it_lists_the_clusters_and_describes_eight_at_a_time()
+-> Result<()> {
+    let input = || DiscoverInput {
+        cell: cell(2),
+        blocklist: BTreeSet::new(),
+    };
+    let (eks, elb) = twenty_clusters();
+    let flight = Flight::default();
+    let tracked = discover::handle(
+        &Tracked {
+            inner: &eks,
+            flight: &flight,
+        },
+        &Tracked {
+            inner: &elb,
+            flight: &flight,
+        },
+        input(),
+    )
+    .await?;
+
+    assert!(
+        flight.together("read_action", "list_clusters"),
+        "the listener read waits for the cluster list: {flight:?}"
+    );
+    assert_eq!(flight.max("describe_cluster"), DESCRIBE_CONCURRENCY);
+    assert_eq!(flight.max("read_action"), 1);
+    // The same decision as without the overlap, and every cluster seen once.
+    let (eks, elb) = twenty_clusters();
+    assert_eq!(tracked, discover::handle(&eks, &elb, input()).await?);
+    assert_eq!(tracked.clusters_seen, 20);
+    Ok(())
+}
+
+fn six_members() -> Side {
+    Side {
+        version: Some("1.1.0".into()),
+        members: (0..6)
+            .map(|i| Member {
+                cluster: Some(format!("b{i}")),
+                target_group_arn: None,
+                vpc_id: Some("vpc-1".into()),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn ensure_makes_and_reads_the_members_groups_four_at_a_time_in_member_order() -> Result<()> {
+    let spec = cell_with(6, |v| v["targetGroup"]["registration"] = json!("external"));
+    let (eks, elb, asg) = (FakeEks::new(), FakeElb::new(), FakeAutoScaling::new());
+    let flight = Flight::default();
+    let out = ensure::handle(
+        &eks,
+        &Tracked {
+            inner: &elb,
+            flight: &flight,
+        },
+        &asg,
+        EnsureInput {
+            cell: spec,
+            side: six_members(),
+            mode: Mode::Ensure,
+        },
+    )
+    .await?;
+
+    assert_eq!(flight.max("target_group_by_name"), MEMBER_CONCURRENCY);
+    assert_eq!(flight.max("create_target_group"), MEMBER_CONCURRENCY);
+    assert_eq!(flight.max("target_health"), MEMBER_CONCURRENCY);
+    // In member order, each member's own group, all six made by this run.
+    let clusters: Vec<_> = out.groups.iter().map(|g| g.cluster.clone()).collect();
+    let expected: Vec<_> = (0..6).map(|i| Some(format!("b{i}"))).collect();
+    assert_eq!(clusters, expected);
+    for (m, g) in out.side.members.iter().zip(&out.groups) {
+        assert_eq!(
+            m.target_group_arn.as_deref(),
+            Some(g.target_group_arn.as_str())
+        );
+        assert!(g.created);
+        let made = elb
+            .target_group(&g.target_group_arn)
+            .map(|tg| tg.tags.get(TAG_CLUSTER).cloned());
+        assert_eq!(made, Some(m.cluster.clone()), "{CELL}: {g:?}");
+    }
+    assert_eq!(elb.target_groups().len(), 6);
+    Ok(())
+}
