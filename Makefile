@@ -86,7 +86,7 @@ bench: bench-build ## Measure cold start, RSS, zip size, AWS calls, discovery at
 	$(VENV_BIN)/python3 tools/bench/bench.py --command "make bench"
 
 .PHONY: bench-profiles
-bench-profiles: ## Build shift-weights with opt-level s/z and panic=unwind (slow, once); `make bench` then compares them
+bench-profiles: ## Build shift-weights with opt-level 3, "z", 3 for okra + "s" for deps, panic=unwind (slow, once); `make bench` then compares them
 	bash tools/bench/profiles.sh
 
 # --- reliability (issue 8): soak under faults, fuzzing ---------------------------------------------

@@ -13,6 +13,10 @@
 //! - `initMs`: process spawn → its first `GET .../next` (the init phase alone);
 //! - `warmMs`: each later invocation, event handed out → answer received;
 //! - `hwmKb`: the process's `VmHWM` (peak RSS) after the first answer, and `hwmKbAfterWarm`;
+//! - `cpuMs` (`userMs` + `sysMs`): CPU time the process used over its whole life (init, the first
+//!   and the M warm invocations), all threads, from `getrusage(RUSAGE_CHILDREN)` before the spawn
+//!   and after the process is reaped (runs are one at a time, so the difference is this process's);
+//!   unlike wall times it does not count waiting on the emulated AWS;
 //! - the first answer: `ok` or the error's `errorType`.
 //!
 //! Then it kills the process. Output: one JSON object on stdout. Everything is bounded by
@@ -244,6 +248,14 @@ fn parse_args() -> anyhow::Result<Options> {
     })
 }
 
+/// User and system CPU time, in ms, of all children reaped so far.
+fn children_cpu_ms() -> anyhow::Result<(f64, f64)> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .context("getrusage(RUSAGE_CHILDREN)")?;
+    let tv_ms = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3;
+    Ok((tv_ms(usage.user_time()), tv_ms(usage.system_time())))
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -273,6 +285,7 @@ fn one_run(opts: &Options) -> anyhow::Result<Value> {
         })
     };
 
+    let cpu_before = children_cpu_ms()?;
     let started = Instant::now();
     let mut child = Command::new(&opts.command[0])
         .args(&opts.command[1..])
@@ -327,6 +340,9 @@ fn one_run(opts: &Options) -> anyhow::Result<Value> {
     let hwm_last = vm_hwm_kb(pid);
     let _ = child.kill();
     let _ = child.wait();
+    let cpu_after = children_cpu_ms()?;
+    let (user_ms, sys_ms) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    let round = |x: f64| (x * 1e3).round() / 1e3;
     shared.stop.store(true, Ordering::SeqCst);
     shared.changed.notify_all();
     let _ = TcpStream::connect(addr); // wakes the acceptor
@@ -345,6 +361,9 @@ fn one_run(opts: &Options) -> anyhow::Result<Value> {
         "warmMs": q.answers.iter().skip(1).map(|(from, to, _, _)| ms(*to - *from)).collect::<Vec<_>>(),
         "hwmKb": hwm_first,
         "hwmKbAfterWarm": hwm_last,
+        "cpuMs": round(user_ms + sys_ms),
+        "userMs": round(user_ms),
+        "sysMs": round(sys_ms),
         "answer": first.map(|(_, _, kind, _)| kind.clone()),
         "answerBody": first.map(|(_, _, _, body)| body.chars().take(400).collect::<String>()),
         "initError": q.init_error,

@@ -358,6 +358,7 @@ def section_functions(r, w, proxy_url, runs, warm):
             "init": stats([x["initMs"] for x in runs_out]),
             "warm": stats([v for x in runs_out for v in x["warmMs"]]),
             "hwmMb": stats([x["hwmKb"] / 1024 for x in runs_out if x["hwmKb"]]),
+            "cpu": stats([x["cpuMs"] for x in runs_out]),
             "hwmMbAfterWarm": stats([x["hwmKbAfterWarm"] / 1024 for x in runs_out if x["hwmKbAfterWarm"]]),
             "answers": sorted({x["answer"] or "none" for x in runs_out}),
             "answerSample": runs_out[0].get("answerBody"),
@@ -382,6 +383,7 @@ def section_functions(r, w, proxy_url, runs, warm):
         ref[name] = {"cold": stats([x["coldMs"] for x in rr]), "init": stats([x["initMs"] for x in rr]),
                      "warm": stats([v for x in rr for v in x["warmMs"]]),
                      "hwmMb": stats([x["hwmKb"] / 1024 for x in rr if x["hwmKb"]]),
+                     "cpu": stats([x["cpuMs"] for x in rr]),
                      "answers": sorted({x["answer"] or "none" for x in rr})}
     # One shift (a real change), its AWS calls, through each.
     counted_env = aws_env(proxy_url)
@@ -392,7 +394,7 @@ def section_functions(r, w, proxy_url, runs, warm):
         ref[name]["callsPerShift"] = Calls.by_action(CALLS.since(t0))
         ref[name]["oneShiftAnswer"] = rr[0]["answerBody"]
     ref["ratio"] = {k: round(ref["python"][k]["median"] / ref["rust"][k]["median"], 1)
-                    for k in ("cold", "warm") if ref["python"][k] and ref["rust"][k]}
+                    for k in ("cold", "warm", "cpu") if ref["python"][k] and ref["rust"][k]}
     r["reference"] = ref
 
 
@@ -578,28 +580,54 @@ def analyse_execution(ex, node_wall):
     }
 
 
-def section_profiles(r, runs, warm):
-    """shift-weights built with other profile options (tools/bench/profiles.sh), next to the shipped one."""
+def shipped_profile():
+    """The workspace's `[profile.release]` (and dependency override), as a label."""
+    import tomllib
+    prof = tomllib.loads((ROOT / "Cargo.toml").read_text()).get("profile", {}).get("release", {})
+    deps = prof.get("package", {}).get("*", {}).get("opt-level")
+    label = f"opt-level {prof.get('opt-level', 3)}" + (f", deps {deps}" if deps is not None else "")
+    return f"{label}, panic {prof.get('panic', 'unwind')}"
+
+
+def section_profiles(r, w, runs, warm):
+    """shift-weights built with other profile options (tools/bench/profiles.sh), next to the shipped
+    one, each doing real shifts (read, ModifyListener, verification read) on a listener of its own;
+    the builds take turns, one cold start each per round, so that load from elsewhere on the
+    machine falls on all of them alike."""
     import zipfile
     prof = ROOT / "target/bench-prof/bins"
-    bins = [("shipped (opt-level 3, panic abort)", REL / "shift-weights")]
+    bins = [(f"shipped ({shipped_profile()})", REL / "shift-weights")]
     bins += [(p.name.removeprefix("shift-weights-"), p) for p in sorted(prof.glob("shift-weights-*"))] if prof.exists() else []
-    ev = ROOT / "events/shift-weights.json"  # ListenerNotFound against moto: the same work for every build
+    listener = w.listener("bench-prof")
+    tgs = [w.target_group(f"bench-prof-{i}") for i in range(4)]
+    tmp = Path(tempfile.mkdtemp(prefix="okra-bench-prof-"))
+    events = []
+    for weight in (10, 20):  # alternate, so that every invocation writes
+        ev = tmp / f"shift-{weight}.json"
+        ev.write_text(json.dumps({"listenerArn": listener, "ruleArn": None, "stable": tgs[:2],
+                                  "canary": tgs[2:], "weight": weight, "takeOver": True}))
+        events.append(ev)
     env = aws_env(MOTO_URL)
+    rounds = runs * 4  # the differences are small: more samples than the other sections
+    got = {name: [] for name, _ in bins}
+    for i in range(rounds):
+        say(f"profile variants, round {i + 1}/{rounds}")
+        for name, path in bins:
+            got[name] += bench_fn([str(path)], events, 1, warm, env)
     out = []
     for name, path in bins:
         z = Path(tempfile.mkstemp(suffix=".zip")[1])
         with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.write(path, "bootstrap")
-        say(f"profile variant {name}")
-        rr = bench_fn([str(path)], [ev], runs, warm, env)
+        rr = got[name]
         out.append({"variant": name, "bytes": path.stat().st_size, "zipBytes": z.stat().st_size,
                     "cold": stats([x["coldMs"] for x in rr]), "init": stats([x["initMs"] for x in rr]),
                     "warm": stats([v for x in rr for v in x["warmMs"]]),
+                    "cpu": stats([x["cpuMs"] for x in rr]),
                     "hwmMb": stats([x["hwmKb"] / 1024 for x in rr if x["hwmKb"]]),
                     "answers": sorted({x["answer"] or "none" for x in rr})})
         z.unlink()
-    r["profiles"] = out
+    r["profiles"] = {"warm": warm, "variants": out}
 
 
 def section_zips(r):
@@ -651,6 +679,19 @@ def measure_proxy_overhead(moto_port, proxy_port):
     return max(0.0, timed(proxy_port) - timed(moto_port))
 
 
+def settle(max_wait_s, below):
+    """Flushes dirty pages and waits (at most `max_wait_s`) for the 1-minute load average to drop
+    below `below`: `make bench` runs right after the release builds, whose writeback and load
+    would otherwise fall on the first sections. Returns the seconds waited."""
+    t0 = time.time()
+    os.sync()
+    while time.time() - t0 < max_wait_s:
+        if float(open("/proc/loadavg").read().split()[0]) < below:
+            break
+        time.sleep(5)
+    return round(time.time() - t0, 1)
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
@@ -681,6 +722,8 @@ def main():
     ap.add_argument("--results", default=str(ROOT / "target/bench/results.json"))
     ap.add_argument("--command", default="make bench")
     ap.add_argument("--merge", action="store_true", help="keep the other sections of --results")
+    ap.add_argument("--settle", type=float, default=240,
+                    help="seconds to wait at most for the 1-minute load average to drop below 1")
     a = ap.parse_args()
     only = set(a.only.split(","))
     for p in (BENCH_BIN, *(REL / f for f in FUNCTIONS)):
@@ -688,8 +731,12 @@ def main():
             sys.exit(f"missing {p}: run `make bench` (it builds them first)")
     logs = ROOT / "target/bench/logs"
     logs.mkdir(parents=True, exist_ok=True)
+    say("waiting for the machine to settle (1-minute load average < 1)")
+    waited = settle(a.settle, 1.0)
     t_begin = time.time()
-    r = {"machine": machine(), "command": a.command, "runs": a.runs, "warm": a.warm, "errors": {}}
+    r = {"machine": machine(), "settledAfterSeconds": waited, "releaseProfile": shipped_profile(),
+         "command": a.command,
+         "runs": a.runs, "warm": a.warm, "errors": {}}
     if a.merge and Path(a.results).exists():
         # Re-measure only the --only sections; keep the rest (and the machine facts) of the last run.
         r = json.loads(Path(a.results).read_text())
@@ -710,7 +757,7 @@ def main():
         sections = [("functions", lambda: section_functions(r, w, proxy_url, a.runs, a.warm)),
                     ("rollout", lambda: section_rollout(r, w, moto_url, proxy_url, procs, a.rollouts)),
                     ("discovery", lambda: section_discovery(r, procs, [int(s) for s in a.sizes.split(",")], 4)),
-                    ("profiles", lambda: section_profiles(r, a.runs, a.warm)),
+                    ("profiles", lambda: section_profiles(r, w, a.runs, a.warm)),
                     ("zips", lambda: section_zips(r))]
         for name, fn in sections:
             if name not in only:

@@ -64,11 +64,14 @@ def write(r, out: Path):
         f"sections: {', '.join(f'{k} {v:.0f} s' for k, v in r.get('sectionSeconds', {}).items())})")
     add(f"- **date**: {m['date']}")
     add(f"- **machine**: `nproc` = {m['nproc']}, {m['memGiB']} GiB memory, {m['cpu']}, Linux {m['kernel']}; "
-        f"load average at start {' '.join(m['loadavg'])} (a shared machine: other builds ran alongside)")
+        f"load average at start {' '.join(m['loadavg'])}, after waiting {r.get('settledAfterSeconds', 0)} s "
+        f"for the 1-minute one to drop below 1 (at most `--settle` s; load from outside the VM "
+        f"still shows in the max column)")
     add(f"- **toolchain**: {m['rustc']}; Python {m['python']}, boto3 {m['boto3']}, moto {m['moto']}, "
         f"{m['cargoLambda']}")
-    add(f"- **functions**: x86_64 release build (`profile.release`: lto, codegen-units = 1, opt-level 3, "
-        f"panic = abort, strip) in `target/bench`; each cold start is a new process under `okra-bench`, "
+    add(f"- **functions**: x86_64 release build (`profile.release`: lto, codegen-units = 1, "
+        f"{r.get('releaseProfile', 'opt-level 3, panic abort')}, strip) in `target/bench`; "
+        f"each cold start is a new process under `okra-bench`, "
         f"a minimal Lambda Runtime API emulator on 127.0.0.1 (bench/src/main.rs); "
         f"{r['runs']} cold starts per function, each followed by {r['warm']} warm invocations")
     add(f"- **AWS**: moto on 127.0.0.1; calls are counted by a proxy in front of it "
@@ -115,6 +118,10 @@ def write(r, out: Path):
         add(f"| 2 | shift job warm (read, ModifyListener, verify read) | faster | "
             f"Rust {fmt(ref['rust']['warm'], ' ms')}; Python {fmt(ref['python']['warm'], ' ms')}; "
             f"**×{ref['ratio'].get('warm')}** | {'**met**' if ref['ratio'].get('warm', 0) > 1 else '**missed**'} |")
+        if ref["rust"].get("cpu") and ref["python"].get("cpu"):
+            add(f"| 2 | shift job CPU time, process life (init + 1 + {r['warm']} invocations) | less | "
+                f"Rust {fmt(ref['rust']['cpu'], ' ms')}; Python {fmt(ref['python']['cpu'], ' ms')}; "
+                f"**×{ref['ratio'].get('cpu')}** | {'**met**' if ref['ratio'].get('cpu', 0) > 1 else '**missed**'} |")
         add(f"| 2 | shift job peak RSS | — | Rust {fmt(ref['rust']['hwmMb'], ' MiB')}; "
             f"Python {fmt(ref['python']['hwmMb'], ' MiB')} | |")
     ro = r.get("rollout")
@@ -161,11 +168,12 @@ def write(r, out: Path):
     if fns:
         add("Per function (cold = spawn → first answer; warm = event handed out → answer; RSS = VmHWM):")
         add("")
-        add("| function | binary | cold | of which init (spawn → first /next) | warm | VmHWM after 1st | first answer |")
-        add("|---|---|---|---|---|---|---|")
+        add(f"| function | binary | cold | of which init (spawn → first /next) | warm | CPU, init + 1 + {r['warm']} "
+            "invocations | VmHWM after 1st | first answer |")
+        add("|---|---|---|---|---|---|---|---|")
         for n, f in fns.items():
             add(f"| {n} | {f['binaryBytes'] / 1e6:.1f} MB | {fmt(f['cold'], ' ms')} | {fmt(f.get('init'), ' ms')} | "
-                f"{fmt(f['warm'], ' ms')} | "
+                f"{fmt(f['warm'], ' ms')} | {fmt(f.get('cpu'), ' ms')} | "
                 f"{fmt(f['hwmMb'], ' MiB')} | `{(f['answerSample'] or '')[:90]}` |")
         add("")
     if ref:
@@ -196,17 +204,21 @@ def write(r, out: Path):
             f"${c['tasks'] * LAMBDA_PER_REQUEST:.7f}")
         add(f"- total ≈ **${c['total']:.4f} per rollout**; prices: {PRICE_DATE}")
         add("")
-    prof = r.get("profiles") or []
-    if prof:
-        add("Profile options, `shift-weights` x86_64 (`make bench-profiles` builds the variants; cold start with")
-        add("`events/shift-weights.json` as is, which moto answers ListenerNotFound: the same work for each):")
+    prof = r.get("profiles") or {}
+    if isinstance(prof, list):  # results.json from before the profile section took turns
+        prof = {"warm": r["warm"], "variants": prof}
+    if prof.get("variants"):
+        add("Profile options, `shift-weights` x86_64 (`make bench-profiles` builds the variants, each on top of")
+        add("the shipped profile with one setting changed). Every build shifts the weights of a listener of")
+        add("its own on every invocation (read, ModifyListener, verification read); the builds take turns, one")
+        add(f"cold start + {prof['warm']} warm invocations each per round; CPU = user + system time of the whole process:")
         add("")
-        add("| build | binary | zipped | cold | of which init | warm | VmHWM |")
-        add("|---|---|---|---|---|---|---|")
-        for p in prof:
+        add("| build | binary | zipped | cold | of which init | warm | CPU per process | VmHWM |")
+        add("|---|---|---|---|---|---|---|---|")
+        for p in prof["variants"]:
             add(f"| {p['variant']} | {p['bytes'] / 1e6:.2f} MB | {p['zipBytes'] / 1e6:.2f} MB | {fmt(p['cold'], ' ms')} | "
                 f"{fmt(p.get('init'), ' ms')} | "
-                f"{fmt(p['warm'], ' ms')} | {fmt(p['hwmMb'], ' MiB')} |")
+                f"{fmt(p['warm'], ' ms')} | {fmt(p.get('cpu'), ' ms')} | {fmt(p['hwmMb'], ' MiB')} |")
         add("")
     add("")
     old = out.read_text() if out.exists() else ""
