@@ -88,8 +88,9 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
         .ok_or_else(|| OkraError::InvalidSpec("ingress: exactly one of alb, nlb".into()))?;
     let rule = cell.ingress.rule_arn();
 
-    // The listener and the clusters do not depend on each other: read them at the same time (one
-    // round trip less before the decision; `make bench`, discover-clusters' cold start).
+    // The listener and the clusters do not depend on each other: read them at the same time (in
+    // AWS one round trip less before the decision; against moto, which gains nothing from
+    // concurrent requests, not measurable: BENCHMARKS.md, cold start).
     let clusters = async {
         let names = eks.list_clusters().await?;
         let described = futures::stream::iter(names.iter())
