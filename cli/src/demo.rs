@@ -310,15 +310,7 @@ pub async fn setup(opts: &Options) -> Result<Demo> {
     bins.extend(["dispatcher", "api"]);
     tokio::task::block_in_place(|| aws.ensure_built(&bins))?;
     let sfn_endpoint = aws.sfn_endpoint().context("no sfn endpoint")?.to_owned();
-    let (key, secret) = aws.credentials();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(aws.endpoint())
-        .region(aws_config::Region::new(aws.region()))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            key, secret, None, None, "demo",
-        ))
-        .load()
-        .await;
+    let conf = aws.sdk_config().await;
     let ctx = Ctx::from_config(
         &conf,
         &Target {

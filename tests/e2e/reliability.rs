@@ -449,16 +449,7 @@ async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_th
         let aws2 = aws_clients().await?;
         std::thread::spawn(move || run_rollout(&aws2, &exec, input(spec)))
     };
-    let mut paused = false;
-    for _ in 0..600 {
-        if let Some(r) = aws.rollout(&name, &exec).await?
-            && r.history.iter().any(|h| h.event == "paused")
-        {
-            paused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let paused = aws.wait_for_event(&name, &exec, "paused").await?;
     assert!(paused, "the rollout reached its pause");
     // A person moves everything to one canary group by hand.
     let versions = versions_of_groups(&aws, &name).await?;

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::Result;
 use common::{aws, cell, cell_name, input, run_rollout, weights_of_steps};
@@ -164,16 +163,7 @@ async fn pause_then(
         let (exec, aws2) = (exec.clone(), common::aws().await?);
         std::thread::spawn(move || run_rollout(&aws2, &exec, input(spec)))
     };
-    let mut paused = false;
-    for _ in 0..600 {
-        if let Some(r) = aws.rollout(&name, &exec).await?
-            && r.history.iter().any(|h| h.event == "paused")
-        {
-            paused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let paused = aws.wait_for_event(&name, &exec, "paused").await?;
     assert!(paused, "the rollout reached its pause");
     // While paused, the canary holds its 30 %.
     assert_eq!(

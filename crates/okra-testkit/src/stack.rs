@@ -593,6 +593,24 @@ impl LocalAws {
         (DUMMY_CREDENTIAL, DUMMY_CREDENTIAL)
     }
 
+    /// An AWS SDK configuration for this stack: moto's endpoint, the region and the dummy
+    /// credentials. Clients built from it (`aws_sdk_eks::Client::new(&conf)`, ...) talk to moto.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let (key, secret) = self.credentials();
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(aws_config::Region::new(self.region()))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                key,
+                secret,
+                None,
+                None,
+                "okra-testkit",
+            ))
+            .load()
+            .await
+    }
+
     /// The environment the functions get and an AWS SDK client in a test should use:
     /// `AWS_ENDPOINT_URL` (moto), `AWS_ENDPOINT_URL_LAMBDA` (cargo lambda watch), `AWS_REGION`,
     /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`

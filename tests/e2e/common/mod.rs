@@ -66,15 +66,7 @@ pub async fn aws() -> Result<Aws> {
 /// SDK clients on `local` (a test binary's own stack, such as one with a fault proxy), the
 /// table and state machine prepared once per process.
 pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
-    let (key, secret) = local.credentials();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(local.endpoint())
-        .region(aws_config::Region::new(local.region()))
-        .credentials_provider(aws_sdk_eks::config::Credentials::new(
-            key, secret, None, None, "moto",
-        ))
-        .load()
-        .await;
+    let conf = local.sdk_config().await;
     let aws = Aws {
         local,
         eks: eks::Client::new(&conf),
@@ -178,6 +170,20 @@ impl Aws {
         Ok(self.state().get_rollout(cell, execution).await?)
     }
 
+    /// Waits (polling every 100 ms, 60 s at most) for `event` in a rollout's history; whether
+    /// it came.
+    pub async fn wait_for_event(&self, cell: &str, execution: &str, event: &str) -> Result<bool> {
+        for _ in 0..600 {
+            if let Some(r) = self.rollout(cell, execution).await?
+                && r.history.iter().any(|h| h.event == event)
+            {
+                return Ok(true);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Ok(false)
+    }
+
     /// Seeds a metric datapoint a minute and a half ago.
     pub async fn put_metric(
         &self,
@@ -255,18 +261,17 @@ impl Aws {
         Ok(full)
     }
 
-    /// The listener's forward action as (target group name, weight), sorted; empty when the
-    /// listener does not forward.
-    pub async fn weights(&self, w: &World) -> Result<Vec<(String, i32)>> {
+    /// The listener's forward targets as (target group ARN, weight), in the listener's order;
+    /// empty when the listener does not forward.
+    async fn forward_targets(&self, w: &World) -> Result<Vec<(String, i32)>> {
         let out = self
             .elb
             .describe_listeners()
             .listener_arns(&w.listener_arn)
             .send()
             .await?;
-        let actions = out.listeners()[0].default_actions();
         let mut v = Vec::new();
-        for a in actions {
+        for a in out.listeners()[0].default_actions() {
             if a.r#type() != Some(&elb::types::ActionTypeEnum::Forward) {
                 continue;
             }
@@ -275,10 +280,22 @@ impl Aws {
                 .map(|c| c.target_groups())
                 .unwrap_or_default()
             {
-                let arn = t.target_group_arn().unwrap();
-                v.push((tg_name(arn).to_string(), t.weight().unwrap_or(1)));
+                let arn = t.target_group_arn().context("a target group ARN")?;
+                v.push((arn.to_string(), t.weight().unwrap_or(1)));
             }
         }
+        Ok(v)
+    }
+
+    /// The listener's forward action as (target group name, weight), sorted; empty when the
+    /// listener does not forward.
+    pub async fn weights(&self, w: &World) -> Result<Vec<(String, i32)>> {
+        let mut v: Vec<_> = self
+            .forward_targets(w)
+            .await?
+            .into_iter()
+            .map(|(arn, weight)| (tg_name(&arn).to_string(), weight))
+            .collect();
         v.sort();
         Ok(v)
     }
@@ -286,27 +303,14 @@ impl Aws {
     /// The listener's weight per version (summed over each version's target groups), read from
     /// the groups' `okra.io/version` tags: names are not a safe way to tell versions apart.
     pub async fn weights_by_version(&self, w: &World) -> Result<BTreeMap<String, i32>> {
-        let out = self
-            .elb
-            .describe_listeners()
-            .listener_arns(&w.listener_arn)
-            .send()
-            .await?;
         let mut by_version = BTreeMap::new();
-        for a in out.listeners()[0].default_actions() {
-            for t in a
-                .forward_config()
-                .map(|c| c.target_groups())
-                .unwrap_or_default()
-            {
-                let arn = t.target_group_arn().context("a target group ARN")?;
-                let version = self
-                    .tags(arn)
-                    .await?
-                    .remove("okra.io/version")
-                    .unwrap_or_default();
-                *by_version.entry(version).or_insert(0) += t.weight().unwrap_or(1);
-            }
+        for (arn, weight) in self.forward_targets(w).await? {
+            let version = self
+                .tags(&arn)
+                .await?
+                .remove("okra.io/version")
+                .unwrap_or_default();
+            *by_version.entry(version).or_insert(0) += weight;
         }
         Ok(by_version)
     }
