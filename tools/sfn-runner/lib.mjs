@@ -6,8 +6,10 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import Module from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const root = process.env.OKRA_ROOT ? resolve(process.env.OKRA_ROOT) : resolve(here, '..', '..');
@@ -17,7 +19,16 @@ export class RunnerError extends Error {}
 export const REGION_DEFAULT = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1';
 export const ACCOUNT_DEFAULT = '123456789012';
 const LAMBDA_ARN = /^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):function:([A-Za-z0-9_-]+)(?::([A-Za-z0-9_$-]+))?$/;
-const LAMBDA_INVOKE = /^arn:aws[a-zA-Z-]*:states:::lambda:invoke$/;
+export const LAMBDA_INVOKE = /^arn:aws[a-zA-Z-]*:states:::lambda:invoke$/;
+export const LAMBDA_CALLBACK = /^arn:aws[a-zA-Z-]*:states:::lambda:invoke\.waitForTaskToken$/;
+export const LAMBDA_FUNCTION = LAMBDA_ARN;
+
+// AWS Step Functions quotas (developer guide, "Step Functions service quotas"):
+// "Maximum input or output size for a task, state, or execution: 256 KiB of data as a UTF-8
+// encoded string" and "Maximum execution history size: 25,000 events".
+export const PAYLOAD_LIMIT_BYTES = 262144;
+export const HISTORY_LIMIT_EVENTS = 25000;
+export const payloadBytes = (value) => Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value ?? null), 'utf8');
 
 // CloudFormation's DefinitionSubstitutions: every `${Name}` in the definition text is replaced by
 // the value of Name (strings, numbers and booleans, as text). An unknown name is an error here
@@ -66,8 +77,18 @@ export function checkSupported(definition) {
       problems.push(`${path.join('/')}: distributed Map / ItemReader`);
     }
     if (state.Type === 'Task' && typeof state.Resource === 'string'
-        && !LAMBDA_ARN.test(state.Resource) && !LAMBDA_INVOKE.test(state.Resource)) {
-      problems.push(`${path.join('/')}: Task Resource ${state.Resource} (only Lambda function ARNs and arn:aws:states:::lambda:invoke are emulated)`);
+        && !LAMBDA_ARN.test(state.Resource) && !LAMBDA_INVOKE.test(state.Resource)
+        && !LAMBDA_CALLBACK.test(state.Resource)) {
+      problems.push(`${path.join('/')}: Task Resource ${state.Resource} (only Lambda function ARNs, arn:aws:states:::lambda:invoke and lambda:invoke.waitForTaskToken are emulated)`);
+    }
+    if (state.Type === 'Task' && (state.TimeoutSecondsPath !== undefined || state.HeartbeatSecondsPath !== undefined)) {
+      problems.push(`${path.join('/')}: TimeoutSecondsPath / HeartbeatSecondsPath`);
+    }
+    // AWS refuses a callback task whose Parameters do not pass the token on (the
+    // "Wait for a Callback with Task Token" page: "you must pass a task token").
+    if (state.Type === 'Task' && LAMBDA_CALLBACK.test(state.Resource ?? '')
+        && !JSON.stringify(state.Parameters ?? {}).includes('$$.Task.Token')) {
+      problems.push(`${path.join('/')}: .waitForTaskToken needs $$.Task.Token in its Parameters`);
     }
   }
   if (problems.length) throw new RunnerError(`unsupported by the local runner:\n  ${problems.join('\n  ')}`);
@@ -156,41 +177,23 @@ export function makeInvoker(endpoint, signal) {
   };
 }
 
-export function taskHandlers(definition, resolveFunction, invoke) {
-  const handlers = {};
-  const resources = {};
-  for (const [name, state, path] of allStates(definition)) {
-    if (state.Type !== 'Task') continue;
-    if (resources[name] !== undefined && resources[name] !== state.Resource) {
-      throw new RunnerError(`two Task states named "${name}" with different resources (${path.join('/')}); state names must be unique`);
-    }
-    resources[name] = state.Resource;
-    if (LAMBDA_INVOKE.test(state.Resource)) {
-      handlers[name] = async (input) => {
-        const fn = input?.FunctionName;
-        if (typeof fn !== 'string') {
-          throw new LambdaError('States.Runtime', `${name}: lambda:invoke needs Parameters.FunctionName`);
-        }
-        const payload = await invoke(resolveFunction(fn), input.Payload ?? {});
-        const requestId = randomUUID();
-        return {
-          ExecutedVersion: '$LATEST',
-          Payload: payload,
-          SdkHttpMetadata: { HttpHeaders: { 'Content-Type': 'application/json', 'X-Amz-Executed-Version': '$LATEST', 'x-amzn-RequestId': requestId }, HttpStatusCode: 200 },
-          SdkResponseMetadata: { RequestId: requestId },
-          StatusCode: 200,
-        };
-      };
-    } else {
-      const binary = resolveFunction(state.Resource);
-      handlers[name] = (input) => invoke(binary, input);
-    }
-  }
-  return handlers;
+// ------------------------------------------------------------------ the library, instrumented
+// aws-local-stepfunctions keeps its event log asynchronous (nested Map/Parallel events are
+// forwarded later) and exports no hooks. For AWS's history model we need every event in order,
+// synchronously: the library's CommonJS build is compiled once more with its internal classes
+// exported, and EventLogger/Map/Parallel get small wrappers. Which execution an event belongs
+// to comes from an AsyncLocalStorage store set around each run (`als.run(store, ...)`); a store
+// is `{ sink, nested?: {kind: 'map'|'parallel', name, index} }` and `sink(event, store)` gets
+// every library event as it is dispatched.
+export const als = new AsyncLocalStorage();
+let libraryPromise;
+
+export function loadLibrary() {
+  libraryPromise ??= Promise.resolve().then(loadInstrumented);
+  return libraryPromise;
 }
 
-// ------------------------------------------------------------------ run
-export function loadLibrary() {
+function loadInstrumented() {
   const dir = process.env.OKRA_SFN_NODE_MODULES
     ? resolve(process.env.OKRA_SFN_NODE_MODULES)
     : join(root, 'tools', 'local-aws', 'node', 'node_modules');
@@ -201,7 +204,88 @@ export function loadLibrary() {
   } catch {
     throw new RunnerError(`aws-local-stepfunctions not found under ${dir}: run tools/local-aws/install.sh`);
   }
-  return import(pathToFileURL(join(pkgDir, pkg.exports?.import ?? pkg.module)).href);
+  if (pkg.version !== '3.0.0') throw new RunnerError(`aws-local-stepfunctions ${pkg.version}: the instrumentation is written for 3.0.0`);
+  const file = join(pkgDir, pkg.main);
+  const source = readFileSync(file, 'utf8');
+  const m = new Module(file, null);
+  m.filename = file;
+  m.paths = Module._nodeModulePaths(dirname(file));
+  m._compile(`${source}\nmodule.exports.__internals = { EventLogger, MapStateAction, ParallelStateAction, StatesTimeoutError, jsonPathQuery };\n`, file);
+  const lib = m.exports;
+  instrument(lib.__internals);
+  return lib;
+}
+
+function instrument({ EventLogger, MapStateAction, ParallelStateAction, jsonPathQuery }) {
+  let forwarding = 0;
+  const dispatch = EventLogger.prototype.dispatch;
+  EventLogger.prototype.dispatch = function okraDispatch(event) {
+    if (!forwarding && !this.isLoggerClosed) {
+      const store = als.getStore();
+      if (store?.sink) store.sink(event, store);
+    }
+    return dispatch.call(this, event);
+  };
+  // Re-dispatches of nested events into the root logger: already seen when they happened.
+  for (const name of ['forwardNestedMapEvent', 'forwardNestedParallelEvent']) {
+    const original = EventLogger.prototype[name];
+    EventLogger.prototype[name] = function okraForward(...args) {
+      forwarding++;
+      try {
+        return original.apply(this, args);
+      } finally {
+        forwarding--;
+      }
+    };
+  }
+  const around = (Action, kind, startedDetails) => {
+    const execute = Action.prototype.execute;
+    Action.prototype.execute = async function okraExecute(input, context, options) {
+      const store = als.getStore();
+      this.okraStore = store;
+      const state = this.stateDefinition;
+      store?.emit?.(store, `${kind}StateStarted`, startedDetails(state, input, context));
+      try {
+        const result = await execute.call(this, input, context, options);
+        store?.emit?.(store, `${kind}StateSucceeded`, {});
+        return result;
+      } catch (e) {
+        store?.emit?.(store, `${kind}StateFailed`, {});
+        throw e;
+      }
+    };
+  };
+  around(MapStateAction, 'Map', (state, input, context) => {
+    let items = input;
+    try {
+      if (state.ItemsPath) items = jsonPathQuery(state.ItemsPath, input, context, {});
+    } catch { /* the library reports it */ }
+    return Array.isArray(items) ? { mapStateStartedEventDetails: { length: items.length } } : {};
+  });
+  around(ParallelStateAction, 'Parallel', () => ({}));
+  const processItem = MapStateAction.prototype.processItem;
+  MapStateAction.prototype.processItem = function okraItem(sm, item, input, context, index, options) {
+    const parent = this.okraStore;
+    if (!parent) return processItem.call(this, sm, item, input, context, index, options);
+    return als.run({ ...parent, nested: { kind: 'map', name: this.stateName, index } },
+      () => processItem.call(this, sm, item, input, context, index, options));
+  };
+  const processBranch = ParallelStateAction.prototype.processBranch;
+  ParallelStateAction.prototype.processBranch = function okraBranch(branch, input, context, options) {
+    const parent = this.okraStore;
+    if (!parent) return processBranch.call(this, branch, input, context, options);
+    return als.run({ ...parent, nested: { kind: 'parallel', name: this.stateName } },
+      () => processBranch.call(this, branch, input, context, options));
+  };
+}
+
+// An error that no Retry or Catch matches, States.ALL included (the library reads these flags).
+export function uncatchable(name, message) {
+  const e = new Error(message);
+  e.name = name;
+  e.isRetryable = false;
+  e.isCatchable = false;
+  return e;
 }
 
 export function defaultContext(userContext = {}) {
@@ -263,4 +347,54 @@ export function waitStates(definition) {
   const names = [];
   for (const [name, state] of allStates(definition)) if (state.Type === 'Wait') names.push(name);
   return names;
+}
+
+// ------------------------------------------------------------------ EventBridge content filtering
+// The subset of EventBridge event patterns okra needs (EventBridge user guide, "Event patterns"
+// and "Content filtering"): a pattern is an object whose leaves are ARRAYS of alternatives; an
+// alternative is a literal (string, number, boolean, null: equality), or one of
+// `{"prefix": "s"}`, `{"anything-but": v | [v...] | {"prefix": "s"}}`, `{"exists": bool}`.
+// An event field that is an array matches when any of its elements does. Nested objects nest.
+export function eventMatches(pattern, event) {
+  if (pattern === null || typeof pattern !== 'object' || Array.isArray(pattern)) {
+    throw new RunnerError('an event pattern must be a JSON object');
+  }
+  for (const [key, rule] of Object.entries(pattern)) {
+    const present = event !== null && typeof event === 'object' && Object.prototype.hasOwnProperty.call(event, key);
+    const value = present ? event[key] : undefined;
+    if (Array.isArray(rule)) {
+      if (!rule.some((alt) => alternativeMatches(alt, value, present))) return false;
+    } else if (rule !== null && typeof rule === 'object') {
+      if (!present || value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+      if (!eventMatches(rule, value)) return false;
+    } else {
+      throw new RunnerError(`event pattern field "${key}": the value must be an array or an object`);
+    }
+  }
+  return true;
+}
+
+function alternativeMatches(alt, value, present) {
+  if (alt !== null && typeof alt === 'object' && !Array.isArray(alt)) {
+    if ('exists' in alt) {
+      // "exists": true matches a present leaf that is not an object/array; false matches absent.
+      const leaf = present && (value === null || typeof value !== 'object' || Array.isArray(value));
+      return alt.exists ? leaf : !present;
+    }
+    if (!present) return false;
+    const values = Array.isArray(value) ? value : [value];
+    if ('prefix' in alt) return values.some((v) => typeof v === 'string' && v.startsWith(String(alt.prefix)));
+    if ('anything-but' in alt) {
+      const but = alt['anything-but'];
+      if (but !== null && typeof but === 'object' && !Array.isArray(but) && 'prefix' in but) {
+        return values.every((v) => typeof v === 'string' && !v.startsWith(String(but.prefix)));
+      }
+      const excluded = Array.isArray(but) ? but : [but];
+      return values.every((v) => !excluded.some((x) => x === v));
+    }
+    throw new RunnerError(`unsupported event pattern operator ${JSON.stringify(alt)}`);
+  }
+  if (!present) return false;
+  const values = Array.isArray(value) ? value : [value];
+  return values.some((v) => v === alt);
 }

@@ -16,12 +16,21 @@
 //   "retryIntervalOverrides": { "Shift": 0 },             // ms (or [ms per retrier]), per state
 //   "context": { ... },                                   // merged into the Context Object ($$)
 //   "timeoutMs": 120000,                                  // optional: abort the run (status ABORTED)
-//   "lambdaEndpoint": "http://127.0.0.1:9000"             // optional: default $AWS_ENDPOINT_URL_LAMBDA
+//   "lambdaEndpoint": "http://127.0.0.1:9000",            // optional: default $AWS_ENDPOINT_URL_LAMBDA
+//   "historyLimit": 25000,                                // optional: fail at N history events
+//   "fastTimeouts": 1                                     // optional: Task TimeoutSeconds/HeartbeatSeconds factor
 // }
 //
 // stdout: ONE JSON object
 //   { "status": "SUCCEEDED"|"FAILED"|"TIMED_OUT"|"ABORTED", "output": ..., "error": "...",
-//     "cause": "...", "events": [ ...aws-local-stepfunctions event log... ], "durationMs": N }
+//     "cause": "...", "events": [ ...aws-local-stepfunctions event log... ],
+//     "history": [ ...GetExecutionHistory events, AWS's model... ], "executionArn": "...",
+//     "durationMs": N }
+//
+// The execution runs through the same Service as tools/sfn-local/server.mjs (service.mjs),
+// in-process: the same history, quotas (payload, history size), execution-name rules, Task
+// resources and time-outs. A `.waitForTaskToken` task waits for SendTaskSuccess/Failure, which
+// nobody can send to this process: it ends by its TimeoutSeconds/HeartbeatSeconds (or timeoutMs).
 // Exit 0 whenever the run itself completed (FAILED included); 2 for runner errors (bad request,
 // invalid or unsupported ASL), with a message on stderr.
 //
@@ -31,9 +40,10 @@
 // - Every Task state, Map/Parallel-nested ones included, gets an override handler (the library
 //   passes run options down to the nested machines it builds) that POSTs to
 //   /2015-03-31/functions/{binary}/invocations. Resources: `arn:aws:lambda:R:A:function:NAME[:Q]`,
-//   and `arn:aws:states:::lambda:invoke` (the optimised integration, emulated here: its result
-//   is wrapped as {ExecutedVersion, Payload, SdkHttpMetadata, SdkResponseMetadata, StatusCode}).
-//   Other resources (`.waitForTaskToken`, other services) and JSONata are rejected up front.
+//   `arn:aws:states:::lambda:invoke` (the optimised integration, emulated here: its result
+//   is wrapped as {ExecutedVersion, Payload, SdkHttpMetadata, SdkResponseMetadata, StatusCode})
+//   and `arn:aws:states:::lambda:invoke.waitForTaskToken`. Other resources (`.sync`, other
+//   services) and JSONata are rejected up front.
 // - A function error (HTTP 500 from cargo lambda watch, or an X-Amz-Function-Error header) is
 //   thrown as an Error whose `name` is the Lambda errorType (what Retry/Catch ErrorEquals match)
 //   and whose `message` is the function's error payload, `{"errorType":..,"errorMessage":..}`,
@@ -44,10 +54,9 @@
 
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import {
-  RunnerError, checkSupported, defaultContext, functionResolver, loadLibrary, makeInvoker, root,
-  settle, substitute, taskHandlers,
-} from './lib.mjs';
+import { randomUUID } from 'node:crypto';
+import { RunnerError, root, substitute } from './lib.mjs';
+import { ApiError, Service } from './service.mjs';
 
 export { substitute };
 
@@ -68,7 +77,8 @@ async function loadRequest(path) {
     throw new RunnerError('the request must be a JSON object');
   }
   const known = new Set(['definitionPath', 'definition', 'substitutions', 'functions', 'input',
-    'waitTimeOverrides', 'retryIntervalOverrides', 'context', 'timeoutMs', 'lambdaEndpoint']);
+    'waitTimeOverrides', 'retryIntervalOverrides', 'context', 'timeoutMs', 'lambdaEndpoint',
+    'historyLimit', 'fastTimeouts']);
   for (const key of Object.keys(request)) {
     if (!known.has(key)) throw new RunnerError(`unknown request field "${key}"`);
   }
@@ -99,57 +109,64 @@ async function definitionText(request) {
 async function main() {
   const request = await loadRequest(process.argv[2]);
   const text = substitute(await definitionText(request), request.substitutions);
-  let definition;
   try {
-    definition = JSON.parse(text);
+    JSON.parse(text);
   } catch (e) {
     throw new RunnerError(`the definition is not JSON (after substitutions): ${e.message}`);
   }
-  checkSupported(definition);
-
-  const lib = await loadLibrary();
-  const { StateMachine } = lib;
-  let machine;
-  try {
-    machine = new StateMachine(definition, { validationOptions: { checkPaths: true, checkArn: true } });
-  } catch (e) {
-    throw new RunnerError(e.message);
-  }
-
-  const controller = new AbortController();
-  const invoke = makeInvoker(request.lambdaEndpoint ?? process.env.AWS_ENDPOINT_URL_LAMBDA, controller.signal);
-  const resolveFunction = functionResolver(request.substitutions, request.functions);
-  const overrides = {
-    taskResourceLocalHandlers: taskHandlers(definition, resolveFunction, invoke),
-    waitTimeOverrides: request.waitTimeOverrides ?? {},
-    retryIntervalOverrides: request.retryIntervalOverrides ?? {},
-  };
-
-  const started = performance.now();
-  const execution = machine.run(request.input ?? {}, {
-    overrides,
-    context: defaultContext(request.context),
+  const context = request.context ?? {};
+  const service = new Service({
+    lambdaEndpoint: request.lambdaEndpoint ?? process.env.AWS_ENDPOINT_URL_LAMBDA,
+    historyLimit: request.historyLimit,
+    fastTimeouts: request.fastTimeouts,
   });
-  const events = [];
-  const collecting = (async () => {
-    for await (const event of execution.eventLogs) events.push(event);
-  })();
+  const api = async (op, ...args) => {
+    try {
+      return await service[op](...args);
+    } catch (e) {
+      if (e instanceof ApiError) throw new RunnerError(`${op}: ${e.type}: ${e.message}`);
+      throw e;
+    }
+  };
+  const { stateMachineArn } = await api('CreateStateMachine', {
+    name: context.StateMachine?.Name ?? 'okra-local',
+    definition: text,
+    roleArn: context.Execution?.RoleArn ?? 'arn:aws:iam::123456789012:role/okra-local',
+  });
+  const started = performance.now();
+  const { executionArn } = await api('StartExecution', {
+    stateMachineArn,
+    name: context.Execution?.Name ?? randomUUID(),
+    input: JSON.stringify(request.input ?? {}),
+  }, {
+    substitutions: request.substitutions,
+    functions: request.functions,
+    waitTimeOverrides: request.waitTimeOverrides,
+    retryIntervalOverrides: request.retryIntervalOverrides,
+    context,
+  });
+  const exec = service.executions.get(executionArn);
   let timer;
   if (request.timeoutMs !== undefined) {
-    timer = setTimeout(() => execution.abort(), Number(request.timeoutMs));
+    timer = setTimeout(() => service.StopExecution({
+      executionArn, error: 'Runner.Aborted', cause: `aborted after timeoutMs=${request.timeoutMs}`,
+    }), Number(request.timeoutMs));
   }
-
-  let result;
-  try {
-    result = await settle(execution, lib, `aborted after timeoutMs=${request.timeoutMs}`);
-  } finally {
-    clearTimeout(timer);
-  }
-  result.durationMs = Math.round(performance.now() - started);
-  await Promise.race([collecting, new Promise((r) => setTimeout(r, 1000))]);
-  result.events = events;
-  controller.abort(); // drop invocations still in flight (a timed-out Task, an aborted run)
-  return result;
+  await exec.done;
+  clearTimeout(timer);
+  const durationMs = Math.round(performance.now() - started);
+  // The library's event log is read asynchronously (nested events are forwarded late).
+  await Promise.race([exec.libEventsDone, new Promise((r) => setTimeout(r, 1000))]);
+  return {
+    status: exec.status,
+    output: exec.status === 'SUCCEEDED' ? exec.output ?? null : null,
+    error: exec.error ?? null,
+    cause: exec.cause ?? null,
+    executionArn,
+    events: exec.libEvents,
+    history: exec.history,
+    durationMs,
+  };
 }
 
 main().then(
