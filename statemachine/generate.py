@@ -10,10 +10,11 @@ Design notes (docs/state-machine.md has the long form):
 - Standard workflow, JSONPath only (the local interpreter has no JSONata), Task states with the
   function ARN as Resource (the output is the payload; no lambda:invoke wrapping).
 - Every path ends through a `Finish*` task that records the outcome and releases the cell's lock.
-- A person's signals (resume, promote, promoteFull, abort) are left in DynamoDB by the API and
-  polled by the state machine: after each step, and every 10 s while a pause waits to be
-  resumed. (No `.waitForTaskToken`: the local interpreter cannot run it, and polling keeps every
-  path testable here; a poll costs 3 state transitions.)
+- A person's signals (resume, promote, promoteFull, abort) are left in DynamoDB by the API. After
+  each step the state machine takes any that is there. A pause until resumed (and an inconclusive
+  analysis) waits in a `.waitForTaskToken` callback whose token rollout-state keeps; the API
+  answers it with SendTaskSuccess. No polling: a wait of any length costs a handful of history
+  events (the 25,000-event limit), and a background analysis wakes it at its own interval.
 """
 import json
 import sys
@@ -25,10 +26,14 @@ TRANSIENT = [
     "Throttled", "AwsUnavailable", "VerificationFailed",
     "Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException", "Lambda.Unknown", "States.Timeout",
+    # A function that ran past its Lambda timeout (AWS reports Sandbox.Timedout).
+    "Sandbox.Timedout",
 ]
 RETRY = [{"ErrorEquals": TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 6, "BackoffRate": 2,
           "MaxDelaySeconds": 30, "JitterStrategy": "FULL"}]
-SIGNAL_POLL_SECONDS = 10
+# A callback task's Lambda call can fail like any other; its own timeout (States.Timeout) is the
+# end of a wait, not a fault, so it is not retried.
+RETRY_CALLBACK = [{**RETRY[0], "ErrorEquals": [e for e in TRANSIENT if e != "States.Timeout"]}]
 EXECUTION = "$$.Execution.Name"
 
 
@@ -81,6 +86,30 @@ def finish(outcome, next_state, block=False, version=None, reason=None):
                       catch=catch_all(next_state, "$.finishError"))
 
 
+def standby(groups, next_state, catch, detach=False, comment=None):
+    """The new target groups in (or out of) the owned forward action at weight 0: no weight
+    changes. AWS health-checks only the targets of groups a listener rule forwards to."""
+    params = {"listenerArn.$": "$.discovery.listenerArn", "ruleArn.$": "$.discovery.ruleArn",
+              "stickiness.$": "$.discovery.stickiness", ("detach.$" if detach else "attach.$"): groups}
+    return task("ShiftWeights", params, "$.standby", next_state, catch=catch, comment=comment)
+
+
+def wait_for_person(next_state, catch, timeout_path=None, comment=None):
+    """A `.waitForTaskToken` task: rollout-state keeps the token where the API finds it."""
+    t = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken"}
+    if comment:
+        t = {"Comment": comment, **t}
+    t["Parameters"] = {"FunctionName": "${RolloutStateFunctionArn}", "Payload": {
+        "action": "await", "cell.$": "$.cell.name", "execution.$": EXECUTION, "token.$": "$$.Task.Token"}}
+    if timeout_path:
+        t["TimeoutSecondsPath"] = timeout_path
+    t["ResultPath"] = "$.wake"
+    t["Retry"] = RETRY_CALLBACK
+    t["Catch"] = catch
+    t["Next"] = next_state
+    return t
+
+
 def readiness_loop(S, prefix, side_path, ready_state):
     S[f"{prefix}Ready?"] = {"Type": "Choice", "Choices": [
         {"Variable": "$.canary.ready", "BooleanEquals": True, "Next": ready_state}],
@@ -89,12 +118,12 @@ def readiness_loop(S, prefix, side_path, ready_state):
                                 "ResultPath": "$.polls", "Next": f"{prefix}PollsLeft?"}
     S[f"{prefix}PollsLeft?"] = {"Type": "Choice", "Choices": [
         {"Variable": "$.polls.count", "NumericGreaterThanPath": "$.discovery.readiness.maxPolls",
-         "Next": "FinishReadinessTimedOut"}], "Default": f"WaitFor{prefix}Readiness"}
+         "Next": "TakeNewGroupsOutAfterTimeout"}], "Default": f"WaitFor{prefix}Readiness"}
     S[f"WaitFor{prefix}Readiness"] = {"Type": "Wait", "SecondsPath": "$.discovery.readiness.pollSeconds",
                                       "Next": f"Check{prefix}Readiness"}
     S[f"Check{prefix}Readiness"] = task(
         "EnsureTargetGroups", {"cell.$": "$.cell", "side.$": side_path, "mode": "health"}, "$.canary",
-        f"{prefix}Ready?", catch=catch_all("FinishTargetGroupsFailed"))
+        f"{prefix}Ready?", catch=catch_all("TakeNewGroupsOutAfterFailure"))
 
 
 def build():
@@ -136,10 +165,13 @@ def build():
     # One-write paths: initialize, scale out, rollback to a pinned lower version.
     S["EnsureInitialTargetGroups"] = task(
         "EnsureTargetGroups", {"cell.$": "$.cell", "side.$": "$.discovery.decision.target"}, "$.canary",
-        "InitialReady?", catch=catch_all("FinishTargetGroupsFailed"))
+        "StandInitialGroupsBy", catch=catch_all("FinishTargetGroupsFailed"))
     S["EnsureScaleOutTargetGroups"] = task(
         "EnsureTargetGroups", {"cell.$": "$.cell", "side.$": "$.discovery.decision.serving"}, "$.canary",
-        "InitialReady?", catch=catch_all("FinishTargetGroupsFailed"))
+        "StandInitialGroupsBy", catch=catch_all("FinishTargetGroupsFailed"))
+    S["StandInitialGroupsBy"] = standby(
+        "$.canary.side", "InitialReady?", catch_all("TakeNewGroupsOutAfterFailure"),
+        comment="The version's target groups join the forward action at weight 0, so that the load balancer health-checks them.")
     readiness_loop(S, "Initial", "$.canary.side", "SwitchAtOnce")
     S["SwitchAtOnce"] = shift([], "$.canary.side", 100, "$.discovery.action", "FinishSwitched",
                               catch_all("FinishSwitchFailed"),
@@ -154,6 +186,11 @@ def build():
     S["FinishRolledBackAtOnce"] = finish("rolledBack", "RolledBackAtOnce", reason="$.discovery.decision.reason")
     S["RolledBackAtOnce"] = {"Type": "Succeed"}
     S["FinishRollbackAtOnceFailed"] = finish("failed", "RollbackFailed", reason="$.rollbackError.Cause")
+    S["TakeNewGroupsOutAfterTimeout"] = standby(
+        "$.canary.side", "FinishReadinessTimedOut", catch_all("FinishReadinessTimedOut", "$.standbyError"), detach=True,
+        comment="The gate timed out: the new groups leave the forward action again (they took no traffic).")
+    S["TakeNewGroupsOutAfterFailure"] = standby(
+        "$.canary.side", "FinishTargetGroupsFailed", catch_all("FinishTargetGroupsFailed", "$.standbyError"), detach=True)
     S["FinishReadinessTimedOut"] = state_task(
         "finish", {"outcome": "failed", "block": False,
                    "reason": "the new target groups did not meet the readiness gate in time; no traffic moved"},
@@ -169,8 +206,11 @@ def build():
                                     "EnsureCanaryTargetGroups", catch=catch_all("FinishTargetGroupsFailed"))
     S["EnsureCanaryTargetGroups"] = task(
         "EnsureTargetGroups", {"cell.$": "$.cell", "side.$": "$.discovery.decision.canary"}, "$.canary",
-        "CanaryReady?", catch=catch_all("FinishTargetGroupsFailed"),
+        "StandCanaryGroupsBy", catch=catch_all("FinishTargetGroupsFailed"),
         comment="One target group per new cluster, registered; then wait for the readiness gate before any traffic moves.")
+    S["StandCanaryGroupsBy"] = standby(
+        "$.canary.side", "CanaryReady?", catch_all("TakeNewGroupsOutAfterFailure"),
+        comment="The new target groups join the forward action at weight 0: the load balancer health-checks only groups a rule forwards to.")
     readiness_loop(S, "Canary", "$.canary.side", "BeginSteps")
     S["BeginSteps"] = {"Type": "Pass", "Parameters": {"index.$": "States.ArrayLength($.discovery.decision.plan.steps)"},
                        "ResultPath": "$.stepCount", "Next": "StartOrResume?"}
@@ -212,19 +252,28 @@ def build():
     S["RecordPaused"] = state_task("step", {"index.$": "$.step.index", "weight.$": "$.last.weight",
                                             "event": "paused", "detail": {"until": "resumed"}},
                                    "$.recorded", "WaitForSignal", catch=catch_all("RollBack"))
-    S["WaitForSignal"] = {"Type": "Wait", "Seconds": SIGNAL_POLL_SECONDS, "Next": "PollSignal",
-                          "Comment": "Until a person resumes, promotes or aborts through the API or `okra rollout`."}
-    S["PollSignal"] = state_task("poll", {}, "$.signal", "Signalled?", catch=catch_all("RollBack"))
+    S["WaitForSignal"] = {"Type": "Choice", "Comment": "Until a person resumes, promotes or aborts through the API or `okra rollout`; "
+                                                       "with a background analysis, it samples at its own interval meanwhile.",
+                          "Choices": [
+        {"And": [{"Variable": "$.discovery.decision.plan.background", "IsPresent": True},
+                 {"Variable": "$.step.index", "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.background.startingStep"}],
+         "Next": "WaitForPersonUntilNextSample"}], "Default": "WaitForPerson"}
+    S["WaitForPerson"] = wait_for_person(
+        "TakeSignal", [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RollBack"}],
+        comment="A callback: the API's resume, promote, promote-full or abort answers it (SendTaskSuccess). No polling, "
+                "so a wait of any length adds a handful of history events.")
+    S["WaitForPersonUntilNextSample"] = wait_for_person(
+        "TakeSignal", [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.waited", "Next": "BackgroundSampleWhilePaused"},
+                       {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RollBack"}],
+        timeout_path="$.discovery.decision.plan.background.intervalSeconds",
+        comment="The same callback, given up after the background analysis's interval to take a sample.")
+    S["TakeSignal"] = state_task("poll", {}, "$.signal", "Signalled?", catch=catch_all("RollBack"))
     S["Signalled?"] = {"Type": "Choice", "Choices": [
         {"Or": [{"Variable": "$.signal.signal", "StringEquals": "resume"},
                 {"Variable": "$.signal.signal", "StringEquals": "promote"}], "Next": "RecordStep"},
         {"Variable": "$.signal.signal", "StringEquals": "promoteFull", "Next": "PromoteFull"},
         {"Variable": "$.signal.signal", "StringEquals": "abort", "Next": "Aborted"}],
-        "Default": "BackgroundWhilePaused?"}
-    S["BackgroundWhilePaused?"] = {"Type": "Choice", "Choices": [
-        {"And": [{"Variable": "$.discovery.decision.plan.background", "IsPresent": True},
-                 {"Variable": "$.step.index", "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.background.startingStep"}],
-         "Next": "BackgroundSampleWhilePaused"}], "Default": "WaitForSignal"}
+        "Default": "WaitForSignal"}
     S["BackgroundSampleWhilePaused"] = background_sample("WaitForSignal")
     # analysis
     S["AnalysisInitialDelay"] = {"Type": "Wait", "SecondsPath": "$.step.item.initialDelaySeconds", "Next": "BeginAnalysis"}

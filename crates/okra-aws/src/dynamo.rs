@@ -8,8 +8,10 @@
 //! | lock | `execution` (S), `version` (S), `acquiredAt` (S) |
 //! | block | `version`, `reason`, `execution`, `at` (S) |
 //! | attempt | `attempt` (N) |
+//! | generation | `generation` (N) |
 //! | rollout | `execution`, `cell`, `from`?, `to`, `status` (S), `weight` (N), `history` (L of M: `at`, `event` S, `step`? `weight`? N, `detail`? S as JSON), `seen` (SS of [`HistoryEntry::key`]), `startedAt`, `updatedAt` (S) |
 //! | signal | `signal` (S), `at` (S) |
+//! | wait | `token` (S), `at` (S) |
 //!
 //! Every write that could race is conditional; a lost condition is [`OkraError::Conflict`] where
 //! the caller must know, and a no-op where the port promises idempotence.
@@ -409,7 +411,42 @@ impl StatePort for Dynamo {
         match res {
             // Released already, or held by another execution: not ours to release.
             Err(e) if is_conflict(&e) => Ok(()),
-            r => r.map(|_| ()),
+            Err(e) => Err(e),
+            Ok(_) => {
+                // A release that fails here leaves the generation behind; the dispatcher moves it
+                // on when a start finds the name taken by a closed execution.
+                let seen = self.generation(cell).await?;
+                self.advance_generation(cell, seen).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn generation(&self, cell: &str) -> Result<u64> {
+        match self.get(&keys::cell(cell), keys::GENERATION).await? {
+            Some(it) => Ok(get_n(&it, "generation")?.unwrap_or(0)),
+            None => Ok(0),
+        }
+    }
+
+    async fn advance_generation(&self, cell: &str, seen: u64) -> Result<u64> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), keys::GENERATION)))
+            .update_expression("SET #generation = :next")
+            .expression_attribute_names("#generation", "generation")
+            .expression_attribute_values(":next", n(seen + 1));
+        req = if seen == 0 {
+            req.condition_expression("attribute_not_exists(#generation) OR #generation = :seen")
+        } else {
+            req.condition_expression("#generation = :seen")
+        }
+        .expression_attribute_values(":seen", n(seen));
+        match req.send().await.map_err(OkraError::from_sdk) {
+            Ok(_) => Ok(seen + 1),
+            Err(e) if is_conflict(&e) => self.generation(cell).await,
+            Err(e) => Err(e),
         }
     }
 
@@ -638,6 +675,36 @@ impl StatePort for Dynamo {
             .await
             .map_err(OkraError::from_sdk)?;
         Ok(())
+    }
+
+    async fn put_wait(&self, cell: &str, execution: &str, token: &str) -> Result<Option<Signal>> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(
+                &keys::cell(cell),
+                &keys::wait(execution),
+                [
+                    ("token", s(token)),
+                    ("at", s(rfc3339(std::time::SystemTime::now()))),
+                ],
+            )))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        self.get(&keys::cell(cell), &keys::signal(execution))
+            .await?
+            .as_ref()
+            .map(signal_of)
+            .transpose()
+    }
+
+    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<String>> {
+        self.get(&keys::cell(cell), &keys::wait(execution))
+            .await?
+            .as_ref()
+            .map(|it| req_s(it, "token"))
+            .transpose()
     }
 
     async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {

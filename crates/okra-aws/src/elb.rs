@@ -129,8 +129,41 @@ pub fn from_forward(fa: &ForwardAction, order: Option<i32>) -> Action {
 
 /// `actions` with the forward action replaced (or, where there is none, the last action that
 /// ends the chain replaced: fixed-response or redirect becomes the forward).
+/// An authentication action as ModifyListener/ModifyRule take it back: AWS never returns an OIDC
+/// client secret, and refuses a modify that carries an `authenticate-oidc` action without
+/// `ClientSecret` unless `UseExistingClientSecret` is true (ELB API reference,
+/// AuthenticateOidcActionConfig).
+fn keep_secret(action: &Action) -> Action {
+    match action.authenticate_oidc_config() {
+        Some(cfg) if cfg.client_secret().is_none() => {
+            let mut cfg = cfg.clone();
+            cfg.use_existing_client_secret = Some(true);
+            let mut a = action.clone();
+            a.authenticate_oidc_config = Some(cfg);
+            a
+        }
+        _ => action.clone(),
+    }
+}
+
+/// What stands in for a forward action with no target group: a fixed 503, as a listener has
+/// before okra's first version (a forward action needs at least one group).
+fn no_target(order: Option<i32>) -> Action {
+    Action::builder()
+        .r#type(ActionTypeEnum::FixedResponse)
+        .fixed_response_config(
+            elb::types::FixedResponseActionConfig::builder()
+                .status_code("503")
+                .content_type("text/plain")
+                .message_body("okra: no version of this cell is ready")
+                .build(),
+        )
+        .set_order(order)
+        .build()
+}
+
 fn replace_forward(actions: &[Action], fa: &ForwardAction) -> Vec<Action> {
-    let mut out: Vec<Action> = actions.to_vec();
+    let mut out: Vec<Action> = actions.iter().map(keep_secret).collect();
     let idx = forward_of(actions).map(|(i, _)| i).or_else(|| {
         actions.iter().position(|a| {
             matches!(
@@ -140,6 +173,7 @@ fn replace_forward(actions: &[Action], fa: &ForwardAction) -> Vec<Action> {
         })
     });
     match idx {
+        Some(i) if fa.targets.is_empty() => out[i] = no_target(actions[i].order()),
         Some(i) => out[i] = from_forward(fa, actions[i].order()),
         None => {
             let order = actions

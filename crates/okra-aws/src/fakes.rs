@@ -816,9 +816,11 @@ struct StateData {
     locks: BTreeMap<String, Lock>,
     blocks: BTreeMap<CellKey, Block>,
     attempts: BTreeMap<CellKey, u32>,
+    generations: BTreeMap<String, u64>,
     /// The record and the keys of its entries.
     rollouts: BTreeMap<CellKey, (Rollout, BTreeSet<String>)>,
     signals: BTreeMap<CellKey, Signal>,
+    waits: BTreeMap<CellKey, String>,
 }
 
 /// The okra table in memory, with the adapter's conditions (the lock, revisions, one history
@@ -946,8 +948,28 @@ impl StatePort for FakeState {
         let mut d = lock(&self.data);
         if d.locks.get(cell).is_some_and(|l| l.execution == execution) {
             d.locks.remove(cell);
+            self.meter.api("GetItem", 1);
+            self.meter.api("UpdateItem", 1);
+            *d.generations.entry(cell.to_string()).or_default() += 1;
         }
         Ok(())
+    }
+
+    async fn generation(&self, cell: &str) -> Result<u64> {
+        self.meter.enter("generation")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data).generations.get(cell).copied().unwrap_or(0))
+    }
+
+    async fn advance_generation(&self, cell: &str, seen: u64) -> Result<u64> {
+        self.meter.enter("advance_generation")?;
+        self.meter.api("UpdateItem", 1);
+        let mut d = lock(&self.data);
+        let g = d.generations.entry(cell.to_string()).or_default();
+        if *g == seen {
+            *g += 1;
+        }
+        Ok(*g)
     }
 
     async fn get_lock(&self, cell: &str) -> Result<Option<Lock>> {
@@ -1069,6 +1091,21 @@ impl StatePort for FakeState {
         Ok(())
     }
 
+    async fn put_wait(&self, cell: &str, execution: &str, token: &str) -> Result<Option<Signal>> {
+        self.meter.enter("put_wait")?;
+        self.meter.api("PutItem", 1);
+        self.meter.api("GetItem", 1);
+        let mut d = lock(&self.data);
+        d.waits.insert(ck(cell, execution), token.to_string());
+        Ok(d.signals.get(&ck(cell, execution)).copied())
+    }
+
+    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<String>> {
+        self.meter.enter("get_wait")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data).waits.get(&ck(cell, execution)).cloned())
+    }
+
     async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {
         self.meter.enter("take_signal")?;
         self.meter.api("DeleteItem", 1);
@@ -1096,6 +1133,7 @@ pub struct FakeExecution {
 pub struct FakeExecutions {
     executions: Mutex<BTreeMap<String, FakeExecution>>,
     order: Mutex<Vec<String>>,
+    task_results: Mutex<Vec<(String, serde_json::Value)>>,
     /// Counts and faults.
     pub meter: Meter,
 }
@@ -1104,6 +1142,11 @@ impl FakeExecutions {
     /// No executions.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The callback answers sent, in order: `(task token, output)`.
+    pub fn task_results(&self) -> Vec<(String, serde_json::Value)> {
+        lock(&self.task_results).clone()
     }
 
     /// The ARN of execution `name`.
@@ -1177,6 +1220,17 @@ impl ExecutionsPort for FakeExecutions {
             status: e.status.clone(),
             started_at: None,
         }))
+    }
+
+    async fn send_task_success(&self, token: &str, output: &serde_json::Value) -> Result<bool> {
+        self.meter.enter("send_task_success")?;
+        self.meter.api("SendTaskSuccess", 1);
+        let mut sent = lock(&self.task_results);
+        if sent.iter().any(|(t, _)| t == token) {
+            return Ok(false);
+        }
+        sent.push((token.to_string(), output.clone()));
+        Ok(true)
     }
 }
 

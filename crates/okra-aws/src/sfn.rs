@@ -78,6 +78,31 @@ impl ExecutionsPort for Sfn {
         }
     }
 
+    async fn send_task_success(&self, token: &str, output: &serde_json::Value) -> Result<bool> {
+        let res = self
+            .client
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            Ok(_) => Ok(true),
+            // The task was answered before, timed out, or its execution ended (Step Functions API
+            // reference, SendTaskSuccess errors).
+            Err(e)
+                if ["TaskDoesNotExist", "TaskTimedOut", "InvalidToken"]
+                    .iter()
+                    .any(|c| code_is(&e, c)) =>
+            {
+                tracing::info!(error = %e, "the callback's task no longer waits");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn describe(&self, name: &str) -> Result<Option<ExecutionInfo>> {
         let arn = self.execution_arn(name)?;
         let res = self

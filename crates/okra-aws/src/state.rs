@@ -22,6 +22,8 @@ use crate::error::Result;
 /// | a retry counter | `CELL#<cell>` | `ATTEMPT#<version>` |
 /// | a rollout's history | `CELL#<cell>` | `ROLLOUT#<execution>` |
 /// | a person's signal | `CELL#<cell>` | `SIGNAL#<execution>` |
+/// | the cell's execution generation | `CELL#<cell>` | `GENERATION` |
+/// | an execution's wait for a person (its task token) | `CELL#<cell>` | `WAIT#<execution>` |
 pub mod keys {
     /// The partition of all cell specs (a Query lists them).
     pub const CELLS: &str = "CELLS";
@@ -31,6 +33,8 @@ pub mod keys {
     }
     /// The lock's sort key.
     pub const LOCK: &str = "LOCK";
+    /// The sort key of the cell's execution generation (a counter in every execution's name).
+    pub const GENERATION: &str = "GENERATION";
     /// A blocked version's sort key.
     pub fn block(version: &str) -> String {
         format!("BLOCK#{version}")
@@ -46,6 +50,10 @@ pub mod keys {
     /// A signal to a running execution.
     pub fn signal(execution: &str) -> String {
         format!("SIGNAL#{execution}")
+    }
+    /// The task token of an execution that waits for a person.
+    pub fn wait(execution: &str) -> String {
+        format!("WAIT#{execution}")
     }
 }
 
@@ -186,8 +194,16 @@ pub trait StatePort: Send + Sync {
         cell: &str,
         lock: &Lock,
     ) -> impl Future<Output = Result<std::result::Result<(), Lock>>> + Send;
-    /// Releases the lock if `execution` holds it; idempotent.
+    /// Releases the lock if `execution` holds it, and then advances the cell's generation: the
+    /// next execution of the cell gets a name no earlier one had. Idempotent (a second release
+    /// finds no lock of `execution` and advances nothing).
     fn release_lock(&self, cell: &str, execution: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The cell's execution generation (0 until an execution released the lock).
+    fn generation(&self, cell: &str) -> impl Future<Output = Result<u64>> + Send;
+    /// Advances the generation from `seen` to `seen + 1`, unless someone else already moved it
+    /// on (a conditional write); returns the generation now.
+    fn advance_generation(&self, cell: &str, seen: u64)
+    -> impl Future<Output = Result<u64>> + Send;
     /// Who holds the lock.
     fn get_lock(&self, cell: &str) -> impl Future<Output = Result<Option<Lock>>> + Send;
 
@@ -232,6 +248,20 @@ pub trait StatePort: Send + Sync {
         execution: &str,
         signal: Signal,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Keeps the task token of the execution's wait for a person (the last one wins), and
+    /// returns the signal already left for it, if any (without taking it).
+    fn put_wait(
+        &self,
+        cell: &str,
+        execution: &str,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<Signal>>> + Send;
+    /// The task token of the execution's latest wait for a person, if any.
+    fn get_wait(
+        &self,
+        cell: &str,
+        execution: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Takes (reads and deletes) the execution's signal, if any.
     fn take_signal(
         &self,
@@ -281,6 +311,13 @@ pub trait ExecutionsPort: Send + Sync {
     ) -> impl Future<Output = Result<Started>> + Send;
     /// One execution by name.
     fn describe(&self, name: &str) -> impl Future<Output = Result<Option<ExecutionInfo>>> + Send;
+    /// Ends a callback task (`.waitForTaskToken`) with `output`. `false` when the token no
+    /// longer names a waiting task (answered before, timed out, or its execution ended).
+    fn send_task_success(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// A rollout event for notifications (EventBridge `detail-type` = `kind`).

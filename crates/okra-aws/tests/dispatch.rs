@@ -228,8 +228,12 @@ async fn a_running_execution_holding_the_lock_skips_the_cell() {
     assert_eq!(by_cell(&out, "web").outcome, DispatchOutcome::Started);
 }
 
+/// An execution that ended without releasing the cell (stopped in the console, or failed outside
+/// every Catch) keeps its name for 90 days (Step Functions API reference, StartExecution:
+/// `ExecutionAlreadyExists` for a closed execution's name). The cell is not stuck behind it: the
+/// dispatcher moves the cell's generation on and starts under a new name.
 #[tokio::test]
-async fn a_decision_that_ran_already_is_skipped_until_retried() {
+async fn a_name_taken_by_a_closed_execution_moves_the_generation_on() {
     let w = world();
     w.execs.add("web--1-1-0--0", "FAILED");
     let out = w
@@ -237,22 +241,19 @@ async fn a_decision_that_ran_already_is_skipped_until_retried() {
         .await
         .expect("dispatches");
     let web = by_cell(&out, "web");
-    assert_eq!(web.outcome, DispatchOutcome::Skipped, "{web:?}");
-    assert!(
-        web.reason.contains("ran already (FAILED)"),
-        "{}",
-        web.reason
-    );
+    assert_eq!(web.outcome, DispatchOutcome::Started, "{web:?}");
+    assert_eq!(web.execution.as_deref(), Some("web--1-1-0--1"));
+    assert_eq!(w.state.generation(CELL).await.expect("reads"), 1);
 
-    // A person retries the version: attempt 1, a new name.
-    w.state.unblock(CELL, "1.1.0").await.expect("unblocks");
+    // A duplicate trigger while it runs is absorbed by the running execution's name (the same
+    // name and input while RUNNING answers with the same execution, as StartExecution does).
     let out = w
         .dispatch(json!({"cells": ["web"]}))
         .await
         .expect("dispatches");
     let web = by_cell(&out, "web");
-    assert_eq!(web.outcome, DispatchOutcome::Started);
-    assert_eq!(web.execution.as_deref(), Some("web--1-1-0--1"));
+    assert_eq!(web.execution.as_deref(), Some("web--1-1-0--1"), "{web:?}");
+    assert_eq!(w.execs.executions().len(), 2, "no third execution");
 }
 
 #[tokio::test]

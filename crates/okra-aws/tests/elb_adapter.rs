@@ -76,6 +76,17 @@ fn tuple(arn: &str, weight: i32) -> TargetGroupTuple {
 }
 
 fn oidc(order: i32) -> Action {
+    oidc_with(order, None)
+}
+
+/// The OIDC action as a modify must send it back: AWS never returns the client secret, and a
+/// ModifyListener/ModifyRule with an `authenticate-oidc` action needs `ClientSecret` or
+/// `UseExistingClientSecret: true` (ELB API reference, AuthenticateOidcActionConfig).
+fn oidc_sent(order: i32) -> Action {
+    oidc_with(order, Some(true))
+}
+
+fn oidc_with(order: i32, use_existing_secret: Option<bool>) -> Action {
     Action::builder()
         .r#type(ActionTypeEnum::AuthenticateOidc)
         .order(order)
@@ -86,6 +97,7 @@ fn oidc(order: i32) -> Action {
                 .token_endpoint("https://idp.example.com/token")
                 .user_info_endpoint("https://idp.example.com/userinfo")
                 .client_id("okra")
+                .set_use_existing_client_secret(use_existing_secret)
                 .build(),
         )
         .build()
@@ -354,8 +366,8 @@ async fn write_forward_replaces_the_forward_and_keeps_the_other_actions() {
     assert_eq!(actions.len(), 2);
     assert_eq!(
         actions[0],
-        oidc(1),
-        "the authentication action stays as it was"
+        oidc_sent(1),
+        "the authentication action stays as it was, keeping its secret"
     );
     let fwd = &actions[1];
     assert_eq!(fwd.r#type(), Some(&ActionTypeEnum::Forward));
@@ -398,7 +410,7 @@ async fn write_forward_turns_the_fixed_response_into_the_forward() {
         .expect("writes");
     let actions = sent.lock().expect("lock")[0].clone();
     assert_eq!(actions.len(), 2);
-    assert_eq!(actions[0], oidc(1));
+    assert_eq!(actions[0], oidc_sent(1));
     assert_eq!(actions[1].r#type(), Some(&ActionTypeEnum::Forward));
     assert_eq!(actions[1].order(), Some(5));
     assert_eq!(actions[1].fixed_response_config(), None);
@@ -474,7 +486,7 @@ async fn write_forward_to_a_rule_modifies_the_rule_only() {
         .await
         .expect("writes");
     let actions = sent.lock().expect("lock")[0].clone();
-    assert_eq!(actions[0], oidc(1));
+    assert_eq!(actions[0], oidc_sent(1));
     assert_eq!(
         (actions[1].order(), tuples_of(&actions[1])),
         (Some(2), vec![(a, Some(100))])

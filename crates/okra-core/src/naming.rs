@@ -50,15 +50,17 @@ pub fn target_group_name(cell: &str, cluster: &str) -> String {
     format!("{prefix}-{hash:08x}")
 }
 
-/// The execution name of a cell's rollout to a version: the same for every trigger of that
-/// rollout, so Step Functions refuses a second one. `attempt` grows when a person retries a
-/// blocked version.
-pub fn execution_name(cell: &str, version: &str, attempt: u32) -> String {
+/// The execution name of a cell's rollout to a version in the cell's execution `generation`: the
+/// same for every trigger of that rollout, so Step Functions refuses a second one while it runs.
+/// The generation moves on whenever an execution of the cell ends, so a later execution (a retry,
+/// a resume after a crash, the same version again after a pin back) gets a name of its own
+/// (names are unique per state machine for 90 days, closed executions included).
+pub fn execution_name(cell: &str, version: &str, generation: u64) -> String {
     let v = sanitize(version, |c| c.is_ascii_alphanumeric() || c == '_');
     let c = sanitize(cell, |c| c.is_ascii_alphanumeric());
-    let mut name = format!("{c}--{v}--{attempt}");
+    let mut name = format!("{c}--{v}--{generation}");
     if name.len() > MAX_EXECUTION_NAME {
-        let hash = fnv1a(format!("{cell}/{version}/{attempt}").as_bytes());
+        let hash = fnv1a(format!("{cell}/{version}/{generation}").as_bytes());
         name = format!("{}--{hash:08x}", &name[..MAX_EXECUTION_NAME - 10]);
     }
     name
@@ -76,7 +78,7 @@ pub fn execution_name(cell: &str, version: &str, attempt: u32) -> String {
 /// - `rollback`: `back-<to>-from-<from>`;
 /// - `nothingToDo`: `None`.
 ///
-/// `attempt` is the version's retry counter (it grows when a person unblocks the version).
+/// `generation` is the cell's execution generation (see [`execution_name`]).
 ///
 /// ```
 /// use okra_core::decision::{Decision, Side};
@@ -86,7 +88,7 @@ pub fn execution_name(cell: &str, version: &str, attempt: u32) -> String {
 pub fn decision_execution_name(
     cell: &str,
     decision: &crate::decision::Decision,
-    attempt: u32,
+    generation: u64,
 ) -> Option<String> {
     use crate::decision::Decision;
     let label = |s: &crate::decision::Side| s.version.clone().unwrap_or_else(|| "unmanaged".into());
@@ -103,7 +105,7 @@ pub fn decision_execution_name(
             format!("back-{}-from-{}", label(to), label(from))
         }
     };
-    Some(execution_name(cell, &what, attempt))
+    Some(execution_name(cell, &what, generation))
 }
 
 #[cfg(test)]
@@ -226,7 +228,7 @@ mod tests {
         }
 
         #[test]
-        fn execution_names_are_valid(cell in "[a-z][a-z0-9-]{0,31}", v in "[0-9a-z.+-]{1,120}", a in 0u32..1000) {
+        fn execution_names_are_valid(cell in "[a-z][a-z0-9-]{0,31}", v in "[0-9a-z.+-]{1,120}", a in 0u64..1000) {
             let n = execution_name(&cell, &v, a);
             prop_assert!(n.len() <= MAX_EXECUTION_NAME);
             prop_assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ForwardAction, ForwardStickiness, WeightedTarget};
+use crate::model::{CurrentAction, ForwardAction, ForwardStickiness, WeightedTarget};
 
 /// At most this many target groups in one forward action (an AWS limit).
 pub const MAX_TARGET_GROUPS_PER_ACTION: usize = 5;
@@ -138,6 +138,55 @@ pub fn all_to(
     forward_action(&[], arns, 100, stickiness)
 }
 
+/// The action with `groups` standing by at weight 0: every weight the current action holds stays
+/// as it is, and each of `groups` that is not in it yet joins at 0.
+///
+/// This is how new target groups get health-checked before they take traffic: AWS checks the
+/// targets of a group only while a listener rule forwards to it (a group no rule names has
+/// `unused` targets, reason `Target.NotInUse`), and a weight of 0 sends it nothing. A current
+/// action that is not a forward action (a fixed response before the first version) becomes a
+/// forward action whose groups all stand at 0.
+pub fn with_standby(
+    current: &CurrentAction,
+    groups: &[String],
+    stickiness: Option<ForwardStickiness>,
+) -> Result<ForwardAction, WeightError> {
+    let mut action = match current {
+        CurrentAction::Forward(fa) => fa.clone(),
+        CurrentAction::Other { .. } => ForwardAction::default(),
+    };
+    for arn in groups.iter().collect::<BTreeSet<_>>() {
+        if !action.targets.iter().any(|t| &t.target_group_arn == arn) {
+            action.targets.push(WeightedTarget {
+                target_group_arn: arn.clone(),
+                weight: 0,
+            });
+        }
+    }
+    if action.targets.len() > MAX_TARGET_GROUPS_PER_ACTION {
+        return Err(WeightError::TooMany {
+            count: action.targets.len(),
+        });
+    }
+    action.stickiness = stickiness.or(action.stickiness);
+    action.targets.sort();
+    Ok(action)
+}
+
+/// The action without those of `groups` that stand at weight 0 (the undo of [`with_standby`]):
+/// a group that takes traffic stays, so no weight changes. `None` when the current action is not
+/// a forward action (nothing to take out).
+pub fn without_standby(current: &CurrentAction, groups: &[String]) -> Option<ForwardAction> {
+    let CurrentAction::Forward(fa) = current else {
+        return None;
+    };
+    let mut action = fa.clone();
+    action
+        .targets
+        .retain(|t| t.weight > 0 || !groups.contains(&t.target_group_arn));
+    Some(action)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -229,6 +278,53 @@ mod tests {
         let canary: Vec<String> = arns("c", 2);
         let set = canary.iter().map(String::as_str).collect();
         assert_eq!(a.percent_to(&set), 30);
+    }
+
+    #[test]
+    fn standby_keeps_every_weight_and_adds_zeros() {
+        let cur = CurrentAction::Forward(forward_action(&arns("s", 2), &[], 0, None).unwrap());
+        let a = with_standby(&cur, &arns("c", 2), None).unwrap();
+        assert_eq!(a.targets.len(), 4);
+        assert_eq!(weight_of(&a, "arn:tg/s0"), 50);
+        assert_eq!(weight_of(&a, "arn:tg/c0"), 0);
+        assert!(a.targets.iter().any(|t| t.target_group_arn == "arn:tg/c1"));
+        let CurrentAction::Forward(before) = &cur else {
+            unreachable!()
+        };
+        assert!(a.same_weights(before));
+        // Twice is once.
+        assert_eq!(
+            with_standby(&CurrentAction::Forward(a.clone()), &arns("c", 2), None),
+            Ok(a.clone())
+        );
+        // And it is undone without touching a weight.
+        let back = without_standby(&CurrentAction::Forward(a), &arns("c", 2)).unwrap();
+        assert_eq!(back.targets.len(), 2);
+        assert!(back.same_weights(before));
+    }
+
+    #[test]
+    fn standby_before_the_first_version_and_its_limit() {
+        let fixed = CurrentAction::Other {
+            action_type: "fixed-response".into(),
+        };
+        let a = with_standby(&fixed, &arns("c", 2), None).unwrap();
+        assert_eq!(a.total_weight(), 0);
+        assert_eq!(a.targets.len(), 2);
+        assert_eq!(without_standby(&fixed, &arns("c", 2)), None);
+        let cur = CurrentAction::Forward(forward_action(&arns("s", 3), &[], 0, None).unwrap());
+        assert_eq!(
+            with_standby(&cur, &arns("c", 3), None),
+            Err(WeightError::TooMany { count: 6 })
+        );
+    }
+
+    #[test]
+    fn taking_standby_groups_out_leaves_serving_ones() {
+        let cur =
+            CurrentAction::Forward(forward_action(&arns("s", 1), &arns("c", 1), 30, None).unwrap());
+        let a = without_standby(&cur, &arns("c", 1)).unwrap();
+        assert_eq!(weight_of(&a, "arn:tg/c0"), 30);
     }
 
     proptest! {

@@ -1086,7 +1086,27 @@ where
                 rollout.status
             )));
         }
+        // Only a live execution can act on a signal: one that ended outside its own ends (the
+        // finalizer records it soon) would take it and do nothing.
+        match self.executions.describe(id).await? {
+            Some(i) if i.status == "RUNNING" => {}
+            other => {
+                return Err(Reply::conflict(format!(
+                    "rollout {id} has no running execution ({}): nothing would act on the \
+                     signal; `okra rollout retry` starts a new execution once the rollout is \
+                     recorded as failed",
+                    other.map_or_else(|| "not found".to_string(), |i| i.status)
+                )));
+            }
+        }
         self.state.put_signal(cell, id, signal).await?;
+        // A wait for a person is a callback task: answer it (the state machine then takes the
+        // signal). A wait that ended already, or none yet, leaves the signal for the next poll.
+        if let Some(token) = self.state.get_wait(cell, id).await? {
+            self.executions
+                .send_task_success(&token, &json!({ "signal": signal }))
+                .await?;
+        }
         Ok(Reply::json(
             202,
             &SignalOutput {
@@ -1099,7 +1119,15 @@ where
 
     async fn retry(&self, cell: &str, id: &str, req: &ApiGatewayProxyRequest) -> Answer {
         let rollout = self.rollout(cell, id).await?;
-        if !matches!(rollout.status.as_str(), "rolledBack" | "failed") {
+        // A record still `running` whose execution ended (the finalizer has not recorded it yet)
+        // is as good as failed.
+        let dead = rollout.status == "running"
+            && self
+                .executions
+                .describe(id)
+                .await?
+                .is_none_or(|i| i.status != "RUNNING");
+        if !dead && !matches!(rollout.status.as_str(), "rolledBack" | "failed") {
             return Err(Reply::conflict(format!(
                 "rollout {id} is {}: only a rolled-back or failed rollout can be retried",
                 rollout.status

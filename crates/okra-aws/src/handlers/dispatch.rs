@@ -368,19 +368,6 @@ fn error_result(cell: &str, e: &OkraError) -> CellResult {
     }
 }
 
-/// The version whose attempt counter names the execution.
-fn attempt_version(d: &Decision) -> Option<&str> {
-    match d {
-        Decision::NothingToDo { .. } => None,
-        Decision::Initialize { target } => target.version.as_deref(),
-        Decision::StartRollout { canary, .. } | Decision::ResumeRollout { canary, .. } => {
-            canary.version.as_deref()
-        }
-        Decision::Rollback { from, .. } => from.version.as_deref(),
-        Decision::ScaleOut { serving, .. } => serving.version.as_deref(),
-    }
-}
-
 struct Ctx<'a, S, X, C, L> {
     state: &'a S,
     executions: &'a X,
@@ -461,17 +448,6 @@ where
             ..result(&cell, DispatchOutcome::NothingToDo, reason.clone())
         });
     }
-    let attempt = match attempt_version(&decision) {
-        Some(v) => ctx.state.attempt(&cell, v).await?,
-        None => 0,
-    };
-    let Some(execution) = decision_execution_name(&cell, &decision, attempt) else {
-        return Ok(result(
-            &cell,
-            DispatchOutcome::NothingToDo,
-            "the decision does nothing",
-        ));
-    };
     let input = ExecutionInput {
         cell: spec,
         trigger: ctx.request.trigger.clone(),
@@ -480,32 +456,55 @@ where
     let input = serde_json::to_value(&input).map_err(|e| {
         OkraError::InvalidSpec(format!("the execution input does not serialize: {e}"))
     })?;
-    let with = |outcome, reason: String| CellResult {
-        execution: Some(execution.clone()),
-        decision: Some(kind.clone()),
-        ..result(&cell, outcome, reason)
-    };
-    Ok(match ctx.executions.start(&execution, &input).await? {
-        Started::Started { arn } => {
-            tracing::info!(cell, execution, arn, "started");
-            with(DispatchOutcome::Started, format!("{kind}: started {arn}"))
+    // The name carries the cell's generation, which moves on whenever an execution of the cell
+    // ends: a duplicate trigger of a running rollout gets the running execution's name (and the
+    // lock), while every new execution, after any kind of end, gets a name of its own.
+    let mut generation = ctx.state.generation(&cell).await?;
+    for _ in 0..2 {
+        let Some(execution) = decision_execution_name(&cell, &decision, generation) else {
+            return Ok(result(
+                &cell,
+                DispatchOutcome::NothingToDo,
+                "the decision does nothing",
+            ));
+        };
+        let with = |outcome, reason: String| CellResult {
+            execution: Some(execution.clone()),
+            decision: Some(kind.clone()),
+            ..result(&cell, outcome, reason)
+        };
+        match ctx.executions.start(&execution, &input).await? {
+            Started::Started { arn } => {
+                tracing::info!(cell, execution, arn, "started");
+                return Ok(with(
+                    DispatchOutcome::Started,
+                    format!("{kind}: started {arn}"),
+                ));
+            }
+            Started::AlreadyExists { .. } => match ctx.executions.describe(&execution).await? {
+                // An execution that ended without releasing the lock (stopped, or failed outside
+                // every Catch) left the generation behind: move it on, once, and start.
+                Some(i) if i.status != "RUNNING" => {
+                    tracing::warn!(
+                        cell,
+                        execution,
+                        status = i.status,
+                        "name taken by a closed execution"
+                    );
+                    generation = ctx.state.advance_generation(&cell, generation).await?;
+                }
+                _ => {
+                    return Ok(with(
+                        DispatchOutcome::AlreadyRunning,
+                        format!("{kind}: execution {execution} is running"),
+                    ));
+                }
+            },
         }
-        Started::AlreadyExists { .. } => match ctx.executions.describe(&execution).await? {
-            Some(i) if i.status != "RUNNING" => with(
-                DispatchOutcome::Skipped,
-                format!(
-                    "{kind}: execution {execution} ran already ({}); Step Functions keeps names \
-                     for 90 days — retry the version to run it again (attempt {})",
-                    i.status,
-                    attempt + 1
-                ),
-            ),
-            _ => with(
-                DispatchOutcome::AlreadyRunning,
-                format!("{kind}: execution {execution} is running"),
-            ),
-        },
-    })
+    }
+    Err(OkraError::Conflict(format!(
+        "cell {cell}: the execution generation keeps moving ({generation}); try again"
+    )))
 }
 
 /// Runs the dispatcher over an event.

@@ -4,10 +4,15 @@
 //! happened finds the weights in place and writes nothing. A listener that holds neither what
 //! the previous step left nor what this step asks is someone else's edit: `DriftDetected`, and
 //! nothing is written, unless `takeOver` says to overwrite it.
+//!
+//! `attach` (instead of `weight`): the given target groups join the action at weight 0 and no
+//! weight changes, so that AWS starts health-checking their targets (it checks only groups that a
+//! listener rule forwards to). `detach`: those of the given groups that stand at weight 0 leave
+//! the action again (a readiness gate that timed out); no weight changes either.
 
 use okra_core::decision::Side;
 use okra_core::model::{CurrentAction, ForwardAction, ForwardStickiness};
-use okra_core::weights::forward_action;
+use okra_core::weights::{forward_action, with_standby, without_standby};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
@@ -28,8 +33,15 @@ pub struct ShiftInput {
     /// The canary side's target groups.
     #[serde(default)]
     pub canary: Targets,
-    /// The canary's share, 0-100.
-    pub weight: u32,
+    /// The canary's share, 0-100. Exactly one of `weight`, `attach` and `detach`.
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Target groups to stand by at weight 0 (added where missing; no weight changes).
+    #[serde(default)]
+    pub attach: Option<Targets>,
+    /// Target groups to take out where they stand at weight 0 (no weight changes).
+    #[serde(default)]
+    pub detach: Option<Targets>,
     /// What the previous step left (`None`: the listener is not expected to forward yet).
     #[serde(default)]
     pub expected: Option<ForwardAction>,
@@ -103,22 +115,37 @@ fn short(arn: &str) -> &str {
 
 /// Runs one step.
 pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<ShiftOutput> {
-    if input.weight > 100 {
-        return Err(OkraError::InvalidInput(format!(
-            "weight: {} is not in 0..=100",
-            input.weight
-        )));
-    }
     if input.listener_arn.is_empty() {
         return Err(OkraError::InvalidInput(
             "listenerArn: must not be empty".into(),
         ));
     }
+    let weight = match (input.weight, &input.attach, &input.detach) {
+        (Some(w), None, None) => w,
+        (None, Some(groups), None) => {
+            let groups = groups.arns("attach")?;
+            return standby(elb, &input, Standby::Attach(groups)).await;
+        }
+        (None, None, Some(groups)) => {
+            let groups = groups.arns("detach")?;
+            return standby(elb, &input, Standby::Detach(groups)).await;
+        }
+        _ => {
+            return Err(OkraError::InvalidInput(
+                "weight: give exactly one of weight, attach and detach".into(),
+            ));
+        }
+    };
+    if weight > 100 {
+        return Err(OkraError::InvalidInput(format!(
+            "weight: {weight} is not in 0..=100"
+        )));
+    }
     let rule = input.rule_arn.as_deref();
     // Everything that can be refused from the input alone is refused before any AWS call.
     let stable = input.stable.arns("stable")?;
     let canary = input.canary.arns("canary")?;
-    forward_action(&stable, &canary, input.weight, input.stickiness)?;
+    forward_action(&stable, &canary, weight, input.stickiness)?;
     let owned = elb.read_action(&input.listener_arn, rule).await?;
     let current_stickiness = match &owned.action {
         CurrentAction::Forward(fa) => fa.stickiness,
@@ -127,7 +154,7 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
     let desired = forward_action(
         &stable,
         &canary,
-        input.weight,
+        weight,
         input.stickiness.or(current_stickiness),
     )?;
 
@@ -136,7 +163,7 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
         && cur.stickiness == desired.stickiness
     {
         return Ok(ShiftOutput {
-            weight: input.weight,
+            weight,
             action: cur.clone(),
             changed: false,
         });
@@ -168,13 +195,95 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
             if fa.same_weights(&desired)
                 && (desired.stickiness.is_none() || fa.stickiness == desired.stickiness) =>
         {
-            tracing::info!(weight = input.weight, "shifted and verified");
+            tracing::info!(weight, "shifted and verified");
             Ok(ShiftOutput {
-                weight: input.weight,
+                weight,
                 action: fa,
                 changed: true,
             })
         }
+        other => Err(OkraError::VerificationFailed(format!(
+            "wrote {} but AWS shows {}",
+            describe(&CurrentAction::Forward(desired)),
+            describe(&other)
+        ))),
+    }
+}
+
+enum Standby {
+    Attach(Vec<String>),
+    Detach(Vec<String>),
+}
+
+/// `attach` / `detach`: one read, a write only when the action changes, one verification read.
+/// The weights are never touched, so there is nothing to drift-check.
+async fn standby<L: LoadBalancerPort>(
+    elb: &L,
+    input: &ShiftInput,
+    what: Standby,
+) -> Result<ShiftOutput> {
+    let rule = input.rule_arn.as_deref();
+    let owned = elb.read_action(&input.listener_arn, rule).await?;
+    let before = match &owned.action {
+        CurrentAction::Forward(fa) => Some(fa.clone()),
+        CurrentAction::Other { .. } => None,
+    };
+    let (desired, groups) = match &what {
+        Standby::Attach(groups) => (
+            Some(with_standby(&owned.action, groups, input.stickiness)?),
+            groups,
+        ),
+        Standby::Detach(groups) => (without_standby(&owned.action, groups), groups),
+    };
+    let weight_of = |fa: &ForwardAction| {
+        let set = groups.iter().map(String::as_str).collect();
+        fa.percent_to(&set)
+    };
+    let Some(desired) = desired else {
+        // Detach from a listener that forwards nowhere: nothing stands by.
+        return Ok(ShiftOutput {
+            weight: 0,
+            action: ForwardAction::default(),
+            changed: false,
+        });
+    };
+    if before.as_ref() == Some(&desired) {
+        return Ok(ShiftOutput {
+            weight: weight_of(&desired),
+            action: desired,
+            changed: false,
+        });
+    }
+    elb.write_forward(&input.listener_arn, rule, &owned.raw, &desired)
+        .await?;
+    let after = elb.read_action(&input.listener_arn, rule).await?;
+    let present = |fa: &ForwardAction| {
+        let have: std::collections::BTreeSet<&str> = fa
+            .targets
+            .iter()
+            .map(|t| t.target_group_arn.as_str())
+            .collect();
+        let want: std::collections::BTreeSet<&str> = desired
+            .targets
+            .iter()
+            .map(|t| t.target_group_arn.as_str())
+            .collect();
+        have == want && fa.same_weights(&desired)
+    };
+    match after.action {
+        CurrentAction::Forward(fa) if present(&fa) => {
+            tracing::info!(groups = ?groups, "standby groups changed and verified");
+            Ok(ShiftOutput {
+                weight: weight_of(&fa),
+                action: fa,
+                changed: true,
+            })
+        }
+        CurrentAction::Other { .. } if desired.targets.is_empty() => Ok(ShiftOutput {
+            weight: 0,
+            action: desired,
+            changed: true,
+        }),
         other => Err(OkraError::VerificationFailed(format!(
             "wrote {} but AWS shows {}",
             describe(&CurrentAction::Forward(desired)),

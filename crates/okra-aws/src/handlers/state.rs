@@ -126,6 +126,18 @@ pub enum StateInput {
         #[serde(default)]
         event: Option<String>,
     },
+    /// Wait for a person: keep the callback's task token (`$$.Task.Token` of a
+    /// `.waitForTaskToken` task) where the API finds it. A signal left before the wait began
+    /// answers the callback at once.
+    Await {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// The task token.
+        token: String,
+    },
     /// Take a person's signal, if any.
     Poll {
         /// The cell.
@@ -133,6 +145,27 @@ pub enum StateInput {
         cell: String,
         /// This execution.
         execution: String,
+    },
+    /// An execution ended, as its status change event says (the finalizer): when it still
+    /// holds the cell's lock — it ended outside every `Finish*` state (stopped, timed out, or
+    /// failed where no Catch reaches) — its rollout is recorded as failed with the reason, and
+    /// the lock is released (which moves the cell's generation on). Traffic stays where the
+    /// last step left it (weights a step asked for, verified); the next reconcile resumes the
+    /// rollout from there in a new execution, or a person aborts or retries it. An execution
+    /// that released its lock, or never held it, changes nothing.
+    Ended {
+        /// The cell.
+        cell: String,
+        /// The execution's name.
+        execution: String,
+        /// `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+        status: String,
+        /// The execution's error, if it failed.
+        #[serde(default)]
+        error: Option<String>,
+        /// The execution's cause, if it failed.
+        #[serde(default)]
+        cause: Option<String>,
     },
     /// The rollout ended.
     Finish {
@@ -158,9 +191,70 @@ pub enum StateInput {
     },
 }
 
-/// Reads the input, naming the field that is wrong.
+/// The EventBridge detail-type of Step Functions' status change events.
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// The `detail` of a "Step Functions Execution Status Change" event, as far as okra reads it
+/// (Step Functions developer guide, "Automating Step Functions event delivery with EventBridge").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusChange {
+    execution_arn: String,
+    #[serde(default)]
+    name: Option<String>,
+    status: String,
+    /// The execution's input as JSON text (absent or null when too large to include).
+    #[serde(default)]
+    input: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    cause: Option<String>,
+}
+
+/// Reads the input, naming the field that is wrong: an action of the state machine, or an
+/// EventBridge "Step Functions Execution Status Change" event (the finalizer's trigger).
 pub fn parse(v: Value) -> Result<StateInput> {
-    crate::parse_input(v)
+    if v.get("detail-type").and_then(Value::as_str) != Some(EXECUTION_STATUS_CHANGE) {
+        return crate::parse_input(v);
+    }
+    let ev: aws_lambda_events::eventbridge::EventBridgeEvent<StatusChange> = crate::parse_input(v)?;
+    let d = ev.detail;
+    let input: Value = d
+        .input
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| OkraError::InvalidInput(format!("detail.input: not JSON: {e}")))?
+        .unwrap_or(Value::Null);
+    let cell = match input.get("cell") {
+        Some(Value::String(n)) => n.clone(),
+        Some(c) => c
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| OkraError::InvalidInput("detail.input.cell.name: missing".into()))?,
+        None => {
+            return Err(OkraError::InvalidInput(
+                "detail.input: no cell (the execution's input must be included in the event)"
+                    .into(),
+            ));
+        }
+    };
+    let execution = d.name.clone().unwrap_or_else(|| {
+        d.execution_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or(&d.execution_arn)
+            .to_string()
+    });
+    Ok(StateInput::Ended {
+        cell,
+        execution,
+        status: d.status,
+        error: d.error,
+        cause: d.cause,
+    })
 }
 
 /// `begin`'s output.
@@ -192,6 +286,24 @@ pub struct PollOutput {
     pub signal: String,
 }
 
+/// `await`'s output (the Lambda's answer; the task itself ends with the callback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwaitOutput {
+    /// Whether a signal was already there and answered the callback.
+    pub answered: bool,
+}
+
+/// The finalizer's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndedOutput {
+    /// Whether the execution still held the lock (and so was finalized now).
+    pub finalized: bool,
+    /// What was recorded, or why nothing was.
+    pub reason: String,
+}
+
 /// `finish`'s output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -221,6 +333,10 @@ pub enum StateOutput {
     Poll(PollOutput),
     /// `finish`.
     Finish(FinishOutput),
+    /// A status change event.
+    Ended(EndedOutput),
+    /// `await`.
+    Await(AwaitOutput),
 }
 
 fn one_line(s: &str) -> String {
@@ -510,6 +626,23 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 record_once(state, events, &cell, &execution, &entry, None, Some(ev)).await?;
             Ok(StateOutput::Record(RecordOutput { recorded }))
         }
+        StateInput::Await {
+            cell,
+            execution,
+            token,
+        } => {
+            let pending = state.put_wait(&cell, &execution, &token).await?;
+            let answered = match pending {
+                Some(signal) => {
+                    executions
+                        .send_task_success(&token, &json!({ "signal": signal }))
+                        .await?
+                }
+                None => false,
+            };
+            tracing::info!(cell, execution, answered, "waiting for a person");
+            Ok(StateOutput::Await(AwaitOutput { answered }))
+        }
         StateInput::Poll { cell, execution } => {
             let signal = state.take_signal(&cell, &execution).await?;
             let signal = match signal {
@@ -524,6 +657,65 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 None => "none".to_string(),
             };
             Ok(StateOutput::Poll(PollOutput { signal }))
+        }
+        StateInput::Ended {
+            cell,
+            execution,
+            status,
+            error,
+            cause,
+        } => {
+            let held = state
+                .get_lock(&cell)
+                .await?
+                .is_some_and(|l| l.execution == execution);
+            if !held {
+                return Ok(StateOutput::Ended(EndedOutput {
+                    finalized: false,
+                    reason: format!(
+                        "execution {execution} ({status}) does not hold the lock of cell {cell}: \
+                         nothing to finalize"
+                    ),
+                }));
+            }
+            let what = match (error.as_deref(), cause.as_deref()) {
+                (Some(e), Some(c)) if !c.is_empty() => {
+                    format!("{e}: {}", readable_reason(&Value::String(c.to_string())))
+                }
+                (Some(e), _) => e.to_string(),
+                _ => "no error given".to_string(),
+            };
+            let reason = format!(
+                "the execution ended {status} outside the state machine's own ends ({what}); \
+                 traffic stays at the last verified step"
+            );
+            let version = state.get_lock(&cell).await?.map(|l| l.version);
+            let finished = Box::pin(handle(
+                state,
+                executions,
+                events,
+                StateInput::Finish {
+                    cell: cell.clone(),
+                    execution: execution.clone(),
+                    outcome: FinishOutcome::Failed,
+                    version: version.filter(|v| !v.is_empty()),
+                    reason: Some(Value::String(reason.clone())),
+                    block: false,
+                    weight: None,
+                },
+                now,
+            ))
+            .await?;
+            tracing::warn!(
+                cell,
+                execution,
+                status,
+                "finalized an execution that ended without finishing"
+            );
+            Ok(StateOutput::Ended(EndedOutput {
+                finalized: matches!(finished, StateOutput::Finish(_)),
+                reason,
+            }))
         }
         StateInput::Finish {
             cell,
