@@ -42,6 +42,13 @@ pub struct RunRequest {
     /// 30 s after that, or after 10 minutes when this is unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The execution fails (`States.Runtime`) when its history reaches this many events
+    /// (AWS: 25,000, the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_limit: Option<u64>,
+    /// Task `TimeoutSeconds`/`HeartbeatSeconds` count this many seconds per second (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_timeouts: Option<f64>,
 }
 
 impl RunRequest {
@@ -117,6 +124,20 @@ impl RunRequest {
     #[must_use]
     pub fn timeout_ms(mut self, ms: u64) -> Self {
         self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// Fails the execution at `events` history events instead of AWS's 25,000.
+    #[must_use]
+    pub fn history_limit(mut self, events: u64) -> Self {
+        self.history_limit = Some(events);
+        self
+    }
+
+    /// Scales Task `TimeoutSeconds`/`HeartbeatSeconds` by `factor` (0.01: 300 s become 3 s).
+    #[must_use]
+    pub fn fast_timeouts(mut self, factor: f64) -> Self {
+        self.fast_timeouts = Some(factor);
         self
     }
 
@@ -213,6 +234,13 @@ pub struct Execution {
     /// StateEntered/Exited/Failed/Retried/Caught, MapIteration*, ParallelBranch*.
     #[serde(default)]
     pub events: Vec<Value>,
+    /// The execution history in AWS's model, as `GetExecutionHistory` returns it (`id`,
+    /// `previousEventId`, `timestamp`, `type`, `<type>EventDetails`).
+    #[serde(default)]
+    pub history: Vec<Value>,
+    /// The execution's ARN.
+    #[serde(default)]
+    pub execution_arn: String,
     /// Wall time of the run inside the runner (not counting Node's start).
     #[serde(default)]
     pub duration_ms: u64,
@@ -269,6 +297,14 @@ impl Execution {
             .iter()
             .filter(|n| *n == state)
             .count()
+    }
+
+    /// The history event types, in order (`ExecutionStarted`, `TaskStateEntered`, ...).
+    pub fn history_types(&self) -> Vec<&str> {
+        self.history
+            .iter()
+            .filter_map(|e| e["type"].as_str())
+            .collect()
     }
 
     /// Whether a Catch of `state` caught an error.

@@ -78,6 +78,10 @@ pub struct LocalAwsBuilder {
     start_timeout: Duration,
     /// `Some(fast_waits_ms)`: also start `tools/sfn-local/server.mjs`.
     step_functions: Option<Option<u64>>,
+    /// `--event-rule` / extra arguments for `tools/sfn-local/server.mjs`.
+    sfn_args: Vec<String>,
+    /// Functions the event rules deliver to (built when the stack starts).
+    event_rule_functions: Vec<String>,
     faults: Option<crate::FaultPlan>,
 }
 
@@ -95,6 +99,8 @@ impl Default for LocalAwsBuilder {
             lambda_timeout_secs: from_env("OKRA_LAMBDA_TIMEOUT", 120),
             start_timeout: Duration::from_secs(from_env("OKRA_LOCAL_AWS_START_TIMEOUT", 60)),
             step_functions: None,
+            sfn_args: Vec::new(),
+            event_rule_functions: Vec::new(),
             faults: None,
         }
     }
@@ -142,6 +148,26 @@ impl LocalAwsBuilder {
     #[must_use]
     pub fn step_functions(mut self, fast_waits_ms: Option<u64>) -> Self {
         self.step_functions = Some(fast_waits_ms);
+        self
+    }
+
+    /// With [`LocalAwsBuilder::step_functions`]: every "Step Functions Execution Status Change"
+    /// event matching the EventBridge `pattern` is delivered to function binary `function`
+    /// (asynchronously, through cargo lambda watch, as EventBridge invokes a Lambda target).
+    /// The binary is built when the stack starts.
+    #[must_use]
+    pub fn event_rule(mut self, pattern: Value, function: &str) -> Self {
+        let rule = serde_json::json!({ "pattern": pattern, "function": function });
+        self.sfn_args.push(format!("--event-rule={rule}"));
+        self.event_rule_functions.push(function.to_owned());
+        self
+    }
+
+    /// With [`LocalAwsBuilder::step_functions`]: an extra argument for
+    /// `tools/sfn-local/server.mjs`, e.g. `--history-limit=50` or `--fast-timeouts=0.01`.
+    #[must_use]
+    pub fn sfn_arg(mut self, arg: impl Into<String>) -> Self {
+        self.sfn_args.push(arg.into());
         self
     }
 
@@ -388,6 +414,7 @@ impl LocalAws {
             cmd.arg(&tools.sfn_local)
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(fast_waits.map(|ms| format!("--fast-waits={ms}")))
+                .args(&options.sfn_args)
                 .current_dir(root)
                 .stdin(Stdio::null())
                 .stdout(log_file(&sfn_log)?)
@@ -454,6 +481,12 @@ impl LocalAws {
         if let Some(port) = sfn_port {
             aws.wait_sfn_ready(options.start_timeout, port)?;
         }
+        let targets: Vec<&str> = options
+            .event_rule_functions
+            .iter()
+            .map(String::as_str)
+            .collect();
+        aws.ensure_built(&targets)?;
         Ok(aws)
     }
 
