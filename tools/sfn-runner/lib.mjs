@@ -81,9 +81,6 @@ export function checkSupported(definition) {
         && !LAMBDA_CALLBACK.test(state.Resource)) {
       problems.push(`${path.join('/')}: Task Resource ${state.Resource} (only Lambda function ARNs, arn:aws:states:::lambda:invoke and lambda:invoke.waitForTaskToken are emulated)`);
     }
-    if (state.Type === 'Task' && (state.TimeoutSecondsPath !== undefined || state.HeartbeatSecondsPath !== undefined)) {
-      problems.push(`${path.join('/')}: TimeoutSecondsPath / HeartbeatSecondsPath`);
-    }
     // AWS refuses a callback task whose Parameters do not pass the token on (the
     // "Wait for a Callback with Task Token" page: "you must pass a task token").
     if (state.Type === 'Task' && LAMBDA_CALLBACK.test(state.Resource ?? '')
@@ -267,14 +264,14 @@ function instrument({ EventLogger, MapStateAction, ParallelStateAction, jsonPath
   MapStateAction.prototype.processItem = function okraItem(sm, item, input, context, index, options) {
     const parent = this.okraStore;
     if (!parent) return processItem.call(this, sm, item, input, context, index, options);
-    return als.run({ ...parent, nested: { kind: 'map', name: this.stateName, index } },
+    return als.run({ ...parent, inputs: {}, nested: { kind: 'map', name: this.stateName, index } },
       () => processItem.call(this, sm, item, input, context, index, options));
   };
   const processBranch = ParallelStateAction.prototype.processBranch;
   ParallelStateAction.prototype.processBranch = function okraBranch(branch, input, context, options) {
     const parent = this.okraStore;
     if (!parent) return processBranch.call(this, branch, input, context, options);
-    return als.run({ ...parent, nested: { kind: 'parallel', name: this.stateName } },
+    return als.run({ ...parent, inputs: {}, nested: { kind: 'parallel', name: this.stateName } },
       () => processBranch.call(this, branch, input, context, options));
   };
 }

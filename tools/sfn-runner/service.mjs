@@ -61,7 +61,9 @@ function libraryDefinition(definition) {
   for (const [, state] of allStates(copy)) {
     if (state.Type === 'Task') {
       state.TimeoutSeconds = LIBRARY_TASK_TIMEOUT_S;
+      delete state.TimeoutSecondsPath;
       delete state.HeartbeatSeconds;
+      delete state.HeartbeatSecondsPath;
     }
   }
   return copy;
@@ -444,6 +446,7 @@ class Execution {
         if (nested?.kind === 'map') this.record('MapIterationAborted', { mapIterationAbortedEventDetails: { name: nested.name, index: nested.index } });
         break;
       case 'StateEntered':
+        if (store.inputs) store.inputs[st.name] = st.input; // TimeoutSecondsPath reads it
         if (!this.checkPayload(st.input, `input of state '${st.name}'`)) return;
         this.record(`${st.type}StateEntered`, { stateEnteredEventDetails: { name: st.name, input: json(st.input), inputDetails: { truncated: false } } });
         break;
@@ -482,6 +485,7 @@ class Execution {
       executionStartedEventDetails: { input: this.input, inputDetails: { truncated: false }, roleArn: m.roleArn },
     });
     const store = {
+      inputs: {},
       sink: (ev, s) => this.onLibraryEvent(ev, s),
       emit: (s, type, details) => this.record(type, details),
     };
@@ -570,8 +574,25 @@ class Execution {
     const token = callback ? `okra-task-token-v1.${randomBytes(48).toString('base64url')}` : undefined;
     const input = replaceDeep(rawInput, TOKEN_SENTINEL, token ?? TOKEN_SENTINEL);
     const factor = this.service.fastTimeouts;
-    const timeoutS = state.TimeoutSeconds;
-    const heartbeatS = callback ? state.HeartbeatSeconds : undefined;
+    // TimeoutSecondsPath/HeartbeatSecondsPath: reference paths into the state input (ASL spec,
+    // Task state: "a positive integer"); the state input is the one StateEntered logged.
+    const stateInput = als.getStore()?.inputs?.[name];
+    const fromPath = (path, field) => {
+      if (path === undefined) return undefined;
+      let v;
+      try {
+        v = this.lib.__internals.jsonPathQuery(path, stateInput, {}, {});
+      } catch (e) {
+        v = undefined;
+      }
+      if (!Number.isInteger(v) || v < 1) {
+        this.close('FAILED', { error: 'States.Runtime', cause: `${name}: ${field} ${path} is not a positive integer in the state input (${JSON.stringify(v)})` });
+        throw uncatchable('States.Runtime', `${field}: not a positive integer`);
+      }
+      return v;
+    };
+    const timeoutS = state.TimeoutSeconds ?? fromPath(state.TimeoutSecondsPath, 'TimeoutSecondsPath');
+    const heartbeatS = callback ? (state.HeartbeatSeconds ?? fromPath(state.HeartbeatSecondsPath, 'HeartbeatSecondsPath')) : undefined;
     const resource = callback ? 'invoke.waitForTaskToken' : 'invoke';
     const ev = optimised
       ? {

@@ -53,7 +53,10 @@ fn create(endpoint: &str, name: &str, definition: &Value) -> String {
         &json!({"name": name, "definition": definition.to_string(),
                 "roleArn": "arn:aws:iam::123456789012:role/r"}),
     );
-    out["stateMachineArn"].as_str().unwrap().to_owned()
+    out["stateMachineArn"]
+        .as_str()
+        .expect("stateMachineArn")
+        .to_owned()
 }
 
 fn start(endpoint: &str, machine: &str, name: &str, input: &Value) -> String {
@@ -62,7 +65,10 @@ fn start(endpoint: &str, machine: &str, name: &str, input: &Value) -> String {
         "StartExecution",
         &json!({"stateMachineArn": machine, "name": name, "input": input.to_string()}),
     );
-    out["executionArn"].as_str().unwrap().to_owned()
+    out["executionArn"]
+        .as_str()
+        .expect("executionArn")
+        .to_owned()
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> Option<Value>) -> Value {
@@ -93,7 +99,7 @@ fn history(endpoint: &str, arn: &str) -> Vec<Value> {
             req["nextToken"] = json!(t);
         }
         let page = ok(endpoint, "GetExecutionHistory", &req);
-        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        events.extend(page["events"].as_array().expect("events").iter().cloned());
         match page["nextToken"].as_str() {
             Some(t) => token = Some(t.to_owned()),
             None => return events,
@@ -120,10 +126,13 @@ fn waiting_token(endpoint: &str, arn: &str) -> String {
     let params: Value = serde_json::from_str(
         v["taskScheduledEventDetails"]["parameters"]
             .as_str()
-            .unwrap(),
+            .expect("parameters"),
     )
-    .unwrap();
-    params["Payload"]["token"].as_str().unwrap().to_owned()
+    .expect("parameters are JSON");
+    params["Payload"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned()
 }
 
 fn sfn_stack(builder: okra_testkit::LocalAwsBuilder) -> (LocalAws, String) {
@@ -399,9 +408,9 @@ fn callback_machine() -> Value {
             "ResultPath": "$.result",
             "Next": "After"
         });
-        t.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
+        if let (Some(t), Some(extra)) = (t.as_object_mut(), extra.as_object()) {
+            t.extend(extra.clone());
+        }
         t
     };
     json!({
@@ -409,11 +418,14 @@ fn callback_machine() -> Value {
         "States": {
             "Route": {"Type": "Choice", "Choices": [
                 {"Variable": "$.mode", "StringEquals": "heartbeat", "Next": "Heartbeat"},
-                {"Variable": "$.mode", "StringEquals": "timeout", "Next": "Timeout"}],
+                {"Variable": "$.mode", "StringEquals": "timeout", "Next": "Timeout"},
+                {"Variable": "$.mode", "StringEquals": "timeoutPath", "Next": "TimeoutPath"}],
                 "Default": "Callback"},
             "Callback": task(json!({})),
             "Heartbeat": task(json!({"HeartbeatSeconds": 100, "TimeoutSeconds": 100_000})),
             "Timeout": task(json!({"TimeoutSeconds": 200})),
+            // Read from the state input, not from the Parameters (which have no `secs`).
+            "TimeoutPath": task(json!({"TimeoutSecondsPath": "$.secs"})),
             "After": {"Type": "Task", "Resource": lambda_arn(ECHO), "Parameters": {"after": true}, "End": true},
             "Caught": {"Type": "Pass", "End": true}
         }
@@ -545,16 +557,17 @@ fn callbacks_with_task_tokens() {
     );
     assert!(types(&history(&sfn, &arn)).contains(&"TaskFailed"));
 
-    // HeartbeatSeconds without a heartbeat, and TimeoutSeconds: both catchable.
+    // HeartbeatSeconds without a heartbeat, and TimeoutSeconds(Path): all catchable.
     for (mode, error) in [
         ("heartbeat", "States.HeartbeatTimeout"),
         ("timeout", "States.Timeout"),
+        ("timeoutPath", "States.Timeout"),
     ] {
         let arn = start(
             &sfn,
             &machine,
             &format!("cb-{mode}"),
-            &json!({"mode": mode}),
+            &json!({"mode": mode, "secs": 150}),
         );
         let done = wait_done(&sfn, &arn);
         let output: Value = serde_json::from_str(done["output"].as_str().unwrap()).unwrap();
@@ -702,7 +715,7 @@ fn status_change_events_reach_matching_rules() {
     };
     let delivered = wait_until("4 deliveries", || {
         let events = read(&record_path);
-        (events.len() >= 4).then(|| Value::Array(events))
+        (events.len() >= 4).then_some(Value::Array(events))
     });
     std::thread::sleep(Duration::from_millis(500));
     let delivered = if read(&record_path).len() > 4 {
