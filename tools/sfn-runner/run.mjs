@@ -29,8 +29,11 @@
 //
 // The execution runs through the same Service as tools/sfn-local/server.mjs (service.mjs),
 // in-process: the same history, quotas (payload, history size), execution-name rules, Task
-// resources and time-outs. A `.waitForTaskToken` task waits for SendTaskSuccess/Failure, which
-// nobody can send to this process: it ends by its TimeoutSeconds/HeartbeatSeconds (or timeoutMs).
+// resources and time-outs. A `.waitForTaskToken` task waits for SendTaskSuccess/Failure: this
+// process serves the Step Functions protocol on a 127.0.0.1 port of its own and, when
+// $AWS_ENDPOINT_URL_SFN names a tools/sfn-local/server.mjs (the functions' endpoint), registers
+// each task token there before the callback's Lambda runs, so SendTask* calls sent to the
+// service reach this execution. Without one, only the task's time-outs (or timeoutMs) end it.
 // Exit 0 whenever the run itself completed (FAILED included); 2 for runner errors (bad request,
 // invalid or unsupported ASL), with a message on stderr.
 //
@@ -55,8 +58,9 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { RunnerError, root, substitute } from './lib.mjs';
-import { ApiError, Service } from './service.mjs';
+import { ApiError, Service, handler } from './service.mjs';
 
 export { substitute };
 
@@ -115,11 +119,34 @@ async function main() {
     throw new RunnerError(`the definition is not JSON (after substitutions): ${e.message}`);
   }
   const context = request.context ?? {};
+  // SendTask* for this execution's tokens: served here, registered with the local service.
+  const listener = createServer();
+  await new Promise((r, reject) => {
+    listener.once('error', reject);
+    listener.listen(0, '127.0.0.1', r);
+  });
+  listener.unref();
+  const ownEndpoint = `http://127.0.0.1:${listener.address().port}`;
+  const sfnService = process.env.AWS_ENDPOINT_URL_SFN;
+  const onTaskToken = sfnService ? async (taskToken) => {
+    try {
+      const res = await fetch(sfnService, {
+        method: 'POST',
+        headers: { 'x-amz-target': 'AWSStepFunctions.OkraLocalForwardTask', 'content-type': 'application/x-amz-json-1.0' },
+        body: JSON.stringify({ taskToken, endpoint: ownEndpoint }),
+      });
+      if (res.status !== 200) console.error(`sfn-runner: ${sfnService} refused the task token: HTTP ${res.status} ${await res.text()}`);
+    } catch (e) {
+      console.error(`sfn-runner: registering a task token with ${sfnService}: ${e.message}`);
+    }
+  } : undefined;
   const service = new Service({
     lambdaEndpoint: request.lambdaEndpoint ?? process.env.AWS_ENDPOINT_URL_LAMBDA,
     historyLimit: request.historyLimit,
     fastTimeouts: request.fastTimeouts,
+    onTaskToken,
   });
+  listener.on('request', handler(service));
   const api = async (op, ...args) => {
     try {
       return await service[op](...args);

@@ -45,6 +45,10 @@ const LIBRARY_TASK_TIMEOUT_S = 2_000_000;
 export const OPERATIONS = ['CreateStateMachine', 'DescribeStateMachine', 'ListStateMachines', 'DeleteStateMachine',
   'StartExecution', 'DescribeExecution', 'ListExecutions', 'GetExecutionHistory', 'StopExecution',
   'SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'];
+// Not AWS: how run.mjs (one execution in its own process) has this service pass SendTask* calls
+// for its tokens on to it (`X-Amz-Target: AWSStepFunctions.OkraLocalForwardTask`,
+// `{"taskToken", "endpoint"}`).
+export const LOCAL_OPERATIONS = ['OkraLocalForwardTask'];
 
 function replaceDeep(value, from, to) {
   if (value === from) return to;
@@ -75,8 +79,10 @@ export class Service {
   // eventRules: [{pattern, function}].
   constructor({
     fastWaits, fastTimeouts, lambdaEndpoint, historyLimit, eventRules = [],
-    region = REGION_DEFAULT, account = ACCOUNT_DEFAULT,
+    region = REGION_DEFAULT, account = ACCOUNT_DEFAULT, onTaskToken,
   } = {}) {
+    this.onTaskToken = onTaskToken; // async (token) => void, before a callback's Lambda runs
+    this.forwards = new Map(); // token -> endpoint of the run.mjs that owns it
     this.fastWaits = fastWaits;
     this.fastTimeouts = fastTimeouts ?? 1;
     this.lambdaEndpoint = lambdaEndpoint;
@@ -290,7 +296,42 @@ export class Service {
     return t;
   }
 
-  SendTaskSuccess({ taskToken, output }) {
+  OkraLocalForwardTask({ taskToken, endpoint }) {
+    if (typeof taskToken !== 'string' || !TOKEN.test(taskToken) || typeof endpoint !== 'string') {
+      throw new ApiError('ValidationException', 'OkraLocalForwardTask: {"taskToken": <a token>, "endpoint": "http://..."}');
+    }
+    this.forwards.set(taskToken, endpoint);
+    return {};
+  }
+
+  // A token minted by a run.mjs process: its SendTask* call is passed on, its answer passed back;
+  // a runner that is gone has closed the task (TaskTimedOut).
+  async forward(op, body) {
+    const endpoint = this.forwards.get(body.taskToken);
+    let res;
+    let text;
+    try {
+      res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'x-amz-target': `AWSStepFunctions.${op}`, 'content-type': 'application/x-amz-json-1.0' },
+        body: JSON.stringify(body),
+      });
+      text = await res.text();
+    } catch {
+      throw new ApiError('TaskTimedOut', 'Task Timed Out: the execution that owned the token has ended');
+    }
+    let out;
+    try {
+      out = JSON.parse(text);
+    } catch {
+      throw new ApiError('InternalFailure', `forwarding ${op}: ${text.slice(0, 200)}`, 500);
+    }
+    if (res.status === 200) return out;
+    throw new ApiError(out.__type ?? 'InternalFailure', out.message ?? text, res.status);
+  }
+
+  async SendTaskSuccess({ taskToken, output }) {
+    if (this.forwards.has(taskToken)) return this.forward('SendTaskSuccess', { taskToken, output });
     if (typeof output !== 'string') throw new ApiError('ValidationException', "1 validation error detected: Value null at 'output' failed to satisfy constraint: Member must not be null");
     if (payloadBytes(output) > PAYLOAD_LIMIT_BYTES) {
       throw new ApiError('ValidationException', `1 validation error detected: Value at 'output' failed to satisfy constraint: Member must have length less than or equal to ${PAYLOAD_LIMIT_BYTES}`);
@@ -306,13 +347,15 @@ export class Service {
     return {};
   }
 
-  SendTaskFailure({ taskToken, error, cause }) {
+  async SendTaskFailure({ taskToken, error, cause }) {
+    if (this.forwards.has(taskToken)) return this.forward('SendTaskFailure', { taskToken, error, cause });
     const t = this.task(taskToken);
     t.fail(error ?? '', cause ?? '');
     return {};
   }
 
-  SendTaskHeartbeat({ taskToken }) {
+  async SendTaskHeartbeat({ taskToken }) {
+    if (this.forwards.has(taskToken)) return this.forward('SendTaskHeartbeat', { taskToken });
     this.task(taskToken).heartbeat();
     return {};
   }
@@ -648,6 +691,7 @@ class Execution {
           if (optimised) {
             const fn = input?.FunctionName;
             if (typeof fn !== 'string') throw new LambdaError('States.Runtime', `${name}: lambda:invoke needs Parameters.FunctionName`);
+            if (token && this.service.onTaskToken) await this.service.onTaskToken(token);
             const payload = await invoke(resolveFunction(fn), input.Payload ?? {});
             const requestId = randomUUID();
             const wrapped = {
@@ -717,7 +761,7 @@ export function handler(service) {
       const target = String(req.headers['x-amz-target'] ?? '');
       const op = target.startsWith('AWSStepFunctions.') ? target.slice('AWSStepFunctions.'.length) : '';
       try {
-        if (!OPERATIONS.includes(op)) throw new ApiError('UnknownOperationException', `sfn-local does not implement ${target || '(no X-Amz-Target)'}`);
+        if (!OPERATIONS.includes(op) && !LOCAL_OPERATIONS.includes(op)) throw new ApiError('UnknownOperationException', `sfn-local does not implement ${target || '(no X-Amz-Target)'}`);
         const text = Buffer.concat(chunks).toString('utf8');
         let body;
         try {

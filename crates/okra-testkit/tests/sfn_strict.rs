@@ -864,3 +864,61 @@ fn the_aws_cli_drives_the_local_service() {
     let described = run(&["describe-execution", "--execution-arn", &arn]);
     assert_eq!(described["status"], "ABORTED");
 }
+
+// AWS: developer guide "Wait for a Callback with Task Token": whoever holds the token answers
+// with SendTaskSuccess at the Step Functions endpoint. For `LocalAws::run_state_machine` that
+// endpoint is the stack's sfn-local ($AWS_ENDPOINT_URL_SFN), which passes the call on to the
+// runner process that owns the token.
+#[test]
+fn the_runner_s_callbacks_are_answered_through_the_service() {
+    let record = tempfile::NamedTempFile::new().expect("temp file");
+    let record_path = record.path().to_owned();
+    let (aws, sfn) = sfn_stack(
+        LocalAws::builder()
+            .step_functions(Some(5))
+            .function_env("OKRA_ECHO_RECORD", record_path.display().to_string()),
+    );
+    let marker = LocalAws::unique("runner-cb");
+    let definition = json!({
+        "StartAt": "Callback",
+        "States": {
+            "Callback": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                         "Parameters": {"FunctionName": lambda_arn(ECHO),
+                                        "Payload": {"token.$": "$$.Task.Token", "marker": marker}},
+                         "TimeoutSeconds": 60, "End": true}
+        }
+    });
+    std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            aws.run_state_machine(&RunRequest::from_definition(definition))
+                .expect("runner")
+        });
+        let token = wait_until("the callback's payload", || {
+            let text = std::fs::read_to_string(&record_path).unwrap_or_default();
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| v["marker"] == json!(marker))
+                .map(|v| v["token"].clone())
+        });
+        let token = token.as_str().expect("a token").to_owned();
+        ok(&sfn, "SendTaskHeartbeat", &json!({"taskToken": token}));
+        ok(
+            &sfn,
+            "SendTaskSuccess",
+            &json!({"taskToken": token, "output": "{\"answered\":\"by the service\"}"}),
+        );
+        let exec = run.join().expect("runner thread");
+        assert_eq!(exec.status, "SUCCEEDED", "{exec:?}");
+        assert_eq!(exec.output, json!({"answered": "by the service"}));
+        assert!(exec.history_types().contains(&"TaskSubmitted"));
+        // The runner has exited: its task is closed.
+        assert_eq!(
+            error_type(
+                &sfn,
+                "SendTaskSuccess",
+                &json!({"taskToken": token, "output": "{}"})
+            ),
+            "TaskTimedOut"
+        );
+    });
+}
