@@ -393,8 +393,10 @@ export class Service {
   }
 
   // Delivered as EventBridge delivers to a Lambda target: asynchronously, retried on failure
-  // (here: 3 attempts, 0.2 s and 1 s apart; every attempt is logged).
-  publish(event) {
+  // (here: 3 attempts, 0.2 s and 1 s apart; every attempt is logged). Standard workflows only
+  // ("Express Workflows do not emit events to EventBridge").
+  publish(event, machine) {
+    if (machine.type !== 'STANDARD') return;
     for (const rule of this.eventRules) {
       if (!eventMatches(rule.pattern, event)) continue;
       const delivery = (async () => {
@@ -527,6 +529,8 @@ class Execution {
     this.record('ExecutionStarted', {
       executionStartedEventDetails: { input: this.input, inputDetails: { truncated: false }, roleArn: m.roleArn },
     });
+    // The status change to RUNNING is an event too (the developer guide's examples start with it).
+    this.service.publish(this.service.statusChangeEvent(this), m);
     const store = {
       inputs: {},
       sink: (ev, s) => this.onLibraryEvent(ev, s),
@@ -590,7 +594,7 @@ class Execution {
     this.run?.abort();
     this.controller.abort();
     console.error(`sfn-local: ${this.name} ${status}${error ? ` (${error})` : ''}`);
-    this.service.publish(this.service.statusChangeEvent(this));
+    this.service.publish(this.service.statusChangeEvent(this), this.machine);
     this.resolveDone(this);
   }
 

@@ -135,6 +135,14 @@ fn waiting_token(endpoint: &str, arn: &str) -> String {
         .to_owned()
 }
 
+fn by_status_in(events: &[Value], status: &str) -> Value {
+    events
+        .iter()
+        .find(|e| e["detail"]["status"] == status)
+        .unwrap_or_else(|| panic!("no {status} event in {events:#?}"))
+        .clone()
+}
+
 fn sfn_stack(builder: okra_testkit::LocalAwsBuilder) -> (LocalAws, String) {
     let aws = builder.start().expect("stack");
     aws.ensure_built(&[ECHO]).expect("echo built");
@@ -665,8 +673,11 @@ fn status_change_events_reach_matching_rules() {
             .sfn_arg("--fast-timeouts=0.01")
             .function_env("OKRA_ECHO_RECORD", record_path.display().to_string())
             .event_rule(pattern, ECHO)
-            // Never matches: nothing is delivered for it.
-            .event_rule(json!({"detail": {"status": ["RUNNING"]}}), ECHO),
+            // The start of one execution only.
+            .event_rule(
+                json!({"detail": {"status": ["RUNNING"], "name": ["ev-ok"]}}),
+                ECHO,
+            ),
     );
     let definition = |timeout: Option<u64>| {
         let mut d = json!({
@@ -713,25 +724,26 @@ fn status_change_events_reach_matching_rules() {
             .filter(|v| v.get("detail-type").is_some())
             .collect()
     };
-    let delivered = wait_until("4 deliveries", || {
+    // 4 ends (rule 1) and the start of ev-ok (rule 2).
+    wait_until("5 deliveries", || {
         let events = read(&record_path);
-        (events.len() >= 4).then_some(Value::Array(events))
+        (events.len() >= 5).then_some(Value::Null)
     });
     std::thread::sleep(Duration::from_millis(500));
-    let delivered = if read(&record_path).len() > 4 {
-        Value::Array(read(&record_path))
-    } else {
-        delivered
-    };
-    let events = delivered.as_array().unwrap();
-    assert_eq!(events.len(), 4, "{delivered:#}");
-    let by_status = |status: &str| {
-        events
-            .iter()
-            .find(|e| e["detail"]["status"] == status)
-            .unwrap_or_else(|| panic!("no {status} event in {delivered:#}"))
-            .clone()
-    };
+    let delivered = Value::Array(read(&record_path));
+    let events = delivered.as_array().expect("an array");
+    assert_eq!(events.len(), 5, "{delivered:#}");
+    let running = by_status_in(events, "RUNNING");
+    assert_eq!(running["detail"]["name"], "ev-ok");
+    assert_eq!(
+        (
+            &running["detail"]["stopDate"],
+            &running["detail"]["output"],
+            &running["detail"]["outputDetails"]
+        ),
+        (&Value::Null, &Value::Null, &Value::Null)
+    );
+    let by_status = |status: &str| by_status_in(events, status);
     let ok_event = by_status("SUCCEEDED");
     assert_eq!(ok_event["version"], "0");
     assert_eq!(ok_event["source"], "aws.states");
