@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use common::{aws, cell, cell_name, input, run_rollout, weights_of_steps};
-use okra_aws::state::{Lock, Signal, StatePort};
+use okra_aws::state::{Lock, StatePort};
 use serde_json::json;
 
 /// Seeds two clusters of 1.0.0 and runs the state machine once: initialize.
@@ -139,94 +139,8 @@ async fn a_failing_analysis_rolls_back_blocks_the_version_and_is_not_retried() -
     Ok(())
 }
 
-/// Runs the rollout in a thread, waits until its record says `paused`, then sends `signal`.
-async fn pause_then(
-    signal: Signal,
-    prefix: &str,
-) -> Result<(
-    common::Aws,
-    common::World,
-    okra_testkit::Execution,
-    Vec<(String, i32)>,
-)> {
-    let aws = aws().await?;
-    let w = aws.world(prefix).await?;
-    let name = cell_name(&w);
-    let steps = json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 100}]);
-    let spec = cell(&w, steps);
-    serving_v1(&aws, &w, &spec).await?;
-    let before = aws.weights(&w).await?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
-    let exec = format!("{name}-paused");
-    let runner = {
-        let (exec, aws2) = (exec.clone(), common::aws().await?);
-        std::thread::spawn(move || run_rollout(&aws2, &exec, input(spec)))
-    };
-    let paused = aws.wait_for_event(&name, &exec, "paused").await?;
-    assert!(paused, "the rollout reached its pause");
-    // While paused, the canary holds its 30 %.
-    assert_eq!(
-        aws.weights_by_version(&w).await?,
-        BTreeMap::from([("1.0.0".to_string(), 70), ("1.1.0".to_string(), 30)])
-    );
-    aws.signal(&name, &exec, signal).await?;
-    let e = runner.join().expect("the runner thread")?;
-    Ok((aws, w, e, before))
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_pause_until_resumed_waits_for_the_resume_signal() -> Result<()> {
-    let (aws, w, e, _) = pause_then(Signal::Resume, "res").await?;
-    e.ensure_succeeded()?;
-    let polls = e
-        .states_entered()
-        .iter()
-        .filter(|s| *s == "PollSignal")
-        .count();
-    assert!(polls >= 1, "it polled for the signal");
-    assert_eq!(weights_of_steps(&e), vec![30, 100]);
-    assert_eq!(
-        aws.weights_by_version(&w).await?,
-        BTreeMap::from([("1.1.0".to_string(), 100)])
-    );
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn abort_mid_rollout_rolls_back_and_blocks() -> Result<()> {
-    let (aws, w, e, before) = pause_then(Signal::Abort, "abrt").await?;
-    assert_eq!(e.status, "FAILED", "{e:?}");
-    assert_eq!(e.error.as_deref(), Some("RolledBack"));
-    assert!(
-        e.cause.as_deref().unwrap_or_default().contains("aborted"),
-        "{:?}",
-        e.cause
-    );
-    assert_eq!(aws.weights(&w).await?, before);
-    assert_eq!(
-        aws.blocked(&cell_name(&w)).await?,
-        vec!["1.1.0".to_string()]
-    );
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn promote_full_skips_the_remaining_steps() -> Result<()> {
-    let (aws, w, e, _) = pause_then(Signal::PromoteFull, "pfull").await?;
-    e.ensure_succeeded()?;
-    assert_eq!(
-        weights_of_steps(&e),
-        vec![30],
-        "setWeight 100 never ran as a step"
-    );
-    assert!(e.states_entered().iter().any(|s| s == "PromoteFull"));
-    assert_eq!(
-        aws.weights_by_version(&w).await?,
-        BTreeMap::from([("1.1.0".to_string(), 100)])
-    );
-    Ok(())
-}
+// Pauses until resumed, abort and promote-full are callbacks a person answers: they run in the
+// local Step Functions service, where executions run on their own (tests/e2e/callbacks.rs).
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pinned_lower_version_swaps_at_once() -> Result<()> {

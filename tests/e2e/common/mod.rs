@@ -114,7 +114,6 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
         "Pause",
         "WaitForCanaryReadiness",
         "WaitForInitialReadiness",
-        "WaitForSignal",
         "AnalysisInitialDelay",
         "AnalysisInterval",
     ] {
