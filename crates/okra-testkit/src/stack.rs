@@ -34,6 +34,8 @@ struct Tools {
     watchdog: PathBuf,
     cargo_shim: PathBuf,
     sfn_local: PathBuf,
+    /// The AWS CLI (PyPI awscli in `.tools/venv`); only the tests that use it need it.
+    aws_cli: PathBuf,
 }
 
 impl Tools {
@@ -46,6 +48,7 @@ impl Tools {
             watchdog: root.join("tools/local-aws/watchdog.sh"),
             cargo_shim: root.join("tools/local-aws/cargo-shim.sh"),
             sfn_local: root.join("tools/sfn-local/server.mjs"),
+            aws_cli: root.join(".tools/venv/bin/aws"),
         };
         let missing: Vec<String> = [
             &tools.moto_server,
@@ -656,6 +659,15 @@ impl LocalAws {
             env.push(("AWS_ENDPOINT_URL_SFN".to_owned(), e.clone()));
         }
         env
+    }
+
+    /// The real AWS CLI (`.tools/venv/bin/aws`, PyPI awscli, installed by `make setup`); an
+    /// error, never a skip, when it is missing. Run it with `--endpoint-url` and [`LocalAws::env`].
+    pub fn aws_cli(&self) -> anyhow::Result<&Path> {
+        if !self.tools.aws_cli.exists() {
+            bail!("{} missing: {SETUP_HINT}", self.tools.aws_cli.display());
+        }
+        Ok(&self.tools.aws_cli)
     }
 
     /// The workspace root.

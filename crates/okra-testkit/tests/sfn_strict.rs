@@ -792,12 +792,7 @@ fn status_change_events_reach_matching_rules() {
 #[test]
 fn the_aws_cli_drives_the_local_service() {
     let (aws, sfn) = sfn_stack(LocalAws::builder().step_functions(Some(5)));
-    let cli = aws.root().join(".tools/venv/bin/aws");
-    assert!(
-        cli.exists(),
-        "{} missing: run `make setup` (tools/local-aws/install.sh)",
-        cli.display()
-    );
+    let cli = aws.aws_cli().expect("the AWS CLI (make setup)").to_owned();
     let machine = create(&sfn, "callbacks", &callback_machine());
     let home = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| -> Value {
