@@ -131,7 +131,9 @@ def build():
     S["Init"] = {"Type": "Pass", "Comment": "Counters and accumulators the loops use.",
                  "Parameters": {"count": 0}, "ResultPath": "$.polls", "Next": "InitBackground"}
     S["InitBackground"] = {"Type": "Pass", "Parameters": {"metrics": []}, "ResultPath": "$.background",
-                           "Next": "TakeLock"}
+                           "Next": "InitWakes"}
+    S["InitWakes"] = {"Type": "Pass", "Comment": "Wakes of waits for a person in this execution (the history quota).",
+                      "Parameters": {"count": 0}, "ResultPath": "$.wakes", "Next": "TakeLock"}
     S["TakeLock"] = state_task(
         "begin", {}, "$.lock", "Discover",
         catch=[{"ErrorEquals": ["Conflict"], "ResultPath": "$.error", "Next": "CellBusy"},
@@ -255,6 +257,8 @@ def build():
     S["WaitForSignal"] = {"Type": "Choice", "Comment": "Until a person resumes, promotes or aborts through the API or `okra rollout`; "
                                                        "with a background analysis, it samples at its own interval meanwhile.",
                           "Choices": [
+        {"Variable": "$.wakes.count", "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.maxWakes",
+         "Next": "GoOnInNewExecution"},
         {"And": [{"Variable": "$.discovery.decision.plan.background", "IsPresent": True},
                  {"Variable": "$.step.index", "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.background.startingStep"}],
          "Next": "WaitForPersonUntilNextSample"}], "Default": "WaitForPerson"}
@@ -263,7 +267,7 @@ def build():
         comment="A callback: the API's resume, promote, promote-full or abort answers it (SendTaskSuccess). No polling, "
                 "so a wait of any length adds a handful of history events.")
     S["WaitForPersonUntilNextSample"] = wait_for_person(
-        "TakeSignal", [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.waited", "Next": "BackgroundSampleWhilePaused"},
+        "TakeSignal", [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.waited", "Next": "CountWakeToSample"},
                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RollBack"}],
         timeout_path="$.discovery.decision.plan.background.intervalSeconds",
         comment="The same callback, given up after the background analysis's interval to take a sample.")
@@ -273,8 +277,26 @@ def build():
                 {"Variable": "$.signal.signal", "StringEquals": "promote"}], "Next": "RecordStep"},
         {"Variable": "$.signal.signal", "StringEquals": "promoteFull", "Next": "PromoteFull"},
         {"Variable": "$.signal.signal", "StringEquals": "abort", "Next": "Aborted"}],
-        "Default": "WaitForSignal"}
+        "Default": "CountWake"}
+    S["CountWake"] = {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.wakes.count, 1)"},
+                      "ResultPath": "$.wakes", "Next": "WaitForSignal"}
+    S["CountWakeToSample"] = {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.wakes.count, 1)"},
+                              "ResultPath": "$.wakes", "Next": "BackgroundSampleWhilePaused"}
     S["BackgroundSampleWhilePaused"] = background_sample("WaitForSignal")
+    # The history quota: a wait woken many times goes on in a new execution.
+    S["GoOnInNewExecution"] = state_task(
+        "finish", {"outcome": "continued", "block": False,
+                   "reason": "the wait for a person goes on in a new execution (the history quota of this one)"},
+        "$.finished", "StartNextExecution", catch=catch_all("ContinuationFailed"),
+        comment="Step Functions ends an execution at 25,000 history events: record this one as continued and free the cell.")
+    S["StartNextExecution"] = task(
+        "Dispatcher", {"cells.$": "States.Array($.cell.name)", "trigger": "continue",
+                       "labels": {"continues.$": EXECUTION}},
+        "$.continued", "ContinuedInNewExecution", catch=catch_all("ContinuationFailed"),
+        comment="The dispatcher starts the next execution, which picks the rollout up where the listener shows it.")
+    S["ContinuedInNewExecution"] = {"Type": "Succeed", "Comment": "A new execution holds the cell now."}
+    S["ContinuationFailed"] = {"Type": "Fail", "Error": "ContinuationFailed", "CausePath": "$.error.Cause",
+                               "Comment": "Traffic stays at the last step's weights; the next reconcile resumes the rollout."}
     # analysis
     S["AnalysisInitialDelay"] = {"Type": "Wait", "SecondsPath": "$.step.item.initialDelaySeconds", "Next": "BeginAnalysis"}
     S["BeginAnalysis"] = {"Type": "Pass", "Parameters": {"metrics": []}, "ResultPath": "$.analysis", "Next": "CheckMetrics"}

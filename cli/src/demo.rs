@@ -23,12 +23,13 @@ pub const TABLE: &str = "okra-demo";
 /// The state machine's name.
 pub const STATE_MACHINE: &str = "okra-rollout";
 /// Every function of the state machine, by its DefinitionSubstitution.
-pub const FUNCTIONS: [(&str, &str); 5] = [
+pub const FUNCTIONS: [(&str, &str); 6] = [
     ("DiscoverClustersFunctionArn", "discover-clusters"),
     ("EnsureTargetGroupsFunctionArn", "ensure-target-groups"),
     ("ShiftWeightsFunctionArn", "shift-weights"),
     ("CheckMetricsFunctionArn", "check-metrics"),
     ("RolloutStateFunctionArn", "rollout-state"),
+    ("DispatcherFunctionArn", "dispatcher"),
 ];
 
 /// Demo options.

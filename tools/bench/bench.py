@@ -472,7 +472,8 @@ def section_rollout(r, w, moto_url, proxy_url, procs, reps):
         time.sleep(0.2)
     subs = {"DiscoverClustersFunctionArn": "discover-clusters", "EnsureTargetGroupsFunctionArn": "ensure-target-groups",
             "ShiftWeightsFunctionArn": "shift-weights", "CheckMetricsFunctionArn": "check-metrics",
-            "RolloutStateFunctionArn": "rollout-state"}
+            "RolloutStateFunctionArn": "rollout-state",
+            "DispatcherFunctionArn": "dispatcher"}
 
     def run(name, spec):
         req = {"definitionPath": "statemachine/rollout.asl.json",

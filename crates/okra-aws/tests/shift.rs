@@ -383,3 +383,71 @@ async fn unknown_fields_are_refused() {
     );
     assert!(r.is_err());
 }
+
+/// AWS health-checks the targets of a group only while a listener rule forwards to it (ALB
+/// guide, "Health checks for Application Load Balancer target groups"; ELB API reference,
+/// TargetHealth: `unused` / `Target.NotInUse`): the new groups stand by at weight 0 first.
+#[tokio::test]
+async fn attach_stands_new_groups_by_at_zero_and_detach_takes_them_out_without_a_weight_change() {
+    let w = world();
+    let c2 = w.elb.add_okra_group(CELL, "b2", "1.1.0");
+    let attach = input(json!({"listenerArn": LISTENER, "attach": [w.c1, c2]}));
+    let out = run(&w, attach.clone()).await.expect("attaches");
+    assert!(out.changed);
+    assert_eq!(out.weight, 0, "the new groups take no traffic");
+    assert_eq!(
+        w.elb.forward(LISTENER, None),
+        Some(fwd(&[(&w.s1, 100), (&w.c1, 0), (&c2, 0)]))
+    );
+    // A replay writes nothing.
+    w.elb.meter.reset_counts();
+    assert!(!run(&w, attach).await.expect("re-runs").changed);
+    assert_eq!(w.elb.meter.call_counts(), [("read_action", 1)].into());
+
+    // The first step goes from there, and its drift check is not troubled by the zeros.
+    let out = run(&w, step(&w, 10, &fwd(&[(&w.s1, 100)])))
+        .await
+        .expect("shifts");
+    assert_eq!(out.weight, 10);
+
+    // Detach takes out only what stands at 0.
+    w.elb
+        .set_forward(LISTENER, None, fwd(&[(&w.s1, 100), (&w.c1, 0), (&c2, 0)]));
+    let out = run(
+        &w,
+        input(json!({"listenerArn": LISTENER, "detach": [w.c1, c2]})),
+    )
+    .await
+    .expect("detaches");
+    assert!(out.changed);
+    assert_eq!(w.elb.forward(LISTENER, None), Some(fwd(&[(&w.s1, 100)])));
+}
+
+#[tokio::test]
+async fn weight_attach_and_detach_are_exclusive() {
+    let w = world();
+    let err = run(
+        &w,
+        input(json!({"listenerArn": LISTENER, "weight": 10, "attach": [w.c1]})),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        matches!(&err, OkraError::InvalidInput(m) if m.starts_with("weight:")),
+        "{err:?}"
+    );
+    assert!(w.elb.meter.call_counts().is_empty(), "no AWS call");
+}
+
+#[tokio::test]
+async fn attaching_past_five_groups_is_refused_before_any_write() {
+    let w = world();
+    let more: Vec<String> = (2..=6)
+        .map(|i| w.elb.add_okra_group(CELL, &format!("b{i}"), "1.1.0"))
+        .collect();
+    let err = run(&w, input(json!({"listenerArn": LISTENER, "attach": more})))
+        .await
+        .expect_err("refused");
+    assert!(format!("{err}").contains("at most 5"), "{err}");
+    assert!(w.elb.writes().is_empty());
+}

@@ -417,3 +417,150 @@ async fn transient_faults_surface_for_step_functions_to_retry() {
     assert!(w.record(step, t(3)).await);
     assert_eq!(w.events.kinds(), ["Rollout Started", "Rollout Step Done"]);
 }
+
+/// A "Step Functions Execution Status Change" event as EventBridge delivers it (developer guide,
+/// "Automating Step Functions event delivery with EventBridge").
+fn status_change(execution: &str, status: &str) -> Value {
+    json!({
+        "version": "0", "id": "315c1398-40ff-a850-213b-158f73e60175",
+        "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+        "account": "123456789012", "time": "2026-12-03T12:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:states:us-east-1:123456789012:execution:okra-rollout:{execution}")],
+        "detail": {
+            "executionArn": format!("arn:aws:states:us-east-1:123456789012:execution:okra-rollout:{execution}"),
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:okra-rollout",
+            "name": execution, "status": status,
+            "startDate": 1_780_000_000_000_u64, "stopDate": 1_780_000_060_000_u64,
+            "input": json!({"cell": {"name": CELL}, "trigger": "schedule"}).to_string(),
+            "inputDetails": {"included": true}, "output": null, "outputDetails": null,
+            "error": "States.Runtime", "cause": "history quota",
+        },
+    })
+}
+
+#[tokio::test]
+async fn the_finalizer_records_an_execution_that_ended_holding_the_lock_and_frees_the_cell() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    w.execs.set_status("e1", "FAILED");
+    let out = w
+        .call(status_change("e1", "FAILED"))
+        .await
+        .expect("finalizes");
+    let StateOutput::Ended(ended) = out else {
+        panic!("{out:?}")
+    };
+    assert!(ended.finalized, "{ended:?}");
+    assert!(ended.reason.contains("FAILED") && ended.reason.contains("States.Runtime"));
+    assert_eq!(w.state.lock_of(CELL), None);
+    assert_eq!(w.state.generation(CELL).await.expect("reads"), 1);
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(r.status, "failed");
+    assert!(
+        w.state.blocklist(CELL).await.expect("reads").is_empty(),
+        "nothing blocked"
+    );
+
+    // EventBridge delivers at least once: a second delivery changes nothing.
+    let StateOutput::Ended(again) = w.call(status_change("e1", "FAILED")).await.expect("runs")
+    else {
+        panic!()
+    };
+    assert!(!again.finalized);
+    assert_eq!(w.state.generation(CELL).await.expect("reads"), 1);
+}
+
+#[tokio::test]
+async fn the_finalizer_leaves_a_cell_another_execution_holds() {
+    let w = world();
+    w.execs.add("holder", "RUNNING");
+    w.begin("holder").await.expect("locks");
+    let StateOutput::Ended(out) = w
+        .call(status_change("second", "FAILED"))
+        .await
+        .expect("runs")
+    else {
+        panic!()
+    };
+    assert!(!out.finalized);
+    assert_eq!(
+        w.state.lock_of(CELL).map(|l| l.execution),
+        Some("holder".to_string())
+    );
+}
+
+#[tokio::test]
+async fn await_keeps_the_token_and_answers_at_once_when_a_signal_is_waiting() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    let out = w
+        .call(json!({"action": "await", "cell": CELL, "execution": "e1", "token": "tok-1"}))
+        .await
+        .expect("waits");
+    assert_eq!(
+        serde_json::to_value(out).expect("serializes"),
+        json!({"answered": false})
+    );
+    assert_eq!(
+        w.state
+            .get_wait(CELL, "e1")
+            .await
+            .expect("reads")
+            .as_deref(),
+        Some("tok-1")
+    );
+    assert!(w.execs.task_results().is_empty());
+
+    // A signal left before the next wait began answers that wait's callback.
+    w.state
+        .put_signal(CELL, "e1", Signal::Resume)
+        .await
+        .expect("puts");
+    w.call(json!({"action": "await", "cell": CELL, "execution": "e1", "token": "tok-2"}))
+        .await
+        .expect("waits");
+    assert_eq!(
+        w.execs.task_results(),
+        vec![("tok-2".to_string(), json!({"signal": "resume"}))]
+    );
+}
+
+#[tokio::test]
+async fn a_continued_rollout_is_recorded_and_frees_the_cell_without_an_event() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    let out = w
+        .finish(
+            json!({"action": "finish", "cell": CELL, "execution": "e1", "outcome": "continued",
+                   "reason": "the history quota"}),
+            t(2),
+        )
+        .await;
+    assert!(out.recorded && out.released);
+    assert_eq!(w.state.lock_of(CELL), None);
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(r.status, "continued");
+    assert_eq!(w.events.kinds(), ["Rollout Started"]);
+}

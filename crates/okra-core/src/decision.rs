@@ -122,6 +122,11 @@ pub struct Plan {
     /// The background analysis, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<BackgroundPlan>,
+    /// How many times one execution's waits for a person may wake (a background analysis
+    /// sample each) before the rollout goes on in a new execution: what the steps leave of the
+    /// history quota ([`crate::history`]).
+    #[serde(default)]
+    pub max_wakes: u64,
 }
 
 /// The longest `initialDelay` and the shortest `interval` (at least 1 s) of the referenced
@@ -198,7 +203,32 @@ pub fn plan(spec: &CellSpec) -> Plan {
         starting_step: b.starting_step as usize,
         interval_seconds: timing(spec, &b.templates).1,
     });
-    Plan { steps, background }
+    let mut plan = Plan {
+        steps,
+        background,
+        max_wakes: 0,
+    };
+    let readiness = crate::history::ReadinessPlan::for_timeout(
+        parse_duration(&spec.readiness.timeout).unwrap_or_default(),
+    );
+    plan.max_wakes = crate::history::budget(&plan, &readiness, |i| max_samples(spec, i)).max_wakes;
+    plan
+}
+
+/// The most samples the analysis of plan step `i` takes: the largest `count` of its metrics (1
+/// for a step that is no analysis). Plan steps are the spec's steps in order (a final
+/// `setWeight: 100` may follow).
+pub fn max_samples(spec: &CellSpec, i: usize) -> u64 {
+    let Some(a) = spec.canary.steps.get(i).and_then(|s| s.analysis.as_ref()) else {
+        return 1;
+    };
+    spec.analysis_templates
+        .iter()
+        .filter(|t| a.templates.iter().any(|r| r.template_name == t.name))
+        .flat_map(|t| t.metrics.iter())
+        .map(|m| u64::from(m.count))
+        .max()
+        .unwrap_or(1)
 }
 
 /// Where to pick a rollout up when the listener already gives the new version `weight` %: just

@@ -172,6 +172,7 @@ mod tests {
         let plan = Plan {
             steps: vec![],
             background: None,
+            max_wakes: 0,
         };
         let start = Decision::StartRollout {
             stable: side(Some("1.1.0"), 2),

@@ -204,6 +204,7 @@ pub fn validate(spec: &CellSpec) -> Result<(), ValidationErrors> {
     v.canary();
     v.analysis_templates();
     v.judge();
+    v.history();
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -239,6 +240,54 @@ fn quoted<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
 }
 
 impl Validator<'_> {
+    /// The plan must fit Step Functions' history quota ([`crate::history`]); checked only on a
+    /// spec with no other error (the plan of a broken spec says nothing).
+    fn history(&mut self) {
+        use crate::history::{ReadinessPlan, STEPS_BUDGET, budget, step_events};
+        if !self.errors.is_empty() {
+            return;
+        }
+        let spec = self.spec;
+        let plan = crate::decision::plan(spec);
+        let readiness = ReadinessPlan::for_timeout(
+            crate::duration::parse_duration(&spec.readiness.timeout).unwrap_or_default(),
+        );
+        let samples = |i| crate::decision::max_samples(spec, i);
+        let b = budget(&plan, &readiness, samples);
+        if b.steps <= STEPS_BUDGET {
+            return;
+        }
+        let costliest = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let bg = plan
+                    .background
+                    .as_ref()
+                    .filter(|bg| i >= bg.starting_step)
+                    .map(|bg| bg.interval_seconds);
+                (step_events(s, samples(i), bg), i)
+            })
+            .max();
+        let (cost, i) = costliest.unwrap_or_default();
+        let path = if i < spec.canary.steps.len() {
+            format!("canary.steps[{i}]")
+        } else {
+            "canary.steps".to_string()
+        };
+        self.push(
+            path,
+            format!(
+                "one execution of these steps could write {} Step Functions history events, more \
+                 than the {STEPS_BUDGET} okra keeps of the 25,000 an execution may have (this step \
+                 alone: {cost}); take fewer analysis samples (count), a longer background \
+                 analysis interval, a shorter timed pause, or fewer steps",
+                b.steps
+            ),
+        );
+    }
+
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FieldError {
             path: path.into(),

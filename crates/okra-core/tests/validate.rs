@@ -1531,3 +1531,41 @@ proptest! {
         let _ = validate(&s);
     }
 }
+
+/// Step Functions fails an execution at 25,000 history events, and no Catch sees it (developer
+/// guide, "Step Functions service quotas"): a plan whose steps could write more than okra's
+/// budget of them is refused at its costliest step.
+#[test]
+fn a_plan_that_could_outgrow_the_execution_history_is_refused_at_its_costliest_step() {
+    let mut s = web();
+    cw_metric(&mut s).count = 1000;
+    for _ in 0..2 {
+        s.canary
+            .steps
+            .insert(3, step_analysis(&["error-rate"], &[]));
+    }
+    let errs = errors(&s);
+    assert_eq!(errs.errors.len(), 1, "{errs}");
+    let e = &errs.errors[0];
+    assert!(e.path.starts_with("canary.steps["), "{e:?}");
+    assert!(
+        e.message.contains("history events") && e.message.contains("25,000"),
+        "{}",
+        e.message
+    );
+    // One such analysis fits.
+    let mut one = web();
+    cw_metric(&mut one).count = 1000;
+    assert_valid(&one);
+}
+
+#[test]
+fn a_readiness_timeout_of_a_year_fits_the_history() {
+    let mut s = web();
+    s.readiness.timeout = "8760h".into();
+    assert_valid(&s);
+    let plan = okra_core::history::ReadinessPlan::for_timeout(std::time::Duration::from_secs(
+        365 * 86_400,
+    ));
+    assert!(plan.max_polls <= okra_core::history::MAX_READINESS_POLLS);
+}

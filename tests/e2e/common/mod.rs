@@ -22,12 +22,13 @@ pub const TABLE: &str = "okra-e2e";
 pub const STATE_MACHINE_ARN: &str =
     "arn:aws:states:us-east-1:123456789012:stateMachine:okra-rollout";
 /// Every function of the state machine, by the substitution that names it in the ASL.
-pub const FUNCTIONS: [(&str, &str); 5] = [
+pub const FUNCTIONS: [(&str, &str); 6] = [
     ("DiscoverClustersFunctionArn", "discover-clusters"),
     ("EnsureTargetGroupsFunctionArn", "ensure-target-groups"),
     ("ShiftWeightsFunctionArn", "shift-weights"),
     ("CheckMetricsFunctionArn", "check-metrics"),
     ("RolloutStateFunctionArn", "rollout-state"),
+    ("DispatcherFunctionArn", "dispatcher"),
 ];
 
 static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();

@@ -50,29 +50,7 @@ pub struct DiscoverOutput {
     pub stickiness: Option<ForwardStickiness>,
 }
 
-/// The readiness loop: poll every `poll_seconds`, at most `max_polls` times (the gate's timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReadinessPlan {
-    /// Seconds between polls.
-    pub poll_seconds: u64,
-    /// Polls before giving up.
-    pub max_polls: u64,
-}
-
-/// Seconds between readiness polls.
-pub const READINESS_POLL_SECONDS: u64 = 10;
-
-impl ReadinessPlan {
-    /// The loop for a timeout.
-    pub fn for_timeout(timeout: std::time::Duration) -> Self {
-        let poll_seconds = READINESS_POLL_SECONDS;
-        Self {
-            poll_seconds,
-            max_polls: timeout.as_secs().div_ceil(poll_seconds).max(1),
-        }
-    }
-}
+pub use okra_core::history::{READINESS_POLL_SECONDS, ReadinessPlan};
 
 /// Runs discovery for one cell.
 pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(

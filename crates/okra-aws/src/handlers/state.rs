@@ -54,6 +54,8 @@ pub enum FinishOutcome {
     Failed,
     /// Discovery found nothing to do (the lock only is released).
     NothingToDo,
+    /// The rollout goes on in a new execution (this one's history quota); no event.
+    Continued,
 }
 
 impl FinishOutcome {
@@ -64,6 +66,7 @@ impl FinishOutcome {
             Self::RolledBack => "rolledBack",
             Self::Failed => "failed",
             Self::NothingToDo => "nothingToDo",
+            Self::Continued => "continued",
         }
     }
 
@@ -73,7 +76,7 @@ impl FinishOutcome {
             Self::Promoted => Some("Rollout Promoted"),
             Self::RolledBack => Some("Rollout Rolled Back"),
             Self::Failed => Some("Rollout Failed"),
-            Self::NothingToDo => None,
+            Self::NothingToDo | Self::Continued => None,
         }
     }
 }
@@ -748,7 +751,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 blocked = Some(v.clone());
             }
             let mut recorded = false;
-            if let Some(kind) = outcome.event_kind() {
+            if outcome != FinishOutcome::NothingToDo {
                 if state.get_rollout(&cell, &execution).await?.is_none() {
                     // Failed before `started`: a record still tells what happened.
                     state
@@ -788,7 +791,9 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                     weight,
                     detail: detail.clone(),
                 };
-                let ev = event(kind, &cell, &execution, detail);
+                let ev = outcome
+                    .event_kind()
+                    .map(|kind| event(kind, &cell, &execution, detail));
                 recorded = record_once(
                     state,
                     events,
@@ -796,7 +801,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                     &execution,
                     &entry,
                     Some(outcome.status()),
-                    Some(ev),
+                    ev,
                 )
                 .await?;
             }
