@@ -236,6 +236,8 @@ def build():
     S["StepType?"] = {"Type": "Choice", "Choices": [
         {"Variable": "$.step.item.type", "StringEquals": "setWeight", "Next": "SetWeight"},
         {"And": [{"Variable": "$.step.item.type", "StringEquals": "pause"},
+                 {"Variable": "$.step.item.sampled", "IsPresent": True}], "Next": "BeginSampledPause"},
+        {"And": [{"Variable": "$.step.item.type", "StringEquals": "pause"},
                  {"Variable": "$.step.item.seconds", "IsPresent": True}], "Next": "Pause"},
         {"Variable": "$.step.item.type", "StringEquals": "pause", "Next": "RecordPaused"},
         {"Variable": "$.step.item.type", "StringEquals": "analysis", "Next": "AnalysisInitialDelay"}],
@@ -250,6 +252,19 @@ def build():
                            comment="Shift to the step's weight and verify; the output's weight is what the console shows.")
     # pause {duration}
     S["Pause"] = {"Type": "Wait", "SecondsPath": "$.step.item.seconds", "Next": "RecordStep"}
+    # pause {duration} while a background analysis runs: an interval, a sample, again; then the rest.
+    S["BeginSampledPause"] = {"Type": "Pass", "Parameters": {"left.$": "$.step.item.sampled.slices"},
+                              "ResultPath": "$.pauseSlices", "Next": "MorePauseSlices?",
+                              "Comment": "A timed pause during which the background analysis samples at its own interval."}
+    S["MorePauseSlices?"] = {"Type": "Choice", "Choices": [
+        {"Variable": "$.pauseSlices.left", "NumericGreaterThan": 0, "Next": "PauseSlice"}],
+        "Default": "PauseRest"}
+    S["PauseSlice"] = {"Type": "Wait", "SecondsPath": "$.discovery.decision.plan.background.intervalSeconds",
+                       "Next": "BackgroundSampleDuringPause"}
+    S["BackgroundSampleDuringPause"] = background_sample("CountPauseSlice")
+    S["CountPauseSlice"] = {"Type": "Pass", "Parameters": {"left.$": "States.MathAdd($.pauseSlices.left, -1)"},
+                            "ResultPath": "$.pauseSlices", "Next": "MorePauseSlices?"}
+    S["PauseRest"] = {"Type": "Wait", "SecondsPath": "$.step.item.sampled.restSeconds", "Next": "RecordStep"}
     # pause {} until resumed
     S["RecordPaused"] = state_task("step", {"index.$": "$.step.index", "weight.$": "$.last.weight",
                                             "event": "paused", "detail": {"until": "resumed"}},
@@ -258,7 +273,7 @@ def build():
                                                        "with a background analysis, it samples at its own interval meanwhile.",
                           "Choices": [
         {"Variable": "$.wakes.count", "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.maxWakes",
-         "Next": "GoOnInNewExecution"},
+         "Next": "TakeSignalBeforeGoingOn"},
         {"And": [{"Variable": "$.discovery.decision.plan.background", "IsPresent": True},
                  {"Variable": "$.step.index", "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.background.startingStep"}],
          "Next": "WaitForPersonUntilNextSample"}], "Default": "WaitForPerson"}
@@ -267,7 +282,7 @@ def build():
         comment="A callback: the API's resume, promote, promote-full or abort answers it (SendTaskSuccess). No polling, "
                 "so a wait of any length adds a handful of history events.")
     S["WaitForPersonUntilNextSample"] = wait_for_person(
-        "TakeSignal", [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.waited", "Next": "CountWakeToSample"},
+        "TakeSignal", [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.waited", "Next": "BackgroundSampleWhilePaused"},
                        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RollBack"}],
         timeout_path="$.discovery.decision.plan.background.intervalSeconds",
         comment="The same callback, given up after the background analysis's interval to take a sample.")
@@ -280,10 +295,19 @@ def build():
         "Default": "CountWake"}
     S["CountWake"] = {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.wakes.count, 1)"},
                       "ResultPath": "$.wakes", "Next": "WaitForSignal"}
-    S["CountWakeToSample"] = {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.wakes.count, 1)"},
-                              "ResultPath": "$.wakes", "Next": "BackgroundSampleWhilePaused"}
-    S["BackgroundSampleWhilePaused"] = background_sample("WaitForSignal")
-    # The history quota: a wait woken many times goes on in a new execution.
+    # Woken by the interval: a sample, then any signal left meanwhile (its callback may have
+    # been answered while no wait was open).
+    S["BackgroundSampleWhilePaused"] = background_sample("TakeSignal")
+    # The history quota: a wait woken many times goes on in a new execution, unless a person's
+    # signal is there to act on (signals are this execution's own).
+    S["TakeSignalBeforeGoingOn"] = state_task("poll", {}, "$.signal", "SignalledBeforeGoingOn?",
+                                              catch=catch_all("RollBack"))
+    S["SignalledBeforeGoingOn?"] = {"Type": "Choice", "Choices": [
+        {"Or": [{"Variable": "$.signal.signal", "StringEquals": "resume"},
+                {"Variable": "$.signal.signal", "StringEquals": "promote"}], "Next": "RecordStep"},
+        {"Variable": "$.signal.signal", "StringEquals": "promoteFull", "Next": "PromoteFull"},
+        {"Variable": "$.signal.signal", "StringEquals": "abort", "Next": "Aborted"}],
+        "Default": "GoOnInNewExecution"}
     S["GoOnInNewExecution"] = state_task(
         "finish", {"outcome": "continued", "block": False,
                    "reason": "the wait for a person goes on in a new execution (the history quota of this one)"},
@@ -372,7 +396,7 @@ def background_sample(next_state):
 
 
 def add_background_choices(S):
-    for nxt in ("WaitForSignal", "PollAfterStep"):
+    for nxt in ("TakeSignal", "PollAfterStep", "CountPauseSlice"):
         S["BackgroundPhase" + nxt] = {"Type": "Choice", "Choices": [
             {"Or": [{"Variable": "$.background.phase", "StringEquals": "failed"},
                     {"Variable": "$.background.phase", "StringEquals": "error"}], "Next": "BackgroundFailed"}],

@@ -83,6 +83,10 @@ pub enum PlanStep {
         /// How long; `None` means until a person resumes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seconds: Option<u64>,
+        /// With a background analysis running at this step: the pause is `slices` waits of the
+        /// analysis's interval, each followed by a sample, then `rest_seconds`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sampled: Option<SampledPause>,
     },
     /// Run these analysis templates to completion.
     Analysis {
@@ -96,6 +100,16 @@ pub enum PlanStep {
         /// Wait this long between samples (the shortest `interval` of its metrics, at least 1 s).
         interval_seconds: u64,
     },
+}
+
+/// A timed pause cut into background-analysis intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampledPause {
+    /// Whole intervals, each followed by a background sample.
+    pub slices: u64,
+    /// What is left after them.
+    pub rest_seconds: u64,
 }
 
 /// The analysis that runs alongside the steps.
@@ -179,7 +193,10 @@ pub fn plan(spec: &CellSpec) -> Plan {
                 .as_deref()
                 .and_then(|d| parse_duration(d).ok())
                 .map(|d| d.as_secs());
-            steps.push(PlanStep::Pause { seconds });
+            steps.push(PlanStep::Pause {
+                seconds,
+                sampled: None,
+            });
         } else if let Some(a) = &s.analysis {
             let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates);
             steps.push(PlanStep::Analysis {
@@ -203,6 +220,21 @@ pub fn plan(spec: &CellSpec) -> Plan {
         starting_step: b.starting_step as usize,
         interval_seconds: timing(spec, &b.templates).1,
     });
+    if let Some(bg) = &background {
+        let every = bg.interval_seconds.max(1);
+        for step in steps.iter_mut().skip(bg.starting_step) {
+            if let PlanStep::Pause {
+                seconds: Some(s),
+                sampled,
+            } = step
+            {
+                *sampled = Some(SampledPause {
+                    slices: *s / every,
+                    rest_seconds: *s % every,
+                });
+            }
+        }
+    }
     let mut plan = Plan {
         steps,
         background,

@@ -75,12 +75,14 @@ const BACKGROUND_SAMPLE: u64 = TASK + FLOW;
 /// The states around every step: MoreSteps?, LoadStep, StepType?, RecordStep,
 /// BackgroundAfterStep?, PollAfterStep, SignalAfterStep?, NextStep.
 const PER_STEP: u64 = 6 * FLOW + 2 * TASK;
-/// One wake of a wait for a person: the Choice before it, the callback, taking the signal and
-/// the Choice on it, and (woken by the interval) a background sample.
-pub const WAKE: u64 = FLOW + CALLBACK + TASK + FLOW + BACKGROUND_SAMPLE;
+/// One wake of a wait for a person: the Choice before it, the callback, (woken by the
+/// interval) a background sample, taking the signal, the Choice on it and the count.
+pub const WAKE: u64 = FLOW + CALLBACK + BACKGROUND_SAMPLE + TASK + FLOW + FLOW;
 /// The states of an execution outside the steps: Init, TakeLock, Discover, Decide, record,
-/// target groups, standby, the readiness loop's own ends, the finish and the rollback path.
-const FIXED: u64 = 1 + 2 * FLOW + 3 * TASK + FLOW + 2 * TASK + 4 * FLOW + 2 * TASK + 2 * FLOW + 1;
+/// target groups, standby, the readiness loop's own ends, the finish and the rollback path (or
+/// the hand-over to a new execution: a last signal check, the record, the dispatcher).
+const FIXED: u64 =
+    1 + 3 * FLOW + 3 * TASK + FLOW + 2 * TASK + 4 * FLOW + 3 * TASK + 3 * FLOW + 1;
 
 /// What a plan costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,13 +102,17 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
         + background
         + match step {
             PlanStep::SetWeight { .. } => TASK,
-            PlanStep::Pause { seconds: Some(s) } => match background_interval {
-                // A timed pause with a background analysis samples at its interval meanwhile.
-                Some(i) => s.div_ceil(i.max(1)).max(1) * (FLOW + FLOW + BACKGROUND_SAMPLE),
+            PlanStep::Pause {
+                seconds: Some(s), ..
+            } => match background_interval {
+                // A timed pause with a background analysis samples at its interval meanwhile:
+                // a Pass to begin, per slice a Choice, a Wait, a sample and a Pass, then the
+                // last Choice and the rest's Wait.
+                Some(i) => 3 * FLOW + (s / i.max(1)) * (3 * FLOW + BACKGROUND_SAMPLE),
                 None => FLOW,
             },
             // Recorded, then one wake (more wakes count against `max_wakes`).
-            PlanStep::Pause { seconds: None } => TASK + WAKE,
+            PlanStep::Pause { seconds: None, .. } => TASK + WAKE,
             // Initial delay, the analysis's first state, its samples (Task, Choice, Wait), and
             // an inconclusive end: recorded and one wake.
             PlanStep::Analysis { .. } => {
@@ -160,7 +166,10 @@ mod tests {
         let plan = Plan {
             steps: vec![
                 PlanStep::SetWeight { weight: 30 },
-                PlanStep::Pause { seconds: None },
+                PlanStep::Pause {
+                    seconds: None,
+                    sampled: None,
+                },
                 PlanStep::SetWeight { weight: 100 },
             ],
             background: None,

@@ -490,9 +490,15 @@ fn plan_normalizes_steps() {
         p.steps,
         vec![
             PlanStep::SetWeight { weight: 10 },
-            PlanStep::Pause { seconds: Some(60) },
+            PlanStep::Pause {
+                seconds: Some(60),
+                sampled: None
+            },
             PlanStep::SetWeight { weight: 50 },
-            PlanStep::Pause { seconds: None },
+            PlanStep::Pause {
+                seconds: None,
+                sampled: None
+            },
             PlanStep::SetWeight { weight: 100 },
         ]
     );
@@ -500,6 +506,25 @@ fn plan_normalizes_steps() {
     assert_eq!(resume_step(&p, 10), 1);
     assert_eq!(resume_step(&p, 30), 1);
     assert_eq!(resume_step(&p, 50), 3);
+    // With a background analysis from the second step, its timed pause samples every interval.
+    let mut bg = spec(1);
+    bg.canary.analysis = Some(okra_core::spec::BackgroundAnalysis {
+        templates: vec![],
+        args: vec![],
+        starting_step: 1,
+    });
+    let p = plan(&bg);
+    assert_eq!(
+        p.steps[1],
+        PlanStep::Pause {
+            seconds: Some(60),
+            sampled: Some(okra_core::decision::SampledPause {
+                slices: 1,
+                rest_seconds: 0
+            })
+        },
+        "one interval (60 s when no metric names one), one sample"
+    );
     // No steps at all: one switch.
     let s = spec_with("");
     assert_eq!(plan(&s).steps, vec![PlanStep::SetWeight { weight: 100 }]);

@@ -115,6 +115,8 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
     }
     for wait in [
         "Pause",
+        "PauseSlice",
+        "PauseRest",
         "WaitForCanaryReadiness",
         "WaitForInitialReadiness",
         "AnalysisInitialDelay",
