@@ -260,6 +260,39 @@ impl Elb {
 impl LoadBalancerPort for Elb {
     type Raw = Vec<Action>;
 
+    async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
+        let out = self
+            .client
+            .describe_listeners()
+            .listener_arns(listener_arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let lb = out
+            .listeners()
+            .first()
+            .and_then(|l| l.load_balancer_arn())
+            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))?
+            .to_string();
+        let out = self
+            .client
+            .describe_load_balancers()
+            .load_balancer_arns(&lb)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        out.load_balancers()
+            .first()
+            .and_then(|b| b.vpc_id())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                OkraError::Aws {
+                    code: "LoadBalancerNotFound".into(),
+                    message: format!("load balancer {lb} of listener {listener_arn} has no VPC"),
+                }
+            })
+    }
+
     async fn read_action(
         &self,
         listener_arn: &str,

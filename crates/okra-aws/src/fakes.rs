@@ -349,6 +349,9 @@ struct ElbState {
     drop_writes: usize,
     /// Written by okra (whether applied or not), in order.
     writes: Vec<ForwardAction>,
+    /// Listener → its load balancer's VPC (default `vpc-1`, the fake clusters' VPC, for any
+    /// listener, added or not).
+    load_balancer_vpcs: BTreeMap<String, String>,
 }
 
 /// ELBv2 in memory.
@@ -431,6 +434,14 @@ impl FakeElb {
         lock(&self.state)
             .actions
             .insert((listener_arn.to_string(), None), actions);
+        self
+    }
+
+    /// Puts the listener's load balancer in another VPC than the default `vpc-1`.
+    pub fn set_load_balancer_vpc(&self, listener_arn: &str, vpc: &str) -> &Self {
+        lock(&self.state)
+            .load_balancer_vpcs
+            .insert(listener_arn.to_string(), vpc.to_string());
         self
     }
 
@@ -566,6 +577,20 @@ impl FakeElb {
 
 impl LoadBalancerPort for FakeElb {
     type Raw = Vec<RawAction>;
+
+    async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
+        self.meter.enter("load_balancer_vpc")?;
+        self.meter.api("DescribeListeners", 1);
+        self.meter.api("DescribeLoadBalancers", 1);
+        // Any listener's load balancer is in `vpc-1` unless a test says otherwise (tests of
+        // target groups need no listener).
+        let st = lock(&self.state);
+        Ok(st
+            .load_balancer_vpcs
+            .get(listener_arn)
+            .cloned()
+            .unwrap_or_else(|| "vpc-1".to_string()))
+    }
 
     async fn read_action(
         &self,

@@ -110,6 +110,13 @@ pub trait LoadBalancerPort: Send + Sync {
 
     /// Health counts of a target group's targets.
     fn target_health(&self, arn: &str) -> impl Future<Output = Result<TargetHealth>> + Send;
+
+    /// The VPC of the listener's load balancer: where its target groups must be (a forward
+    /// action's target groups must be in the load balancer's VPC). Two calls.
+    fn load_balancer_vpc(
+        &self,
+        listener_arn: &str,
+    ) -> impl Future<Output = Result<String>> + Send;
 }
 
 /// EC2 Auto Scaling, for `registration: nodegroups`.

@@ -153,6 +153,11 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
             .track("target_health", self.inner.target_health(arn))
             .await
     }
+    async fn load_balancer_vpc(&self, listener: &str) -> Result<String> {
+        self.flight
+            .track("load_balancer_vpc", self.inner.load_balancer_vpc(listener))
+            .await
+    }
 }
 
 /// 20 clusters of two versions behind a listener that forwards to nothing yet.

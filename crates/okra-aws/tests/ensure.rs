@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{CELL, cell, cell_with, tags};
+use common::{CELL, LISTENER, cell, cell_with, tags};
 use okra_aws::Result;
 use okra_aws::fakes::{FakeAutoScaling, FakeEks, FakeElb};
 use okra_aws::handlers::ensure::{EnsureInput, EnsureOutput, GroupReport, Mode, handle};
@@ -290,18 +290,27 @@ async fn a_group_without_targets_is_not_ready_unless_the_gate_is_zero() {
     assert!(out.ready);
 }
 
+/// A forward action's target groups must be in the load balancer's VPC (ELB API reference,
+/// ModifyListener / CreateRule: a target group of another VPC is refused): okra makes them
+/// there, whatever VPC the cluster reports, and looks the VPC up once.
 #[tokio::test]
-async fn a_missing_vpc_id_names_the_member() {
+async fn target_groups_are_made_in_the_load_balancers_vpc() {
     let w = world();
+    w.elb.set_load_balancer_vpc(LISTENER, "vpc-lb");
     let mut side = side();
     side.members[0].vpc_id = None;
-    let err = run(&w, cell(2), side, Mode::Ensure)
+    let out = run(&w, cell(2), side, Mode::Ensure)
         .await
-        .expect_err("no VPC");
-    assert_eq!(err.error_type(), "InvalidInput");
-    assert!(err.to_string().contains("side.members[0].vpcId"), "{err}");
-    assert!(w.elb.target_groups().is_empty());
-    assert_eq!(w.elb.meter.calls("create_target_group"), 0);
+        .expect("makes the groups");
+    assert_eq!(out.groups.len(), 2);
+    let vpcs: Vec<String> = w
+        .elb
+        .target_groups()
+        .into_iter()
+        .map(|g| g.vpc_id)
+        .collect();
+    assert_eq!(vpcs, ["vpc-lb", "vpc-lb"]);
+    assert_eq!(w.elb.meter.calls("load_balancer_vpc"), 1);
 }
 
 #[tokio::test]

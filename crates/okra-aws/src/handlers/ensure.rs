@@ -97,10 +97,12 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
     let version = side.version.clone().unwrap_or_default();
     let mut created = Vec::new();
     if mode == Mode::Ensure {
+        // Looked up once, and only when a group is to be made.
+        let lb_vpc = tokio::sync::OnceCell::new();
         // The members are independent of each other: up to MEMBER_CONCURRENCY at a time, in order.
         let arns: Vec<Option<(String, bool)>> =
-            futures::stream::iter(side.members.iter().enumerate())
-                .map(|(i, m)| ensure_member(eks, elb, asg, &cell, &version, i, m))
+            futures::stream::iter(side.members.iter())
+                .map(|m| ensure_member(eks, elb, asg, &cell, &version, &lb_vpc, m))
                 .buffered(MEMBER_CONCURRENCY)
                 .try_collect()
                 .await?;
@@ -179,7 +181,7 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
     asg: &A,
     cell: &CellSpec,
     version: &str,
-    i: usize,
+    lb_vpc: &tokio::sync::OnceCell<String>,
     m: &Member,
 ) -> Result<Option<(String, bool)>> {
     let Some(cluster) = m.cluster.clone() else {
@@ -213,11 +215,21 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
                 (arn, false)
             }
             None => {
-                let vpc_id = m.vpc_id.clone().ok_or_else(|| {
-                    OkraError::InvalidInput(format!(
-                        "side.members[{i}].vpcId: needed to create the target group of cluster {cluster}"
-                    ))
+                // A forward action's target groups must be in the load balancer's VPC (ELB API
+                // reference, ModifyListener); the cluster's nodes must be reachable from it.
+                let listener = cell.ingress.listener().map(|(_, arn)| arn).ok_or_else(|| {
+                    OkraError::InvalidInput("cell.ingress: no listener".to_string())
                 })?;
+                let vpc_id = lb_vpc
+                    .get_or_try_init(|| elb.load_balancer_vpc(listener))
+                    .await?
+                    .clone();
+                if m.vpc_id.as_deref().is_some_and(|v| v != vpc_id) {
+                    tracing::warn!(
+                        %cluster, cluster_vpc = ?m.vpc_id, %vpc_id,
+                        "the cluster is in another VPC than the load balancer: its targets must be routable from it (peering, Transit Gateway)"
+                    );
+                }
                 let kind = cell
                     .ingress
                     .listener()
