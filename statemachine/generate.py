@@ -63,9 +63,14 @@ def state_task(action, extra, result_path, next_state, catch=None, comment=None)
     return task("RolloutState", params, result_path, next_state, catch=catch, comment=comment)
 
 
-def shift(stable, canary, weight, expected, next_state, catch, result_path="$.last", comment=None):
+def shift(stable, canary, weight, expected, next_state, catch, result_path="$.last", comment=None,
+          check_members=False):
     params = {"listenerArn.$": "$.discovery.listenerArn", "ruleArn.$": "$.discovery.ruleArn",
               "stickiness.$": "$.discovery.stickiness", "expected.$": expected}
+    if check_members:
+        # Every member against the readiness gate first: a canary group gone or unhealthy fails
+        # the step; a stable one leaves the action and the others share its weight.
+        params["minHealthyPercent.$"] = "$.discovery.readiness.minHealthyPercent"
     params.update({"stable" + (".$" if isinstance(stable, str) else ""): stable})
     params.update({"canary" + (".$" if isinstance(canary, str) else ""): canary})
     if isinstance(weight, str):
@@ -223,9 +228,9 @@ def build():
     S["ResumeAtStep"] = {"Type": "Pass", "Parameters": {"index.$": "$.discovery.decision.fromStep"},
                          "ResultPath": "$.step", "Next": "RememberResumedAction"}
     S["RememberResumedAction"] = {"Type": "Pass", "Parameters": {
-        "action.$": "$.discovery.action", "weight.$": "$.discovery.decision.canaryWeight"},
+        "action.$": "$.discovery.action", "weight.$": "$.discovery.decision.canaryWeight", "excluded": []},
         "ResultPath": "$.last", "Next": "MoreSteps?"}
-    S["RememberAction"] = {"Type": "Pass", "Parameters": {"action.$": "$.discovery.action", "weight": 0},
+    S["RememberAction"] = {"Type": "Pass", "Parameters": {"action.$": "$.discovery.action", "weight": 0, "excluded": []},
                            "ResultPath": "$.last", "Next": "MoreSteps?"}
     S["MoreSteps?"] = {"Type": "Choice", "Choices": [
         {"Variable": "$.step.index", "NumericGreaterThanEqualsPath": "$.stepCount.index", "Next": "FinishPromoted"}],
@@ -248,7 +253,7 @@ def build():
 
     # setWeight
     S["SetWeight"] = shift("$.discovery.decision.stable", "$.canary.side", "$.step.item.weight", "$.last.action",
-                           "RecordStep", catch_all("RollBack"),
+                           "RecordStep", catch_all("RollBack"), check_members=True,
                            comment="Shift to the step's weight and verify; the output's weight is what the console shows.")
     # pause {duration}
     S["Pause"] = {"Type": "Wait", "SecondsPath": "$.step.item.seconds", "Next": "RecordStep"}
@@ -345,7 +350,8 @@ def build():
         "Error": "AnalysisFailed", "Cause.$": "$.analysis.reason"}, "ResultPath": "$.error", "Next": "RollBack"}
 
     # After every step: record it, sample the background analysis, read a person's signal.
-    S["RecordStep"] = state_task("step", {"index.$": "$.step.index", "weight.$": "$.last.weight"},
+    S["RecordStep"] = state_task("step", {"index.$": "$.step.index", "weight.$": "$.last.weight",
+                                          "excluded.$": "$.last.excluded"},
                                  "$.recorded", "BackgroundAfterStep?", catch=catch_all("RollBack"))
     S["BackgroundAfterStep?"] = {"Type": "Choice", "Choices": [
         {"And": [{"Variable": "$.discovery.decision.plan.background", "IsPresent": True},
@@ -360,7 +366,7 @@ def build():
     S["NextStep"] = {"Type": "Pass", "Parameters": {"index.$": "States.MathAdd($.step.index, 1)"},
                      "ResultPath": "$.step", "Next": "MoreSteps?"}
     S["PromoteFull"] = shift("$.discovery.decision.stable", "$.canary.side", 100, "$.last.action", "FinishPromoted",
-                             catch_all("RollBack"), comment="A person skipped the remaining steps: the new version to 100 %.")
+                             catch_all("RollBack"), check_members=True, comment="A person skipped the remaining steps: the new version to 100 %.")
     S["FinishPromoted"] = finish("promoted", "Promoted", version="$.canary.side.version")
     S["Promoted"] = {"Type": "Succeed", "Comment": "The new version serves at 100 %."}
     S["Aborted"] = {"Type": "Pass", "Parameters": {"Error": "Aborted", "Cause": "a person aborted the rollout"},

@@ -285,11 +285,9 @@ impl LoadBalancerPort for Elb {
             .first()
             .and_then(|b| b.vpc_id())
             .map(str::to_string)
-            .ok_or_else(|| {
-                OkraError::Aws {
-                    code: "LoadBalancerNotFound".into(),
-                    message: format!("load balancer {lb} of listener {listener_arn} has no VPC"),
-                }
+            .ok_or_else(|| OkraError::Aws {
+                code: "LoadBalancerNotFound".into(),
+                message: format!("load balancer {lb} of listener {listener_arn} has no VPC"),
             })
     }
 

@@ -38,6 +38,10 @@ pub enum OkraError {
     /// After a write, AWS does not show the weights okra wrote (retry re-reads and re-writes).
     #[error("verification failed: {0}")]
     VerificationFailed(String),
+    /// A canary target group is below the health gate before a weight change (its cluster is
+    /// gone, or its targets fail their checks): the step fails and the rollout rolls back.
+    #[error("canary unhealthy: {0}")]
+    CanaryUnhealthy(String),
     /// The weights asked for cannot be written (AWS limits, empty sides).
     #[error("weights not possible: {0}")]
     WeightsNotPossible(String),
@@ -77,6 +81,7 @@ impl OkraError {
             Self::DriftDetected(_) => "DriftDetected",
             Self::VerificationFailed(_) => "VerificationFailed",
             Self::WeightsNotPossible(_) => "WeightsNotPossible",
+            Self::CanaryUnhealthy(_) => "CanaryUnhealthy",
             Self::UnsupportedAction(_) => "UnsupportedAction",
             Self::Conflict(_) => "Conflict",
             Self::NotFound(_) => "NotFound",

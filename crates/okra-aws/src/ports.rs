@@ -113,10 +113,7 @@ pub trait LoadBalancerPort: Send + Sync {
 
     /// The VPC of the listener's load balancer: where its target groups must be (a forward
     /// action's target groups must be in the load balancer's VPC). Two calls.
-    fn load_balancer_vpc(
-        &self,
-        listener_arn: &str,
-    ) -> impl Future<Output = Result<String>> + Send;
+    fn load_balancer_vpc(&self, listener_arn: &str) -> impl Future<Output = Result<String>> + Send;
 }
 
 /// EC2 Auto Scaling, for `registration: nodegroups`.

@@ -115,7 +115,8 @@ async fn replicas_two_with_two_clusters_per_version_starts_a_rollout() {
         out.readiness,
         ReadinessPlan {
             poll_seconds: 10,
-            max_polls: 60
+            max_polls: 60,
+            min_healthy_percent: 100
         }
     );
 

@@ -60,7 +60,8 @@ async fn a_step_is_one_read_one_write_one_verification_read() {
         ShiftOutput {
             weight: 10,
             action: fwd(&[(&w.s1, 90), (&w.c1, 10)]),
-            changed: true
+            changed: true,
+            excluded: vec![],
         }
     );
     assert_eq!(
@@ -450,4 +451,40 @@ async fn attaching_past_five_groups_is_refused_before_any_write() {
         .expect_err("refused");
     assert!(format!("{err}").contains("at most 5"), "{err}");
     assert!(w.elb.writes().is_empty());
+}
+
+/// Before each weight change every member is checked against the cell's gate: a canary group
+/// whose cluster is gone (no healthy target left) fails the step before anything is written; a
+/// stable one leaves the action and the other stable group takes its weight.
+#[tokio::test]
+async fn members_are_checked_before_each_weight_change() {
+    let w = world();
+    let s2 = w.elb.add_okra_group(CELL, "a2", "1.0.0");
+    let before = fwd(&[(&w.s1, 50), (&s2, 50)]);
+    w.elb.set_forward(LISTENER, None, before.clone());
+    for arn in [&w.s1, &s2, &w.c1] {
+        w.elb.set_health(arn, 2, 2);
+    }
+    let checked = |weight: u32, expected: &ForwardAction| {
+        input(json!({
+            "listenerArn": LISTENER, "stable": [w.s1, s2], "canary": [w.c1],
+            "weight": weight, "expected": expected, "minHealthyPercent": 100,
+        }))
+    };
+
+    // The canary's cluster is gone: its targets are too.
+    w.elb.set_health(&w.c1, 0, 0);
+    let err = run(&w, checked(30, &before)).await.expect_err("fails");
+    assert_eq!(err.error_type(), "CanaryUnhealthy");
+    assert!(err.to_string().contains("0 of 0"), "{err}");
+    assert!(w.elb.writes().is_empty(), "nothing written");
+
+    // A stable cluster is gone instead: the other stable group takes its share.
+    w.elb.set_health(&w.c1, 2, 2);
+    w.elb.set_health(&s2, 0, 2);
+    let out = run(&w, checked(30, &before)).await.expect("shifts");
+    assert_eq!(out.action, fwd(&[(&w.s1, 70), (&w.c1, 30)]));
+    assert_eq!(out.excluded.len(), 1);
+    assert_eq!(out.excluded[0].target_group_arn, s2);
+    assert!(out.excluded[0].reason.contains("0 of 2"));
 }

@@ -48,12 +48,21 @@ pub struct ReadinessPlan {
     pub poll_seconds: u64,
     /// Polls before giving up.
     pub max_polls: u64,
+    /// The gate: the share of healthy targets every group needs, before the first weight and
+    /// before each weight change ([`crate::health`]).
+    #[serde(default)]
+    pub min_healthy_percent: u8,
 }
 
 impl ReadinessPlan {
     /// The loop for a timeout: every [`READINESS_POLL_SECONDS`], or less often for a long
     /// timeout, so that it never polls more than [`MAX_READINESS_POLLS`] times.
     pub fn for_timeout(timeout: std::time::Duration) -> Self {
+        Self::for_gate(timeout, 0)
+    }
+
+    /// [`ReadinessPlan::for_timeout`] with the gate's share.
+    pub fn for_gate(timeout: std::time::Duration, min_healthy_percent: u8) -> Self {
         let secs = timeout.as_secs();
         let poll_seconds = secs
             .div_ceil(MAX_READINESS_POLLS)
@@ -61,6 +70,7 @@ impl ReadinessPlan {
         Self {
             poll_seconds,
             max_polls: secs.div_ceil(poll_seconds).max(1),
+            min_healthy_percent,
         }
     }
 
@@ -81,8 +91,7 @@ pub const WAKE: u64 = FLOW + CALLBACK + BACKGROUND_SAMPLE + TASK + FLOW + FLOW;
 /// The states of an execution outside the steps: Init, TakeLock, Discover, Decide, record,
 /// target groups, standby, the readiness loop's own ends, the finish and the rollback path (or
 /// the hand-over to a new execution: a last signal check, the record, the dispatcher).
-const FIXED: u64 =
-    1 + 3 * FLOW + 3 * TASK + FLOW + 2 * TASK + 4 * FLOW + 3 * TASK + 3 * FLOW + 1;
+const FIXED: u64 = 1 + 3 * FLOW + 3 * TASK + FLOW + 2 * TASK + 4 * FLOW + 3 * TASK + 3 * FLOW + 1;
 
 /// What a plan costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@
 pub mod analysis;
 pub mod decision;
 pub mod duration;
+pub mod health;
 pub mod history;
 pub mod model;
 pub mod naming;

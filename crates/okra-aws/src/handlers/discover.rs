@@ -132,6 +132,6 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
         clusters_seen,
         listener_arn: listener.to_string(),
         rule_arn: rule.map(str::to_string),
-        readiness: ReadinessPlan::for_timeout(timeout),
+        readiness: ReadinessPlan::for_gate(timeout, cell.readiness.min_healthy_percent),
     })
 }

@@ -73,14 +73,7 @@ pub struct EnsureOutput {
     pub reason: String,
 }
 
-/// Whether `healthy` of `total` meets a gate of `min_percent` %. No targets at all meet only a
-/// gate of 0 %: a group nobody registered in is not ready.
-pub fn meets_gate(healthy: u32, total: u32, min_percent: u8) -> bool {
-    if min_percent == 0 {
-        return true;
-    }
-    total > 0 && u64::from(healthy) * 100 >= u64::from(min_percent) * u64::from(total)
-}
+pub use okra_core::health::meets_gate;
 
 /// Runs the function.
 pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
@@ -100,12 +93,11 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
         // Looked up once, and only when a group is to be made.
         let lb_vpc = tokio::sync::OnceCell::new();
         // The members are independent of each other: up to MEMBER_CONCURRENCY at a time, in order.
-        let arns: Vec<Option<(String, bool)>> =
-            futures::stream::iter(side.members.iter())
-                .map(|m| ensure_member(eks, elb, asg, &cell, &version, &lb_vpc, m))
-                .buffered(MEMBER_CONCURRENCY)
-                .try_collect()
-                .await?;
+        let arns: Vec<Option<(String, bool)>> = futures::stream::iter(side.members.iter())
+            .map(|m| ensure_member(eks, elb, asg, &cell, &version, &lb_vpc, m))
+            .buffered(MEMBER_CONCURRENCY)
+            .try_collect()
+            .await?;
         for (m, got) in side.members.iter_mut().zip(arns) {
             if let Some((arn, made)) = got {
                 if made {
@@ -254,19 +246,4 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
         }
     }
     Ok(Some((arn, made)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::meets_gate;
-
-    #[test]
-    fn gate() {
-        assert!(meets_gate(0, 0, 0));
-        assert!(!meets_gate(0, 0, 50));
-        assert!(meets_gate(1, 2, 50));
-        assert!(!meets_gate(1, 3, 50));
-        assert!(meets_gate(3, 3, 100));
-        assert!(!meets_gate(2, 3, 100));
-    }
 }

@@ -5,12 +5,19 @@
 //! the previous step left nor what this step asks is someone else's edit: `DriftDetected`, and
 //! nothing is written, unless `takeOver` says to overwrite it.
 //!
+//! With `minHealthyPercent` (the cell's readiness gate), every member is checked before the write
+//! (DescribeTargetHealth per group, [`okra_core::health::check_members`]): a canary group below
+//! the gate fails the step (`CanaryUnhealthy`), a stable group below it leaves the action and the
+//! other stable groups share its weight (`excluded` says which and why).
+//!
 //! `attach` (instead of `weight`): the given target groups join the action at weight 0 and no
 //! weight changes, so that AWS starts health-checking their targets (it checks only groups that a
 //! listener rule forwards to). `detach`: those of the given groups that stand at weight 0 leave
 //! the action again (a readiness gate that timed out); no weight changes either.
 
+use futures::{StreamExt as _, TryStreamExt as _};
 use okra_core::decision::Side;
+use okra_core::health::{Excluded, Health, MemberCheck, check_members};
 use okra_core::model::{CurrentAction, ForwardAction, ForwardStickiness};
 use okra_core::weights::{forward_action, with_standby, without_standby};
 use serde::{Deserialize, Serialize};
@@ -51,6 +58,9 @@ pub struct ShiftInput {
     /// Stickiness to write; `None` keeps the listener's.
     #[serde(default)]
     pub stickiness: Option<ForwardStickiness>,
+    /// Check every member against this gate before the write (`None` or 0: no check).
+    #[serde(default)]
+    pub min_healthy_percent: Option<u8>,
 }
 
 /// Target groups, as a list of ARNs or as a decision's side (whose members must all have one).
@@ -94,6 +104,9 @@ pub struct ShiftOutput {
     pub action: ForwardAction,
     /// Whether this run wrote (false when a previous run of the same step already had).
     pub changed: bool,
+    /// Stable groups left out of this step for their health.
+    #[serde(default)]
+    pub excluded: Vec<Excluded>,
 }
 
 fn describe(a: &CurrentAction) -> String {
@@ -146,6 +159,44 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
     let stable = input.stable.arns("stable")?;
     let canary = input.canary.arns("canary")?;
     forward_action(&stable, &canary, weight, input.stickiness)?;
+    let (stable, excluded) = match input.min_healthy_percent.filter(|m| *m > 0) {
+        None => (stable, Vec::new()),
+        Some(min) => {
+            let groups: Vec<&String> = stable.iter().chain(&canary).collect();
+            let healths: Vec<_> = futures::stream::iter(groups.iter())
+                .map(|arn| elb.target_health(arn))
+                .buffered(crate::handlers::ensure::MEMBER_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let health = groups
+                .iter()
+                .zip(healths)
+                .map(|(a, h)| {
+                    (
+                        (*a).clone(),
+                        Health {
+                            healthy: h.healthy,
+                            total: h.total,
+                        },
+                    )
+                })
+                .collect();
+            match check_members(&stable, &canary, weight, &health, min) {
+                MemberCheck::Go { stable, excluded } => (stable, excluded),
+                MemberCheck::CanaryUnhealthy(bad) => {
+                    return Err(OkraError::CanaryUnhealthy(
+                        bad.iter()
+                            .map(|e| format!("{}: {}", short(&e.target_group_arn), e.reason))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ));
+                }
+            }
+        }
+    };
+    for e in &excluded {
+        tracing::warn!(group = %e.target_group_arn, reason = %e.reason, "stable group left out");
+    }
     let owned = elb.read_action(&input.listener_arn, rule).await?;
     let current_stickiness = match &owned.action {
         CurrentAction::Forward(fa) => fa.stickiness,
@@ -166,6 +217,7 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
             weight,
             action: cur.clone(),
             changed: false,
+            excluded,
         });
     }
     if !input.take_over {
@@ -200,6 +252,7 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
                 weight,
                 action: fa,
                 changed: true,
+                excluded,
             })
         }
         other => Err(OkraError::VerificationFailed(format!(
@@ -245,6 +298,7 @@ async fn standby<L: LoadBalancerPort>(
             weight: 0,
             action: ForwardAction::default(),
             changed: false,
+            excluded: Vec::new(),
         });
     };
     if before.as_ref() == Some(&desired) {
@@ -252,6 +306,7 @@ async fn standby<L: LoadBalancerPort>(
             weight: weight_of(&desired),
             action: desired,
             changed: false,
+            excluded: Vec::new(),
         });
     }
     elb.write_forward(&input.listener_arn, rule, &owned.raw, &desired)
@@ -277,12 +332,14 @@ async fn standby<L: LoadBalancerPort>(
                 weight: weight_of(&fa),
                 action: fa,
                 changed: true,
+                excluded: Vec::new(),
             })
         }
         CurrentAction::Other { .. } if desired.targets.is_empty() => Ok(ShiftOutput {
             weight: 0,
             action: desired,
             changed: true,
+            excluded: Vec::new(),
         }),
         other => Err(OkraError::VerificationFailed(format!(
             "wrote {} but AWS shows {}",

@@ -128,6 +128,9 @@ pub enum StateInput {
         /// The history event (default `stepDone`; `paused` sends `Rollout Paused`).
         #[serde(default)]
         event: Option<String>,
+        /// Stable groups the step left out for their health (shift-weights' `excluded`).
+        #[serde(default)]
+        excluded: Vec<okra_core::health::Excluded>,
     },
     /// Wait for a person: keep the callback's task token (`$$.Task.Token` of a
     /// `.waitForTaskToken` task) where the API finds it. A signal left before the wait began
@@ -600,8 +603,19 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             weight,
             detail,
             event: name,
+            excluded,
         } => {
             let name = name.unwrap_or_else(|| "stepDone".to_string());
+            // Which members a step left out, and why, go into its history entry.
+            let detail = match (detail, excluded.is_empty()) {
+                (d, true) => d,
+                (Some(Value::Object(mut m)), false) => {
+                    m.insert("excluded".into(), json!(excluded));
+                    Some(Value::Object(m))
+                }
+                (None | Some(Value::Null), false) => Some(json!({ "excluded": excluded })),
+                (Some(other), false) => Some(json!({ "value": other, "excluded": excluded })),
+            };
             let kind = if name == "paused" {
                 "Rollout Paused"
             } else {
