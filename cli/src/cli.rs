@@ -136,6 +136,26 @@ pub enum CellCommand {
         /// The cell.
         cell: String,
     },
+    /// Print the aws-load-balancer-controller TargetGroupBinding that registers a cluster's
+    /// Service in its okra target group (`registration: external`), for the cluster's GitOps
+    /// repository. Offline: okra's target group names are deterministic.
+    Binding {
+        /// The cell spec (YAML or JSON).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// The EKS cluster the manifest is for.
+        #[arg(long)]
+        cluster: String,
+        /// The Kubernetes Service that serves the cell's traffic in the cluster.
+        #[arg(long)]
+        service: String,
+        /// The Service's port.
+        #[arg(long)]
+        service_port: u16,
+        /// The Service's namespace.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
 }
 
 /// A cell and, optionally, one of its rollouts.
@@ -217,6 +237,34 @@ fn print(output: Output, value: &Value, text: impl FnOnce() -> Vec<String>) {
 
 async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let out = cli.global.output;
+    // Offline commands need no AWS configuration.
+    if let Command::Cell(CellCommand::Binding {
+        file,
+        cluster,
+        service,
+        service_port,
+        namespace,
+    }) = &cli.command
+    {
+        let (text, _) = read_spec(file)?;
+        let spec = okra_core::validate::parse_and_validate(&text).map_err(|e| {
+            CliError::new(format!("{}: {e}", file.display()))
+                .hint("fix the spec first (every error is listed above)")
+        })?;
+        let manifest = binding_manifest(&spec, cluster, service, *service_port, namespace);
+        match out {
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&manifest).unwrap_or_default()
+            ),
+            Output::Text => print!(
+                "# okra cell {}, cluster {cluster}: register the Service in okra's target group.\n{}",
+                spec.name,
+                serde_yaml_ng::to_string(&manifest).unwrap_or_default()
+            ),
+        }
+        return Ok(exit::OK);
+    }
     let ctx = Ctx::new(&cli.global.target()).await?;
     match cli.command {
         Command::Cell(c) => cell(&ctx, out, c).await,
@@ -229,6 +277,36 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Clusters { cell } => clusters(&ctx, out, &cell).await,
         Command::TargetGroups { cell } => target_groups(&ctx, out, &cell).await,
     }
+}
+
+/// The TargetGroupBinding of aws-load-balancer-controller (`elbv2.k8s.aws/v1beta1`) that registers
+/// `service`'s endpoints in the target group okra makes for `cluster`, named by `targetGroupName`
+/// (deterministic: [`okra_core::naming::target_group_name`]).
+pub fn binding_manifest(
+    spec: &okra_core::spec::CellSpec,
+    cluster: &str,
+    service: &str,
+    port: u16,
+    namespace: &str,
+) -> Value {
+    let target_type = match spec.target_group.target_type {
+        okra_core::spec::TargetType::Instance => "instance",
+        okra_core::spec::TargetType::Ip => "ip",
+    };
+    serde_json::json!({
+        "apiVersion": "elbv2.k8s.aws/v1beta1",
+        "kind": "TargetGroupBinding",
+        "metadata": {
+            "name": format!("okra-{}", spec.name),
+            "namespace": namespace,
+            "labels": {"okra.io/cell": spec.name, "okra.io/cluster": cluster},
+        },
+        "spec": {
+            "serviceRef": {"name": service, "port": port},
+            "targetGroupName": okra_core::naming::target_group_name(&spec.name, cluster),
+            "targetType": target_type,
+        },
+    })
 }
 
 fn plan_lines(v: &Value) -> Vec<String> {
@@ -378,6 +456,8 @@ async fn cell(ctx: &Ctx, out: Output, c: CellCommand) -> Result<i32, CliError> {
                 vec![format!("cell {cell}: deleted")]
             });
         }
+        // Answered offline in `dispatch`.
+        CellCommand::Binding { .. } => unreachable!("okra cell binding needs no AWS"),
     }
     Ok(exit::OK)
 }

@@ -280,3 +280,51 @@ async fn the_demo_story_goes_as_told() {
     assert_eq!(failed.phase, "failed");
     assert_eq!(failed.values.get("error-rate"), Some(&12.0));
 }
+
+/// `registration: external` leaves registration to aws-load-balancer-controller in each cluster;
+/// okra's target group names are deterministic, so the binding is printed offline, with no AWS
+/// configuration at all, ready for the cluster's GitOps repository.
+#[test]
+fn cell_binding_prints_the_target_group_binding_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write(
+        dir.path(),
+        "web.yaml",
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cells/nlb-bluegreen.yaml"),
+        )
+        .unwrap(),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_okra"))
+        .args(["cell", "binding", "-f"])
+        .arg(&spec)
+        .args([
+            "--cluster",
+            "gw-b1",
+            "--service",
+            "gateway",
+            "--service-port",
+            "8080",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
+    let cell =
+        okra_core::spec::CellSpec::from_yaml(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    assert_eq!(doc["kind"], "TargetGroupBinding");
+    assert_eq!(doc["apiVersion"], "elbv2.k8s.aws/v1beta1");
+    assert_eq!(
+        doc["spec"]["targetGroupName"],
+        okra_core::naming::target_group_name(&cell.name, "gw-b1")
+    );
+    assert_eq!(doc["spec"]["serviceRef"]["port"], 8080);
+    assert_eq!(doc["metadata"]["namespace"], "default");
+}
