@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use common::{aws, cell, cell_name, input, run_rollout, weights_of_steps};
 use okra_aws::state::{Lock, StatePort};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Seeds two clusters of 1.0.0 and runs the state machine once: initialize.
 async fn serving_v1(aws: &common::Aws, w: &common::World, spec: &serde_json::Value) -> Result<()> {
@@ -252,6 +252,77 @@ async fn a_cell_locked_by_a_running_execution_is_not_touched() -> Result<()> {
     assert_eq!(
         aws.state().get_lock(&name).await?.map(|l| l.execution),
         Some(holder)
+    );
+    Ok(())
+}
+
+/// Step Functions fails an execution whose state input or output passes 262,144 bytes
+/// (`States.DataLimitExceeded`, which no Catch sees; developer guide, "Step Functions service
+/// quotas"); the local service enforces it. A spec at the validation cap (65,536 bytes), with an
+/// analysis step and a background analysis, rolls out, and its largest state is measured.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_largest_valid_spec_keeps_every_state_under_the_payload_quota() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("big").await?;
+    let name = cell_name(&w);
+    let mut spec = cell(
+        &w,
+        json!([{"setWeight": 10}, {"analysis": {"templates": [{"templateName": "errors"}]}},
+               {"setWeight": 50}, {"setWeight": 100}]),
+    );
+    spec["canary"]["analysis"] =
+        json!({"templates": [{"templateName": "errors"}], "startingStep": 0});
+    // Padded with templates up to the cap, measured as it travels: the parsed spec, defaults in.
+    let padding = spec["analysisTemplates"][0].clone();
+    let size = |v: &Value| -> Result<usize> {
+        let parsed: okra_core::spec::CellSpec = serde_json::from_value(v.clone())?;
+        Ok(serde_json::to_vec(&parsed)?.len())
+    };
+    let mut i = 0;
+    loop {
+        let mut next = spec.clone();
+        let mut t = padding.clone();
+        t["name"] = json!(format!("padding-{i}"));
+        next["analysisTemplates"].as_array_mut().unwrap().push(t);
+        if size(&next)? > okra_core::validate::MAX_SPEC_BYTES {
+            break;
+        }
+        spec = next;
+        i += 1;
+    }
+    let parsed: okra_core::spec::CellSpec = serde_json::from_value(spec.clone())?;
+    okra_core::validate::validate(&parsed)?;
+    let spec = serde_json::to_value(&parsed)?;
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
+        .await?;
+    serving_v1(&aws, &w, &spec).await?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    let e = run_rollout(&aws, &format!("{name}-big"), input(spec.clone()))?;
+    e.ensure_succeeded()?;
+    let largest = e
+        .history
+        .iter()
+        .filter_map(|ev| {
+            ev.get("stateEnteredEventDetails")
+                .and_then(|d| d.get("input"))
+                .or_else(|| {
+                    ev.get("stateExitedEventDetails")
+                        .and_then(|d| d.get("output"))
+                })
+                .and_then(Value::as_str)
+                .map(str::len)
+        })
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "PAYLOAD spec {} bytes, largest state {largest} bytes of 262,144",
+        size(&spec)?
+    );
+    assert!(largest > 65_536, "the spec travels in the state: {largest}");
+    assert!(
+        largest < 262_144 * 3 / 4,
+        "the largest state is {largest} bytes"
     );
     Ok(())
 }

@@ -536,3 +536,60 @@ fn dimensions_come_from_arns() {
     );
     assert_eq!(target_group_dimension("targetgroup/x"), None);
 }
+
+/// Step Functions fails an execution whose state passes 256 KiB (developer guide, "Step
+/// Functions service quotas"; `States.DataLimitExceeded`, which no Catch sees). The output that
+/// the state machine feeds back as `previous` carries each metric's counts and its last few
+/// measurements, so 1,000 samples (the most `count` allows), with the judge, stay as small as 3.
+#[tokio::test]
+async fn a_thousand_samples_keep_the_state_small_and_the_verdict_exact() {
+    let mut c = cell();
+    c["analysisTemplates"][0]["metrics"][0]["count"] = json!(1000);
+    c["analysisTemplates"][0]["metrics"][0]["failureLimit"] = json!(2);
+    let metrics = alb(Some(0.0), 0.0, 0.0);
+    let dd = FakeDatadog::new(healthy_dd);
+    let mut previous = json!([]);
+    let mut largest = 0;
+    let mut out = None;
+    for i in 0..1000 {
+        let mut inp = input(&["error-rate"], true, previous.clone());
+        inp.cell = serde_json::from_value(c.clone()).expect("cell");
+        let o = handle(&metrics, &dd, inp).await.expect("samples");
+        let size = serde_json::to_vec(&o).expect("serializes").len();
+        largest = largest.max(size);
+        previous = serde_json::to_value(&o.metrics).expect("to json");
+        if i < 999 {
+            assert_eq!(o.phase, Phase::Running, "sample {i}: {}", o.reason);
+        }
+        out = Some(o);
+    }
+    let out = out.expect("an output");
+    let m = metric(&out, "elb-5xx-ratio");
+    assert_eq!(m.phase, Phase::Successful, "{}", out.reason);
+    assert_eq!(m.status.count, 1000);
+    assert_eq!(m.status.successful, 1000);
+    assert!(m.measurements.len() <= okra_aws::handlers::check::KEEP_MEASUREMENTS);
+    assert!(largest < 8 * 1024, "the largest output is {largest} bytes");
+}
+
+/// The counts go on across calls exactly as over the whole list: a failure limit is crossed at
+/// the same sample.
+#[tokio::test]
+async fn counts_carried_between_samples_decide_as_the_whole_list_would() {
+    let mut c = cell();
+    c["analysisTemplates"][0]["metrics"][0]["count"] = json!(10);
+    c["analysisTemplates"][0]["metrics"][0]["failureLimit"] = json!(2);
+    // Failing every time (ratio 0.5 >= 0.05): the third failure is past failureLimit 2.
+    let metrics = alb(Some(0.5), 0.0, 0.0);
+    let dd = FakeDatadog::new(healthy_dd);
+    let mut previous = json!([]);
+    let mut phases = Vec::new();
+    for _ in 0..3 {
+        let mut inp = input(&["error-rate"], false, previous.clone());
+        inp.cell = serde_json::from_value(c.clone()).expect("cell");
+        let o = handle(&metrics, &dd, inp).await.expect("samples");
+        previous = serde_json::to_value(&o.metrics).expect("to json");
+        phases.push(metric(&o, "elb-5xx-ratio").phase);
+    }
+    assert_eq!(phases, [Phase::Running, Phase::Running, Phase::Failed]);
+}

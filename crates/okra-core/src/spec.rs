@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_VERSION_TAG: &str = "okra.io/version";
 
 /// One cell: a listener, the clusters behind it, and how to roll from one version to the next.
+/// At most 65,536 bytes as JSON: the spec travels in every state of a rollout's execution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CellSpec {

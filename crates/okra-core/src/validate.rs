@@ -43,6 +43,9 @@ pub const MAX_METRIC_DATA_QUERIES: usize = 500;
 pub const MAX_DATADOG_QUERY_BYTES: usize = 8 * 1024;
 /// The most samples of one metric.
 pub const MAX_METRIC_COUNT: u32 = 1000;
+/// The largest spec, as JSON: a quarter of a Step Functions state (262,144 bytes), which the
+/// spec travels in with the rest of the rollout's state.
+pub const MAX_SPEC_BYTES: usize = 65_536;
 /// The longest stickiness ELB accepts: 7 days.
 pub const MAX_STICKINESS: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// ELB's default health check interval, which `timeoutSeconds` must stay below when
@@ -204,6 +207,7 @@ pub fn validate(spec: &CellSpec) -> Result<(), ValidationErrors> {
     v.canary();
     v.analysis_templates();
     v.judge();
+    v.size();
     v.history();
     if v.errors.is_empty() {
         Ok(())
@@ -240,6 +244,31 @@ fn quoted<'s>(items: impl IntoIterator<Item = &'s str>) -> String {
 }
 
 impl Validator<'_> {
+    /// The spec travels in every state of an execution, whose input and output Step Functions
+    /// caps at 256 KiB (`States.DataLimitExceeded`): a spec may take a quarter of that.
+    fn size(&mut self) {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(self.spec) else {
+            return;
+        };
+        let total = serde_json::to_vec(&fields).map_or(0, |b| b.len());
+        if total <= MAX_SPEC_BYTES {
+            return;
+        }
+        let (biggest, _) = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_vec(v).map_or(0, |b| b.len())))
+            .max_by_key(|(_, n)| *n)
+            .unwrap_or_default();
+        self.push(
+            biggest,
+            format!(
+                "the spec is {total} bytes as JSON; at most {MAX_SPEC_BYTES} are allowed, since it \
+                 travels in every state of a rollout's execution (Step Functions allows 262,144 \
+                 bytes per state); this field is the largest"
+            ),
+        );
+    }
+
     /// The plan must fit Step Functions' history quota ([`crate::history`]); checked only on a
     /// spec with no other error (the plan of a broken spec says nothing).
     fn history(&mut self) {

@@ -1569,3 +1569,19 @@ fn a_readiness_timeout_of_a_year_fits_the_history() {
     ));
     assert!(plan.max_polls <= okra_core::history::MAX_READINESS_POLLS);
 }
+
+/// A spec travels in every state of an execution (Step Functions: 262,144 bytes per state,
+/// `States.DataLimitExceeded` beyond, which no Catch sees): one over the cap is refused at its
+/// largest field.
+#[test]
+fn a_spec_too_large_for_the_execution_state_is_refused_at_its_largest_field() {
+    let mut s = web();
+    let extra = s.analysis_templates[0].clone();
+    for i in 0..400 {
+        let mut t = extra.clone();
+        t.name = format!("padding-{i}");
+        s.analysis_templates.push(t);
+    }
+    assert!(serde_json::to_vec(&s).unwrap().len() > okra_core::validate::MAX_SPEC_BYTES);
+    assert_error(&s, "analysisTemplates", "262,144");
+}

@@ -6,8 +6,10 @@
 //! - samples every metric of the named templates that is not decided yet: all CloudWatch
 //!   queries of all metrics (and of the judge) go in **one** GetMetricData call; Datadog
 //!   metrics are one query each;
-//! - judges each sample by the metric's conditions, appends it to the metric's measurements
-//!   and recomputes the metric's status (`count`, `failureLimit`, …);
+//! - judges each sample by the metric's conditions and goes on with the metric's status
+//!   (`count`, `failureLimit`, …) from the previous output's counts; only the last
+//!   [`KEEP_MEASUREMENTS`] measurements travel in the execution's state, so that it stays far
+//!   below Step Functions' 256 KiB per state whatever `count` is;
 //! - runs the built-in judge, when enabled and both sides and the load balancer are known, on
 //!   the target groups' own ALB metrics (`RequestCount`, `HTTPCode_Target_5XX_Count`,
 //!   `TargetResponseTime`), ratios computed here rather than by metric math. Its windows count
@@ -24,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use okra_core::analysis::{
     Compiled, JudgeReport, MeasuredValue, Measurement, MetricStatus, Phase, Series,
-    evaluate_sample, judge, metric_status, overall, overall_reason,
+    evaluate_sample, judge, metric_status_after, overall, overall_reason,
 };
 use okra_core::spec::{AnalysisTemplate, CellSpec, Metric, MetricProvider, MetricStat};
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,9 @@ use serde::{Deserialize, Serialize};
 use super::shift::Targets;
 use crate::error::{OkraError, Result};
 use crate::ports::{DatadogPort, MAX_METRIC_QUERIES, MetricQuery, MetricSeries, MetricsPort};
+
+/// How many of a metric's latest measurements an output carries (the counts carry the rest).
+pub const KEEP_MEASUREMENTS: usize = 3;
 
 /// The name of the judge's pseudo-metric in `metrics` and `previous`.
 pub const JUDGE: &str = "judge";
@@ -77,9 +82,12 @@ pub struct PreviousMetric {
     pub template: Option<String>,
     /// The metric.
     pub name: String,
-    /// Its measurements, oldest first.
+    /// Its latest measurements, oldest first (all of them when `status` is absent).
     #[serde(default)]
     pub measurements: Vec<Measurement>,
+    /// The counts of every measurement so far (an output's `status`).
+    #[serde(default)]
+    pub status: Option<MetricStatus>,
 }
 
 /// One metric after this sample.
@@ -96,7 +104,7 @@ pub struct MetricResult {
     /// Its latest value, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<MeasuredValue>,
-    /// All its measurements, oldest first (the next call's `previous` needs them all).
+    /// Its latest measurements (at most [`KEEP_MEASUREMENTS`]), oldest first.
     pub measurements: Vec<Measurement>,
     /// The counts behind the phase.
     pub status: MetricStatus,
@@ -238,7 +246,12 @@ struct Entry {
     template: Option<String>,
     metric: Metric,
     compiled: Option<Compiled>,
+    /// The counts before this call, if the previous output carried them.
+    prior: Option<MetricStatus>,
+    /// Measurements to count after `prior` (all of them without one), then this sample.
     measurements: Vec<Measurement>,
+    /// The latest measurements before this call, for the output.
+    recent: Vec<Measurement>,
     plan: Plan,
 }
 
@@ -255,16 +268,20 @@ const JUDGE_STATS: [(&str, &str, &str); 3] = [
     ("lat", "TargetResponseTime", "Average"),
 ];
 
+/// A metric's prior counts, the measurements still to count after them, and the latest ones.
 fn previous_of(
     previous: &[PreviousMetric],
     template: Option<&str>,
     name: &str,
-) -> Vec<Measurement> {
-    previous
+) -> (Option<MetricStatus>, Vec<Measurement>, Vec<Measurement>) {
+    match previous
         .iter()
         .find(|p| p.name == name && p.template.as_deref() == template)
-        .map(|p| p.measurements.clone())
-        .unwrap_or_default()
+    {
+        Some(p) if p.status.is_some() => (p.status.clone(), Vec::new(), p.measurements.clone()),
+        Some(p) => (None, p.measurements.clone(), Vec::new()),
+        None => (None, Vec::new(), Vec::new()),
+    }
 }
 
 fn template<'a>(cell: &'a CellSpec, i: usize, name: &str) -> Result<&'a AnalysisTemplate> {
@@ -398,8 +415,11 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
         for metric in &t.metrics {
             let compiled = Compiled::new(metric)
                 .map_err(|e| OkraError::InvalidSpec(format!("template {}: {e}", t.name)))?;
-            let measurements = previous_of(&input.previous, Some(&t.name), &metric.name);
-            let decided = metric_status(metric, &measurements).phase.is_completed();
+            let (prior, measurements, recent) =
+                previous_of(&input.previous, Some(&t.name), &metric.name);
+            let decided = metric_status_after(metric, prior.as_ref(), &measurements)
+                .phase
+                .is_completed();
             let what = format!("template {} metric {}", t.name, metric.name);
             let plan = match (&metric.provider.cloudwatch, &metric.provider.datadog) {
                 _ if decided => Plan::Done,
@@ -465,7 +485,9 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 template: Some(t.name.clone()),
                 metric: metric.clone(),
                 compiled: Some(compiled),
+                prior,
                 measurements,
+                recent,
                 plan,
             });
         }
@@ -506,8 +528,11 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
             .unwrap_or(1)
             .max(1);
         let metric = judge_metric(count);
-        let measurements = previous_of(&input.previous, None, JUDGE);
-        let plan = if metric_status(&metric, &measurements).phase.is_completed() {
+        let (prior, measurements, recent) = previous_of(&input.previous, None, JUDGE);
+        let plan = if metric_status_after(&metric, prior.as_ref(), &measurements)
+            .phase
+            .is_completed()
+        {
             None
         } else {
             let window = seconds(&spec.window, "judge.window")?;
@@ -558,7 +583,9 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 template: None,
                 metric,
                 compiled: None,
+                prior,
                 measurements,
+                recent,
                 plan: Plan::Done,
             },
             plan,
@@ -631,6 +658,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 None => Measurement::provider_error(&e.metric.name, "no query was made", &at),
             }),
         };
+        e.recent.extend(sample.clone());
         e.measurements.extend(sample);
         results.push(result_of(e, &mut phases));
     }
@@ -655,6 +683,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 }
                 Err(err) => Measurement::provider_error(JUDGE, err, &at),
             };
+            e.recent.push(sample.clone());
             e.measurements.push(sample);
         }
         results.push(result_of(e, &mut phases));
@@ -678,14 +707,17 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
 }
 
 fn result_of(e: Entry, phases: &mut Vec<(Metric, Phase)>) -> MetricResult {
-    let status = metric_status(&e.metric, &e.measurements);
+    let status = metric_status_after(&e.metric, e.prior.as_ref(), &e.measurements);
     phases.push((e.metric.clone(), status.phase));
+    let mut recent = e.recent;
+    let cut = recent.len().saturating_sub(KEEP_MEASUREMENTS);
+    recent.drain(..cut);
     MetricResult {
         template: e.template,
         name: e.metric.name.clone(),
         phase: status.phase,
-        value: e.measurements.last().and_then(|m| m.value.clone()),
-        measurements: e.measurements,
+        value: recent.last().and_then(|m| m.value.clone()),
+        measurements: recent,
         status,
     }
 }

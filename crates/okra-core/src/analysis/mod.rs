@@ -54,5 +54,5 @@ pub use judge::{
 };
 pub use verdict::{
     Measurement, MetricStatus, NO_DATA, Phase, evaluate_sample, metric_phase, metric_status,
-    overall, overall_reason,
+    metric_status_after, overall, overall_reason,
 };

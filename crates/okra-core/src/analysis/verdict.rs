@@ -249,6 +249,20 @@ pub struct MetricStatus {
 /// A measurement in phase Running (still being taken) counts for nothing; if it is the last
 /// one, the metric is Running.
 pub fn metric_status(metric: &Metric, measurements: &[Measurement]) -> MetricStatus {
+    metric_status_after(metric, None, measurements)
+}
+
+/// [`metric_status`] of the measurements that follow those `prior` summarizes: the counts go on
+/// from `prior` (so a caller need not keep every measurement; the execution's state carries
+/// the counts and the last few samples). A `prior` that is decided stays as it is.
+pub fn metric_status_after(
+    metric: &Metric,
+    prior: Option<&MetricStatus>,
+    measurements: &[Measurement],
+) -> MetricStatus {
+    if let Some(p) = prior.filter(|p| p.phase.is_completed()) {
+        return p.clone();
+    }
     let mut st = MetricStatus {
         name: metric.name.clone(),
         phase: Phase::Running,
@@ -262,6 +276,14 @@ pub fn metric_status(metric: &Metric, measurements: &[Measurement]) -> MetricSta
         dry_run: metric.dry_run,
         reason: String::new(),
     };
+    if let Some(p) = prior {
+        st.count = p.count;
+        st.successful = p.successful;
+        st.failed = p.failed;
+        st.inconclusive = p.inconclusive;
+        st.errors = p.errors;
+        st.consecutive_errors = p.consecutive_errors;
+    }
     let mut decided: Option<(Phase, String)> = None;
     let mut last_message = "";
     for (i, m) in measurements.iter().enumerate() {
@@ -338,7 +360,7 @@ pub fn metric_status(metric: &Metric, measurements: &[Measurement]) -> MetricSta
         }
         None => {
             st.phase = Phase::Running;
-            st.reason = if measurements.is_empty() {
+            st.reason = if measurements.is_empty() && st.count + st.errors == 0 {
                 "no sample yet".to_string()
             } else if metric.count > 0 {
                 format!(
