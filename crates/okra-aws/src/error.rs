@@ -42,6 +42,10 @@ pub enum OkraError {
     /// gone, or its targets fail their checks): the step fails and the rollout rolls back.
     #[error("canary unhealthy: {0}")]
     CanaryUnhealthy(String),
+    /// The cell's registration mode finds nothing to register for a cluster (no managed node
+    /// group to attach): waiting for the readiness gate could only time out.
+    #[error("nothing to register: {0}")]
+    NothingToRegister(String),
     /// The weights asked for cannot be written (AWS limits, empty sides).
     #[error("weights not possible: {0}")]
     WeightsNotPossible(String),
@@ -82,6 +86,7 @@ impl OkraError {
             Self::VerificationFailed(_) => "VerificationFailed",
             Self::WeightsNotPossible(_) => "WeightsNotPossible",
             Self::CanaryUnhealthy(_) => "CanaryUnhealthy",
+            Self::NothingToRegister(_) => "NothingToRegister",
             Self::UnsupportedAction(_) => "UnsupportedAction",
             Self::Conflict(_) => "Conflict",
             Self::NotFound(_) => "NotFound",

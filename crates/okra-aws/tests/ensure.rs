@@ -376,3 +376,20 @@ async fn the_input_is_read_from_the_state_machine_json() {
     .expect("parses");
     assert_eq!(default.mode, Mode::Ensure);
 }
+
+/// `registration: nodegroups` with a cluster whose nodes are in no managed node group
+/// (Karpenter, self-managed, Fargate): an error naming the cluster and what to do, not a silent
+/// wait until the readiness gate times out.
+#[tokio::test]
+async fn a_cluster_without_managed_node_groups_is_nothing_to_register() {
+    let w = world();
+    w.eks.set_node_group_asgs("b2", &[]);
+    let err = run(&w, cell(2), side(), Mode::Ensure)
+        .await
+        .expect_err("nothing to register");
+    assert_eq!(err.error_type(), "NothingToRegister");
+    assert!(
+        err.to_string().contains("cluster b2") && err.to_string().contains("external"),
+        "{err}"
+    );
+}

@@ -241,7 +241,18 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
         },
     };
     if cell.target_group.registration == Registration::Nodegroups {
-        for group in eks.node_group_asgs(&cluster).await? {
+        let groups = eks.node_group_asgs(&cluster).await?;
+        if groups.is_empty() {
+            // Karpenter, self-managed and Fargate nodes are in no managed node group: say so now
+            // rather than time out at the readiness gate.
+            return Err(OkraError::NothingToRegister(format!(
+                "cluster {cluster} has no EKS managed node group with an Auto Scaling group, so \
+                 `registration: nodegroups` registers nothing in target group {name}; register \
+                 its nodes or pods with aws-load-balancer-controller (`registration: external`, \
+                 see `okra cell binding`)"
+            )));
+        }
+        for group in groups {
             asg.attach_target_group(&group, &arn).await?;
         }
     }
