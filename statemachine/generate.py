@@ -156,7 +156,7 @@ def build():
         {"Variable": "$.discovery.decision.kind", "StringEquals": "nothingToDo", "Next": "FinishNothingToDo"},
         {"Variable": "$.discovery.decision.kind", "StringEquals": "initialize", "Next": "EnsureInitialTargetGroups"},
         {"Variable": "$.discovery.decision.kind", "StringEquals": "scaleOut", "Next": "EnsureScaleOutTargetGroups"},
-        {"Variable": "$.discovery.decision.kind", "StringEquals": "rollback", "Next": "RollBackAtOnce"},
+        {"Variable": "$.discovery.decision.kind", "StringEquals": "rollback", "Next": "EnsureRollbackTargetGroups"},
         {"Variable": "$.discovery.decision.kind", "StringEquals": "startRollout", "Next": "RecordStarted"},
         {"Variable": "$.discovery.decision.kind", "StringEquals": "resumeRollout", "Next": "RecordStarted"}],
         "Default": "UnknownDecision"}
@@ -187,7 +187,14 @@ def build():
     S["Switched"] = {"Type": "Succeed"}
     S["FinishSwitchFailed"] = finish("failed", "SwitchFailed", reason="$.error.Cause")
     S["SwitchFailed"] = {"Type": "Fail", "Error": "SwitchFailed", "CausePath": "$.error.Cause"}
-    S["RollBackAtOnce"] = shift("$.discovery.decision.to", "$.discovery.decision.from", 0, "$.discovery.action",
+    S["EnsureRollbackTargetGroups"] = task(
+        "EnsureTargetGroups", {"cell.$": "$.cell", "side.$": "$.discovery.decision.to"}, "$.canary",
+        "StandRollbackGroupsBy", catch=catch_all("FinishTargetGroupsFailed"),
+        comment="The version to go back to may never have served: its target groups first, healthy.")
+    S["StandRollbackGroupsBy"] = standby(
+        "$.canary.side", "RollbackReady?", catch_all("TakeNewGroupsOutAfterFailure"))
+    readiness_loop(S, "Rollback", "$.canary.side", "RollBackAtOnce")
+    S["RollBackAtOnce"] = shift("$.canary.side", "$.discovery.decision.from", 0, "$.discovery.action",
                                 "FinishRolledBackAtOnce", catch_all("FinishRollbackAtOnceFailed", "$.rollbackError"),
                                 comment="A pinned lower version, or a blocked version still holding traffic: everything back in one write.")
     S["FinishRolledBackAtOnce"] = finish("rolledBack", "RolledBackAtOnce", reason="$.discovery.decision.reason")

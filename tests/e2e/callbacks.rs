@@ -239,3 +239,73 @@ async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_th
     assert_eq!(aws.state().get_lock(&name).await?, None);
     Ok(())
 }
+
+/// Runs the real dispatcher binary for one cell; the execution it started, if any.
+fn dispatch(aws: &common::Aws, cell: &str) -> Result<(String, Option<String>)> {
+    let Invocation::Ok(out) = aws
+        .local
+        .invoke("dispatcher", &json!({"cells": [cell], "trigger": "api"}))?
+    else {
+        anyhow::bail!("the dispatcher failed");
+    };
+    let r = &out["results"][0];
+    Ok((
+        r["outcome"].as_str().unwrap_or_default().to_string(),
+        r["execution"].as_str().map(str::to_string),
+    ))
+}
+
+/// Execution names are unique per state machine for 90 days, closed executions included
+/// (Step Functions API reference, StartExecution). A cell goes back to a version it ran
+/// before — pinned back, then unpinned — and every execution starts under a name of its own
+/// (the cell's generation moves on at every end), where a name made of the versions alone was
+/// refused the second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_back_then_unpin_starts_every_execution() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let w = aws.world("cbpin").await?;
+    let name = cell_name(&w);
+    let mut spec = common::cell(&w, json!([]));
+    let store = |spec: &serde_json::Value, rev: Option<u64>| {
+        let spec: okra_core::spec::CellSpec = serde_json::from_value(spec.clone()).unwrap();
+        let state = aws.state();
+        async move { state.put_cell(&spec, rev).await }
+    };
+    let mut rev = store(&spec, None).await?;
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+    let mut names = Vec::new();
+    let mut step = |what: &'static str| {
+        let (aws, sfn) = (&aws, &sfn);
+        let name = name.clone();
+        async move {
+            let (outcome, exec) = dispatch(aws, &name)?;
+            assert_eq!(outcome, "started", "{what}: {exec:?}");
+            let exec = exec.context("an execution")?;
+            assert_eq!(finished(sfn, &exec).await?.0, "SUCCEEDED", "{what}: {exec}");
+            anyhow::Ok(exec)
+        }
+    };
+    // 1.1.0 is newest with two clusters: it serves at once (initialize).
+    names.push(step("initialize").await?);
+    // Pinned back to 1.0.0, then unpinned: 1.1.0 is rolled out again.
+    spec["version"] = json!("1.0.0");
+    rev = store(&spec, Some(rev)).await?;
+    names.push(step("pin back").await?);
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    spec.as_object_mut().unwrap().remove("version");
+    store(&spec, Some(rev)).await?;
+    names.push(step("unpin").await?);
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    Ok(())
+}

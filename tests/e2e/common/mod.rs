@@ -119,6 +119,7 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
         "PauseRest",
         "WaitForCanaryReadiness",
         "WaitForInitialReadiness",
+        "WaitForRollbackReadiness",
         "AnalysisInitialDelay",
         "AnalysisInterval",
     ] {
