@@ -277,7 +277,7 @@ async fn pin_back_then_unpin_starts_every_execution() -> Result<()> {
     aws.cluster(&w, "b1", "1.1.0").await?;
     aws.cluster(&w, "b2", "1.1.0").await?;
     let mut names = Vec::new();
-    let mut step = |what: &'static str| {
+    let step = |what: &'static str| {
         let (aws, sfn) = (&aws, &sfn);
         let name = name.clone();
         async move {
