@@ -326,3 +326,105 @@ async fn the_largest_valid_spec_keeps_every_state_under_the_payload_quota() -> R
     );
     Ok(())
 }
+
+/// A world's cluster with a real backend behind its target group, registered the way
+/// aws-load-balancer-controller would (`registration: external`): okra's group name is
+/// deterministic, so the group is made here first and okra finds it by name.
+async fn served_cluster(
+    aws: &common::Aws,
+    w: &common::World,
+    cluster: &str,
+    version: &str,
+    ip: &str,
+) -> Result<okra_testkit::Backend> {
+    let full = aws.cluster(w, cluster, version).await?;
+    let backend = okra_testkit::Backend::start(version)?;
+    let name = okra_core::naming::target_group_name(&cell_name(w), &full);
+    let tg = aws
+        .elb
+        .create_target_group()
+        .name(&name)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(30080)
+        .vpc_id(&w.vpc_id)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .health_check_path("/healthz")
+        .send()
+        .await?;
+    let arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    aws.elb
+        .register_targets()
+        .target_group_arn(&arn)
+        .targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(ip)
+                .port(30080)
+                .build(),
+        )
+        .send()
+        .await?;
+    aws.local.map_target(ip, 30080, &backend)?;
+    Ok(backend)
+}
+
+/// The readiness gate on AWS's terms (ALB guide, "Health checks for Application Load Balancer
+/// target groups": only groups a rule forwards to are checked): with `minHealthyPercent: 100`
+/// the new groups stand by at weight 0, their real backends pass their checks, and initialize
+/// and a rollout go through; a backend that never turns healthy ends the rollout in
+/// ReadinessTimedOut with its groups out of the action and no traffic moved.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readiness_gate_passes_on_real_health_checks_and_times_out_cleanly() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("gate").await?;
+    let name = cell_name(&w);
+    let mut spec = cell(&w, json!([{"setWeight": 50}]));
+    spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "10m"});
+    spec["targetGroup"]["targetType"] = json!("ip");
+    let _a1 = served_cluster(&aws, &w, "a1", "1.0.0", "10.0.1.11").await?;
+    let _a2 = served_cluster(&aws, &w, "a2", "1.0.0", "10.0.1.12").await?;
+    let e = run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?;
+    e.ensure_succeeded()?;
+    assert!(
+        e.states_entered()
+            .iter()
+            .any(|s| s == "StandInitialGroupsBy")
+    );
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+
+    let _b1 = served_cluster(&aws, &w, "b1", "1.1.0", "10.0.2.11").await?;
+    let _b2 = served_cluster(&aws, &w, "b2", "1.1.0", "10.0.2.12").await?;
+    let e = run_rollout(&aws, &format!("{name}-roll"), input(spec.clone()))?;
+    e.ensure_succeeded()?;
+    assert_eq!(weights_of_steps(&e), vec![50, 100]);
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+
+    // 1.2.0: one of its backends never answers its checks well.
+    let _c1 = served_cluster(&aws, &w, "c1", "1.2.0", "10.0.3.11").await?;
+    let c2 = served_cluster(&aws, &w, "c2", "1.2.0", "10.0.3.12").await?;
+    c2.set(okra_testkit::BackendMode::Unhealthy);
+    spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "20s"});
+    let before = aws.weights(&w).await?;
+    let e = run_rollout(&aws, &format!("{name}-bad"), input(spec))?;
+    assert_eq!(e.error.as_deref(), Some("ReadinessTimedOut"), "{e:?}");
+    assert!(
+        e.states_entered()
+            .iter()
+            .any(|s| s == "TakeNewGroupsOutAfterTimeout")
+    );
+    assert_eq!(
+        aws.weights(&w).await?,
+        before,
+        "the new groups left the action again"
+    );
+    assert_eq!(aws.state().get_lock(&name).await?, None);
+    Ok(())
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts okra's local AWS in the background, for manual use and for test runs that want one shared
 # stack (okra-testkit attaches to it when OKRA_LOCAL_AWS_ENV points at .local-aws/env):
-#   moto_server -H 127.0.0.1 -p MOTO            (the AWS APIs: EKS, ELBv2, EC2, CloudWatch, ...)
+#   strict_moto.py -H 127.0.0.1 -p MOTO         (moto's AWS APIs: EKS, ELBv2, EC2, CloudWatch, ...,
+#                                                strict where AWS is: tools/local-aws/strict_moto.py)
 #   cargo lambda watch -A 127.0.0.1 -P LAMBDA   (Lambda Invoke API over the workspace's binaries)
 # Ports: OKRA_MOTO_PORT / OKRA_LAMBDA_PORT, else free ones. Writes into .local-aws/:
 #   env            AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_LAMBDA, region and moto's dummy credentials
@@ -76,7 +77,8 @@ fi
 # Each server is the leader of its own session/process group (setsid without a fork: a background
 # job of a non-interactive shell is no group leader), so $! is its pid and its pgid.
 cd "$root"
-setsid "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" </dev/null >"$state/moto.log" 2>&1 &
+setsid env OKRA_ELB_HEALTH_TIME_SCALE="${OKRA_ELB_HEALTH_TIME_SCALE:-1}" \
+  "$venv/bin/python3" "$root/tools/local-aws/strict_moto.py" -H 127.0.0.1 -p "$moto_port" </dev/null >"$state/moto.log" 2>&1 &
 echo $! > "$state/moto.pid"
 setsid "$venv/bin/cargo-lambda" lambda watch --ignore-changes \
   -A 127.0.0.1 -P "$lambda_port" </dev/null >"$state/lambda.log" 2>&1 &

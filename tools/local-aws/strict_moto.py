@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""okra's strict moto: moto's server (the pinned 5.2.5) with the project's own patches where AWS is
+strict and okra depends on it. Same command line as `moto_server` (-H HOST -p PORT).
+
+What it changes (docs/local-aws.md, "Strictness: AWS vs the emulators"):
+
+Target health, as the ELB API reference (TargetHealth, TargetHealthDescription) and the ALB guide
+("Health checks for Application Load Balancer target groups") describe it:
+- a registered target of a group that no listener's default action or rule's forward action
+  names is `unused` (`Target.NotInUse`) and is not probed;
+- once its group is in a forward action (any weight, 0 included) it is `initial`
+  (`Elb.InitialHealthChecking`) until its first check; a passing first check makes it `healthy`,
+  after which `UnhealthyThresholdCount` failed checks in a row make it `unhealthy`
+  (`Target.ResponseCodeMismatch`, `Target.Timeout`, `Target.FailedHealthChecks`) and
+  `HealthyThresholdCount` passing ones healthy again;
+- checks are real HTTP GETs of `HealthCheckPath` on the target's port (`traffic-port`) or
+  `HealthCheckPort`, every `HealthCheckIntervalSeconds`, within `HealthCheckTimeoutSeconds`,
+  passing when the status matches `Matcher.HttpCode` ("200", "200-399", "200,302");
+- a deregistered target is `draining` (`Target.DeregistrationInProgress`) for the group's
+  `deregistration_delay.timeout_seconds`.
+Targets have no address on this machine: `POST /_okra/targets` with
+`{"targets": {"<id>:<port>": "127.0.0.1:<port>"}}` maps a target (an IP of the VPC, or an
+instance id) to a local backend; `GET` shows the map, `DELETE` clears it. An unmapped target in
+use fails its checks (`Target.Timeout`). `OKRA_ELB_HEALTH_TIME_SCALE` (default 1) multiplies every
+interval, timeout and delay, so tests need not wait 30 s per check.
+
+ELB constraints (ELB API reference, CreateListener/ModifyListener/CreateRule/ModifyRule,
+RegisterTargets; the ALB guide's "Listener rules" and "Target groups"):
+- a forward action names at most 5 target groups, weights 0-999, every group existing
+  (`TargetGroupNotFound`) and in the load balancer's VPC;
+- `ip` targets must be private addresses (RFC 1918, RFC 6598); 127.0.0.1 is refused.
+"""
+import inspect
+import ipaddress
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from moto.elbv2 import models as elbv2
+from moto.elbv2.exceptions import ELBClientError, TargetGroupNotFoundError
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import run_simple
+from werkzeug.wrappers import Request, Response
+
+SCALE = float(os.environ.get("OKRA_ELB_HEALTH_TIME_SCALE", "1") or "1")
+LOCK = threading.RLock()
+TARGET_MAP: dict[str, str] = {}
+# (target group ARN, target id, port) -> health record
+HEALTH: dict[tuple[str, str, str], dict[str, Any]] = {}
+# (target group ARN, target id) -> deregistration time
+DRAINING: dict[tuple[str, str], float] = {}
+
+MAX_TARGET_GROUPS_PER_FORWARD = 5
+
+
+def backends():
+    for account in list(elbv2.elbv2_backends.keys()):
+        for region in list(elbv2.elbv2_backends[account].keys()):
+            yield elbv2.elbv2_backends[account][region]
+
+
+def forward_groups(action) -> list[str]:
+    """The target group ARNs a forward action names (either form)."""
+    data = getattr(action, "data", action) or {}
+    if (data.get("Type") or "").lower() != "forward":
+        return []
+    arns = []
+    if data.get("TargetGroupArn"):
+        arns.append(data["TargetGroupArn"])
+    for tg in (data.get("ForwardConfig") or {}).get("TargetGroups", []) or []:
+        if tg.get("TargetGroupArn"):
+            arns.append(tg["TargetGroupArn"])
+    return arns
+
+
+def groups_in_use(backend) -> set[str]:
+    used = set()
+    for lb in list(backend.load_balancers.values()):
+        for listener in list(lb.listeners.values()):
+            for rule in list(listener.rules.values()):
+                for action in rule.actions:
+                    used.update(forward_groups(action))
+    return used
+
+
+def in_use(tg_arn: str) -> bool:
+    return any(tg_arn in groups_in_use(b) for b in backends())
+
+
+def matches(code: int, matcher: str) -> bool:
+    for part in (matcher or "200").split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            if int(lo) <= code <= int(hi):
+                return True
+        elif part and int(part) == code:
+            return True
+    return False
+
+
+def probe(tg, target_id: str, port: str) -> tuple[bool, str]:
+    """One health check: (passed, reason when it failed)."""
+    hc_port = tg.health_check_port
+    if not hc_port or hc_port == "traffic-port":
+        hc_port = port
+    with LOCK:
+        mapped = TARGET_MAP.get(f"{target_id}:{hc_port}")
+    if mapped is None:
+        return False, "Target.Timeout"
+    path = tg.health_check_path or "/"
+    timeout = max(0.05, float(tg.health_check_timeout_seconds or 5) * SCALE)
+    try:
+        with urllib.request.urlopen(f"http://{mapped}{path}", timeout=timeout) as r:
+            code = r.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except Exception:  # refused, reset, timed out: no answer
+        return False, "Target.Timeout"
+    matcher = (tg.matcher or {}).get("HttpCode", "200") if isinstance(tg.matcher, dict) else "200"
+    if matches(code, matcher):
+        return True, ""
+    return False, "Target.ResponseCodeMismatch"
+
+
+def check_once(now: float) -> None:
+    for backend in backends():
+        used = groups_in_use(backend)
+        for tg in list(backend.target_groups.values()):
+            if tg.arn not in used:
+                # Out of use: the next use starts from `initial` again.
+                with LOCK:
+                    for key in [k for k in HEALTH if k[0] == tg.arn]:
+                        HEALTH.pop(key, None)
+                continue
+            interval = float(tg.health_check_interval_seconds or 30) * SCALE
+            healthy_n = int(tg.healthy_threshold_count or 5)
+            unhealthy_n = int(tg.unhealthy_threshold_count or 2)
+            for t in list(tg.targets.values()):
+                key = (tg.arn, t["Id"], str(t["Port"]))
+                with LOCK:
+                    rec = HEALTH.setdefault(key, {"state": "initial", "reason": "Elb.InitialHealthChecking",
+                                                  "ok": 0, "bad": 0, "next": now})
+                    if now < rec["next"]:
+                        continue
+                    rec["next"] = now + interval
+                passed, why = probe(tg, t["Id"], str(t["Port"]))
+                with LOCK:
+                    if passed:
+                        rec["ok"] += 1
+                        rec["bad"] = 0
+                        if rec["state"] == "initial" or rec["ok"] >= healthy_n:
+                            rec["state"], rec["reason"] = "healthy", None
+                    else:
+                        rec["bad"] += 1
+                        rec["ok"] = 0
+                        if rec["state"] == "initial" and rec["bad"] < unhealthy_n:
+                            continue
+                        if rec["state"] == "initial" or rec["bad"] >= unhealthy_n:
+                            rec["state"] = "unhealthy"
+                            rec["reason"] = why if rec["bad"] < unhealthy_n else (
+                                why if why != "Target.Timeout" else "Target.Timeout")
+
+
+def checker() -> None:
+    while True:
+        try:
+            check_once(time.monotonic())
+        except Exception as e:  # keep checking; say what broke
+            print(f"strict_moto: health checker: {e!r}", file=sys.stderr, flush=True)
+        time.sleep(max(0.02, min(1.0, 0.5 * SCALE)))
+
+
+# ------------------------------------------------------------------ patches: target health
+_orig_health_for = elbv2.FakeTargetGroup.health_for
+_orig_deregister = elbv2.FakeTargetGroup.deregister
+
+
+def health_for(self, target, ec2_backend):
+    tid = target["Id"]
+    t = self.targets.get(tid)
+    if t is None:
+        with LOCK:
+            since = DRAINING.get((self.arn, tid))
+        delay = float(self.attributes.get("deregistration_delay.timeout_seconds", 300)) * SCALE
+        if since is not None and time.monotonic() - since < delay:
+            return elbv2.FakeHealthStatus(tid, target.get("Port", self.port), self.health_check_port,
+                                          "draining", "Target.DeregistrationInProgress",
+                                          "Target deregistration is in progress")
+        return _orig_health_for(self, target, ec2_backend)
+    port = str(t["Port"])
+    if not in_use(self.arn):
+        return elbv2.FakeHealthStatus(tid, t["Port"], self.health_check_port, "unused", "Target.NotInUse",
+                                      "Target group is not configured to receive traffic from the load balancer")
+    with LOCK:
+        rec = HEALTH.get((self.arn, tid, port))
+    if rec is None or rec["state"] == "initial":
+        return elbv2.FakeHealthStatus(tid, t["Port"], self.health_check_port, "initial",
+                                      "Elb.InitialHealthChecking", "Initial health checks in progress")
+    if rec["state"] == "healthy":
+        return elbv2.FakeHealthStatus(tid, t["Port"], self.health_check_port, "healthy")
+    descriptions = {"Target.Timeout": "Request timed out",
+                    "Target.ResponseCodeMismatch": "Health checks failed with these codes",
+                    "Target.FailedHealthChecks": "Health checks failed"}
+    return elbv2.FakeHealthStatus(tid, t["Port"], self.health_check_port, "unhealthy", rec["reason"],
+                                  descriptions.get(rec["reason"], "Health checks failed"))
+
+
+def deregister(self, targets):
+    _orig_deregister(self, targets)
+    with LOCK:
+        for t in targets:
+            DRAINING[(self.arn, t["Id"])] = time.monotonic()
+            for key in [k for k in HEALTH if k[0] == self.arn and k[1] == t["Id"]]:
+                HEALTH.pop(key, None)
+
+
+elbv2.FakeTargetGroup.health_for = health_for
+elbv2.FakeTargetGroup.deregister = deregister
+
+
+# ------------------------------------------------------------------ patches: ELB constraints
+class ValidationError(ELBClientError):
+    def __init__(self, message: str):
+        super().__init__("ValidationError", message)
+
+
+class InvalidConfigurationRequest(ELBClientError):
+    def __init__(self, message: str):
+        super().__init__("InvalidConfigurationRequest", message)
+
+
+class InvalidTarget(ELBClientError):
+    def __init__(self, message: str):
+        super().__init__("InvalidTarget", message)
+
+
+def check_actions(backend, actions, load_balancer_arn: str | None) -> None:
+    lb = backend.load_balancers.get(load_balancer_arn) if load_balancer_arn else None
+    for a in actions or []:
+        data = a if isinstance(a, dict) else getattr(a, "data", {})
+        if (data.get("Type") or "").lower() != "forward":
+            continue
+        tuples = (data.get("ForwardConfig") or {}).get("TargetGroups", []) or []
+        if len(tuples) > MAX_TARGET_GROUPS_PER_FORWARD:
+            raise ValidationError(
+                f"A forward action can have at most {MAX_TARGET_GROUPS_PER_FORWARD} target groups; "
+                f"{len(tuples)} given")
+        for tg in tuples:
+            w = tg.get("Weight")
+            if w is not None and not 0 <= int(w) <= 999:
+                raise ValidationError(f"Weight {w} is not in 0-999")
+        for arn in forward_groups(data):
+            tg = backend.target_groups.get(arn)
+            if tg is None:
+                raise TargetGroupNotFoundError()
+            if lb is not None and getattr(lb, "vpc_id", None) and tg.vpc_id != lb.vpc_id:
+                raise InvalidConfigurationRequest(
+                    f"Target group '{arn}' is in VPC '{tg.vpc_id}', not the load balancer's VPC '{lb.vpc_id}'")
+
+
+def listener_lb(backend, listener_arn: str) -> str | None:
+    for lb in backend.load_balancers.values():
+        if listener_arn in lb.listeners:
+            return lb.arn
+    return None
+
+
+def rule_lb(backend, rule_arn: str) -> str | None:
+    for lb in backend.load_balancers.values():
+        for listener in lb.listeners.values():
+            if rule_arn in listener.rules:
+                return lb.arn
+    return None
+
+
+B = elbv2.ELBv2Backend
+_register_targets = B.register_targets
+
+
+def checked(name: str, lb_of) -> None:
+    """Wraps backend method `name` so that its `actions` are checked first; `lb_of(backend,
+    bound arguments)` names the load balancer."""
+    orig = getattr(B, name)
+    sig = inspect.signature(orig)
+
+    def wrapper(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        check_actions(self, bound.arguments.get("actions"), lb_of(self, bound.arguments))
+        return orig(self, *args, **kwargs)
+
+    setattr(B, name, wrapper)
+
+
+checked("create_listener", lambda b, a: a.get("load_balancer_arn"))
+checked("modify_listener", lambda b, a: listener_lb(b, a.get("arn")))
+checked("create_rule", lambda b, a: listener_lb(b, a.get("listener_arn")))
+checked("modify_rule", lambda b, a: rule_lb(b, a.get("rule_arn")))
+
+
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
+
+
+def register_targets(self, target_group_arn, instances):
+    tg = self.target_groups.get(target_group_arn)
+    if tg is not None and tg.target_type == "ip":
+        for t in instances:
+            try:
+                ip = ipaddress.ip_address(t["Id"])
+            except ValueError:
+                raise InvalidTarget(f"The IP address '{t['Id']}' is not valid")
+            if ip.version == 4 and not any(ip in n for n in PRIVATE):
+                raise InvalidTarget(
+                    f"The IP address '{t['Id']}' is not a valid IPv4 address in the VPC's CIDR or "
+                    "the RFC 1918 / RFC 6598 ranges")
+    return _register_targets(self, target_group_arn, instances)
+
+
+B.register_targets = register_targets
+
+
+# ------------------------------------------------------------------ the admin route
+def with_admin(app):
+    def wsgi(environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/_okra/targets"):
+            return app(environ, start_response)
+        req = Request(environ)
+        with LOCK:
+            if req.method == "POST":
+                body = json.loads(req.get_data(as_text=True) or "{}")
+                TARGET_MAP.update({str(k): str(v) for k, v in (body.get("targets") or {}).items()})
+            elif req.method == "DELETE":
+                TARGET_MAP.clear()
+            answer = json.dumps({"targets": TARGET_MAP})
+        return Response(answer, mimetype="application/json")(environ, start_response)
+    return wsgi
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-H", "--host", default="127.0.0.1")
+    p.add_argument("-p", "--port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    args = p.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    threading.Thread(target=checker, name="elb-health-checker", daemon=True).start()
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # type: ignore[attr-defined]
+    run_simple(args.host, args.port, with_admin(app), threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
