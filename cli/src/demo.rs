@@ -113,8 +113,9 @@ pub fn cell_spec(listener_arn: &str) -> Value {
         "ingress": {"alb": {"listenerArn": listener_arn}},
         "clusterSelector": {"matchTags": {"okra.io/cell": "web"}},
         "replicas": 2,
-        "targetGroup": {"port": 30080, "healthCheck": {"path": "/healthz"}, "registration": "external"},
-        "readiness": {"minHealthyPercent": 0, "timeout": "1m"},
+        "targetGroup": {"port": 30080, "targetType": "ip", "healthCheck": {"path": "/healthz"},
+                        "registration": "external"},
+        "readiness": {"minHealthyPercent": 100, "timeout": "1m"},
         "canary": {"steps": [
             {"setWeight": 10},
             {"analysis": {"templates": [{"templateName": "errors"}]}},
@@ -157,6 +158,8 @@ pub struct Demo {
     interval: Duration,
     /// How long the set-up took.
     pub setup: Duration,
+    /// Each cluster's service: a real local HTTP backend behind its target group.
+    backends: std::sync::Mutex<Vec<okra_testkit::Backend>>,
 }
 
 impl Demo {
@@ -182,10 +185,58 @@ impl Demo {
             self.aws
                 .create_eks_cluster(name, &self.subnets, &self.vpc, &tags)
         })?;
+        let ip = self.serve(name, version).await?;
         say(&format!(
-            "EKS cluster {name} created, tagged okra.io/version={version}"
+            "EKS cluster {name} created, tagged okra.io/version={version}; its service at {ip}:30080 is a local backend"
         ));
         Ok(())
+    }
+
+    /// What aws-load-balancer-controller does in the cluster (`registration: external`): the
+    /// cluster's service, here a real local backend, registered in the target group okra names
+    /// for the cluster (made here first; okra finds it by its deterministic name). The strict
+    /// local ELB health-checks it once okra puts the group in the listener.
+    async fn serve(&self, cluster: &str, version: &str) -> Result<String> {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            ProtocolEnum, TargetDescription, TargetTypeEnum,
+        };
+        let backend = okra_testkit::Backend::start(version)?;
+        let n = {
+            let b = self
+                .backends
+                .lock()
+                .map_err(|_| anyhow::anyhow!("backends lock"))?;
+            b.len() + 11
+        };
+        let ip = format!("10.0.200.{n}");
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&self.conf);
+        let tg = elb
+            .create_target_group()
+            .name(okra_core::naming::target_group_name("web", cluster))
+            .protocol(ProtocolEnum::Http)
+            .port(30080)
+            .vpc_id(&self.vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_path("/healthz")
+            .send()
+            .await?;
+        let arn = tg
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .context("CreateTargetGroup answered no ARN")?
+            .to_string();
+        elb.register_targets()
+            .target_group_arn(&arn)
+            .targets(TargetDescription::builder().id(&ip).port(30080).build())
+            .send()
+            .await?;
+        tokio::task::block_in_place(|| self.aws.map_target(&ip, 30080, &backend))?;
+        self.backends
+            .lock()
+            .map_err(|_| anyhow::anyhow!("backends lock"))?
+            .push(backend);
+        Ok(ip)
     }
 
     /// Invokes the dispatcher function.
@@ -371,6 +422,7 @@ pub async fn setup(opts: &Options) -> Result<Demo> {
         listener,
         interval: opts.interval,
         setup: t0.elapsed(),
+        backends: std::sync::Mutex::new(Vec::new()),
     })
 }
 
