@@ -29,6 +29,9 @@ RegisterTargets; the ALB guide's "Listener rules" and "Target groups"):
 - a forward action names at most 5 target groups, weights 0-999, every group existing
   (`TargetGroupNotFound`) and in the load balancer's VPC;
 - `ip` targets must be private addresses (RFC 1918, RFC 6598); 127.0.0.1 is refused.
+
+CloudWatch metric identity: a GetMetricData MetricStat query reads exactly the metric of its
+namespace, name and dimension set.
 """
 import inspect
 import ipaddress
@@ -327,6 +330,46 @@ def register_targets(self, target_group_arn, instances):
 
 
 B.register_targets = register_targets
+
+
+# ------------------------------------------------------------------ patches: CloudWatch identity
+# A metric is its namespace, its name and its whole set of dimensions (CloudWatch concepts,
+# "Metrics" and "Dimensions"; GetMetricData's MetricStat names one metric). moto 5.2.5 drops the
+# namespace when a query has dimensions, and lets a query without dimensions match every
+# dimension set. Each MetricStat query is answered over exactly its metric's datapoints.
+from moto.cloudwatch import models as cloudwatch  # noqa: E402
+
+_get_metric_data = cloudwatch.CloudWatchBackend.get_metric_data
+GET_METRIC_DATA_LOCK = threading.Lock()
+
+
+def metric_identity(namespace, name, dims) -> tuple:
+    return namespace, name, tuple(sorted(dims))
+
+
+def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
+    results = []
+    with GET_METRIC_DATA_LOCK:
+        everything = type(self).get_all_metrics
+        for q in queries:
+            if "MetricStat" not in q:
+                results.extend(_get_metric_data(self, [q], start_time, end_time, scan_by))
+                continue
+            m = q["MetricStat"]["Metric"]
+            want = metric_identity(m.get("Namespace"), m.get("MetricName"),
+                                   [(d["Name"], d["Value"]) for d in m.get("Dimensions", []) or []])
+            self.get_all_metrics = lambda: [
+                md for md in everything(self)
+                if metric_identity(md.namespace, md.name, [(d.name, d.value) for d in md.dimensions]) == want
+            ]
+            try:
+                results.extend(_get_metric_data(self, [q], start_time, end_time, scan_by))
+            finally:
+                del self.get_all_metrics
+    return results
+
+
+cloudwatch.CloudWatchBackend.get_metric_data = get_metric_data
 
 
 # ------------------------------------------------------------------ the admin route

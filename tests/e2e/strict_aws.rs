@@ -230,3 +230,60 @@ async fn forward_actions_and_targets_meet_the_elb_constraints() -> Result<()> {
     );
     Ok(())
 }
+
+/// A metric is its namespace, name and every dimension (CloudWatch concepts, "Metrics",
+/// "Dimensions"; API reference, GetMetricData). moto 5.2.5 answered a query of namespace A with
+/// the sum of A's and B's datapoints when the query had dimensions (measured), so a wrong
+/// namespace in a cell's `metricDataQueries` passed here and read nothing on AWS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metric_query_reads_exactly_its_namespace_name_and_dimensions() -> Result<()> {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let aws = aws().await?;
+    let cell = LocalAws::unique("cw");
+    aws.put_metric("Okra/A", "Errors", &[("Cell", &cell)], 1.0)
+        .await?;
+    aws.put_metric("Okra/B", "Errors", &[("Cell", &cell)], 5.0)
+        .await?;
+    let query = |ns: &str, dims: bool| {
+        let mut metric = Metric::builder().namespace(ns).metric_name("Errors");
+        if dims {
+            metric = metric.dimensions(Dimension::builder().name("Cell").value(&cell).build());
+        }
+        MetricDataQuery::builder()
+            .id("m")
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(metric.build())
+                    .period(60)
+                    .stat("Sum")
+                    .build(),
+            )
+            .return_data(true)
+            .build()
+    };
+    let now = std::time::SystemTime::now();
+    let read = |q: MetricDataQuery| {
+        aws.cw
+            .get_metric_data()
+            .metric_data_queries(q)
+            .start_time(aws_smithy_types::DateTime::from(
+                now - Duration::from_secs(600),
+            ))
+            .end_time(aws_smithy_types::DateTime::from(now))
+            .send()
+    };
+    let sum = |out: aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput| {
+        out.metric_data_results()
+            .iter()
+            .flat_map(|r| r.values().to_vec())
+            .sum::<f64>()
+    };
+    assert_eq!(sum(read(query("Okra/A", true)).await?), 1.0);
+    assert_eq!(sum(read(query("Okra/B", true)).await?), 5.0);
+    assert_eq!(
+        sum(read(query("Okra/A", false)).await?),
+        0.0,
+        "a metric without dimensions is another metric"
+    );
+    Ok(())
+}
