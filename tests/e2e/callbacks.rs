@@ -309,3 +309,35 @@ async fn pin_back_then_unpin_starts_every_execution() -> Result<()> {
     assert_eq!(unique.len(), names.len(), "{names:?}");
     Ok(())
 }
+
+/// One rollout per cell: a second execution while the first really runs (here, waiting for a
+/// person) fails at once with CellBusy, touches nothing, and leaves the lock to the first;
+/// its own FAILED status event changes nothing either (the finalizer sees another holder).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cell_locked_by_a_running_execution_is_not_touched() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let (w, holder) = paused_rollout(&aws, &sfn, "cbbusy").await?;
+    let name = cell_name(&w);
+    let before = aws.weights(&w).await?;
+    let spec = aws.state().get_cell(&name).await?.context("the cell")?.spec;
+    let second = format!("{name}-second");
+    common::service::start(&sfn, &second, &common::input(serde_json::to_value(&spec)?)).await?;
+    let (status, error) = finished(&sfn, &second).await?;
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("FAILED", Some("CellBusy"))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(aws.weights(&w).await?, before);
+    assert_eq!(
+        aws.state().get_lock(&name).await?.map(|l| l.execution),
+        Some(holder.clone())
+    );
+    let d = sfn
+        .describe_execution()
+        .execution_arn(execution_arn(&holder))
+        .send()
+        .await?;
+    assert_eq!(d.status().as_str(), "RUNNING", "the holder goes on");
+    Ok(())
+}
