@@ -341,3 +341,149 @@ async fn a_cell_locked_by_a_running_execution_is_not_touched() -> Result<()> {
     assert_eq!(d.status().as_str(), "RUNNING", "the holder goes on");
     Ok(())
 }
+
+/// A cell whose four clusters each have a real backend, the gate at 100 %, rolled to 30 % and
+/// waiting for a person.
+async fn served_and_paused(
+    aws: &common::Aws,
+    sfn: &aws_sdk_sfn::Client,
+    prefix: &str,
+    steps: serde_json::Value,
+) -> Result<(common::World, String, Vec<okra_testkit::Backend>)> {
+    let w = aws.world(prefix).await?;
+    let name = cell_name(&w);
+    let mut spec = common::cell(&w, steps);
+    spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "10m"});
+    spec["targetGroup"]["targetType"] = json!("ip");
+    aws.state()
+        .put_cell(&serde_json::from_value(spec.clone())?, None)
+        .await?;
+    // Target addresses are the local ELB's keys to their backends: unique per world.
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(100);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut backends = Vec::new();
+    for (c, v, i) in [("a1", "1.0.0", 1), ("a2", "1.0.0", 2)] {
+        backends.push(
+            aws.served_cluster(&w, c, v, &format!("10.{n}.1.{i}"))
+                .await?,
+        );
+    }
+    let init = format!("{name}-init");
+    common::service::start(sfn, &init, &common::input(spec.clone())).await?;
+    assert_eq!(finished(sfn, &init).await?.0, "SUCCEEDED");
+    for (c, v, i) in [("b1", "1.1.0", 1), ("b2", "1.1.0", 2)] {
+        backends.push(
+            aws.served_cluster(&w, c, v, &format!("10.{n}.2.{i}"))
+                .await?,
+        );
+    }
+    let exec = format!("{name}-roll");
+    common::service::start(sfn, &exec, &common::input(spec)).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while aws.state().get_wait(&name, &exec).await?.is_none() {
+        anyhow::ensure!(Instant::now() < deadline, "{exec} never paused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((w, exec, backends))
+}
+
+/// A canary cluster lost during a pause (its service down, as when the cluster is deleted):
+/// the next weight change checks every member first, the canary group fails the gate
+/// (CanaryUnhealthy), and the rollout rolls back — no more weight ever goes to that group.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_cluster_lost_during_a_pause_rolls_the_rollout_back() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let (w, exec, backends) = served_and_paused(
+        &aws,
+        &sfn,
+        "cblostc",
+        json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 60}]),
+    )
+    .await?;
+    let name = cell_name(&w);
+    backends[3].set(okra_testkit::BackendMode::Down);
+    // The local ELB marks it unhealthy after its unhealthy threshold (scaled checks).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, body) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/resume"),
+    )?;
+    assert_eq!(code, 202, "{body}");
+    let (status, error) = finished(&sfn, &exec).await?;
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("FAILED", Some("RolledBack"))
+    );
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    let record = aws.rollout(&name, &exec).await?.context("the record")?;
+    assert!(
+        record
+            .history
+            .last()
+            .is_some_and(|h| h.detail.to_string().contains("CanaryUnhealthy")),
+        "{:?}",
+        record.history.last()
+    );
+    Ok(())
+}
+
+/// A stable cluster lost during a pause: its group leaves the forward action at the next step,
+/// the other stable group takes its share, and the step's history says which and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stable_cluster_lost_during_a_pause_leaves_and_the_others_share_its_weight() -> Result<()>
+{
+    let (aws, sfn) = setup(None).await?;
+    let (w, exec, backends) = served_and_paused(
+        &aws,
+        &sfn,
+        "cblosts",
+        json!([{"setWeight": 30}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]),
+    )
+    .await?;
+    let name = cell_name(&w);
+    backends[1].set(okra_testkit::BackendMode::Down);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, body) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/resume"),
+    )?;
+    assert_eq!(code, 202, "{body}");
+    // At the second pause: 60 % to 1.1.0, the 40 % of 1.0.0 on its one healthy cluster.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = aws.rollout(&name, &exec).await?.context("the record")?;
+        if r.history.iter().filter(|h| h.event == "paused").count() >= 2 {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "never reached the second pause");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let weights = aws.weights(&w).await?;
+    let group = |c: &str| okra_core::naming::target_group_name(&name, &format!("{}-{c}", w.prefix));
+    assert!(weights.contains(&(group("a1"), 40)), "{weights:?}");
+    assert!(
+        !weights.iter().any(|(tg, _)| *tg == group("a2")),
+        "the lost stable group left: {weights:?}"
+    );
+    let r = aws.rollout(&name, &exec).await?.context("the record")?;
+    assert!(
+        r.history
+            .iter()
+            .any(|h| h.detail.to_string().contains("excluded")),
+        "{:?}",
+        r.history
+    );
+    let (code, _) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/abort"),
+    )?;
+    assert_eq!(code, 202);
+    finished(&sfn, &exec).await?;
+    Ok(())
+}

@@ -292,49 +292,6 @@ async fn the_largest_valid_spec_keeps_every_state_under_the_payload_quota() -> R
     Ok(())
 }
 
-/// A world's cluster with a real backend behind its target group, registered the way
-/// aws-load-balancer-controller would (`registration: external`): okra's group name is
-/// deterministic, so the group is made here first and okra finds it by name.
-async fn served_cluster(
-    aws: &common::Aws,
-    w: &common::World,
-    cluster: &str,
-    version: &str,
-    ip: &str,
-) -> Result<okra_testkit::Backend> {
-    let full = aws.cluster(w, cluster, version).await?;
-    let backend = okra_testkit::Backend::start(version)?;
-    let name = okra_core::naming::target_group_name(&cell_name(w), &full);
-    let tg = aws
-        .elb
-        .create_target_group()
-        .name(&name)
-        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
-        .port(30080)
-        .vpc_id(&w.vpc_id)
-        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
-        .health_check_path("/healthz")
-        .send()
-        .await?;
-    let arn = tg.target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    aws.elb
-        .register_targets()
-        .target_group_arn(&arn)
-        .targets(
-            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
-                .id(ip)
-                .port(30080)
-                .build(),
-        )
-        .send()
-        .await?;
-    aws.local.map_target(ip, 30080, &backend)?;
-    Ok(backend)
-}
-
 /// The readiness gate on AWS's terms (ALB guide, "Health checks for Application Load Balancer
 /// target groups": only groups a rule forwards to are checked): with `minHealthyPercent: 100`
 /// the new groups stand by at weight 0, their real backends pass their checks, and initialize
@@ -348,8 +305,8 @@ async fn the_readiness_gate_passes_on_real_health_checks_and_times_out_cleanly()
     let mut spec = cell(&w, json!([{"setWeight": 50}]));
     spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "10m"});
     spec["targetGroup"]["targetType"] = json!("ip");
-    let _a1 = served_cluster(&aws, &w, "a1", "1.0.0", "10.0.1.11").await?;
-    let _a2 = served_cluster(&aws, &w, "a2", "1.0.0", "10.0.1.12").await?;
+    let _a1 = aws.served_cluster(&w, "a1", "1.0.0", "10.0.1.11").await?;
+    let _a2 = aws.served_cluster(&w, "a2", "1.0.0", "10.0.1.12").await?;
     let e = run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?;
     e.ensure_succeeded()?;
     assert!(
@@ -362,8 +319,8 @@ async fn the_readiness_gate_passes_on_real_health_checks_and_times_out_cleanly()
         BTreeMap::from([("1.0.0".to_string(), 100)])
     );
 
-    let _b1 = served_cluster(&aws, &w, "b1", "1.1.0", "10.0.2.11").await?;
-    let _b2 = served_cluster(&aws, &w, "b2", "1.1.0", "10.0.2.12").await?;
+    let _b1 = aws.served_cluster(&w, "b1", "1.1.0", "10.0.2.11").await?;
+    let _b2 = aws.served_cluster(&w, "b2", "1.1.0", "10.0.2.12").await?;
     let e = run_rollout(&aws, &format!("{name}-roll"), input(spec.clone()))?;
     e.ensure_succeeded()?;
     assert_eq!(weights_of_steps(&e), vec![50, 100]);
@@ -373,8 +330,8 @@ async fn the_readiness_gate_passes_on_real_health_checks_and_times_out_cleanly()
     );
 
     // 1.2.0: one of its backends never answers its checks well.
-    let _c1 = served_cluster(&aws, &w, "c1", "1.2.0", "10.0.3.11").await?;
-    let c2 = served_cluster(&aws, &w, "c2", "1.2.0", "10.0.3.12").await?;
+    let _c1 = aws.served_cluster(&w, "c1", "1.2.0", "10.0.3.11").await?;
+    let c2 = aws.served_cluster(&w, "c2", "1.2.0", "10.0.3.12").await?;
     c2.set(okra_testkit::BackendMode::Unhealthy);
     spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "20s"});
     let before = aws.weights(&w).await?;

@@ -189,6 +189,49 @@ impl Aws {
         Ok(false)
     }
 
+    /// A world's cluster with a real backend behind its target group, registered the way
+    /// aws-load-balancer-controller would (`registration: external`): okra's group name is
+    /// deterministic, so the group is made here first and okra finds it by name.
+    pub async fn served_cluster(
+        &self,
+        w: &World,
+        cluster: &str,
+        version: &str,
+        ip: &str,
+    ) -> Result<okra_testkit::Backend> {
+        let full = self.cluster(w, cluster, version).await?;
+        let backend = okra_testkit::Backend::start(version)?;
+        let name = okra_core::naming::target_group_name(&cell_name(w), &full);
+        let tg = self
+            .elb
+            .create_target_group()
+            .name(&name)
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(30080)
+            .vpc_id(&w.vpc_id)
+            .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+            .health_check_path("/healthz")
+            .send()
+            .await?;
+        let arn = tg.target_groups()[0]
+            .target_group_arn()
+            .context("a target group ARN")?
+            .to_string();
+        self.elb
+            .register_targets()
+            .target_group_arn(&arn)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(ip)
+                    .port(30080)
+                    .build(),
+            )
+            .send()
+            .await?;
+        self.local.map_target(ip, 30080, &backend)?;
+        Ok(backend)
+    }
+
     /// Seeds a metric datapoint a minute and a half ago.
     pub async fn put_metric(
         &self,
