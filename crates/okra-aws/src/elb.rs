@@ -200,7 +200,8 @@ fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
 }
 
 impl Elb {
-    async fn listener_actions(&self, listener_arn: &str) -> Result<Vec<Action>> {
+    /// One listener (DescribeListeners).
+    async fn listener(&self, listener_arn: &str) -> Result<elb::types::Listener> {
         let out = self
             .client
             .describe_listeners()
@@ -208,11 +209,14 @@ impl Elb {
             .send()
             .await
             .map_err(OkraError::from_sdk)?;
-        let l = out
-            .listeners()
+        out.listeners()
             .first()
-            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))?;
-        Ok(l.default_actions().to_vec())
+            .cloned()
+            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))
+    }
+
+    async fn listener_actions(&self, listener_arn: &str) -> Result<Vec<Action>> {
+        Ok(self.listener(listener_arn).await?.default_actions().to_vec())
     }
 
     async fn rule_actions(&self, rule_arn: &str) -> Result<Vec<Action>> {
@@ -261,17 +265,10 @@ impl LoadBalancerPort for Elb {
     type Raw = Vec<Action>;
 
     async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
-        let out = self
-            .client
-            .describe_listeners()
-            .listener_arns(listener_arn)
-            .send()
-            .await
-            .map_err(OkraError::from_sdk)?;
-        let lb = out
-            .listeners()
-            .first()
-            .and_then(|l| l.load_balancer_arn())
+        let lb = self
+            .listener(listener_arn)
+            .await?
+            .load_balancer_arn()
             .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))?
             .to_string();
         let out = self

@@ -130,10 +130,10 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
         }
 }
 
-/// The budget of `plan`: `samples(i)` is the most samples of step `i`'s analysis.
-pub fn budget(plan: &Plan, readiness: &ReadinessPlan, samples: impl Fn(usize) -> u64) -> Budget {
-    let steps: u64 = plan
-        .steps
+/// What each step of `plan` costs at worst: `samples(i)` is the most samples of step `i`'s
+/// analysis.
+pub fn step_costs(plan: &Plan, samples: impl Fn(usize) -> u64) -> Vec<u64> {
+    plan.steps
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -144,9 +144,12 @@ pub fn budget(plan: &Plan, readiness: &ReadinessPlan, samples: impl Fn(usize) ->
                 .map(|b| b.interval_seconds);
             step_events(s, samples(i), bg)
         })
-        .sum::<u64>()
-        + readiness.events()
-        + FIXED;
+        .collect()
+}
+
+/// The budget of `plan`: `samples(i)` is the most samples of step `i`'s analysis.
+pub fn budget(plan: &Plan, readiness: &ReadinessPlan, samples: impl Fn(usize) -> u64) -> Budget {
+    let steps: u64 = step_costs(plan, samples).iter().sum::<u64>() + readiness.events() + FIXED;
     Budget {
         steps,
         max_wakes: STEPS_BUDGET.saturating_sub(steps) / WAKE,

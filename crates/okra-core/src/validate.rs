@@ -272,7 +272,7 @@ impl Validator<'_> {
     /// The plan must fit Step Functions' history quota ([`crate::history`]); checked only on a
     /// spec with no other error (the plan of a broken spec says nothing).
     fn history(&mut self) {
-        use crate::history::{ReadinessPlan, STEPS_BUDGET, budget, step_events};
+        use crate::history::{ReadinessPlan, STEPS_BUDGET, budget, step_costs};
         if !self.errors.is_empty() {
             return;
         }
@@ -286,18 +286,10 @@ impl Validator<'_> {
         if b.steps <= STEPS_BUDGET {
             return;
         }
-        let costliest = plan
-            .steps
-            .iter()
+        let costliest = step_costs(&plan, samples)
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                let bg = plan
-                    .background
-                    .as_ref()
-                    .filter(|bg| i >= bg.starting_step)
-                    .map(|bg| bg.interval_seconds);
-                (step_events(s, samples(i), bg), i)
-            })
+            .map(|(i, cost)| (cost, i))
             .max();
         let (cost, i) = costliest.unwrap_or_default();
         let path = if i < spec.canary.steps.len() {
