@@ -216,7 +216,11 @@ impl Elb {
     }
 
     async fn listener_actions(&self, listener_arn: &str) -> Result<Vec<Action>> {
-        Ok(self.listener(listener_arn).await?.default_actions().to_vec())
+        Ok(self
+            .listener(listener_arn)
+            .await?
+            .default_actions()
+            .to_vec())
     }
 
     async fn rule_actions(&self, rule_arn: &str) -> Result<Vec<Action>> {

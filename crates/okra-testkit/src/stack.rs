@@ -385,7 +385,10 @@ impl LocalAws {
         let mut moto = Command::new(&tools.python);
         moto.arg(&tools.strict_moto)
             .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
-            .env("OKRA_ELB_HEALTH_TIME_SCALE", options.elb_health_time_scale.to_string())
+            .env(
+                "OKRA_ELB_HEALTH_TIME_SCALE",
+                options.elb_health_time_scale.to_string(),
+            )
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log_file(&moto_log)?)
