@@ -287,3 +287,124 @@ async fn a_metric_query_reads_exactly_its_namespace_name_and_dimensions() -> Res
     );
     Ok(())
 }
+
+/// Metric math ("Use metric math", CloudWatch user guide): an expression over the call's other
+/// queries is computed, element-wise; the inputs with `ReturnData: false` are not returned; an
+/// expression the local AWS cannot compute is refused, never answered with nothing (moto 5.2.5
+/// answered every expression but a bare id with no datapoints).
+#[tokio::test(flavor = "multi_thread")]
+async fn metric_math_is_computed_or_refused() -> Result<()> {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let aws = aws().await?;
+    let cell = LocalAws::unique("math");
+    aws.put_metric("Okra/Math", "Errors", &[("Cell", &cell)], 2.0)
+        .await?;
+    aws.put_metric("Okra/Math", "Requests", &[("Cell", &cell)], 100.0)
+        .await?;
+    let stat = |id: &str, name: &str| {
+        MetricDataQuery::builder()
+            .id(id)
+            .metric_stat(
+                MetricStat::builder()
+                    .metric(
+                        Metric::builder()
+                            .namespace("Okra/Math")
+                            .metric_name(name)
+                            .dimensions(Dimension::builder().name("Cell").value(&cell).build())
+                            .build(),
+                    )
+                    .period(60)
+                    .stat("Sum")
+                    .build(),
+            )
+            .return_data(false)
+            .build()
+    };
+    let expr = |e: &str| {
+        MetricDataQuery::builder()
+            .id("ratio")
+            .expression(e)
+            .return_data(true)
+            .build()
+    };
+    let now = std::time::SystemTime::now();
+    let read = |e: &str| {
+        aws.cw
+            .get_metric_data()
+            .metric_data_queries(stat("errors", "Errors"))
+            .metric_data_queries(stat("requests", "Requests"))
+            .metric_data_queries(expr(e))
+            .start_time(aws_smithy_types::DateTime::from(
+                now - Duration::from_secs(600),
+            ))
+            .end_time(aws_smithy_types::DateTime::from(now))
+            .send()
+    };
+    let out = read("errors / requests").await?;
+    let results = out.metric_data_results();
+    assert_eq!(results.len(), 1, "only the expression returns: {results:?}");
+    assert_eq!(results[0].id(), Some("ratio"));
+    assert_eq!(results[0].values(), [0.02]);
+    let err = read("FILL(errors, 0)")
+        .await
+        .expect_err("not computed here");
+    assert_eq!(
+        err.as_service_error()
+            .and_then(aws_sdk_cloudwatch::error::ProvideErrorMetadata::code),
+        Some("ValidationError")
+    );
+    Ok(())
+}
+
+/// ELB API reference, AuthenticateOidcActionConfig: DescribeListeners never returns the client
+/// secret, so a modify that copies an `authenticate-oidc` action needs `ClientSecret` or
+/// `UseExistingClientSecret: true` (moto accepted it without either).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oidc_action_without_its_secret_is_refused() -> Result<()> {
+    use elb::types::AuthenticateOidcActionConfig;
+    let aws = aws().await?;
+    let w = aws.world("oidc").await?;
+    let tg = ip_group(&aws, &LocalAws::unique("oidc"), &w.vpc_id).await?;
+    let oidc = |existing: Option<bool>| {
+        Action::builder()
+            .r#type(ActionTypeEnum::AuthenticateOidc)
+            .order(1)
+            .authenticate_oidc_config(
+                AuthenticateOidcActionConfig::builder()
+                    .issuer("https://idp.example.com")
+                    .authorization_endpoint("https://idp.example.com/authorize")
+                    .token_endpoint("https://idp.example.com/token")
+                    .user_info_endpoint("https://idp.example.com/userinfo")
+                    .client_id("okra")
+                    .set_use_existing_client_secret(existing)
+                    .build(),
+            )
+            .build()
+    };
+    let fwd = || {
+        let mut a = forward(&[(&tg, 1)]);
+        a.order = Some(2);
+        a
+    };
+    let err = aws
+        .elb
+        .modify_listener()
+        .listener_arn(&w.listener_arn)
+        .default_actions(oidc(None))
+        .default_actions(fwd())
+        .send()
+        .await
+        .expect_err("no secret");
+    assert_eq!(
+        err.as_service_error().and_then(|e| e.code()),
+        Some("ValidationError")
+    );
+    aws.elb
+        .modify_listener()
+        .listener_arn(&w.listener_arn)
+        .default_actions(oidc(Some(true)))
+        .default_actions(fwd())
+        .send()
+        .await?;
+    Ok(())
+}

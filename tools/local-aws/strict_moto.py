@@ -28,10 +28,13 @@ ELB constraints (ELB API reference, CreateListener/ModifyListener/CreateRule/Mod
 RegisterTargets; the ALB guide's "Listener rules" and "Target groups"):
 - a forward action names at most 5 target groups, weights 0-999, every group existing
   (`TargetGroupNotFound`) and in the load balancer's VPC;
-- `ip` targets must be private addresses (RFC 1918, RFC 6598); 127.0.0.1 is refused.
+- `ip` targets must be private addresses (RFC 1918, RFC 6598); 127.0.0.1 is refused;
+- an `authenticate-oidc` action needs `ClientSecret` or `UseExistingClientSecret: true`
+  (AuthenticateOidcActionConfig: DescribeListeners never returns the secret).
 
-CloudWatch metric identity: a GetMetricData MetricStat query reads exactly the metric of its
-namespace, name and dimension set.
+CloudWatch: a GetMetricData MetricStat query reads exactly the metric of its namespace, name and
+dimension set; metric math (+ - * /, SUM/AVG/MIN/MAX of [ids] or METRICS()) is computed element-wise
+over the call's series; other expressions are refused (ValidationError), never silently empty.
 """
 import inspect
 import ipaddress
@@ -252,6 +255,12 @@ def check_actions(backend, actions, load_balancer_arn: str | None) -> None:
     lb = backend.load_balancers.get(load_balancer_arn) if load_balancer_arn else None
     for a in actions or []:
         data = a if isinstance(a, dict) else getattr(a, "data", {})
+        if (data.get("Type") or "").lower() == "authenticate-oidc":
+            cfg = data.get("AuthenticateOidcConfig") or {}
+            if not cfg.get("ClientSecret") and str(cfg.get("UseExistingClientSecret", "")).lower() != "true":
+                raise ValidationError(
+                    "An authenticate-oidc action needs ClientSecret, or UseExistingClientSecret set "
+                    "to true to keep the one the listener has (AWS never returns it)")
         if (data.get("Type") or "").lower() != "forward":
             continue
         tuples = (data.get("ForwardConfig") or {}).get("TargetGroups", []) or []
@@ -347,13 +356,89 @@ def metric_identity(namespace, name, dims) -> tuple:
     return namespace, name, tuple(sorted(dims))
 
 
+class MetricMathError(ELBClientError):
+    def __init__(self, message: str):
+        super().__init__("ValidationError", message)
+
+
+def evaluate(expression: str, series: dict[str, dict]) -> dict:
+    """Metric math over the call's MetricStat series (id -> {timestamp: value}): arithmetic
+    (+ - * / and unary -) between series and numbers, element-wise on shared timestamps, and
+    SUM / AVG / MIN / MAX of an array of series ([a, b] or METRICS()), element-wise too
+    ("Use metric math" in the CloudWatch user guide). Anything else is refused."""
+    import ast
+    import operator
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+    reducers = {"SUM": sum, "AVG": lambda v: sum(v) / len(v), "MIN": min, "MAX": max}
+
+    def combine(f, a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys = a.keys() & b.keys()
+            pairs = {k: (a[k], b[k]) for k in keys}
+        elif isinstance(a, dict):
+            pairs = {k: (v, b) for k, v in a.items()}
+        elif isinstance(b, dict):
+            pairs = {k: (a, v) for k, v in b.items()}
+        else:
+            return f(a, b)
+        out = {}
+        for k, (x, y) in pairs.items():
+            try:
+                out[k] = f(x, y)
+            except ZeroDivisionError:
+                continue  # no datapoint where the divisor is 0
+        return out
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            if node.id not in series:
+                raise MetricMathError(f"Metric math: unknown id '{node.id}' in '{expression}'")
+            return series[node.id]
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return combine(operator.mul, ev(node.operand), -1.0)
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return combine(ops[type(node.op)], ev(node.left), ev(node.right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in reducers:
+            if len(node.args) != 1:
+                raise MetricMathError(f"Metric math: {node.func.id} takes one argument in '{expression}'")
+            arg = node.args[0]
+            if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "METRICS":
+                items = list(series.values())
+            elif isinstance(arg, ast.List):
+                items = [ev(e) for e in arg.elts]
+            else:
+                one = ev(arg)
+                if not isinstance(one, dict) or not one:
+                    raise MetricMathError(f"Metric math: {node.func.id} of nothing in '{expression}'")
+                return float(reducers[node.func.id](list(one.values())))
+            if not all(isinstance(i, dict) for i in items) or not items:
+                raise MetricMathError(f"Metric math: {node.func.id} needs time series in '{expression}'")
+            keys = set.intersection(*(set(i.keys()) for i in items))
+            return {k: float(reducers[node.func.id]([i[k] for i in items])) for k in keys}
+        raise MetricMathError(f"Metric math: unsupported expression '{expression}' (okra's local AWS "
+                              "computes + - * /, SUM/AVG/MIN/MAX of [ids] or METRICS())")
+
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        raise MetricMathError(f"Metric math: cannot parse '{expression}'")
+    result = ev(tree)
+    if not isinstance(result, dict):
+        raise MetricMathError(f"Metric math: '{expression}' gives a single number, not a time series")
+    return result
+
+
 def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
-    results = []
+    computed: list[tuple[dict, dict]] = []  # (query, result) in query order
+    series: dict[str, dict] = {}
     with GET_METRIC_DATA_LOCK:
         everything = type(self).get_all_metrics
         for q in queries:
             if "MetricStat" not in q:
-                results.extend(_get_metric_data(self, [q], start_time, end_time, scan_by))
                 continue
             m = q["MetricStat"]["Metric"]
             want = metric_identity(m.get("Namespace"), m.get("MetricName"),
@@ -363,10 +448,26 @@ def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscen
                 if metric_identity(md.namespace, md.name, [(d.name, d.value) for d in md.dimensions]) == want
             ]
             try:
-                results.extend(_get_metric_data(self, [q], start_time, end_time, scan_by))
+                # Every MetricStat is computed; ReturnData only decides what is returned.
+                r = _get_metric_data(self, [dict(q, ReturnData=True)], start_time, end_time, scan_by)[0]
             finally:
                 del self.get_all_metrics
-    return results
+            computed.append((q, r))
+            series[q["Id"]] = dict(zip(r["timestamps"], r["values"]))
+    for q in queries:
+        if "Expression" not in q:
+            continue
+        if q["Expression"].strip().upper().startswith("SELECT"):
+            raise MetricMathError("Metrics Insights queries are not emulated")
+        values = evaluate(q["Expression"], series)
+        stamps = sorted(values, reverse=(scan_by == "TimestampDescending"))
+        series[q["Id"]] = values
+        computed.append((q, {"id": q["Id"], "label": q.get("Label") or q["Id"],
+                             "values": [values[t] for t in stamps], "timestamps": stamps,
+                             "status_code": "Complete"}))
+    order = {q["Id"]: i for i, q in enumerate(queries)}
+    computed.sort(key=lambda qr: order[qr[0]["Id"]])
+    return [r for q, r in computed if str(q.get("ReturnData", True)).lower() != "false"]
 
 
 cloudwatch.CloudWatchBackend.get_metric_data = get_metric_data
