@@ -674,10 +674,19 @@ class Execution {
     };
     arm(timeoutS, 'States.Timeout');
     let heartbeatTimer = arm(heartbeatS, 'States.HeartbeatTimeout');
+    // A callback can be answered before the invocation that carries its token has returned (the
+    // function hands the token on, then finishes). AWS's history still reads TaskSubmitted, then
+    // TaskSucceeded/TaskFailed: an early answer is held until the submission is recorded.
+    let submitted = !callback;
+    let early;
+    const settleWhenSubmitted = (settle) => {
+      if (submitted) settle();
+      else if (!early) early = settle;
+    };
     const task = {
       closed: false,
-      succeed: (out) => resolve({ callback: out }),
-      fail: (error, cause) => reject(Object.assign(new LambdaError(error, cause), { okraCallback: true, okraCause: cause })),
+      succeed: (out) => settleWhenSubmitted(() => resolve({ callback: out })),
+      fail: (error, cause) => settleWhenSubmitted(() => reject(Object.assign(new LambdaError(error, cause), { okraCallback: true, okraCause: cause }))),
       heartbeat: () => {
         if (heartbeatTimer !== undefined) {
           clearTimeout(heartbeatTimer);
@@ -708,6 +717,8 @@ class Execution {
             if (!callback) return { result: wrapped };
             if (this.status !== 'RUNNING') return undefined;
             rec(['TaskSubmitted', { taskSubmittedEventDetails: { resourceType: 'lambda', resource, output: json(wrapped), outputDetails: { truncated: false } } }]);
+            submitted = true;
+            if (early) early();
             return undefined; // the result comes from SendTaskSuccess
           }
           return { result: await invoke(resolveFunction(state.Resource), input) };
