@@ -149,7 +149,7 @@ def build():
                      "Comment": "Another execution holds the cell's lock; this one touched nothing."}
     S["LockFailed"] = {"Type": "Fail", "Error": "LockFailed", "CausePath": "$.error.Cause"}
     S["Discover"] = task(
-        "DiscoverClusters", {"cell.$": "$.cell", "blocklist.$": "$.lock.blocklist"}, "$.discovery",
+        "DiscoverClusters", {"cell.$": "$.cell", "blocklist.$": "$.lock.blocklist", "labels.$": "$.labels"}, "$.discovery",
         "Decide", catch=catch_all("FinishDiscoveryFailed"),
         comment="Read the cell's clusters, target groups and listener; decide what to do.")
     S["Decide"] = {"Type": "Choice", "Choices": [

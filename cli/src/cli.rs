@@ -8,7 +8,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use okra_aws::ports::{ClusterPort, LoadBalancerPort};
 use okra_aws::state::StatePort as _;
-use okra_core::naming::target_group_name;
 use okra_core::spec::CellSpec;
 use serde_json::{Value, json};
 
@@ -114,6 +113,26 @@ pub enum Command {
         /// The cell.
         cell: String,
     },
+    /// Check a cell against the account before its first rollout, read only: the listener and
+    /// its VPC, the clusters, room for target groups, a CloudTrail trail for EKS events, the
+    /// analyses' metrics and the Datadog secret. Each check: ok, warning or error, with what to
+    /// do; exit 1 on any error.
+    Doctor {
+        /// A stored cell (needs --table).
+        #[arg(required_unless_present = "file")]
+        cell: Option<String>,
+        /// A cell spec file instead (no table needed).
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "FILE",
+            conflicts_with = "cell"
+        )]
+        file: Option<PathBuf>,
+        /// The Datadog keys' secret (the stack's DatadogSecretArn parameter).
+        #[arg(long, env = "OKRA_DATADOG_SECRET_ARN", value_name = "ARN")]
+        datadog_secret_arn: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +142,20 @@ pub enum CellCommand {
         /// The spec file (`-` for standard input).
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Check cell specs offline (no AWS, no region, no table): every error of each file at once,
+    /// with its field path; exit 1 on any. `--output json` for CI and pre-commit hooks.
+    Validate {
+        /// Spec files (YAML or JSON; `-` for standard input).
+        #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// `validate` over folders: every `*.yaml`, `*.yml` and `*.json` in them (and their
+    /// subfolders), and any files named; exit 1 on any error.
+    Lint {
+        /// Folders and files (default: the current folder).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
     /// Show a cell: spec, revision, lock and blocked versions.
     Get {
@@ -265,6 +298,46 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         }
         return Ok(exit::OK);
     }
+    match &cli.command {
+        Command::Cell(CellCommand::Validate { files }) => return check_files(out, files.clone()),
+        Command::Cell(CellCommand::Lint { paths }) => {
+            let roots = if paths.is_empty() {
+                vec![PathBuf::from(".")]
+            } else {
+                paths.clone()
+            };
+            return check_files(out, spec_files(&roots)?);
+        }
+        // A spec with mistakes is refused before anything asks for a region or a table.
+        Command::Cell(CellCommand::Apply { file }) => {
+            let report = check_file(file);
+            if !report.errors.is_empty() {
+                report_lines(&report).iter().for_each(|l| eprintln!("{l}"));
+                return Err(CliError::new(format!(
+                    "{}: not applied ({} {})",
+                    file.display(),
+                    report.errors.len(),
+                    plural(report.errors.len(), "error", "errors")
+                ))
+                .hint("fix every error listed above, then apply again (`okra cell validate -f` checks offline)"));
+            }
+        }
+        Command::Doctor {
+            cell,
+            file,
+            datadog_secret_arn,
+        } => {
+            return doctor(
+                &cli.global,
+                out,
+                cell.as_deref(),
+                file.as_ref(),
+                datadog_secret_arn.as_deref(),
+            )
+            .await;
+        }
+        _ => {}
+    }
     let ctx = Ctx::new(&cli.global.target()).await?;
     match cli.command {
         Command::Cell(c) => cell(&ctx, out, c).await,
@@ -276,6 +349,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Rollout(r) => rollout(&ctx, out, r).await,
         Command::Clusters { cell } => clusters(&ctx, out, &cell).await,
         Command::TargetGroups { cell } => target_groups(&ctx, out, &cell).await,
+        Command::Doctor { .. } => unreachable!("the doctor builds its own clients"),
     }
 }
 
@@ -354,6 +428,211 @@ fn plan_lines(v: &Value) -> Vec<String> {
         lines.push(format!("  ignored: {i}"));
     }
     lines
+}
+
+/// `okra doctor`.
+async fn doctor(
+    global: &Global,
+    out: Output,
+    cell: Option<&str>,
+    file: Option<&PathBuf>,
+    datadog_secret_arn: Option<&str>,
+) -> Result<i32, CliError> {
+    use okra_aws::handlers::doctor::{Account, handle};
+    use okra_core::doctor::Level;
+    let target = global.target();
+    let spec = match (file, cell) {
+        (Some(file), _) => {
+            let report = check_file(file);
+            if !report.errors.is_empty() {
+                report_lines(&report).iter().for_each(|l| eprintln!("{l}"));
+                return Err(
+                    CliError::new(format!("{}: not a valid cell spec", file.display()))
+                        .hint("fix every error listed above first"),
+                );
+            }
+            let (text, _) = read_spec(file)?;
+            okra_core::validate::parse_and_validate(&text)
+                .map_err(|e| CliError::internal(format!("the spec checked fine once: {e}")))?
+        }
+        (None, Some(cell)) => stored_spec(&Ctx::new(&target).await?, cell).await?,
+        (None, None) => return Err(CliError::usage("give a cell, or a spec with -f")),
+    };
+    let conf = crate::ctx::load_config(&target).await?;
+    let region = conf.region().map(ToString::to_string).unwrap_or_default();
+    let (eks, elb) = (
+        okra_aws::eks::Eks::from_config(&conf),
+        okra_aws::elb::Elb::from_config(&conf),
+    );
+    let trails = okra_aws::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(&conf));
+    let metrics = okra_aws::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(&conf));
+    let secrets = okra_aws::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(&conf));
+    let account = Account {
+        eks: &eks,
+        elb: &elb,
+        trails: &trails,
+        metrics: &metrics,
+        secrets: (&secrets, datadog_secret_arn),
+        region: &region,
+    };
+    let report = handle(&account, &spec).await?;
+    let v = serde_json::to_value(&report)
+        .map_err(|e| CliError::internal(format!("the report does not serialize: {e}")))?;
+    print(out, &v, || {
+        let mut lines = vec![format!(
+            "okra doctor: cell {} in {}",
+            report.cell, report.region
+        )];
+        for c in &report.checks {
+            let level = match c.level {
+                Level::Ok => "ok",
+                Level::Warning => "warning",
+                Level::Error => "error",
+            };
+            lines.push(format!("{level:<8} {:<28} {}", c.id, c.summary));
+            if let Some(fix) = &c.fix {
+                lines.push(format!("{:<8} {:<28} -> {fix}", "", ""));
+            }
+        }
+        lines
+    });
+    Ok(if report.level == Level::Error {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
+}
+
+/// What `validate` found in one file.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileReport {
+    /// The file.
+    file: String,
+    /// The cell's name, when the file names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cell: Option<String>,
+    /// Whether the file is a valid cell spec.
+    valid: bool,
+    /// Every error, with its field path (`path` is empty for the file as a whole).
+    errors: Vec<okra_core::validate::FieldError>,
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+/// Every error of one spec file, offline.
+fn check_file(file: &PathBuf) -> FileReport {
+    use okra_core::validate::{FieldError, check_document, read_document};
+    let whole = |message: String| FieldError {
+        path: String::new(),
+        message,
+    };
+    let (cell, errors) = match read_spec(file) {
+        Err(e) => (None, vec![whole(e.to_string())]),
+        Ok((text, _)) => match read_document(&text) {
+            Err(e) => (None, vec![whole(format!("not YAML or JSON: {e}"))]),
+            Ok(doc) => (
+                doc.get("name").and_then(Value::as_str).map(str::to_owned),
+                check_document(&doc)
+                    .err()
+                    .map(|e| e.errors)
+                    .unwrap_or_default(),
+            ),
+        },
+    };
+    FileReport {
+        file: file.display().to_string(),
+        cell,
+        valid: errors.is_empty(),
+        errors,
+    }
+}
+
+fn report_lines(r: &FileReport) -> Vec<String> {
+    if r.valid {
+        return vec![format!(
+            "{}: ok (cell {})",
+            r.file,
+            r.cell.as_deref().unwrap_or("?")
+        )];
+    }
+    let mut lines = vec![format!(
+        "{}: {} {}",
+        r.file,
+        r.errors.len(),
+        plural(r.errors.len(), "error", "errors")
+    )];
+    lines.extend(r.errors.iter().map(|e| {
+        if e.path.is_empty() {
+            format!("  {}", e.message)
+        } else {
+            format!("  {}: {}", e.path, e.message)
+        }
+    }));
+    lines
+}
+
+/// `okra cell validate` / `lint`: every file's errors; exit 1 when any file has one.
+fn check_files(out: Output, files: Vec<PathBuf>) -> Result<i32, CliError> {
+    if files.is_empty() {
+        return Err(CliError::new("no cell spec found (*.yaml, *.yml, *.json)")
+            .hint("name spec files or folders that hold them"));
+    }
+    let reports: Vec<FileReport> = files.iter().map(check_file).collect();
+    let valid = reports.iter().all(|r| r.valid);
+    let v = json!({"valid": valid, "files": reports});
+    print(out, &v, || {
+        let mut lines: Vec<String> = reports.iter().flat_map(report_lines).collect();
+        let bad = reports.iter().filter(|r| !r.valid).count();
+        if reports.len() > 1 {
+            lines.push(format!(
+                "{} {} checked, {bad} with errors",
+                reports.len(),
+                plural(reports.len(), "spec", "specs")
+            ));
+        }
+        lines
+    });
+    Ok(if valid { exit::OK } else { exit::ERROR })
+}
+
+/// The spec files under `roots` (folders walked, sorted; files as given).
+fn spec_files(roots: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()?;
+        entries.sort();
+        for p in entries {
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if p
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for r in roots {
+        if r.is_dir() {
+            walk(r, &mut out)
+                .map_err(|e| CliError::new(format!("cannot read {}: {e}", r.display())))?;
+        } else {
+            out.push(r.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a spec file's text and its media type.
@@ -457,7 +736,9 @@ async fn cell(ctx: &Ctx, out: Output, c: CellCommand) -> Result<i32, CliError> {
             });
         }
         // Answered offline in `dispatch`.
-        CellCommand::Binding { .. } => unreachable!("okra cell binding needs no AWS"),
+        CellCommand::Binding { .. } | CellCommand::Validate { .. } | CellCommand::Lint { .. } => {
+            unreachable!("offline commands need no AWS")
+        }
     }
     Ok(exit::OK)
 }
@@ -718,7 +999,11 @@ async fn cell_clusters(
     spec: &CellSpec,
 ) -> Result<Vec<okra_core::model::Cluster>, CliError> {
     let mut out = Vec::new();
-    for name in ctx.eks.list_clusters().await? {
+    for name in ctx
+        .eks
+        .find_clusters(&spec.cluster_selector.match_tags)
+        .await?
+    {
         if let Some(c) = ctx.eks.describe_cluster(&name).await?
             && spec.cluster_selector.matches(&c.tags)
         {
@@ -764,11 +1049,6 @@ async fn clusters(ctx: &Ctx, out: Output, cell: &str) -> Result<i32, CliError> {
 
 async fn target_groups(ctx: &Ctx, out: Output, cell: &str) -> Result<i32, CliError> {
     let spec = stored_spec(ctx, cell).await?;
-    let names: Vec<String> = cell_clusters(ctx, &spec)
-        .await?
-        .iter()
-        .map(|c| target_group_name(&spec.name, &c.name))
-        .collect();
     let mut weights = std::collections::BTreeMap::new();
     if let Some((_, listener)) = spec.ingress.listener() {
         let owned = ctx
@@ -783,7 +1063,7 @@ async fn target_groups(ctx: &Ctx, out: Output, cell: &str) -> Result<i32, CliErr
         }
     }
     let arns: Vec<String> = weights.keys().cloned().collect();
-    let groups = ctx.elb.find_target_groups(cell, &names, &arns).await?;
+    let groups = ctx.elb.find_target_groups(cell, &arns).await?;
     let mut rows = Vec::new();
     for g in &groups {
         let health = ctx.elb.target_health(&g.arn).await?;

@@ -48,21 +48,32 @@ pub struct Ctx {
     pub table: String,
 }
 
+/// The AWS configuration of `target`: the standard chain, `--region` and `--endpoint-url` over it.
+/// A usage error when no region is known.
+pub async fn load_config(target: &Target) -> Result<SdkConfig, CliError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(r) = &target.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(e) = &target.endpoint_url {
+        loader = loader.endpoint_url(e.clone());
+    }
+    let conf = loader.load().await;
+    if conf.region().is_none() {
+        return Err(CliError::usage(
+            "no AWS region: give --region or set AWS_REGION (or a region in your AWS profile)",
+        ));
+    }
+    Ok(conf)
+}
+
 /// A placeholder for commands that start no execution and read none.
 const NO_STATE_MACHINE: &str = "arn:aws:states:us-east-1:000000000000:stateMachine:unset";
 
 impl Ctx {
     /// Loads the AWS configuration and builds the adapters.
     pub async fn new(target: &Target) -> Result<Self, CliError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(r) = &target.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        if let Some(e) = &target.endpoint_url {
-            loader = loader.endpoint_url(e.clone());
-        }
-        let conf = loader.load().await;
-        Self::from_config(&conf, target)
+        Self::from_config(&load_config(target).await?, target)
     }
 
     /// Builds the adapters over a loaded configuration.
@@ -94,8 +105,8 @@ impl Ctx {
                     .clone()
                     .unwrap_or_else(|| NO_STATE_MACHINE.to_owned()),
             ),
-            eks: Eks::new(aws_sdk_eks::Client::new(conf)),
-            elb: Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(conf)),
+            eks: Eks::from_config(conf),
+            elb: Elb::from_config(conf),
             sfn,
             state_machine_arn: target.state_machine_arn.clone(),
             table,

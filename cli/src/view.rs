@@ -168,7 +168,7 @@ pub async fn weights(ctx: &Ctx, spec: &CellSpec) -> Result<Vec<VersionWeight>, C
         .iter()
         .map(|t| t.target_group_arn.clone())
         .collect();
-    let groups = ctx.elb.find_target_groups(&spec.name, &[], &arns).await?;
+    let groups = ctx.elb.find_target_groups(&spec.name, &arns).await?;
     let total: u32 = fa.targets.iter().map(|t| t.weight).sum();
     let mut by_version: BTreeMap<String, (u32, usize)> = BTreeMap::new();
     for t in &fa.targets {

@@ -328,3 +328,93 @@ fn cell_binding_prints_the_target_group_binding_offline() {
     assert_eq!(doc["spec"]["serviceRef"]["port"], 8080);
     assert_eq!(doc["metadata"]["namespace"], "default");
 }
+
+/// `okra ARGS` with no AWS setting at all (no region, no table, no endpoint).
+fn okra_offline(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_okra"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// Issue "Deploys the way AWS users expect": validate and lint offline, every error with its path,
+// exit 1 on any, JSON for CI; `apply` refuses a bad spec before asking for a region.
+#[test]
+fn cell_validate_and_lint_report_every_error_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/cells");
+    let good = write(
+        dir.path(),
+        "web.yaml",
+        &std::fs::read_to_string(examples.join("web.yaml")).unwrap(),
+    );
+    std::fs::create_dir(dir.path().join("team")).unwrap();
+    let bad = write(
+        &dir.path().join("team"),
+        "five.yaml",
+        include_str!("five-mistakes.yaml"),
+    );
+    write(dir.path(), "notes.txt", "not a spec");
+
+    let (code, stdout, stderr) = okra_offline(
+        &["cell", "validate", "-f", good.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert!(stdout.contains("ok (cell web)"), "{stdout}");
+
+    let (code, stdout, _) = okra_offline(
+        &["cell", "validate", "-f", bad.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{stdout}");
+    for line in [
+        "6 errors",
+        "canary.steps[1].pause.forever: unknown field",
+        "clusterSelecter: unknown field (did you mean `clusterSelector`?)",
+        "clusterSelector: missing (required)",
+        "ingress.alb.rule: unknown field (did you mean `ruleArn`?)",
+        "replica: unknown field (did you mean `replicas`?)",
+        "targetGroup.port: \"eighty\" is not of type \"integer\"",
+    ] {
+        assert!(stdout.contains(line), "{line} missing from:\n{stdout}");
+    }
+
+    // lint walks the folder: both specs, not the text file; JSON for CI.
+    let (code, stdout, _) = okra_offline(&["--output", "json", "cell", "lint"], dir.path());
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    let files: Vec<(&str, bool, usize)> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap(),
+                f["valid"].as_bool().unwrap(),
+                f["errors"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [("./team/five.yaml", false, 6), ("./web.yaml", true, 0)]
+    );
+
+    // apply: the same errors, before anything asks for a region or a table.
+    let (code, stdout, stderr) =
+        okra_offline(&["cell", "apply", "-f", bad.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("not applied (6 errors)"), "{stderr}");
+    assert!(stderr.contains("replica: unknown field"), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("region"), "{stderr}");
+}

@@ -72,7 +72,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// Actions AWS offers no resource-level permissions for: the only ones allowed on `*`.
 const UNSCOPABLE: &[&str] = &[
-    "eks:ListClusters",
+    "tag:GetResources",
     "elasticloadbalancing:DescribeListeners",
     "elasticloadbalancing:DescribeRules",
     "elasticloadbalancing:DescribeTargetGroups",
@@ -287,4 +287,86 @@ fn no_keys_anywhere_in_the_repository() {
             }
         }
     }
+}
+
+// ELB user guide, "Identity-based policies for Elastic Load Balancing" (tag condition keys
+// aws:RequestTag, aws:ResourceTag, aws:TagKeys and elasticloadbalancing:CreateAction): okra may
+// make only groups it tags as its own, and may retag only its own groups.
+#[test]
+fn target_groups_are_made_and_retagged_only_under_okras_tag() {
+    let t = template();
+    let mut seen = BTreeSet::new();
+    for (owner, s) in statements(&t) {
+        let actions = strings(&s["Action"]);
+        for a in [
+            "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:AddTags",
+        ] {
+            if !actions.iter().any(|x| x == a) {
+                continue;
+            }
+            assert_eq!(actions.len(), 1, "{owner}: {a} in a statement of its own");
+            let cond = &s["Condition"]["StringEquals"];
+            let own_request = cond["aws:RequestTag/okra.io/managed-by"].as_str() == Some("okra");
+            let own_resource = cond["aws:ResourceTag/okra.io/managed-by"].as_str() == Some("okra");
+            let on_create =
+                cond["elasticloadbalancing:CreateAction"].as_str() == Some("CreateTargetGroup");
+            let okra_keys = s["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"].as_str()
+                == Some("okra.io/*");
+            match a {
+                "elasticloadbalancing:CreateTargetGroup" => {
+                    assert!(
+                        own_request,
+                        "{owner}: CreateTargetGroup without the tag condition"
+                    )
+                }
+                _ => assert!(
+                    (on_create && own_request) || (own_resource && okra_keys),
+                    "{owner}: AddTags must be on create of an okra group, or of an okra group \
+                     with okra.io/ keys only: {:?}",
+                    s["Condition"]
+                ),
+            }
+            seen.insert(format!(
+                "{owner} {a} {}",
+                s["Sid"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    assert_eq!(seen.len(), 3, "create, tag-on-create, retag: {seen:?}");
+    assert!(
+        !statements(&t).iter().any(|(_, s)| strings(&s["Action"])
+            .iter()
+            .any(|a| a == "elasticloadbalancing:DeleteTargetGroup")),
+        "okra never deletes a target group"
+    );
+}
+
+// KMS developer guide, "kms:ViaService": the Datadog secret's customer managed key may be used
+// to decrypt only by Secrets Manager, and only when the stack is given the key.
+#[test]
+fn the_datadog_secrets_key_is_usable_only_through_secrets_manager() {
+    let t = template();
+    let kms: Vec<(String, Value)> = statements(&t)
+        .into_iter()
+        .filter(|(_, s)| strings(&s["Action"]).iter().any(|a| a.starts_with("kms:")))
+        .collect();
+    assert_eq!(kms.len(), 1, "{kms:?}");
+    let (owner, s) = &kms[0];
+    assert_eq!(owner, "CheckMetricsFunction");
+    assert_eq!(strings(&s["Action"]), ["kms:Decrypt"]);
+    assert_eq!(strings(&s["Resource"]), ["DatadogSecretKmsKeyArn"]);
+    assert_eq!(
+        strings(&s["Condition"]["StringEquals"]["kms:ViaService"]),
+        ["secretsmanager.${AWS::Region}.amazonaws.com"]
+    );
+    let policies = format!(
+        "{:?}",
+        resources(&t)
+            .into_iter()
+            .find(|(n, _)| n == "CheckMetricsFunction")
+            .unwrap()
+            .1["Properties"]["Policies"]
+    );
+    assert!(policies.contains("HasDatadogSecretKey"), "{policies}");
 }

@@ -48,6 +48,9 @@ EVENTS = {"api": "api-list-cells", "check-metrics": "check-metrics",
           "shift-weights": "shift-weights"}
 TABLE = "okra-bench"
 SM_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:okra-rollout"
+# The project's strict moto (the pinned moto with its patches): discovery finds EKS clusters through
+# the tagging API, which plain moto does not serve for EKS.
+MOTO_CMD = [str(VENV / "python3"), str(ROOT / "tools/local-aws/strict_moto.py")]
 RLIMIT_AS = 128 * 1024 * 1024
 STEPS10 = [{"setWeight": 10}, {"analysis": {"templates": [{"templateName": "health"}]}},
            {"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 40},
@@ -404,7 +407,7 @@ def section_discovery(r, procs, sizes, runs):
     A moto of its own (and a proxy in front of it), so that the account holds exactly these."""
     tmp = Path(tempfile.mkdtemp(prefix="okra-bench-disc-"))
     port = free_port()
-    procs.start([str(VENV / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], ROOT / "target/bench/logs/moto-disc.log")
+    procs.start(MOTO_CMD + ["-H", "127.0.0.1", "-p", str(port)], ROOT / "target/bench/logs/moto-disc.log")
     moto_url = f"http://127.0.0.1:{port}"
     wait_http(f"{moto_url}/moto-api/")
     proxy_url = f"http://127.0.0.1:{start_proxy(port, CALLS).server_address[1]}"
@@ -447,6 +450,80 @@ def section_discovery(r, procs, sizes, runs):
     r["discovery"] = out
 
 
+# (clusters in the account, cells per tick) of the reconcile-tick grid; each cell has 4 clusters.
+TICK_GRID = [(10, [1]), (100, [1, 10]), (1000, [1, 10, 100]), (10000, [1, 10, 100])]
+EKS_ELB = ("eks:", "elasticloadbalancing:", "tagging:")
+
+
+def old_design_calls(clusters, cells, target_groups, per_cell_candidates=6):
+    """EKS and ELB calls of one tick in the design before tag-based discovery (commit c6d8405; its
+    `make bench` measured 1,012 calls for one cell among 1,000 clusters): ListClusters pages of 100
+    and a DescribeCluster per cluster of the account (shared by the tick's cells), then per cell
+    DescribeListeners, every DescribeTargetGroups page of the region (400 a page) and a DescribeTags
+    batch per 20 candidate groups."""
+    shared = -(-clusters // 100) + clusters
+    per_cell = 1 + -(-target_groups // 400) + -(-per_cell_candidates // 20)
+    return shared + cells * per_cell
+
+
+def section_tick(r, procs, grid):
+    """One dispatcher tick (the schedule's event) over N cells in an account of M clusters.
+
+    A strict moto of its own behind the counting proxy. Each cell: an ALB listener, a selector
+    `okra.io/cell: tick-K`, 4 clusters (two versions); the other clusters belong to no cell. Counts
+    every AWS call of the tick and its wall time (the release dispatcher through the proxy)."""
+    tmp = Path(tempfile.mkdtemp(prefix="okra-bench-tick-"))
+    port = free_port()
+    procs.start(MOTO_CMD + ["-H", "127.0.0.1", "-p", str(port)], ROOT / "target/bench/logs/moto-tick.log")
+    moto_url = f"http://127.0.0.1:{port}"
+    wait_http(f"{moto_url}/moto-api/")
+    proxy_url = f"http://127.0.0.1:{start_proxy(port, CALLS).server_address[1]}"
+    w = World(moto_url)
+    w.base()
+    ev = tmp / "schedule.json"
+    ev.write_text((ROOT / "events/dispatcher-schedule.json").read_text())
+    made, cells_made, out, specs = 0, 0, [], {}
+    for clusters, cell_counts in grid:
+        for cells in cell_counts:
+            t = time.time()
+            while cells_made < cells:
+                k = cells_made
+                listener = w.listener(f"tick-{k}")
+                specs[k] = cell_spec(f"tick-{k}", listener, {"okra.io/cell": f"tick-{k}"}, [{"setWeight": 100}])
+                for j in range(4):
+                    w.cluster(f"tick-{k}-{j}", {"okra.io/cell": f"tick-{k}",
+                                                "okra.io/version": "1.0.0" if j < 2 else "1.1.0"})
+                    made += 1
+                cells_made += 1
+            while made < clusters:
+                w.cluster(f"tick-other-{made:05d}", {"okra.io/cell": f"other-{made % 50}", "okra.io/version": "1.0.0"})
+                made += 1
+            # Exactly the first `cells` cells in the table (the grid goes back to fewer cells).
+            for k, spec in specs.items():
+                key = {"pk": {"S": "CELLS"}, "sk": {"S": spec["name"]}}
+                if k < cells:
+                    w.ddb.put_item(TableName=TABLE, Item={**key, "spec": {"S": json.dumps(spec)},
+                                                          "revision": {"N": "1"},
+                                                          "updatedAt": {"S": "2026-01-01T00:00:00Z"}})
+                else:
+                    w.ddb.delete_item(TableName=TABLE, Key=key)
+            seeded = time.time() - t
+            tgs = sum(len(p["TargetGroups"]) for p in w.elb.get_paginator("describe_target_groups").paginate())
+            say(f"tick: {cells} cells in {made} clusters (seeded in {seeded:.1f} s)")
+            t0 = time.time() * 1000
+            run = bench_fn([str(REL / "dispatcher")], [ev], 1, 0, aws_env(proxy_url), timeout_ms=300_000)
+            calls = CALLS.since(t0)
+            by = Calls.by_action(calls)
+            eks_elb = sum(v for k_, v in by.items() if k_.startswith(EKS_ELB))
+            answer = run[0]["answerBody"] or ""
+            out.append({"clusters": made, "cells": cells, "targetGroups": tgs,
+                        "wallMs": round(run[0]["coldMs"]), "calls": by, "callCount": len(calls),
+                        "eksElbCalls": eks_elb, "oldDesignEksElbCalls": old_design_calls(made, cells, tgs),
+                        "answer": run[0]["answer"],
+                        "outcomes": sorted(set(re.findall(r'"outcome":"(\w+)"', answer)))})
+    r["tick"] = out
+
+
 def section_rollout(r, w, moto_url, proxy_url, procs, reps):
     """Full local rollouts: the shipped ASL through tools/sfn-runner, release functions, waits at 0."""
     logs = ROOT / "target/bench/logs"
@@ -478,7 +555,7 @@ def section_rollout(r, w, moto_url, proxy_url, procs, reps):
     def run(name, spec):
         req = {"definitionPath": "statemachine/rollout.asl.json",
                "substitutions": {k: f"arn:aws:lambda:us-east-1:123456789012:function:{v}" for k, v in subs.items()},
-               "functions": subs, "input": {"cell": spec, "trigger": "bench"},
+               "functions": subs, "input": {"cell": spec, "trigger": "bench", "labels": {}},
                "waitTimeOverrides": {s: 0 for s in ("Pause", "WaitForCanaryReadiness", "WaitForInitialReadiness",
                                                     "WaitForSignal", "AnalysisInitialDelay", "AnalysisInterval")},
                "context": {"Execution": {"Name": name}}, "timeoutMs": 240_000, "lambdaEndpoint": lambda_url}
@@ -718,7 +795,7 @@ def main():
     ap.add_argument("--warm", type=int, default=9)
     ap.add_argument("--rollouts", type=int, default=3)
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--only", default="functions,discovery,rollout,profiles,zips")
+    ap.add_argument("--only", default="functions,discovery,tick,rollout,profiles,zips")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--results", default=str(ROOT / "target/bench/results.json"))
     ap.add_argument("--command", default="make bench")
@@ -745,7 +822,7 @@ def main():
     procs = Procs()
     try:
         moto_port = free_port()
-        procs.start([str(VENV / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)], logs / "moto.log")
+        procs.start(MOTO_CMD + ["-H", "127.0.0.1", "-p", str(moto_port)], logs / "moto.log")
         moto_url = f"http://127.0.0.1:{moto_port}"
         MOTO_URL = moto_url
         wait_http(f"{moto_url}/moto-api/")
@@ -758,6 +835,7 @@ def main():
         sections = [("functions", lambda: section_functions(r, w, proxy_url, a.runs, a.warm)),
                     ("rollout", lambda: section_rollout(r, w, moto_url, proxy_url, procs, a.rollouts)),
                     ("discovery", lambda: section_discovery(r, procs, [int(s) for s in a.sizes.split(",")], 4)),
+                    ("tick", lambda: section_tick(r, procs, TICK_GRID)),
                     ("profiles", lambda: section_profiles(r, w, a.runs, a.warm)),
                     ("zips", lambda: section_zips(r))]
         for name, fn in sections:

@@ -149,6 +149,13 @@ def write(r, out: Path):
         ok = tk is not None and tk <= k * 1.5 and ck <= k * 1.1
         add(f"| 4 | discovery growth {a['clusters']} → {b['clusters']} clusters (×{k:.0f}) | ≤ ×{k:.0f} | "
             f"time ×{tk:.1f}, calls ×{ck:.1f} | {'**met**' if ok else '**missed**'} |")
+    tick = r.get("tick") or []
+    big = [t for t in tick if t["clusters"] >= 10000 and t["cells"] == 100]
+    for t in big:
+        add(f"| 4 | reconcile tick: {t['cells']} cells of 4 clusters in an account of {t['clusters']} | "
+            f"≤ 1,000 calls, < 5 min | {t['callCount']} calls ({t['eksElbCalls']} EKS/ELB/tagging; the old "
+            f"design: {t['oldDesignEksElbCalls']}), {t['wallMs'] / 1000:.1f} s | "
+            f"{'**met**' if t['callCount'] <= 1000 and t['wallMs'] < 300_000 else '**missed**'} |")
     if ro:
         s = ro["summary"]
         add(f"| 5 | rollout wall time per step (10 steps, waits at 0; {len(ro['executions'])} rollouts) | < 150 ms | "
@@ -165,6 +172,17 @@ def write(r, out: Path):
     add("")
     add("## Details")
     add("")
+    if tick:
+        add("Reconcile tick (one dispatcher invocation on the schedule's event, release build, through the "
+            "counting proxy; each cell has 4 clusters; EKS/ELB = EKS, ELBv2 and the tagging API; the old "
+            "design's EKS/ELB calls are its formula, `old_design_calls` in tools/bench/bench.py):")
+        add("")
+        add("| clusters | cells | all calls | EKS/ELB calls | old design EKS/ELB | wall | by action |")
+        add("|---|---|---|---|---|---|---|")
+        for t in tick:
+            add(f"| {t['clusters']} | {t['cells']} | {t['callCount']} | {t['eksElbCalls']} | "
+                f"{t['oldDesignEksElbCalls']} | {t['wallMs']:,} ms | {fmt_calls(t['calls'])} |")
+        add("")
     if fns:
         add("Per function (cold = spawn → first answer; warm = event handed out → answer; RSS = VmHWM):")
         add("")

@@ -35,6 +35,10 @@ RegisterTargets; the ALB guide's "Listener rules" and "Target groups"):
 CloudWatch: a GetMetricData MetricStat query reads exactly the metric of its namespace, name and
 dimension set; metric math (+ - * /, SUM/AVG/MIN/MAX of [ids] or METRICS()) is computed element-wise
 over the call's series; other expressions are refused (ValidationError), never silently empty.
+
+Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) and node groups
+from the EKS backend (moto's EKS takes no part in it), and pages by ResourcesPerPage only (moto
+also cuts pages at 100 tags).
 """
 import inspect
 import ipaddress
@@ -471,6 +475,42 @@ def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscen
 
 
 cloudwatch.CloudWatchBackend.get_metric_data = get_metric_data
+
+
+# ------------------------------------------------------------------ patches: tagging API
+# AWS: Resource Groups Tagging API reference, GetResources — EKS clusters are `eks:cluster`
+# resources (and node groups `eks:nodegroup`) with their tags; pages of ResourcesPerPage (1-100,
+# which moto checks). moto 5.2.5's EKS backend takes no part in the tagging API: GetResources
+# answers no cluster at all. Here it does, from the EKS backend's own state.
+from moto.core.resource_tagging import TaggableResourcesMixin, TaggedResource
+from moto.eks import models as eks_models
+from moto.resourcegroupstaggingapi import models as tagging_models
+
+
+def eks_tagged_resources(self):
+    for cluster in list(self.clusters.values()):
+        yield TaggedResource(arn=cluster.arn, tags=dict(cluster.tags or {}), resource_type="eks:cluster")
+        for ng in list(cluster.nodegroups.values()):
+            yield TaggedResource(arn=ng.arn, tags=dict(ng.tags or {}), resource_type="eks:nodegroup")
+
+
+if not issubclass(eks_models.EKSBackend, TaggableResourcesMixin):
+    eks_models.EKSBackend.__bases__ = eks_models.EKSBackend.__bases__ + (TaggableResourcesMixin,)
+    eks_models.EKSBackend.SERVICE_NAMESPACE = "eks"
+    eks_models.EKSBackend.iter_tagged_resources = eks_tagged_resources
+
+_moto_get_resources = tagging_models.ResourceGroupsTaggingAPIBackend.get_resources
+
+
+def get_resources(self, pagination_token=None, resources_per_page=50, tags_per_page=100, **kw):
+    # moto ends a page at 100 tags even when the caller asked only for ResourcesPerPage (its
+    # TagsPerPage default): with okra's three to five tags a resource, pages of ~25 instead of
+    # 100. AWS pages by ResourcesPerPage (and recommends it over TagsPerPage); so here.
+    return _moto_get_resources(self, pagination_token=pagination_token,
+                               resources_per_page=resources_per_page, tags_per_page=10**9, **kw)
+
+
+tagging_models.ResourceGroupsTaggingAPIBackend.get_resources = get_resources
 
 
 # ------------------------------------------------------------------ the admin route

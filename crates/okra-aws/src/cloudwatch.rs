@@ -8,6 +8,7 @@ use cw::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, Standard
 
 use crate::error::{OkraError, Result};
 use crate::ports::{MAX_METRIC_QUERIES, MetricQuery, MetricSeries, MetricsPort};
+use okra_core::doctor::MetricLookup;
 
 /// The CloudWatch adapter.
 #[derive(Debug, Clone)]
@@ -52,6 +53,38 @@ pub fn to_sdk_query(q: &MetricQuery) -> MetricDataQuery {
 }
 
 impl MetricsPort for CloudWatch {
+    async fn metric_exists(&self, lookup: &MetricLookup) -> Result<bool> {
+        let filters: Vec<cw::types::DimensionFilter> = lookup
+            .dimensions
+            .iter()
+            .map(|(k, v)| {
+                cw::types::DimensionFilter::builder()
+                    .name(k)
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .client
+            .list_metrics()
+            .namespace(&lookup.namespace)
+            .metric_name(&lookup.metric_name)
+            .set_dimensions(Some(filters))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        // ListMetrics matches metrics with at least these dimensions: exactly these is the one
+        // a MetricStat reads.
+        Ok(out.metrics().iter().any(|m| {
+            m.dimensions().len() == lookup.dimensions.len()
+                && m.dimensions().iter().all(|d| {
+                    d.name()
+                        .and_then(|n| lookup.dimensions.get(n))
+                        .is_some_and(|v| Some(v.as_str()) == d.value())
+                })
+        }))
+    }
+
     async fn get_metric_data(
         &self,
         queries: &[MetricQuery],

@@ -1,25 +1,42 @@
 //! [`ClusterPort`] over aws-sdk-eks.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_eks as eks;
 use okra_core::model::{Cluster, ClusterStatus};
 
 use crate::error::{OkraError, Result};
 use crate::ports::ClusterPort;
+use crate::tagging::{EKS_CLUSTER, Tagging};
 
-/// ListClusters returns at most this many names per page.
-pub const LIST_CLUSTERS_PAGE: i32 = 100;
-
-/// The EKS adapter.
+/// The EKS adapter: clusters found by tag through the tagging API, then described by EKS.
 #[derive(Debug, Clone)]
 pub struct Eks {
     client: eks::Client,
+    tagging: Tagging,
 }
 
 impl Eks {
-    /// Wraps a client.
-    pub fn new(client: eks::Client) -> Self {
-        Self { client }
+    /// Wraps the clients.
+    pub fn new(client: eks::Client, tagging: Tagging) -> Self {
+        Self { client, tagging }
     }
+
+    /// Both clients from one configuration.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(
+            eks::Client::new(config),
+            Tagging::new(aws_sdk_resourcegroupstagging::Client::new(config)),
+        )
+    }
+}
+
+/// The cluster name of an EKS cluster ARN (`arn:aws:eks:REGION:ACCOUNT:cluster/NAME`); `None`
+/// for other EKS resources (node groups, add-ons, ...).
+pub fn cluster_of_arn(arn: &str) -> Option<&str> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let name = resource.strip_prefix("cluster/")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
 }
 
 fn is_not_found(e: &OkraError) -> bool {
@@ -27,24 +44,16 @@ fn is_not_found(e: &OkraError) -> bool {
 }
 
 impl ClusterPort for Eks {
-    async fn list_clusters(&self) -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_clusters()
-                .max_results(LIST_CLUSTERS_PAGE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(OkraError::from_sdk)?;
-            names.extend(page.clusters().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
+    async fn find_clusters(&self, tags: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .tagging
+            .find(EKS_CLUSTER, tags)
+            .await?
+            .iter()
+            .filter_map(|r| cluster_of_arn(&r.arn).map(str::to_string))
+            .collect();
+        names.sort();
+        names.dedup();
         Ok(names)
     }
 

@@ -7,6 +7,7 @@ use elb::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, Tag, TargetGroupStickinessConfig,
     TargetGroupTuple, TargetHealthStateEnum, TargetTypeEnum,
 };
+use okra_core::doctor::LoadBalancerFacts;
 use okra_core::model::{
     CurrentAction, ForwardAction, ForwardStickiness, TAG_CELL, TAG_CLUSTER, TAG_VERSION,
     TargetGroup, WeightedTarget,
@@ -15,22 +16,32 @@ use okra_core::spec::TargetType;
 
 use crate::error::{OkraError, Result};
 use crate::ports::{LoadBalancerPort, NewTargetGroup, Owned, TargetHealth};
+use crate::tagging::{TARGET_GROUP, Tagging};
 
-/// DescribeTags takes at most this many ARNs.
-pub const DESCRIBE_TAGS_BATCH: usize = 20;
 /// DescribeTargetGroups returns at most this many per page.
 pub const DESCRIBE_TARGET_GROUPS_PAGE: i32 = 400;
+/// DescribeTags takes at most this many ARNs.
+pub const DESCRIBE_TAGS_BATCH: usize = 20;
 
-/// The ELBv2 adapter.
+/// The ELBv2 adapter: okra's target groups found by tag through the tagging API.
 #[derive(Debug, Clone)]
 pub struct Elb {
     client: elb::Client,
+    tagging: Tagging,
 }
 
 impl Elb {
-    /// Wraps a client.
-    pub fn new(client: elb::Client) -> Self {
-        Self { client }
+    /// Wraps the clients.
+    pub fn new(client: elb::Client, tagging: Tagging) -> Self {
+        Self { client, tagging }
+    }
+
+    /// Both clients from one configuration.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(
+            elb::Client::new(config),
+            Tagging::new(aws_sdk_resourcegroupstagging::Client::new(config)),
+        )
     }
 }
 
@@ -193,6 +204,20 @@ fn tags_to_map(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The target group at `arn` if its tags name `cell`.
+fn cell_group(cell: &str, arn: &str, tags: &BTreeMap<String, String>) -> Option<TargetGroup> {
+    (tags.get(TAG_CELL).map(String::as_str) == Some(cell)).then(|| TargetGroup {
+        arn: arn.to_string(),
+        name: arn
+            .rsplit_once(":targetgroup/")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string(),
+        cluster: tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
+        version: tags.get(TAG_VERSION).cloned().unwrap_or_default(),
+    })
+}
+
 fn sdk_tags(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -237,38 +262,11 @@ impl Elb {
             .ok_or_else(|| OkraError::RuleNotFound(rule_arn.to_string()))?;
         Ok(r.actions().to_vec())
     }
-
-    /// Every target group's name and ARN (every page).
-    async fn all_target_groups(&self) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .describe_target_groups()
-                .page_size(DESCRIBE_TARGET_GROUPS_PAGE)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(OkraError::from_sdk)?;
-            for tg in page.target_groups() {
-                if let (Some(n), Some(a)) = (tg.target_group_name(), tg.target_group_arn()) {
-                    out.push((n.to_string(), a.to_string()));
-                }
-            }
-            match page.next_marker() {
-                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-                _ => break,
-            }
-        }
-        Ok(out)
-    }
 }
 
-impl LoadBalancerPort for Elb {
-    type Raw = Vec<Action>;
-
-    async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
+impl Elb {
+    /// The ARN and VPC of a listener's load balancer (DescribeListeners, DescribeLoadBalancers).
+    async fn listener_load_balancer(&self, listener_arn: &str) -> Result<(String, String)> {
         let lb = self
             .listener(listener_arn)
             .await?
@@ -282,14 +280,49 @@ impl LoadBalancerPort for Elb {
             .send()
             .await
             .map_err(OkraError::from_sdk)?;
-        out.load_balancers()
+        let vpc = out
+            .load_balancers()
             .first()
             .and_then(|b| b.vpc_id())
             .map(str::to_string)
             .ok_or_else(|| OkraError::Aws {
                 code: "LoadBalancerNotFound".into(),
                 message: format!("load balancer {lb} of listener {listener_arn} has no VPC"),
-            })
+            })?;
+        Ok((lb, vpc))
+    }
+}
+
+impl LoadBalancerPort for Elb {
+    type Raw = Vec<Action>;
+
+    async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
+        Ok(self.listener_load_balancer(listener_arn).await?.1)
+    }
+
+    async fn load_balancer(&self, listener_arn: &str) -> Result<LoadBalancerFacts> {
+        let (lb, vpc_id) = self.listener_load_balancer(listener_arn).await?;
+        let mut pages = self
+            .client
+            .describe_target_groups()
+            .load_balancer_arn(&lb)
+            .page_size(DESCRIBE_TARGET_GROUPS_PAGE)
+            .into_paginator()
+            .send();
+        let mut target_groups = 0;
+        while let Some(page) = pages.next().await {
+            match page.map_err(OkraError::from_sdk) {
+                Ok(p) => target_groups += p.target_groups().len(),
+                // A load balancer without target groups may be answered as "not found" (moto
+                // does): none.
+                Err(OkraError::TargetGroupNotFound(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(LoadBalancerFacts {
+            vpc_id,
+            target_groups,
+        })
     }
 
     async fn read_action(
@@ -341,20 +374,29 @@ impl LoadBalancerPort for Elb {
     async fn find_target_groups(
         &self,
         cell: &str,
-        candidate_names: &[String],
         candidate_arns: &[String],
     ) -> Result<Vec<TargetGroup>> {
-        let names: BTreeSet<&str> = candidate_names.iter().map(String::as_str).collect();
-        let mut arns: BTreeSet<String> = candidate_arns.iter().cloned().collect();
-        if !names.is_empty() {
-            for (n, a) in self.all_target_groups().await? {
-                if names.contains(n.as_str()) {
-                    arns.insert(a);
-                }
-            }
-        }
-        let arns: Vec<String> = arns.into_iter().collect();
-        let mut found = Vec::new();
+        let tagged = self
+            .tagging
+            .find(
+                TARGET_GROUP,
+                &BTreeMap::from([(TAG_CELL.to_string(), cell.to_string())]),
+            )
+            .await?;
+        let mut found: Vec<TargetGroup> = tagged
+            .iter()
+            .filter_map(|r| cell_group(cell, &r.arn, &r.tags))
+            .collect();
+        // The listener's groups are read directly (the tagging API may lag behind a group made a
+        // moment ago).
+        let known: BTreeSet<&str> = found.iter().map(|g| g.arn.as_str()).collect();
+        let arns: Vec<String> = candidate_arns
+            .iter()
+            .filter(|a| !known.contains(a.as_str()))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for batch in arns.chunks(DESCRIBE_TAGS_BATCH) {
             let out = self
                 .client
@@ -385,23 +427,9 @@ impl LoadBalancerPort for Elb {
                 Err(e) => return Err(e),
             };
             for d in out.tag_descriptions() {
-                let tags = tags_to_map(d.tags());
-                let (Some(arn), Some(c)) = (d.resource_arn(), tags.get(TAG_CELL)) else {
-                    continue;
-                };
-                if c != cell {
-                    continue;
+                if let Some(arn) = d.resource_arn() {
+                    found.extend(cell_group(cell, arn, &tags_to_map(d.tags())));
                 }
-                found.push(TargetGroup {
-                    arn: arn.to_string(),
-                    name: arn
-                        .rsplit_once(":targetgroup/")
-                        .and_then(|(_, rest)| rest.split('/').next())
-                        .unwrap_or_default()
-                        .to_string(),
-                    cluster: tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
-                    version: tags.get(TAG_VERSION).cloned().unwrap_or_default(),
-                });
             }
         }
         found.sort_by(|a, b| a.arn.cmp(&b.arn));

@@ -138,6 +138,7 @@ impl OkraError {
         match code.as_str() {
             "Throttling"
             | "ThrottlingException"
+            | "ThrottledException"
             | "TooManyRequestsException"
             | "RequestLimitExceeded"
             | "ProvisionedThroughputExceededException"
@@ -148,6 +149,7 @@ impl OkraError {
             | "InternalFailure"
             | "InternalError"
             | "InternalServerError"
+            | "InternalServiceException"
             | "ServerException" => Self::AwsUnavailable(format!("{code}: {message}")),
             "ConditionalCheckFailedException" | "TransactionConflictException" => {
                 Self::Conflict(format!("{code}: {message}"))
@@ -190,6 +192,9 @@ mod tests {
         let t = |c: &str| OkraError::from_code(c.into(), "m".into()).error_type();
         assert_eq!(t("Throttling"), "Throttled");
         assert_eq!(t("ThrottlingException"), "Throttled");
+        // The Resource Groups Tagging API's own name for it.
+        assert_eq!(t("ThrottledException"), "Throttled");
+        assert_eq!(t("InternalServiceException"), "AwsUnavailable");
         assert_eq!(t("ServiceUnavailable"), "AwsUnavailable");
         assert_eq!(t("ListenerNotFound"), "ListenerNotFound");
         assert_eq!(t("RuleNotFound"), "RuleNotFound");

@@ -4,7 +4,7 @@
 //! Each keeps state the way its AWS service would (clusters and node groups; listeners, rules,
 //! target groups with tags and health; Auto Scaling attachments) and counts two things:
 //!
-//! - **port calls**, by trait method name (`"read_action"`, `"list_clusters"`, ...): what a
+//! - **port calls**, by trait method name (`"read_action"`, `"find_clusters"`, ...): what a
 //!   handler asked of the port;
 //! - **API calls**, by AWS operation name (`"ListClusters"`, `"DescribeTags"`, ...): what the
 //!   real adapter would have sent for that port call, paginating and batching as it does (100
@@ -26,12 +26,12 @@ use okra_core::model::{
     TargetGroup,
 };
 
-use crate::eks::LIST_CLUSTERS_PAGE;
-use crate::elb::{DESCRIBE_TAGS_BATCH, DESCRIBE_TARGET_GROUPS_PAGE};
+use crate::elb::DESCRIBE_TAGS_BATCH;
 use crate::error::{OkraError, Result};
 use crate::ports::{
     AutoScalingPort, ClusterPort, LoadBalancerPort, NewTargetGroup, Owned, TargetHealth,
 };
+use crate::tagging::RESOURCES_PER_PAGE;
 
 /// The account of every ARN the fakes make.
 pub const ACCOUNT: &str = "123456789012";
@@ -160,14 +160,24 @@ struct EksState {
     node_groups: BTreeMap<String, Vec<String>>,
     /// Listed, but gone by the time they are described.
     vanishing: BTreeSet<String>,
+    /// Not yet in the tagging API's answers (it is eventually consistent).
+    lagging: BTreeSet<String>,
 }
 
-/// EKS in memory. `list_clusters` pages like EKS (100 names a page).
+/// EKS in memory. `find_clusters` pages like the tagging API's GetResources (100 matches a
+/// page; an empty answer is one page).
 #[derive(Debug, Default)]
 pub struct FakeEks {
     state: Mutex<EksState>,
     /// Counts and faults.
     pub meter: Meter,
+}
+
+/// How many GetResources pages the tagging API answers `n` matches in (an empty answer is one
+/// page).
+fn pages(n: usize) -> usize {
+    n.div_ceil(usize::try_from(RESOURCES_PER_PAGE).unwrap_or(100))
+        .max(1)
 }
 
 /// A cluster with a status and tags (no VPC).
@@ -216,10 +226,15 @@ impl FakeEks {
         s.node_groups.remove(name);
     }
 
-    /// The cluster stays in ListClusters but DescribeCluster no longer finds it (deleted between
+    /// The cluster stays in the tagging API's answer but DescribeCluster no longer finds it (deleted between
     /// the two calls).
     pub fn vanish_on_describe(&self, name: &str) {
         lock(&self.state).vanishing.insert(name.to_string());
+    }
+
+    /// The tagging API does not know the cluster yet (eventually consistent); DescribeCluster does.
+    pub fn lag_in_tag_search(&self, name: &str) {
+        lock(&self.state).lagging.insert(name.to_string());
     }
 
     /// The Auto Scaling groups of the cluster's managed node groups.
@@ -237,13 +252,17 @@ impl FakeEks {
 }
 
 impl ClusterPort for FakeEks {
-    async fn list_clusters(&self) -> Result<Vec<String>> {
-        self.meter.enter("list_clusters")?;
-        let names: Vec<String> = lock(&self.state).clusters.keys().cloned().collect();
-        let page = usize::try_from(LIST_CLUSTERS_PAGE).unwrap_or(100);
-        // EKS answers an empty account with one (empty) page.
-        self.meter
-            .api("ListClusters", names.len().div_ceil(page).max(1));
+    async fn find_clusters(&self, tags: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        self.meter.enter("find_clusters")?;
+        let s = lock(&self.state);
+        let names: Vec<String> = s
+            .clusters
+            .values()
+            .filter(|c| !s.lagging.contains(&c.name))
+            .filter(|c| tags.iter().all(|(k, v)| c.tags.get(k) == Some(v)))
+            .map(|c| c.name.clone())
+            .collect();
+        self.meter.api("GetResources", pages(names.len()));
         Ok(names)
     }
 
@@ -592,6 +611,40 @@ impl LoadBalancerPort for FakeElb {
             .unwrap_or_else(|| "vpc-1".to_string()))
     }
 
+    async fn load_balancer(
+        &self,
+        listener_arn: &str,
+    ) -> Result<okra_core::doctor::LoadBalancerFacts> {
+        self.meter.enter("load_balancer")?;
+        self.meter.api("DescribeListeners", 1);
+        let st = lock(&self.state);
+        if !st.actions.keys().any(|(l, _)| l == listener_arn) {
+            return Err(OkraError::ListenerNotFound(listener_arn.to_string()));
+        }
+        self.meter.api("DescribeLoadBalancers", 1);
+        self.meter.api("DescribeTargetGroups", 1);
+        // The load balancer's groups: those its listener's actions forward to.
+        let groups: BTreeSet<&str> = st
+            .actions
+            .iter()
+            .filter(|((l, _), _)| l == listener_arn)
+            .flat_map(|(_, actions)| actions)
+            .filter_map(|a| match &a.kind {
+                RawKind::Forward(fa) => Some(fa),
+                _ => None,
+            })
+            .flat_map(|fa| fa.targets.iter().map(|t| t.target_group_arn.as_str()))
+            .collect();
+        Ok(okra_core::doctor::LoadBalancerFacts {
+            vpc_id: st
+                .load_balancer_vpcs
+                .get(listener_arn)
+                .cloned()
+                .unwrap_or_else(|| "vpc-1".to_string()),
+            target_groups: groups.len(),
+        })
+    }
+
     async fn read_action(
         &self,
         listener_arn: &str,
@@ -685,28 +738,25 @@ impl LoadBalancerPort for FakeElb {
     async fn find_target_groups(
         &self,
         cell: &str,
-        candidate_names: &[String],
         candidate_arns: &[String],
     ) -> Result<Vec<TargetGroup>> {
         self.meter.enter("find_target_groups")?;
         let s = lock(&self.state);
-        let mut arns: BTreeSet<String> = candidate_arns.iter().cloned().collect();
-        if !candidate_names.is_empty() {
-            let page = usize::try_from(DESCRIBE_TARGET_GROUPS_PAGE).unwrap_or(400);
-            self.meter.api(
-                "DescribeTargetGroups",
-                s.target_groups.len().div_ceil(page).max(1),
-            );
-            let names: BTreeSet<&str> = candidate_names.iter().map(String::as_str).collect();
-            arns.extend(
-                s.target_groups
-                    .values()
-                    .filter(|t| names.contains(t.name.as_str()))
-                    .map(|t| t.arn.clone()),
-            );
-        }
+        let tagged: BTreeSet<String> = s
+            .target_groups
+            .values()
+            .filter(|t| t.tags.get(TAG_CELL).map(String::as_str) == Some(cell))
+            .map(|t| t.arn.clone())
+            .collect();
+        self.meter.api("GetResources", pages(tagged.len()));
+        let direct: BTreeSet<String> = candidate_arns
+            .iter()
+            .filter(|a| !tagged.contains(*a))
+            .cloned()
+            .collect();
         self.meter
-            .api("DescribeTags", arns.len().div_ceil(DESCRIBE_TAGS_BATCH));
+            .api("DescribeTags", direct.len().div_ceil(DESCRIBE_TAGS_BATCH));
+        let arns: BTreeSet<String> = tagged.into_iter().chain(direct).collect();
         let mut found: Vec<TargetGroup> = arns
             .iter()
             .filter_map(|arn| s.target_groups.get(arn))

@@ -5,6 +5,7 @@
 //! and writes back what the core decided.
 
 pub mod autoscaling;
+pub mod cloudtrail;
 pub mod cloudwatch;
 pub mod datadog;
 pub mod dynamo;
@@ -19,6 +20,7 @@ pub mod ports;
 pub mod secrets;
 pub mod sfn;
 pub mod state;
+pub mod tagging;
 
 pub use error::{OkraError, Result};
 

@@ -4,6 +4,7 @@
 //! ([`crate::eks`], [`crate::elb`]) and fakes in tests. A port method is one AWS concept, not
 //! one AWS call: pagination and batching live in the adapter, where they can be counted.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use okra_core::model::{Cluster, CurrentAction, ForwardAction, TargetGroup};
@@ -12,8 +13,13 @@ use crate::error::Result;
 
 /// EKS, as discovery needs it.
 pub trait ClusterPort: Send + Sync {
-    /// The names of all clusters of the account and region (every page).
-    fn list_clusters(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The names of the clusters carrying every one of `tags` (a cell's selector), found by tag
+    /// (the tagging API: pages of 100 matches, not the account's clusters). Eventually
+    /// consistent: a cluster tagged a moment ago may be missing.
+    fn find_clusters(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// One cluster; `None` when it is gone (deleted between list and describe).
     fn describe_cluster(&self, name: &str) -> impl Future<Output = Result<Option<Cluster>>> + Send;
     /// The Auto Scaling group names of the cluster's managed node groups.
@@ -78,13 +84,12 @@ pub trait LoadBalancerPort: Send + Sync {
         action: &ForwardAction,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// The cell's target groups among `candidates_by_name` (expected names) and
-    /// `candidate_arns` (groups seen in the listener): each checked by its tags, which must name
-    /// the cell. Batches DescribeTags by 20.
+    /// The cell's target groups: those tagged with the cell (the tagging API, eventually
+    /// consistent), and those of `candidate_arns` (groups seen in the listener, read directly:
+    /// DescribeTags by 20) whose tags name the cell.
     fn find_target_groups(
         &self,
         cell: &str,
-        candidate_names: &[String],
         candidate_arns: &[String],
     ) -> impl Future<Output = Result<Vec<TargetGroup>>> + Send;
 
@@ -114,6 +119,13 @@ pub trait LoadBalancerPort: Send + Sync {
     /// The VPC of the listener's load balancer: where its target groups must be (a forward
     /// action's target groups must be in the load balancer's VPC). Two calls.
     fn load_balancer_vpc(&self, listener_arn: &str) -> impl Future<Output = Result<String>> + Send;
+
+    /// The listener's load balancer for `okra doctor`: its VPC and how many target groups it
+    /// has. Two calls, and a page of DescribeTargetGroups per 400 groups.
+    fn load_balancer(
+        &self,
+        listener_arn: &str,
+    ) -> impl Future<Output = Result<okra_core::doctor::LoadBalancerFacts>> + Send;
 }
 
 /// EC2 Auto Scaling, for `registration: nodegroups`.
@@ -169,6 +181,20 @@ pub trait MetricsPort: Send + Sync {
         start: i64,
         end: i64,
     ) -> impl Future<Output = Result<Vec<MetricSeries>>> + Send;
+
+    /// Whether the metric exists (had data in the last two weeks): ListMetrics with its
+    /// namespace, name and every dimension. One call.
+    fn metric_exists(
+        &self,
+        lookup: &okra_core::doctor::MetricLookup,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// CloudTrail, for `okra doctor`.
+pub trait TrailPort: Send + Sync {
+    /// The trails that apply to this region (shadow trails included), each with its logging
+    /// status and whether it takes write management events.
+    fn trails(&self) -> impl Future<Output = Result<Vec<okra_core::doctor::TrailFacts>>> + Send;
 }
 
 /// Datadog's metrics query API.

@@ -351,7 +351,8 @@ pub struct ExecutionInput {
     pub cell: CellSpec,
     /// Who started it: `schedule`, `eks-event`, `api`.
     pub trigger: String,
-    /// Free labels (the EKS event's cluster, the API caller).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Free labels (the EKS event's cluster, the API caller). Always written: the state
+    /// machine hands them to discovery (`$.labels`).
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }

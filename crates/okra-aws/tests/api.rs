@@ -984,7 +984,7 @@ async fn aws_errors_map_to_statuses() {
     assert_eq!(r.error(), "ListenerNotFound");
     // And the dispatcher's, on a start.
     let w = world();
-    w.eks.meter.throttle_next("list_clusters", 1);
+    w.eks.meter.throttle_next("find_clusters", 1);
     let r = w.call(req("POST", "/cells/web/rollouts")).await;
     r.expect(429);
     assert_eq!(r.error(), "Throttled");

@@ -127,6 +127,13 @@ impl FakeMetrics {
 }
 
 impl MetricsPort for FakeMetrics {
+    async fn metric_exists(
+        &self,
+        _lookup: &okra_core::doctor::MetricLookup,
+    ) -> okra_aws::Result<bool> {
+        unreachable!("analysis never lists metrics")
+    }
+
     async fn get_metric_data(
         &self,
         queries: &[MetricQuery],

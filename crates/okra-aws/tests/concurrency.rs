@@ -86,9 +86,9 @@ struct Tracked<'a, T> {
 }
 
 impl ClusterPort for Tracked<'_, FakeEks> {
-    async fn list_clusters(&self) -> Result<Vec<String>> {
+    async fn find_clusters(&self, tags: &BTreeMap<String, String>) -> Result<Vec<String>> {
         self.flight
-            .track("list_clusters", self.inner.list_clusters())
+            .track("find_clusters", self.inner.find_clusters(tags))
             .await
     }
     async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
@@ -121,14 +121,14 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
         let call = self.inner.write_forward(listener, rule, read, action);
         self.flight.track("write_forward", call).await
     }
-    async fn find_target_groups(
-        &self,
-        cell: &str,
-        names: &[String],
-        arns: &[String],
-    ) -> Result<Vec<TargetGroup>> {
-        let call = self.inner.find_target_groups(cell, names, arns);
+    async fn find_target_groups(&self, cell: &str, arns: &[String]) -> Result<Vec<TargetGroup>> {
+        let call = self.inner.find_target_groups(cell, arns);
         self.flight.track("find_target_groups", call).await
+    }
+    async fn load_balancer(&self, listener: &str) -> Result<okra_core::doctor::LoadBalancerFacts> {
+        self.flight
+            .track("load_balancer", self.inner.load_balancer(listener))
+            .await
     }
     async fn create_target_group(&self, tg: &NewTargetGroup) -> Result<String> {
         self.flight
@@ -173,11 +173,12 @@ fn twenty_clusters() -> (FakeEks, FakeElb) {
 }
 
 #[tokio::test]
-async fn discovery_reads_the_listener_while_it_lists_the_clusters_and_describes_eight_at_a_time()
+async fn discovery_reads_the_listener_while_it_finds_the_clusters_and_describes_eight_at_a_time()
 -> Result<()> {
     let input = || DiscoverInput {
         cell: cell(2),
         blocklist: BTreeSet::new(),
+        labels: BTreeMap::new(),
     };
     let (eks, elb) = twenty_clusters();
     let flight = Flight::default();
@@ -195,7 +196,7 @@ async fn discovery_reads_the_listener_while_it_lists_the_clusters_and_describes_
     .await?;
 
     assert!(
-        flight.together("read_action", "list_clusters"),
+        flight.together("read_action", "find_clusters"),
         "the listener read waits for the cluster list: {flight:?}"
     );
     assert_eq!(flight.max("describe_cluster"), DESCRIBE_CONCURRENCY);

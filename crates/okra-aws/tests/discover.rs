@@ -24,6 +24,7 @@ async fn run(
     let input = DiscoverInput {
         cell,
         blocklist: blocked.iter().map(|s| (*s).to_string()).collect(),
+        labels: Default::default(),
     };
     handle(eks, elb, input).await
 }
@@ -101,8 +102,8 @@ async fn replicas_two_with_two_clusters_per_version_starts_a_rollout() {
     assert_eq!(out.outcome.versions.get("1.1.0"), Some(&2));
     assert!(out.outcome.pending.is_empty() && out.outcome.ignored.is_empty());
     assert_eq!(
-        out.clusters_seen, 5,
-        "all clusters of the account, before the selector"
+        out.clusters_seen, 4,
+        "the clusters the tagging API found for the selector (x1 is another cell's)"
     );
     assert_eq!(out.cell, CELL);
     assert_eq!(out.listener_arn, LISTENER);
@@ -120,22 +121,22 @@ async fn replicas_two_with_two_clusters_per_version_starts_a_rollout() {
         }
     );
 
-    // One read of the listener, one listing, one describe per cluster, one lookup of groups;
-    // nothing written.
+    // One read of the listener, one tag query, one describe per cluster of the cell, one lookup
+    // of groups; nothing written.
     assert_eq!(
         elb.meter.call_counts(),
         [("find_target_groups", 1), ("read_action", 1)].into()
     );
     assert_eq!(
         eks.meter.call_counts(),
-        [("describe_cluster", 5), ("list_clusters", 1)].into()
+        [("describe_cluster", 4), ("find_clusters", 1)].into()
     );
     assert_eq!(elb.writes(), vec![]);
 
     // The state machine's Choice state reads `decision.kind`.
     let v = serde_json::to_value(&out).expect("serializes");
     assert_eq!(v["decision"]["kind"], json!("startRollout"));
-    assert_eq!(v["clustersSeen"], json!(5));
+    assert_eq!(v["clustersSeen"], json!(4));
 }
 
 #[tokio::test]
@@ -150,12 +151,12 @@ async fn a_version_short_of_replicas_is_not_rolled_out() {
 }
 
 #[tokio::test]
-async fn a_fresh_listener_is_initialized_with_existing_groups_found_by_name() {
+async fn a_fresh_listener_is_initialized_with_existing_groups_found_by_tag() {
     let eks = FakeEks::new();
     eks.add_active("a1", &tags("v1.0.0"))
         .add_active("a2", &tags("1.0.0"));
     let elb = fresh_listener();
-    // A previous run made a1's group; discovery finds it by its deterministic name.
+    // A previous run made a1's group; discovery finds it by its cell tag.
     let a1 = elb.add_okra_group(CELL, "a1", "1.0.0");
 
     let out = run(&eks, &elb, cell(2), &[]).await.expect("discovers");
@@ -178,9 +179,9 @@ async fn a_fresh_listener_is_initialized_with_existing_groups_found_by_name() {
         }
     );
     assert_eq!(
-        elb.meter.api_calls("DescribeTargetGroups"),
-        1,
-        "names are resolved with one listing"
+        elb.meter.api_counts(),
+        [("DescribeListeners", 1), ("GetResources", 1)].into(),
+        "one tag query, no listing of the region's groups"
     );
 }
 
@@ -374,8 +375,10 @@ async fn a_rule_is_read_instead_of_the_default_action() {
     assert_eq!(err.error_type(), "RuleNotFound");
 }
 
+// Issue "Discovery at account scale": a reconcile's calls grow with the cell's clusters, not
+// the account's.
 #[tokio::test]
-async fn a_thousand_clusters_cost_one_list_call_per_page() {
+async fn a_thousand_clusters_in_the_account_cost_what_the_cells_four_cost() {
     let eks = FakeEks::new();
     for i in 0..1000 {
         let name = format!("c{i:04}");
@@ -392,32 +395,53 @@ async fn a_thousand_clusters_cost_one_list_call_per_page() {
     let elb = FakeElb::new();
     let a = elb.add_okra_group(CELL, "c0010", "1.0.0");
     let b = elb.add_okra_group(CELL, "c0020", "1.0.0");
+    for i in 0..400 {
+        elb.add_okra_group("other", &format!("c{i:04}"), "1.0.0");
+    }
     elb.add_listener(
         LISTENER,
         vec![RawAction::forward(1, fwd(&[(&a, 1), (&b, 1)]))],
     );
 
     let out = run(&eks, &elb, cell(2), &[]).await.expect("discovers");
-    assert_eq!(out.clusters_seen, 1000);
+    assert_eq!(out.clusters_seen, 4);
     assert_eq!(out.outcome.decision.kind(), "startRollout");
 
-    assert_eq!(eks.meter.calls("list_clusters"), 1);
-    assert_eq!(eks.meter.api_calls("ListClusters"), 10, "100 names a page");
-    assert_eq!(eks.meter.calls("describe_cluster"), 1000);
-    assert_eq!(eks.meter.api_calls("DescribeCluster"), 1000);
+    assert_eq!(eks.meter.calls("find_clusters"), 1);
+    assert_eq!(
+        eks.meter.api_counts(),
+        [("DescribeCluster", 4), ("GetResources", 1)].into()
+    );
     assert_eq!(elb.meter.calls("find_target_groups"), 1);
     assert_eq!(elb.meter.calls("read_action"), 1);
     assert_eq!(elb.meter.total_calls(), 2);
-    // The four expected names and the two serving ARNs: one listing, one DescribeTags batch.
+    // The cell's groups by tag (the serving ones among them): no DescribeTags, no listing.
     assert_eq!(
         elb.meter.api_counts(),
-        [
-            ("DescribeListeners", 1),
-            ("DescribeTags", 1),
-            ("DescribeTargetGroups", 1)
-        ]
-        .into()
+        [("DescribeListeners", 1), ("GetResources", 1)].into()
     );
+}
+
+// AWS: the Resource Groups Tagging API is eventually consistent; the cluster of the CloudTrail
+// event that triggered the rollout is described directly.
+#[tokio::test]
+async fn the_triggering_events_cluster_is_described_even_before_the_tagging_api_has_it() {
+    let (eks, elb, _) = two_by_two();
+    eks.lag_in_tag_search("b2");
+    let out = run(&eks, &elb, cell(2), &[]).await.expect("discovers");
+    assert_eq!(
+        out.outcome.decision.kind(),
+        "nothingToDo",
+        "without the event, 1.1.0 has 1 of 2 clusters"
+    );
+    let input = DiscoverInput {
+        cell: cell(2),
+        blocklist: BTreeSet::new(),
+        labels: [("cluster".to_string(), "b2".to_string())].into(),
+    };
+    let out = handle(&eks, &elb, input).await.expect("discovers");
+    assert_eq!(out.clusters_seen, 4);
+    assert_eq!(out.outcome.decision.kind(), "startRollout");
 }
 
 #[tokio::test]
@@ -440,11 +464,11 @@ async fn throttling_fails_the_run_and_a_retry_succeeds() {
 }
 
 #[tokio::test]
-async fn a_cluster_deleted_between_list_and_describe_is_skipped() {
+async fn a_cluster_deleted_between_tag_query_and_describe_is_skipped() {
     let (eks, elb, _) = two_by_two();
     eks.vanish_on_describe("b2");
     let out = run(&eks, &elb, cell(2), &[]).await.expect("discovers");
-    assert_eq!(out.clusters_seen, 5);
+    assert_eq!(out.clusters_seen, 4);
     assert_eq!(out.outcome.versions.get("1.1.0"), Some(&1));
     assert_eq!(out.outcome.decision.kind(), "nothingToDo");
 }

@@ -109,9 +109,13 @@ async fn a_schedule_starts_the_due_rollout_and_nothing_else() {
         input.labels["rule"],
         "arn:aws:events:eu-west-1:123456789012:rule/okra-dispatch-schedule"
     );
-    // EKS was listed once for both cells.
-    assert_eq!(w.eks.meter.calls("list_clusters"), 1);
-    assert_eq!(w.eks.meter.api_calls("DescribeCluster"), 3);
+    // One tag query per cell (their selectors differ), each cluster described once; nothing
+    // listed.
+    assert_eq!(w.eks.meter.calls("find_clusters"), 2);
+    assert_eq!(
+        w.eks.meter.api_counts(),
+        [("DescribeCluster", 3), ("GetResources", 2)].into()
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_autoscaling as asg;
 use aws_sdk_eks as eks;
+use aws_sdk_resourcegroupstagging as tag;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
@@ -14,7 +15,6 @@ use aws_smithy_types::retry::RetryConfig;
 use eks::Client;
 use eks::operation::describe_cluster::{DescribeClusterError, DescribeClusterOutput};
 use eks::operation::describe_nodegroup::DescribeNodegroupOutput;
-use eks::operation::list_clusters::ListClustersOutput;
 use eks::operation::list_nodegroups::ListNodegroupsOutput;
 use eks::types::error::ResourceNotFoundException;
 use eks::types::{
@@ -25,64 +25,121 @@ use okra_aws::OkraError;
 use okra_aws::autoscaling::AutoScaling;
 use okra_aws::eks::Eks;
 use okra_aws::ports::{AutoScalingPort, ClusterPort};
+use okra_aws::tagging::Tagging;
 use okra_core::model::{Cluster, ClusterStatus};
 use pretty_assertions::assert_eq;
+use tag::operation::get_resources::{GetResourcesError, GetResourcesOutput};
+use tag::types::ResourceTagMapping;
+use tag::types::error::ThrottledException;
 
 fn adapter(mode: RuleMode, rules: &[&Rule]) -> Eks {
-    Eks::new(mock_client!(eks, mode, rules, |b| b
-        .retry_config(RetryConfig::disabled())))
+    adapter_with(mode, rules, &[])
 }
 
-fn names(prefix: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+/// An adapter whose tagging API answers with `tagging`.
+fn adapter_with(mode: RuleMode, rules: &[&Rule], tagging: &[&Rule]) -> Eks {
+    Eks::new(
+        mock_client!(eks, mode, rules, |b| b
+            .retry_config(RetryConfig::disabled())),
+        Tagging::new(mock_client!(tag, mode, tagging, |b| b
+            .retry_config(RetryConfig::disabled()))),
+    )
 }
 
-/// One ListClusters page: answers only the request with `token`, and checks the page size.
-fn page(token: Option<&'static str>, clusters: Vec<String>, next: Option<&'static str>) -> Rule {
-    mock!(Client::list_clusters)
-        .match_requests(move |r| r.next_token() == token && r.max_results() == Some(100))
+fn cluster_arn(name: &str) -> String {
+    format!("arn:aws:eks:eu-west-1:123456789012:cluster/{name}")
+}
+
+/// One GetResources page of EKS clusters: answers only the request with `token`, and checks
+/// what is asked (EKS clusters, the selector's tags, 100 a page).
+fn page(token: Option<&'static str>, arns: Vec<String>, next: &'static str) -> Rule {
+    mock!(tag::Client::get_resources)
+        .match_requests(move |r| {
+            let filters: Vec<(&str, Vec<String>)> = r
+                .tag_filters()
+                .iter()
+                .map(|f| (f.key().unwrap_or_default(), f.values().to_vec()))
+                .collect();
+            r.pagination_token() == token
+                && r.resources_per_page() == Some(100)
+                && r.resource_type_filters() == ["eks:cluster"]
+                && filters
+                    == vec![
+                        ("okra.io/cell", vec!["web".to_string()]),
+                        ("team", vec!["edge".to_string()]),
+                    ]
+        })
         .then_output(move || {
-            ListClustersOutput::builder()
-                .set_clusters(Some(clusters.clone()))
-                .set_next_token(next.map(str::to_string))
+            GetResourcesOutput::builder()
+                .set_resource_tag_mapping_list(Some(
+                    arns.iter()
+                        .map(|a| ResourceTagMapping::builder().resource_arn(a).build())
+                        .collect(),
+                ))
+                .pagination_token(next)
                 .build()
         })
 }
 
+fn selector() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("okra.io/cell".to_string(), "web".to_string()),
+        ("team".to_string(), "edge".to_string()),
+    ])
+}
+
+// AWS: Resource Groups Tagging API reference, GetResources: ResourceTypeFilters
+// `service:resourceType`, TagFilters ANDed, ResourcesPerPage at most 100, PaginationToken empty
+// on the last page.
 #[tokio::test]
-async fn list_clusters_follows_next_token_across_pages() {
-    let (p1, p2, p3) = (
-        page(None, names("a", 100), Some("t1")),
-        page(Some("t1"), names("b", 100), Some("t2")),
-        page(Some("t2"), names("c", 7), None),
+async fn find_clusters_asks_the_tagging_api_for_the_selector_and_follows_its_pages() {
+    let arns = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| cluster_arn(&format!("{prefix}{i:03}")))
+            .collect()
+    };
+    let (p1, p2) = (
+        page(None, arns("a", 100), "t1"),
+        page(
+            Some("t1"),
+            [
+                arns("b", 7),
+                // Not clusters: node groups and add-ons carry the cluster's tags too.
+                vec![
+                    "arn:aws:eks:eu-west-1:123456789012:nodegroup/a000/ng/0ec5".to_string(),
+                    "arn:aws:eks:eu-west-1:123456789012:addon/a000/vpc-cni/1a2b".to_string(),
+                ],
+            ]
+            .concat(),
+            "",
+        ),
     );
     // Sequential: the pages must be asked for in this order, each once.
-    let got = adapter(RuleMode::Sequential, &[&p1, &p2, &p3])
-        .list_clusters()
+    let got = adapter_with(RuleMode::Sequential, &[], &[&p1, &p2])
+        .find_clusters(&selector())
         .await
-        .expect("lists");
-    assert_eq!(got.len(), 207);
-    assert_eq!(
-        got,
-        [names("a", 100), names("b", 100), names("c", 7)].concat()
-    );
-    assert_eq!((p1.num_calls(), p2.num_calls(), p3.num_calls()), (1, 1, 1));
+        .expect("finds");
+    assert_eq!(got.len(), 107);
+    assert_eq!(got[0], "a000");
+    assert_eq!(got[106], "b006");
+    assert_eq!((p1.num_calls(), p2.num_calls()), (1, 1));
 }
 
 #[tokio::test]
-async fn an_empty_next_token_ends_the_listing() {
-    let only = mock!(Client::list_clusters).then_output(|| {
-        ListClustersOutput::builder()
-            .clusters("one")
-            .next_token("")
-            .build()
+async fn a_throttled_tagging_api_is_throttled() {
+    let throttled = mock!(tag::Client::get_resources).then_error(|| {
+        GetResourcesError::ThrottledException(
+            ThrottledException::builder()
+                .meta(ErrorMetadata::builder().code("ThrottledException").build())
+                .build(),
+        )
     });
-    let got = adapter(RuleMode::MatchAny, &[&only])
-        .list_clusters()
+    let e = adapter_with(RuleMode::MatchAny, &[], &[&throttled])
+        .find_clusters(&selector())
         .await
-        .expect("lists");
-    assert_eq!(got, vec!["one".to_string()]);
-    assert_eq!(only.num_calls(), 1);
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Throttled");
+    assert!(e.is_transient());
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_elasticloadbalancingv2 as elbv2;
+use aws_sdk_resourcegroupstagging as tag;
 use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
@@ -32,10 +33,13 @@ use elbv2::types::{
 use okra_aws::OkraError;
 use okra_aws::elb::Elb;
 use okra_aws::ports::{LoadBalancerPort, NewTargetGroup, TargetHealth as Health};
+use okra_aws::tagging::Tagging;
 use okra_core::model::{
     CurrentAction, ForwardAction, ForwardStickiness, TargetGroup, WeightedTarget,
 };
 use pretty_assertions::assert_eq;
+use tag::operation::get_resources::GetResourcesOutput;
+use tag::types::ResourceTagMapping;
 
 const LISTENER: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web-prod/50dc6c495c0c9188/f2f7dc8efc522ab2";
 const RULE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/web-prod/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
@@ -46,11 +50,64 @@ fn tg_arn(name: &str) -> String {
     )
 }
 
-/// An adapter over a client that answers with `rules` (no retries: one request per call).
+/// An adapter over a client that answers with `rules` (no retries: one request per call), whose
+/// tagging API knows no target group.
 fn elb(mode: RuleMode, rules: &[&Rule]) -> Elb {
-    let client = mock_client!(elbv2, mode, rules, |b| b
-        .retry_config(RetryConfig::disabled()));
-    Elb::new(client)
+    let none = tagged_page(None, &[], "");
+    elb_with(mode, rules, &[&none])
+}
+
+/// An adapter whose tagging API answers with `tagging`.
+fn elb_with(mode: RuleMode, rules: &[&Rule], tagging: &[&Rule]) -> Elb {
+    Elb::new(
+        mock_client!(elbv2, mode, rules, |b| b
+            .retry_config(RetryConfig::disabled())),
+        Tagging::new(mock_client!(tag, RuleMode::MatchAny, tagging, |b| b
+            .retry_config(RetryConfig::disabled()))),
+    )
+}
+
+/// One GetResources page of cell `web`'s target groups (`(name, cluster)`), answering only the
+/// request with `token` that asks for target groups tagged `okra.io/cell=web`, 100 a page.
+fn tagged_page(token: Option<&'static str>, groups: &[(&str, &str)], next: &'static str) -> Rule {
+    let groups: Vec<(String, String)> = groups
+        .iter()
+        .map(|(n, c)| ((*n).to_string(), (*c).to_string()))
+        .collect();
+    mock!(tag::Client::get_resources)
+        .match_requests(move |r| {
+            r.pagination_token() == token
+                && r.resources_per_page() == Some(100)
+                && r.resource_type_filters() == ["elasticloadbalancing:targetgroup"]
+                && r.tag_filters().len() == 1
+                && r.tag_filters()[0].key() == Some("okra.io/cell")
+                && r.tag_filters()[0].values() == ["web"]
+        })
+        .then_output(move || {
+            let tag = |k: &str, v: &str| {
+                tag::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("tag")
+            };
+            GetResourcesOutput::builder()
+                .set_resource_tag_mapping_list(Some(
+                    groups
+                        .iter()
+                        .map(|(n, c)| {
+                            ResourceTagMapping::builder()
+                                .resource_arn(tg_arn(n))
+                                .tags(tag("okra.io/cell", "web"))
+                                .tags(tag("okra.io/cluster", c))
+                                .tags(tag("okra.io/version", "1.2.3"))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .pagination_token(next)
+                .build()
+        })
 }
 
 fn listener_with(actions: Vec<Action>) -> Rule {
@@ -536,7 +593,7 @@ async fn find_target_groups_batches_describe_tags_by_20_and_keeps_the_cells() {
     let tags = tags_rule(&batches);
     // No DescribeTargetGroups rule: with no names, the adapter must not list groups.
     let found = elb(RuleMode::MatchAny, &[&tags])
-        .find_target_groups("web", &[], &arns)
+        .find_target_groups("web", &arns)
         .await
         .expect("finds");
 
@@ -555,46 +612,36 @@ async fn find_target_groups_batches_describe_tags_by_20_and_keeps_the_cells() {
     assert_eq!(found, expected);
 }
 
+// AWS: Resource Groups Tagging API reference, GetResources (TagFilters, ResourcesPerPage at most
+// 100, PaginationToken empty on the last page).
 #[tokio::test]
-async fn find_target_groups_resolves_names_across_pages() {
-    let page = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| {
-                SdkTargetGroup::builder()
-                    .target_group_name(*n)
-                    .target_group_arn(tg_arn(n))
-                    .build()
-            })
-            .collect::<Vec<_>>()
-    };
-    let (p1, p2) = (page(&["tg0", "tg1", "tg2"]), page(&["tg3", "tg4"]));
-    let listing = mock!(Client::describe_target_groups)
-        .match_requests(|r| r.page_size() == Some(400) && r.names().is_empty())
-        .then_compute_output(move |r| match r.marker() {
-            None => DescribeTargetGroupsOutput::builder()
-                .set_target_groups(Some(p1.clone()))
-                .next_marker("m1")
-                .build(),
-            Some("m1") => DescribeTargetGroupsOutput::builder()
-                .set_target_groups(Some(p2.clone()))
-                .build(),
-            Some(other) => panic!("unexpected marker {other}"),
-        });
+async fn find_target_groups_asks_the_tagging_api_for_the_cell_and_reads_only_the_listeners_others()
+{
+    let (p1, p2) = (
+        tagged_page(None, &[("tg0", "c0"), ("tg3", "c3")], "next"),
+        tagged_page(Some("next"), &[("tg9", "c9")], ""),
+    );
     let batches = Arc::new(Mutex::new(Vec::new()));
     let tags = tags_rule(&batches);
-    let elb = elb(RuleMode::MatchAny, &[&listing, &tags]);
-    // tg0 and tg3 by name (tg3 on the second page), tg0 and tg6 as serving ARNs; "nope" exists nowhere.
-    let names = vec!["tg0".to_string(), "tg3".to_string(), "nope".to_string()];
+    // No DescribeTargetGroups rule: the adapter must not list the region's groups.
+    let elb = elb_with(RuleMode::MatchAny, &[&tags], &[&p1, &p2]);
+    // tg0 is in the listener and tagged; tg6 is in the listener, not yet in the tagging API.
     let found = elb
-        .find_target_groups("web", &names, &[tg_arn("tg0"), tg_arn("tg6")])
+        .find_target_groups("web", &[tg_arn("tg0"), tg_arn("tg6")])
         .await
         .expect("finds");
-    assert_eq!(listing.num_calls(), 2);
-    assert_eq!(*batches.lock().expect("lock"), vec![3], "each ARN once");
+    assert_eq!((p1.num_calls(), p2.num_calls()), (1, 1));
     assert_eq!(
-        found.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-        vec!["tg0", "tg3", "tg6"]
+        *batches.lock().expect("lock"),
+        vec![1],
+        "only tg6 is read directly"
+    );
+    assert_eq!(
+        found
+            .iter()
+            .map(|t| (t.name.as_str(), t.cluster.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("tg0", "c0"), ("tg3", "c3"), ("tg6", "c6"), ("tg9", "c9")]
     );
 }
 
@@ -626,7 +673,7 @@ async fn find_target_groups_reads_a_batch_one_by_one_when_a_group_is_gone() {
     };
     let arns = vec![tg_arn("tg0"), gone, tg_arn("tg6")];
     let found = elb(RuleMode::MatchAny, &[&tags])
-        .find_target_groups("web", &[], &arns)
+        .find_target_groups("web", &arns)
         .await
         .expect("finds");
     assert_eq!(tags.num_calls(), 4, "the batch, then each of its 3 ARNs");

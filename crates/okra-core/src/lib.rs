@@ -11,10 +11,12 @@
 //! - [`versions`]: semver grouping, replicas threshold, blocklist, pinned version;
 //! - [`weights`]: the forward action for "the new version gets W %";
 //! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
-//! - [`naming`]: deterministic target-group and execution names.
+//! - [`naming`]: deterministic target-group and execution names;
+//! - [`doctor`]: what a cell needs from the account, checked before the first rollout.
 
 pub mod analysis;
 pub mod decision;
+pub mod doctor;
 pub mod duration;
 pub mod health;
 pub mod history;

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! [`parse_and_validate`] and [`validate_value`] read a spec (YAML or JSON text, or a JSON value
-//! from an API body) and validate it in one go.
+//! from an API body) and validate it in one go, with every error at once: its shape against the
+//! spec's JSON Schema ([`check_document`]), then the rules.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -145,43 +146,188 @@ pub enum SpecError {
 }
 
 /// Reads a spec from YAML or JSON text (JSON when its first non-blank character is `{`) and
-/// validates it.
+/// validates it, reporting every error at once ([`check_document`]).
 ///
 /// # Errors
 ///
-/// [`SpecError::Parse`] when the text is not a spec, with the field path and line serde gives;
-/// [`SpecError::Invalid`] with every error [`validate`] finds.
+/// [`SpecError::Parse`] when the text is neither YAML nor JSON (with serde's line and column);
+/// [`SpecError::Invalid`] with every error of the document, shape and rules.
 pub fn parse_and_validate(text: &str) -> Result<CellSpec, SpecError> {
-    let spec = if text.trim_start().starts_with('{') {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let spec: CellSpec = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-        de.end().map_err(|e| ParseError::Json(e.to_string()))?;
-        spec
-    } else {
-        CellSpec::from_yaml(text)?
-    };
-    validate(&spec)?;
-    Ok(spec)
+    Ok(check_document(&read_document(text)?)?)
 }
 
-/// Reads a spec from a JSON value (an API request body) and validates it.
+/// Reads a spec from a JSON value (an API request body) and validates it, reporting every error
+/// at once ([`check_document`]).
 ///
 /// # Errors
 ///
-/// [`SpecError::Parse`] when the value is not a spec, naming the field path; [`SpecError::Invalid`]
-/// with every error [`validate`] finds.
+/// [`SpecError::Invalid`] with every error of the value, shape and rules.
 pub fn validate_value(v: &serde_json::Value) -> Result<CellSpec, SpecError> {
-    let spec: CellSpec = serde_path_to_error::deserialize(v).map_err(json_error)?;
+    Ok(check_document(v)?)
+}
+
+/// Reads YAML or JSON text (JSON when its first non-blank character is `{`) into a document,
+/// without looking at its shape. A JSON number no `f64` holds (`1e400`) does not stop the read:
+/// it is read as YAML reads it (JSON is YAML), so that [`check_document`] names its field.
+///
+/// # Errors
+///
+/// [`ParseError`] when the text is neither, with serde's line and column.
+pub fn read_document(text: &str) -> Result<serde_json::Value, ParseError> {
+    if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).or_else(|e| {
+            let out_of_range = e.to_string().starts_with("number out of range");
+            match serde_yaml_ng::from_str::<serde_json::Value>(text) {
+                Ok(v) if out_of_range => Ok(v),
+                _ => Err(ParseError::Json(e.to_string())),
+            }
+        })
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| ParseError::Yaml(e.to_string()))
+    }
+}
+
+/// Checks a spec document and returns the spec, or every error it has at once: first its shape
+/// against the spec's JSON Schema ([`crate::spec::json_schema`]: unknown and missing fields,
+/// wrong types, anywhere in the document; serde alone stops at the first), then, when the shape
+/// is right, every rule of [`validate`].
+///
+/// # Errors
+///
+/// [`ValidationErrors`], never empty, each naming its field's path (`canary.steps[1].setWeight`).
+pub fn check_document(v: &serde_json::Value) -> Result<CellSpec, ValidationErrors> {
+    let shape = shape_errors(v);
+    if !shape.is_empty() {
+        return Err(ValidationErrors { errors: shape });
+    }
+    // The schema is the types': what it accepts deserializes, but for what it cannot say (a
+    // `u16` port of 70000, say): serde's error, with its path.
+    let spec: CellSpec = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        ValidationErrors {
+            errors: vec![FieldError {
+                path: if path == "." { String::new() } else { path },
+                message: e.into_inner().to_string(),
+            }],
+        }
+    })?;
     validate(&spec)?;
     Ok(spec)
 }
 
-fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ParseError {
-    let path = e.path().to_string();
-    if path == "." || path.is_empty() {
-        ParseError::Json(e.into_inner().to_string())
+/// The spec's schema, compiled once.
+fn schema_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        jsonschema::validator_for(&crate::spec::json_schema()).expect("the spec's schema compiles")
+    })
+}
+
+/// A JSON Pointer (`/canary/steps/1/setWeight`) in the spec's path notation
+/// (`canary.steps[1].setWeight`).
+fn spec_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
     } else {
-        ParseError::Json(format!("{path}: {}", e.into_inner()))
+        format!("{path}.{field}")
+    }
+}
+
+/// The spec's field name closest to a misspelt one (Jaro-Winkler similarity of at least 0.9,
+/// as clap suggests options), from every field name of the spec's schema.
+fn did_you_mean(field: &str) -> Option<String> {
+    static NAMES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        fn collect(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                        out.extend(props.keys().cloned());
+                    }
+                    m.values().for_each(|v| collect(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = BTreeSet::new();
+        collect(&crate::spec::json_schema(), &mut out);
+        out
+    });
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(field, n), n))
+        .filter(|(score, _)| *score >= 0.9)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n.clone())
+}
+
+/// Every shape error of a document, in document order, one per field.
+fn shape_errors(v: &serde_json::Value) -> Vec<FieldError> {
+    let mut out = Vec::new();
+    for e in schema_validator().iter_errors(v) {
+        field_errors(&e, &mut out);
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup();
+    out
+}
+
+fn field_errors(e: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) {
+    use jsonschema::error::ValidationErrorKind as K;
+    let path = spec_path(e.instance_path().as_str());
+    match e.kind() {
+        K::AdditionalProperties { unexpected } => {
+            for field in unexpected {
+                let message = match did_you_mean(field) {
+                    Some(known) => format!("unknown field (did you mean `{known}`?)"),
+                    None => "unknown field".to_string(),
+                };
+                out.push(FieldError {
+                    path: join(&path, field),
+                    message,
+                });
+            }
+        }
+        K::Required { property } => out.push(FieldError {
+            path: join(&path, property.as_str().unwrap_or_default()),
+            message: "missing (required)".to_string(),
+        }),
+        // One of several shapes (a canary step is `setWeight`, `pause` or `analysis`): the errors
+        // of the shape the value comes closest to.
+        K::OneOfNotValid { context } | K::AnyOf { context } => {
+            match context.iter().min_by_key(|branch| branch.len()) {
+                Some(best) if !best.is_empty() => {
+                    for e in best {
+                        field_errors(e, out);
+                    }
+                }
+                _ => out.push(FieldError {
+                    path,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        _ => out.push(FieldError {
+            path,
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -497,6 +497,21 @@ fn error_answer(service: &str, answer: Answer) -> Response<Full<Bytes>> {
                 None,
             )
         }
+        // The Resource Groups Tagging API (JSON 1.1), with its own error names
+        // (ThrottledException, InternalServiceException).
+        "tagging" => {
+            let code = match answer {
+                Answer::Throttle => "ThrottledException",
+                Answer::Internal => "InternalServiceException",
+                Answer::Unavailable => "ServiceUnavailable",
+            };
+            (
+                status,
+                "application/x-amz-json-1.1",
+                format!("{{\"__type\":\"com.amazonaws.okra#{code}\",\"message\":\"{message}\"}}"),
+                None,
+            )
+        }
         // EC2's own query error shape.
         "ec2" => {
             let (status, code) = match answer {

@@ -19,8 +19,8 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sfn::Client::new(&config),
         okra_aws::required_env("STATE_MACHINE_ARN")?,
     );
-    let eks = Eks::new(aws_sdk_eks::Client::new(&config));
-    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let eks = Eks::from_config(&config);
+    let elb = Elb::from_config(&config);
     let ports = (&state, &executions, &eks, &elb);
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {

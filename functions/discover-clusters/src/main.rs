@@ -9,8 +9,8 @@ use okra_aws::handlers::discover::handle;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
-    let eks = Eks::new(aws_sdk_eks::Client::new(&config));
-    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let eks = Eks::from_config(&config);
+    let elb = Elb::from_config(&config);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
         handle(&eks, &elb, okra_aws::parse_input(event.payload)?).await
     }))

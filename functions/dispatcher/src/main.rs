@@ -20,8 +20,8 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sfn::Client::new(&config),
         okra_aws::required_env("STATE_MACHINE_ARN")?,
     );
-    let eks = Eks::new(aws_sdk_eks::Client::new(&config));
-    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let eks = Eks::from_config(&config);
+    let elb = Elb::from_config(&config);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
         handle(&state, &executions, &eks, &elb, event.payload)
     }))

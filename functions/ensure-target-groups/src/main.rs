@@ -10,8 +10,8 @@ use okra_aws::handlers::ensure::handle;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
-    let eks = Eks::new(aws_sdk_eks::Client::new(&config));
-    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let eks = Eks::from_config(&config);
+    let elb = Elb::from_config(&config);
     let asg = AutoScaling::new(aws_sdk_autoscaling::Client::new(&config));
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
         handle(&eks, &elb, &asg, okra_aws::parse_input(event.payload)?).await

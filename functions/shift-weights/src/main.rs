@@ -8,7 +8,7 @@ use okra_aws::handlers::shift::handle;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
-    let elb = Elb::new(aws_sdk_elasticloadbalancingv2::Client::new(&config));
+    let elb = Elb::from_config(&config);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
         handle(&elb, okra_aws::parse_input(event.payload)?).await
     }))

@@ -438,7 +438,7 @@ pub fn cell(w: &World, steps: Value) -> Value {
 
 /// The execution input the dispatcher would give.
 pub fn input(spec: Value) -> Value {
-    json!({"cell": spec, "trigger": "test"})
+    json!({"cell": spec, "trigger": "test", "labels": {}})
 }
 
 /// The cell's name: short, so target group names keep the cluster part readable.

@@ -28,7 +28,7 @@ pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyRespon
 use aws_lambda_events::encodings::Body;
 use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderName, HeaderValue};
 use okra_core::spec::{CellSpec, ParseError};
-use okra_core::validate::{FieldError, SpecError, validate, validate_value};
+use okra_core::validate::{FieldError, check_document, read_document};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -774,23 +774,18 @@ fn read_spec(req: &ApiGatewayProxyRequest, cell: &str) -> std::result::Result<Ce
     if text.trim().is_empty() {
         return Err(Reply::bad("body", "missing: send the cell spec"));
     }
-    let (spec, mut errors, name) = match format {
-        Format::Json => {
-            let v: Value = serde_json::from_str(text)
-                .map_err(|e| Reply::bad("body", format!("not JSON: {e}")))?;
-            let name = v.get("name").and_then(Value::as_str).map(str::to_string);
-            match validate_value(&v) {
-                Ok(spec) => (Some(spec), Vec::new(), name),
-                Err(SpecError::Invalid(e)) => (None, e.errors, name),
-                Err(SpecError::Parse(p)) => return Err(unreadable_spec(&p)),
-            }
+    // Either format is read into one document (a JSON body as JSON, so that its syntax errors
+    // carry JSON's line and column), then checked whole: every error at once.
+    let doc = match format {
+        Format::Json if !text.trim_start().starts_with('{') => {
+            return Err(Reply::bad("body", "not JSON: a cell spec is a JSON object"));
         }
-        Format::Yaml => {
-            let spec = CellSpec::from_yaml(text).map_err(|p| unreadable_spec(&p))?;
-            let errors = validate(&spec).err().map(|e| e.errors).unwrap_or_default();
-            let name = Some(spec.name.clone());
-            (Some(spec), errors, name)
-        }
+        Format::Json | Format::Yaml => read_document(text).map_err(|p| unreadable_spec(&p))?,
+    };
+    let name = doc.get("name").and_then(Value::as_str).map(str::to_string);
+    let (spec, mut errors) = match check_document(&doc) {
+        Ok(spec) => (Some(spec), Vec::new()),
+        Err(e) => (None, e.errors),
     };
     if name.as_deref() != Some(cell) {
         errors.push(FieldError {
@@ -1050,6 +1045,7 @@ where
             DiscoverInput {
                 cell: stored.spec,
                 blocklist,
+                labels: BTreeMap::new(),
             },
         )
         .await?;

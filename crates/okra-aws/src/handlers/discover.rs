@@ -1,11 +1,10 @@
 //! `discover-clusters`: read the cell's clusters, target groups and listener, and decide.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt};
 use okra_core::decision::{Outcome, decide};
 use okra_core::model::{CurrentAction, ForwardStickiness, Observed};
-use okra_core::naming::target_group_name;
 use okra_core::spec::CellSpec;
 use okra_core::validate::validate;
 use serde::{Deserialize, Serialize};
@@ -25,7 +24,15 @@ pub struct DiscoverInput {
     /// Versions that failed a rollout of this cell.
     #[serde(default)]
     pub blocklist: BTreeSet<String>,
+    /// The execution's labels. The `cluster` label (the EKS event's cluster) is described
+    /// directly as well: the tagging API is eventually consistent, and the cluster that
+    /// triggered the rollout may not be in its answer yet.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
+
+/// The label naming the cluster of the EKS event that triggered an execution.
+pub const CLUSTER_LABEL: &str = "cluster";
 
 /// The function's output: the decision and what discovery saw on the way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,7 +45,8 @@ pub struct DiscoverOutput {
     pub outcome: Outcome,
     /// The owned action as read: what the first shift expects to find.
     pub action: CurrentAction,
-    /// How many clusters the account has (all, before the selector).
+    /// How many clusters were described: those the tagging API found for the selector, and the
+    /// triggering event's cluster.
     pub clusters_seen: usize,
     /// The listener okra writes to.
     pub listener_arn: String,
@@ -70,7 +78,12 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
     // AWS one round trip less before the decision; against moto, which gains nothing from
     // concurrent requests, not measurable: BENCHMARKS.md, cold start).
     let clusters = async {
-        let names = eks.list_clusters().await?;
+        let mut names = eks.find_clusters(&cell.cluster_selector.match_tags).await?;
+        if let Some(named) = input.labels.get(CLUSTER_LABEL)
+            && !names.contains(named)
+        {
+            names.push(named.clone());
+        }
         let described = futures::stream::iter(names.iter())
             .map(|n| eks.describe_cluster(n))
             .buffer_unordered(DESCRIBE_CONCURRENCY)
@@ -87,10 +100,6 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let expected_names: Vec<String> = clusters
-        .iter()
-        .map(|c| target_group_name(&cell.name, &c.name))
-        .collect();
     let serving_arns: Vec<String> = match &owned.action {
         CurrentAction::Forward(fa) => fa
             .targets
@@ -99,9 +108,7 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
             .collect(),
         CurrentAction::Other { .. } => Vec::new(),
     };
-    let target_groups = elb
-        .find_target_groups(&cell.name, &expected_names, &serving_arns)
-        .await?;
+    let target_groups = elb.find_target_groups(&cell.name, &serving_arns).await?;
 
     let observed = Observed {
         clusters,

@@ -95,13 +95,7 @@ fn tags_at(v: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>> {
     }
 }
 
-/// The cluster name of an EKS cluster ARN (`arn:aws:eks:REGION:ACCOUNT:cluster/NAME`); `None`
-/// for other EKS resources (node groups, add-ons, ...).
-pub fn cluster_of_arn(arn: &str) -> Option<&str> {
-    let resource = arn.splitn(6, ':').nth(5)?;
-    let name = resource.strip_prefix("cluster/")?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
-}
+pub use crate::eks::cluster_of_arn;
 
 fn parse_cloudtrail(detail: &Value) -> Result<(Filter, BTreeMap<String, String>)> {
     let source = str_at(detail, &["eventSource"], "detail.eventSource")?;
@@ -320,17 +314,26 @@ pub struct DispatchOutput {
     pub note: Option<String>,
 }
 
-/// A [`ClusterPort`] that lists and describes each cluster once per invocation, for all cells.
+/// A selector's tags.
+type Tags = BTreeMap<String, String>;
+
+/// A [`ClusterPort`] that runs each tag query and describes each cluster once per invocation,
+/// for all cells (cells with the same selector share one query; a cluster in several cells is
+/// described once).
 struct SharedClusters<'a, C> {
     inner: &'a C,
-    names: OnceCell<Vec<String>>,
+    queries: Mutex<BTreeMap<Tags, Arc<OnceCell<Vec<String>>>>>,
     clusters: Mutex<BTreeMap<String, Arc<OnceCell<Option<Cluster>>>>>,
 }
 
 impl<C: ClusterPort> ClusterPort for SharedClusters<'_, C> {
-    async fn list_clusters(&self) -> Result<Vec<String>> {
-        self.names
-            .get_or_try_init(|| self.inner.list_clusters())
+    async fn find_clusters(&self, tags: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        let query = {
+            let mut m = self.queries.lock().unwrap_or_else(PoisonError::into_inner);
+            m.entry(tags.clone()).or_default().clone()
+        };
+        query
+            .get_or_try_init(|| self.inner.find_clusters(tags))
             .await
             .cloned()
     }
@@ -437,6 +440,7 @@ where
         DiscoverInput {
             cell: spec.clone(),
             blocklist,
+            labels: ctx.request.labels.clone(),
         },
     )
     .await?;
@@ -573,7 +577,7 @@ where
     let note = (cells.is_empty() && results.is_empty()).then(|| "no cell concerned".to_string());
     let shared = SharedClusters {
         inner: eks,
-        names: OnceCell::new(),
+        queries: Mutex::default(),
         clusters: Mutex::default(),
     };
     let ctx = Ctx {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod check;
 pub mod discover;
 pub mod dispatch;
+pub mod doctor;
 pub mod ensure;
 pub mod shift;
 pub mod state;

@@ -1,0 +1,127 @@
+//! `okra doctor`: reads what a cell needs from the account (read only) and hands it to
+//! [`okra_core::doctor::diagnose`].
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use okra_core::doctor::{Check, Facts, Level, diagnose, metric_checks, uses_datadog, worst};
+use okra_core::spec::CellSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OkraError, Result};
+use crate::ports::{ClusterPort, LoadBalancerPort, MetricsPort, SecretsPort, TrailPort};
+
+/// How many clusters are described at once.
+const DESCRIBE_CONCURRENCY: usize = 8;
+
+/// The doctor's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DoctorReport {
+    /// The cell.
+    pub cell: String,
+    /// The region checked.
+    pub region: String,
+    /// The worst level of the checks.
+    pub level: Level,
+    /// Every check, in a fixed order.
+    pub checks: Vec<Check>,
+}
+
+/// The account's services, as the doctor reads them.
+#[allow(missing_debug_implementations)]
+pub struct Account<'a, C, L, T, M, S> {
+    /// EKS (clusters by tag).
+    pub eks: &'a C,
+    /// ELB.
+    pub elb: &'a L,
+    /// CloudTrail.
+    pub trails: &'a T,
+    /// CloudWatch.
+    pub metrics: &'a M,
+    /// Secrets Manager, and the Datadog secret's ARN (None: none configured).
+    pub secrets: (&'a S, Option<&'a str>),
+    /// The region.
+    pub region: &'a str,
+}
+
+fn why(e: &OkraError) -> String {
+    e.to_string()
+}
+
+/// Checks `cell` against the account. Reads only; never fails for a check's sake (what could
+/// not be read is a check's finding).
+pub async fn handle<C, L, T, M, S>(
+    account: &Account<'_, C, L, T, M, S>,
+    cell: &CellSpec,
+) -> Result<DoctorReport>
+where
+    C: ClusterPort,
+    L: LoadBalancerPort,
+    T: TrailPort,
+    M: MetricsPort,
+    S: SecretsPort,
+{
+    okra_core::validate::validate(cell).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
+    let listener = cell.ingress.listener().map_or("", |(_, arn)| arn);
+    let load_balancer = account
+        .elb
+        .load_balancer(listener)
+        .await
+        .map_err(|e| why(&e));
+    let clusters = async {
+        let names = account
+            .eks
+            .find_clusters(&cell.cluster_selector.match_tags)
+            .await?;
+        let described: Vec<Result<_>> = futures::stream::iter(names.iter())
+            .map(|n| account.eks.describe_cluster(n))
+            .buffered(DESCRIBE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for d in described {
+            out.extend(d?);
+        }
+        Ok::<_, OkraError>(out)
+    }
+    .await
+    .map_err(|e| why(&e));
+    let trails = account.trails.trails().await.map_err(|e| why(&e));
+    let mut metrics = BTreeMap::new();
+    for lookup in metric_checks(cell) {
+        let found = account
+            .metrics
+            .metric_exists(&lookup)
+            .await
+            .map_err(|e| why(&e));
+        metrics.insert(lookup.id, found);
+    }
+    let datadog_secret = if uses_datadog(cell) {
+        Some(match account.secrets {
+            (_, None) => Err("no Datadog secret is configured (DatadogSecretArn)".to_string()),
+            (secrets, Some(arn)) => secrets
+                .secret_string(arn)
+                .await
+                .map(|_| ())
+                .map_err(|e| why(&e)),
+        })
+    } else {
+        None
+    };
+    let facts = Facts {
+        region: account.region.to_string(),
+        load_balancer,
+        clusters,
+        trails,
+        metrics,
+        datadog_secret,
+    };
+    let checks = diagnose(cell, &facts);
+    Ok(DoctorReport {
+        cell: cell.name.clone(),
+        region: account.region.to_string(),
+        level: worst(&checks),
+        checks,
+    })
+}
