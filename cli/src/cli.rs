@@ -113,6 +113,35 @@ pub enum Command {
         /// The cell.
         cell: String,
     },
+    /// Write a starter cell spec from what the account has: the listener, and the clusters a tag
+    /// selector finds with their versions (read only). The spec validates; edit it, then
+    /// `okra doctor -f` and `okra cell apply -f`.
+    Init {
+        /// The cell's name.
+        #[arg(long)]
+        name: String,
+        /// The ALB or NLB listener okra will own.
+        #[arg(long, value_name = "ARN")]
+        listener: String,
+        /// A rule of the listener to own instead of its default action (ALB).
+        #[arg(long, value_name = "ARN")]
+        rule: Option<String>,
+        /// A tag the cell's clusters carry (repeat for more; all must match).
+        #[arg(long = "selector", value_name = "KEY=VALUE", required = true)]
+        selector: Vec<String>,
+        /// The tag that carries a cluster's version.
+        #[arg(long, default_value = okra_core::spec::DEFAULT_VERSION_TAG)]
+        version_tag: String,
+        /// The port targets receive traffic on (the ingress's node port).
+        #[arg(long)]
+        port: u16,
+        /// Where editors find the JSON Schema (`okra cell schema > cell.schema.json`).
+        #[arg(long, default_value = "./cell.schema.json")]
+        schema: String,
+        /// Write here instead of standard output (never over an existing file).
+        #[arg(short = 'o', long = "output-file", value_name = "FILE")]
+        output_file: Option<PathBuf>,
+    },
     /// Check a cell against the account before its first rollout, read only: the listener and
     /// its VPC, the clusters, room for target groups, a CloudTrail trail for EKS events, the
     /// analyses' metrics and the Datadog secret. Each check: ok, warning or error, with what to
@@ -157,6 +186,8 @@ pub enum CellCommand {
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Print the cell spec's JSON Schema (for editors: `okra cell schema > cell.schema.json`).
+    Schema,
     /// Show a cell: spec, revision, lock and blocked versions.
     Get {
         /// The cell.
@@ -300,6 +331,42 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     }
     match &cli.command {
         Command::Cell(CellCommand::Validate { files }) => return check_files(out, files.clone()),
+        Command::Cell(CellCommand::Schema) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&okra_core::spec::json_schema()).unwrap_or_default()
+            );
+            return Ok(exit::OK);
+        }
+        Command::Init {
+            name,
+            listener,
+            rule,
+            selector,
+            version_tag,
+            port,
+            schema,
+            output_file,
+        } => {
+            let selector = selector
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| CliError::usage(format!("--selector {kv}: not KEY=VALUE")))
+                })
+                .collect::<Result<_, _>>()?;
+            let opts = okra_core::init::InitOptions {
+                name: name.clone(),
+                listener_arn: listener.clone(),
+                rule_arn: rule.clone(),
+                selector,
+                version_tag: version_tag.clone(),
+                port: *port,
+                schema: schema.clone(),
+            };
+            return init(&cli.global, &opts, output_file.as_ref()).await;
+        }
         Command::Cell(CellCommand::Lint { paths }) => {
             let roots = if paths.is_empty() {
                 vec![PathBuf::from(".")]
@@ -349,7 +416,9 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Rollout(r) => rollout(&ctx, out, r).await,
         Command::Clusters { cell } => clusters(&ctx, out, &cell).await,
         Command::TargetGroups { cell } => target_groups(&ctx, out, &cell).await,
-        Command::Doctor { .. } => unreachable!("the doctor builds its own clients"),
+        Command::Doctor { .. } | Command::Init { .. } => {
+            unreachable!("doctor and init build their own clients")
+        }
     }
 }
 
@@ -428,6 +497,48 @@ fn plan_lines(v: &Value) -> Vec<String> {
         lines.push(format!("  ignored: {i}"));
     }
     lines
+}
+
+/// `okra init`.
+async fn init(
+    global: &Global,
+    opts: &okra_core::init::InitOptions,
+    output_file: Option<&PathBuf>,
+) -> Result<i32, CliError> {
+    if let Some(f) = output_file
+        && f.exists()
+    {
+        return Err(CliError::new(format!("{} exists", f.display()))
+            .hint("choose another file; okra init never overwrites one"));
+    }
+    let conf = crate::ctx::load_config(&global.target()).await?;
+    let eks = okra_aws::eks::Eks::from_config(&conf);
+    let elb = okra_aws::elb::Elb::from_config(&conf);
+    // The listener must exist (one read, nothing written).
+    elb.read_action(&opts.listener_arn, opts.rule_arn.as_deref())
+        .await?;
+    let mut clusters = Vec::new();
+    for n in eks.find_clusters(&opts.selector).await? {
+        clusters.extend(eks.describe_cluster(&n).await?);
+    }
+    let starter = okra_core::init::starter(opts, &clusters);
+    // What init writes must validate (a bug of okra otherwise).
+    okra_core::validate::read_document(&starter.yaml)
+        .map_err(|e| e.to_string())
+        .and_then(|d| okra_core::validate::check_document(&d).map_err(|e| e.to_string()))
+        .map_err(|e| CliError::internal(format!("the starter spec does not validate: {e}")))?;
+    match output_file {
+        Some(f) => {
+            std::fs::write(f, &starter.yaml)
+                .map_err(|e| CliError::new(format!("cannot write {}: {e}", f.display())))?;
+            eprintln!("wrote {}", f.display());
+            for n in &starter.notes {
+                eprintln!("note: {n}");
+            }
+        }
+        None => print!("{}", starter.yaml),
+    }
+    Ok(exit::OK)
 }
 
 /// `okra doctor`.
@@ -736,7 +847,10 @@ async fn cell(ctx: &Ctx, out: Output, c: CellCommand) -> Result<i32, CliError> {
             });
         }
         // Answered offline in `dispatch`.
-        CellCommand::Binding { .. } | CellCommand::Validate { .. } | CellCommand::Lint { .. } => {
+        CellCommand::Binding { .. }
+        | CellCommand::Validate { .. }
+        | CellCommand::Lint { .. }
+        | CellCommand::Schema => {
             unreachable!("offline commands need no AWS")
         }
     }

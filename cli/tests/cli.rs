@@ -130,6 +130,82 @@ async fn cli_commands_against_the_local_stack() {
     let (code, out, _) = okra(&d, &["clusters", "web"]);
     assert_eq!(code, 0);
     assert!(out.contains("web-a1") && out.contains("1.0.0"), "{out}");
+
+    // okra init: a starter spec from the account, which validates and the doctor reads.
+    let starter = dir.path().join("starter.yaml");
+    let (code, _, err) = okra(
+        &d,
+        &[
+            "init",
+            "--name",
+            "web2",
+            "--listener",
+            &d.listener,
+            "--selector",
+            "okra.io/cell=web",
+            "--port",
+            "30080",
+            "-o",
+            starter.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&starter).unwrap();
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=./cell.schema.json"),
+        "{text}"
+    );
+    assert!(text.contains("# Found: 1.0.0 on web-a1, web-a2"), "{text}");
+    assert!(text.contains("replicas: 2"), "{text}");
+    let (code, out, _) = okra(&d, &["cell", "validate", "-f", starter.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    // Never over an existing file.
+    let (code, _, err) = okra(
+        &d,
+        &[
+            "init",
+            "--name",
+            "web2",
+            "--listener",
+            &d.listener,
+            "--selector",
+            "okra.io/cell=web",
+            "--port",
+            "30080",
+            "-o",
+            starter.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exists"), "{err}");
+    // A listener that does not exist: an error, nothing written.
+    let (code, _, err) = okra(
+        &d,
+        &[
+            "init",
+            "--name",
+            "web3",
+            "--listener",
+            &d.listener
+                .replace(d.listener.rsplit('/').next().unwrap(), "0000000000000000"),
+            "--selector",
+            "okra.io/cell=web",
+            "--port",
+            "30080",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    // The doctor on the starter: no error (warnings: no trail, the metric-less analysis).
+    let (code, out, err) = okra(&d, &["doctor", "-f", starter.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok       listener"), "{out}");
+    assert!(out.contains("ok       clusters"), "{out}");
+    assert!(out.contains("warning  cloudtrail"), "{out}");
+    // The schema the header points at.
+    let (code, out, _) = okra(&d, &["cell", "schema"]);
+    assert_eq!(code, 0);
+    let schema: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(schema["title"], "CellSpec");
     let (code, out, _) = okra(&d, &["plan", "web"]);
     assert_eq!(code, 0);
     assert!(out.contains("initialize"), "{out}");

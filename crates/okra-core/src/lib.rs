@@ -12,7 +12,8 @@
 //! - [`weights`]: the forward action for "the new version gets W %";
 //! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
 //! - [`naming`]: deterministic target-group and execution names;
-//! - [`doctor`]: what a cell needs from the account, checked before the first rollout.
+//! - [`doctor`]: what a cell needs from the account, checked before the first rollout;
+//! - [`init`]: a starter cell spec from what the account has.
 
 pub mod analysis;
 pub mod decision;
@@ -20,6 +21,7 @@ pub mod doctor;
 pub mod duration;
 pub mod health;
 pub mod history;
+pub mod init;
 pub mod model;
 pub mod naming;
 pub mod spec;
