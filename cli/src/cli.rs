@@ -549,10 +549,12 @@ async fn doctor(
     file: Option<&PathBuf>,
     datadog_secret_arn: Option<&str>,
 ) -> Result<i32, CliError> {
-    use okra_aws::handlers::doctor::{Account, handle};
+    use okra_aws::handlers::api::Doctor as _;
+    use okra_aws::handlers::doctor::{Checker, DoctorReport};
     use okra_core::doctor::Level;
     let target = global.target();
-    let spec = match (file, cell) {
+    let datadog = datadog_secret_arn.map(str::to_owned);
+    let report: DoctorReport = match (file, cell) {
         (Some(file), _) => {
             let report = check_file(file);
             if !report.errors.is_empty() {
@@ -563,30 +565,24 @@ async fn doctor(
                 );
             }
             let (text, _) = read_spec(file)?;
-            okra_core::validate::parse_and_validate(&text)
-                .map_err(|e| CliError::internal(format!("the spec checked fine once: {e}")))?
+            let spec = okra_core::validate::parse_and_validate(&text)
+                .map_err(|e| CliError::internal(format!("the spec checked fine once: {e}")))?;
+            let conf = crate::ctx::load_config(&target).await?;
+            Checker::from_config(&conf, datadog).check(&spec).await?
         }
-        (None, Some(cell)) => stored_spec(&Ctx::new(&target).await?, cell).await?,
+        // A stored cell: the API's route, as every other command.
+        (None, Some(cell)) => {
+            let mut ctx = Ctx::new(&target).await?;
+            ctx.doctor = ctx.doctor.clone().with_datadog_secret(datadog);
+            let v = ctx
+                .api("GET", &format!("/cells/{cell}/doctor"), None)
+                .await?;
+            serde_json::from_value(v).map_err(|e| {
+                CliError::internal(format!("the doctor's answer does not read: {e}"))
+            })?
+        }
         (None, None) => return Err(CliError::usage("give a cell, or a spec with -f")),
     };
-    let conf = crate::ctx::load_config(&target).await?;
-    let region = conf.region().map(ToString::to_string).unwrap_or_default();
-    let (eks, elb) = (
-        okra_aws::eks::Eks::from_config(&conf),
-        okra_aws::elb::Elb::from_config(&conf),
-    );
-    let trails = okra_aws::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(&conf));
-    let metrics = okra_aws::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(&conf));
-    let secrets = okra_aws::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(&conf));
-    let account = Account {
-        eks: &eks,
-        elb: &elb,
-        trails: &trails,
-        metrics: &metrics,
-        secrets: (&secrets, datadog_secret_arn),
-        region: &region,
-    };
-    let report = handle(&account, &spec).await?;
     let v = serde_json::to_value(&report)
         .map_err(|e| CliError::internal(format!("the report does not serialize: {e}")))?;
     print(out, &v, || {

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub eks: Eks,
     /// ELBv2.
     pub elb: Elb,
+    /// The account checks (`okra doctor`, `GET /cells/{cell}/doctor`).
+    pub doctor: okra_aws::handlers::doctor::Checker,
     /// Step Functions (execution history).
     pub sfn: aws_sdk_sfn::Client,
     /// The state machine, if one was named.
@@ -107,6 +109,10 @@ impl Ctx {
             ),
             eks: Eks::from_config(conf),
             elb: Elb::from_config(conf),
+            doctor: okra_aws::handlers::doctor::Checker::from_config(
+                conf,
+                std::env::var("OKRA_DATADOG_SECRET_ARN").ok(),
+            ),
             sfn,
             state_machine_arn: target.state_machine_arn.clone(),
             table,
@@ -142,7 +148,14 @@ impl Ctx {
                 req.headers.insert(http::header::CONTENT_TYPE, v);
             }
         }
-        let res = api::handle(&self.state, &self.executions, &self.eks, &self.elb, req).await;
+        let ports = api::Ports {
+            state: &self.state,
+            executions: &self.executions,
+            eks: &self.eks,
+            elb: &self.elb,
+            doctor: &self.doctor,
+        };
+        let res = api::handle(&ports, req).await;
         let text = match res.body {
             Some(Body::Text(t)) => t,
             Some(Body::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),

@@ -201,6 +201,13 @@ async fn cli_commands_against_the_local_stack() {
     assert!(out.contains("ok       listener"), "{out}");
     assert!(out.contains("ok       clusters"), "{out}");
     assert!(out.contains("warning  cloudtrail"), "{out}");
+    // A stored cell: through the API's route (GET /cells/web/doctor), JSON for scripts.
+    let (code, out, err) = okra(&d, &["doctor", "web", "--output", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["cell"], "web");
+    assert_eq!(report["checks"][0]["id"], "listener");
+    assert_eq!(report["checks"][0]["level"], "ok");
     // The schema the header points at.
     let (code, out, _) = okra(&d, &["cell", "schema"]);
     assert_eq!(code, 0);

@@ -9,7 +9,7 @@ use common::{CELL, LISTENER, cell, cell_json, fwd, tags};
 use okra_aws::OkraError;
 use okra_aws::fakes::{FakeEks, FakeElb, FakeExecutions, FakeState, RawAction};
 use okra_aws::handlers::api::{
-    ApiGatewayProxyRequest, ApiGatewayProxyResponse, MAX_BODY_BYTES, handle,
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, Doctor, MAX_BODY_BYTES, Ports, handle,
 };
 use okra_aws::state::{Block, ExecutionInput, HistoryEntry, Lock, Rollout, Signal, StatePort};
 use pretty_assertions::assert_eq;
@@ -28,6 +28,34 @@ struct World {
     execs: FakeExecutions,
     eks: FakeEks,
     elb: FakeElb,
+    doctor: AskedDoctor,
+}
+
+/// A doctor that records the cells it was asked about and finds one warning.
+#[derive(Default)]
+struct AskedDoctor {
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl Doctor for AskedDoctor {
+    async fn check(
+        &self,
+        cell: &okra_core::spec::CellSpec,
+    ) -> okra_aws::Result<okra_aws::handlers::doctor::DoctorReport> {
+        self.asked.lock().expect("lock").push(cell.name.clone());
+        let check = okra_core::doctor::Check {
+            id: "cloudtrail".into(),
+            level: okra_core::doctor::Level::Warning,
+            summary: "no trail".into(),
+            fix: Some("create one".into()),
+        };
+        Ok(okra_aws::handlers::doctor::DoctorReport {
+            cell: cell.name.clone(),
+            region: "eu-west-1".into(),
+            level: check.level,
+            checks: vec![check],
+        })
+    }
 }
 
 /// Cell `web` (revision 1): `web-a1` serves 1.0.0 at 100 %, `web-b1` is ACTIVE with 1.1.0, so a
@@ -38,6 +66,7 @@ fn world() -> World {
         execs: FakeExecutions::new(),
         eks: FakeEks::new(),
         elb: FakeElb::new(),
+        doctor: AskedDoctor::default(),
     };
     w.eks.add_active("web-a1", &tags("1.0.0"));
     w.eks.add_active("web-b1", &tags("1.1.0"));
@@ -148,7 +177,14 @@ impl World {
     }
 
     async fn raw(&self, req: ApiGatewayProxyRequest) -> Resp {
-        Resp::from(handle(&self.state, &self.execs, &self.eks, &self.elb, req).await)
+        let ports = Ports {
+            state: &self.state,
+            executions: &self.execs,
+            eks: &self.eks,
+            elb: &self.elb,
+            doctor: &self.doctor,
+        };
+        Resp::from(handle(&ports, req).await)
     }
 
     async fn stored_revision(&self) -> Option<u64> {
@@ -1810,4 +1846,22 @@ async fn a_second_cell_on_the_same_listener_is_refused() {
     // The cell itself may be stored again (its own listener is no conflict).
     let r = w.call(put_json(&cell_json(1))).await;
     r.expect(200);
+}
+
+#[tokio::test]
+async fn the_doctor_route_checks_the_stored_cell() {
+    let w = world();
+    let r = w.call(req("GET", "/cells/web/doctor")).await;
+    r.expect(200);
+    assert_eq!(r.body["cell"], "web");
+    assert_eq!(r.body["level"], "warning");
+    assert_eq!(r.body["checks"][0]["id"], "cloudtrail");
+    assert_eq!(r.body["checks"][0]["fix"], "create one");
+    let r = w.call(req("GET", "/cells/nope/doctor")).await;
+    r.expect(404);
+    let r = w.call(req("POST", "/cells/web/doctor")).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(*w.doctor.asked.lock().expect("lock"), ["web"]);
+    // Read only: nothing written anywhere.
+    assert_eq!(w.writes(), 0);
 }

@@ -1,10 +1,12 @@
-//! api: see `okra_aws::handlers::api`. Environment: `TABLE_NAME`, `STATE_MACHINE_ARN`.
+//! api: see `okra_aws::handlers::api`. Environment: `TABLE_NAME`, `STATE_MACHINE_ARN`,
+//! `DATADOG_SECRET_ARN` (optional: the doctor checks it can be read).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use okra_aws::dynamo::Dynamo;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
-use okra_aws::handlers::api::{ApiGatewayProxyRequest, handle};
+use okra_aws::handlers::api::{ApiGatewayProxyRequest, Ports, handle};
+use okra_aws::handlers::doctor::Checker;
 use okra_aws::sfn::Sfn;
 
 #[tokio::main]
@@ -21,11 +23,18 @@ async fn main() -> Result<(), Error> {
     );
     let eks = Eks::from_config(&config);
     let elb = Elb::from_config(&config);
-    let ports = (&state, &executions, &eks, &elb);
+    let doctor = Checker::from_config(&config, std::env::var("DATADOG_SECRET_ARN").ok());
+    let ports = Ports {
+        state: &state,
+        executions: &executions,
+        eks: &eks,
+        elb: &elb,
+        doctor: &doctor,
+    };
+    let ports = &ports;
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
-            let (state, executions, eks, elb) = ports;
-            Ok::<_, Error>(handle(state, executions, eks, elb, event.payload).await)
+            Ok::<_, Error>(handle(ports, event.payload).await)
         },
     ))
     .await

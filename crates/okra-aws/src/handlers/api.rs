@@ -78,6 +78,11 @@ pub enum Endpoint {
         /// The cell.
         cell: String,
     },
+    /// `GET /cells/{cell}/doctor`.
+    Doctor {
+        /// The cell.
+        cell: String,
+    },
     /// `GET /cells/{cell}/rollouts`.
     ListRollouts {
         /// The cell.
@@ -122,6 +127,7 @@ impl Endpoint {
             Self::PutCell { .. } => "PUT /cells/{cell}",
             Self::DeleteCell { .. } => "DELETE /cells/{cell}",
             Self::Plan { .. } => "GET /cells/{cell}/plan",
+            Self::Doctor { .. } => "GET /cells/{cell}/doctor",
             Self::ListRollouts { .. } => "GET /cells/{cell}/rollouts",
             Self::StartRollout { .. } => "POST /cells/{cell}/rollouts",
             Self::GetRollout { .. } => "GET /cells/{cell}/rollouts/{id}",
@@ -252,6 +258,7 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         Cells,
         Cell,
         Plan,
+        Doctor,
         Rollouts,
         Rollout,
         Action(Option<Signal>),
@@ -272,6 +279,7 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         1 => Shape::Cells,
         2 => Shape::Cell,
         3 if lit(2, "plan") => Shape::Plan,
+        3 if lit(2, "doctor") => Shape::Doctor,
         3 if lit(2, "rollouts") => Shape::Rollouts,
         4 if lit(2, "rollouts") => Shape::Rollout,
         5 if lit(2, "rollouts") => {
@@ -288,7 +296,7 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         _ => return Err(RouteError::NotFound),
     };
     let allow: &'static [&'static str] = match shape {
-        Shape::Cells | Shape::Plan | Shape::Rollout => &["GET"],
+        Shape::Cells | Shape::Plan | Shape::Doctor | Shape::Rollout => &["GET"],
         Shape::Cell => &["GET", "PUT", "DELETE"],
         Shape::Rollouts => &["GET", "POST"],
         Shape::Action(_) => &["POST"],
@@ -305,6 +313,7 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         (Shape::Cell, "PUT") => Endpoint::PutCell { cell },
         (Shape::Cell, _) => Endpoint::DeleteCell { cell },
         (Shape::Plan, _) => Endpoint::Plan { cell },
+        (Shape::Doctor, _) => Endpoint::Doctor { cell },
         (Shape::Rollouts, "GET") => Endpoint::ListRollouts { cell },
         (Shape::Rollouts, _) => Endpoint::StartRollout { cell },
         (Shape::Rollout, _) => Endpoint::GetRollout {
@@ -837,19 +846,42 @@ fn labels(req: &ApiGatewayProxyRequest) -> BTreeMap<String, String> {
 // The handler
 // ---------------------------------------------------------------------------------------------
 
-struct Api<'a, S, X, C, L> {
+struct Api<'a, S, X, C, L, D> {
     state: &'a S,
     executions: &'a X,
     eks: &'a C,
     elb: &'a L,
+    doctor: &'a D,
+}
+
+/// The account checks of `GET /cells/{cell}/doctor` (`okra doctor`): the function's main gives
+/// them ([`crate::handlers::doctor::Checker`]), tests a double.
+pub trait Doctor: Send + Sync {
+    /// Checks `cell` against the account (read only).
+    fn check(
+        &self,
+        cell: &CellSpec,
+    ) -> impl std::future::Future<Output = crate::Result<crate::handlers::doctor::DoctorReport>> + Send;
+}
+
+/// The ports the API answers from.
+#[allow(missing_debug_implementations)]
+pub struct Ports<'a, S, X, C, L, D> {
+    /// The table.
+    pub state: &'a S,
+    /// The state machine's executions.
+    pub executions: &'a X,
+    /// EKS.
+    pub eks: &'a C,
+    /// ELB.
+    pub elb: &'a L,
+    /// The account checks.
+    pub doctor: &'a D,
 }
 
 /// Answers one API Gateway REST proxy request. Never fails: every error is an answer.
-pub async fn handle<S, X, C, L>(
-    state: &S,
-    executions: &X,
-    eks: &C,
-    elb: &L,
+pub async fn handle<S, X, C, L, D>(
+    ports: &Ports<'_, S, X, C, L, D>,
     req: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse
 where
@@ -857,12 +889,14 @@ where
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+    D: Doctor,
 {
     let api = Api {
-        state,
-        executions,
-        eks,
-        elb,
+        state: ports.state,
+        executions: ports.executions,
+        eks: ports.eks,
+        elb: ports.elb,
+        doctor: ports.doctor,
     };
     let (route, reply) = match route(req.http_method.as_str(), &request_path(&req)) {
         Err(e) => ("unmatched", route_error(e)),
@@ -879,12 +913,13 @@ where
     reply.into_response()
 }
 
-impl<S, X, C, L> Api<'_, S, X, C, L>
+impl<S, X, C, L, D> Api<'_, S, X, C, L, D>
 where
     S: StatePort,
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+    D: Doctor,
 {
     async fn serve(&self, ep: Endpoint, req: &ApiGatewayProxyRequest) -> Answer {
         match ep {
@@ -893,6 +928,7 @@ where
             Endpoint::PutCell { cell } => self.put_cell(&cell, req).await,
             Endpoint::DeleteCell { cell } => self.delete_cell(&cell).await,
             Endpoint::Plan { cell } => self.plan(&cell).await,
+            Endpoint::Doctor { cell } => self.doctor(&cell).await,
             Endpoint::ListRollouts { cell } => self.list_rollouts(&cell, limit(req)?).await,
             Endpoint::StartRollout { cell } => self.start(&cell, labels(req), None).await,
             Endpoint::GetRollout { cell, id } => self.get_rollout(&cell, &id).await,
@@ -1050,6 +1086,16 @@ where
         )
         .await?;
         Ok(Reply::json(200, &out))
+    }
+
+    async fn doctor(&self, cell: &str) -> Answer {
+        let stored = self
+            .state
+            .get_cell(cell)
+            .await?
+            .ok_or_else(|| Reply::not_found(format!("cell {cell}")))?;
+        let report = self.doctor.check(&stored.spec).await?;
+        Ok(Reply::json(200, &report))
     }
 
     async fn list_rollouts(&self, cell: &str, limit: usize) -> Answer {

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use okra_core::doctor::{Check, Facts, Level, diagnose, metric_checks, uses_datadog, worst};
 use okra_core::spec::CellSpec;
 use serde::{Deserialize, Serialize};
@@ -74,14 +73,13 @@ where
             .eks
             .find_clusters(&cell.cluster_selector.match_tags)
             .await?;
-        let described: Vec<Result<_>> = futures::stream::iter(names.iter())
-            .map(|n| account.eks.describe_cluster(n))
-            .buffered(DESCRIBE_CONCURRENCY)
-            .collect()
-            .await;
         let mut out = Vec::new();
-        for d in described {
-            out.extend(d?);
+        for chunk in names.chunks(DESCRIBE_CONCURRENCY) {
+            let described = futures::future::try_join_all(
+                chunk.iter().map(|n| account.eks.describe_cluster(n)),
+            )
+            .await?;
+            out.extend(described.into_iter().flatten());
         }
         Ok::<_, OkraError>(out)
     }
@@ -124,4 +122,68 @@ where
         level: worst(&checks),
         checks,
     })
+}
+
+impl<C, L, T, M, S> crate::handlers::api::Doctor for Account<'_, C, L, T, M, S>
+where
+    C: ClusterPort,
+    L: LoadBalancerPort,
+    T: TrailPort,
+    M: MetricsPort,
+    S: SecretsPort,
+{
+    async fn check(&self, cell: &CellSpec) -> Result<DoctorReport> {
+        handle(self, cell).await
+    }
+}
+
+/// The doctor over the SDK adapters, built once from a configuration (the api function, the
+/// CLI).
+#[derive(Debug, Clone)]
+pub struct Checker {
+    eks: crate::eks::Eks,
+    elb: crate::elb::Elb,
+    trails: crate::cloudtrail::CloudTrail,
+    metrics: crate::cloudwatch::CloudWatch,
+    secrets: crate::secrets::Secrets,
+    datadog_secret: Option<String>,
+    region: String,
+}
+
+impl Checker {
+    /// The adapters over `config`; `datadog_secret` is the Datadog keys' secret, if any.
+    pub fn from_config(config: &aws_config::SdkConfig, datadog_secret: Option<String>) -> Self {
+        Self {
+            eks: crate::eks::Eks::from_config(config),
+            elb: crate::elb::Elb::from_config(config),
+            trails: crate::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(config)),
+            metrics: crate::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(config)),
+            secrets: crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config)),
+            datadog_secret: datadog_secret.filter(|s| !s.is_empty()),
+            region: config.region().map(ToString::to_string).unwrap_or_default(),
+        }
+    }
+
+    /// Another Datadog secret (the CLI's `--datadog-secret-arn`).
+    #[must_use]
+    pub fn with_datadog_secret(mut self, arn: Option<String>) -> Self {
+        if arn.is_some() {
+            self.datadog_secret = arn;
+        }
+        self
+    }
+}
+
+impl crate::handlers::api::Doctor for Checker {
+    async fn check(&self, cell: &CellSpec) -> Result<DoctorReport> {
+        let account = Account {
+            eks: &self.eks,
+            elb: &self.elb,
+            trails: &self.trails,
+            metrics: &self.metrics,
+            secrets: (&self.secrets, self.datadog_secret.as_deref()),
+            region: &self.region,
+        };
+        handle(&account, cell).await
+    }
 }
