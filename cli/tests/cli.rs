@@ -133,22 +133,24 @@ async fn cli_commands_against_the_local_stack() {
 
     // okra init: a starter spec from the account, which validates and the doctor reads.
     let starter = dir.path().join("starter.yaml");
-    let (code, _, err) = okra(
-        &d,
-        &[
+    let init = |listener: &str, out: Option<&Path>| {
+        let mut args = vec![
             "init",
             "--name",
             "web2",
             "--listener",
-            &d.listener,
+            listener,
             "--selector",
             "okra.io/cell=web",
             "--port",
             "30080",
-            "-o",
-            starter.to_str().unwrap(),
-        ],
-    );
+        ];
+        if let Some(o) = out {
+            args.extend(["-o", o.to_str().unwrap()]);
+        }
+        okra(&d, &args)
+    };
+    let (code, _, err) = init(&d.listener, Some(&starter));
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&starter).unwrap();
     assert!(
@@ -160,41 +162,16 @@ async fn cli_commands_against_the_local_stack() {
     let (code, out, _) = okra(&d, &["cell", "validate", "-f", starter.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     // Never over an existing file.
-    let (code, _, err) = okra(
-        &d,
-        &[
-            "init",
-            "--name",
-            "web2",
-            "--listener",
-            &d.listener,
-            "--selector",
-            "okra.io/cell=web",
-            "--port",
-            "30080",
-            "-o",
-            starter.to_str().unwrap(),
-        ],
-    );
+    let (code, _, err) = init(&d.listener, Some(&starter));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("exists"), "{err}");
     // A listener that does not exist: an error, nothing written.
-    let (code, _, err) = okra(
-        &d,
-        &[
-            "init",
-            "--name",
-            "web3",
-            "--listener",
-            &d.listener
-                .replace(d.listener.rsplit('/').next().unwrap(), "0000000000000000"),
-            "--selector",
-            "okra.io/cell=web",
-            "--port",
-            "30080",
-        ],
-    );
+    let gone = d
+        .listener
+        .replace(d.listener.rsplit('/').next().unwrap(), "0000000000000000");
+    let (code, out, err) = init(&gone, None);
     assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
     // The doctor on the starter: no error (warnings: no trail, the metric-less analysis).
     let (code, out, err) = okra(&d, &["doctor", "-f", starter.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");

@@ -163,7 +163,8 @@ def start_proxy(upstream_port, calls):
                     local.conn = None
                     if attempt:
                         raise
-            calls.add((t0 * 1000, (time.time() - t0) * 1000, service, action))
+            calls.add((t0 * 1000, (time.time() - t0) * 1000, service, action, r.status,
+                       b"Throttl" in data[:600]))
             self.send_response(r.status, r.reason)
             for k, v in r.getheaders():
                 if k.lower() not in ("transfer-encoding", "content-length", "connection", "date", "server"):
@@ -452,7 +453,17 @@ def section_discovery(r, procs, sizes, runs):
 
 # (clusters in the account, cells per tick) of the reconcile-tick grid; each cell has 4 clusters.
 TICK_GRID = [(10, [1]), (100, [1, 10]), (1000, [1, 10, 100]), (10000, [1, 10, 100])]
+if os.environ.get("OKRA_BENCH_TICK_GRID"):  # e.g. "10000:100" (clusters:cells,cells;...)
+    TICK_GRID = [(int(c), [int(n) for n in ns.split(",")])
+                 for c, ns in (p.split(":") for p in os.environ["OKRA_BENCH_TICK_GRID"].split(";"))]
 EKS_ELB = ("eks:", "elasticloadbalancing:", "tagging:")
+
+
+def post_json(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"{}")
 
 
 def old_design_calls(clusters, cells, target_groups, per_cell_candidates=6):
@@ -516,11 +527,28 @@ def section_tick(r, procs, grid):
             by = Calls.by_action(calls)
             eks_elb = sum(v for k_, v in by.items() if k_.startswith(EKS_ELB))
             answer = run[0]["answerBody"] or ""
-            out.append({"clusters": made, "cells": cells, "targetGroups": tgs,
-                        "wallMs": round(run[0]["coldMs"]), "calls": by, "callCount": len(calls),
-                        "eksElbCalls": eks_elb, "oldDesignEksElbCalls": old_design_calls(made, cells, tgs),
-                        "answer": run[0]["answer"],
-                        "outcomes": sorted(set(re.findall(r'"outcome":"(\w+)"', answer)))})
+            point = {"clusters": made, "cells": cells, "targetGroups": tgs,
+                     "wallMs": round(run[0]["coldMs"]), "calls": by, "callCount": len(calls),
+                     "eksElbCalls": eks_elb, "oldDesignEksElbCalls": old_design_calls(made, cells, tgs),
+                     "answer": run[0]["answer"],
+                     "outcomes": sorted(set(re.findall(r'"outcome":"(\w+)"', answer)))}
+            if cells >= 100:
+                # Again under AWS-style throttling (strict moto's token buckets), with the retry
+                # mode template.yaml deploys: adaptive, 5 attempts.
+                post_json(f"{moto_url}/_okra/throttle", {"enabled": True})
+                t0 = time.time() * 1000
+                run = bench_fn([str(REL / "dispatcher")], [ev], 1, 0,
+                               aws_env(proxy_url, {"AWS_RETRY_MODE": "adaptive", "AWS_MAX_ATTEMPTS": "5"}),
+                               timeout_ms=300_000)
+                calls = CALLS.since(t0)
+                post_json(f"{moto_url}/_okra/throttle", {"enabled": False})
+                answer = run[0]["answerBody"] or ""
+                point["throttled"] = {
+                    "wallMs": round(run[0]["coldMs"]), "callCount": len(calls), "answer": run[0]["answer"],
+                    "throttledCalls": sum(1 for c in calls if c[4] in (400, 429) and c[5]),
+                    "outcomes": sorted(set(re.findall(r'"outcome":"(\w+)"', answer))),
+                    "errors": sorted(set(re.findall(r'"errorType":"(\w+)"', answer)))}
+            out.append(point)
     r["tick"] = out
 
 

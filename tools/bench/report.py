@@ -183,6 +183,14 @@ def write(r, out: Path):
             add(f"| {t['clusters']} | {t['cells']} | {t['callCount']} | {t['eksElbCalls']} | "
                 f"{t['oldDesignEksElbCalls']} | {t['wallMs']:,} ms | {fmt_calls(t['calls'])} |")
         add("")
+        for t in tick:
+            th = t.get("throttled")
+            if th:
+                add(f"Under AWS-style throttling (strict moto's token buckets, `AWS_RETRY_MODE=adaptive`, 5 "
+                    f"attempts), {t['cells']} cells in {t['clusters']} clusters: {th['callCount']} calls of "
+                    f"which {th['throttledCalls']} throttled, {th['wallMs']:,} ms, outcomes {th['outcomes']}, "
+                    f"errors {th['errors'] or 'none'}.")
+                add("")
     if fns:
         add("Per function (cold = spawn → first answer; warm = event handed out → answer; RSS = VmHWM):")
         add("")

@@ -36,11 +36,16 @@ CloudWatch: a GetMetricData MetricStat query reads exactly the metric of its nam
 dimension set; metric math (+ - * /, SUM/AVG/MIN/MAX of [ids] or METRICS()) is computed element-wise
 over the call's series; other expressions are refused (ValidationError), never silently empty.
 
+Throttling (opt-in: OKRA_THROTTLE=1 or `POST /_okra/throttle {"enabled": true}`): a token bucket
+per service and operation group, refused calls answered in each service's throttling shape;
+`GET /_okra/calls` counts calls and throttled calls per operation (`DELETE` resets).
+
 Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) and node groups
 from the EKS backend (moto's EKS takes no part in it), and pages by ResourcesPerPage only (moto
 also cuts pages at 100 tags).
 """
 import inspect
+import io
 import ipaddress
 import json
 import os
@@ -513,10 +518,141 @@ def get_resources(self, pagination_token=None, resources_per_page=50, tags_per_p
 tagging_models.ResourceGroupsTaggingAPIBackend.get_resources = get_resources
 
 
+# ------------------------------------------------------------------ throttling
+# AWS throttles API calls per account and region with token buckets: a bucket per operation
+# group holds `burst` tokens, a call takes one, tokens come back at `rate` per second, and a call
+# that finds the bucket empty is refused (ELB user guide, "Request throttling for the Elastic Load
+# Balancing API"; EC2's "Request throttling" describes the same model). Off unless
+# OKRA_THROTTLE=1 or `POST /_okra/throttle {"enabled": true}`: the other suites measure behaviour,
+# not rates. Buckets (burst, refill per second):
+THROTTLE_RATES = {
+    # ELBv2: the figures of the issue's measurement ("Describe* burst ~40, ~10/s"); writes and
+    # target registration get buckets of their own, sizes chosen (not documented per operation).
+    ("elasticloadbalancing", "describe"): (40.0, 10.0),
+    ("elasticloadbalancing", "register"): (20.0, 5.0),
+    ("elasticloadbalancing", "write"): (20.0, 5.0),
+    # EKS documents no per-operation figures: chosen.
+    ("eks", "read"): (50.0, 10.0),
+    ("eks", "write"): (10.0, 2.0),
+    # The Resource Groups Tagging API documents none either: chosen.
+    ("tagging", "read"): (20.0, 5.0),
+}
+THROTTLE = {"enabled": os.environ.get("OKRA_THROTTLE") == "1"}
+BUCKETS: dict[tuple, list[float]] = {}
+CALLS: dict[str, dict[str, int]] = {}
+
+
+def operation_of(environ, body: bytes) -> tuple[str, str]:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    service = "?"
+    if "Credential=" in auth:
+        parts = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        if len(parts) >= 4:
+            service = parts[3]
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return service, target.split(".")[-1]
+    if body[:400].find(b"Action=") >= 0:
+        for kv in body.split(b"&"):
+            if kv.startswith(b"Action="):
+                return service, kv[len(b"Action="):].decode(errors="replace")
+    return service, f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
+
+
+def group_of(service: str, operation: str, method: str) -> str | None:
+    if service == "elasticloadbalancing":
+        if operation.startswith("Describe"):
+            return "describe"
+        if operation in ("RegisterTargets", "DeregisterTargets"):
+            return "register"
+        return "write"
+    if service == "eks":
+        return "read" if method == "GET" else "write"
+    if service == "tagging":
+        return "read"
+    return None
+
+
+def take_token(key: tuple) -> bool:
+    burst, rate = THROTTLE_RATES[key]
+    now = time.monotonic()
+    with LOCK:
+        tokens, last = BUCKETS.get(key, [burst, now])
+        tokens = min(burst, tokens + (now - last) * rate)
+        if tokens < 1.0:
+            BUCKETS[key] = [tokens, now]
+            return False
+        BUCKETS[key] = [tokens - 1.0, now]
+        return True
+
+
+def throttled_answer(service: str, start_response):
+    message = "Rate exceeded"
+    if service == "eks":
+        status, ctype = "429 Too Many Requests", "application/json"
+        body = json.dumps({"message": message})
+        headers = [("x-amzn-ErrorType", "ThrottlingException")]
+    elif service == "tagging":
+        status, ctype = "400 Bad Request", "application/x-amz-json-1.1"
+        body = json.dumps({"__type": "ThrottledException", "Message": message})
+        headers = []
+    else:
+        status, ctype = "400 Bad Request", "text/xml"
+        body = ("<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                f"<Message>{message}</Message></Error><RequestId>okra-throttle</RequestId></ErrorResponse>")
+        headers = []
+    data = body.encode()
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(data)))] + headers)
+    return [data]
+
+
+def with_throttling(app):
+    def wsgi(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(("/_okra/", "/moto-api")):
+            return app(environ, start_response)
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(n) if n else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        service, operation = operation_of(environ, body)
+        group = group_of(service, operation, environ.get("REQUEST_METHOD", ""))
+        refused = THROTTLE["enabled"] and group is not None and not take_token((service, group))
+        with LOCK:
+            c = CALLS.setdefault(f"{service}:{operation}", {"calls": 0, "throttled": 0})
+            c["calls"] += 1
+            c["throttled"] += int(refused)
+        if refused:
+            return throttled_answer(service, start_response)
+        return app(environ, start_response)
+    return wsgi
+
+
+def admin_throttle(req) -> str:
+    with LOCK:
+        if req.method == "POST":
+            body = json.loads(req.get_data(as_text=True) or "{}")
+            THROTTLE["enabled"] = bool(body.get("enabled"))
+            BUCKETS.clear()
+        return json.dumps({"enabled": THROTTLE["enabled"],
+                           "rates": {f"{s}:{g}": {"burst": b, "perSecond": r}
+                                     for (s, g), (b, r) in THROTTLE_RATES.items()}})
+
+
+def admin_calls(req) -> str:
+    with LOCK:
+        if req.method == "DELETE":
+            CALLS.clear()
+        return json.dumps({"calls": CALLS})
+
+
 # ------------------------------------------------------------------ the admin route
 def with_admin(app):
     def wsgi(environ, start_response):
-        if not environ.get("PATH_INFO", "").startswith("/_okra/targets"):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(("/_okra/throttle", "/_okra/calls")):
+            req = Request(environ)
+            answer = admin_throttle(req) if path.startswith("/_okra/throttle") else admin_calls(req)
+            return Response(answer, mimetype="application/json")(environ, start_response)
+        if not path.startswith("/_okra/targets"):
             return app(environ, start_response)
         req = Request(environ)
         with LOCK:
@@ -542,7 +678,8 @@ def main(argv: list[str]) -> None:
     threading.Thread(target=checker, name="elb-health-checker", daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
-    run_simple(args.host, args.port, with_admin(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(args.host, args.port, with_admin(with_throttling(app)), threaded=True,
+               request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

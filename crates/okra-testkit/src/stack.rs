@@ -634,6 +634,29 @@ impl LocalAws {
         Ok(())
     }
 
+    /// Turns the strict moto's AWS-style throttling on or off (a token bucket per service and
+    /// operation group; `POST /_okra/throttle`, tools/local-aws/strict_moto.py). Off by default.
+    pub fn set_throttling(&self, enabled: bool) -> anyhow::Result<()> {
+        ureq::post(&format!("{}/_okra/throttle", self.endpoint))
+            .header("Content-Type", "application/json")
+            .send(serde_json::json!({ "enabled": enabled }).to_string())
+            .context("setting throttling")?;
+        Ok(())
+    }
+
+    /// Calls and throttled calls per `service:operation` since the stack started (or the last
+    /// reset), as the strict moto counted them (`GET /_okra/calls`; `reset` clears them).
+    pub fn calls(&self, reset: bool) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}/_okra/calls", self.endpoint);
+        let mut res = if reset {
+            ureq::delete(&url).call()
+        } else {
+            ureq::get(&url).call()
+        }
+        .context("reading the call counts")?;
+        Ok(res.body_mut().read_json::<serde_json::Value>()?["calls"].take())
+    }
+
     /// moto: `http://127.0.0.1:PORT`, for `aws_config::defaults(..).endpoint_url(..)`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
