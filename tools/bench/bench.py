@@ -163,8 +163,9 @@ def start_proxy(upstream_port, calls):
                     local.conn = None
                     if attempt:
                         raise
-            calls.add((t0 * 1000, (time.time() - t0) * 1000, service, action, r.status,
-                       b"Throttl" in data[:600]))
+            throttled = (b"Throttl" in data[:600]
+                         or "Throttl" in (r.getheader("x-amzn-ErrorType") or ""))
+            calls.add((t0 * 1000, (time.time() - t0) * 1000, service, action, r.status, throttled))
             self.send_response(r.status, r.reason)
             for k, v in r.getheaders():
                 if k.lower() not in ("transfer-encoding", "content-length", "connection", "date", "server"):
@@ -506,9 +507,13 @@ def section_tick(r, procs, grid):
                                                 "okra.io/version": "1.0.0" if j < 2 else "1.1.0"})
                     made += 1
                 cells_made += 1
+            # The account's other clusters, in batches straight into strict moto's EKS backend.
             while made < clusters:
-                w.cluster(f"tick-other-{made:05d}", {"okra.io/cell": f"other-{made % 50}", "okra.io/version": "1.0.0"})
-                made += 1
+                batch = [{"name": f"tick-other-{i:05d}", "vpcId": w.vpc, "subnetIds": w.subnets,
+                          "tags": {"okra.io/cell": f"other-{i % 50}", "okra.io/version": "1.0.0"}}
+                         for i in range(made, min(clusters, made + 500))]
+                post_json(f"{moto_url}/_okra/seed/eks-clusters", {"clusters": batch})
+                made += len(batch)
             # Exactly the first `cells` cells in the table (the grid goes back to fewer cells).
             for k, spec in specs.items():
                 key = {"pk": {"S": "CELLS"}, "sk": {"S": spec["name"]}}
@@ -545,7 +550,8 @@ def section_tick(r, procs, grid):
                 answer = run[0]["answerBody"] or ""
                 point["throttled"] = {
                     "wallMs": round(run[0]["coldMs"]), "callCount": len(calls), "answer": run[0]["answer"],
-                    "throttledCalls": sum(1 for c in calls if c[4] in (400, 429) and c[5]),
+                    "throttledCalls": sum(1 for c in calls if c[5]),
+                    "throttledByAction": Calls.by_action([c for c in calls if c[5]]),
                     "outcomes": sorted(set(re.findall(r'"outcome":"(\w+)"', answer))),
                     "errors": sorted(set(re.findall(r'"errorType":"(\w+)"', answer)))}
             out.append(point)

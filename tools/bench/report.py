@@ -188,7 +188,8 @@ def write(r, out: Path):
             if th:
                 add(f"Under AWS-style throttling (strict moto's token buckets, `AWS_RETRY_MODE=adaptive`, 5 "
                     f"attempts), {t['cells']} cells in {t['clusters']} clusters: {th['callCount']} calls of "
-                    f"which {th['throttledCalls']} throttled, {th['wallMs']:,} ms, outcomes {th['outcomes']}, "
+                    f"which {th['throttledCalls']} throttled ({fmt_calls(th.get('throttledByAction') or {})}), "
+                    f"{th['wallMs']:,} ms, outcomes {th['outcomes']}, "
                     f"errors {th['errors'] or 'none'}.")
                 add("")
     if fns:

@@ -39,6 +39,7 @@ over the call's series; other expressions are refused (ValidationError), never s
 Throttling (opt-in: OKRA_THROTTLE=1 or `POST /_okra/throttle {"enabled": true}`): a token bucket
 per service and operation group, refused calls answered in each service's throttling shape;
 `GET /_okra/calls` counts calls and throttled calls per operation (`DELETE` resets).
+`POST /_okra/seed/eks-clusters` makes many EKS clusters at once (benchmarks).
 
 Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) and node groups
 from the EKS backend (moto's EKS takes no part in it), and pages by ResourcesPerPage only (moto
@@ -637,6 +638,31 @@ def admin_throttle(req) -> str:
                                      for (s, g), (b, r) in THROTTLE_RATES.items()}})
 
 
+def admin_seed_clusters(req) -> str:
+    """`POST /_okra/seed/eks-clusters {"account", "region", "clusters": [{"name", "tags",
+    "vpcId", "subnetIds"}]}`: EKS clusters made in the backend directly, as CreateCluster would
+    (for benchmarks of accounts with thousands of clusters; the REST API takes ~80 ms each)."""
+    body = json.loads(req.get_data(as_text=True) or "{}")
+    backend = eks_models.eks_backends[body.get("account", "123456789012")][body.get("region", "us-east-1")]
+    t0 = time.time()
+    made = 0
+    # moto checks the role ARN with a new boto3 session per cluster (~50 ms): the seed's role is
+    # well formed, so not here.
+    check_role, eks_models.validate_role_arn = eks_models.validate_role_arn, lambda _arn: None
+    try:
+        for c in body.get("clusters") or []:
+            if c["name"] in backend.clusters:
+                continue
+            backend.create_cluster(
+                name=c["name"], role_arn="arn:aws:iam::123456789012:role/eks",
+                resources_vpc_config={"subnetIds": c.get("subnetIds") or [], "vpcId": c.get("vpcId")},
+                tags=dict(c.get("tags") or {}))
+            made += 1
+    finally:
+        eks_models.validate_role_arn = check_role
+    return json.dumps({"made": made, "seconds": round(time.time() - t0, 3)})
+
+
 def admin_calls(req) -> str:
     with LOCK:
         if req.method == "DELETE":
@@ -648,9 +674,14 @@ def admin_calls(req) -> str:
 def with_admin(app):
     def wsgi(environ, start_response):
         path = environ.get("PATH_INFO", "")
-        if path.startswith(("/_okra/throttle", "/_okra/calls")):
+        if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters")):
             req = Request(environ)
-            answer = admin_throttle(req) if path.startswith("/_okra/throttle") else admin_calls(req)
+            if path.startswith("/_okra/throttle"):
+                answer = admin_throttle(req)
+            elif path.startswith("/_okra/calls"):
+                answer = admin_calls(req)
+            else:
+                answer = admin_seed_clusters(req)
             return Response(answer, mimetype="application/json")(environ, start_response)
         if not path.startswith("/_okra/targets"):
             return app(environ, start_response)

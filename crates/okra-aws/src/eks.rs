@@ -57,6 +57,20 @@ impl ClusterPort for Eks {
         Ok(names)
     }
 
+    async fn find_clusters_any(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        Ok(self
+            .tagging
+            .find_any(EKS_CLUSTER, key, values)
+            .await?
+            .into_iter()
+            .filter_map(|r| cluster_of_arn(&r.arn).map(|n| (n.to_string(), r.tags.clone())))
+            .collect())
+    }
+
     async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
         let out = match self.client.describe_cluster().name(name).send().await {
             Ok(o) => o,

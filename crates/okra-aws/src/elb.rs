@@ -436,6 +436,22 @@ impl LoadBalancerPort for Elb {
         Ok(found)
     }
 
+    async fn find_cells_target_groups(
+        &self,
+        cells: &[String],
+    ) -> Result<Vec<(String, TargetGroup)>> {
+        Ok(self
+            .tagging
+            .find_any(TARGET_GROUP, TAG_CELL, cells)
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let cell = r.tags.get(TAG_CELL)?;
+                cell_group(cell, &r.arn, &r.tags).map(|g| (cell.clone(), g))
+            })
+            .collect())
+    }
+
     async fn create_target_group(&self, tg: &NewTargetGroup) -> Result<String> {
         let t = &tg.template;
         let hc = &t.health_check;

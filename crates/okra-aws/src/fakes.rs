@@ -31,7 +31,7 @@ use crate::error::{OkraError, Result};
 use crate::ports::{
     AutoScalingPort, ClusterPort, LoadBalancerPort, NewTargetGroup, Owned, TargetHealth,
 };
-use crate::tagging::RESOURCES_PER_PAGE;
+use crate::tagging::{RESOURCES_PER_PAGE, VALUES_PER_FILTER};
 
 /// The account of every ARN the fakes make.
 pub const ACCOUNT: &str = "123456789012";
@@ -264,6 +264,27 @@ impl ClusterPort for FakeEks {
             .collect();
         self.meter.api("GetResources", pages(names.len()));
         Ok(names)
+    }
+
+    async fn find_clusters_any(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        self.meter.enter("find_clusters_any")?;
+        let s = lock(&self.state);
+        let found: Vec<(String, BTreeMap<String, String>)> = s
+            .clusters
+            .values()
+            .filter(|c| !s.lagging.contains(&c.name))
+            .filter(|c| c.tags.get(key).is_some_and(|v| values.contains(v)))
+            .map(|c| (c.name.clone(), c.tags.clone()))
+            .collect();
+        self.meter.api(
+            "GetResources",
+            values.len().div_ceil(VALUES_PER_FILTER).max(1),
+        );
+        Ok(found)
     }
 
     async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
@@ -770,6 +791,33 @@ impl LoadBalancerPort for FakeElb {
             .collect();
         found.sort_by(|a, b| a.arn.cmp(&b.arn));
         Ok(found)
+    }
+
+    async fn find_cells_target_groups(
+        &self,
+        cells: &[String],
+    ) -> Result<Vec<(String, TargetGroup)>> {
+        self.meter.enter("find_cells_target_groups")?;
+        self.meter.api(
+            "GetResources",
+            cells.len().div_ceil(VALUES_PER_FILTER).max(1),
+        );
+        let s = lock(&self.state);
+        Ok(s.target_groups
+            .values()
+            .filter_map(|t| {
+                let cell = t.tags.get(TAG_CELL).filter(|c| cells.contains(c))?;
+                Some((
+                    cell.clone(),
+                    TargetGroup {
+                        arn: t.arn.clone(),
+                        name: short_name(&t.arn),
+                        cluster: t.tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
+                        version: t.tags.get(TAG_VERSION).cloned().unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect())
     }
 
     async fn create_target_group(&self, tg: &NewTargetGroup) -> Result<String> {

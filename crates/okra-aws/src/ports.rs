@@ -20,6 +20,13 @@ pub trait ClusterPort: Send + Sync {
         &self,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The clusters whose tag `key` has any of `values`, with their tags: one tag query per 20
+    /// values, for many cells at once (the dispatcher applies each cell's whole selector).
+    fn find_clusters_any(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, BTreeMap<String, String>)>>> + Send;
     /// One cluster; `None` when it is gone (deleted between list and describe).
     fn describe_cluster(&self, name: &str) -> impl Future<Output = Result<Option<Cluster>>> + Send;
     /// The Auto Scaling group names of the cluster's managed node groups.
@@ -92,6 +99,13 @@ pub trait LoadBalancerPort: Send + Sync {
         cell: &str,
         candidate_arns: &[String],
     ) -> impl Future<Output = Result<Vec<TargetGroup>>> + Send;
+
+    /// The target groups of several cells at once, by their `okra.io/cell` tag (one tag query
+    /// per 20 cells): `(cell, group)`.
+    fn find_cells_target_groups(
+        &self,
+        cells: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, TargetGroup)>>> + Send;
 
     /// Creates a target group, or returns the ARN of the one with the same name (ELB's
     /// CreateTargetGroup is idempotent for identical settings).

@@ -21,6 +21,8 @@ use crate::error::{OkraError, Result};
 
 /// GetResources returns at most this many resources per page.
 pub const RESOURCES_PER_PAGE: i32 = 100;
+/// A GetResources tag filter takes at most this many values.
+pub const VALUES_PER_FILTER: usize = 20;
 
 /// The resource type of EKS clusters.
 pub const EKS_CLUSTER: &str = "eks:cluster";
@@ -58,6 +60,31 @@ impl Tagging {
             .iter()
             .map(|(k, v)| TagFilter::builder().key(k).values(v).build())
             .collect();
+        self.query(resource_type, filters).await
+    }
+
+    /// The resources of `resource_type` whose tag `key` has any of `values`: one query per 20
+    /// values (every page).
+    pub async fn find_any(
+        &self,
+        resource_type: &str,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<Tagged>> {
+        let mut found = Vec::new();
+        for chunk in values.chunks(VALUES_PER_FILTER) {
+            let filter = TagFilter::builder()
+                .key(key)
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            found.extend(self.query(resource_type, vec![filter]).await?);
+        }
+        found.sort_by(|a, b| a.arn.cmp(&b.arn));
+        found.dedup_by(|a, b| a.arn == b.arn);
+        Ok(found)
+    }
+
+    async fn query(&self, resource_type: &str, filters: Vec<TagFilter>) -> Result<Vec<Tagged>> {
         let mut pages = self
             .client
             .get_resources()

@@ -91,6 +91,18 @@ impl ClusterPort for Tracked<'_, FakeEks> {
             .track("find_clusters", self.inner.find_clusters(tags))
             .await
     }
+    async fn find_clusters_any(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        self.flight
+            .track(
+                "find_clusters_any",
+                self.inner.find_clusters_any(key, values),
+            )
+            .await
+    }
     async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
         self.flight
             .track("describe_cluster", self.inner.describe_cluster(name))
@@ -124,6 +136,17 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
     async fn find_target_groups(&self, cell: &str, arns: &[String]) -> Result<Vec<TargetGroup>> {
         let call = self.inner.find_target_groups(cell, arns);
         self.flight.track("find_target_groups", call).await
+    }
+    async fn find_cells_target_groups(
+        &self,
+        cells: &[String],
+    ) -> Result<Vec<(String, TargetGroup)>> {
+        self.flight
+            .track(
+                "find_cells_target_groups",
+                self.inner.find_cells_target_groups(cells),
+            )
+            .await
     }
     async fn load_balancer(&self, listener: &str) -> Result<okra_core::doctor::LoadBalancerFacts> {
         self.flight

@@ -109,13 +109,17 @@ async fn a_schedule_starts_the_due_rollout_and_nothing_else() {
         input.labels["rule"],
         "arn:aws:events:eu-west-1:123456789012:rule/okra-dispatch-schedule"
     );
-    // One tag query per cell (their selectors differ), each cluster described once; nothing
+    // Two cells: one tag query for both cells' clusters (their selectors share the key
+    // okra.io/cell), one for both cells' target groups; each cluster described once; nothing
     // listed.
-    assert_eq!(w.eks.meter.calls("find_clusters"), 2);
+    assert_eq!(w.eks.meter.calls("find_clusters_any"), 1);
+    assert_eq!(w.eks.meter.calls("find_clusters"), 0);
     assert_eq!(
         w.eks.meter.api_counts(),
-        [("DescribeCluster", 3), ("GetResources", 2)].into()
+        [("DescribeCluster", 3), ("GetResources", 1)].into()
     );
+    assert_eq!(w.elb.meter.calls("find_cells_target_groups"), 1);
+    assert_eq!(w.elb.meter.api_calls("GetResources"), 1);
 }
 
 #[tokio::test]

@@ -820,3 +820,45 @@ async fn target_health_counts_healthy_of_all_but_draining() {
         }
     );
 }
+
+// AWS: GetResources, TagFilter Values: at most 20 values a filter.
+#[tokio::test]
+async fn the_target_groups_of_many_cells_take_one_tag_query_per_20_cells() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let rule = {
+        let asked = asked.clone();
+        mock!(tag::Client::get_resources).then_compute_output(move |r| {
+            let values = r.tag_filters()[0].values().to_vec();
+            asked.lock().expect("lock").push(values.len());
+            let tag = |k: &str, v: &str| {
+                tag::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("tag")
+            };
+            GetResourcesOutput::builder()
+                .set_resource_tag_mapping_list(Some(
+                    values
+                        .iter()
+                        .map(|cell| {
+                            ResourceTagMapping::builder()
+                                .resource_arn(tg_arn(&format!("tg-{cell}")))
+                                .tags(tag("okra.io/cell", cell))
+                                .tags(tag("okra.io/cluster", "c1"))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        })
+    };
+    let cells: Vec<String> = (0..25).map(|i| format!("cell{i:02}")).collect();
+    let found = elb_with(RuleMode::MatchAny, &[], &[&rule])
+        .find_cells_target_groups(&cells)
+        .await
+        .expect("finds");
+    assert_eq!(*asked.lock().expect("lock"), vec![20, 5]);
+    assert_eq!(found.len(), 25);
+    assert!(found.iter().all(|(cell, g)| g.name == format!("tg-{cell}")));
+}

@@ -280,7 +280,10 @@ fn a_yaml_shape_error_names_the_field() {
         panic!("expected validation errors");
     };
     assert_eq!(e.paths(), ["canary.steps[1].setWeigth"], "{e}");
-    assert_eq!(e.errors[0].message, "unknown field");
+    assert_eq!(
+        e.errors[0].message,
+        "unknown field (did you mean `setWeight`?)"
+    );
 }
 
 #[test]
@@ -362,6 +365,7 @@ fn a_json_value_error_names_the_field() {
         panic!("expected validation errors");
     };
     assert_eq!(e.paths(), ["bogus"], "{e}");
+    // Nothing of the spec's is close to `bogus`: no suggestion.
     assert_eq!(e.errors[0].message, "unknown field");
 }
 

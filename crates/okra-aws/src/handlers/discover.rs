@@ -66,6 +66,18 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
     elb: &L,
     input: DiscoverInput,
 ) -> Result<DiscoverOutput> {
+    discover(eks, elb, input, None).await
+}
+
+/// Discovery, with the cell's target groups already found when the caller looked for many
+/// cells' at once (the dispatcher: one tag query per 20 cells). The listener's groups that are
+/// not among them are still looked up.
+pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
+    eks: &C,
+    elb: &L,
+    input: DiscoverInput,
+    prefetched: Option<Vec<okra_core::model::TargetGroup>>,
+) -> Result<DiscoverOutput> {
     let cell = input.cell;
     validate(&cell).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
     let (_, listener) = cell
@@ -108,7 +120,25 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
             .collect(),
         CurrentAction::Other { .. } => Vec::new(),
     };
-    let target_groups = elb.find_target_groups(&cell.name, &serving_arns).await?;
+    let target_groups = match prefetched {
+        None => elb.find_target_groups(&cell.name, &serving_arns).await?,
+        Some(mut groups) => {
+            let unknown: Vec<String> = serving_arns
+                .iter()
+                .filter(|a| !groups.iter().any(|g| &g.arn == *a))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                for g in elb.find_target_groups(&cell.name, &unknown).await? {
+                    if !groups.iter().any(|x| x.arn == g.arn) {
+                        groups.push(g);
+                    }
+                }
+            }
+            groups.sort_by(|a, b| a.arn.cmp(&b.arn));
+            groups
+        }
+    };
 
     let observed = Observed {
         clusters,

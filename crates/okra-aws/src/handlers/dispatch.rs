@@ -324,10 +324,52 @@ struct SharedClusters<'a, C> {
     inner: &'a C,
     queries: Mutex<BTreeMap<Tags, Arc<OnceCell<Vec<String>>>>>,
     clusters: Mutex<BTreeMap<String, Arc<OnceCell<Option<Cluster>>>>>,
+    /// The clusters found for many selectors at once ([`SharedClusters::prefetch`]), and the
+    /// (key, value) pairs that query covered.
+    prefetched: Option<Prefetched>,
+}
+
+/// Clusters with their tags, and the (key, value) pairs of the query that found them.
+type Prefetched = (Vec<(String, Tags)>, BTreeSet<(String, String)>);
+
+impl<C: ClusterPort> SharedClusters<'_, C> {
+    /// Finds the clusters of all `selectors` with one tag query per key and 20 values: each
+    /// selector's first tag (every cluster a selector matches carries it), the whole selector
+    /// applied per cell afterwards. A failed query leaves those cells to their own.
+    async fn prefetch(&mut self, selectors: &[&Tags]) {
+        let mut by_key: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for sel in selectors {
+            if let Some((k, v)) = sel.iter().next() {
+                by_key.entry(k.clone()).or_default().insert(v.clone());
+            }
+        }
+        let mut found = Vec::new();
+        let mut covered = BTreeSet::new();
+        for (key, values) in by_key {
+            let values: Vec<String> = values.into_iter().collect();
+            match self.inner.find_clusters_any(&key, &values).await {
+                Ok(f) => {
+                    found.extend(f);
+                    covered.extend(values.into_iter().map(|v| (key.clone(), v)));
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "prefetch of clusters failed"),
+            }
+        }
+        self.prefetched = Some((found, covered));
+    }
 }
 
 impl<C: ClusterPort> ClusterPort for SharedClusters<'_, C> {
     async fn find_clusters(&self, tags: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        if let (Some((found, covered)), Some((k, v))) = (&self.prefetched, tags.iter().next())
+            && covered.contains(&(k.clone(), v.clone()))
+        {
+            return Ok(found
+                .iter()
+                .filter(|(_, t)| tags.iter().all(|(k, v)| t.get(k) == Some(v)))
+                .map(|(n, _)| n.clone())
+                .collect());
+        }
         let query = {
             let mut m = self.queries.lock().unwrap_or_else(PoisonError::into_inner);
             m.entry(tags.clone()).or_default().clone()
@@ -346,6 +388,10 @@ impl<C: ClusterPort> ClusterPort for SharedClusters<'_, C> {
         cell.get_or_try_init(|| self.inner.describe_cluster(name))
             .await
             .cloned()
+    }
+
+    async fn find_clusters_any(&self, key: &str, values: &[String]) -> Result<Vec<(String, Tags)>> {
+        self.inner.find_clusters_any(key, values).await
     }
 
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
@@ -377,6 +423,8 @@ struct Ctx<'a, S, X, C, L> {
     eks: &'a SharedClusters<'a, C>,
     elb: &'a L,
     request: &'a Request,
+    /// The cells' target groups, found for all of them at once (None: each cell looks).
+    groups: Option<BTreeMap<String, Vec<okra_core::model::TargetGroup>>>,
 }
 
 async fn reconcile<S, X, C, L>(ctx: &Ctx<'_, S, X, C, L>, stored: StoredCell) -> CellResult
@@ -434,7 +482,7 @@ where
         .into_iter()
         .map(|b| b.version)
         .collect();
-    let out = discover::handle(
+    let out = discover::discover(
         ctx.eks,
         ctx.elb,
         DiscoverInput {
@@ -442,6 +490,9 @@ where
             blocklist,
             labels: ctx.request.labels.clone(),
         },
+        ctx.groups
+            .as_ref()
+            .map(|g| g.get(&cell).cloned().unwrap_or_default()),
     )
     .await?;
     let decision = out.outcome.decision;
@@ -575,17 +626,39 @@ where
         }
     };
     let note = (cells.is_empty() && results.is_empty()).then(|| "no cell concerned".to_string());
-    let shared = SharedClusters {
+    let mut shared = SharedClusters {
         inner: eks,
         queries: Mutex::default(),
         clusters: Mutex::default(),
+        prefetched: None,
     };
+    // Many cells: their clusters and target groups with a tag query per 20 cells, not per cell.
+    let mut groups = None;
+    if cells.len() > 1 {
+        let selectors: Vec<&Tags> = cells
+            .iter()
+            .map(|c| &c.spec.cluster_selector.match_tags)
+            .collect();
+        shared.prefetch(&selectors).await;
+        let names: Vec<String> = cells.iter().map(|c| c.spec.name.clone()).collect();
+        match elb.find_cells_target_groups(&names).await {
+            Ok(found) => {
+                let mut by_cell: BTreeMap<String, Vec<_>> = BTreeMap::new();
+                for (cell, g) in found {
+                    by_cell.entry(cell).or_default().push(g);
+                }
+                groups = Some(by_cell);
+            }
+            Err(e) => tracing::warn!(error = %e, "prefetch of target groups failed"),
+        }
+    }
     let ctx = Ctx {
         state,
         executions,
         eks: &shared,
         elb,
         request: &request,
+        groups,
     };
     let done: Vec<CellResult> = futures::stream::iter(cells)
         .map(|c| reconcile(&ctx, c))
