@@ -67,6 +67,15 @@ fn elb_with(mode: RuleMode, rules: &[&Rule], tagging: &[&Rule]) -> Elb {
     )
 }
 
+/// A tag in the tagging API's shape.
+fn tag(k: &str, v: &str) -> tag::types::Tag {
+    tag::types::Tag::builder()
+        .key(k)
+        .value(v)
+        .build()
+        .expect("tag")
+}
+
 /// One GetResources page of cell `web`'s target groups (`(name, cluster)`), answering only the
 /// request with `token` that asks for target groups tagged `okra.io/cell=web`, 100 a page.
 fn tagged_page(token: Option<&'static str>, groups: &[(&str, &str)], next: &'static str) -> Rule {
@@ -84,13 +93,6 @@ fn tagged_page(token: Option<&'static str>, groups: &[(&str, &str)], next: &'sta
                 && r.tag_filters()[0].values() == ["web"]
         })
         .then_output(move || {
-            let tag = |k: &str, v: &str| {
-                tag::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .expect("tag")
-            };
             GetResourcesOutput::builder()
                 .set_resource_tag_mapping_list(Some(
                     groups
@@ -830,13 +832,6 @@ async fn the_target_groups_of_many_cells_take_one_tag_query_per_20_cells() {
         mock!(tag::Client::get_resources).then_compute_output(move |r| {
             let values = r.tag_filters()[0].values().to_vec();
             asked.lock().expect("lock").push(values.len());
-            let tag = |k: &str, v: &str| {
-                tag::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .expect("tag")
-            };
             GetResourcesOutput::builder()
                 .set_resource_tag_mapping_list(Some(
                     values

@@ -312,9 +312,12 @@ pub fn diagnose(cell: &CellSpec, facts: &Facts) -> Vec<Check> {
             } else {
                 Level::Ok
             };
-            let summary = format!(
-                "the load balancer has {have} of {ALB_TARGET_GROUPS} target groups; the cell's {adds} cluster(s) need up to {adds} more"
-            );
+            let summary = match adds {
+                0 => format!("the load balancer has {have} of {ALB_TARGET_GROUPS} target groups"),
+                n => format!(
+                    "the load balancer has {have} of {ALB_TARGET_GROUPS} target groups; the cell's {n} cluster(s) need up to {n} more"
+                ),
+            };
             out.push(match level {
                 Level::Ok => Check::ok("target-group-room", summary),
                 _ => Check::not_ok(

@@ -120,7 +120,7 @@ fn parse_cloudtrail(detail: &Value) -> Result<(Filter, BTreeMap<String, String>)
     let filter = match name {
         "CreateCluster" | "DeleteCluster" => {
             let cluster = str_at(params, &["name"], "detail.requestParameters.name")?;
-            labels.insert("cluster".into(), cluster.to_string());
+            labels.insert(discover::CLUSTER_LABEL.into(), cluster.to_string());
             if name == "DeleteCluster" {
                 Filter::All
             } else {
@@ -160,7 +160,7 @@ fn parse_cloudtrail(detail: &Value) -> Result<(Filter, BTreeMap<String, String>)
             };
             match cluster_of_arn(arn) {
                 Some(c) => {
-                    labels.insert("cluster".into(), c.to_string());
+                    labels.insert(discover::CLUSTER_LABEL.into(), c.to_string());
                     Filter::Retagged {
                         cluster: c.to_string(),
                         keys,
