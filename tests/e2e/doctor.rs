@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 use common::{Aws, World, aws};
 use okra_aws::cloudtrail::CloudTrail;
 use okra_aws::cloudwatch::CloudWatch;
+use okra_aws::ec2::Ec2;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
 use okra_aws::handlers::doctor::{Account, DoctorReport, handle};
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 async fn doctor(aws: &Aws, spec: &Value, datadog_secret: Option<&str>) -> Result<DoctorReport> {
     let conf = aws.local.sdk_config().await;
     let (eks, elb) = (Eks::from_config(&conf), Elb::from_config(&conf));
+    let network = Ec2::from_config(&conf);
     let trails = CloudTrail::new(aws_sdk_cloudtrail::Client::new(&conf));
     let metrics = CloudWatch::new(aws_sdk_cloudwatch::Client::new(&conf));
     let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&conf));
@@ -32,6 +34,7 @@ async fn doctor(aws: &Aws, spec: &Value, datadog_secret: Option<&str>) -> Result
         &Account {
             eks: &eks,
             elb: &elb,
+            network: &network,
             trails: &trails,
             metrics: &metrics,
             secrets: (&secrets, datadog_secret),
@@ -245,5 +248,65 @@ async fn no_trail_logging_management_events_is_a_warning() -> Result<()> {
         .await?;
     let r = doctor(&aws, &spec, None).await?;
     assert_eq!(level(&r, "cloudtrail"), Level::Ok, "{r:#?}");
+    Ok(())
+}
+
+// ALB guide, "Security groups for your Application Load Balancer" and "Health checks for
+// Application Load Balancer target groups": the targets' security groups must admit the load
+// balancer on the target port (and the health-check port), or no health check passes.
+#[tokio::test]
+async fn nodes_that_do_not_admit_the_load_balancer_are_an_error() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("doc-sg").await?;
+    let cluster = aws.cluster(&w, "a1", "1.0.0").await?;
+    let spec = common::cell(&w, json!([{"setWeight": 50}]));
+    let id = format!("node-access:{cluster}");
+
+    // No node yet: nothing to check, said.
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, &id), Level::Warning, "{r:#?}");
+
+    // Nodes whose security group admits nothing.
+    let sg = aws
+        .ec2
+        .create_security_group()
+        .group_name(format!("{}-nodes", w.prefix))
+        .description("okra e2e nodes")
+        .vpc_id(&w.vpc_id)
+        .send()
+        .await?
+        .group_id()
+        .unwrap()
+        .to_string();
+    aws.launch_instances(&w, 2, &[("eks:cluster-name", &cluster)], Some(&sg))
+        .await?;
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, &id), Level::Error, "{r:#?}");
+    let check = r.checks.iter().find(|c| c.id == id).unwrap();
+    assert!(
+        check.summary.contains(&sg) && check.summary.contains("tcp 30080"),
+        "{check:#?}"
+    );
+    assert!(
+        check.fix.as_deref().unwrap_or_default().contains(&format!(
+            "authorize-security-group-ingress --group-id {sg} --protocol tcp --port 30080"
+        )),
+        "{check:#?}"
+    );
+
+    // Put right: the VPC's block (which holds both of the load balancer's subnets) on 30080.
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&sg)
+        .ip_protocol("tcp")
+        .from_port(30080)
+        .to_port(30080)
+        .cidr_ip("10.0.0.0/16")
+        .send()
+        .await?;
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, &id), Level::Ok, "{r:#?}");
+    let check = r.checks.iter().find(|c| c.id == id).unwrap();
+    assert!(check.summary.contains("from 10.0.0.0/16"), "{check:#?}");
     Ok(())
 }

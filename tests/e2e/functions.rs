@@ -68,6 +68,93 @@ async fn ensure_target_groups_twice_creates_nothing_new() -> Result<()> {
     Ok(())
 }
 
+/// `registration: instances`: the cluster's nodes, found by either tag convention
+/// (`eks:cluster-name`, `kubernetes.io/cluster/<name>`), are registered through the real binary
+/// against moto's EC2 and ELB; nodes that leave and join are followed (the one gone drains),
+/// other clusters' nodes stay out.
+#[tokio::test(flavor = "multi_thread")]
+async fn ensure_target_groups_registers_the_cluster_s_instances() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("ens-inst").await?;
+    let c1 = aws.cluster(&w, "b1", "1.1.0").await?;
+    let mut spec = cell(&w, json!([]));
+    spec["targetGroup"]["registration"] = json!("instances");
+    let managed = aws
+        .launch_instances(&w, 2, &[("eks:cluster-name", &c1)], None)
+        .await?;
+    let k8s_tag = format!("kubernetes.io/cluster/{c1}");
+    let self_managed = aws
+        .launch_instances(&w, 1, &[(&k8s_tag, "owned")], None)
+        .await?;
+    aws.launch_instances(&w, 1, &[("eks:cluster-name", "someone-else")], None)
+        .await?;
+    let side = json!({"version": "1.1.0", "members": [{"cluster": c1, "vpcId": w.vpc_id}]});
+    let out = ok(aws
+        .local
+        .invoke("ensure-target-groups", &json!({"cell": spec, "side": side}))?);
+    let arn = out["groups"][0]["targetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let registered = |states: &[&str]| {
+        let (elb, arn) = (aws.elb.clone(), arn.clone());
+        let states: Vec<String> = states.iter().map(|s| s.to_string()).collect();
+        async move {
+            let h = elb
+                .describe_target_health()
+                .target_group_arn(&arn)
+                .send()
+                .await?;
+            let mut ids: Vec<String> = h
+                .target_health_descriptions()
+                .iter()
+                .filter(|d| {
+                    let s = d
+                        .target_health()
+                        .and_then(|t| t.state())
+                        .map(|s| s.as_str().to_string());
+                    s.is_some_and(|s| states.contains(&s))
+                })
+                .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
+                .collect();
+            ids.sort();
+            anyhow::Ok(ids)
+        }
+    };
+    let mut want: Vec<String> = managed.iter().chain(&self_managed).cloned().collect();
+    want.sort();
+    // The group is in no forward action yet: its targets are `unused` (strict moto, as AWS).
+    assert_eq!(registered(&["unused"]).await?, want);
+
+    // One node leaves the cluster (its tag removed: okra must deregister it), one joins.
+    aws.ec2
+        .delete_tags()
+        .resources(&managed[0])
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("eks:cluster-name")
+                .build(),
+        )
+        .send()
+        .await?;
+    let new = aws
+        .launch_instances(&w, 1, &[("eks:cluster-name", &c1)], None)
+        .await?;
+    let again = ok(aws.local.invoke(
+        "ensure-target-groups",
+        &json!({"cell": spec, "side": out["side"]}),
+    )?);
+    assert_eq!(
+        again["groups"][0]["targetGroupArn"],
+        out["groups"][0]["targetGroupArn"]
+    );
+    let mut want: Vec<String> = vec![managed[1].clone(), self_managed[0].clone(), new[0].clone()];
+    want.sort();
+    assert_eq!(registered(&["unused"]).await?, want);
+    assert_eq!(registered(&["draining"]).await?, [managed[0].clone()]);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn shift_weights_refuses_a_listener_edited_behind_its_back() -> Result<()> {
     let aws = aws().await?;

@@ -82,6 +82,9 @@ const UNSCOPABLE: &[&str] = &[
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeTargetHealth",
     "cloudwatch:GetMetricData",
+    "ec2:DescribeInstances",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",
@@ -382,4 +385,44 @@ fn the_datadog_secrets_key_is_usable_only_through_secrets_manager() {
             "{owner}: {policies}"
         );
     }
+}
+
+// ELB user guide, "Identity-based policies" (aws:ResourceTag on target groups): okra registers
+// and deregisters targets only in its own groups, never in one another tool manages.
+#[test]
+fn targets_are_registered_only_in_okras_groups() {
+    let t = template();
+    let mut owners = BTreeSet::new();
+    for (owner, s) in statements(&t) {
+        let actions = strings(&s["Action"]);
+        let registers = actions.iter().any(|a| {
+            a == "elasticloadbalancing:RegisterTargets"
+                || a == "elasticloadbalancing:DeregisterTargets"
+        });
+        if !registers {
+            continue;
+        }
+        assert_eq!(
+            s["Condition"]["StringEquals"]["aws:ResourceTag/okra.io/managed-by"].as_str(),
+            Some("okra"),
+            "{owner}: (de)registration without the okra.io/managed-by condition"
+        );
+        assert!(
+            strings(&s["Resource"])
+                .iter()
+                .all(|r| r.contains(":targetgroup/")),
+            "{owner}: on target groups only"
+        );
+        owners.insert(owner);
+    }
+    assert_eq!(
+        owners,
+        [
+            "ApiFunction",
+            "DispatcherFunction",
+            "EnsureTargetGroupsFunction"
+        ]
+        .map(String::from)
+        .into(),
+    );
 }

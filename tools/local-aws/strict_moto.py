@@ -17,7 +17,8 @@ Target health, as the ELB API reference (TargetHealth, TargetHealthDescription) 
   `HealthCheckPort`, every `HealthCheckIntervalSeconds`, within `HealthCheckTimeoutSeconds`,
   passing when the status matches `Matcher.HttpCode` ("200", "200-399", "200,302");
 - a deregistered target is `draining` (`Target.DeregistrationInProgress`) for the group's
-  `deregistration_delay.timeout_seconds`.
+  `deregistration_delay.timeout_seconds`, and DescribeTargetHealth lists it meanwhile (moto
+  forgets it at once).
 Targets have no address on this machine: `POST /_okra/targets` with
 `{"targets": {"<id>:<port>": "127.0.0.1:<port>"}}` maps a target (an IP of the VPC, or an
 instance id) to a local backend; `GET` shows the map, `DELETE` clears it. An unmapped target in
@@ -74,7 +75,7 @@ TARGET_MAP: dict[str, str] = {}
 # (target group ARN, target id, port) -> health record
 HEALTH: dict[tuple[str, str, str], dict[str, Any]] = {}
 # (target group ARN, target id) -> deregistration time
-DRAINING: dict[tuple[str, str], float] = {}
+DRAINING: dict[tuple[str, str], tuple[float, dict]] = {}
 
 MAX_TARGET_GROUPS_PER_FORWARD = 5
 
@@ -207,7 +208,7 @@ def health_for(self, target, ec2_backend):
     t = self.targets.get(tid)
     if t is None:
         with LOCK:
-            since = DRAINING.get((self.arn, tid))
+            since = DRAINING.get((self.arn, tid), (None,))[0]
         delay = float(self.attributes.get("deregistration_delay.timeout_seconds", 300)) * SCALE
         if since is not None and time.monotonic() - since < delay:
             return elbv2.FakeHealthStatus(tid, target.get("Port", self.port), self.health_check_port,
@@ -236,13 +237,34 @@ def deregister(self, targets):
     _orig_deregister(self, targets)
     with LOCK:
         for t in targets:
-            DRAINING[(self.arn, t["Id"])] = time.monotonic()
+            DRAINING[(self.arn, t["Id"])] = (time.monotonic(), dict(t))
             for key in [k for k in HEALTH if k[0] == self.arn and k[1] == t["Id"]]:
                 HEALTH.pop(key, None)
 
 
 elbv2.FakeTargetGroup.health_for = health_for
 elbv2.FakeTargetGroup.deregister = deregister
+
+_orig_describe_target_health = elbv2.ELBv2Backend.describe_target_health
+
+
+def describe_target_health(self, target_group_arn, targets):
+    """DescribeTargetHealth without targets lists draining targets too, as AWS does (moto forgets
+    a target the moment it is deregistered)."""
+    out = _orig_describe_target_health(self, target_group_arn, targets)
+    if targets:
+        return out
+    tg = self.target_groups[target_group_arn]
+    with LOCK:
+        gone = [v[1] for k, v in DRAINING.items() if k[0] == target_group_arn and k[1] not in tg.targets]
+    for t in gone:
+        status = tg.health_for(t, self.ec2_backend)
+        if status.status == "draining":
+            out.append(status)
+    return out
+
+
+elbv2.ELBv2Backend.describe_target_health = describe_target_health
 
 
 # ------------------------------------------------------------------ patches: ELB constraints

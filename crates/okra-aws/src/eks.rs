@@ -5,28 +5,36 @@ use std::collections::BTreeMap;
 use aws_sdk_eks as eks;
 use okra_core::model::{Cluster, ClusterStatus};
 
+use crate::ec2::Ec2;
 use crate::error::{OkraError, Result};
 use crate::ports::ClusterPort;
 use crate::tagging::{EKS_CLUSTER, Tagging};
 
-/// The EKS adapter: clusters found by tag through the tagging API, then described by EKS.
+/// The EKS adapter: clusters found by tag through the tagging API, then described by EKS; their
+/// nodes found by tag through EC2.
 #[derive(Debug, Clone)]
 pub struct Eks {
     client: eks::Client,
     tagging: Tagging,
+    ec2: Ec2,
 }
 
 impl Eks {
     /// Wraps the clients.
-    pub fn new(client: eks::Client, tagging: Tagging) -> Self {
-        Self { client, tagging }
+    pub fn new(client: eks::Client, tagging: Tagging, ec2: Ec2) -> Self {
+        Self {
+            client,
+            tagging,
+            ec2,
+        }
     }
 
-    /// Both clients from one configuration.
+    /// The clients from one configuration.
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         Self::new(
             eks::Client::new(config),
             Tagging::new(aws_sdk_resourcegroupstagging::Client::new(config)),
+            Ec2::from_config(config),
         )
     }
 }
@@ -97,23 +105,16 @@ impl ClusterPort for Eks {
     }
 
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
-        let mut groups = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_nodegroups()
-                .cluster_name(cluster)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(OkraError::from_sdk)?;
-            groups.extend(page.nodegroups().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
+        let groups: Vec<String> = self
+            .client
+            .list_nodegroups()
+            .cluster_name(cluster)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(OkraError::from_sdk)?;
         let mut asgs = Vec::new();
         for ng in groups {
             let out = self
@@ -135,5 +136,12 @@ impl ClusterPort for Eks {
         asgs.sort();
         asgs.dedup();
         Ok(asgs)
+    }
+
+    async fn cluster_instances(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
+        self.ec2.cluster_instances(cluster).await
     }
 }

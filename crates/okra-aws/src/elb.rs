@@ -266,7 +266,8 @@ impl Elb {
 
 impl Elb {
     /// The ARN and VPC of a listener's load balancer (DescribeListeners, DescribeLoadBalancers).
-    async fn listener_load_balancer(&self, listener_arn: &str) -> Result<(String, String)> {
+    /// The listener's load balancer: its ARN, VPC, security groups and subnets. Two calls.
+    async fn listener_load_balancer(&self, listener_arn: &str) -> Result<(String, LbFacts)> {
         let lb = self
             .listener(listener_arn)
             .await?
@@ -280,28 +281,81 @@ impl Elb {
             .send()
             .await
             .map_err(OkraError::from_sdk)?;
-        let vpc = out
-            .load_balancers()
-            .first()
+        let b = out.load_balancers().first();
+        let vpc_id = b
             .and_then(|b| b.vpc_id())
             .map(str::to_string)
             .ok_or_else(|| OkraError::Aws {
                 code: "LoadBalancerNotFound".into(),
                 message: format!("load balancer {lb} of listener {listener_arn} has no VPC"),
             })?;
-        Ok((lb, vpc))
+        let facts = LbFacts {
+            vpc_id,
+            security_groups: b.map(|b| b.security_groups().to_vec()).unwrap_or_default(),
+            subnets: b
+                .map(|b| {
+                    b.availability_zones()
+                        .iter()
+                        .filter_map(|z| z.subnet_id().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        Ok((lb, facts))
     }
+
+    /// The targets of a group with their health states (DescribeTargetHealth: one call, every
+    /// target).
+    async fn target_states(
+        &self,
+        arn: &str,
+    ) -> Result<Vec<(String, Option<TargetHealthStateEnum>)>> {
+        let out = self
+            .client
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .map(|d| {
+                let id = d.target().and_then(|t| t.id()).unwrap_or_default();
+                (
+                    id.to_string(),
+                    d.target_health().and_then(|t| t.state()).cloned(),
+                )
+            })
+            .collect())
+    }
+}
+
+/// A load balancer as read, before the doctor's target-group count.
+struct LbFacts {
+    vpc_id: String,
+    security_groups: Vec<String>,
+    subnets: Vec<String>,
+}
+
+/// Targets per RegisterTargets / DeregisterTargets call, to keep each request small.
+pub const TARGETS_BATCH: usize = 100;
+
+fn targets_of(ids: &[String]) -> Vec<elb::types::TargetDescription> {
+    ids.iter()
+        .map(|id| elb::types::TargetDescription::builder().id(id).build())
+        .collect()
 }
 
 impl LoadBalancerPort for Elb {
     type Raw = Vec<Action>;
 
     async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
-        Ok(self.listener_load_balancer(listener_arn).await?.1)
+        Ok(self.listener_load_balancer(listener_arn).await?.1.vpc_id)
     }
 
     async fn load_balancer(&self, listener_arn: &str) -> Result<LoadBalancerFacts> {
-        let (lb, vpc_id) = self.listener_load_balancer(listener_arn).await?;
+        let (lb, facts) = self.listener_load_balancer(listener_arn).await?;
         let mut pages = self
             .client
             .describe_target_groups()
@@ -320,8 +374,10 @@ impl LoadBalancerPort for Elb {
             }
         }
         Ok(LoadBalancerFacts {
-            vpc_id,
+            vpc_id: facts.vpc_id,
             target_groups,
+            security_groups: facts.security_groups,
+            subnets: facts.subnets,
         })
     }
 
@@ -524,16 +580,8 @@ impl LoadBalancerPort for Elb {
     }
 
     async fn target_health(&self, arn: &str) -> Result<TargetHealth> {
-        let out = self
-            .client
-            .describe_target_health()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .map_err(OkraError::from_sdk)?;
         let mut h = TargetHealth::default();
-        for d in out.target_health_descriptions() {
-            let state = d.target_health().and_then(|t| t.state());
+        for (_, state) in self.target_states(arn).await? {
             match state {
                 Some(TargetHealthStateEnum::Draining) => {}
                 Some(TargetHealthStateEnum::Healthy) => {
@@ -544,5 +592,43 @@ impl LoadBalancerPort for Elb {
             }
         }
         Ok(h)
+    }
+
+    async fn registered_targets(&self, arn: &str) -> Result<Vec<String>> {
+        Ok(self
+            .target_states(arn)
+            .await?
+            .into_iter()
+            .filter(|(id, s)| {
+                !id.is_empty() && s.as_ref() != Some(&TargetHealthStateEnum::Draining)
+            })
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
+        for chunk in ids.chunks(TARGETS_BATCH) {
+            self.client
+                .register_targets()
+                .target_group_arn(arn)
+                .set_targets(Some(targets_of(chunk)))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+        }
+        Ok(())
+    }
+
+    async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
+        for chunk in ids.chunks(TARGETS_BATCH) {
+            self.client
+                .deregister_targets()
+                .target_group_arn(arn)
+                .set_targets(Some(targets_of(chunk)))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+        }
+        Ok(())
     }
 }

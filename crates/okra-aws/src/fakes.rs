@@ -158,6 +158,8 @@ impl Meter {
 struct EksState {
     clusters: BTreeMap<String, Cluster>,
     node_groups: BTreeMap<String, Vec<String>>,
+    /// Cluster → its EC2 instances (found by tag).
+    instances: BTreeMap<String, Vec<String>>,
     /// Listed, but gone by the time they are described.
     vanishing: BTreeSet<String>,
     /// Not yet in the tagging API's answers (it is eventually consistent).
@@ -245,6 +247,14 @@ impl FakeEks {
         );
     }
 
+    /// The cluster's EC2 instances (as DescribeInstances finds them by the cluster's tags).
+    pub fn set_instances(&self, cluster: &str, ids: &[&str]) {
+        lock(&self.state).instances.insert(
+            cluster.to_string(),
+            ids.iter().map(|i| (*i).to_string()).collect(),
+        );
+    }
+
     /// The cluster names, sorted.
     pub fn cluster_names(&self) -> Vec<String> {
         lock(&self.state).clusters.keys().cloned().collect()
@@ -313,6 +323,24 @@ impl ClusterPort for FakeEks {
         asgs.dedup();
         Ok(asgs)
     }
+
+    async fn cluster_instances(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
+        self.meter.enter("cluster_instances")?;
+        // One query per tag convention.
+        self.meter.api("DescribeInstances", 2);
+        let s = lock(&self.state);
+        let ids: BTreeSet<&String> = s.instances.get(cluster).into_iter().flatten().collect();
+        Ok(ids
+            .into_iter()
+            .map(|id| okra_core::nodes::NodeInstance {
+                id: id.clone(),
+                security_groups: vec![],
+            })
+            .collect())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,6 +405,8 @@ pub struct FakeTargetGroup {
     pub tags: BTreeMap<String, String>,
     /// Its targets' health.
     pub health: TargetHealth,
+    /// Its registered targets (ids), when registered through the port.
+    pub targets: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -555,6 +585,7 @@ impl FakeElb {
                     .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                     .collect(),
                 health: TargetHealth::default(),
+                targets: BTreeSet::new(),
             },
         );
         arn
@@ -663,6 +694,8 @@ impl LoadBalancerPort for FakeElb {
                 .cloned()
                 .unwrap_or_else(|| "vpc-1".to_string()),
             target_groups: groups.len(),
+            security_groups: vec![],
+            subnets: vec![],
         })
     }
 
@@ -845,6 +878,7 @@ impl LoadBalancerPort for FakeElb {
                 protocol: Some(tg.protocol.clone()),
                 tags: tg.tags.iter().cloned().collect(),
                 health: TargetHealth::default(),
+                targets: BTreeSet::new(),
             },
         );
         Ok(arn)
@@ -874,6 +908,44 @@ impl LoadBalancerPort for FakeElb {
             OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
         })
     }
+
+    async fn registered_targets(&self, arn: &str) -> Result<Vec<String>> {
+        self.meter.enter("registered_targets")?;
+        self.meter.api("DescribeTargetHealth", 1);
+        self.target_group(arn)
+            .map(|t| t.targets.into_iter().collect())
+            .ok_or_else(|| not_found(arn))
+    }
+
+    async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
+        self.meter.enter("register_targets")?;
+        self.meter.api("RegisterTargets", 1);
+        let mut st = lock(&self.state);
+        let tg = st
+            .target_groups
+            .get_mut(arn)
+            .ok_or_else(|| not_found(arn))?;
+        tg.targets.extend(ids.iter().cloned());
+        Ok(())
+    }
+
+    async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
+        self.meter.enter("deregister_targets")?;
+        self.meter.api("DeregisterTargets", 1);
+        let mut st = lock(&self.state);
+        let tg = st
+            .target_groups
+            .get_mut(arn)
+            .ok_or_else(|| not_found(arn))?;
+        for id in ids {
+            tg.targets.remove(id);
+        }
+        Ok(())
+    }
+}
+
+fn not_found(arn: &str) -> OkraError {
+    OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ pub mod cloudtrail;
 pub mod cloudwatch;
 pub mod datadog;
 pub mod dynamo;
+pub mod ec2;
 pub mod eks;
 pub mod elb;
 pub mod error;

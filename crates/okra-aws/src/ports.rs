@@ -31,6 +31,12 @@ pub trait ClusterPort: Send + Sync {
     fn describe_cluster(&self, name: &str) -> impl Future<Output = Result<Option<Cluster>>> + Send;
     /// The Auto Scaling group names of the cluster's managed node groups.
     fn node_group_asgs(&self, cluster: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The cluster's pending and running EC2 instances, found by their tags (`eks:cluster-name`,
+    /// or `kubernetes.io/cluster/<name>` = owned/shared): EC2 DescribeInstances, two queries.
+    fn cluster_instances(
+        &self,
+        cluster: &str,
+    ) -> impl Future<Output = Result<Vec<okra_core::nodes::NodeInstance>>> + Send;
 }
 
 /// A target group to create.
@@ -130,6 +136,23 @@ pub trait LoadBalancerPort: Send + Sync {
     /// Health counts of a target group's targets.
     fn target_health(&self, arn: &str) -> impl Future<Output = Result<TargetHealth>> + Send;
 
+    /// The ids of a target group's targets, draining ones left out. One call.
+    fn registered_targets(&self, arn: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Registers instances (by id, on the group's port). Registering twice is a no-op.
+    fn register_targets(
+        &self,
+        arn: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deregisters targets; they drain for the group's deregistration delay.
+    fn deregister_targets(
+        &self,
+        arn: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// The VPC of the listener's load balancer: where its target groups must be (a forward
     /// action's target groups must be in the load balancer's VPC). Two calls.
     fn load_balancer_vpc(&self, listener_arn: &str) -> impl Future<Output = Result<String>> + Send;
@@ -151,6 +174,18 @@ pub trait AutoScalingPort: Send + Sync {
         asg: &str,
         target_group_arn: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// EC2's network, for the doctor's `node-access` check.
+pub trait NetworkPort: Send + Sync {
+    /// Security groups with their inbound rules (DescribeSecurityGroups by id).
+    fn security_groups(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<okra_core::nodes::SecurityGroupRules>>> + Send;
+
+    /// The IPv4 CIDR blocks of subnets (DescribeSubnets by id).
+    fn subnet_cidrs(&self, ids: &[String]) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
 /// One CloudWatch GetMetricData query, in the adapter's neutral shape: `metric_stat` or

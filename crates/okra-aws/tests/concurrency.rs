@@ -113,6 +113,14 @@ impl ClusterPort for Tracked<'_, FakeEks> {
             .track("node_group_asgs", self.inner.node_group_asgs(cluster))
             .await
     }
+    async fn cluster_instances(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
+        self.flight
+            .track("cluster_instances", self.inner.cluster_instances(cluster))
+            .await
+    }
 }
 
 impl LoadBalancerPort for Tracked<'_, FakeElb> {
@@ -179,6 +187,24 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
     async fn load_balancer_vpc(&self, listener: &str) -> Result<String> {
         self.flight
             .track("load_balancer_vpc", self.inner.load_balancer_vpc(listener))
+            .await
+    }
+    async fn registered_targets(&self, arn: &str) -> Result<Vec<String>> {
+        self.flight
+            .track("registered_targets", self.inner.registered_targets(arn))
+            .await
+    }
+    async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
+        self.flight
+            .track("register_targets", self.inner.register_targets(arn, ids))
+            .await
+    }
+    async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
+        self.flight
+            .track(
+                "deregister_targets",
+                self.inner.deregister_targets(arn, ids),
+            )
             .await
     }
 }

@@ -5,6 +5,7 @@ mod common;
 use common::{CELL, LISTENER, cell, cell_with, fwd, tags};
 use okra_aws::fakes::{FakeEks, FakeElb, FakeExecutions, FakeState, RawAction};
 use okra_aws::handlers::dispatch::{CellResult, DispatchOutcome, DispatchOutput, handle};
+use okra_aws::ports::LoadBalancerPort as _;
 use okra_aws::state::{ExecutionInput, Lock, StatePort};
 use okra_aws::{OkraError, Result};
 use pretty_assertions::assert_eq;
@@ -134,6 +135,86 @@ async fn nothing_to_do_starts_nothing() {
     assert_eq!(by_cell(&out, "web").outcome, DispatchOutcome::NothingToDo);
     assert_eq!(w.execs.meter.calls("start"), 0);
     assert!(w.execs.executions().is_empty());
+}
+
+/// `registration: instances`: between rollouts, every reconcile makes the serving groups hold
+/// their clusters' instances as they are now (Karpenter replaces nodes without asking).
+#[tokio::test]
+async fn a_reconcile_syncs_the_serving_groups_with_their_clusters_instances() {
+    let w = world();
+    let mut api = api_cell();
+    api.target_group.registration = okra_core::spec::Registration::Instances;
+    w.state.insert_cell(api);
+    let arn = w
+        .elb
+        .find_cells_target_groups(&["api".to_string()])
+        .await
+        .expect("found")[0]
+        .1
+        .arn
+        .clone();
+    let targets = || -> Vec<String> {
+        w.elb
+            .target_group(&arn)
+            .expect("the group")
+            .targets
+            .into_iter()
+            .collect()
+    };
+    let reason = |out: &DispatchOutput| by_cell(out, "api").reason.clone();
+
+    w.eks.set_instances("api-a1", &["i-1", "i-2"]);
+    let out = w
+        .dispatch(event("dispatcher-schedule"))
+        .await
+        .expect("dispatches");
+    assert_eq!(by_cell(&out, "api").outcome, DispatchOutcome::NothingToDo);
+    assert!(
+        reason(&out).ends_with("instances synced in 1 group(s): 2 registered, 0 deregistered"),
+        "{}",
+        reason(&out)
+    );
+    assert_eq!(targets(), ["i-1", "i-2"]);
+
+    // A node replaced: the new one in, the old one out.
+    w.eks.set_instances("api-a1", &["i-2", "i-3"]);
+    let out = w
+        .dispatch(event("dispatcher-schedule"))
+        .await
+        .expect("dispatches");
+    assert!(
+        reason(&out).ends_with("1 registered, 1 deregistered"),
+        "{}",
+        reason(&out)
+    );
+    assert_eq!(targets(), ["i-2", "i-3"]);
+
+    // Nothing changed: nothing written.
+    let writes =
+        w.elb.meter.api_calls("RegisterTargets") + w.elb.meter.api_calls("DeregisterTargets");
+    w.dispatch(event("dispatcher-schedule"))
+        .await
+        .expect("dispatches");
+    assert_eq!(
+        w.elb.meter.api_calls("RegisterTargets") + w.elb.meter.api_calls("DeregisterTargets"),
+        writes
+    );
+
+    // No instance found: said, and the group is left as it is (never emptied on an empty read).
+    w.eks.set_instances("api-a1", &[]);
+    let out = w
+        .dispatch(event("dispatcher-schedule"))
+        .await
+        .expect("dispatches");
+    assert!(
+        reason(&out).contains("not synced: api-a1: "),
+        "{}",
+        reason(&out)
+    );
+    assert_eq!(targets(), ["i-2", "i-3"]);
+
+    // Cells that register otherwise are not touched.
+    assert_eq!(w.eks.meter.calls("cluster_instances"), 4);
 }
 
 #[tokio::test]

@@ -1,9 +1,11 @@
-//! The EKS adapter (and the Auto Scaling one, which `registration: nodegroups` pairs with it)
+//! The EKS adapter (with EC2 for its nodes, and the Auto Scaling one, which `registration:
+//! nodegroups` pairs with it)
 //! against `aws-smithy-mocks`.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_autoscaling as asg;
+use aws_sdk_ec2 as ec2;
 use aws_sdk_eks as eks;
 use aws_sdk_resourcegroupstagging as tag;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
@@ -23,6 +25,7 @@ use eks::types::{
 };
 use okra_aws::OkraError;
 use okra_aws::autoscaling::AutoScaling;
+use okra_aws::ec2::Ec2;
 use okra_aws::eks::Eks;
 use okra_aws::ports::{AutoScalingPort, ClusterPort};
 use okra_aws::tagging::Tagging;
@@ -38,10 +41,17 @@ fn adapter(mode: RuleMode, rules: &[&Rule]) -> Eks {
 
 /// An adapter whose tagging API answers with `tagging`.
 fn adapter_with(mode: RuleMode, rules: &[&Rule], tagging: &[&Rule]) -> Eks {
+    adapter_full(mode, rules, tagging, &[])
+}
+
+/// An adapter whose tagging API answers with `tagging` and EC2 with `ec2_rules`.
+fn adapter_full(mode: RuleMode, rules: &[&Rule], tagging: &[&Rule], ec2_rules: &[&Rule]) -> Eks {
     Eks::new(
         mock_client!(eks, mode, rules, |b| b
             .retry_config(RetryConfig::disabled())),
         Tagging::new(mock_client!(tag, mode, tagging, |b| b
+            .retry_config(RetryConfig::disabled()))),
+        Ec2::new(mock_client!(ec2, mode, ec2_rules, |b| b
             .retry_config(RetryConfig::disabled()))),
     )
 }
@@ -293,6 +303,95 @@ async fn node_group_asgs_lists_every_page_and_dedups() {
     assert_eq!((list.num_calls(), describe.num_calls()), (2, 2));
 }
 
+/// A DescribeInstances answer of instances (id, security groups), one reservation each.
+fn instances(
+    found: &[(&str, &[&str])],
+) -> ec2::operation::describe_instances::DescribeInstancesOutput {
+    use ec2::types::{GroupIdentifier, Instance, Reservation};
+    let mut out = ec2::operation::describe_instances::DescribeInstancesOutput::builder();
+    for (id, groups) in found {
+        let mut i = Instance::builder().instance_id(*id);
+        for g in *groups {
+            i = i.security_groups(GroupIdentifier::builder().group_id(*g).build());
+        }
+        out = out.reservations(Reservation::builder().instances(i.build()).build());
+    }
+    out.build()
+}
+
+#[tokio::test]
+async fn cluster_instances_asks_ec2_by_both_tag_conventions_for_live_instances() {
+    // EC2 ANDs filters: one query per tag convention, each for pending and running instances.
+    let filters = |r: &ec2::operation::describe_instances::DescribeInstancesInput| {
+        r.filters()
+            .iter()
+            .map(|f| {
+                (
+                    f.name().unwrap_or_default().to_string(),
+                    f.values().to_vec(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let state = (
+        "instance-state-name".to_string(),
+        vec!["pending".to_string(), "running".to_string()],
+    );
+    let by_eks = mock!(ec2::Client::describe_instances)
+        .match_requests(move |r| {
+            filters(r)
+                == vec![
+                    (
+                        "tag:eks:cluster-name".to_string(),
+                        vec!["web-1".to_string()],
+                    ),
+                    state.clone(),
+                ]
+        })
+        .then_compute_output(|r| match r.next_token() {
+            None => {
+                let mut out = instances(&[("i-karpenter", &["sg-node", "sg-extra"])]);
+                out.next_token = Some("p2".into());
+                out
+            }
+            Some(_) => instances(&[("i-managed", &["sg-node"])]),
+        });
+    let by_kubernetes = mock!(ec2::Client::describe_instances)
+        .match_requests(|r| {
+            r.filters().first().and_then(|f| f.name()) == Some("tag:kubernetes.io/cluster/web-1")
+                && r.filters().first().map(|f| f.values().to_vec())
+                    == Some(vec!["owned".to_string(), "shared".to_string()])
+        })
+        .then_output(|| {
+            instances(&[
+                ("i-self-managed", &["sg-self"]),
+                ("i-managed", &["sg-node"]),
+            ])
+        });
+    let got = adapter_full(RuleMode::MatchAny, &[], &[], &[&by_eks, &by_kubernetes])
+        .cluster_instances("web-1")
+        .await
+        .expect("found");
+    let ids: Vec<(&str, Vec<&str>)> = got
+        .iter()
+        .map(|i| {
+            (
+                i.id.as_str(),
+                i.security_groups.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("i-karpenter", vec!["sg-extra", "sg-node"]),
+            ("i-managed", vec!["sg-node"]),
+            ("i-self-managed", vec!["sg-self"]),
+        ]
+    );
+    assert_eq!((by_eks.num_calls(), by_kubernetes.num_calls()), (2, 1));
+}
+
 #[tokio::test]
 async fn attach_target_group_sends_the_asg_and_the_arn() {
     use asg::operation::attach_load_balancer_target_groups::AttachLoadBalancerTargetGroupsOutput;
@@ -308,4 +407,87 @@ async fn attach_target_group_sends_the_asg_and_the_arn() {
         .await
         .expect("attaches");
     assert_eq!(attach.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn security_groups_and_subnets_are_read_in_the_core_s_terms() {
+    use ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput;
+    use ec2::operation::describe_subnets::DescribeSubnetsOutput;
+    use ec2::types::{IpPermission, IpRange, SecurityGroup, Subnet, UserIdGroupPair};
+    use okra_aws::ports::NetworkPort;
+    use okra_core::nodes::{IngressRule, SecurityGroupRules};
+    let groups = mock!(ec2::Client::describe_security_groups)
+        .match_requests(|r| r.group_ids() == ["sg-node"])
+        .then_output(|| {
+            DescribeSecurityGroupsOutput::builder()
+                .security_groups(
+                    SecurityGroup::builder()
+                        .group_id("sg-node")
+                        .ip_permissions(
+                            IpPermission::builder()
+                                .ip_protocol("tcp")
+                                .from_port(30000)
+                                .to_port(32767)
+                                .user_id_group_pairs(
+                                    UserIdGroupPair::builder().group_id("sg-lb").build(),
+                                )
+                                .build(),
+                        )
+                        .ip_permissions(
+                            IpPermission::builder()
+                                .ip_protocol("-1")
+                                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/16").build())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let subnets = mock!(ec2::Client::describe_subnets)
+        .match_requests(|r| r.subnet_ids() == ["subnet-1", "subnet-2"])
+        .then_output(|| {
+            DescribeSubnetsOutput::builder()
+                .subnets(Subnet::builder().cidr_block("10.0.1.0/24").build())
+                .subnets(Subnet::builder().cidr_block("10.0.2.0/24").build())
+                .build()
+        });
+    let net = Ec2::new(mock_client!(
+        ec2,
+        RuleMode::MatchAny,
+        &[&groups, &subnets],
+        |b| b.retry_config(RetryConfig::disabled())
+    ));
+    assert_eq!(
+        net.security_groups(&["sg-node".into()])
+            .await
+            .expect("reads"),
+        [SecurityGroupRules {
+            id: "sg-node".into(),
+            ingress: vec![
+                IngressRule {
+                    protocol: "tcp".into(),
+                    from_port: Some(30000),
+                    to_port: Some(32767),
+                    cidrs: vec![],
+                    source_groups: vec!["sg-lb".into()],
+                },
+                IngressRule {
+                    protocol: "-1".into(),
+                    from_port: None,
+                    to_port: None,
+                    cidrs: vec!["10.0.0.0/16".into()],
+                    source_groups: vec![],
+                },
+            ],
+        }]
+    );
+    assert_eq!(
+        net.subnet_cidrs(&["subnet-1".into(), "subnet-2".into()])
+            .await
+            .expect("reads"),
+        ["10.0.1.0/24", "10.0.2.0/24"]
+    );
+    // Nothing to ask: no call.
+    assert!(net.security_groups(&[]).await.expect("empty").is_empty());
+    assert_eq!((groups.num_calls(), subnets.num_calls()), (1, 1));
 }

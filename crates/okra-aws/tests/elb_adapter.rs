@@ -823,6 +823,57 @@ async fn target_health_counts_healthy_of_all_but_draining() {
     );
 }
 
+#[tokio::test]
+async fn registered_targets_are_the_ids_of_all_but_draining_and_registration_sends_ids() {
+    use elbv2::operation::deregister_targets::DeregisterTargetsOutput;
+    use elbv2::operation::register_targets::RegisterTargetsOutput;
+    use elbv2::types::TargetDescription;
+    let health = mock!(Client::describe_target_health).then_output(|| {
+        let d = |id: &str, s: TargetHealthStateEnum| {
+            TargetHealthDescription::builder()
+                .target(TargetDescription::builder().id(id).port(30080).build())
+                .target_health(TargetHealth::builder().state(s).build())
+                .build()
+        };
+        DescribeTargetHealthOutput::builder()
+            .target_health_descriptions(d("i-1", TargetHealthStateEnum::Healthy))
+            .target_health_descriptions(d("i-2", TargetHealthStateEnum::Unused))
+            .target_health_descriptions(d("i-3", TargetHealthStateEnum::Draining))
+            .build()
+    });
+    let arn = tg_arn("web-b1");
+    let ids = |t: &[TargetDescription]| {
+        t.iter()
+            .map(|t| t.id().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    let register = {
+        let arn = arn.clone();
+        mock!(Client::register_targets)
+            .match_requests(move |r| {
+                r.target_group_arn() == Some(arn.as_str())
+                    && ids(r.targets()) == ["i-4", "i-5"]
+                    && r.targets().iter().all(|t| t.port().is_none())
+            })
+            .then_output(|| RegisterTargetsOutput::builder().build())
+    };
+    let deregister = mock!(Client::deregister_targets)
+        .match_requests(move |r| ids(r.targets()) == ["i-1"])
+        .then_output(|| DeregisterTargetsOutput::builder().build());
+    let elb = elb(RuleMode::MatchAny, &[&health, &register, &deregister]);
+    assert_eq!(
+        elb.registered_targets(&arn).await.expect("reads"),
+        ["i-1", "i-2"]
+    );
+    elb.register_targets(&arn, &["i-4".into(), "i-5".into()])
+        .await
+        .expect("registers");
+    elb.deregister_targets(&arn, &["i-1".into()])
+        .await
+        .expect("deregisters");
+    assert_eq!((register.num_calls(), deregister.num_calls()), (1, 1));
+}
+
 // AWS: GetResources, TagFilter Values: at most 20 values a filter.
 #[tokio::test]
 async fn the_target_groups_of_many_cells_take_one_tag_query_per_20_cells() {

@@ -393,3 +393,77 @@ async fn a_cluster_without_managed_node_groups_is_nothing_to_register() {
         "{err}"
     );
 }
+
+fn instances() -> CellSpec {
+    cell_with(2, |v| v["targetGroup"]["registration"] = json!("instances"))
+}
+
+/// `registration: instances`: each cluster's instances (found by its tags) are registered in its
+/// group, nothing is attached to an Auto Scaling group, a second run writes nothing, and a
+/// replaced node is followed.
+#[tokio::test]
+async fn instance_registration_registers_each_cluster_s_instances_and_follows_them() {
+    let w = world();
+    w.eks.set_instances("b1", &["i-b1-1", "i-b1-2"]);
+    w.eks.set_instances("b2", &["i-b2-1"]);
+    let out = run(&w, instances(), side(), Mode::Ensure)
+        .await
+        .expect("ensures");
+    let targets = |c: &str| -> Vec<String> {
+        let arn = out
+            .side
+            .members
+            .iter()
+            .find(|m| m.cluster.as_deref() == Some(c))
+            .and_then(|m| m.target_group_arn.clone())
+            .expect("an ARN");
+        w.elb
+            .target_group(&arn)
+            .expect("the group")
+            .targets
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(targets("b1"), ["i-b1-1", "i-b1-2"]);
+    assert_eq!(targets("b2"), ["i-b2-1"]);
+    assert_eq!(w.asg.meter.calls("attach_target_group"), 0);
+    assert_eq!(w.eks.meter.calls("node_group_asgs"), 0);
+
+    let writes = w.elb.meter.api_calls("RegisterTargets");
+    run(&w, instances(), out.side.clone(), Mode::Ensure)
+        .await
+        .expect("ensures");
+    assert_eq!(
+        w.elb.meter.api_calls("RegisterTargets"),
+        writes,
+        "the second run registers nothing"
+    );
+    assert_eq!(w.elb.meter.api_calls("DeregisterTargets"), 0);
+
+    w.eks.set_instances("b1", &["i-b1-2", "i-b1-3"]);
+    run(&w, instances(), out.side.clone(), Mode::Ensure)
+        .await
+        .expect("ensures");
+    assert_eq!(targets("b1"), ["i-b1-2", "i-b1-3"]);
+}
+
+/// A cluster whose tags find no instance (Fargate only, or no node yet): an error naming the
+/// cluster, the tags looked for and what to do; its group is not emptied.
+#[tokio::test]
+async fn instance_registration_without_instances_is_nothing_to_register() {
+    let w = world();
+    w.eks.set_instances("b1", &["i-b1-1"]);
+    let err = run(&w, instances(), side(), Mode::Ensure)
+        .await
+        .expect_err("nothing to register");
+    assert_eq!(err.error_type(), "NothingToRegister");
+    let text = err.to_string();
+    assert!(
+        text.contains("cluster b2")
+            && text.contains("eks:cluster-name=b2")
+            && text.contains("kubernetes.io/cluster/b2")
+            && text.contains("registration: external"),
+        "{text}"
+    );
+    assert_eq!(w.elb.meter.api_calls("DeregisterTargets"), 0);
+}

@@ -12,6 +12,10 @@
 //! - `target-group-room`: the load balancer has room for the cell's groups ("Quotas for your
 //!   Application Load Balancers": 100 target groups per ALB; NLBs: no per-load-balancer quota
 //!   is documented for target groups, the forward action holds one to five).
+//! - `node-access:CLUSTER`: the cluster's nodes (EC2 instances found by the cluster's tags) have
+//!   a security group that admits the load balancer on the target port and the health-check port
+//!   ([`crate::nodes::access_checks`]; the ALB guide's "Security groups for your Application Load
+//!   Balancer": the targets' security groups must allow the load balancer on both ports).
 //! - `cloudtrail`: a trail logs write management events in the region. EventBridge receives
 //!   "AWS API Call via CloudTrail" events only from a trail that logs them (EventBridge user
 //!   guide, "Events from AWS services"); without one, only the schedule notices new clusters.
@@ -59,7 +63,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(id: impl Into<String>, summary: impl Into<String>) -> Self {
+    pub(crate) fn ok(id: impl Into<String>, summary: impl Into<String>) -> Self {
         Self {
             id: id.into(),
             level: Level::Ok,
@@ -68,7 +72,7 @@ impl Check {
         }
     }
 
-    fn not_ok(
+    pub(crate) fn not_ok(
         id: impl Into<String>,
         level: Level,
         summary: impl Into<String>,
@@ -91,6 +95,12 @@ pub struct LoadBalancerFacts {
     pub vpc_id: String,
     /// How many target groups it has (DescribeTargetGroups by load balancer).
     pub target_groups: usize,
+    /// Its security groups (an NLB may have none).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Its subnets.
+    #[serde(default)]
+    pub subnets: Vec<String>,
 }
 
 /// A CloudTrail trail, as the `cloudtrail` check needs it.
@@ -124,6 +134,8 @@ pub struct Facts {
     pub metrics: BTreeMap<String, Result<bool, String>>,
     /// Whether the Datadog secret was read (None: no analysis uses Datadog).
     pub datadog_secret: Option<Result<(), String>>,
+    /// The clusters' nodes and the load balancer's way to them (the `node-access` checks).
+    pub nodes: crate::nodes::NodeFacts,
 }
 
 /// A CloudWatch query whose metric can be looked up as it is.
@@ -331,6 +343,9 @@ pub fn diagnose(cell: &CellSpec, facts: &Facts) -> Vec<Check> {
         }
     }
 
+    // The nodes' security groups against the load balancer.
+    out.extend(crate::nodes::access_checks(cell, clusters, &facts.nodes));
+
     // CloudTrail.
     out.push(match &facts.trails {
         Ok(trails) => {
@@ -475,6 +490,8 @@ mod tests {
             load_balancer: Ok(LoadBalancerFacts {
                 vpc_id: "vpc-1".into(),
                 target_groups,
+                security_groups: vec![],
+                subnets: vec![],
             }),
             clusters: Ok((0..clusters)
                 .map(|i| cluster(&format!("c{i}"), "vpc-1"))
@@ -482,6 +499,7 @@ mod tests {
             trails: Ok(trails),
             metrics: BTreeMap::new(),
             datadog_secret: None,
+            nodes: crate::nodes::NodeFacts::default(),
         }
     }
 

@@ -121,11 +121,15 @@ pub fn starter(opts: &InitOptions, clusters: &[Cluster]) -> Starter {
     let _ = writeln!(y, "    path: /healthz");
     let _ = writeln!(
         y,
-        "  # nodegroups: okra attaches the group to EKS managed node groups; external: you"
+        "  # nodegroups: okra attaches the group to EKS managed node groups; instances: okra"
     );
     let _ = writeln!(
         y,
-        "  # register targets (aws-load-balancer-controller, `okra cell binding`)."
+        "  # registers the cluster's EC2 instances by their tags (Karpenter, self-managed);"
+    );
+    let _ = writeln!(
+        y,
+        "  # external: you register targets (aws-load-balancer-controller, `okra cell binding`)."
     );
     let _ = writeln!(y, "  registration: nodegroups");
     let _ = writeln!(y, "readiness:");

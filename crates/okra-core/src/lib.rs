@@ -12,6 +12,7 @@
 //! - [`weights`]: the forward action for "the new version gets W %";
 //! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
 //! - [`naming`]: deterministic target-group and execution names;
+//! - [`nodes`]: a cluster's EC2 nodes: instance registration and the load balancer's way in;
 //! - [`doctor`]: what a cell needs from the account, checked before the first rollout;
 //! - [`init`]: a starter cell spec from what the account has.
 
@@ -24,6 +25,7 @@ pub mod history;
 pub mod init;
 pub mod model;
 pub mod naming;
+pub mod nodes;
 pub mod spec;
 pub mod validate;
 pub mod versions;

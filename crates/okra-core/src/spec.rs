@@ -201,6 +201,11 @@ pub enum Registration {
     /// groups, so present and future nodes register.
     #[default]
     Nodegroups,
+    /// okra registers the cluster's pending and running EC2 instances, found by their tags
+    /// (`eks:cluster-name`, or `kubernetes.io/cluster/<name>` = owned/shared): Karpenter and
+    /// self-managed nodes. Synced again at every reconcile: new instances registered, ones gone
+    /// deregistered. Needs `targetType: instance`.
+    Instances,
     /// aws-load-balancer-controller registers targets through a TargetGroupBinding; okra only
     /// creates the target group and reports its ARN.
     External,

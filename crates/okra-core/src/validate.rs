@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::{format_duration, parse_duration};
 use crate::spec::{
     AnalysisTemplate, Arg, CanaryStep, CellSpec, CloudWatchProvider, DatadogProvider, HealthCheck,
-    LoadBalancerKind, Metric, MetricStat, ParseError, TemplateRef,
+    LoadBalancerKind, Metric, MetricStat, ParseError, Registration, TargetType, TemplateRef,
 };
 use crate::versions::parse_version;
 use crate::weights::MAX_TARGET_GROUPS_PER_ACTION;
@@ -744,6 +744,13 @@ impl Validator<'_> {
                 format!("`{p}` is not a target group protocol: HTTP, HTTPS, TCP, TLS, UDP or TCP_UDP"),
             ),
             _ => {}
+        }
+        if tg.registration == Registration::Instances && tg.target_type != TargetType::Instance {
+            self.push(
+                "targetGroup.registration",
+                "`instances` registers EC2 instance ids, which needs `targetType: instance`; \
+                 pod IPs are registered by aws-load-balancer-controller (`registration: external`)",
+            );
         }
         self.health_check(&tg.health_check, kind);
     }

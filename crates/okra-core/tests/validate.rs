@@ -686,6 +686,21 @@ fn target_group_port_must_not_be_zero() {
 }
 
 #[test]
+fn instance_registration_needs_instance_targets() {
+    let mut s = web();
+    s.target_group.registration = okra_core::spec::Registration::Instances;
+    assert_valid(&s);
+    s.target_group.target_type = okra_core::spec::TargetType::Ip;
+    assert_error(
+        &s,
+        "targetGroup.registration",
+        "needs `targetType: instance`",
+    );
+    s.target_group.registration = okra_core::spec::Registration::External;
+    assert_valid(&s);
+}
+
+#[test]
 fn target_group_protocol_must_fit_the_load_balancer() {
     let mut s = web();
     s.target_group.protocol = Some("HTTPS".into());

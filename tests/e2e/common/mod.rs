@@ -58,6 +58,7 @@ pub struct Aws {
     pub ddb: ddb::Client,
     pub cw: cw::Client,
     pub sfn: sfn::Client,
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
@@ -77,6 +78,7 @@ pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
         ddb: ddb::Client::new(&conf),
         cw: cw::Client::new(&conf),
         sfn: sfn::Client::new(&conf),
+        ec2: aws_sdk_ec2::Client::new(&conf),
     };
     READY.get_or_try_init(|| prepare(&aws)).await?;
     Ok(aws)
@@ -279,6 +281,46 @@ impl Aws {
             subnets,
             listener_arn,
         })
+    }
+
+    /// Launches `n` EC2 instances in the world's first subnet with `tags` (a cluster's node tags)
+    /// and security group `sg` (none: the VPC's default); their ids.
+    pub async fn launch_instances(
+        &self,
+        w: &World,
+        n: i32,
+        tags: &[(&str, &str)],
+        sg: Option<&str>,
+    ) -> Result<Vec<String>> {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let image = self.ec2.describe_images().send().await?;
+        let image = image
+            .images()
+            .first()
+            .and_then(|i| i.image_id())
+            .context("moto has an AMI")?
+            .to_string();
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        let out = self
+            .ec2
+            .run_instances()
+            .image_id(image)
+            .min_count(n)
+            .max_count(n)
+            .subnet_id(&w.subnets[0])
+            .set_security_group_ids(sg.map(|s| vec![s.to_string()]))
+            .tag_specifications(spec.build())
+            .send()
+            .await
+            .context("RunInstances")?;
+        Ok(out
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect())
     }
 
     /// Creates an EKS cluster of the world's cell with a version tag.

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use futures::StreamExt;
 use okra_core::decision::Decision;
-use okra_core::model::Cluster;
+use okra_core::model::{Cluster, CurrentAction};
 use okra_core::naming::decision_execution_name;
+use okra_core::nodes::groups_in_action;
+use okra_core::spec::Registration;
 use okra_core::validate::validate;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,6 +24,7 @@ use tokio::sync::OnceCell;
 
 use crate::error::{OkraError, Result};
 use crate::handlers::discover::{self, DiscoverInput};
+use crate::handlers::ensure;
 use crate::ports::{ClusterPort, LoadBalancerPort};
 use crate::state::{ExecutionInput, ExecutionsPort, Started, StatePort, StoredCell};
 
@@ -397,6 +400,13 @@ impl<C: ClusterPort> ClusterPort for SharedClusters<'_, C> {
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
         self.inner.node_group_asgs(cluster).await
     }
+
+    async fn cluster_instances(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
+        self.inner.cluster_instances(cluster).await
+    }
 }
 
 fn result(cell: &str, outcome: DispatchOutcome, reason: impl Into<String>) -> CellResult {
@@ -498,9 +508,13 @@ where
     let decision = out.outcome.decision;
     let kind = decision.kind().to_string();
     if let Decision::NothingToDo { reason } = &decision {
+        let mut reason = reason.clone();
+        if spec.target_group.registration == Registration::Instances {
+            reason.push_str(&sync_serving(ctx, &cell, &out.action).await?);
+        }
         return Ok(CellResult {
             decision: Some(kind),
-            ..result(&cell, DispatchOutcome::NothingToDo, reason.clone())
+            ..result(&cell, DispatchOutcome::NothingToDo, reason)
         });
     }
     let input = ExecutionInput {
@@ -560,6 +574,58 @@ where
     Err(OkraError::Conflict(format!(
         "cell {cell}: the execution generation keeps moving ({generation}); try again"
     )))
+}
+
+/// `registration: instances` between rollouts: each group of the owned forward action gets its
+/// cluster's instances as they are now (Karpenter and Auto Scaling replace nodes all the time).
+/// A cluster whose instances cannot be synced is said in the result; the others go on.
+async fn sync_serving<S, X, C, L>(
+    ctx: &Ctx<'_, S, X, C, L>,
+    cell: &str,
+    action: &CurrentAction,
+) -> Result<String>
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+{
+    let groups = match &ctx.groups {
+        Some(g) => g.get(cell).cloned().unwrap_or_default(),
+        None => {
+            let arns: Vec<String> = match action {
+                CurrentAction::Forward(fa) => fa
+                    .targets
+                    .iter()
+                    .map(|t| t.target_group_arn.clone())
+                    .collect(),
+                CurrentAction::Other { .. } => Vec::new(),
+            };
+            ctx.elb.find_target_groups(cell, &arns).await?
+        }
+    };
+    let (mut added, mut removed, mut problems) = (0, 0, Vec::new());
+    let serving = groups_in_action(action, &groups);
+    for g in &serving {
+        match ensure::sync_instances(ctx.eks, ctx.elb, &g.cluster, &g.arn).await {
+            Ok(plan) => {
+                added += plan.register.len();
+                removed += plan.deregister.len();
+            }
+            Err(e) => {
+                tracing::warn!(cell, cluster = %g.cluster, error = %e, "instances not synced");
+                problems.push(format!("{}: {e}", g.cluster));
+            }
+        }
+    }
+    let mut out = format!(
+        "; instances synced in {} group(s): {added} registered, {removed} deregistered",
+        serving.len()
+    );
+    if !problems.is_empty() {
+        out.push_str(&format!("; not synced: {}", problems.join("; ")));
+    }
+    Ok(out)
 }
 
 /// Runs the dispatcher over an event.

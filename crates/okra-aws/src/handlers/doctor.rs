@@ -1,14 +1,20 @@
 //! `okra doctor`: reads what a cell needs from the account (read only) and hands it to
 //! [`okra_core::doctor::diagnose`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use okra_core::doctor::{Check, Facts, Level, diagnose, metric_checks, uses_datadog, worst};
+use okra_core::doctor::{
+    Check, Facts, Level, LoadBalancerFacts, diagnose, metric_checks, uses_datadog, worst,
+};
+use okra_core::model::{Cluster, ClusterStatus};
+use okra_core::nodes::{ClusterNodes, LoadBalancerSource, NodeFacts};
 use okra_core::spec::CellSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
-use crate::ports::{ClusterPort, LoadBalancerPort, MetricsPort, SecretsPort, TrailPort};
+use crate::ports::{
+    ClusterPort, LoadBalancerPort, MetricsPort, NetworkPort, SecretsPort, TrailPort,
+};
 
 /// How many clusters are described at once.
 const DESCRIBE_CONCURRENCY: usize = 8;
@@ -29,11 +35,13 @@ pub struct DoctorReport {
 
 /// The account's services, as the doctor reads them.
 #[allow(missing_debug_implementations)]
-pub struct Account<'a, C, L, T, M, S> {
-    /// EKS (clusters by tag).
+pub struct Account<'a, C, L, N, T, M, S> {
+    /// EKS (clusters by tag, and their nodes).
     pub eks: &'a C,
     /// ELB.
     pub elb: &'a L,
+    /// EC2's security groups and subnets.
+    pub network: &'a N,
     /// CloudTrail.
     pub trails: &'a T,
     /// CloudWatch.
@@ -50,13 +58,14 @@ fn why(e: &OkraError) -> String {
 
 /// Checks `cell` against the account. Reads only; never fails for a check's sake (what could
 /// not be read is a check's finding).
-pub async fn handle<C, L, T, M, S>(
-    account: &Account<'_, C, L, T, M, S>,
+pub async fn handle<C, L, N, T, M, S>(
+    account: &Account<'_, C, L, N, T, M, S>,
     cell: &CellSpec,
 ) -> Result<DoctorReport>
 where
     C: ClusterPort,
     L: LoadBalancerPort,
+    N: NetworkPort,
     T: TrailPort,
     M: MetricsPort,
     S: SecretsPort,
@@ -107,6 +116,12 @@ where
     } else {
         None
     };
+    let nodes = node_facts(
+        account,
+        load_balancer.as_ref().ok(),
+        clusters.as_deref().ok(),
+    )
+    .await;
     let facts = Facts {
         region: account.region.to_string(),
         load_balancer,
@@ -114,6 +129,7 @@ where
         trails,
         metrics,
         datadog_secret,
+        nodes,
     };
     let checks = diagnose(cell, &facts);
     Ok(DoctorReport {
@@ -124,10 +140,80 @@ where
     })
 }
 
-impl<C, L, T, M, S> crate::handlers::api::Doctor for Account<'_, C, L, T, M, S>
+/// The load balancer's way in (its security groups, its subnets' blocks) and each cluster's
+/// nodes with their security groups: a DescribeSubnets, then per cluster two DescribeInstances
+/// and a DescribeSecurityGroups.
+async fn node_facts<C, L, N, T, M, S>(
+    account: &Account<'_, C, L, N, T, M, S>,
+    lb: Option<&LoadBalancerFacts>,
+    clusters: Option<&[Cluster]>,
+) -> NodeFacts
+where
+    C: ClusterPort,
+    N: NetworkPort,
+{
+    let source = match lb {
+        Some(lb) => account
+            .network
+            .subnet_cidrs(&lb.subnets)
+            .await
+            .map(|subnet_cidrs| LoadBalancerSource {
+                security_groups: lb.security_groups.clone(),
+                subnet_cidrs,
+            })
+            .map_err(|e| why(&e)),
+        None => Err("the listener's load balancer was not found".to_string()),
+    };
+    let names: Vec<String> = clusters
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.status != ClusterStatus::Deleting)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut read = BTreeMap::new();
+    for chunk in names.chunks(DESCRIBE_CONCURRENCY) {
+        let got = futures::future::join_all(chunk.iter().map(|n| cluster_nodes(account, n))).await;
+        read.extend(chunk.iter().cloned().zip(got));
+    }
+    NodeFacts {
+        source,
+        clusters: read,
+    }
+}
+
+/// One cluster's nodes and their security groups.
+async fn cluster_nodes<C, L, N, T, M, S>(
+    account: &Account<'_, C, L, N, T, M, S>,
+    cluster: &str,
+) -> std::result::Result<ClusterNodes, String>
+where
+    C: ClusterPort,
+    N: NetworkPort,
+{
+    async {
+        let instances = account.eks.cluster_instances(cluster).await?;
+        let ids: BTreeSet<String> = instances
+            .iter()
+            .flat_map(|i| i.security_groups.iter().cloned())
+            .collect();
+        let groups = account
+            .network
+            .security_groups(&ids.into_iter().collect::<Vec<_>>())
+            .await?;
+        Ok::<_, OkraError>(ClusterNodes {
+            instances: instances.len(),
+            groups,
+        })
+    }
+    .await
+    .map_err(|e| why(&e))
+}
+
+impl<C, L, N, T, M, S> crate::handlers::api::Doctor for Account<'_, C, L, N, T, M, S>
 where
     C: ClusterPort,
     L: LoadBalancerPort,
+    N: NetworkPort,
     T: TrailPort,
     M: MetricsPort,
     S: SecretsPort,
@@ -143,6 +229,7 @@ where
 pub struct Checker {
     eks: crate::eks::Eks,
     elb: crate::elb::Elb,
+    network: crate::ec2::Ec2,
     trails: crate::cloudtrail::CloudTrail,
     metrics: crate::cloudwatch::CloudWatch,
     secrets: crate::secrets::Secrets,
@@ -156,6 +243,7 @@ impl Checker {
         Self {
             eks: crate::eks::Eks::from_config(config),
             elb: crate::elb::Elb::from_config(config),
+            network: crate::ec2::Ec2::from_config(config),
             trails: crate::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(config)),
             metrics: crate::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(config)),
             secrets: crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config)),
@@ -179,6 +267,7 @@ impl crate::handlers::api::Doctor for Checker {
         let account = Account {
             eks: &self.eks,
             elb: &self.elb,
+            network: &self.network,
             trails: &self.trails,
             metrics: &self.metrics,
             secrets: (&self.secrets, self.datadog_secret.as_deref()),

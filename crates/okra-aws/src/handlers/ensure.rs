@@ -2,14 +2,16 @@
 //!
 //! `mode: ensure` (the default) makes what is missing: a target group per cluster under its
 //! deterministic name (a second run finds it and makes nothing), tags (cell, version, cluster),
-//! and for `registration: nodegroups` the attachment to the cluster's node-group Auto Scaling
-//! groups. `mode: health` only reads target health: the state machine's readiness loop calls it
+//! and the registration: for `nodegroups` the attachment to the cluster's node-group Auto Scaling
+//! groups, for `instances` the cluster's EC2 instances (found by tag) registered and the ones gone
+//! deregistered. `mode: health` only reads target health: the state machine's readiness loop calls it
 //! until the cell's readiness gate holds or its timeout passes.
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use okra_core::decision::{Member, Side};
 use okra_core::model::{TAG_CELL, TAG_CLUSTER, TAG_MANAGED_BY, TAG_VERSION};
 use okra_core::naming::target_group_name;
+use okra_core::nodes::{TAG_EKS_CLUSTER_NAME, TargetSync, kubernetes_cluster_tag, plan_sync};
 use okra_core::spec::{CellSpec, LoadBalancerKind, Registration};
 use serde::{Deserialize, Serialize};
 
@@ -240,21 +242,70 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
             }
         },
     };
-    if cell.target_group.registration == Registration::Nodegroups {
-        let groups = eks.node_group_asgs(&cluster).await?;
-        if groups.is_empty() {
-            // Karpenter, self-managed and Fargate nodes are in no managed node group: say so now
-            // rather than time out at the readiness gate.
-            return Err(OkraError::NothingToRegister(format!(
-                "cluster {cluster} has no EKS managed node group with an Auto Scaling group, so \
-                 `registration: nodegroups` registers nothing in target group {name}; register \
-                 its nodes or pods with aws-load-balancer-controller (`registration: external`, \
-                 see `okra cell binding`)"
-            )));
+    match cell.target_group.registration {
+        Registration::Nodegroups => {
+            let groups = eks.node_group_asgs(&cluster).await?;
+            if groups.is_empty() {
+                // Karpenter, self-managed and Fargate nodes are in no managed node group: say so
+                // now rather than time out at the readiness gate.
+                return Err(OkraError::NothingToRegister(format!(
+                    "cluster {cluster} has no EKS managed node group with an Auto Scaling group, \
+                     so `registration: nodegroups` registers nothing in target group {name}; use \
+                     `registration: instances` (its nodes found by their tags: Karpenter, \
+                     self-managed), or aws-load-balancer-controller (`registration: external`, \
+                     see `okra cell binding`)"
+                )));
+            }
+            for group in groups {
+                asg.attach_target_group(&group, &arn).await?;
+            }
         }
-        for group in groups {
-            asg.attach_target_group(&group, &arn).await?;
+        Registration::Instances => {
+            sync_instances(eks, elb, &cluster, &arn).await?;
         }
+        Registration::External => {}
     }
     Ok(Some((arn, made)))
+}
+
+/// `registration: instances`: registers the cluster's pending and running instances (found by
+/// their tags) in its target group and deregisters targets that are no instance of it any more.
+/// A cluster without instances is an error and changes nothing: an empty answer is never a
+/// reason to empty a group (EC2's reads are eventually consistent).
+pub async fn sync_instances<C: ClusterPort, L: LoadBalancerPort>(
+    eks: &C,
+    elb: &L,
+    cluster: &str,
+    target_group_arn: &str,
+) -> Result<TargetSync> {
+    let (instances, registered) = futures::try_join!(
+        eks.cluster_instances(cluster),
+        elb.registered_targets(target_group_arn)
+    )?;
+    if instances.is_empty() {
+        return Err(OkraError::NothingToRegister(format!(
+            "cluster {cluster} has no pending or running EC2 instance tagged \
+             {TAG_EKS_CLUSTER_NAME}={cluster} or {}=owned|shared, so `registration: instances` \
+             registers nothing in target group {target_group_arn}; for Fargate pods use \
+             aws-load-balancer-controller (`registration: external`, `targetType: ip`)",
+            kubernetes_cluster_tag(cluster)
+        )));
+    }
+    let plan = plan_sync(&registered, &instances);
+    if !plan.register.is_empty() {
+        elb.register_targets(target_group_arn, &plan.register)
+            .await?;
+    }
+    if !plan.deregister.is_empty() {
+        elb.deregister_targets(target_group_arn, &plan.deregister)
+            .await?;
+    }
+    if !plan.is_empty() {
+        tracing::info!(
+            %cluster, target_group = %target_group_arn,
+            registered = ?plan.register, deregistered = ?plan.deregister,
+            "synced the cluster's instances"
+        );
+    }
+    Ok(plan)
 }
