@@ -4,71 +4,12 @@
 // Test code: a panic with the failing line is the right report.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::Path;
 
+use common::policy::{of_type, resources, root, statements, strings, template};
 use serde_yaml_ng::Value;
-
-fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
-
-fn template() -> Value {
-    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
-    serde_yaml_ng::from_str(&text).expect("template.yaml is YAML")
-}
-
-fn resources(t: &Value) -> Vec<(String, &Value)> {
-    t["Resources"]
-        .as_mapping()
-        .expect("Resources")
-        .iter()
-        .map(|(k, v)| (k.as_str().unwrap().to_string(), v))
-        .collect()
-}
-
-fn of_type<'a>(t: &'a Value, ty: &str) -> Vec<(String, &'a Value)> {
-    resources(t)
-        .into_iter()
-        .filter(|(_, r)| r["Type"].as_str() == Some(ty))
-        .collect()
-}
-
-/// Every IAM statement of every function and state machine (inline `Statement` lists, also
-/// inside `!If`).
-fn statements(t: &Value) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    fn walk(owner: &str, v: &Value, out: &mut Vec<(String, Value)>) {
-        match v {
-            Value::Mapping(m) => {
-                if let Some(Value::Sequence(stmts)) = m.get("Statement") {
-                    for s in stmts {
-                        out.push((owner.to_string(), s.clone()));
-                    }
-                }
-                for (_, v) in m {
-                    walk(owner, v, out);
-                }
-            }
-            Value::Sequence(s) => s.iter().for_each(|v| walk(owner, v, out)),
-            Value::Tagged(t) => walk(owner, &t.value, out),
-            _ => {}
-        }
-    }
-    for (name, r) in resources(t) {
-        walk(&name, &r["Properties"]["Policies"], &mut out);
-    }
-    out
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => vec![s.clone()],
-        Value::Sequence(s) => s.iter().flat_map(strings).collect(),
-        Value::Tagged(t) => strings(&t.value),
-        _ => Vec::new(),
-    }
-}
 
 /// Actions AWS offers no resource-level permissions for: the only ones allowed on `*`.
 const UNSCOPABLE: &[&str] = &[

@@ -39,7 +39,9 @@ over the call's series; other expressions are refused (ValidationError), never s
 
 Throttling (opt-in: OKRA_THROTTLE=1 or `POST /_okra/throttle {"enabled": true}`): a token bucket
 per service and operation group, refused calls answered in each service's throttling shape;
-`GET /_okra/calls` counts calls and throttled calls per operation (`DELETE` resets).
+`GET /_okra/calls` counts calls and throttled calls per operation, and calls per caller (the
+`app/NAME` of the SDK's user agent: okra's functions put their function name there) and
+operation; `DELETE` resets. EKS's REST calls are named by operation (`eks:DescribeCluster`).
 `POST /_okra/seed/eks-clusters` makes many EKS clusters at once (benchmarks).
 
 Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) and node groups
@@ -51,6 +53,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -563,6 +566,31 @@ THROTTLE_RATES = {
 THROTTLE = {"enabled": os.environ.get("OKRA_THROTTLE") == "1"}
 BUCKETS: dict[tuple, list[float]] = {}
 CALLS: dict[str, dict[str, int]] = {}
+# Calls per caller: the `app/NAME` of the SDK's user agent (okra's functions set their function
+# name there), then per `service:Operation`.
+CALLERS: dict[str, dict[str, int]] = {}
+
+# EKS is REST: its operations by method and path (the EKS API reference's request syntax).
+EKS_ROUTES = [
+    ("GET", r"^/clusters$", "ListClusters"),
+    ("POST", r"^/clusters$", "CreateCluster"),
+    ("GET", r"^/clusters/[^/]+$", "DescribeCluster"),
+    ("DELETE", r"^/clusters/[^/]+$", "DeleteCluster"),
+    ("GET", r"^/clusters/[^/]+/node-groups$", "ListNodegroups"),
+    ("POST", r"^/clusters/[^/]+/node-groups$", "CreateNodegroup"),
+    ("GET", r"^/clusters/[^/]+/node-groups/[^/]+$", "DescribeNodegroup"),
+    ("GET", r"^/tags/.+$", "ListTagsForResource"),
+    ("POST", r"^/tags/.+$", "TagResource"),
+    ("DELETE", r"^/tags/.+$", "UntagResource"),
+]
+
+
+def caller_of(environ) -> str | None:
+    for header in ("HTTP_X_AMZ_USER_AGENT", "HTTP_USER_AGENT"):
+        for part in environ.get(header, "").split():
+            if part.startswith("app/"):
+                return part[len("app/"):]
+    return None
 
 
 def operation_of(environ, body: bytes) -> tuple[str, str]:
@@ -579,7 +607,12 @@ def operation_of(environ, body: bytes) -> tuple[str, str]:
         for kv in body.split(b"&"):
             if kv.startswith(b"Action="):
                 return service, kv[len(b"Action="):].decode(errors="replace")
-    return service, f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}"
+    method, path = environ.get("REQUEST_METHOD", "?"), environ.get("PATH_INFO", "")
+    if service == "eks":
+        for m, pattern, name in EKS_ROUTES:
+            if m == method and re.match(pattern, path):
+                return service, name
+    return service, f"{method} {path}"
 
 
 def group_of(service: str, operation: str, method: str) -> str | None:
@@ -643,6 +676,10 @@ def with_throttling(app):
             c = CALLS.setdefault(f"{service}:{operation}", {"calls": 0, "throttled": 0})
             c["calls"] += 1
             c["throttled"] += int(refused)
+            caller = caller_of(environ)
+            if caller is not None:
+                by = CALLERS.setdefault(caller, {})
+                by[f"{service}:{operation}"] = by.get(f"{service}:{operation}", 0) + 1
         if refused:
             return throttled_answer(service, start_response)
         return app(environ, start_response)
@@ -689,7 +726,8 @@ def admin_calls(req) -> str:
     with LOCK:
         if req.method == "DELETE":
             CALLS.clear()
-        return json.dumps({"calls": CALLS})
+            CALLERS.clear()
+        return json.dumps({"calls": CALLS, "byCaller": CALLERS})
 
 
 # ------------------------------------------------------------------ the admin route

@@ -26,9 +26,21 @@ pub mod tagging;
 pub use error::{OkraError, Result};
 
 /// The shared AWS configuration of a function: region, credentials and endpoint from the
-/// environment (`AWS_ENDPOINT_URL` points the functions at the local emulator in tests).
+/// environment (`AWS_ENDPOINT_URL` points the functions at the local emulator in tests). The
+/// function's name goes into the SDK's user agent (`app/NAME`): CloudTrail's `userAgent` says
+/// which okra function made a call, and the local AWS counts calls per function (the IAM test).
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(app) = app_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().as_deref()) {
+        loader = loader.app_name(app);
+    }
+    loader.load().await
+}
+
+/// The user agent's app name for a Lambda function's name (None outside Lambda, or for a name
+/// the SDK refuses).
+fn app_name(function: Option<&str>) -> Option<aws_config::AppName> {
+    aws_config::AppName::new(function?.to_string()).ok()
 }
 
 /// A variable the function cannot start without (set by template.yaml), or an error naming it.
@@ -66,6 +78,17 @@ pub fn parse_input<T: serde::de::DeserializeOwned>(input: serde_json::Value) -> 
 #[cfg(test)]
 mod input_tests {
     use super::*;
+
+    #[test]
+    fn the_function_name_is_the_app_name() {
+        let app = app_name(Some("okra-EnsureTargetGroupsFunction-1A2B3C")).expect("valid");
+        assert_eq!(app.as_ref(), "okra-EnsureTargetGroupsFunction-1A2B3C");
+        assert!(app_name(None).is_none());
+        assert!(
+            app_name(Some("not valid")).is_none(),
+            "spaces are not allowed"
+        );
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

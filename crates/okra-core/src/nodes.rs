@@ -303,23 +303,25 @@ pub fn access_checks(cell: &CellSpec, clusters: &[Cluster], facts: &NodeFacts) -
             out.push(Check::ok(id, admitted.join("; ")));
             continue;
         }
-        let from = match source.security_groups.first() {
-            Some(sg) => format!("--source-group {sg}"),
-            None => format!(
-                "--cidr {}",
-                source
-                    .subnet_cidrs
-                    .first()
-                    .map_or("VPC_CIDR", String::as_str)
-            ),
+        // From the load balancer's first security group, or from each of its subnets.
+        let froms: Vec<String> = match source.security_groups.first() {
+            Some(sg) => vec![format!("--source-group {sg}")],
+            None if source.subnet_cidrs.is_empty() => vec!["--cidr VPC_CIDR".to_string()],
+            None => source
+                .subnet_cidrs
+                .iter()
+                .map(|c| format!("--cidr {c}"))
+                .collect(),
         };
+        let node_sg = group_ids.first().copied().unwrap_or("NODE_SG");
         let fix = refused
             .iter()
-            .map(|p| {
-                format!(
-                    "aws ec2 authorize-security-group-ingress --group-id {} --protocol tcp --port {p} {from}",
-                    group_ids.first().unwrap_or(&"NODE_SG")
-                )
+            .flat_map(|p| {
+                froms.iter().map(move |from| {
+                    format!(
+                        "aws ec2 authorize-security-group-ingress --group-id {node_sg} --protocol tcp --port {p} {from}"
+                    )
+                })
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -333,7 +335,7 @@ pub fn access_checks(cell: &CellSpec, clusters: &[Cluster], facts: &NodeFacts) -
             Level::Error,
             format!(
                 "the nodes' security groups ({}) admit no traffic from the load balancer ({sources}) on tcp {}: health checks fail and no target turns healthy",
-                group_ids.join(", "),
+                if group_ids.is_empty() { "none found".to_string() } else { group_ids.join(", ") },
                 refused.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
             ),
             fix,

@@ -657,6 +657,20 @@ impl LocalAws {
         Ok(res.body_mut().read_json::<serde_json::Value>()?["calls"].take())
     }
 
+    /// Calls per caller (the `app/NAME` of the SDK's user agent: okra's functions give their
+    /// function name) and `service:Operation`, since the stack started or the last reset
+    /// (`GET /_okra/calls`).
+    pub fn calls_by_caller(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>>
+    {
+        let mut res = ureq::get(&format!("{}/_okra/calls", self.endpoint))
+            .call()
+            .context("reading the call counts")?;
+        let v = res.body_mut().read_json::<serde_json::Value>()?;
+        Ok(serde_json::from_value(v["byCaller"].clone())?)
+    }
+
     /// moto: `http://127.0.0.1:PORT`, for `aws_config::defaults(..).endpoint_url(..)`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod policy;
 pub mod service;
 
 use std::collections::BTreeMap;
