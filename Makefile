@@ -69,10 +69,36 @@ schema: ## Regenerate schema/cell.schema.json from the spec types
 clean-local: ## Stop local AWS servers started by tools/local-aws/start.sh
 	-bash tools/local-aws/stop.sh
 
+# --- sam build ----------------------------------------------------------------------------------
+# template.yaml builds every function with this Makefile (BuildMethod: makefile, CodeUri: ".",
+# built in source: samconfig.toml). `sam build` runs `make build-<LogicalId>` once per function
+# with ARTIFACTS_DIR set: the first compiles the whole workspace once for arm64 (cargo lambda,
+# one dependency tree, one target dir), the others find it built; each copies its bootstrap.
+LAMBDA_FUNCTIONS := api check-metrics discover-clusters dispatcher ensure-target-groups rollout-state shift-weights
+CARGO_LAMBDA ?= $(if $(wildcard $(VENV_BIN)/cargo-lambda),$(CURDIR)/$(VENV_BIN)/cargo-lambda lambda,cargo lambda)
+build-ApiFunction: PKG = api
+build-CheckMetricsFunction: PKG = check-metrics
+build-DiscoverClustersFunction: PKG = discover-clusters
+build-DispatcherFunction: PKG = dispatcher
+build-EnsureTargetGroupsFunction: PKG = ensure-target-groups
+build-RolloutStateFunction: PKG = rollout-state
+build-ShiftWeightsFunction: PKG = shift-weights
+SAM_BUILD_TARGETS := build-ApiFunction build-CheckMetricsFunction build-DiscoverClustersFunction \
+  build-DispatcherFunction build-EnsureTargetGroupsFunction build-RolloutStateFunction \
+  build-ShiftWeightsFunction
+
+.PHONY: lambda-release $(SAM_BUILD_TARGETS)
+lambda-release: ## Release build of every function for Lambda (arm64, target/lambda/*/bootstrap), as `sam build` runs it
+	rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH=$(CURDIR)/$(VENV_BIN):$$PATH $(CARGO_LAMBDA) build --release --arm64 --locked $(addprefix -p ,$(LAMBDA_FUNCTIONS))
+
+$(SAM_BUILD_TARGETS): lambda-release
+	test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is set by sam build"; exit 1; }
+	cp target/lambda/$(PKG)/bootstrap "$(ARTIFACTS_DIR)/bootstrap"
+
 # --- benchmarks (tools/bench/, bench/) -------------------------------------------------------------
 # Release builds go to their own target dirs, built once and reused (lto + codegen-units = 1 is slow).
-BENCH_FUNCTIONS := api check-metrics discover-clusters dispatcher ensure-target-groups rollout-state shift-weights
-BENCH_PKGS := $(addprefix -p ,$(BENCH_FUNCTIONS))
+BENCH_PKGS := $(addprefix -p ,$(LAMBDA_FUNCTIONS))
 
 .PHONY: bench bench-build
 bench-build: setup ## Release builds for the benchmarks: x86_64 (target/bench), arm64 zips (target/bench-arm64), okra-bench

@@ -65,17 +65,7 @@ async fn every_call_a_function_makes_is_allowed_by_its_own_policy() -> Result<()
             Some(stored.revision),
         )
         .await?;
-    let sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(format!("{}-nodes", w.prefix))
-        .description("okra e2e nodes")
-        .vpc_id(&w.vpc_id)
-        .send()
-        .await?
-        .group_id()
-        .unwrap()
-        .to_string();
+    let sg = aws.node_security_group(&w).await?;
     for c in ["b1", "b2"] {
         let cluster = format!("{}-{c}", w.prefix);
         aws.launch_instances(&w, 1, &[("eks:cluster-name", &cluster)], Some(&sg))
@@ -109,7 +99,7 @@ async fn every_call_a_function_makes_is_allowed_by_its_own_policy() -> Result<()
     let mut seen = BTreeSet::new();
     let mut refused = BTreeMap::new();
     for (caller, calls) in &by_caller {
-        let Some(function) = function_of_package(&t, caller) else {
+        let Some(function) = function_of_package(caller) else {
             continue; // not one of okra's functions (a test's own client)
         };
         let allowed = allowed_actions(&t, &function);

@@ -114,23 +114,35 @@ fn every_function_package_is_in_the_template_built_the_same_way() {
     assert_eq!(strings(&globals["Architectures"]), vec!["arm64"]);
     assert_eq!(globals["Tracing"].as_str(), Some("Active"));
     assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    // One build for all (SAM's makefile build method over the root Makefile, in source): each
+    // function's `build-<LogicalId>` target copies the bootstrap of its own package.
+    let targets: std::collections::BTreeMap<String, String> =
+        common::policy::sam_build_targets().into_iter().collect();
     let mut in_template = BTreeSet::new();
     for (name, f) in of_type(&t, "AWS::Serverless::Function") {
         assert_eq!(
             f["Metadata"]["BuildMethod"].as_str(),
-            Some("rust-cargolambda"),
+            Some("makefile"),
             "{name}"
         );
-        let uri = f["Properties"]["CodeUri"].as_str().expect("CodeUri");
-        let dir = root().join(uri);
-        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("a package");
-        let package = dir.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(f["Properties"]["CodeUri"].as_str(), Some("."), "{name}");
+        let package = targets
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name}: no `build-{name}: PKG = ...` in the Makefile"));
+        let manifest =
+            std::fs::read_to_string(root().join("functions").join(package).join("Cargo.toml"))
+                .expect("a package");
         assert!(
             manifest.contains(&format!("name = \"{package}\"")),
             "{name}: binary = folder"
         );
-        in_template.insert(package);
+        in_template.insert(package.clone());
     }
+    let samconfig = std::fs::read_to_string(root().join("samconfig.toml")).expect("samconfig.toml");
+    assert!(
+        samconfig.contains("build_in_source = true"),
+        "built in source: SAM must not copy the repository (and target/) per function"
+    );
     let on_disk: BTreeSet<String> = std::fs::read_dir(root().join("functions"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())

@@ -67,13 +67,23 @@ pub fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-/// The logical id of the function built from `functions/<package>` (its `CodeUri`).
-pub fn function_of_package(t: &Value, package: &str) -> Option<String> {
-    of_type(t, "AWS::Serverless::Function")
-        .into_iter()
-        .find(|(_, r)| {
-            r["Properties"]["CodeUri"].as_str() == Some(&format!("./functions/{package}"))
+/// The functions `sam build` makes, from the root Makefile's `build-<LogicalId>: PKG = <package>`
+/// lines (template.yaml builds every function with it): (logical id, package).
+pub fn sam_build_targets() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    text.lines()
+        .filter_map(|l| {
+            let (target, pkg) = l.strip_prefix("build-")?.split_once(": PKG = ")?;
+            Some((target.to_string(), pkg.trim().to_string()))
         })
+        .collect()
+}
+
+/// The logical id of the function built from `functions/<package>`.
+pub fn function_of_package(package: &str) -> Option<String> {
+    sam_build_targets()
+        .into_iter()
+        .find(|(_, p)| p == package)
         .map(|(id, _)| id)
 }
 
