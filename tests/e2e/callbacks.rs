@@ -310,6 +310,78 @@ async fn pin_back_then_unpin_starts_every_execution() -> Result<()> {
     Ok(())
 }
 
+/// A cell scaled out twice to the same size: the two executions make the same decision
+/// (`1.0.0-x3`), and the second starts under a name of its own (the generation moved on when the
+/// first ended), where a name made of the decision alone was refused for 90 days.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaling_out_twice_to_the_same_size_starts_both() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let w = aws.world("cbx2").await?;
+    let name = cell_name(&w);
+    let spec: okra_core::spec::CellSpec = serde_json::from_value(common::cell(&w, json!([])))?;
+    aws.state().put_cell(&spec, None).await?;
+    aws.cluster(&w, "a1", "1.0.0").await?;
+    aws.cluster(&w, "a2", "1.0.0").await?;
+    let run = |what: &'static str| {
+        let (aws, sfn, name) = (&aws, &sfn, name.clone());
+        async move {
+            let (outcome, exec) = dispatch(aws, &name)?;
+            assert_eq!(outcome, "started", "{what}: {exec:?}");
+            let exec = exec.context("an execution")?;
+            assert_eq!(finished(sfn, &exec).await?.0, "SUCCEEDED", "{what}: {exec}");
+            anyhow::Ok(exec)
+        }
+    };
+    run("initialize").await?;
+    let a3 = aws.cluster(&w, "a3", "1.0.0").await?;
+    let first = run("scale out to 3").await?;
+    assert_eq!(aws.weights(&w).await?.len(), 3);
+
+    // a3 is deleted and an operator takes its group out of the listener; a4 comes.
+    aws.eks.delete_cluster().name(&a3).send().await?;
+    let gone = okra_core::naming::target_group_name(&name, &a3);
+    let keep: Vec<String> = aws
+        .target_groups_named(&name)
+        .await?
+        .into_iter()
+        .filter(|(n, _)| *n != gone)
+        .map(|(_, arn)| arn)
+        .collect();
+    assert_eq!(keep.len(), 2);
+    let forward = aws_sdk_elasticloadbalancingv2::types::ForwardActionConfig::builder()
+        .set_target_groups(Some(
+            keep.iter()
+                .map(|arn| {
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
+                        .target_group_arn(arn)
+                        .weight(1)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build();
+    aws.elb
+        .modify_listener()
+        .listener_arn(&w.listener_arn)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .forward_config(forward)
+                .build(),
+        )
+        .send()
+        .await?;
+    aws.cluster(&w, "a4", "1.0.0").await?;
+    let second = run("scale out to 3 again").await?;
+    assert_ne!(first, second);
+    assert!(
+        first.contains("x3") && second.contains("x3"),
+        "{first} {second}"
+    );
+    assert_eq!(aws.weights(&w).await?.len(), 3);
+    Ok(())
+}
+
 /// One rollout per cell: a second execution while the first really runs (here, waiting for a
 /// person) fails at once with CellBusy, touches nothing, and leaves the lock to the first;
 /// its own FAILED status event changes nothing either (the finalizer sees another holder).

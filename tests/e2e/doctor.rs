@@ -267,17 +267,7 @@ async fn nodes_that_do_not_admit_the_load_balancer_are_an_error() -> Result<()> 
     assert_eq!(level(&r, &id), Level::Warning, "{r:#?}");
 
     // Nodes whose security group admits nothing.
-    let sg = aws
-        .ec2
-        .create_security_group()
-        .group_name(format!("{}-nodes", w.prefix))
-        .description("okra e2e nodes")
-        .vpc_id(&w.vpc_id)
-        .send()
-        .await?
-        .group_id()
-        .unwrap()
-        .to_string();
+    let sg = aws.node_security_group(&w).await?;
     aws.launch_instances(&w, 2, &[("eks:cluster-name", &cluster)], Some(&sg))
         .await?;
     let r = doctor(&aws, &spec, None).await?;

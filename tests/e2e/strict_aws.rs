@@ -168,7 +168,8 @@ async fn targets_are_unused_until_a_rule_forwards_then_checked_for_real() -> Res
 }
 
 /// ELB API reference, ModifyListener and RegisterTargets; ALB guide, "Listener rules" (at most
-/// 5 target groups per forward action, weights 0-999, groups in the load balancer's VPC) and
+/// 5 target groups per forward action, weights 0-999, groups in the load balancer's VPC),
+/// "Quotas for your Application Load Balancers" (one load balancer per target group) and
 /// "Target groups" (ip targets: the VPC's CIDR, RFC 1918 or RFC 6598 ranges).
 #[tokio::test(flavor = "multi_thread")]
 async fn forward_actions_and_targets_meet_the_elb_constraints() -> Result<()> {
@@ -210,6 +211,20 @@ async fn forward_actions_and_targets_meet_the_elb_constraints() -> Result<()> {
     assert_eq!(code(&err), "InvalidConfigurationRequest");
     // Five, weights in range: accepted.
     modify(forward(&six[..5])).await?;
+    // A group another load balancer uses: refused (ALB quotas, "Load balancers per target
+    // group": 1).
+    let (_, other_listener) = aws
+        .local
+        .create_alb_with_listener(&LocalAws::unique("lb-other"), &w.subnets)?;
+    let err = aws
+        .elb
+        .modify_listener()
+        .listener_arn(&other_listener)
+        .default_actions(forward(&[(&groups[0], 1)]))
+        .send()
+        .await
+        .expect_err("a group of another load balancer");
+    assert_eq!(code(&err), "TargetGroupAssociationLimit");
 
     let err = aws
         .elb

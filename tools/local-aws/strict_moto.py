@@ -28,7 +28,9 @@ interval, timeout and delay, so tests need not wait 30 s per check.
 ELB constraints (ELB API reference, CreateListener/ModifyListener/CreateRule/ModifyRule,
 RegisterTargets; the ALB guide's "Listener rules" and "Target groups"):
 - a forward action names at most 5 target groups, weights 0-999, every group existing
-  (`TargetGroupNotFound`) and in the load balancer's VPC;
+  (`TargetGroupNotFound`) and in the load balancer's VPC, and none used by another load balancer
+  (`TargetGroupAssociationLimit`: one load balancer per target group, "Quotas for your
+  Application Load Balancers");
 - `ip` targets must be private addresses (RFC 1918, RFC 6598); 127.0.0.1 is refused;
 - an `authenticate-oidc` action needs `ClientSecret` or `UseExistingClientSecret: true`
   (AuthenticateOidcActionConfig: DescribeListeners never returns the secret).
@@ -281,6 +283,25 @@ class InvalidConfigurationRequest(ELBClientError):
         super().__init__("InvalidConfigurationRequest", message)
 
 
+class TargetGroupAssociationLimit(ELBClientError):
+    def __init__(self, message: str):
+        super().__init__("TargetGroupAssociationLimit", message)
+
+
+def other_load_balancers_using(backend, tg_arn: str, lb_arn: str | None) -> list[str]:
+    """The load balancers other than `lb_arn` with a listener or rule forwarding to `tg_arn`."""
+    out = []
+    for lb in list(backend.load_balancers.values()):
+        if lb.arn == lb_arn:
+            continue
+        if any(tg_arn in forward_groups(a)
+               for listener in list(lb.listeners.values())
+               for rule in list(listener.rules.values())
+               for a in rule.actions):
+            out.append(lb.arn)
+    return out
+
+
 class InvalidTarget(ELBClientError):
     def __init__(self, message: str):
         super().__init__("InvalidTarget", message)
@@ -314,6 +335,12 @@ def check_actions(backend, actions, load_balancer_arn: str | None) -> None:
             if lb is not None and getattr(lb, "vpc_id", None) and tg.vpc_id != lb.vpc_id:
                 raise InvalidConfigurationRequest(
                     f"Target group '{arn}' is in VPC '{tg.vpc_id}', not the load balancer's VPC '{lb.vpc_id}'")
+            # ALB quotas: load balancers per target group, 1 (not adjustable).
+            others = other_load_balancers_using(backend, arn, load_balancer_arn)
+            if others:
+                raise TargetGroupAssociationLimit(
+                    f"Target group '{arn}' is used by load balancer '{others[0]}': a target group "
+                    "serves one load balancer")
 
 
 def listener_lb(backend, listener_arn: str) -> str | None:

@@ -341,10 +341,14 @@ struct LbFacts {
 /// Targets per RegisterTargets / DeregisterTargets call, to keep each request small.
 pub const TARGETS_BATCH: usize = 100;
 
-fn targets_of(ids: &[String]) -> Vec<elb::types::TargetDescription> {
-    ids.iter()
-        .map(|id| elb::types::TargetDescription::builder().id(id).build())
-        .collect()
+/// `ids` as target descriptions (on the group's port), [`TARGETS_BATCH`] a call.
+fn batches(ids: &[String]) -> impl Iterator<Item = Vec<elb::types::TargetDescription>> + '_ {
+    ids.chunks(TARGETS_BATCH).map(|chunk| {
+        chunk
+            .iter()
+            .map(|id| elb::types::TargetDescription::builder().id(id).build())
+            .collect()
+    })
 }
 
 impl LoadBalancerPort for Elb {
@@ -607,11 +611,11 @@ impl LoadBalancerPort for Elb {
     }
 
     async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
-        for chunk in ids.chunks(TARGETS_BATCH) {
+        for targets in batches(ids) {
             self.client
                 .register_targets()
                 .target_group_arn(arn)
-                .set_targets(Some(targets_of(chunk)))
+                .set_targets(Some(targets))
                 .send()
                 .await
                 .map_err(OkraError::from_sdk)?;
@@ -620,11 +624,11 @@ impl LoadBalancerPort for Elb {
     }
 
     async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
-        for chunk in ids.chunks(TARGETS_BATCH) {
+        for targets in batches(ids) {
             self.client
                 .deregister_targets()
                 .target_group_arn(arn)
-                .set_targets(Some(targets_of(chunk)))
+                .set_targets(Some(targets))
                 .send()
                 .await
                 .map_err(OkraError::from_sdk)?;

@@ -170,6 +170,21 @@ pub enum CurrentAction {
     },
 }
 
+impl CurrentAction {
+    /// The target groups the action forwards to, at any weight, in its order (none when it
+    /// does not forward).
+    pub fn target_group_arns(&self) -> Vec<String> {
+        match self {
+            Self::Forward(fa) => fa
+                .targets
+                .iter()
+                .map(|t| t.target_group_arn.clone())
+                .collect(),
+            Self::Other { .. } => Vec::new(),
+        }
+    }
+}
+
 /// Everything the decision needs, read in one discovery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

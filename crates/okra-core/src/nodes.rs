@@ -76,13 +76,8 @@ pub fn groups_in_action<'a>(
     action: &CurrentAction,
     groups: &'a [TargetGroup],
 ) -> Vec<&'a TargetGroup> {
-    let CurrentAction::Forward(fa) = action else {
-        return Vec::new();
-    };
-    groups
-        .iter()
-        .filter(|g| fa.targets.iter().any(|t| t.target_group_arn == g.arn))
-        .collect()
+    let arns = action.target_group_arns();
+    groups.iter().filter(|g| arns.contains(&g.arn)).collect()
 }
 
 /// One inbound rule of a security group, in EC2's terms (DescribeSecurityGroups'

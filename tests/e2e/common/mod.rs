@@ -284,6 +284,19 @@ impl Aws {
         })
     }
 
+    /// A security group for a world's nodes, with no inbound rule.
+    pub async fn node_security_group(&self, w: &World) -> Result<String> {
+        let out = self
+            .ec2
+            .create_security_group()
+            .group_name(format!("{}-nodes", w.prefix))
+            .description("okra e2e nodes")
+            .vpc_id(&w.vpc_id)
+            .send()
+            .await?;
+        Ok(out.group_id().context("a group id")?.to_string())
+    }
+
     /// Launches `n` EC2 instances in the world's first subnet with `tags` (a cluster's node tags)
     /// and security group `sg` (none: the VPC's default); their ids.
     pub async fn launch_instances(

@@ -112,14 +112,7 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let serving_arns: Vec<String> = match &owned.action {
-        CurrentAction::Forward(fa) => fa
-            .targets
-            .iter()
-            .map(|t| t.target_group_arn.clone())
-            .collect(),
-        CurrentAction::Other { .. } => Vec::new(),
-    };
+    let serving_arns = owned.action.target_group_arns();
     let target_groups = match prefetched {
         None => elb.find_target_groups(&cell.name, &serving_arns).await?,
         Some(mut groups) => {

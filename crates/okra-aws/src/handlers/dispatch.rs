@@ -593,15 +593,9 @@ where
     let groups = match &ctx.groups {
         Some(g) => g.get(cell).cloned().unwrap_or_default(),
         None => {
-            let arns: Vec<String> = match action {
-                CurrentAction::Forward(fa) => fa
-                    .targets
-                    .iter()
-                    .map(|t| t.target_group_arn.clone())
-                    .collect(),
-                CurrentAction::Other { .. } => Vec::new(),
-            };
-            ctx.elb.find_target_groups(cell, &arns).await?
+            ctx.elb
+                .find_target_groups(cell, &action.target_group_arns())
+                .await?
         }
     };
     let (mut added, mut removed, mut problems) = (0, 0, Vec::new());
