@@ -236,6 +236,22 @@ pub fn access_checks(cell: &CellSpec, clusters: &[Cluster], facts: &NodeFacts) -
         .filter(|c| c.status != ClusterStatus::Deleting)
     {
         let id = format!("node-access:{}", c.name);
+        // A cluster whose nodes were not read (no load balancer to check them against) has no
+        // check.
+        let nodes = match facts.clusters.get(&c.name) {
+            Some(Ok(n)) => n,
+            Some(Err(why)) => {
+                out.push(Check::not_ok(
+                    id,
+                    Level::Warning,
+                    format!("the cluster's nodes could not be read: {why}"),
+                    "allow ec2:DescribeInstances and ec2:DescribeSecurityGroups to whoever runs \
+                     the doctor",
+                ));
+                continue;
+            }
+            None => continue,
+        };
         let source = match &facts.source {
             Ok(s) => s,
             Err(why) => {
@@ -250,20 +266,6 @@ pub fn access_checks(cell: &CellSpec, clusters: &[Cluster], facts: &NodeFacts) -
                 ));
                 continue;
             }
-        };
-        let nodes = match facts.clusters.get(&c.name) {
-            Some(Ok(n)) => n,
-            Some(Err(why)) => {
-                out.push(Check::not_ok(
-                    id,
-                    Level::Warning,
-                    format!("the cluster's nodes could not be read: {why}"),
-                    "allow ec2:DescribeInstances and ec2:DescribeSecurityGroups to whoever runs \
-                     the doctor",
-                ));
-                continue;
-            }
-            None => continue,
         };
         if nodes.instances == 0 {
             let level = if cell.target_group.registration == Registration::Instances {
