@@ -17,8 +17,9 @@ use crate::ports::NetworkPort;
 /// DescribeInstances returns at most this many per page (5-1000).
 pub const DESCRIBE_INSTANCES_PAGE: i32 = 1000;
 
-/// The instance states of a node that is or will be a target.
-const LIVE_STATES: [&str; 2] = ["pending", "running"];
+/// The instance state a target must be in to be registered (RegisterTargets refuses instances
+/// that are not running, `InvalidTarget`): a node still pending joins at the next sync.
+const LIVE_STATES: [&str; 1] = ["running"];
 
 /// The EC2 adapter.
 #[derive(Debug, Clone)]
@@ -80,7 +81,7 @@ impl Ec2 {
 }
 
 impl Ec2 {
-    /// The cluster's pending and running instances, by either tag convention.
+    /// The cluster's running instances, by either tag convention.
     pub async fn cluster_instances(&self, cluster: &str) -> Result<Vec<NodeInstance>> {
         // EC2 ANDs filters, so the two tag conventions are two queries.
         let mut found = BTreeMap::new();

@@ -31,7 +31,7 @@ pub trait ClusterPort: Send + Sync {
     fn describe_cluster(&self, name: &str) -> impl Future<Output = Result<Option<Cluster>>> + Send;
     /// The Auto Scaling group names of the cluster's managed node groups.
     fn node_group_asgs(&self, cluster: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
-    /// The cluster's pending and running EC2 instances, found by their tags (`eks:cluster-name`,
+    /// The cluster's running EC2 instances, found by their tags (`eks:cluster-name`,
     /// or `kubernetes.io/cluster/<name>` = owned/shared): EC2 DescribeInstances, two queries.
     fn cluster_instances(
         &self,

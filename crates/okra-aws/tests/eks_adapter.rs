@@ -321,7 +321,7 @@ fn instances(
 
 #[tokio::test]
 async fn cluster_instances_asks_ec2_by_both_tag_conventions_for_live_instances() {
-    // EC2 ANDs filters: one query per tag convention, each for pending and running instances.
+    // EC2 ANDs filters: one query per tag convention, each for running instances.
     let filters = |r: &ec2::operation::describe_instances::DescribeInstancesInput| {
         r.filters()
             .iter()
@@ -335,7 +335,7 @@ async fn cluster_instances_asks_ec2_by_both_tag_conventions_for_live_instances()
     };
     let state = (
         "instance-state-name".to_string(),
-        vec!["pending".to_string(), "running".to_string()],
+        vec!["running".to_string()],
     );
     let by_eks = mock!(ec2::Client::describe_instances)
         .match_requests(move |r| {

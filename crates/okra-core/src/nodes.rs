@@ -29,7 +29,7 @@ pub fn kubernetes_cluster_tag(name: &str) -> String {
 /// The values of [`kubernetes_cluster_tag`] that make an instance a node of the cluster.
 pub const KUBERNETES_CLUSTER_TAG_VALUES: [&str; 2] = ["owned", "shared"];
 
-/// One EC2 instance of a cluster (pending or running).
+/// One EC2 instance of a cluster (running).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeInstance {
@@ -58,7 +58,7 @@ impl TargetSync {
 }
 
 /// The registrations and deregistrations that turn `registered` (the group's targets, draining
-/// ones left out) into `instances` (the cluster's pending and running instances). Sorted, so
+/// ones left out) into `instances` (the cluster's running instances). Sorted, so
 /// that a task run twice sends the same calls.
 pub fn plan_sync(registered: &[String], instances: &[NodeInstance]) -> TargetSync {
     let have: BTreeSet<&str> = registered.iter().map(String::as_str).collect();
@@ -184,7 +184,7 @@ pub fn admitting_rule(
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterNodes {
-    /// How many pending or running instances its tags find.
+    /// How many running instances its tags find.
     pub instances: usize,
     /// Their security groups, with inbound rules.
     pub groups: Vec<SecurityGroupRules>,
@@ -277,7 +277,7 @@ pub fn access_checks(cell: &CellSpec, clusters: &[Cluster], facts: &NodeFacts) -
                 id,
                 level,
                 format!(
-                    "no pending or running EC2 instance is tagged {TAG_EKS_CLUSTER_NAME}={} or \
+                    "no running EC2 instance is tagged {TAG_EKS_CLUSTER_NAME}={} or \
                      {}=owned|shared: nothing to register, nothing to check",
                     c.name,
                     kubernetes_cluster_tag(&c.name)

@@ -201,7 +201,7 @@ pub enum Registration {
     /// groups, so present and future nodes register.
     #[default]
     Nodegroups,
-    /// okra registers the cluster's pending and running EC2 instances, found by their tags
+    /// okra registers the cluster's running EC2 instances, found by their tags
     /// (`eks:cluster-name`, or `kubernetes.io/cluster/<name>` = owned/shared): Karpenter and
     /// self-managed nodes. Synced again at every reconcile: new instances registered, ones gone
     /// deregistered. Needs `targetType: instance`.

@@ -268,7 +268,7 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
     Ok(Some((arn, made)))
 }
 
-/// `registration: instances`: registers the cluster's pending and running instances (found by
+/// `registration: instances`: registers the cluster's running instances (found by
 /// their tags) in its target group and deregisters targets that are no instance of it any more.
 /// A cluster without instances is an error and changes nothing: an empty answer is never a
 /// reason to empty a group (EC2's reads are eventually consistent).
@@ -284,7 +284,7 @@ pub async fn sync_instances<C: ClusterPort, L: LoadBalancerPort>(
     )?;
     if instances.is_empty() {
         return Err(OkraError::NothingToRegister(format!(
-            "cluster {cluster} has no pending or running EC2 instance tagged \
+            "cluster {cluster} has no running EC2 instance tagged \
              {TAG_EKS_CLUSTER_NAME}={cluster} or {}=owned|shared, so `registration: instances` \
              registers nothing in target group {target_group_arn}; for Fargate pods use \
              aws-load-balancer-controller (`registration: external`, `targetType: ip`)",
