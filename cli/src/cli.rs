@@ -9,6 +9,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use okra_aws::ports::{ClusterPort, LoadBalancerPort};
 use okra_aws::state::StatePort as _;
 use okra_core::spec::CellSpec;
+use okra_core::vocab::{Signal, StepKind};
 use serde_json::{Value, json};
 
 use crate::ctx::{Ctx, Target};
@@ -479,7 +480,7 @@ fn plan_lines(v: &Value) -> Vec<String> {
         let s: Vec<String> = steps
             .iter()
             .map(|s| match s["type"].as_str() {
-                Some("setWeight") => format!("{} %", s["weight"]),
+                Some(t) if t == StepKind::SetWeight.as_ref() => format!("{} %", s["weight"]),
                 Some(t) => t.to_owned(),
                 None => "?".into(),
             })
@@ -860,8 +861,9 @@ async fn id_of(ctx: &Ctx, r: &RolloutRef) -> Result<String, CliError> {
     }
 }
 
-async fn signal(ctx: &Ctx, out: Output, r: &RolloutRef, action: &str) -> Result<i32, CliError> {
+async fn signal(ctx: &Ctx, out: Output, r: &RolloutRef, signal: Signal) -> Result<i32, CliError> {
     ctx.require_state_machine()?;
+    let action = signal.path_segment();
     let id = id_of(ctx, r).await?;
     let v = ctx
         .api(
@@ -927,11 +929,16 @@ async fn rollout(ctx: &Ctx, out: Output, r: RolloutCommand) -> Result<i32, CliEr
                 exit::OK
             })
         }
-        RolloutCommand::Resume(r) => signal(ctx, out, &r, "resume").await,
+        RolloutCommand::Resume(r) => signal(ctx, out, &r, Signal::Resume).await,
         RolloutCommand::Promote { r, full } => {
-            signal(ctx, out, &r, if full { "promote-full" } else { "promote" }).await
+            let s = if full {
+                Signal::PromoteFull
+            } else {
+                Signal::Promote
+            };
+            signal(ctx, out, &r, s).await
         }
-        RolloutCommand::Abort(r) => signal(ctx, out, &r, "abort").await,
+        RolloutCommand::Abort(r) => signal(ctx, out, &r, Signal::Abort).await,
         RolloutCommand::Retry(r) => {
             ctx.require_state_machine()?;
             let id = id_of(ctx, &r).await?;

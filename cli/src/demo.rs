@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use okra_aws::state::StatePort as _;
+use okra_core::vocab::{HistoryEvent, Outcome, RolloutStatus};
 use okra_testkit::{LocalAws, lambda_arn};
 use serde_json::{Value, json};
 
@@ -449,7 +450,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
     let w = demo.listener_weights().await?;
     show_weights(&w);
     ensure!(
-        v.rollout.status == "promoted" && w == vec![("1.0.0".to_owned(), 100)],
+        v.rollout.status == RolloutStatus::Promoted && w == vec![("1.0.0".to_owned(), 100)],
         "1.0.0 should serve 100 %: {} {w:?}",
         v.rollout.status
     );
@@ -463,7 +464,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
     let w = demo.listener_weights().await?;
     show_weights(&w);
     ensure!(
-        v.rollout.status == "promoted" && w == vec![("1.1.0".to_owned(), 100)],
+        v.rollout.status == RolloutStatus::Promoted && w == vec![("1.1.0".to_owned(), 100)],
         "1.1.0 should be promoted to 100 %: {} {w:?}",
         v.rollout.status
     );
@@ -471,7 +472,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
         .rollout
         .history
         .iter()
-        .filter(|h| h.event == "stepDone")
+        .filter(|h| h.event == HistoryEvent::StepDone)
         .filter_map(|h| h.weight)
         .collect();
     ensure!(
@@ -492,7 +493,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
     let w = demo.listener_weights().await?;
     show_weights(&w);
     ensure!(
-        v.rollout.status == "rolledBack" && w == vec![("1.1.0".to_owned(), 100)],
+        v.rollout.status == RolloutStatus::RolledBack && w == vec![("1.1.0".to_owned(), 100)],
         "1.2.0 should be rolled back to 1.1.0 at 100 %: {} {w:?}",
         v.rollout.status
     );
@@ -521,7 +522,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
         last["outcome"].as_str().unwrap_or_default(),
         view::one_line(last["reason"].as_str().unwrap_or_default())
     ));
-    if last["outcome"] != "nothingToDo" {
+    if last["outcome"] != Outcome::NothingToDo.as_ref() {
         bail!("the next dispatch should do nothing: {last}");
     }
     let final_weights = demo.listener_weights().await?;

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use okra_core::vocab::{HistoryEvent, Phase};
+
 use crate::view::View;
 
 const COLORS: [&str; 6] = [
@@ -31,9 +33,9 @@ pub fn timeline(v: &View) -> Vec<(i64, u32)> {
         let Some(t) = ms_of(&h.at) else { continue };
         if let Some(w) = h.weight {
             weight = w;
-        } else if h.event == "promoted" {
+        } else if h.event == HistoryEvent::Promoted {
             weight = 100;
-        } else if h.event == "rolledBack" {
+        } else if h.event == HistoryEvent::RolledBack {
             weight = 0;
         }
         points.push((t, weight));
@@ -116,7 +118,7 @@ pub fn html(v: &View) -> String {
         );
     }
     for s in &v.samples {
-        let color = if s.phase == "failed" {
+        let color = if s.phase == Phase::Failed {
             "#e45756"
         } else {
             "#54a24b"
@@ -143,11 +145,11 @@ pub fn html(v: &View) -> String {
     metrics.dedup();
     let mut charts = String::new();
     for (mi, m) in metrics.iter().enumerate() {
-        let vals: Vec<(usize, f64, &str)> = v
+        let vals: Vec<(usize, f64, Phase)> = v
             .samples
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.values.get(m).map(|val| (i, *val, s.phase.as_str())))
+            .filter_map(|(i, s)| s.values.get(m).map(|val| (i, *val, s.phase)))
             .collect();
         let max = vals.iter().map(|v| v.1).fold(1.0_f64, f64::max);
         let bw = 48.0;
@@ -160,7 +162,7 @@ pub fn html(v: &View) -> String {
         );
         for (k, (i, val, phase)) in vals.iter().enumerate() {
             let bh = (val / max * 120.0).max(2.0);
-            let color = if *phase == "failed" {
+            let color = if *phase == Phase::Failed {
                 "#e45756"
             } else {
                 COLORS[(mi + 2) % COLORS.len()]
@@ -187,8 +189,8 @@ pub fn html(v: &View) -> String {
             "<tr><td>#{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
             i + 1,
             s.step.map_or_else(String::new, |s| (s + 1).to_string()),
-            esc(&s.phase),
-            esc(&s.phase),
+            esc(s.phase.as_str()),
+            esc(s.phase.as_str()),
             esc(&values.join(", ")),
             esc(&s.reason)
         );
@@ -225,7 +227,7 @@ ul {{ font-family: ui-monospace, monospace; font-size: 12px; }}
         exec = esc(&r.execution),
         from = esc(&from),
         to = esc(&r.to),
-        status = esc(&r.status),
+        status = esc(r.status.as_ref()),
     )
 }
 
@@ -234,12 +236,13 @@ mod tests {
     use super::*;
     use crate::view::Sample;
     use okra_aws::state::{HistoryEntry, Rollout};
+    use okra_core::vocab::RolloutStatus;
     use std::collections::BTreeMap;
 
     fn entry(at: &str, event: &str, weight: Option<u32>) -> HistoryEntry {
         HistoryEntry {
             at: at.into(),
-            event: event.into(),
+            event: event.parse().expect("a history event"),
             step: None,
             weight,
             detail: serde_json::Value::Null,
@@ -255,7 +258,7 @@ mod tests {
                 cell: "web".into(),
                 from: Some("1.0.0".into()),
                 to: "1.1.0".into(),
-                status: "promoted".into(),
+                status: RolloutStatus::Promoted,
                 weight: 100,
                 history: vec![
                     entry("2026-03-02T10:00:00.000Z", "started", None),
@@ -273,7 +276,7 @@ mod tests {
             samples: vec![Sample {
                 at_ms: 1_772_445_602_000,
                 step: Some(1),
-                phase: "successful".into(),
+                phase: Phase::Successful,
                 reason: "metric <e> ok".into(),
                 values: BTreeMap::from([("error-rate".to_owned(), 0.5)]),
             }],

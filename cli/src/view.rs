@@ -8,6 +8,7 @@ use okra_aws::ports::LoadBalancerPort;
 use okra_aws::state::{ExecutionInfo, Rollout};
 use okra_core::model::CurrentAction;
 use okra_core::spec::{CanaryStep, CellSpec};
+use okra_core::vocab::{ExecutionStatus, HistoryEvent, Phase, RolloutStatus};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,8 +35,8 @@ pub struct Sample {
     pub at_ms: i64,
     /// The step index.
     pub step: Option<u64>,
-    /// `successful`, `failed`, `running`, `inconclusive`, `error`.
-    pub phase: String,
+    /// The verdict (`error` when the sample's phase does not read).
+    pub phase: Phase,
     /// Why, in one line.
     pub reason: String,
     /// Each metric's newest value.
@@ -65,20 +66,17 @@ pub struct View {
 impl View {
     /// Whether the rollout has ended.
     pub fn done(&self) -> bool {
-        self.rollout.status != "running"
-            || self
-                .execution
-                .as_ref()
-                .is_some_and(|e| e.status != "RUNNING")
+        self.rollout.status != RolloutStatus::Running
+            || self.execution.as_ref().is_some_and(|e| !e.is_running())
     }
 
     /// Whether it ended badly (rolled back or failed).
     pub fn failed(&self) -> bool {
-        matches!(self.rollout.status.as_str(), "rolledBack" | "failed")
+        self.rollout.status.is_failure()
             || self
                 .execution
                 .as_ref()
-                .is_some_and(|e| e.status != "RUNNING" && e.status != "SUCCEEDED")
+                .is_some_and(|e| !e.is_running() && e.status != ExecutionStatus::Succeeded.as_ref())
     }
 
     /// The last analysis verdict.
@@ -252,7 +250,7 @@ pub async fn samples(ctx: &Ctx, execution: &str) -> Vec<Sample> {
             out.push(Sample {
                 at_ms: e.timestamp().to_millis().unwrap_or(0),
                 step: output["step"]["index"].as_u64(),
-                phase: a["phase"].as_str().unwrap_or("?").to_owned(),
+                phase: serde_json::from_value(a["phase"].clone()).unwrap_or(Phase::Error),
                 reason: a["reason"].as_str().unwrap_or_default().to_owned(),
                 values,
             });
@@ -294,11 +292,11 @@ pub async fn gather(ctx: &Ctx, cell: &str, id: &str) -> Result<View, CliError> {
     let steps = &spec.canary.steps;
     let step = rollout.history.iter().rev().find_map(|h| h.step).map(|i| {
         // The step recorded last is done; a running rollout is at the next one.
-        let at = if rollout.status == "running"
+        let at = if rollout.status == RolloutStatus::Running
             && rollout
                 .history
                 .last()
-                .is_some_and(|h| h.event == "stepDone")
+                .is_some_and(|h| h.event == HistoryEvent::StepDone)
         {
             (i + 1).min(steps.len().saturating_sub(1))
         } else {
@@ -328,7 +326,7 @@ pub fn render(v: &View) -> Vec<String> {
     let r = &v.rollout;
     let mut lines = Vec::new();
     let status = v.execution.as_ref().map_or_else(
-        || r.status.clone(),
+        || r.status.to_string(),
         |e| format!("{} ({})", r.status, e.status),
     );
     lines.push(format!(
@@ -444,7 +442,7 @@ mod tests {
     fn history_lines_and_verdicts_read_as_one_line() {
         let h = HistoryEntry {
             at: "2026-03-02T10:00:05.123Z".into(),
-            event: "stepDone".into(),
+            event: HistoryEvent::StepDone,
             step: Some(0),
             weight: Some(10),
             detail: json!({"version": "1.1.0"}),
@@ -456,7 +454,7 @@ mod tests {
         let s = Sample {
             at_ms: 0,
             step: Some(1),
-            phase: "failed".into(),
+            phase: Phase::Failed,
             reason: "metric error-rate failed\nmore".into(),
             values: BTreeMap::from([("error-rate".to_owned(), 12.0)]),
         };

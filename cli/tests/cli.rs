@@ -323,7 +323,7 @@ async fn the_demo_story_goes_as_told() {
     let status: Vec<(&str, &str)> = story
         .rollouts
         .iter()
-        .map(|v| (v.rollout.to.as_str(), v.rollout.status.as_str()))
+        .map(|v| (v.rollout.to.as_str(), v.rollout.status.as_ref()))
         .collect();
     assert_eq!(
         status,
@@ -337,7 +337,7 @@ async fn the_demo_story_goes_as_told() {
     assert_eq!(story.blocked, vec!["1.2.0".to_owned()]);
     assert_eq!(story.last_dispatch["outcome"], "nothingToDo");
     let failed = story.rollouts[2].verdict().unwrap();
-    assert_eq!(failed.phase, "failed");
+    assert_eq!(failed.phase.as_str(), "failed");
     assert_eq!(failed.values.get("error-rate"), Some(&12.0));
 }
 

@@ -24,7 +24,7 @@ use okra_core::spec::CellSpec;
 
 use crate::error::{OkraError, Result};
 use crate::state::{
-    Block, HistoryEntry, Lock, Rollout, Signal, StatePort, StoredCell, keys, rfc3339,
+    Block, HistoryEntry, Lock, Rollout, RolloutStatus, Signal, StatePort, StoredCell, keys, rfc3339,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -172,6 +172,13 @@ fn req_s(item: &Item, name: &str) -> Result<String> {
         .ok_or_else(|| bad(item, &format!("attribute `{name}` missing or not a string")))
 }
 
+/// A string attribute that names one of the vocabulary's values.
+fn req_name<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T> {
+    let text = req_s(item, name)?;
+    text.parse()
+        .map_err(|_| bad(item, &format!("attribute `{name}`: unknown value {text:?}")))
+}
+
 fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
     match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
@@ -221,7 +228,7 @@ fn block_of(item: &Item) -> Result<Block> {
 fn entry_av(e: &HistoryEntry) -> AttributeValue {
     let mut m: Item = HashMap::from([
         ("at".to_string(), s(&e.at)),
-        ("event".to_string(), s(&e.event)),
+        ("event".to_string(), s(e.event.as_ref())),
     ]);
     if let Some(step) = e.step {
         m.insert("step".into(), n(step));
@@ -241,7 +248,7 @@ fn entry_of(item: &Item, av: &AttributeValue) -> Result<HistoryEntry> {
         .map_err(|_| bad(item, "a history entry is not a map"))?;
     Ok(HistoryEntry {
         at: req_s(m, "at")?,
-        event: req_s(m, "event")?,
+        event: req_name(m, "event")?,
         step: get_n(m, "step")?,
         weight: get_n(m, "weight")?,
         detail: match get_s(m, "detail") {
@@ -261,25 +268,12 @@ fn rollout_of(item: &Item) -> Result<Rollout> {
         cell: req_s(item, "cell")?,
         from: get_s(item, "from"),
         to: get_s(item, "to").unwrap_or_default(),
-        status: get_s(item, "status").unwrap_or_default(),
+        status: req_name(item, "status")?,
         weight: get_n(item, "weight")?.unwrap_or(0),
         history,
         started_at: get_s(item, "startedAt").unwrap_or_default(),
         updated_at: get_s(item, "updatedAt").unwrap_or_default(),
     })
-}
-
-fn signal_name(signal: Signal) -> String {
-    serde_json::to_value(signal)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-fn signal_of(item: &Item) -> Result<Signal> {
-    let name = req_s(item, "signal")?;
-    serde_json::from_value(serde_json::Value::String(name.clone()))
-        .map_err(|_| bad(item, &format!("unknown signal `{name}`")))
 }
 
 impl StatePort for Dynamo {
@@ -533,7 +527,7 @@ impl StatePort for Dynamo {
             ("execution", s(&rollout.execution)),
             ("cell", s(&rollout.cell)),
             ("to", s(&rollout.to)),
-            ("status", s(&rollout.status)),
+            ("status", s(rollout.status.as_ref())),
             ("weight", n(rollout.weight)),
             (
                 "history",
@@ -577,7 +571,7 @@ impl StatePort for Dynamo {
         cell: &str,
         execution: &str,
         entry: &HistoryEntry,
-        status: Option<&str>,
+        status: Option<RolloutStatus>,
     ) -> Result<()> {
         let mut set = vec![
             "#history = list_append(if_not_exists(#history, :empty), :entry)",
@@ -601,7 +595,7 @@ impl StatePort for Dynamo {
             set.push("#status = :status");
             req = req
                 .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(st));
+                .expression_attribute_values(":status", s(st.as_ref()));
         }
         if let Some(w) = entry.weight {
             set.push("#weight = :weight");
@@ -667,7 +661,7 @@ impl StatePort for Dynamo {
                 &keys::cell(cell),
                 &keys::signal(execution),
                 [
-                    ("signal", s(signal_name(signal))),
+                    ("signal", s(signal.as_ref())),
                     ("at", s(rfc3339(std::time::SystemTime::now()))),
                 ],
             )))
@@ -695,7 +689,7 @@ impl StatePort for Dynamo {
         self.get(&keys::cell(cell), &keys::signal(execution))
             .await?
             .as_ref()
-            .map(signal_of)
+            .map(|i| req_name(i, "signal"))
             .transpose()
     }
 
@@ -718,7 +712,7 @@ impl StatePort for Dynamo {
             .await
             .map_err(OkraError::from_sdk)?;
         match out.attributes() {
-            Some(a) if !a.is_empty() => signal_of(a).map(Some),
+            Some(a) if !a.is_empty() => req_name(a, "signal").map(Some),
             _ => Ok(None),
         }
     }

@@ -7,6 +7,7 @@
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use lambda_runtime::Diagnostic;
+pub use okra_core::vocab::ErrorType;
 
 /// What can go wrong in an okra function.
 #[derive(Debug, thiserror::Error)]
@@ -72,35 +73,37 @@ pub enum OkraError {
 }
 
 impl OkraError {
-    /// The stable name the state machine matches.
-    pub fn error_type(&self) -> &'static str {
+    /// The stable name the state machine matches ([`ErrorType`], the one vocabulary).
+    pub fn kind(&self) -> ErrorType {
         match self {
-            Self::InvalidInput(_) => "InvalidInput",
-            Self::InvalidSpec(_) => "InvalidSpec",
-            Self::Throttled(_) => "Throttled",
-            Self::AwsUnavailable(_) => "AwsUnavailable",
-            Self::ListenerNotFound(_) => "ListenerNotFound",
-            Self::RuleNotFound(_) => "RuleNotFound",
-            Self::TargetGroupNotFound(_) => "TargetGroupNotFound",
-            Self::DriftDetected(_) => "DriftDetected",
-            Self::VerificationFailed(_) => "VerificationFailed",
-            Self::WeightsNotPossible(_) => "WeightsNotPossible",
-            Self::CanaryUnhealthy(_) => "CanaryUnhealthy",
-            Self::NothingToRegister(_) => "NothingToRegister",
-            Self::UnsupportedAction(_) => "UnsupportedAction",
-            Self::Conflict(_) => "Conflict",
-            Self::NotFound(_) => "NotFound",
-            Self::AccessDenied(_) => "AccessDenied",
-            Self::Aws { .. } => "AwsError",
+            Self::InvalidInput(_) => ErrorType::InvalidInput,
+            Self::InvalidSpec(_) => ErrorType::InvalidSpec,
+            Self::Throttled(_) => ErrorType::Throttled,
+            Self::AwsUnavailable(_) => ErrorType::AwsUnavailable,
+            Self::ListenerNotFound(_) => ErrorType::ListenerNotFound,
+            Self::RuleNotFound(_) => ErrorType::RuleNotFound,
+            Self::TargetGroupNotFound(_) => ErrorType::TargetGroupNotFound,
+            Self::DriftDetected(_) => ErrorType::DriftDetected,
+            Self::VerificationFailed(_) => ErrorType::VerificationFailed,
+            Self::WeightsNotPossible(_) => ErrorType::WeightsNotPossible,
+            Self::CanaryUnhealthy(_) => ErrorType::CanaryUnhealthy,
+            Self::NothingToRegister(_) => ErrorType::NothingToRegister,
+            Self::UnsupportedAction(_) => ErrorType::UnsupportedAction,
+            Self::Conflict(_) => ErrorType::Conflict,
+            Self::NotFound(_) => ErrorType::NotFound,
+            Self::AccessDenied(_) => ErrorType::AccessDenied,
+            Self::Aws { .. } => ErrorType::AwsError,
         }
+    }
+
+    /// [`Self::kind`]'s name: the Lambda error's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        self.kind().into()
     }
 
     /// Whether retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Throttled(_) | Self::AwsUnavailable(_) | Self::VerificationFailed(_)
-        )
+        self.kind().is_transient()
     }
 
     /// Maps an SDK error by its AWS error code. `not_found` names the variant for the codes that

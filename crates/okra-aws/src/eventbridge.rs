@@ -59,7 +59,7 @@ impl EventsPort for EventBridge {
                 .map(|e| {
                     PutEventsRequestEntry::builder()
                         .source(SOURCE)
-                        .detail_type(&e.kind)
+                        .detail_type(e.kind.as_ref())
                         .detail(detail_of(e).to_string())
                         .event_bus_name(&self.bus)
                         .build()

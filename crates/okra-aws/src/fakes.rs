@@ -25,6 +25,7 @@ use okra_core::model::{
     Cluster, ClusterStatus, CurrentAction, ForwardAction, TAG_CELL, TAG_CLUSTER, TAG_VERSION,
     TargetGroup,
 };
+use okra_core::vocab::{ExecutionStatus, RolloutStatus};
 
 use crate::elb::DESCRIBE_TAGS_BATCH;
 use crate::error::{OkraError, Result};
@@ -1231,7 +1232,7 @@ impl StatePort for FakeState {
         cell: &str,
         execution: &str,
         entry: &HistoryEntry,
-        status: Option<&str>,
+        status: Option<RolloutStatus>,
     ) -> Result<()> {
         self.meter.enter("record")?;
         self.meter.api("UpdateItem", 1);
@@ -1249,7 +1250,7 @@ impl StatePort for FakeState {
         r.history.push(entry.clone());
         r.updated_at = entry.at.clone();
         if let Some(s) = status {
-            r.status = s.to_string();
+            r.status = s;
         }
         if let Some(w) = entry.weight {
             r.weight = w;
@@ -1386,19 +1387,21 @@ impl ExecutionsPort for FakeExecutions {
         self.meter.api("StartExecution", 1);
         let mut all = lock(&self.executions);
         if let Some(e) = all.get(name) {
-            return Ok(if e.status == "RUNNING" && &e.input == input {
-                Started::Started { arn: e.arn.clone() }
-            } else {
-                Started::AlreadyExists {
-                    name: name.to_string(),
-                }
-            });
+            return Ok(
+                if ExecutionStatus::is_running(&e.status) && &e.input == input {
+                    Started::Started { arn: e.arn.clone() }
+                } else {
+                    Started::AlreadyExists {
+                        name: name.to_string(),
+                    }
+                },
+            );
         }
         let e = FakeExecution {
             name: name.to_string(),
             arn: Self::arn(name),
             input: input.clone(),
-            status: "RUNNING".to_string(),
+            status: ExecutionStatus::Running.to_string(),
         };
         let arn = e.arn.clone();
         all.insert(name.to_string(), e);
@@ -1450,7 +1453,10 @@ impl FakeEvents {
 
     /// The kinds of the events put, in order.
     pub fn kinds(&self) -> Vec<String> {
-        lock(&self.events).iter().map(|e| e.kind.clone()).collect()
+        lock(&self.events)
+            .iter()
+            .map(|e| e.kind.to_string())
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use okra_core::spec::CellSpec;
+use okra_core::vocab::ExecutionStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -95,19 +96,7 @@ pub struct Block {
     pub at: String,
 }
 
-/// What a person asks of a running rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Signal {
-    /// Go on from a pause until resumed (or an inconclusive analysis).
-    Resume,
-    /// End the current pause or analysis and go to the next step.
-    Promote,
-    /// Skip every remaining step: the new version to 100 % now.
-    PromoteFull,
-    /// Roll back now.
-    Abort,
-}
+pub use okra_core::vocab::{HistoryEvent, RolloutEventKind, RolloutStatus, Signal};
 
 /// One entry of a rollout's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,8 +104,8 @@ pub enum Signal {
 pub struct HistoryEntry {
     /// RFC 3339.
     pub at: String,
-    /// `started`, `stepDone`, `paused`, `analysis`, `promoted`, `rolledBack`, `failed`, ...
-    pub event: String,
+    /// What happened.
+    pub event: HistoryEvent,
     /// The step index, where there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
@@ -159,8 +148,8 @@ pub struct Rollout {
     pub from: Option<String>,
     /// To which version.
     pub to: String,
-    /// `running`, `promoted`, `rolledBack`, `failed`.
-    pub status: String,
+    /// Where it stands.
+    pub status: RolloutStatus,
     /// The canary's weight now.
     pub weight: u32,
     /// What happened, oldest first.
@@ -226,7 +215,7 @@ pub trait StatePort: Send + Sync {
         cell: &str,
         execution: &str,
         entry: &HistoryEntry,
-        status: Option<&str>,
+        status: Option<RolloutStatus>,
     ) -> impl Future<Output = Result<()>> + Send;
     /// One rollout.
     fn get_rollout(
@@ -278,11 +267,19 @@ pub struct ExecutionInfo {
     pub arn: String,
     /// Its name.
     pub name: String,
-    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED` ([`ExecutionStatus`], as
+    /// AWS spells it; kept as text, so that a status AWS adds later reads as not running).
     pub status: String,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+}
+
+impl ExecutionInfo {
+    /// Whether the execution is still running.
+    pub fn is_running(&self) -> bool {
+        ExecutionStatus::is_running(&self.status)
+    }
 }
 
 /// What starting an execution did.
@@ -324,9 +321,8 @@ pub trait ExecutionsPort: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutEvent {
-    /// `Rollout Started`, `Rollout Step Done`, `Rollout Paused`, `Rollout Promoted`,
-    /// `Rollout Rolled Back`, `Rollout Failed`.
-    pub kind: String,
+    /// The event's `detail-type`.
+    pub kind: RolloutEventKind,
     /// The cell.
     pub cell: String,
     /// The execution.

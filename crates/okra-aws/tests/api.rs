@@ -11,7 +11,9 @@ use okra_aws::fakes::{FakeEks, FakeElb, FakeExecutions, FakeState, RawAction};
 use okra_aws::handlers::api::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, Doctor, MAX_BODY_BYTES, Ports, handle,
 };
-use okra_aws::state::{Block, ExecutionInput, HistoryEntry, Lock, Rollout, Signal, StatePort};
+use okra_aws::state::{
+    Block, ExecutionInput, HistoryEntry, HistoryEvent, Lock, Rollout, Signal, StatePort,
+};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
@@ -97,11 +99,11 @@ fn rollout(id: &str, to: &str, status: &str, started_at: &str) -> Rollout {
         cell: CELL.to_string(),
         from: Some("1.0.0".into()),
         to: to.to_string(),
-        status: status.to_string(),
+        status: status.parse().expect("a rollout status"),
         weight: 10,
         history: vec![HistoryEntry {
             at: started_at.to_string(),
-            event: "started".into(),
+            event: HistoryEvent::Started,
             step: None,
             weight: None,
             detail: Value::Null,

@@ -154,7 +154,7 @@ async fn releasing_a_lock_already_released_is_fine() {
 fn entry() -> HistoryEntry {
     HistoryEntry {
         at: "2026-03-02T10:01:00.000Z".into(),
-        event: "stepDone".into(),
+        event: okra_core::vocab::HistoryEvent::StepDone,
         step: Some(2),
         weight: Some(50),
         detail: json!({"verdict": "pass"}),
@@ -177,9 +177,14 @@ async fn record_appends_once_per_key() {
         })
         .then_output(|| UpdateItemOutput::builder().build());
     let t = table(RuleMode::Sequential, &[&update]);
-    t.record("web", "e1", &entry(), Some("running"))
-        .await
-        .expect("records");
+    t.record(
+        "web",
+        "e1",
+        &entry(),
+        Some(okra_core::vocab::RolloutStatus::Running),
+    )
+    .await
+    .expect("records");
 
     // A replay: the condition fails, the record exists → no-op.
     let replay = mock!(ddb::Client::update_item)
@@ -421,7 +426,7 @@ async fn describe_builds_the_arn_and_maps_a_missing_execution_to_none() {
 
 fn ev(i: usize) -> RolloutEvent {
     RolloutEvent {
-        kind: "Rollout Step Done".into(),
+        kind: okra_core::vocab::RolloutEventKind::StepDone,
         cell: "web".into(),
         execution: "e1".into(),
         detail: json!({"step": i}),
@@ -578,7 +583,7 @@ async fn the_adapter_against_moto() {
         cell: "web".into(),
         from: Some("1.1.0".into()),
         to: "1.2.0".into(),
-        status: "running".into(),
+        status: okra_core::vocab::RolloutStatus::Running,
         weight: 0,
         history: Vec::new(),
         started_at: at.into(),
@@ -602,14 +607,19 @@ async fn the_adapter_against_moto() {
         .await
         .expect("a replay is a no-op");
     let done = HistoryEntry {
-        event: "promoted".into(),
+        event: okra_core::vocab::HistoryEvent::Promoted,
         step: None,
         weight: Some(100),
         ..entry()
     };
-    t.record("web", "e1", &done, Some("promoted"))
-        .await
-        .expect("records");
+    t.record(
+        "web",
+        "e1",
+        &done,
+        Some(okra_core::vocab::RolloutStatus::Promoted),
+    )
+    .await
+    .expect("records");
     let err = t
         .record("web", "nope", &entry(), None)
         .await

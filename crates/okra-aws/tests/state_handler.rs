@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use okra_aws::fakes::{FakeEvents, FakeExecutions, FakeState};
 use okra_aws::handlers::state::{
-    BeginOutput, FinishOutcome, FinishOutput, PollOutput, RecordOutput, StateOutput, handle, parse,
+    BeginOutput, FinishOutput, Outcome, PollOutput, RecordOutput, StateOutput, handle, parse,
 };
 use okra_aws::state::{Signal, StatePort};
 use okra_aws::{OkraError, Result};
@@ -71,7 +71,13 @@ impl World {
             .await
             .expect("polls")
         {
-            StateOutput::Poll(PollOutput { signal }) => signal,
+            // What the state machine reads: the output's JSON.
+            StateOutput::Poll(p @ PollOutput { .. }) => {
+                serde_json::to_value(p).expect("json")["signal"]
+                    .as_str()
+                    .expect("a signal name")
+                    .to_string()
+            }
             other => panic!("expected a poll output, got {other:?}"),
         }
     }
@@ -263,7 +269,7 @@ async fn finish_with_block_blocks_the_version_and_releases_the_lock() {
     assert_eq!(
         out,
         FinishOutput {
-            outcome: FinishOutcome::RolledBack,
+            outcome: Outcome::RolledBack,
             blocked: Some("1.2.0".into()),
             recorded: true,
             released: true,

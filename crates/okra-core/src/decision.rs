@@ -70,8 +70,24 @@ impl Side {
 }
 
 /// One step of a rollout plan, normalized from the spec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(rename_all = "camelCase", tag = "type")]
+#[strum_discriminants(
+    name(StepKind),
+    doc = "A plan step's `type`, as the state machine's Choice reads it.",
+    derive(
+        Hash,
+        Serialize,
+        Deserialize,
+        strum::AsRefStr,
+        strum::Display,
+        strum::EnumIter,
+        strum::EnumString,
+        strum::IntoStaticStr
+    ),
+    serde(rename_all = "camelCase"),
+    strum(serialize_all = "camelCase")
+)]
 pub enum PlanStep {
     /// Give the new version `weight` %.
     SetWeight {
@@ -279,8 +295,24 @@ pub fn resume_step(plan: &Plan, weight: u32) -> usize {
 }
 
 /// What should happen now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(rename_all = "camelCase", tag = "kind")]
+#[strum_discriminants(
+    name(DecisionKind),
+    doc = "A decision's `kind`, as the state machine's Choice reads it.",
+    derive(
+        Hash,
+        Serialize,
+        Deserialize,
+        strum::AsRefStr,
+        strum::Display,
+        strum::EnumIter,
+        strum::EnumString,
+        strum::IntoStaticStr
+    ),
+    serde(rename_all = "camelCase"),
+    strum(serialize_all = "camelCase")
+)]
 pub enum Decision {
     /// Leave the listener as it is.
     NothingToDo {
@@ -334,15 +366,8 @@ pub enum Decision {
 
 impl Decision {
     /// The decision's kind, as the state machine's Choice state reads it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::NothingToDo { .. } => "nothingToDo",
-            Self::Initialize { .. } => "initialize",
-            Self::StartRollout { .. } => "startRollout",
-            Self::ResumeRollout { .. } => "resumeRollout",
-            Self::Rollback { .. } => "rollback",
-            Self::ScaleOut { .. } => "scaleOut",
-        }
+    pub fn kind(&self) -> DecisionKind {
+        self.into()
     }
 }
 

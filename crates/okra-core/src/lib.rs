@@ -14,7 +14,8 @@
 //! - [`naming`]: deterministic target-group and execution names;
 //! - [`nodes`]: a cluster's EC2 nodes: instance registration and the load balancer's way in;
 //! - [`doctor`]: what a cell needs from the account, checked before the first rollout;
-//! - [`init`]: a starter cell spec from what the account has.
+//! - [`init`]: a starter cell spec from what the account has;
+//! - [`vocab`]: every name the functions, the state machine, the API and the CLI share.
 
 pub mod analysis;
 pub mod decision;
@@ -29,6 +30,7 @@ pub mod nodes;
 pub mod spec;
 pub mod validate;
 pub mod versions;
+pub mod vocab;
 pub mod weights;
 
 pub use decision::{Decision, decide};

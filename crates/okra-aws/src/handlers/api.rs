@@ -29,6 +29,7 @@ use aws_lambda_events::encodings::Body;
 use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderName, HeaderValue};
 use okra_core::spec::{CellSpec, ParseError};
 use okra_core::validate::{FieldError, check_document, read_document};
+use okra_core::vocab::Trigger;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -36,7 +37,9 @@ use crate::error::OkraError;
 use crate::handlers::discover::{self, DiscoverInput};
 use crate::handlers::dispatch::{self, CellResult, DispatchOutcome};
 use crate::ports::{ClusterPort, LoadBalancerPort};
-use crate::state::{Block, ExecutionInfo, ExecutionsPort, Lock, Rollout, Signal, StatePort};
+use crate::state::{
+    Block, ExecutionInfo, ExecutionsPort, Lock, Rollout, RolloutStatus, Signal, StatePort,
+};
 
 /// The largest request body taken, in bytes (after base64 decoding); larger → 413.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -285,12 +288,8 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         5 if lit(2, "rollouts") => {
             let action = percent_decode(seg[4]).map_err(|_| RouteError::NotFound)?;
             Shape::Action(match action.as_str() {
-                "resume" => Some(Signal::Resume),
-                "promote" => Some(Signal::Promote),
-                "promote-full" => Some(Signal::PromoteFull),
-                "abort" => Some(Signal::Abort),
                 "retry" => None,
-                _ => return Err(RouteError::NotFound),
+                other => Some(Signal::from_path_segment(other).ok_or(RouteError::NotFound)?),
             })
         }
         _ => return Err(RouteError::NotFound),
@@ -1045,9 +1044,7 @@ where
             return Ok(None);
         };
         let info = self.executions.describe(&lock.execution).await?;
-        Ok(info
-            .filter(|i| i.status == "RUNNING")
-            .map(|_| lock.execution))
+        Ok(info.filter(|i| i.is_running()).map(|_| lock.execution))
     }
 
     async fn delete_cell(&self, cell: &str) -> Answer {
@@ -1122,7 +1119,7 @@ where
 
     async fn signal(&self, cell: &str, id: &str, signal: Signal) -> Answer {
         let rollout = self.rollout(cell, id).await?;
-        if rollout.status != "running" {
+        if rollout.status != RolloutStatus::Running {
             return Err(Reply::conflict(format!(
                 "rollout {id} is {}: only a running rollout takes signals",
                 rollout.status
@@ -1131,7 +1128,7 @@ where
         // Only a live execution can act on a signal: one that ended outside its own ends (the
         // finalizer records it soon) would take it and do nothing.
         match self.executions.describe(id).await? {
-            Some(i) if i.status == "RUNNING" => {}
+            Some(i) if i.is_running() => {}
             other => {
                 return Err(Reply::conflict(format!(
                     "rollout {id} has no running execution ({}): nothing would act on the \
@@ -1163,13 +1160,13 @@ where
         let rollout = self.rollout(cell, id).await?;
         // A record still `running` whose execution ended (the finalizer has not recorded it yet)
         // is as good as failed.
-        let dead = rollout.status == "running"
+        let dead = rollout.status == RolloutStatus::Running
             && self
                 .executions
                 .describe(id)
                 .await?
-                .is_none_or(|i| i.status != "RUNNING");
-        if !dead && !matches!(rollout.status.as_str(), "rolledBack" | "failed") {
+                .is_none_or(|i| !i.is_running());
+        if !dead && !rollout.status.is_failure() {
             return Err(Reply::conflict(format!(
                 "rollout {id} is {}: only a rolled-back or failed rollout can be retried",
                 rollout.status
@@ -1196,7 +1193,7 @@ where
         labels: BTreeMap<String, String>,
         attempt: Option<u32>,
     ) -> Answer {
-        let event = json!({"cells": [cell], "trigger": "api", "labels": labels});
+        let event = json!({"cells": [cell], "trigger": Trigger::Api, "labels": labels});
         let out = dispatch::handle(self.state, self.executions, self.eks, self.elb, event).await?;
         let Some(r) = out.results.into_iter().find(|r| r.cell == cell) else {
             return Err(Reply::error(

@@ -140,7 +140,7 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
         blocklist: input.blocklist,
     };
     let outcome = decide(&cell, &observed);
-    tracing::info!(cell = %cell.name, decision = outcome.decision.kind(), "decided");
+    tracing::info!(cell = %cell.name, decision = outcome.decision.kind().as_ref(), "decided");
     let timeout = okra_core::duration::parse_duration(&cell.readiness.timeout)
         .map_err(|e| OkraError::InvalidSpec(format!("readiness.timeout: {e}")))?;
     let stickiness = match &cell.stickiness {

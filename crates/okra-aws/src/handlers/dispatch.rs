@@ -18,6 +18,7 @@ use okra_core::naming::decision_execution_name;
 use okra_core::nodes::groups_in_action;
 use okra_core::spec::Registration;
 use okra_core::validate::validate;
+use okra_core::vocab::Trigger;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -194,7 +195,7 @@ pub fn parse_request(v: &Value) -> Result<Request> {
             .map_err(|e| OkraError::InvalidInput(format!("event: {e}")))?;
         return match ev.detail_type.as_str() {
             "Scheduled Event" => Ok(Request {
-                trigger: "schedule".into(),
+                trigger: Trigger::Schedule.to_string(),
                 filter: Filter::All,
                 labels: ev
                     .resources
@@ -206,7 +207,7 @@ pub fn parse_request(v: &Value) -> Result<Request> {
             "AWS API Call via CloudTrail" => {
                 let (filter, labels) = parse_cloudtrail(&ev.detail)?;
                 Ok(Request {
-                    trigger: "eks-event".into(),
+                    trigger: Trigger::EksEvent.to_string(),
                     filter,
                     labels,
                 })
@@ -220,7 +221,7 @@ pub fn parse_request(v: &Value) -> Result<Request> {
         };
     }
     let mut cells = None;
-    let mut trigger = "api".to_string();
+    let mut trigger = Trigger::Api.to_string();
     let mut labels = BTreeMap::new();
     for (k, val) in obj {
         match k.as_str() {
@@ -470,7 +471,10 @@ where
 
     if let Some(lock) = ctx.state.get_lock(&cell).await? {
         let info = ctx.executions.describe(&lock.execution).await?;
-        if info.as_ref().is_some_and(|i| i.status == "RUNNING") {
+        if info
+            .as_ref()
+            .is_some_and(crate::state::ExecutionInfo::is_running)
+        {
             return Ok(CellResult {
                 execution: Some(lock.execution.clone()),
                 ..result(
@@ -553,7 +557,7 @@ where
             Started::AlreadyExists { .. } => match ctx.executions.describe(&execution).await? {
                 // An execution that ended without releasing the lock (stopped, or failed outside
                 // every Catch) left the generation behind: move it on, once, and start.
-                Some(i) if i.status != "RUNNING" => {
+                Some(i) if !i.is_running() => {
                     tracing::warn!(
                         cell,
                         execution,

@@ -25,6 +25,8 @@ use crate::state::{
     Block, EventsPort, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent, StatePort,
     rfc3339,
 };
+pub use okra_core::vocab::Outcome;
+use okra_core::vocab::{HistoryEvent, RolloutEventKind, RolloutStatus, Signal, signal_or_none};
 
 /// Reasons are cut to this many characters.
 pub const MAX_REASON: usize = 1000;
@@ -40,45 +42,6 @@ fn cell_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::
     Ok(match CellRef::deserialize(d)? {
         CellRef::Name(n) | CellRef::Spec { name: n } => n,
     })
-}
-
-/// How a rollout ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum FinishOutcome {
-    /// The new version serves at 100 %.
-    Promoted,
-    /// Traffic went back to the stable version.
-    RolledBack,
-    /// Something failed (and traffic may not have moved back).
-    Failed,
-    /// Discovery found nothing to do (the lock only is released).
-    NothingToDo,
-    /// The rollout goes on in a new execution (this one's history quota); no event.
-    Continued,
-}
-
-impl FinishOutcome {
-    /// The rollout status and history event.
-    pub fn status(self) -> &'static str {
-        match self {
-            Self::Promoted => "promoted",
-            Self::RolledBack => "rolledBack",
-            Self::Failed => "failed",
-            Self::NothingToDo => "nothingToDo",
-            Self::Continued => "continued",
-        }
-    }
-
-    /// The EventBridge detail-type, if the outcome sends an event.
-    pub fn event_kind(self) -> Option<&'static str> {
-        match self {
-            Self::Promoted => Some("Rollout Promoted"),
-            Self::RolledBack => Some("Rollout Rolled Back"),
-            Self::Failed => Some("Rollout Failed"),
-            Self::NothingToDo | Self::Continued => None,
-        }
-    }
 }
 
 /// The function's input.
@@ -127,7 +90,7 @@ pub enum StateInput {
         detail: Option<Value>,
         /// The history event (default `stepDone`; `paused` sends `Rollout Paused`).
         #[serde(default)]
-        event: Option<String>,
+        event: Option<HistoryEvent>,
         /// Stable groups the step left out for their health (shift-weights' `excluded`).
         #[serde(default)]
         excluded: Vec<okra_core::health::Excluded>,
@@ -181,7 +144,7 @@ pub enum StateInput {
         /// This execution.
         execution: String,
         /// How it ended.
-        outcome: FinishOutcome,
+        outcome: Outcome,
         /// The version rolled out (the one to block).
         #[serde(default)]
         version: Option<String>,
@@ -289,7 +252,8 @@ pub struct RecordOutput {
 #[serde(rename_all = "camelCase")]
 pub struct PollOutput {
     /// `none`, `resume`, `promote`, `promoteFull`, `abort`.
-    pub signal: String,
+    #[serde(with = "signal_or_none")]
+    pub signal: Option<Signal>,
 }
 
 /// `await`'s output (the Lambda's answer; the task itself ends with the callback).
@@ -315,7 +279,7 @@ pub struct EndedOutput {
 #[serde(rename_all = "camelCase")]
 pub struct FinishOutput {
     /// The outcome.
-    pub outcome: FinishOutcome,
+    pub outcome: Outcome,
     /// The version blocked (null: none).
     pub blocked: Option<String>,
     /// `false` when this was a replay, or nothing was to record.
@@ -420,9 +384,9 @@ fn versions_of(decision: &Decision) -> Result<(Option<String>, String, u32)> {
     })
 }
 
-fn event(kind: &str, cell: &str, execution: &str, detail: Value) -> RolloutEvent {
+fn event(kind: RolloutEventKind, cell: &str, execution: &str, detail: Value) -> RolloutEvent {
     RolloutEvent {
-        kind: kind.to_string(),
+        kind,
         cell: cell.to_string(),
         execution: execution.to_string(),
         detail,
@@ -438,7 +402,7 @@ async fn record_once<S: StatePort, E: EventsPort>(
     cell: &str,
     execution: &str,
     entry: &HistoryEntry,
-    status: Option<&str>,
+    status: Option<RolloutStatus>,
     ev: Option<RolloutEvent>,
 ) -> Result<bool> {
     let rollout = state
@@ -490,7 +454,7 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
             }
             Err(holder) => {
                 let info = executions.describe(&holder.execution).await?;
-                if let Some(info) = info.as_ref().filter(|i| i.status == "RUNNING") {
+                if let Some(info) = info.as_ref().filter(|i| i.is_running()) {
                     return Err(OkraError::Conflict(format!(
                         "cell {cell} is locked by execution {} (RUNNING{}{}; {}), which must \
                          finish first",
@@ -568,7 +532,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                     cell: cell.clone(),
                     from: from.clone(),
                     to: to.clone(),
-                    status: "running".to_string(),
+                    status: RolloutStatus::Running,
                     weight,
                     history: Vec::new(),
                     started_at: at.clone(),
@@ -578,19 +542,19 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             let detail = json!({ "decision": decision.kind(), "from": from, "to": to });
             let entry = HistoryEntry {
                 at,
-                event: "started".to_string(),
+                event: HistoryEvent::Started,
                 step: None,
                 weight: None,
                 detail: detail.clone(),
             };
-            let ev = event("Rollout Started", &cell, &execution, detail);
+            let ev = event(RolloutEventKind::Started, &cell, &execution, detail);
             let recorded = record_once(
                 state,
                 events,
                 &cell,
                 &execution,
                 &entry,
-                Some("running"),
+                Some(RolloutStatus::Running),
                 Some(ev),
             )
             .await?;
@@ -605,7 +569,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             event: name,
             excluded,
         } => {
-            let name = name.unwrap_or_else(|| "stepDone".to_string());
+            let name = name.unwrap_or(HistoryEvent::StepDone);
             // Which members a step left out, and why, go into its history entry.
             let detail = match (detail, excluded.is_empty()) {
                 (d, true) => d,
@@ -616,15 +580,11 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 (None | Some(Value::Null), false) => Some(json!({ "excluded": excluded })),
                 (Some(other), false) => Some(json!({ "value": other, "excluded": excluded })),
             };
-            let kind = if name == "paused" {
-                "Rollout Paused"
-            } else {
-                "Rollout Step Done"
-            };
+            let kind = name.step_event_kind();
             let detail = detail.unwrap_or(Value::Null);
             let entry = HistoryEntry {
                 at,
-                event: name.clone(),
+                event: name,
                 step: Some(index),
                 weight,
                 detail: detail.clone(),
@@ -662,17 +622,9 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
         }
         StateInput::Poll { cell, execution } => {
             let signal = state.take_signal(&cell, &execution).await?;
-            let signal = match signal {
-                Some(s) => {
-                    let name = serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    tracing::info!(cell, execution, signal = name, "signal taken");
-                    name
-                }
-                None => "none".to_string(),
-            };
+            if let Some(s) = signal {
+                tracing::info!(cell, execution, signal = s.as_ref(), "signal taken");
+            }
             Ok(StateOutput::Poll(PollOutput { signal }))
         }
         StateInput::Ended {
@@ -714,7 +666,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 StateInput::Finish {
                     cell: cell.clone(),
                     execution: execution.clone(),
-                    outcome: FinishOutcome::Failed,
+                    outcome: Outcome::Failed,
                     version: version.filter(|v| !v.is_empty()),
                     reason: Some(Value::String(reason.clone())),
                     block: false,
@@ -765,7 +717,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 blocked = Some(v.clone());
             }
             let mut recorded = false;
-            if outcome != FinishOutcome::NothingToDo {
+            if outcome != Outcome::NothingToDo {
                 if state.get_rollout(&cell, &execution).await?.is_none() {
                     // Failed before `started`: a record still tells what happened.
                     state
@@ -774,7 +726,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                             cell: cell.clone(),
                             from: None,
                             to: version.clone().unwrap_or_else(|| "unknown".to_string()),
-                            status: "running".to_string(),
+                            status: RolloutStatus::Running,
                             weight: 0,
                             history: Vec::new(),
                             started_at: at.clone(),
@@ -782,11 +734,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                         })
                         .await?;
                 }
-                let weight = weight.or(match outcome {
-                    FinishOutcome::Promoted => Some(100),
-                    FinishOutcome::RolledBack => Some(0),
-                    _ => None,
-                });
+                let weight = weight.or(outcome.final_weight());
                 let mut d = serde_json::Map::new();
                 if let Some(v) = &version {
                     d.insert("version".into(), json!(v));
@@ -800,7 +748,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 let detail = Value::Object(d);
                 let entry = HistoryEntry {
                     at,
-                    event: outcome.status().to_string(),
+                    event: outcome.history_event(),
                     step: None,
                     weight,
                     detail: detail.clone(),

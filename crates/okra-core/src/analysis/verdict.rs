@@ -36,8 +36,22 @@ use super::condition::{Compiled, ConditionError, MeasuredValue};
 use crate::spec::Metric;
 
 /// The phase of a sample, of a metric, or of a whole analysis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::AsRefStr,
+    strum::EnumIter,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
 pub enum Phase {
     /// Good: go on.
     Successful,
@@ -55,17 +69,6 @@ impl Phase {
     /// Whether the phase is final (anything but Running).
     pub fn is_completed(self) -> bool {
         self != Phase::Running
-    }
-
-    /// The phase's name in messages and JSON: `successful`, `failed`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Successful => "successful",
-            Phase::Failed => "failed",
-            Phase::Inconclusive => "inconclusive",
-            Phase::Error => "error",
-            Phase::Running => "running",
-        }
     }
 }
 
