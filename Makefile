@@ -20,7 +20,7 @@ build: ## Build every crate and function binary (debug)
 	$(CARGO) build --workspace --bins --locked
 
 unit: ## Unit and property tests (no local AWS needed)
-	$(CARGO) test --locked -p okra-core -p okra-aws
+	$(CARGO) test --locked -p okra-core -p okra-aws -p xtask
 
 chromium: ## Install Debian's chromium (the HTML report's rendering test) when it is missing
 	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then :; \
@@ -57,11 +57,11 @@ lint-template: setup ## cfn-lint and sam validate --lint on template.yaml
 	else echo "sam CLI not installed: cfn-lint alone checked template.yaml"; fi
 
 lint-asl: setup ## asl-validator on every state machine, and the generated ASL in sync with its generator
-	python3 statemachine/generate.py --check
+	$(CARGO) xtask asl --check
 	PATH=$(CURDIR)/$(NODE_BIN):$$PATH asl-validator --json-path statemachine/*.asl.json
 
-asl: ## Regenerate statemachine/rollout.asl.json from statemachine/generate.py
-	python3 statemachine/generate.py
+asl: ## Regenerate statemachine/rollout.asl.json from its generator (xtask/src/asl.rs)
+	$(CARGO) xtask asl
 
 schema: ## Regenerate schema/cell.schema.json from the spec types
 	OKRA_BLESS=1 $(CARGO) test -p okra-core --test schema

@@ -18,16 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{OkraError, Result};
 use crate::ports::{AutoScalingPort, ClusterPort, LoadBalancerPort, NewTargetGroup};
 
-/// What to do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Mode {
-    /// Make what is missing, then read health.
-    #[default]
-    Ensure,
-    /// Only read health.
-    Health,
-}
+/// What to do: make what is missing, then read health (`ensure`), or only read health.
+pub use okra_core::vocab::EnsureMode as Mode;
 
 /// The function's input.
 #[derive(Debug, Clone, Deserialize)]

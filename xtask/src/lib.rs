@@ -1,0 +1,3 @@
+//! The project's own tasks (`cargo xtask <task>`), apart from the product.
+
+pub mod asl;
