@@ -24,6 +24,29 @@ pub fn meets_gate(healthy: u32, total: u32, min_percent: u8) -> bool {
     total > 0 && u64::from(healthy) * 100 >= u64::from(min_percent) * u64::from(total)
 }
 
+/// The readiness gate over a version's target groups (each labelled by its cluster, or its
+/// ARN): ready when every group meets it; the reason names the groups that do not.
+pub fn readiness(groups: &[(&str, Health)], min_percent: u8) -> (bool, String) {
+    let short: Vec<String> = groups
+        .iter()
+        .filter(|(_, h)| !meets_gate(h.healthy, h.total, min_percent))
+        .map(|(label, h)| {
+            format!(
+                "{label}: {} of {} targets healthy (needs {min_percent} %)",
+                h.healthy, h.total
+            )
+        })
+        .collect();
+    if short.is_empty() {
+        let n = groups.len();
+        return (
+            true,
+            format!("{n} of {n} target group(s) ready (at least {min_percent} % healthy)"),
+        );
+    }
+    (false, short.join("; "))
+}
+
 /// A target group's health counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -117,6 +140,26 @@ pub fn check_members(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_needs_every_group_and_names_the_short_ones() {
+        let h = |healthy, total| Health { healthy, total };
+        assert_eq!(
+            readiness(&[("a", h(2, 2)), ("b", h(1, 2))], 50),
+            (
+                true,
+                "2 of 2 target group(s) ready (at least 50 % healthy)".to_string()
+            )
+        );
+        assert_eq!(
+            readiness(&[("a", h(2, 2)), ("b", h(0, 2)), ("c", h(0, 0))], 50),
+            (
+                false,
+                "b: 0 of 2 targets healthy (needs 50 %); c: 0 of 0 targets healthy (needs 50 %)"
+                    .to_string()
+            )
+        );
+    }
 
     fn h(healthy: u32, total: u32) -> Health {
         Health { healthy, total }

@@ -10,6 +10,8 @@
 //! - [`model`]: what discovery reads (clusters, target groups, the forward action);
 //! - [`versions`]: semver grouping, replicas threshold, blocklist, pinned version;
 //! - [`weights`]: the forward action for "the new version gets W %";
+//! - [`shift`]: a step's write: in place, drift, verified;
+//! - [`record`]: the lock's holder, a rollout's versions, history details, reasons in one line;
 //! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
 //! - [`naming`]: deterministic target-group and execution names;
 //! - [`nodes`]: a cluster's EC2 nodes: instance registration and the load balancer's way in;
@@ -27,6 +29,8 @@ pub mod init;
 pub mod model;
 pub mod naming;
 pub mod nodes;
+pub mod record;
+pub mod shift;
 pub mod spec;
 pub mod validate;
 pub mod versions;

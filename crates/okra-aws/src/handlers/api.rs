@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderName, HeaderValue};
+use okra_core::record::{self, Holder};
 use okra_core::spec::{CellSpec, ParseError};
 use okra_core::validate::{FieldError, check_document, read_document};
 use okra_core::vocab::Trigger;
@@ -1044,7 +1045,8 @@ where
             return Ok(None);
         };
         let info = self.executions.describe(&lock.execution).await?;
-        Ok(info.filter(|i| i.is_running()).map(|_| lock.execution))
+        let live = record::holder(info.as_ref().map(|i| i.status.as_str())) == Holder::Live;
+        Ok(live.then_some(lock.execution))
     }
 
     async fn delete_cell(&self, cell: &str) -> Answer {

@@ -16,6 +16,7 @@ use okra_core::decision::Decision;
 use okra_core::model::{Cluster, CurrentAction};
 use okra_core::naming::decision_execution_name;
 use okra_core::nodes::groups_in_action;
+use okra_core::record::{self, Holder};
 use okra_core::spec::Registration;
 use okra_core::validate::validate;
 use okra_core::vocab::Trigger;
@@ -471,10 +472,7 @@ where
 
     if let Some(lock) = ctx.state.get_lock(&cell).await? {
         let info = ctx.executions.describe(&lock.execution).await?;
-        if info
-            .as_ref()
-            .is_some_and(crate::state::ExecutionInfo::is_running)
-        {
+        if record::holder(info.as_ref().map(|i| i.status.as_str())) == Holder::Live {
             return Ok(CellResult {
                 execution: Some(lock.execution.clone()),
                 ..result(

@@ -68,6 +68,7 @@ pub struct EnsureOutput {
 }
 
 pub use okra_core::health::meets_gate;
+use okra_core::health::{Health, readiness};
 
 /// Runs the function.
 pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
@@ -126,28 +127,18 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
             target_group_arn: arn,
         })
         .collect();
-    let ready = groups.iter().all(|g| g.ready);
-    let reason = if ready {
-        format!(
-            "{} of {} target group(s) ready (at least {min} % healthy)",
-            groups.len(),
-            groups.len()
-        )
-    } else {
-        groups
-            .iter()
-            .filter(|g| !g.ready)
-            .map(|g| {
-                format!(
-                    "{}: {} of {} targets healthy (needs {min} %)",
-                    g.cluster.as_deref().unwrap_or(&g.target_group_arn),
-                    g.healthy,
-                    g.total
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+    let labelled: Vec<(&str, Health)> = groups
+        .iter()
+        .map(|g| {
+            let label = g.cluster.as_deref().unwrap_or(&g.target_group_arn);
+            let health = Health {
+                healthy: g.healthy,
+                total: g.total,
+            };
+            (label, health)
+        })
+        .collect();
+    let (ready, reason) = readiness(&labelled, min);
     Ok(EnsureOutput {
         side,
         groups,

@@ -19,6 +19,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use okra_core::decision::Side;
 use okra_core::health::{Excluded, Health, MemberCheck, check_members};
 use okra_core::model::{CurrentAction, ForwardAction, ForwardStickiness};
+use okra_core::shift::{StepWrite, plan_step, unhealthy_message, verified, verified_standby};
 use okra_core::weights::{forward_action, with_standby, without_standby};
 use serde::{Deserialize, Serialize};
 
@@ -109,24 +110,7 @@ pub struct ShiftOutput {
     pub excluded: Vec<Excluded>,
 }
 
-fn describe(a: &CurrentAction) -> String {
-    match a {
-        CurrentAction::Forward(fa) => fa
-            .targets
-            .iter()
-            .map(|t| format!("{}={}", short(&t.target_group_arn), t.weight))
-            .collect::<Vec<_>>()
-            .join(", "),
-        CurrentAction::Other { action_type } => action_type.clone(),
-    }
-}
-
-fn short(arn: &str) -> &str {
-    arn.rsplit_once(":targetgroup/")
-        .map_or(arn, |(_, r)| r.split('/').next().unwrap_or(r))
-}
-
-/// Runs one step.
+/// Runs one step: read the listener, decide with [`okra_core::shift`], write, read again, verify.
 pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<ShiftOutput> {
     if input.listener_arn.is_empty() {
         return Err(OkraError::InvalidInput(
@@ -184,12 +168,7 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
             match check_members(&stable, &canary, weight, &health, min) {
                 MemberCheck::Go { stable, excluded } => (stable, excluded),
                 MemberCheck::CanaryUnhealthy(bad) => {
-                    return Err(OkraError::CanaryUnhealthy(
-                        bad.iter()
-                            .map(|e| format!("{}: {}", short(&e.target_group_arn), e.reason))
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ));
+                    return Err(OkraError::CanaryUnhealthy(unhealthy_message(&bad)));
                 }
             }
         }
@@ -209,58 +188,34 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
         input.stickiness.or(current_stickiness),
     )?;
 
-    if let CurrentAction::Forward(cur) = &owned.action
-        && cur.same_weights(&desired)
-        && cur.stickiness == desired.stickiness
-    {
-        return Ok(ShiftOutput {
-            weight,
-            action: cur.clone(),
-            changed: false,
-            excluded,
-        });
-    }
-    if !input.take_over {
-        let as_expected = match (&owned.action, &input.expected) {
-            (CurrentAction::Forward(cur), Some(exp)) => cur.same_weights(exp),
-            (CurrentAction::Forward(cur), None) => cur.effective().is_empty(),
-            (CurrentAction::Other { .. }, None) => true,
-            (CurrentAction::Other { .. }, Some(exp)) => exp.effective().is_empty(),
-        };
-        if !as_expected {
-            return Err(OkraError::DriftDetected(format!(
-                "the listener forwards {} but okra's last step left {}; okra will not overwrite \
-                 it (take over explicitly to do so)",
-                describe(&owned.action),
-                input
-                    .expected
-                    .map(|e| describe(&CurrentAction::Forward(e)))
-                    .unwrap_or_else(|| "nothing".into())
-            )));
+    match plan_step(
+        &owned.action,
+        &desired,
+        input.expected.as_ref(),
+        input.take_over,
+    ) {
+        StepWrite::InPlace(action) => {
+            return Ok(ShiftOutput {
+                weight,
+                action,
+                changed: false,
+                excluded,
+            });
         }
+        StepWrite::Drift(why) => return Err(OkraError::DriftDetected(why)),
+        StepWrite::Write => {}
     }
     elb.write_forward(&input.listener_arn, rule, &owned.raw, &desired)
         .await?;
     let after = elb.read_action(&input.listener_arn, rule).await?;
-    match after.action {
-        CurrentAction::Forward(fa)
-            if fa.same_weights(&desired)
-                && (desired.stickiness.is_none() || fa.stickiness == desired.stickiness) =>
-        {
-            tracing::info!(weight, "shifted and verified");
-            Ok(ShiftOutput {
-                weight,
-                action: fa,
-                changed: true,
-                excluded,
-            })
-        }
-        other => Err(OkraError::VerificationFailed(format!(
-            "wrote {} but AWS shows {}",
-            describe(&CurrentAction::Forward(desired)),
-            describe(&other)
-        ))),
-    }
+    let action = verified(after.action, &desired).map_err(OkraError::VerificationFailed)?;
+    tracing::info!(weight, "shifted and verified");
+    Ok(ShiftOutput {
+        weight,
+        action,
+        changed: true,
+        excluded,
+    })
 }
 
 enum Standby {
@@ -312,39 +267,12 @@ async fn standby<L: LoadBalancerPort>(
     elb.write_forward(&input.listener_arn, rule, &owned.raw, &desired)
         .await?;
     let after = elb.read_action(&input.listener_arn, rule).await?;
-    let present = |fa: &ForwardAction| {
-        let have: std::collections::BTreeSet<&str> = fa
-            .targets
-            .iter()
-            .map(|t| t.target_group_arn.as_str())
-            .collect();
-        let want: std::collections::BTreeSet<&str> = desired
-            .targets
-            .iter()
-            .map(|t| t.target_group_arn.as_str())
-            .collect();
-        have == want && fa.same_weights(&desired)
-    };
-    match after.action {
-        CurrentAction::Forward(fa) if present(&fa) => {
-            tracing::info!(groups = ?groups, "standby groups changed and verified");
-            Ok(ShiftOutput {
-                weight: weight_of(&fa),
-                action: fa,
-                changed: true,
-                excluded: Vec::new(),
-            })
-        }
-        CurrentAction::Other { .. } if desired.targets.is_empty() => Ok(ShiftOutput {
-            weight: 0,
-            action: desired,
-            changed: true,
-            excluded: Vec::new(),
-        }),
-        other => Err(OkraError::VerificationFailed(format!(
-            "wrote {} but AWS shows {}",
-            describe(&CurrentAction::Forward(desired)),
-            describe(&other)
-        ))),
-    }
+    let action = verified_standby(after.action, &desired).map_err(OkraError::VerificationFailed)?;
+    tracing::info!(groups = ?groups, "standby groups changed and verified");
+    Ok(ShiftOutput {
+        weight: weight_of(&action),
+        action,
+        changed: true,
+        excluded: Vec::new(),
+    })
 }

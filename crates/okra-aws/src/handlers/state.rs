@@ -16,7 +16,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use okra_core::decision::{Decision, Side};
+use okra_core::decision::Decision;
+use okra_core::record::{self, Holder, Versions};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
@@ -28,8 +29,7 @@ use crate::state::{
 pub use okra_core::vocab::Outcome;
 use okra_core::vocab::{HistoryEvent, RolloutEventKind, RolloutStatus, Signal, signal_or_none};
 
-/// Reasons are cut to this many characters.
-pub const MAX_REASON: usize = 1000;
+pub use okra_core::record::{MAX_REASON, readable_reason};
 
 /// A cell by name, or the spec (whose `name` is taken).
 fn cell_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
@@ -309,81 +309,6 @@ pub enum StateOutput {
     Await(AwaitOutput),
 }
 
-fn one_line(s: &str) -> String {
-    let mut out = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if out.chars().count() > MAX_REASON {
-        out = out.chars().take(MAX_REASON - 1).collect::<String>() + "…";
-    }
-    out
-}
-
-fn reason_of_object(m: &serde_json::Map<String, Value>) -> Option<String> {
-    let text = |k: &str| {
-        m.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-    };
-    // A Lambda function error: {"errorType", "errorMessage", "trace"?}.
-    if let Some(msg) = text("errorMessage") {
-        return Some(match text("errorType") {
-            Some(t) if !msg.starts_with(t) => format!("{t}: {msg}"),
-            _ => msg.to_string(),
-        });
-    }
-    // A Catch's error output: {"Error", "Cause"}; the Cause may itself be a Lambda error.
-    if let Some(cause) = text("Cause") {
-        let c = readable_reason(&Value::String(cause.to_string()));
-        return Some(match text("Error") {
-            Some(e) if !c.starts_with(e) => format!("{e}: {c}"),
-            _ => c,
-        });
-    }
-    text("Error").map(str::to_string)
-}
-
-/// One readable line from a failure's reason: plain text; a Lambda error Cause
-/// (`{"errorType": "DriftDetected", "errorMessage": "..."}`, as JSON text or parsed); a Catch's
-/// `{"Error": ..., "Cause": ...}`; or aws-local-stepfunctions' `errorType: message` text.
-pub fn readable_reason(reason: &Value) -> String {
-    let line = match reason {
-        Value::Null => String::new(),
-        Value::String(s) => match serde_json::from_str::<Value>(s.trim()) {
-            Ok(Value::Object(m)) => reason_of_object(&m).unwrap_or_else(|| s.clone()),
-            _ => s.clone(),
-        },
-        Value::Object(m) => reason_of_object(m).unwrap_or_else(|| reason.to_string()),
-        other => other.to_string(),
-    };
-    one_line(&line)
-}
-
-fn label(side: &Side) -> String {
-    side.version
-        .clone()
-        .unwrap_or_else(|| "unmanaged".to_string())
-}
-
-/// `(from, to, weight now)` of what a decision does.
-fn versions_of(decision: &Decision) -> Result<(Option<String>, String, u32)> {
-    Ok(match decision {
-        Decision::NothingToDo { .. } => {
-            return Err(OkraError::InvalidInput(
-                "decision: nothingToDo starts no rollout".to_string(),
-            ));
-        }
-        Decision::Initialize { target } => (None, label(target), 0),
-        Decision::StartRollout { stable, canary, .. } => (Some(label(stable)), label(canary), 0),
-        Decision::ResumeRollout {
-            stable,
-            canary,
-            canary_weight,
-            ..
-        } => (Some(label(stable)), label(canary), *canary_weight),
-        Decision::Rollback { from, to, .. } => (Some(label(from)), label(to), 0),
-        Decision::ScaleOut { serving, .. } => (Some(label(serving)), label(serving), 100),
-    })
-}
-
 fn event(kind: RolloutEventKind, cell: &str, execution: &str, detail: Value) -> RolloutEvent {
     RolloutEvent {
         kind,
@@ -454,18 +379,14 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
             }
             Err(holder) => {
                 let info = executions.describe(&holder.execution).await?;
-                if let Some(info) = info.as_ref().filter(|i| i.is_running()) {
-                    return Err(OkraError::Conflict(format!(
-                        "cell {cell} is locked by execution {} (RUNNING{}{}; {}), which must \
-                         finish first",
-                        holder.execution,
-                        if holder.version.is_empty() {
-                            ""
-                        } else {
-                            ", rolling out "
-                        },
-                        holder.version,
-                        info.arn,
+                if let Some(info) = &info
+                    && record::holder(Some(&info.status)) == Holder::Live
+                {
+                    return Err(OkraError::Conflict(record::busy(
+                        cell,
+                        &holder.execution,
+                        &holder.version,
+                        &info.arn,
                     )));
                 }
                 tracing::warn!(
@@ -507,7 +428,9 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             execution,
             decision,
         } => {
-            let (from, to, weight) = versions_of(&decision)?;
+            let Versions { from, to, weight } = record::versions(&decision).ok_or_else(|| {
+                OkraError::InvalidInput("decision: nothingToDo starts no rollout".to_string())
+            })?;
             // The lock names the version from now on (same execution: idempotent).
             if let Some(l) = state
                 .get_lock(&cell)
@@ -571,17 +494,8 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
         } => {
             let name = name.unwrap_or(HistoryEvent::StepDone);
             // Which members a step left out, and why, go into its history entry.
-            let detail = match (detail, excluded.is_empty()) {
-                (d, true) => d,
-                (Some(Value::Object(mut m)), false) => {
-                    m.insert("excluded".into(), json!(excluded));
-                    Some(Value::Object(m))
-                }
-                (None | Some(Value::Null), false) => Some(json!({ "excluded": excluded })),
-                (Some(other), false) => Some(json!({ "value": other, "excluded": excluded })),
-            };
+            let detail = record::step_detail(detail, &excluded);
             let kind = name.step_event_kind();
-            let detail = detail.unwrap_or(Value::Null);
             let entry = HistoryEntry {
                 at,
                 event: name,
@@ -647,17 +561,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                     ),
                 }));
             }
-            let what = match (error.as_deref(), cause.as_deref()) {
-                (Some(e), Some(c)) if !c.is_empty() => {
-                    format!("{e}: {}", readable_reason(&Value::String(c.to_string())))
-                }
-                (Some(e), _) => e.to_string(),
-                _ => "no error given".to_string(),
-            };
-            let reason = format!(
-                "the execution ended {status} outside the state machine's own ends ({what}); \
-                 traffic stays at the last verified step"
-            );
+            let reason = record::ended_outside(&status, error.as_deref(), cause.as_deref());
             let version = state.get_lock(&cell).await?.map(|l| l.version);
             let finished = Box::pin(handle(
                 state,
@@ -782,29 +686,6 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reasons_become_one_line() {
-        let lambda = r#"{"errorType":"DriftDetected","errorMessage":"drift detected: the listener\nchanged","trace":[]}"#;
-        assert_eq!(
-            readable_reason(&json!(lambda)),
-            "DriftDetected: drift detected: the listener changed"
-        );
-        assert_eq!(
-            readable_reason(&json!({"Error": "DriftDetected", "Cause": lambda})),
-            "DriftDetected: drift detected: the listener changed"
-        );
-        assert_eq!(
-            readable_reason(&json!("AnalysisFailed: error rate 7 % > 5 %")),
-            "AnalysisFailed: error rate 7 % > 5 %"
-        );
-        assert_eq!(
-            readable_reason(&json!({"Error": "States.Timeout"})),
-            "States.Timeout"
-        );
-        let long = "x ".repeat(2000);
-        assert_eq!(readable_reason(&json!(long)).chars().count(), MAX_REASON);
-    }
 
     #[test]
     fn input_takes_a_name_or_a_spec() {

@@ -1,0 +1,277 @@
+//! What `rollout-state` records, decided: who may hold a cell's lock, what a decision's rollout
+//! goes from and to, what a step's history entry says, and failure reasons in one line.
+
+use serde_json::{Value, json};
+
+use crate::decision::{Decision, Side};
+use crate::health::Excluded;
+use crate::vocab::ExecutionStatus;
+
+/// Reasons are cut to this many characters.
+pub const MAX_REASON: usize = 1000;
+
+/// The execution that holds a cell's lock, as Step Functions knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// It runs: the cell is busy.
+    Live,
+    /// It ended (or Step Functions does not know it): its lock is stale, and the next
+    /// execution takes it over.
+    Stale,
+}
+
+/// A lock holder's state from its execution's status (`None`: no such execution).
+pub fn holder(status: Option<&str>) -> Holder {
+    if status.is_some_and(ExecutionStatus::is_running) {
+        Holder::Live
+    } else {
+        Holder::Stale
+    }
+}
+
+/// Why a cell is busy: its lock is held by a running execution.
+pub fn busy(cell: &str, holder_execution: &str, version: &str, arn: &str) -> String {
+    format!(
+        "cell {cell} is locked by execution {holder_execution} (RUNNING{}{version}; {arn}), which \
+         must finish first",
+        if version.is_empty() {
+            ""
+        } else {
+            ", rolling out "
+        },
+    )
+}
+
+fn label(side: &Side) -> String {
+    side.version
+        .clone()
+        .unwrap_or_else(|| "unmanaged".to_string())
+}
+
+/// What a decision's rollout goes from and to, and the canary's weight now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions {
+    /// From which version (`None`: nothing served).
+    pub from: Option<String>,
+    /// To which version (`unmanaged` for target groups okra did not make).
+    pub to: String,
+    /// The canary's weight when the rollout starts.
+    pub weight: u32,
+}
+
+/// The rollout a decision starts; `None` for nothing to do, which starts none.
+pub fn versions(decision: &Decision) -> Option<Versions> {
+    let v = |from: Option<&Side>, to: &Side, weight| Versions {
+        from: from.map(label),
+        to: label(to),
+        weight,
+    };
+    Some(match decision {
+        Decision::NothingToDo { .. } => return None,
+        Decision::Initialize { target } => v(None, target, 0),
+        Decision::StartRollout { stable, canary, .. } => v(Some(stable), canary, 0),
+        Decision::ResumeRollout {
+            stable,
+            canary,
+            canary_weight,
+            ..
+        } => v(Some(stable), canary, *canary_weight),
+        Decision::Rollback { from, to, .. } => v(Some(from), to, 0),
+        Decision::ScaleOut { serving, .. } => v(Some(serving), serving, 100),
+    })
+}
+
+/// A step's history detail: the state machine's detail with the stable groups the step left
+/// out for their health (`excluded`), when there are any.
+pub fn step_detail(detail: Option<Value>, excluded: &[Excluded]) -> Value {
+    if excluded.is_empty() {
+        return detail.unwrap_or(Value::Null);
+    }
+    match detail {
+        Some(Value::Object(mut m)) => {
+            m.insert("excluded".into(), json!(excluded));
+            Value::Object(m)
+        }
+        None | Some(Value::Null) => json!({ "excluded": excluded }),
+        Some(other) => json!({ "value": other, "excluded": excluded }),
+    }
+}
+
+/// Why an execution that ended outside the state machine's own ends is recorded as failed.
+pub fn ended_outside(status: &str, error: Option<&str>, cause: Option<&str>) -> String {
+    let what = match (error, cause) {
+        (Some(e), Some(c)) if !c.is_empty() => {
+            format!("{e}: {}", readable_reason(&Value::String(c.to_string())))
+        }
+        (Some(e), _) => e.to_string(),
+        _ => "no error given".to_string(),
+    };
+    format!(
+        "the execution ended {status} outside the state machine's own ends ({what}); traffic \
+         stays at the last verified step"
+    )
+}
+
+fn one_line(s: &str) -> String {
+    let mut out = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.chars().count() > MAX_REASON {
+        out = out.chars().take(MAX_REASON - 1).collect::<String>() + "…";
+    }
+    out
+}
+
+fn reason_of_object(m: &serde_json::Map<String, Value>) -> Option<String> {
+    let text = |k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    // A Lambda function error: {"errorType", "errorMessage", "trace"?}.
+    if let Some(msg) = text("errorMessage") {
+        return Some(match text("errorType") {
+            Some(t) if !msg.starts_with(t) => format!("{t}: {msg}"),
+            _ => msg.to_string(),
+        });
+    }
+    // A Catch's error output: {"Error", "Cause"}; the Cause may itself be a Lambda error.
+    if let Some(cause) = text("Cause") {
+        let c = readable_reason(&Value::String(cause.to_string()));
+        return Some(match text("Error") {
+            Some(e) if !c.starts_with(e) => format!("{e}: {c}"),
+            _ => c,
+        });
+    }
+    text("Error").map(str::to_string)
+}
+
+/// One readable line from a failure's reason: plain text; a Lambda error Cause
+/// (`{"errorType": "DriftDetected", "errorMessage": "..."}`, as JSON text or parsed); a Catch's
+/// `{"Error": ..., "Cause": ...}`; or aws-local-stepfunctions' `errorType: message` text.
+pub fn readable_reason(reason: &Value) -> String {
+    let line = match reason {
+        Value::Null => String::new(),
+        Value::String(s) => match serde_json::from_str::<Value>(s.trim()) {
+            Ok(Value::Object(m)) => reason_of_object(&m).unwrap_or_else(|| s.clone()),
+            _ => s.clone(),
+        },
+        Value::Object(m) => reason_of_object(m).unwrap_or_else(|| reason.to_string()),
+        other => other.to_string(),
+    };
+    one_line(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_become_one_line() {
+        let lambda = r#"{"errorType":"DriftDetected","errorMessage":"drift detected: the listener\nchanged","trace":[]}"#;
+        assert_eq!(
+            readable_reason(&json!(lambda)),
+            "DriftDetected: drift detected: the listener changed"
+        );
+        assert_eq!(
+            readable_reason(&json!({"Error": "DriftDetected", "Cause": lambda})),
+            "DriftDetected: drift detected: the listener changed"
+        );
+        assert_eq!(
+            readable_reason(&json!("AnalysisFailed: error rate 7 % > 5 %")),
+            "AnalysisFailed: error rate 7 % > 5 %"
+        );
+        assert_eq!(
+            readable_reason(&json!({"Error": "States.Timeout"})),
+            "States.Timeout"
+        );
+        let long = "x ".repeat(2000);
+        assert_eq!(readable_reason(&json!(long)).chars().count(), MAX_REASON);
+    }
+
+    #[test]
+    fn only_a_running_holder_keeps_its_lock() {
+        assert_eq!(holder(Some("RUNNING")), Holder::Live);
+        for ended in [
+            "SUCCEEDED",
+            "FAILED",
+            "TIMED_OUT",
+            "ABORTED",
+            "PENDING_REDRIVE",
+        ] {
+            assert_eq!(holder(Some(ended)), Holder::Stale, "{ended}");
+        }
+        assert_eq!(holder(None), Holder::Stale);
+        assert_eq!(
+            busy("web", "web--1", "1.2.0", "arn:x"),
+            "cell web is locked by execution web--1 (RUNNING, rolling out 1.2.0; arn:x), which \
+             must finish first"
+        );
+    }
+
+    #[test]
+    fn nothing_to_do_starts_no_rollout() {
+        assert_eq!(
+            versions(&Decision::NothingToDo { reason: "x".into() }),
+            None
+        );
+        let side = |v: &str| Side {
+            version: Some(v.into()),
+            members: Vec::new(),
+        };
+        assert_eq!(
+            versions(&Decision::ScaleOut {
+                serving: side("1.0.0"),
+                added: vec!["c".into()]
+            }),
+            Some(Versions {
+                from: Some("1.0.0".into()),
+                to: "1.0.0".into(),
+                weight: 100
+            })
+        );
+        let unmanaged = Side {
+            version: None,
+            members: Vec::new(),
+        };
+        assert_eq!(
+            versions(&Decision::Rollback {
+                from: unmanaged,
+                to: side("1.0.0"),
+                reason: "r".into()
+            })
+            .map(|v| v.from),
+            Some(Some("unmanaged".into()))
+        );
+    }
+
+    #[test]
+    fn excluded_groups_join_the_step_detail() {
+        let ex = vec![Excluded {
+            target_group_arn: "tg".into(),
+            reason: "0/2 healthy".into(),
+        }];
+        assert_eq!(step_detail(None, &[]), Value::Null);
+        assert_eq!(step_detail(Some(json!({"a": 1})), &[]), json!({"a": 1}));
+        assert_eq!(
+            step_detail(Some(json!({"a": 1})), &ex),
+            json!({"a": 1, "excluded": ex})
+        );
+        assert_eq!(step_detail(None, &ex), json!({ "excluded": ex }));
+        assert_eq!(
+            step_detail(Some(json!(3)), &ex),
+            json!({"value": 3, "excluded": ex})
+        );
+    }
+
+    #[test]
+    fn an_execution_ended_outside_says_how() {
+        assert_eq!(
+            ended_outside("ABORTED", None, None),
+            "the execution ended ABORTED outside the state machine's own ends (no error given); \
+             traffic stays at the last verified step"
+        );
+        assert!(
+            ended_outside("FAILED", Some("States.Runtime"), Some("bad path"))
+                .contains("(States.Runtime: bad path)")
+        );
+    }
+}
