@@ -6,7 +6,7 @@
 //! outcomes, rollout-state actions, the retryable errors and the Fail errors — comes from
 //! [`okra_core::vocab`], so a Choice value or a Retry list cannot drift from the Rust.
 //!
-//! Design (docs/state-machine.md has the long form):
+//! Design (docs/architecture.md tours the flow of one step):
 //! - Standard workflow, JSONPath only (the local interpreter has no JSONata), Task states with
 //!   the function ARN as Resource (the output is the payload; no lambda:invoke wrapping).
 //! - Every path ends through a `Finish*` task that records the outcome and releases the lock.
