@@ -188,36 +188,7 @@ pub trait NetworkPort: Send + Sync {
     fn subnet_cidrs(&self, ids: &[String]) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
-/// One CloudWatch GetMetricData query, in the adapter's neutral shape: `metric_stat` or
-/// `expression` (over other queries' ids of the same call).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MetricQuery {
-    /// Unique in the call; starts with a lower-case letter.
-    pub id: String,
-    /// A metric math expression.
-    pub expression: Option<String>,
-    /// One metric, statistic and period (`{{args.X}}` already substituted).
-    pub metric_stat: Option<okra_core::spec::MetricStat>,
-    /// Whether CloudWatch returns this query's datapoints. Sent explicitly, also when false:
-    /// AWS takes an omitted `ReturnData` as true.
-    pub return_data: bool,
-    /// A label.
-    pub label: Option<String>,
-}
-
-/// The datapoints of one query, oldest first.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetricSeries {
-    /// The query's id.
-    pub id: String,
-    /// Epoch seconds, ascending.
-    pub timestamps: Vec<i64>,
-    /// The values, index by index with `timestamps`.
-    pub values: Vec<f64>,
-}
-
-/// At most this many queries go in one GetMetricData call.
-pub const MAX_METRIC_QUERIES: usize = 500;
+pub use okra_core::analysis::query::{MAX_METRIC_QUERIES, MetricQuery, MetricSeries};
 
 /// CloudWatch metrics, as analysis needs them.
 pub trait MetricsPort: Send + Sync {

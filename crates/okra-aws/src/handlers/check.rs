@@ -28,18 +28,23 @@ use okra_core::analysis::{
     Compiled, JudgeReport, MeasuredValue, Measurement, MetricStatus, Phase, Series,
     evaluate_sample, judge, metric_status_after, overall, overall_reason,
 };
-use okra_core::spec::{AnalysisTemplate, CellSpec, Metric, MetricProvider, MetricStat};
+use okra_core::spec::{AnalysisTemplate, CellSpec, Metric};
 use serde::{Deserialize, Serialize};
 
 use super::shift::Targets;
 use crate::error::{OkraError, Result};
-use crate::ports::{DatadogPort, MAX_METRIC_QUERIES, MetricQuery, MetricSeries, MetricsPort};
+use crate::ports::{DatadogPort, MetricsPort};
+use okra_core::analysis::query::{
+    self, MAX_METRIC_QUERIES, MetricQuery, MetricSeries, SubstituteError, judge_metric,
+    judge_queries, last_in_window, tg_series,
+};
+pub use okra_core::analysis::query::{
+    JUDGE, load_balancer_dimension, prefix_ids, target_group_dimension,
+};
 
 /// How many of a metric's latest measurements an output carries (the counts carry the rest).
 pub const KEEP_MEASUREMENTS: usize = 3;
 
-/// The name of the judge's pseudo-metric in `metrics` and `previous`.
-pub const JUDGE: &str = "judge";
 /// How far back a Datadog sample looks when the metric does not say.
 pub const DEFAULT_DATADOG_INTERVAL: &str = "5m";
 
@@ -126,110 +131,22 @@ pub struct CheckOutput {
     pub done: bool,
 }
 
-/// Replaces every `{{args.NAME}}` (spaces inside the braces allowed) by its value.
+/// Replaces every `{{args.NAME}}` (spaces inside the braces allowed) by its value: a wrong
+/// template is `InvalidSpec`, an argument without a value `InvalidInput`.
 pub fn substitute(text: &str, args: &BTreeMap<String, String>) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else {
-            return Err(OkraError::InvalidSpec(format!(
-                "unclosed `{{{{` in {text:?}"
-            )));
-        };
-        let inner = after[..close].trim();
-        let name = inner.strip_prefix("args.").ok_or_else(|| {
-            OkraError::InvalidSpec(format!(
-                "`{{{{{inner}}}}}` in {text:?}: only args.NAME is defined"
-            ))
-        })?;
-        let value = args.get(name).ok_or_else(|| {
-            OkraError::InvalidInput(format!("args.{name}: no value given (used in {text:?})"))
-        })?;
-        out.push_str(value);
-        rest = &after[close + 2..];
+    query::substitute(text, args).map_err(substitute_error)
+}
+
+fn substitute_error(e: SubstituteError) -> OkraError {
+    match e {
+        SubstituteError::Spec(m) => OkraError::InvalidSpec(m),
+        SubstituteError::MissingArg(m) => OkraError::InvalidInput(m),
     }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Prefixes the identifiers of `expr` that are in `ids` (outside quoted strings), so that
-/// queries of several metrics can share one GetMetricData call.
-pub fn prefix_ids(expr: &str, ids: &BTreeSet<String>, prefix: &str) -> String {
-    let mut out = String::with_capacity(expr.len() + 8);
-    let chars: Vec<char> = expr.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' || c == '"' {
-            let start = i;
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += 1;
-            }
-            i = (i + 1).min(chars.len());
-            out.extend(&chars[start..i]);
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            let word: String = chars[start..i].iter().collect();
-            if ids.contains(&word) {
-                out.push_str(prefix);
-            }
-            out.push_str(&word);
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
-/// `arn:…:loadbalancer/app/web/123` or a listener ARN `arn:…:listener/app/web/123/456` →
-/// `app/web/123`.
-pub fn load_balancer_dimension(arn: &str) -> Option<String> {
-    let (_, rest) = arn.rsplit_once(':')?;
-    let rest = rest
-        .strip_prefix("listener/")
-        .or_else(|| rest.strip_prefix("loadbalancer/"))?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    (parts.len() >= 3).then(|| parts[..3].join("/"))
-}
-
-/// `arn:…:targetgroup/name/id` → `targetgroup/name/id` (the `TargetGroup` dimension).
-pub fn target_group_dimension(arn: &str) -> Option<&str> {
-    let (_, rest) = arn.rsplit_once(':')?;
-    (rest.starts_with("targetgroup/") && rest.split('/').count() == 3).then_some(rest)
 }
 
 /// A look-back in seconds; at least a minute (CloudWatch's and the judge's resolution).
 fn seconds(text: &str, what: &str) -> Result<i64> {
-    let d = humantime::parse_duration(text.trim())
-        .map_err(|e| OkraError::InvalidSpec(format!("{what}: {text:?} is not a duration: {e}")))?;
-    Ok(i64::try_from(d.as_secs()).unwrap_or(i64::MAX).max(60))
-}
-
-/// The judge's pseudo-metric: `count` windows, none failed or inconclusive.
-fn judge_metric(count: u32) -> Metric {
-    Metric {
-        name: JUDGE.to_string(),
-        interval: "1m".to_string(),
-        initial_delay: None,
-        count,
-        success_condition: None,
-        failure_condition: None,
-        failure_limit: 0,
-        inconclusive_limit: 0,
-        consecutive_error_limit: 4,
-        dry_run: false,
-        provider: MetricProvider {
-            cloudwatch: None,
-            datadog: None,
-        },
-    }
+    query::seconds(text, what).map_err(OkraError::InvalidSpec)
 }
 
 /// How one metric is sampled this time.
@@ -261,12 +178,6 @@ struct JudgePlan {
     stable: Vec<[String; 3]>,
     window: i64,
 }
-
-const JUDGE_STATS: [(&str, &str, &str); 3] = [
-    ("req", "RequestCount", "Sum"),
-    ("err", "HTTPCode_Target_5XX_Count", "Sum"),
-    ("lat", "TargetResponseTime", "Average"),
-];
 
 /// A metric's prior counts, the measurements still to count after them, and the latest ones.
 fn previous_of(
@@ -304,72 +215,6 @@ fn template<'a>(cell: &'a CellSpec, i: usize, name: &str) -> Result<&'a Analysis
                 }
             ))
         })
-}
-
-fn substitute_stat(ms: &MetricStat, args: &BTreeMap<String, String>) -> Result<MetricStat> {
-    Ok(MetricStat {
-        namespace: substitute(&ms.namespace, args)?,
-        metric_name: substitute(&ms.metric_name, args)?,
-        dimensions: ms
-            .dimensions
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), substitute(v, args)?)))
-            .collect::<Result<_>>()?,
-        period: ms.period,
-        stat: ms.stat.clone(),
-        unit: ms.unit.clone(),
-    })
-}
-
-/// The last datapoint of `series` within `[end - window, end]`.
-fn last_in_window(series: Option<&MetricSeries>, end: i64, window: i64) -> Option<MeasuredValue> {
-    let s = series?;
-    s.timestamps
-        .iter()
-        .zip(&s.values)
-        .filter(|(t, _)| **t >= end - window && **t <= end)
-        .map(|(_, v)| *v)
-        .next_back()
-        .map(MeasuredValue::Number)
-}
-
-/// One target group's per-minute series over `[start, start + 60 * minutes)`.
-fn tg_series(
-    ids: &[String; 3],
-    data: &BTreeMap<&str, &MetricSeries>,
-    start: i64,
-    minutes: usize,
-) -> Series {
-    let column = |id: &str| -> Vec<f64> {
-        let mut v = vec![f64::NAN; minutes];
-        if let Some(s) = data.get(id) {
-            for (t, x) in s.timestamps.iter().zip(&s.values) {
-                let i = (t - start).div_euclid(60);
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| v.get_mut(i)) {
-                    *slot = *x;
-                }
-            }
-        }
-        v
-    };
-    let requests = column(&ids[0]);
-    // ALB publishes no HTTPCode_Target_5XX_Count for a minute without 5xx: zero, if requests.
-    let errors_5xx = column(&ids[1])
-        .into_iter()
-        .zip(&requests)
-        .map(|(e, r)| {
-            if e.is_nan() && r.is_finite() && *r > 0.0 {
-                0.0
-            } else {
-                e
-            }
-        })
-        .collect();
-    Series {
-        requests,
-        errors_5xx,
-        latency_seconds: column(&ids[2]),
-    }
 }
 
 fn now_of(input: &Option<String>) -> Result<SystemTime> {
@@ -453,7 +298,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                             metric_stat: q
                                 .metric_stat
                                 .as_ref()
-                                .map(|m| substitute_stat(m, &args))
+                                .map(|m| query::substitute_stat(m, &args).map_err(substitute_error))
                                 .transpose()?,
                             return_data: qi == result,
                             label: q
@@ -537,38 +382,13 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
         } else {
             let window = seconds(&spec.window, "judge.window")?;
             longest_window = longest_window.max(window);
-            let mut side = |arns: &[String], field: &str, tag: &str| -> Result<Vec<[String; 3]>> {
-                arns.iter()
-                    .enumerate()
-                    .map(|(i, arn)| {
-                        let tg = target_group_dimension(arn).ok_or_else(|| {
-                            OkraError::InvalidInput(format!(
-                                "{field}[{i}]: {arn:?} is not a target group ARN"
-                            ))
-                        })?;
-                        Ok(JUDGE_STATS.map(|(suffix, metric_name, stat)| {
-                            let id = format!("judge_{tag}{i}_{suffix}");
-                            queries.push(MetricQuery {
-                                id: id.clone(),
-                                expression: None,
-                                metric_stat: Some(MetricStat {
-                                    namespace: "AWS/ApplicationELB".into(),
-                                    metric_name: metric_name.into(),
-                                    dimensions: BTreeMap::from([
-                                        ("LoadBalancer".to_string(), lb.clone()),
-                                        ("TargetGroup".to_string(), tg.to_string()),
-                                    ]),
-                                    period: 60,
-                                    stat: stat.into(),
-                                    unit: None,
-                                }),
-                                return_data: true,
-                                label: None,
-                            });
-                            id
-                        }))
+            let mut side = |arns: &[String], field: &str, tag: &str| {
+                judge_queries(arns, &lb, field, tag)
+                    .map(|(ids, qs)| {
+                        queries.extend(qs);
+                        ids
                     })
-                    .collect()
+                    .map_err(OkraError::InvalidInput)
             };
             let c = side(&canary, "canary", "c")?;
             let s = side(&stable, "stable", "s")?;

@@ -43,6 +43,7 @@
 
 pub mod condition;
 pub mod judge;
+pub mod query;
 pub mod verdict;
 
 pub use condition::{
