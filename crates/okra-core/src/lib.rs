@@ -13,6 +13,7 @@
 //! - [`shift`]: a step's write: in place, drift, verified;
 //! - [`record`]: the lock's holder, a rollout's versions, history details, reasons in one line;
 //! - [`decision`]: nothing to do / start / resume / rollback / scale-out;
+//! - [`dispatch`]: which cells an event concerns;
 //! - [`naming`]: deterministic target-group and execution names;
 //! - [`nodes`]: a cluster's EC2 nodes: instance registration and the load balancer's way in;
 //! - [`doctor`]: what a cell needs from the account, checked before the first rollout;
@@ -21,6 +22,7 @@
 
 pub mod analysis;
 pub mod decision;
+pub mod dispatch;
 pub mod doctor;
 pub mod duration;
 pub mod health;

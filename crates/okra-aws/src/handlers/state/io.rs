@@ -1,0 +1,313 @@
+//! `rollout-state`'s contract: its input by action (or a status change event, the finalizer's), and its outputs.
+
+use super::*;
+
+/// A cell by name, or the spec (whose `name` is taken).
+pub(super) fn cell_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum CellRef {
+        Name(String),
+        Spec { name: String },
+    }
+    Ok(match CellRef::deserialize(d)? {
+        CellRef::Name(n) | CellRef::Spec { name: n } => n,
+    })
+}
+
+/// The function's input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    tag = "action",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum StateInput {
+    /// Take the cell's lock; read the blocklist.
+    Begin {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution's name (`$$.Execution.Name`).
+        execution: String,
+        /// The version rolled out, when known.
+        #[serde(default)]
+        version: Option<String>,
+    },
+    /// The decision is taken: create the rollout's record.
+    Started {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// Discovery's decision.
+        decision: Decision,
+    },
+    /// A step is done.
+    Step {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// The plan step's index.
+        index: usize,
+        /// The canary's weight after the step.
+        #[serde(default)]
+        weight: Option<u32>,
+        /// Free detail (an analysis verdict).
+        #[serde(default)]
+        detail: Option<Value>,
+        /// The history event (default `stepDone`; `paused` sends `Rollout Paused`).
+        #[serde(default)]
+        event: Option<HistoryEvent>,
+        /// Stable groups the step left out for their health (shift-weights' `excluded`).
+        #[serde(default)]
+        excluded: Vec<okra_core::health::Excluded>,
+    },
+    /// Wait for a person: keep the callback's task token (`$$.Task.Token` of a
+    /// `.waitForTaskToken` task) where the API finds it. A signal left before the wait began
+    /// answers the callback at once.
+    Await {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// The task token.
+        token: String,
+    },
+    /// Take a person's signal, if any.
+    Poll {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+    },
+    /// An execution ended, as its status change event says (the finalizer): when it still
+    /// holds the cell's lock — it ended outside every `Finish*` state (stopped, timed out, or
+    /// failed where no Catch reaches) — its rollout is recorded as failed with the reason, and
+    /// the lock is released (which moves the cell's generation on). Traffic stays where the
+    /// last step left it (weights a step asked for, verified); the next reconcile resumes the
+    /// rollout from there in a new execution, or a person aborts or retries it. An execution
+    /// that released its lock, or never held it, changes nothing.
+    Ended {
+        /// The cell.
+        cell: String,
+        /// The execution's name.
+        execution: String,
+        /// `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+        status: String,
+        /// The execution's error, if it failed.
+        #[serde(default)]
+        error: Option<String>,
+        /// The execution's cause, if it failed.
+        #[serde(default)]
+        cause: Option<String>,
+    },
+    /// The rollout ended.
+    Finish {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// How it ended.
+        outcome: Outcome,
+        /// The version rolled out (the one to block).
+        #[serde(default)]
+        version: Option<String>,
+        /// Why: text, a Lambda error Cause (JSON text), or a Catch's `{Error, Cause}`.
+        #[serde(default)]
+        reason: Option<Value>,
+        /// Block `version` (a failed step).
+        #[serde(default)]
+        block: bool,
+        /// The canary's final weight (default: 100 promoted, 0 rolled back).
+        #[serde(default)]
+        weight: Option<u32>,
+    },
+}
+
+/// The EventBridge detail-type of Step Functions' status change events.
+pub const EXECUTION_STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// The `detail` of a "Step Functions Execution Status Change" event, as far as okra reads it
+/// (Step Functions developer guide, "Automating Step Functions event delivery with EventBridge").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StatusChange {
+    pub(super) execution_arn: String,
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    pub(super) status: String,
+    /// The execution's input as JSON text (absent or null when too large to include).
+    #[serde(default)]
+    pub(super) input: Option<String>,
+    #[serde(default)]
+    pub(super) error: Option<String>,
+    #[serde(default)]
+    pub(super) cause: Option<String>,
+}
+
+/// Reads the input, naming the field that is wrong: an action of the state machine, or an
+/// EventBridge "Step Functions Execution Status Change" event (the finalizer's trigger).
+pub fn parse(v: Value) -> Result<StateInput> {
+    if v.get("detail-type").and_then(Value::as_str) != Some(EXECUTION_STATUS_CHANGE) {
+        return crate::parse_input(v);
+    }
+    let ev: aws_lambda_events::eventbridge::EventBridgeEvent<StatusChange> = crate::parse_input(v)?;
+    let d = ev.detail;
+    let input: Value = d
+        .input
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| OkraError::InvalidInput(format!("detail.input: not JSON: {e}")))?
+        .unwrap_or(Value::Null);
+    let cell = match input.get("cell") {
+        Some(Value::String(n)) => n.clone(),
+        Some(c) => c
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| OkraError::InvalidInput("detail.input.cell.name: missing".into()))?,
+        None => {
+            return Err(OkraError::InvalidInput(
+                "detail.input: no cell (the execution's input must be included in the event)"
+                    .into(),
+            ));
+        }
+    };
+    let execution = d.name.clone().unwrap_or_else(|| {
+        d.execution_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or(&d.execution_arn)
+            .to_string()
+    });
+    Ok(StateInput::Ended {
+        cell,
+        execution,
+        status: d.status,
+        error: d.error,
+        cause: d.cause,
+    })
+}
+
+/// `begin`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BeginOutput {
+    /// The cell's blocked versions, sorted: discovery's `blocklist`.
+    pub blocklist: Vec<String>,
+    /// This execution.
+    pub locked_by: String,
+    /// The finished (or unknown) execution whose stale lock was taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over_from: Option<String>,
+}
+
+/// `started`'s and `step`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordOutput {
+    /// `false` when this was a replay (recorded before).
+    pub recorded: bool,
+}
+
+/// `poll`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollOutput {
+    /// `none`, `resume`, `promote`, `promoteFull`, `abort`.
+    #[serde(with = "signal_or_none")]
+    pub signal: Option<Signal>,
+}
+
+/// `await`'s output (the Lambda's answer; the task itself ends with the callback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwaitOutput {
+    /// Whether a signal was already there and answered the callback.
+    pub answered: bool,
+}
+
+/// The finalizer's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndedOutput {
+    /// Whether the execution still held the lock (and so was finalized now).
+    pub finalized: bool,
+    /// What was recorded, or why nothing was.
+    pub reason: String,
+}
+
+/// `finish`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishOutput {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The version blocked (null: none).
+    pub blocked: Option<String>,
+    /// `false` when this was a replay, or nothing was to record.
+    pub recorded: bool,
+    /// The lock is free of this execution.
+    pub released: bool,
+    /// The reason as recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The output, by action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StateOutput {
+    /// `begin`.
+    Begin(BeginOutput),
+    /// `started`, `step`.
+    Record(RecordOutput),
+    /// `poll`.
+    Poll(PollOutput),
+    /// `finish`.
+    Finish(FinishOutput),
+    /// A status change event.
+    Ended(EndedOutput),
+    /// `await`.
+    Await(AwaitOutput),
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn input_takes_a_name_or_a_spec() {
+        let by_name = parse(json!({"action": "poll", "cell": "web", "execution": "e"}));
+        assert!(matches!(by_name, Ok(StateInput::Poll { ref cell, .. }) if cell == "web"));
+        let by_spec = parse(
+            json!({"action": "poll", "cell": {"name": "web", "replicas": 2}, "execution": "e"}),
+        );
+        assert!(matches!(by_spec, Ok(StateInput::Poll { ref cell, .. }) if cell == "web"));
+        let Err(e) = parse(json!({"action": "finish", "cell": "web", "execution": "e"})) else {
+            panic!("finish without outcome parsed");
+        };
+        assert!(e.to_string().contains("outcome"), "{e}");
+        assert_eq!(e.error_type(), "InvalidInput");
+    }
+
+    /// Every action the state machine sends (the vocabulary's `StateAction`, which the ASL
+    /// generator writes) is one this function reads.
+    #[test]
+    fn every_state_action_is_read() {
+        use strum::IntoEnumIterator as _;
+        for action in okra_core::vocab::StateAction::iter() {
+            let input = json!({"action": action, "cell": "web", "execution": "e", "index": 0,
+                "token": "t", "outcome": "failed", "decision": {"kind": "nothingToDo", "reason": "r"}});
+            let Err(e) = parse(input) else { continue };
+            panic!("{action}: {e}");
+        }
+    }
+}
