@@ -181,83 +181,11 @@ impl Side {
     }
 }
 
-fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        v[mid - 1] / 2.0 + v[mid] / 2.0
-    })
-}
+mod format;
+mod stats;
 
-/// A Mann-Whitney U test of `x` against `y`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MannWhitney {
-    /// U of `x`: the pairs where the `x` value is the larger, ties counting one half.
-    pub u: f64,
-    /// One-sided p-value for "`x` tends to be larger than `y`".
-    pub p_greater: f64,
-    /// One-sided p-value for "`x` tends to be smaller than `y`".
-    pub p_less: f64,
-}
-
-/// The Mann-Whitney U test of `x` against `y`, with average ranks for ties, the tie-corrected
-/// normal approximation and a continuity correction (as `scipy.stats.mannwhitneyu` with
-/// `method="asymptotic"`). `None` if a side is empty or holds a value that is not finite. When
-/// every value is the same, both p-values are 1.
-pub fn mann_whitney(x: &[f64], y: &[f64]) -> Option<MannWhitney> {
-    if x.is_empty() || y.is_empty() || x.iter().chain(y).any(|v| !v.is_finite()) {
-        return None;
-    }
-    let (n1, n2) = (x.len() as f64, y.len() as f64);
-    let n = n1 + n2;
-    let mut all: Vec<(f64, bool)> = x
-        .iter()
-        .map(|v| (*v, true))
-        .chain(y.iter().map(|v| (*v, false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-
-    let (mut rank_sum_x, mut ties) = (0.0, 0.0);
-    let mut start = 0;
-    while start < all.len() {
-        let mut end = start;
-        while end + 1 < all.len() && all[end + 1].0 == all[start].0 {
-            end += 1;
-        }
-        // Positions start..=end (0-based) share the mean of ranks start+1..=end+1.
-        let rank = (start + end + 2) as f64 / 2.0;
-        let t = (end - start + 1) as f64;
-        ties += t * t * t - t;
-        rank_sum_x += rank * all[start..=end].iter().filter(|(_, is_x)| *is_x).count() as f64;
-        start = end + 1;
-    }
-    let u = rank_sum_x - n1 * (n1 + 1.0) / 2.0;
-    let mean = n1 * n2 / 2.0;
-    let variance = n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
-    if variance <= 0.0 || !variance.is_finite() {
-        return Some(MannWhitney {
-            u,
-            p_greater: 1.0,
-            p_less: 1.0,
-        });
-    }
-    let sd = variance.sqrt();
-    let normal = Normal::standard();
-    // Both through `sf`, so that swapping x and y swaps the p-values exactly.
-    let p_greater = normal.sf((u - mean - 0.5) / sd);
-    let p_less = normal.sf(-((u - mean + 0.5) / sd));
-    Some(MannWhitney {
-        u,
-        p_greater: p_greater.clamp(0.0, 1.0),
-        p_less: p_less.clamp(0.0, 1.0),
-    })
-}
+use format::*;
+pub use stats::*;
 
 /// A metric's verdict, as Kayenta names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -341,76 +269,6 @@ pub const MIN_POINTS_FOR_TEST: usize = 3;
 enum Kind {
     ErrorRate,
     Latency,
-}
-
-/// `x` rounded to `digits` significant digits (non-finite values are `None`).
-fn round_sig(x: f64, digits: i32) -> Option<f64> {
-    if !x.is_finite() {
-        return None;
-    }
-    if x == 0.0 {
-        return Some(0.0);
-    }
-    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
-    let r = (x * scale).round() / scale;
-    Some(if r.is_finite() { r } else { x })
-}
-
-/// `3.2`, `0.4`, `0.04`, `12`: two significant digits, at most 3 decimals.
-fn fmt_percent(fraction: f64) -> String {
-    let p = fraction * 100.0;
-    if p == 0.0 {
-        return "0".to_string();
-    }
-    let decimals = (1 - p.abs().log10().floor() as i32).clamp(0, 3) as usize;
-    let s = format!("{p:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-/// `180 ms`, `4.5 ms`, `1.25 s`.
-fn fmt_latency(seconds: f64) -> String {
-    let ms = seconds * 1000.0;
-    if ms >= 1000.0 {
-        format!("{seconds:.2} s")
-    } else if ms >= 10.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{ms:.1} ms")
-    }
-}
-
-/// `1.53`, `inf`.
-fn fmt_ratio(r: f64) -> String {
-    if r.is_finite() {
-        format!("{r:.2}")
-    } else {
-        short(r)
-    }
-}
-
-/// `p=0.003`, `p<0.001`, `p=0.42`.
-fn fmt_p(p: f64) -> String {
-    if p < 0.001 {
-        "p<0.001".to_string()
-    } else if p < 0.01 {
-        format!("p={p:.3}")
-    } else {
-        format!("p={p:.2}")
-    }
-}
-
-fn ratio(a: f64, b: f64) -> f64 {
-    if b > 0.0 {
-        a / b
-    } else if a > 0.0 {
-        f64::INFINITY
-    } else {
-        1.0
-    }
 }
 
 fn assess(kind: Kind, canary: &Side, stable: &Side, spec: &JudgeSpec, alpha: f64) -> JudgeMetric {

@@ -1,0 +1,192 @@
+//! EKS in memory: clusters, their tags, node groups and instances.
+
+use super::*;
+
+#[derive(Debug, Default)]
+pub(super) struct EksState {
+    pub(super) clusters: BTreeMap<String, Cluster>,
+    pub(super) node_groups: BTreeMap<String, Vec<String>>,
+    /// Cluster → its EC2 instances (found by tag).
+    pub(super) instances: BTreeMap<String, Vec<String>>,
+    /// Listed, but gone by the time they are described.
+    pub(super) vanishing: BTreeSet<String>,
+    /// Not yet in the tagging API's answers (it is eventually consistent).
+    pub(super) lagging: BTreeSet<String>,
+}
+
+/// EKS in memory. `find_clusters` pages like the tagging API's GetResources (100 matches a
+/// page; an empty answer is one page).
+#[derive(Debug, Default)]
+pub struct FakeEks {
+    state: Mutex<EksState>,
+    /// Counts and faults.
+    pub meter: Meter,
+}
+
+/// How many GetResources pages the tagging API answers `n` matches in (an empty answer is one
+/// page).
+pub(super) fn pages(n: usize) -> usize {
+    n.div_ceil(usize::try_from(RESOURCES_PER_PAGE).unwrap_or(100))
+        .max(1)
+}
+
+/// A cluster with a status and tags (no VPC).
+pub fn cluster(name: &str, status: ClusterStatus, tags: &[(&str, &str)]) -> Cluster {
+    Cluster {
+        name: name.to_string(),
+        status,
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect(),
+        vpc_id: None,
+    }
+}
+
+impl FakeEks {
+    /// No clusters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a cluster.
+    pub fn add_cluster(&self, c: Cluster) -> &Self {
+        lock(&self.state).clusters.insert(c.name.clone(), c);
+        self
+    }
+
+    /// Adds an ACTIVE cluster in `vpc-1` with these tags.
+    pub fn add_active(&self, name: &str, tags: &[(&str, &str)]) -> &Self {
+        let mut c = cluster(name, ClusterStatus::Active, tags);
+        c.vpc_id = Some("vpc-1".to_string());
+        self.add_cluster(c)
+    }
+
+    /// Sets a cluster's status.
+    pub fn set_status(&self, name: &str, status: ClusterStatus) {
+        if let Some(c) = lock(&self.state).clusters.get_mut(name) {
+            c.status = status;
+        }
+    }
+
+    /// Deletes a cluster.
+    pub fn remove_cluster(&self, name: &str) {
+        let mut s = lock(&self.state);
+        s.clusters.remove(name);
+        s.node_groups.remove(name);
+    }
+
+    /// The cluster stays in the tagging API's answer but DescribeCluster no longer finds it (deleted between
+    /// the two calls).
+    pub fn vanish_on_describe(&self, name: &str) {
+        lock(&self.state).vanishing.insert(name.to_string());
+    }
+
+    /// The tagging API does not know the cluster yet (eventually consistent); DescribeCluster does.
+    pub fn lag_in_tag_search(&self, name: &str) {
+        lock(&self.state).lagging.insert(name.to_string());
+    }
+
+    /// The Auto Scaling groups of the cluster's managed node groups.
+    pub fn set_node_group_asgs(&self, cluster: &str, asgs: &[&str]) {
+        lock(&self.state).node_groups.insert(
+            cluster.to_string(),
+            asgs.iter().map(|a| (*a).to_string()).collect(),
+        );
+    }
+
+    /// The cluster's EC2 instances (as DescribeInstances finds them by the cluster's tags).
+    pub fn set_instances(&self, cluster: &str, ids: &[&str]) {
+        lock(&self.state).instances.insert(
+            cluster.to_string(),
+            ids.iter().map(|i| (*i).to_string()).collect(),
+        );
+    }
+
+    /// The cluster names, sorted.
+    pub fn cluster_names(&self) -> Vec<String> {
+        lock(&self.state).clusters.keys().cloned().collect()
+    }
+}
+
+impl ClusterPort for FakeEks {
+    async fn find_clusters(&self, tags: &BTreeMap<String, String>) -> Result<Vec<String>> {
+        self.meter.enter("find_clusters")?;
+        let s = lock(&self.state);
+        let names: Vec<String> = s
+            .clusters
+            .values()
+            .filter(|c| !s.lagging.contains(&c.name))
+            .filter(|c| tags.iter().all(|(k, v)| c.tags.get(k) == Some(v)))
+            .map(|c| c.name.clone())
+            .collect();
+        self.meter.api("GetResources", pages(names.len()));
+        Ok(names)
+    }
+
+    async fn find_clusters_any(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+        self.meter.enter("find_clusters_any")?;
+        let s = lock(&self.state);
+        let found: Vec<(String, BTreeMap<String, String>)> = s
+            .clusters
+            .values()
+            .filter(|c| !s.lagging.contains(&c.name))
+            .filter(|c| c.tags.get(key).is_some_and(|v| values.contains(v)))
+            .map(|c| (c.name.clone(), c.tags.clone()))
+            .collect();
+        self.meter.api(
+            "GetResources",
+            values.len().div_ceil(VALUES_PER_FILTER).max(1),
+        );
+        Ok(found)
+    }
+
+    async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
+        self.meter.enter("describe_cluster")?;
+        self.meter.api("DescribeCluster", 1);
+        let s = lock(&self.state);
+        if s.vanishing.contains(name) {
+            return Ok(None);
+        }
+        Ok(s.clusters.get(name).cloned())
+    }
+
+    async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
+        self.meter.enter("node_group_asgs")?;
+        self.meter.api("ListNodegroups", 1);
+        let s = lock(&self.state);
+        if !s.clusters.contains_key(cluster) {
+            return Err(OkraError::from_code(
+                "ResourceNotFoundException".into(),
+                format!("No cluster found for name: {cluster}."),
+            ));
+        }
+        let mut asgs = s.node_groups.get(cluster).cloned().unwrap_or_default();
+        self.meter.api("DescribeNodegroup", asgs.len());
+        asgs.sort();
+        asgs.dedup();
+        Ok(asgs)
+    }
+
+    async fn cluster_instances(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
+        self.meter.enter("cluster_instances")?;
+        // One query per tag convention.
+        self.meter.api("DescribeInstances", 2);
+        let s = lock(&self.state);
+        let ids: BTreeSet<&String> = s.instances.get(cluster).into_iter().flatten().collect();
+        Ok(ids
+            .into_iter()
+            .map(|id| okra_core::nodes::NodeInstance {
+                id: id.clone(),
+                security_groups: vec![],
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,312 @@
+//! The state table in memory.
+
+use super::*;
+
+pub(super) type CellKey = (String, String);
+
+pub(super) fn ck(cell: &str, x: &str) -> CellKey {
+    (cell.to_string(), x.to_string())
+}
+
+#[derive(Debug, Default)]
+pub(super) struct StateData {
+    pub(super) cells: BTreeMap<String, StoredCell>,
+    pub(super) locks: BTreeMap<String, Lock>,
+    pub(super) blocks: BTreeMap<CellKey, Block>,
+    pub(super) attempts: BTreeMap<CellKey, u32>,
+    pub(super) generations: BTreeMap<String, u64>,
+    /// The record and the keys of its entries.
+    pub(super) rollouts: BTreeMap<CellKey, (Rollout, BTreeSet<String>)>,
+    pub(super) signals: BTreeMap<CellKey, Signal>,
+    pub(super) waits: BTreeMap<CellKey, String>,
+}
+
+/// The okra table in memory, with the adapter's conditions (the lock, revisions, one history
+/// entry per key). API counts are DynamoDB operations (`"GetItem"`, `"PutItem"`, `"Query"`, ...),
+/// one per port call except where the adapter needs two (a replayed `record`, `unblock`).
+#[derive(Debug, Default)]
+pub struct FakeState {
+    data: Mutex<StateData>,
+    /// Counts and faults.
+    pub meter: Meter,
+}
+
+impl FakeState {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a cell as is (no validation, no revision check): a spec stored by an older okra
+    /// that no longer validates, say.
+    pub fn insert_cell(&self, spec: okra_core::spec::CellSpec) -> &Self {
+        let mut d = lock(&self.data);
+        let revision = d.cells.get(&spec.name).map_or(1, |c| c.revision + 1);
+        d.cells.insert(
+            spec.name.clone(),
+            StoredCell {
+                spec,
+                revision,
+                updated_at: "2026-01-01T00:00:00.000Z".to_string(),
+            },
+        );
+        self
+    }
+
+    /// Every rollout record of a cell, by execution.
+    pub fn rollouts(&self, cell: &str) -> Vec<Rollout> {
+        lock(&self.data)
+            .rollouts
+            .iter()
+            .filter(|((c, _), _)| c == cell)
+            .map(|(_, (r, _))| r.clone())
+            .collect()
+    }
+
+    /// The lock as stored.
+    pub fn lock_of(&self, cell: &str) -> Option<Lock> {
+        lock(&self.data).locks.get(cell).cloned()
+    }
+
+    /// Sets (or, with `None`, removes) the lock as someone else would.
+    pub fn set_lock(&self, cell: &str, l: Option<Lock>) {
+        let mut d = lock(&self.data);
+        match l {
+            Some(l) => d.locks.insert(cell.to_string(), l),
+            None => d.locks.remove(cell),
+        };
+    }
+}
+
+impl StatePort for FakeState {
+    async fn list_cells(&self) -> Result<Vec<StoredCell>> {
+        self.meter.enter("list_cells")?;
+        self.meter.api("Query", 1);
+        Ok(lock(&self.data).cells.values().cloned().collect())
+    }
+
+    async fn get_cell(&self, cell: &str) -> Result<Option<StoredCell>> {
+        self.meter.enter("get_cell")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data).cells.get(cell).cloned())
+    }
+
+    async fn put_cell(
+        &self,
+        spec: &okra_core::spec::CellSpec,
+        expected_revision: Option<u64>,
+    ) -> Result<u64> {
+        self.meter.enter("put_cell")?;
+        self.meter.api("PutItem", 1);
+        let mut d = lock(&self.data);
+        let current = d.cells.get(&spec.name).map(|c| c.revision);
+        if current != expected_revision {
+            return Err(OkraError::Conflict(format!(
+                "cell {}: revision {current:?}, expected {expected_revision:?}",
+                spec.name
+            )));
+        }
+        let revision = expected_revision.map_or(1, |r| r + 1);
+        d.cells.insert(
+            spec.name.clone(),
+            StoredCell {
+                spec: spec.clone(),
+                revision,
+                updated_at: crate::state::rfc3339(std::time::SystemTime::now()),
+            },
+        );
+        Ok(revision)
+    }
+
+    async fn delete_cell(&self, cell: &str) -> Result<bool> {
+        self.meter.enter("delete_cell")?;
+        self.meter.api("DeleteItem", 1);
+        Ok(lock(&self.data).cells.remove(cell).is_some())
+    }
+
+    async fn acquire_lock(&self, cell: &str, l: &Lock) -> Result<std::result::Result<(), Lock>> {
+        self.meter.enter("acquire_lock")?;
+        self.meter.api("PutItem", 1);
+        let mut d = lock(&self.data);
+        match d.locks.get(cell) {
+            Some(holder) if holder.execution != l.execution => {
+                self.meter.api("GetItem", 1);
+                Ok(Err(holder.clone()))
+            }
+            _ => {
+                d.locks.insert(cell.to_string(), l.clone());
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    async fn release_lock(&self, cell: &str, execution: &str) -> Result<()> {
+        self.meter.enter("release_lock")?;
+        self.meter.api("DeleteItem", 1);
+        let mut d = lock(&self.data);
+        if d.locks.get(cell).is_some_and(|l| l.execution == execution) {
+            d.locks.remove(cell);
+            self.meter.api("GetItem", 1);
+            self.meter.api("UpdateItem", 1);
+            *d.generations.entry(cell.to_string()).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    async fn generation(&self, cell: &str) -> Result<u64> {
+        self.meter.enter("generation")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data).generations.get(cell).copied().unwrap_or(0))
+    }
+
+    async fn advance_generation(&self, cell: &str, seen: u64) -> Result<u64> {
+        self.meter.enter("advance_generation")?;
+        self.meter.api("UpdateItem", 1);
+        let mut d = lock(&self.data);
+        let g = d.generations.entry(cell.to_string()).or_default();
+        if *g == seen {
+            *g += 1;
+        }
+        Ok(*g)
+    }
+
+    async fn get_lock(&self, cell: &str) -> Result<Option<Lock>> {
+        self.meter.enter("get_lock")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data).locks.get(cell).cloned())
+    }
+
+    async fn blocklist(&self, cell: &str) -> Result<Vec<Block>> {
+        self.meter.enter("blocklist")?;
+        self.meter.api("Query", 1);
+        Ok(lock(&self.data)
+            .blocks
+            .iter()
+            .filter(|((c, _), _)| c == cell)
+            .map(|(_, b)| b.clone())
+            .collect())
+    }
+
+    async fn block(&self, cell: &str, block: &Block) -> Result<()> {
+        self.meter.enter("block")?;
+        self.meter.api("PutItem", 1);
+        lock(&self.data)
+            .blocks
+            .entry(ck(cell, &block.version))
+            .or_insert_with(|| block.clone());
+        Ok(())
+    }
+
+    async fn unblock(&self, cell: &str, version: &str) -> Result<u32> {
+        self.meter.enter("unblock")?;
+        self.meter.api("DeleteItem", 1);
+        self.meter.api("UpdateItem", 1);
+        let mut d = lock(&self.data);
+        d.blocks.remove(&ck(cell, version));
+        let a = d.attempts.entry(ck(cell, version)).or_default();
+        *a += 1;
+        Ok(*a)
+    }
+
+    async fn attempt(&self, cell: &str, version: &str) -> Result<u32> {
+        self.meter.enter("attempt")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data)
+            .attempts
+            .get(&ck(cell, version))
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn start_rollout(&self, rollout: &Rollout) -> Result<()> {
+        self.meter.enter("start_rollout")?;
+        self.meter.api("PutItem", 1);
+        let seen = rollout.history.iter().map(HistoryEntry::key).collect();
+        lock(&self.data)
+            .rollouts
+            .entry(ck(&rollout.cell, &rollout.execution))
+            .or_insert_with(|| (rollout.clone(), seen));
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        cell: &str,
+        execution: &str,
+        entry: &HistoryEntry,
+        status: Option<RolloutStatus>,
+    ) -> Result<()> {
+        self.meter.enter("record")?;
+        self.meter.api("UpdateItem", 1);
+        let mut d = lock(&self.data);
+        let Some((r, seen)) = d.rollouts.get_mut(&ck(cell, execution)) else {
+            self.meter.api("GetItem", 1);
+            return Err(OkraError::NotFound(format!(
+                "rollout {execution} of cell {cell}"
+            )));
+        };
+        if !seen.insert(entry.key()) {
+            self.meter.api("GetItem", 1);
+            return Ok(());
+        }
+        r.history.push(entry.clone());
+        r.updated_at = entry.at.clone();
+        if let Some(s) = status {
+            r.status = s;
+        }
+        if let Some(w) = entry.weight {
+            r.weight = w;
+        }
+        Ok(())
+    }
+
+    async fn get_rollout(&self, cell: &str, execution: &str) -> Result<Option<Rollout>> {
+        self.meter.enter("get_rollout")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data)
+            .rollouts
+            .get(&ck(cell, execution))
+            .map(|(r, _)| r.clone()))
+    }
+
+    async fn list_rollouts(&self, cell: &str, limit: usize) -> Result<Vec<Rollout>> {
+        self.meter.enter("list_rollouts")?;
+        self.meter.api("Query", 1);
+        let mut all = self.rollouts(cell);
+        all.sort_by(|a, b| {
+            b.started_at
+                .cmp(&a.started_at)
+                .then_with(|| b.execution.cmp(&a.execution))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn put_signal(&self, cell: &str, execution: &str, signal: Signal) -> Result<()> {
+        self.meter.enter("put_signal")?;
+        self.meter.api("PutItem", 1);
+        lock(&self.data).signals.insert(ck(cell, execution), signal);
+        Ok(())
+    }
+
+    async fn put_wait(&self, cell: &str, execution: &str, token: &str) -> Result<Option<Signal>> {
+        self.meter.enter("put_wait")?;
+        self.meter.api("PutItem", 1);
+        self.meter.api("GetItem", 1);
+        let mut d = lock(&self.data);
+        d.waits.insert(ck(cell, execution), token.to_string());
+        Ok(d.signals.get(&ck(cell, execution)).copied())
+    }
+
+    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<String>> {
+        self.meter.enter("get_wait")?;
+        self.meter.api("GetItem", 1);
+        Ok(lock(&self.data).waits.get(&ck(cell, execution)).cloned())
+    }
+
+    async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {
+        self.meter.enter("take_signal")?;
+        self.meter.api("DeleteItem", 1);
+        Ok(lock(&self.data).signals.remove(&ck(cell, execution)))
+    }
+}

@@ -1,0 +1,228 @@
+//! A rollout plan, normalized from the spec: its steps, timed pauses cut into background-analysis intervals, the step to resume at.
+
+use super::*;
+
+/// One step of a rollout plan, normalized from the spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
+#[serde(rename_all = "camelCase", tag = "type")]
+#[strum_discriminants(
+    name(StepKind),
+    doc = "A plan step's `type`, as the state machine's Choice reads it.",
+    derive(
+        Hash,
+        Serialize,
+        Deserialize,
+        strum::AsRefStr,
+        strum::Display,
+        strum::EnumIter,
+        strum::EnumString,
+        strum::IntoStaticStr
+    ),
+    serde(rename_all = "camelCase"),
+    strum(serialize_all = "camelCase")
+)]
+pub enum PlanStep {
+    /// Give the new version `weight` %.
+    SetWeight {
+        /// 0-100.
+        weight: u32,
+    },
+    /// Wait `seconds`, or (none) until resumed.
+    Pause {
+        /// How long; `None` means until a person resumes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+        /// With a background analysis running at this step: the pause is `slices` waits of the
+        /// analysis's interval, each followed by a sample, then `rest_seconds`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sampled: Option<SampledPause>,
+    },
+    /// Run these analysis templates to completion.
+    Analysis {
+        /// Template names.
+        templates: Vec<String>,
+        /// Argument values (always present, so the state machine can pass them on).
+        #[serde(default)]
+        args: BTreeMap<String, String>,
+        /// Wait this long before the first sample (the longest `initialDelay` of its metrics).
+        initial_delay_seconds: u64,
+        /// Wait this long between samples (the shortest `interval` of its metrics, at least 1 s).
+        interval_seconds: u64,
+    },
+}
+
+/// A timed pause cut into background-analysis intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SampledPause {
+    /// Whole intervals, each followed by a background sample.
+    pub slices: u64,
+    /// What is left after them.
+    pub rest_seconds: u64,
+}
+
+/// The analysis that runs alongside the steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundPlan {
+    /// Template names.
+    pub templates: Vec<String>,
+    /// Argument values (always present, so the state machine can pass them on).
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    /// The step index from which it runs.
+    pub starting_step: usize,
+    /// The shortest `interval` of its metrics, at least 1 s.
+    pub interval_seconds: u64,
+}
+
+/// The steps of a rollout, always ending with the new version at 100 %.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The steps.
+    pub steps: Vec<PlanStep>,
+    /// The background analysis, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundPlan>,
+    /// How many times one execution's waits for a person may wake (a background analysis
+    /// sample each) before the rollout goes on in a new execution: what the steps leave of the
+    /// history quota ([`crate::history`]).
+    #[serde(default)]
+    pub max_wakes: u64,
+}
+
+/// The longest `initialDelay` and the shortest `interval` (at least 1 s) of the referenced
+/// templates' metrics. Durations that do not parse count as 0 and 60 s: validation refuses them
+/// before any plan is made.
+pub(super) fn timing(spec: &CellSpec, refs: &[TemplateRef]) -> (u64, u64) {
+    let secs = |d: Option<&str>, default: u64| {
+        d.and_then(|d| parse_duration(d).ok())
+            .map_or(default, |d| d.as_secs())
+    };
+    let metrics = spec
+        .analysis_templates
+        .iter()
+        .filter(|t| refs.iter().any(|r| r.template_name == t.name))
+        .flat_map(|t| t.metrics.iter());
+    let (mut delay, mut interval) = (0, u64::MAX);
+    for m in metrics {
+        delay = delay.max(secs(m.initial_delay.as_deref(), 0));
+        interval = interval.min(secs(Some(&m.interval), 60));
+    }
+    if interval == u64::MAX {
+        interval = 60;
+    }
+    (delay, interval.max(1))
+}
+
+pub(super) fn templates(refs: &[TemplateRef]) -> Vec<String> {
+    refs.iter().map(|r| r.template_name.clone()).collect()
+}
+
+pub(super) fn args(args: &[Arg]) -> BTreeMap<String, String> {
+    args.iter()
+        .filter_map(|a| a.value.clone().map(|v| (a.name.clone(), v)))
+        .collect()
+}
+
+/// The plan of a (validated) spec. A pause whose duration does not parse becomes a pause until
+/// resumed: the safe reading, since it moves no traffic. A plan whose last weight is not 100
+/// gets a final `setWeight: 100`.
+pub fn plan(spec: &CellSpec) -> Plan {
+    let mut steps = Vec::with_capacity(spec.canary.steps.len() + 1);
+    for s in &spec.canary.steps {
+        if let Some(weight) = s.set_weight {
+            steps.push(PlanStep::SetWeight {
+                weight: weight.min(100),
+            });
+        } else if let Some(p) = &s.pause {
+            let seconds = p
+                .duration
+                .as_deref()
+                .and_then(|d| parse_duration(d).ok())
+                .map(|d| d.as_secs());
+            steps.push(PlanStep::Pause {
+                seconds,
+                sampled: None,
+            });
+        } else if let Some(a) = &s.analysis {
+            let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates);
+            steps.push(PlanStep::Analysis {
+                templates: templates(&a.templates),
+                args: args(&a.args),
+                initial_delay_seconds,
+                interval_seconds,
+            });
+        }
+    }
+    let last_weight = steps.iter().rev().find_map(|s| match s {
+        PlanStep::SetWeight { weight } => Some(*weight),
+        _ => None,
+    });
+    if last_weight != Some(100) {
+        steps.push(PlanStep::SetWeight { weight: 100 });
+    }
+    let background = spec.canary.analysis.as_ref().map(|b| BackgroundPlan {
+        templates: templates(&b.templates),
+        args: args(&b.args),
+        starting_step: b.starting_step as usize,
+        interval_seconds: timing(spec, &b.templates).1,
+    });
+    if let Some(bg) = &background {
+        let every = bg.interval_seconds.max(1);
+        for step in steps.iter_mut().skip(bg.starting_step) {
+            if let PlanStep::Pause {
+                seconds: Some(s),
+                sampled,
+            } = step
+            {
+                *sampled = Some(SampledPause {
+                    slices: *s / every,
+                    rest_seconds: *s % every,
+                });
+            }
+        }
+    }
+    let mut plan = Plan {
+        steps,
+        background,
+        max_wakes: 0,
+    };
+    let readiness = crate::history::ReadinessPlan::for_timeout(
+        parse_duration(&spec.readiness.timeout).unwrap_or_default(),
+    );
+    plan.max_wakes = crate::history::budget(&plan, &readiness, |i| max_samples(spec, i)).max_wakes;
+    plan
+}
+
+/// The most samples the analysis of plan step `i` takes: the largest `count` of its metrics (1
+/// for a step that is no analysis). Plan steps are the spec's steps in order (a final
+/// `setWeight: 100` may follow).
+pub fn max_samples(spec: &CellSpec, i: usize) -> u64 {
+    let Some(a) = spec.canary.steps.get(i).and_then(|s| s.analysis.as_ref()) else {
+        return 1;
+    };
+    spec.analysis_templates
+        .iter()
+        .filter(|t| a.templates.iter().any(|r| r.template_name == t.name))
+        .flat_map(|t| t.metrics.iter())
+        .map(|m| u64::from(m.count))
+        .max()
+        .unwrap_or(1)
+}
+
+/// Where to pick a rollout up when the listener already gives the new version `weight` %: just
+/// after the last `setWeight` at or below it, so the pauses and analyses at that level run again
+/// before any more traffic moves.
+pub fn resume_step(plan: &Plan, weight: u32) -> usize {
+    plan.steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            PlanStep::SetWeight { weight: w } if *w <= weight => Some(i + 1),
+            _ => None,
+        })
+        .next_back()
+        .unwrap_or(0)
+}
