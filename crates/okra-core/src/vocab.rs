@@ -8,29 +8,27 @@
 //! Rust that produces or reads it.
 
 use serde::{Deserialize, Serialize};
-use strum::{AsRefStr, Display, EnumIter, EnumString, IntoStaticStr};
+
+/// A name enum: copied, compared and hashed, spelt by serde and by strum (`as_ref()`,
+/// `Display`, `FromStr`, `IntoStaticStr`), listed by `iter()`.
+macro_rules! names {
+    ($(#[$meta:meta])* pub enum $name:ident { $($body:tt)* }) => {
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::AsRefStr,
+            strum::Display, strum::EnumIter, strum::EnumString, strum::IntoStaticStr,
+        )]
+        $(#[$meta])*
+        pub enum $name { $($body)* }
+    };
+}
 
 pub use crate::analysis::Phase;
 pub use crate::decision::{DecisionKind, StepKind};
 
+names! {
 /// The stable name of every error an okra function reports: the Lambda runtime's `errorType`,
 /// which the state machine's `Retry` and `Catch` match, the API's `error`, and the CLI's hints.
 /// Renaming one is a breaking change of the state machine.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 pub enum ErrorType {
     /// The input event is not what the function takes; nothing was written.
     InvalidInput,
@@ -67,6 +65,7 @@ pub enum ErrorType {
     /// Any other AWS error.
     AwsError,
 }
+}
 
 impl ErrorType {
     /// Whether running the same task again may succeed: the state machine retries exactly
@@ -79,23 +78,9 @@ impl ErrorType {
     }
 }
 
+names! {
 /// What a person asks of a running rollout (the API's `resume`, `promote`, `promote-full`,
 /// `abort`; the state machine's Choice values after `poll`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum Signal {
@@ -107,6 +92,7 @@ pub enum Signal {
     PromoteFull,
     /// Roll back now.
     Abort,
+}
 }
 
 impl Signal {
@@ -152,22 +138,8 @@ pub mod signal_or_none {
     }
 }
 
+names! {
 /// A rollout's status, as its record in DynamoDB, the API and the CLI show it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum RolloutStatus {
@@ -184,6 +156,7 @@ pub enum RolloutStatus {
     /// It goes on in a new execution (the history quota of the old one).
     Continued,
 }
+}
 
 impl RolloutStatus {
     /// Whether the rollout ended badly: a person may retry it.
@@ -192,22 +165,8 @@ impl RolloutStatus {
     }
 }
 
+names! {
 /// How a rollout ended: `finish`'s `outcome`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum Outcome {
@@ -221,6 +180,7 @@ pub enum Outcome {
     NothingToDo,
     /// The rollout goes on in a new execution (this one's history quota); no event.
     Continued,
+}
 }
 
 impl Outcome {
@@ -266,22 +226,8 @@ impl Outcome {
     }
 }
 
+names! {
 /// One entry of a rollout's history: what happened.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum HistoryEvent {
@@ -302,6 +248,7 @@ pub enum HistoryEvent {
     /// It goes on in a new execution.
     Continued,
 }
+}
 
 impl HistoryEvent {
     /// The EventBridge event a step's entry sends.
@@ -314,22 +261,8 @@ impl HistoryEvent {
     }
 }
 
+names! {
 /// The `detail-type` of okra's EventBridge events (source `okra`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 pub enum RolloutEventKind {
     /// A rollout began.
     #[serde(rename = "Rollout Started")]
@@ -356,24 +289,11 @@ pub enum RolloutEventKind {
     #[strum(serialize = "Rollout Failed")]
     Failed,
 }
+}
 
+names! {
 /// A Step Functions execution's status, in AWS's spelling (DescribeExecution's `status`, the
 /// "Step Functions Execution Status Change" event's `detail.status`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
@@ -390,6 +310,7 @@ pub enum ExecutionStatus {
     /// A redrive is about to run it again.
     PendingRedrive,
 }
+}
 
 impl ExecutionStatus {
     /// Whether `status` (AWS's text) is a running execution.
@@ -398,22 +319,8 @@ impl ExecutionStatus {
     }
 }
 
+names! {
 /// The actions of the `rollout-state` task (its input's `action`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum StateAction {
@@ -430,24 +337,11 @@ pub enum StateAction {
     /// Record the outcome, block a failed version, release the lock.
     Finish,
 }
+}
 
+names! {
 /// The modes of the `ensure-target-groups` task (its input's `mode`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
+#[derive(Default)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum EnsureMode {
@@ -457,24 +351,11 @@ pub enum EnsureMode {
     /// Only read health.
     Health,
 }
+}
 
+names! {
 /// Why the dispatcher starts an execution (its request's `trigger`, recorded in the execution's
 /// input). The API and the CLI may pass their own words; these are the ones okra writes.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
 pub enum Trigger {
@@ -487,24 +368,11 @@ pub enum Trigger {
     /// A rollout that goes on in a new execution (the history quota).
     Continue,
 }
+}
 
+names! {
 /// The errors an execution ends with (its Fail states' `Error`, and the errors the state
 /// machine raises itself before rolling back). The console and the finalizer show them.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    AsRefStr,
-    Display,
-    EnumIter,
-    EnumString,
-    IntoStaticStr,
-)]
 pub enum ExecutionError {
     /// Another execution holds the cell's lock; this one touched nothing.
     CellBusy,
@@ -534,6 +402,7 @@ pub enum ExecutionError {
     RollbackFailed,
     /// The next execution of a long wait could not be started.
     ContinuationFailed,
+}
 }
 
 /// A name's text (`as_str`), and a name compares equal to its text (JSON, AWS's answers,
