@@ -109,6 +109,17 @@ fn catch_all_at(next: &str, path: &str) -> Value {
     json!([{"ErrorEquals": [STATES_ALL], "ResultPath": path, "Next": next}])
 }
 
+/// A Task's first fields: its comment, if any, its type and its resource.
+fn task_head(comment: Option<&str>, resource: &str) -> Map<String, Value> {
+    let mut t = Map::new();
+    if let Some(c) = comment {
+        t.insert("Comment".into(), json!(c));
+    }
+    t.insert("Type".into(), json!("Task"));
+    t.insert("Resource".into(), json!(resource));
+    t
+}
+
 /// A Lambda Task: the function's ARN as Resource, its payload as output.
 fn task(
     f: Fn,
@@ -118,12 +129,7 @@ fn task(
     catch: Option<Value>,
     comment: Option<&str>,
 ) -> Value {
-    let mut t = Map::new();
-    if let Some(c) = comment {
-        t.insert("Comment".into(), json!(c));
-    }
-    t.insert("Type".into(), json!("Task"));
-    t.insert("Resource".into(), json!(f.arn()));
+    let mut t = task_head(comment, &f.arn());
     t.insert("Parameters".into(), Value::Object(params));
     t.insert("TimeoutSeconds".into(), json!(120));
     t.insert("ResultPath".into(), json!(result_path));
@@ -268,12 +274,7 @@ fn wait_for_person(
     timeout_path: Option<&str>,
     comment: Option<&str>,
 ) -> Value {
-    let mut t = Map::new();
-    if let Some(c) = comment {
-        t.insert("Comment".into(), json!(c));
-    }
-    t.insert("Type".into(), json!("Task"));
-    t.insert("Resource".into(), json!(WAIT_FOR_TASK_TOKEN));
+    let mut t = task_head(comment, WAIT_FOR_TASK_TOKEN);
     t.insert(
         "Parameters".into(),
         json!({"FunctionName": Fn::RolloutState.arn(), "Payload": {
