@@ -36,7 +36,7 @@ e2e: setup build ## Only the end-to-end tests (real binaries, moto, the shipped 
 	$(CARGO) test --locked -p okra-e2e -- --nocapture
 
 demo: setup build ## The rollout story through the shipped state machine, the real functions and moto (okra-demo)
-	$(CARGO) run --locked -q -p okra-cli --bin okra-demo -- --fast-waits $(DEMO_FAST_WAITS_MS) --report target/okra-demo-report.html
+	$(CARGO) run --locked -q -p okra-demo --bin okra-demo -- --fast-waits $(DEMO_FAST_WAITS_MS) --report target/okra-demo-report.html
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

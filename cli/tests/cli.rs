@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use okra_cli::demo::{self, Demo, Options};
+use okra_demo::{self as demo, Demo, Options};
 use serde_json::{Value, json};
 
 fn options() -> Options {

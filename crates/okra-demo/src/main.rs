@@ -1,8 +1,8 @@
-//! `okra-demo`: the local rollout story behind `make demo` (see `okra_cli::demo`).
+//! `okra-demo`: the local rollout story behind `make demo` (see the `okra_demo` library).
 
 #[tokio::main]
 async fn main() {
-    let code = match okra_cli::demo::run(&okra_cli::demo::Options::from_args()).await {
+    let code = match okra_demo::run(&okra_demo::Options::from_args()).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("demo failed: {e:#}");

@@ -15,9 +15,9 @@ use okra_core::vocab::{HistoryEvent, Outcome, RolloutStatus};
 use okra_testkit::{LocalAws, lambda_arn};
 use serde_json::{Value, json};
 
-use crate::cli::{Output, watch};
-use crate::ctx::{Ctx, Target};
-use crate::view::{self, View};
+use okra_cli::cli::{Output, watch};
+use okra_cli::ctx::{Ctx, Target};
+use okra_cli::view::{self, View};
 
 /// The table the demo's functions use.
 pub const TABLE: &str = "okra-demo";
@@ -480,7 +480,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
         "1.1.0 should pass 10 % and 50 %: {weights_seen:?}"
     );
     if let Some(path) = &opts.report {
-        std::fs::write(path, crate::report::html(&v))?;
+        std::fs::write(path, okra_cli::report::html(&v))?;
         say(&format!("report: {}", path.display()));
     }
     rollouts.push(v);
