@@ -1,6 +1,10 @@
 //! The CLI's errors: one clear line with the cause and what to do, and an exit code.
 
+use okra_core::vocab::ErrorType;
 use serde_json::Value;
+
+const ACCESS_HINT: &str = "check your AWS credentials and their permissions (AWS_PROFILE)";
+const UNAVAILABLE_HINT: &str = "AWS did not answer: check --region / --endpoint-url and try again";
 
 /// Exit codes (`okra --help` lists them).
 pub mod exit {
@@ -79,17 +83,15 @@ impl CliError {
                     .collect()
             })
             .unwrap_or_default();
-        let hint = match kind {
-            "InvalidSpec" => "fix the fields above and apply again",
-            "NotFound" if message.starts_with("cell") => {
+        let hint = match kind.parse::<ErrorType>() {
+            Ok(ErrorType::InvalidSpec) => "fix the fields above and apply again",
+            Ok(ErrorType::NotFound) if message.starts_with("cell") => {
                 "`okra cell list` shows the cells; `okra cell apply -f cell.yaml` adds one"
             }
-            "NotFound" => "`okra rollout status <cell>` shows the newest rollout",
-            "Conflict" => "see the message: wait for the running rollout or abort it",
-            "AccessDenied" => "check your AWS credentials and their permissions (AWS_PROFILE)",
-            "AwsUnavailable" | "Throttled" => {
-                "AWS did not answer: check --region / --endpoint-url and try again"
-            }
+            Ok(ErrorType::NotFound) => "`okra rollout status <cell>` shows the newest rollout",
+            Ok(ErrorType::Conflict) => "see the message: wait for the running rollout or abort it",
+            Ok(ErrorType::AccessDenied) => ACCESS_HINT,
+            Ok(ErrorType::AwsUnavailable | ErrorType::Throttled) => UNAVAILABLE_HINT,
             _ if message.contains("ResourceNotFoundException") => {
                 return Self::new(format!("table {table} not found ({message})"))
                     .hint("give the stack's table with --table or OKRA_TABLE");
@@ -131,12 +133,12 @@ impl std::error::Error for CliError {}
 
 impl From<okra_aws::OkraError> for CliError {
     fn from(e: okra_aws::OkraError) -> Self {
-        let hint = match e.error_type() {
-            "AccessDenied" => "check your AWS credentials and their permissions (AWS_PROFILE)",
-            "AwsUnavailable" | "Throttled" => {
-                "AWS did not answer: check --region / --endpoint-url and try again"
+        let hint = match e.kind() {
+            ErrorType::AccessDenied => ACCESS_HINT,
+            ErrorType::AwsUnavailable | ErrorType::Throttled => UNAVAILABLE_HINT,
+            ErrorType::ListenerNotFound => {
+                "the cell's listenerArn names no listener: fix the cell spec"
             }
-            "ListenerNotFound" => "the cell's listenerArn names no listener: fix the cell spec",
             _ => "see the message",
         };
         Self::new(format!("{}: {e}", e.error_type())).hint(hint)

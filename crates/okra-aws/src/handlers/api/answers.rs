@@ -221,13 +221,14 @@ pub(super) fn error_body(error: &str, message: impl Into<String>) -> ErrorBody {
 
 /// The HTTP status of an [`OkraError::error_type`].
 pub fn status_of(error_type: &str) -> u16 {
-    match error_type {
-        "InvalidInput" | "InvalidSpec" => 400,
-        "AccessDenied" => 403,
-        "NotFound" => 404,
-        "Conflict" => 409,
-        "Throttled" => 429,
-        "AwsUnavailable" => 503,
+    use crate::error::ErrorType as E;
+    match error_type.parse::<E>() {
+        Ok(E::InvalidInput | E::InvalidSpec) => 400,
+        Ok(E::AccessDenied) => 403,
+        Ok(E::NotFound) => 404,
+        Ok(E::Conflict) => 409,
+        Ok(E::Throttled) => 429,
+        Ok(E::AwsUnavailable) => 503,
         _ => 502,
     }
 }
