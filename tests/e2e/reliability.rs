@@ -237,6 +237,45 @@ async fn rollouts_under_30_percent_transient_faults_end_promoted_or_rolled_back(
     Ok(())
 }
 
+/// The proxy's injected errors are in each service's own shape, so the SDK classifies them as
+/// AWS's would be: CloudWatch's current protocol (RPC v2 CBOR) names the error in a CBOR
+/// `__type` and in `x-amzn-query-error` (awsQueryCompatible); `Throttling` there is a throttling
+/// error the SDK retries (3 attempts), and the third throttle reaches the caller by its code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_cloudwatch_read_is_retried_by_the_sdk() -> Result<()> {
+    use aws_sdk_cloudwatch::error::ProvideErrorMetadata as _;
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let p = proxy(&aws);
+    let conf = aws.local.sdk_config().await;
+    let cw = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::config::Builder::from(&conf)
+            .endpoint_url(p.endpoint())
+            .build(),
+    );
+    let throttle = |n| {
+        FaultPlan::transient(1.0, 1)
+            .kinds(&[FaultKind::Throttle])
+            .operations(&["ListMetrics"])
+            .max_faults(n)
+    };
+    p.reset_counts();
+    p.set_plan(throttle(2));
+    let read = cw.list_metrics().namespace("Okra/E2E").send().await;
+    p.set_plan(FaultPlan::none());
+    read.context("two throttles, then an answer")?;
+    assert_eq!(p.counts().of_kind(FaultKind::Throttle), 2);
+
+    p.reset_counts();
+    p.set_plan(throttle(3));
+    let read = cw.list_metrics().namespace("Okra/E2E").send().await;
+    p.set_plan(FaultPlan::none());
+    let err = read.expect_err("three throttles exhaust the SDK's attempts");
+    assert_eq!(err.code(), Some("Throttling"), "{err:?}");
+    assert_eq!(p.counts().of_kind(FaultKind::Throttle), 3);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_modify_listener_whose_answer_is_lost_is_retried_and_verified() -> Result<()> {
     let aws = aws().await?;

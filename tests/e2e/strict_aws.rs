@@ -1,5 +1,6 @@
 //! The local AWS is as strict as AWS where okra depends on it (tools/local-aws/strict_moto.py):
-//! target health with real health checks, and the constraints of forward actions and targets.
+//! target health with real health checks, the constraints of forward actions and targets, and
+//! CloudWatch: metric identity, metric math and its current wire protocol.
 //! Plain moto answers `healthy` for any registered target and accepts every action below
 //! (measured on moto 5.2.5: an unattached group with registered targets, 6 groups in one action,
 //! weight 1000, a group of another VPC, 127.0.0.1 as an ip target).
@@ -367,6 +368,83 @@ async fn metric_math_is_computed_or_refused() -> Result<()> {
         err.as_service_error()
             .and_then(aws_sdk_cloudwatch::error::ProvideErrorMetadata::code),
         Some("ValidationError")
+    );
+    Ok(())
+}
+
+/// CloudWatch's current wire protocol is Smithy RPC v2 CBOR (Smithy's "RPC v2 CBOR protocol"
+/// specification; the service model's `protocols` list puts `smithy-rpc-v2-cbor` first, and
+/// aws-sdk-cloudwatch speaks it from 1.100): `POST /service/GraniteServiceVersion20100801/
+/// operation/<Operation>` with `smithy-protocol: rpc-v2-cbor`, a CBOR body, a CBOR answer with the
+/// same header, and errors naming their code in `__type` and, as the service is
+/// awsQueryCompatible, in `x-amzn-query-error`. moto 5.2.5 reads only awsQuery for CloudWatch
+/// (okra pinned aws-sdk-cloudwatch to 1.99 for it); the strict stack translates. The SDK's own
+/// calls (the two tests above, okra's check-metrics) go this way; this test pins the wire.
+#[test]
+fn cloudwatch_answers_its_current_protocol_rpc_v2_cbor() -> Result<()> {
+    let local = common::stack()?;
+    // (status, lower-cased headers, body)
+    type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+    let call = |operation: &str, body: &[u8]| -> Result<Answer> {
+        let r = ureq::post(format!(
+            "{}/service/GraniteServiceVersion20100801/operation/{operation}",
+            local.endpoint()
+        ))
+        .header("smithy-protocol", "rpc-v2-cbor")
+        .header("Content-Type", "application/cbor")
+        .header("Accept", "application/cbor")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/monitoring/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body)?;
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_lowercase(),
+                    v.to_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let body = r.into_body().read_to_vec()?;
+        Ok((status, headers, body))
+    };
+    let header = |hs: &[(String, String)], name: &str| {
+        hs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    };
+    // ListMetrics with an empty input: the CBOR empty map.
+    let (status, headers, body) = call("ListMetrics", &[0xa0])?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "smithy-protocol").as_deref(),
+        Some("rpc-v2-cbor")
+    );
+    assert_eq!(
+        header(&headers, "content-type").as_deref(),
+        Some("application/cbor")
+    );
+    assert_eq!(
+        body.first().map(|b| b >> 5),
+        Some(5),
+        "a CBOR map: {body:?}"
+    );
+    // A call without its required members (no MetricDataQueries): AWS's MissingParameter
+    // (CloudWatch API reference, "Common Errors") in the protocol's error shape.
+    let (status, headers, body) = call("GetMetricData", &[0xa0])?;
+    assert_eq!(status, 400);
+    let code = header(&headers, "x-amzn-query-error").unwrap_or_default();
+    assert_eq!(code, "MissingParameter;Sender", "{headers:?}");
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("__type") && text.contains("com.amazonaws.cloudwatch#MissingParameter"),
+        "{text}"
     );
     Ok(())
 }

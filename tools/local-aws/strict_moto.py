@@ -39,6 +39,9 @@ CloudWatch: a GetMetricData MetricStat query reads exactly the metric of its nam
 dimension set; metric math (+ - * /, SUM/AVG/MIN/MAX of [ids] or METRICS()) is computed element-wise
 over the call's series; other expressions are refused (ValidationError), never silently empty.
 
+CloudWatch's current protocol, Smithy RPC v2 CBOR (aws-sdk-cloudwatch 1.100+): translated to the
+awsQuery moto reads and back, input validated against botocore's model first (below).
+
 Throttling (opt-in: OKRA_THROTTLE=1 or `POST /_okra/throttle {"enabled": true}`): a token bucket
 per service and operation group, refused calls answered in each service's throttling shape;
 `GET /_okra/calls` counts calls and throttled calls per operation, and calls per caller (the
@@ -757,6 +760,129 @@ def admin_calls(req) -> str:
         return json.dumps({"calls": CALLS, "byCaller": CALLERS})
 
 
+# ------------------------------------------------------------- Smithy RPC v2 CBOR
+# CloudWatch's current protocol (aws-sdk-cloudwatch >= 1.100, botocore's `protocols` list puts it
+# first): `POST /service/GraniteServiceVersion20100801/operation/<Operation>` with
+# `smithy-protocol: rpc-v2-cbor` and a CBOR body (Smithy's "RPC v2 CBOR protocol" spec). moto 5.2.5
+# reads only awsQuery for CloudWatch, so each such request is translated, with botocore's model
+# of the service (the pinned botocore, which also carries the CBOR codec): the CBOR input becomes
+# the operation's awsQuery form, moto answers in XML, and the answer goes back as CBOR of the
+# output shape (timestamps tag 1, doubles as floats) with `smithy-protocol: rpc-v2-cbor`. Errors
+# carry `__type` and, as the service is `awsQueryCompatible`, `x-amzn-query-error: Code;Sender`
+# (the header the SDKs read the awsQuery error code from).
+RPC_V2_PATH = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)$")
+RPC_V2_SERVICES: dict[str, Any] = {}
+
+
+def rpc_v2_service(target_prefix: str):
+    """botocore's model of the service a `/service/<prefix>/...` path names (CloudWatch's
+    `targetPrefix` is GraniteServiceVersion20100801)."""
+    import botocore.session
+    with LOCK:
+        if not RPC_V2_SERVICES:
+            session = botocore.session.get_session()
+            for name in ("cloudwatch",):
+                model = session.get_service_model(name)
+                RPC_V2_SERVICES[model.metadata.get("targetPrefix", "")] = model
+        return RPC_V2_SERVICES.get(target_prefix)
+
+
+def cbor_decode(body: bytes):
+    from botocore.parsers import RpcV2CBORParser
+    return RpcV2CBORParser()._initial_body_parse(body) if body else {}
+
+
+def cbor_encode(value, shape) -> bytes:
+    from botocore.serialize import RpcV2CBORSerializer
+    out = bytearray()
+    RpcV2CBORSerializer()._serialize_data_item(out, value, shape)
+    return bytes(out)
+
+
+def cbor_error(code: str, message: str) -> bytes:
+    """An RPC v2 error body: `__type` (the error's shape id) and `message`."""
+    from botocore.model import ShapeResolver
+    shapes = ShapeResolver({"Error": {"type": "structure", "members": {
+        "__type": {"shape": "String"}, "message": {"shape": "String"}}}, "String": {"type": "string"}})
+    return cbor_encode({"__type": f"com.amazonaws.cloudwatch#{code}", "message": message},
+                       shapes.get_shape_by_name("Error"))
+
+
+def with_rpc_v2_cbor(app):
+    from urllib.parse import urlencode
+    from botocore.parsers import QueryParser
+    from botocore.serialize import QuerySerializer
+    from botocore.validate import ParamValidator
+
+    def wsgi(environ, start_response):
+        m = RPC_V2_PATH.match(environ.get("PATH_INFO", ""))
+        model = m and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor" and rpc_v2_service(m["service"])
+        if not model:
+            return app(environ, start_response)
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(n) if n else b""
+        try:
+            operation = model.operation_model(m["operation"])
+            params = cbor_decode(body)
+        except Exception as e:  # an unknown operation or a body that is not CBOR
+            data = cbor_error("ValidationError", f"cannot read the request: {e}")
+            start_response("400 Bad Request", [("Content-Type", "application/cbor"),
+                                               ("smithy-protocol", "rpc-v2-cbor"),
+                                               ("x-amzn-query-error", "ValidationError;Sender"),
+                                               ("Content-Length", str(len(data)))])
+            return [data]
+        # AWS validates the input against the model before the operation runs (CloudWatch API
+        # reference, "Common Errors": MissingParameter, InvalidParameterValue); moto would fail
+        # with a 500 on a missing member.
+        report = ParamValidator().validate(params or {}, operation.input_shape)
+        if report.has_errors():
+            text = report.generate_report()
+            err_code = "MissingParameter" if "Missing required parameter" in text else "InvalidParameterValue"
+            data = cbor_error(err_code, text)
+            start_response("400 Bad Request", [("Content-Type", "application/cbor"),
+                                               ("smithy-protocol", "rpc-v2-cbor"),
+                                               ("x-amzn-query-error", f"{err_code};Sender"),
+                                               ("Content-Length", str(len(data)))])
+            return [data]
+        query = QuerySerializer().serialize_to_request(params or {}, operation)["body"]
+        form = urlencode(query).encode()
+        inner = dict(environ)
+        inner.update({"PATH_INFO": "/", "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                      "CONTENT_LENGTH": str(len(form)), "wsgi.input": io.BytesIO(form)})
+        inner.pop("HTTP_SMITHY_PROTOCOL", None)
+        answer: dict[str, Any] = {}
+
+        def capture(status, headers, exc_info=None):
+            answer["status"], answer["headers"] = status, headers
+            return lambda _chunk: None
+        chunks = app(inner, capture)
+        try:
+            xml = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        status = answer["status"]
+        code = int(status.split()[0])
+        request_id = next((v for k, v in answer["headers"] if k.lower() == "x-amzn-requestid"), "")
+        headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+        if request_id:
+            headers.append(("x-amzn-RequestId", request_id))
+        response = {"body": xml, "headers": {}, "status_code": code}
+        if code < 300:
+            parsed = QueryParser().parse(response, operation.output_shape) if operation.output_shape else {}
+            parsed.pop("ResponseMetadata", None)
+            data = cbor_encode(parsed, operation.output_shape) if operation.output_shape else b""
+        else:
+            error = QueryParser().parse(response, None).get("Error", {})
+            err_code = error.get("Code") or "InternalFailure"
+            fault = error.get("Type") or ("Receiver" if code >= 500 else "Sender")
+            data = cbor_error(err_code, error.get("Message", ""))
+            headers.append(("x-amzn-query-error", f"{err_code};{fault}"))
+        start_response(status, headers + [("Content-Length", str(len(data)))])
+        return [data]
+    return wsgi
+
+
 # ------------------------------------------------------------------ the admin route
 def with_admin(app):
     def wsgi(environ, start_response):
@@ -796,7 +922,7 @@ def main(argv: list[str]) -> None:
     threading.Thread(target=checker, name="elb-health-checker", daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
-    run_simple(args.host, args.port, with_admin(with_throttling(app)), threaded=True,
+    run_simple(args.host, args.port, with_admin(with_rpc_v2_cbor(with_throttling(app))), threaded=True,
                request_handler=MotoRequestHandler)
 
 

@@ -381,14 +381,21 @@ async fn handle(
         .to_bytes();
     let service = service_of(&parts.headers);
     let operation = operation_of(&parts, &body);
+    let rpc_v2 = is_rpc_v2(&parts.headers);
     let fault = shared
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .draw(&service, &operation);
     match fault {
-        Some((FaultKind::Throttle, _)) => return Ok(error_answer(&service, Answer::Throttle)),
-        Some((FaultKind::Http500, _)) => return Ok(error_answer(&service, Answer::Internal)),
-        Some((FaultKind::Http503, _)) => return Ok(error_answer(&service, Answer::Unavailable)),
+        Some((FaultKind::Throttle, _)) => {
+            return Ok(error_answer(&service, rpc_v2, Answer::Throttle));
+        }
+        Some((FaultKind::Http500, _)) => {
+            return Ok(error_answer(&service, rpc_v2, Answer::Internal));
+        }
+        Some((FaultKind::Http503, _)) => {
+            return Ok(error_answer(&service, rpc_v2, Answer::Unavailable));
+        }
         Some((FaultKind::Reset, _)) => return Err(Dropped("injected reset")),
         Some((FaultKind::Slow, delay)) => tokio::time::sleep(delay).await,
         Some((FaultKind::DropResponse, _)) | None => {}
@@ -439,9 +446,15 @@ fn service_of(headers: &http::HeaderMap) -> String {
         .to_owned()
 }
 
-/// `X-Amz-Target`'s operation (JSON protocols), the form's `Action` (query protocols), or
+/// `X-Amz-Target`'s operation (JSON protocols), the path's operation (Smithy RPC v2:
+/// `/service/<Service>/operation/<Operation>`), the form's `Action` (query protocols), or
 /// `METHOD /first-segment` (REST protocols).
 fn operation_of(parts: &http::request::Parts, body: &[u8]) -> String {
+    if is_rpc_v2(&parts.headers)
+        && let Some((_, op)) = parts.uri.path().rsplit_once("/operation/")
+    {
+        return op.to_owned();
+    }
     if let Some(t) = parts
         .headers
         .get("x-amz-target")
@@ -473,14 +486,57 @@ enum Answer {
     Unavailable,
 }
 
-/// The service's own error shape for `answer`.
-fn error_answer(service: &str, answer: Answer) -> Response<Full<Bytes>> {
+/// A request in Smithy's RPC v2 CBOR protocol (CloudWatch's current one): `smithy-protocol:
+/// rpc-v2-cbor`.
+fn is_rpc_v2(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("smithy-protocol")
+        .is_some_and(|v| v.as_bytes() == b"rpc-v2-cbor")
+}
+
+/// An RPC v2 CBOR error (Smithy's "RPC v2 CBOR protocol", operation error serialization): a
+/// CBOR map with `__type` (the error's shape id) and `message`; for an awsQueryCompatible service
+/// (CloudWatch) the awsQuery code and fault also travel in `x-amzn-query-error`, which the SDK
+/// reads the code from (so `Throttling` is retried as throttling).
+fn rpc_v2_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let mut cbor = minicbor::Encoder::new(Vec::new());
+    let shape_id = format!("com.amazonaws.cloudwatch#{code}");
+    // Writing into a Vec cannot fail.
+    let _ = cbor
+        .map(2)
+        .and_then(|e| e.str("__type"))
+        .and_then(|e| e.str(&shape_id))
+        .and_then(|e| e.str("message"))
+        .and_then(|e| e.str(message));
+    let fault = if status < 500 { "Sender" } else { "Receiver" };
+    let mut r = Response::new(Full::new(Bytes::from(cbor.into_writer())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = r.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/cbor"),
+    );
+    headers.insert(
+        "smithy-protocol",
+        http::HeaderValue::from_static("rpc-v2-cbor"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{code};{fault}")) {
+        headers.insert("x-amzn-query-error", v);
+    }
+    r
+}
+
+/// The service's own error shape for `answer` (`rpc_v2`: the request spoke RPC v2 CBOR).
+fn error_answer(service: &str, rpc_v2: bool, answer: Answer) -> Response<Full<Bytes>> {
     let (status, code) = match answer {
         Answer::Throttle => (400, "Throttling"),
         Answer::Internal => (500, "InternalFailure"),
         Answer::Unavailable => (503, "ServiceUnavailable"),
     };
     let message = "injected by okra-testkit's fault proxy";
+    if rpc_v2 {
+        return rpc_v2_error(status, code, message);
+    }
     let (status, content_type, body, error_type): (u16, &str, String, Option<&str>) = match service
     {
         // JSON 1.0 / 1.1 protocols.
@@ -542,7 +598,7 @@ fn error_answer(service: &str, answer: Answer) -> Response<Full<Bytes>> {
                 Some(code),
             )
         }
-        // Query protocols (ELBv2, Auto Scaling, CloudWatch on awsQuery, ...).
+        // Query protocols (ELBv2, Auto Scaling, ...).
         _ => (
             status,
             "text/xml",
