@@ -115,6 +115,19 @@ bench: bench-build ## Measure cold start, RSS, zip size, AWS calls, discovery at
 bench-profiles: ## Build shift-weights with opt-level 3, "z", 3 for okra + "s" for deps, panic=unwind (slow, once); `make bench` then compares them
 	bash tools/bench/profiles.sh
 
+# --- a second emulator (issue 12): the cross-check against fakecloud -------------------------------
+FAKECLOUD_VERSION := 0.51.0
+FAKECLOUD := .tools/fakecloud/bin/fakecloud
+
+$(FAKECLOUD):
+	$(CARGO) install fakecloud --version $(FAKECLOUD_VERSION) --locked --root .tools/fakecloud
+
+.PHONY: fakecloud fakecloud-check
+fakecloud: $(FAKECLOUD) ## Install fakecloud (crates.io, AGPL) into .tools/fakecloud: 30-55 min on 2 cores, once
+
+fakecloud-check: setup build $(FAKECLOUD) ## e2e suites on fakecloud; failures compared with tools/fakecloud/expected-failures.txt
+	bash tools/fakecloud/check.sh
+
 # --- reliability (issue 8): soak under faults, fuzzing ---------------------------------------------
 FUZZ_SECONDS ?= 600
 CARGO_FUZZ := .tools/cargo-fuzz/bin/cargo-fuzz

@@ -32,6 +32,7 @@
 
 mod backend;
 mod ec2;
+mod emulator;
 mod faults;
 mod lambda;
 mod sfn;
@@ -39,6 +40,7 @@ mod stack;
 
 pub use backend::{Backend, BackendMode};
 pub use ec2::{form_encode, xml_values};
+pub use emulator::Emulator;
 pub use faults::{FaultCounts, FaultKind, FaultPlan, FaultProxy};
 pub use lambda::Invocation;
 pub use sfn::{Execution, ExecutionStatus, RunRequest};

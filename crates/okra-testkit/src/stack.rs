@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value;
 
+use crate::Emulator;
 use crate::lambda::Invocation;
 use crate::sfn::{Execution, RunRequest};
 use crate::{ACCOUNT_ID, REGION, unique_name, workspace_root};
@@ -227,11 +228,13 @@ pub struct LocalAws {
     processes: Option<Processes>,
     built: Mutex<HashMap<String, PathBuf>>,
     fault_proxy: Option<crate::FaultProxy>,
+    emulator: Emulator,
 }
 
 impl std::fmt::Debug for LocalAws {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalAws")
+            .field("emulator", &self.emulator)
             .field("endpoint", &self.endpoint)
             .field("lambda_endpoint", &self.lambda_endpoint)
             .field("dir", &self.dir)
@@ -301,6 +304,7 @@ impl LocalAws {
             processes: None,
             built: Mutex::new(HashMap::new()),
             fault_proxy: None,
+            emulator: Emulator::from_env()?,
         };
         if !aws.moto_answers() {
             bail!(
@@ -381,21 +385,31 @@ impl LocalAws {
 
         let moto_log = dir.join("moto.log");
         let lambda_log = dir.join("lambda.log");
-        // moto, strict where AWS is (tools/local-aws/strict_moto.py; docs/local-aws.md).
-        let mut moto = Command::new(&tools.python);
-        moto.arg(&tools.strict_moto)
-            .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
-            .env(
-                "OKRA_ELB_HEALTH_TIME_SCALE",
-                options.elb_health_time_scale.to_string(),
-            )
-            .current_dir(dir)
+        let emulator = Emulator::from_env()?;
+        let mut moto = match emulator {
+            // moto, strict where AWS is (tools/local-aws/strict_moto.py; docs/local-aws.md).
+            Emulator::StrictMoto => {
+                let mut moto = Command::new(&tools.python);
+                moto.arg(&tools.strict_moto)
+                    .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+                    .env(
+                        "OKRA_ELB_HEALTH_TIME_SCALE",
+                        options.elb_health_time_scale.to_string(),
+                    );
+                moto
+            }
+            // The cross-check's second emulator (`make fakecloud-check`).
+            Emulator::Fakecloud => Emulator::fakecloud_command(root, moto_port)?,
+        };
+        moto.current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log_file(&moto_log)?)
             .stderr(log_file(&moto_log)?)
             .process_group(0);
         clean_env(&mut moto).envs(aws_env.iter().map(|(k, v)| (k, v)));
-        let moto = moto.spawn().context("starting moto_server")?;
+        let moto = moto
+            .spawn()
+            .with_context(|| format!("starting {}", emulator.name()))?;
 
         let real_cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
         let mut lambda = Command::new(&tools.cargo_lambda);
@@ -503,6 +517,7 @@ impl LocalAws {
             }),
             built: Mutex::new(HashMap::new()),
             fault_proxy,
+            emulator,
         };
         aws.wait_ready(options.start_timeout, lambda_port)?;
         if let Some(port) = sfn_port {
@@ -523,9 +538,14 @@ impl LocalAws {
         self.fault_proxy.as_ref()
     }
 
+    /// The emulator behind [`Self::endpoint`] (`$OKRA_EMULATOR`).
+    pub fn emulator(&self) -> Emulator {
+        self.emulator
+    }
+
     fn moto_answers(&self) -> bool {
         agent(Duration::from_secs(2))
-            .get(format!("{}/moto-api/", self.endpoint))
+            .get(format!("{}{}", self.endpoint, self.emulator.health_path()))
             .call()
             .is_ok_and(|r| r.status().as_u16() == 200)
     }
