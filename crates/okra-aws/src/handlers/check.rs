@@ -21,32 +21,30 @@
 //! failure (access denied, a bad query, no Datadog keys) is an Error sample of the metrics
 //! concerned, which `consecutiveErrorLimit` tolerates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use okra_core::analysis::sample::{self, PlanError, PlannedMetric, SamplePlan, Source};
 use okra_core::analysis::{
-    Compiled, JudgeReport, MeasuredValue, Measurement, MetricStatus, Phase, Series,
-    evaluate_sample, judge, metric_status_after, overall, overall_reason,
+    JudgeReport, MeasuredValue, Measurement, MetricStatus, Phase, Series, evaluate_sample, judge,
+    metric_status_after, overall, overall_reason,
 };
-use okra_core::spec::{AnalysisTemplate, CellSpec, Metric};
+use okra_core::spec::{CellSpec, Metric};
 use serde::{Deserialize, Serialize};
 
 use super::shift::Targets;
 use crate::error::{OkraError, Result};
 use crate::ports::{DatadogPort, MetricsPort};
 use okra_core::analysis::query::{
-    self, MAX_METRIC_QUERIES, MetricQuery, MetricSeries, SubstituteError, judge_metric,
-    judge_queries, last_in_window, tg_series,
+    self, MAX_METRIC_QUERIES, MetricSeries, last_in_window, tg_series,
 };
 pub use okra_core::analysis::query::{
     JUDGE, load_balancer_dimension, prefix_ids, target_group_dimension,
 };
+pub use okra_core::analysis::sample::{DEFAULT_DATADOG_INTERVAL, PreviousMetric};
 
 /// How many of a metric's latest measurements an output carries (the counts carry the rest).
 pub const KEEP_MEASUREMENTS: usize = 3;
-
-/// How far back a Datadog sample looks when the metric does not say.
-pub const DEFAULT_DATADOG_INTERVAL: &str = "5m";
 
 /// The function's input.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,23 +74,6 @@ pub struct CheckInput {
     /// The sample's time (RFC 3339, UTC), for tests; by default the clock's.
     #[serde(default)]
     pub now: Option<String>,
-}
-
-/// A metric's measurements so far (an output's [`MetricResult`] reads as one).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PreviousMetric {
-    /// The template (absent for the judge).
-    #[serde(default)]
-    pub template: Option<String>,
-    /// The metric.
-    pub name: String,
-    /// Its latest measurements, oldest first (all of them when `status` is absent).
-    #[serde(default)]
-    pub measurements: Vec<Measurement>,
-    /// The counts of every measurement so far (an output's `status`).
-    #[serde(default)]
-    pub status: Option<MetricStatus>,
 }
 
 /// One metric after this sample.
@@ -134,87 +115,16 @@ pub struct CheckOutput {
 /// Replaces every `{{args.NAME}}` (spaces inside the braces allowed) by its value: a wrong
 /// template is `InvalidSpec`, an argument without a value `InvalidInput`.
 pub fn substitute(text: &str, args: &BTreeMap<String, String>) -> Result<String> {
-    query::substitute(text, args).map_err(substitute_error)
+    query::substitute(text, args).map_err(|e| PlanError::from(e).into())
 }
 
-fn substitute_error(e: SubstituteError) -> OkraError {
-    match e {
-        SubstituteError::Spec(m) => OkraError::InvalidSpec(m),
-        SubstituteError::MissingArg(m) => OkraError::InvalidInput(m),
+impl From<PlanError> for OkraError {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::InvalidSpec(m) => Self::InvalidSpec(m),
+            PlanError::InvalidInput(m) => Self::InvalidInput(m),
+        }
     }
-}
-
-/// A look-back in seconds; at least a minute (CloudWatch's and the judge's resolution).
-fn seconds(text: &str, what: &str) -> Result<i64> {
-    query::seconds(text, what).map_err(OkraError::InvalidSpec)
-}
-
-/// How one metric is sampled this time.
-enum Plan {
-    /// Decided already: no sample.
-    Done,
-    /// CloudWatch: the id of the result query in the shared call, and the look-back.
-    CloudWatch { result_id: String, window: i64 },
-    /// Datadog: the query and its look-back.
-    Datadog { query: String, window: i64 },
-}
-
-struct Entry {
-    template: Option<String>,
-    metric: Metric,
-    compiled: Option<Compiled>,
-    /// The counts before this call, if the previous output carried them.
-    prior: Option<MetricStatus>,
-    /// Measurements to count after `prior` (all of them without one), then this sample.
-    measurements: Vec<Measurement>,
-    /// The latest measurements before this call, for the output.
-    recent: Vec<Measurement>,
-    plan: Plan,
-}
-
-struct JudgePlan {
-    /// Per side, per target group: (requests id, errors id, latency id).
-    canary: Vec<[String; 3]>,
-    stable: Vec<[String; 3]>,
-    window: i64,
-}
-
-/// A metric's prior counts, the measurements still to count after them, and the latest ones.
-fn previous_of(
-    previous: &[PreviousMetric],
-    template: Option<&str>,
-    name: &str,
-) -> (Option<MetricStatus>, Vec<Measurement>, Vec<Measurement>) {
-    match previous
-        .iter()
-        .find(|p| p.name == name && p.template.as_deref() == template)
-    {
-        Some(p) if p.status.is_some() => (p.status.clone(), Vec::new(), p.measurements.clone()),
-        Some(p) => (None, p.measurements.clone(), Vec::new()),
-        None => (None, Vec::new(), Vec::new()),
-    }
-}
-
-fn template<'a>(cell: &'a CellSpec, i: usize, name: &str) -> Result<&'a AnalysisTemplate> {
-    cell.analysis_templates
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| {
-            let have: Vec<&str> = cell
-                .analysis_templates
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect();
-            OkraError::InvalidInput(format!(
-                "templates[{i}]: no analysis template named `{name}` in cell {} (it has: {})",
-                cell.name,
-                if have.is_empty() {
-                    "none".to_string()
-                } else {
-                    have.join(", ")
-                }
-            ))
-        })
 }
 
 fn now_of(input: &Option<String>) -> Result<SystemTime> {
@@ -246,98 +156,8 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     // CloudWatch: whole minutes only, the current (partial) one left out.
     let end = now_secs - now_secs.rem_euclid(60);
 
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut queries: Vec<MetricQuery> = Vec::new();
-    let mut longest_window = 0_i64;
-    for (ti, name) in input.templates.iter().enumerate() {
-        let t = template(&input.cell, ti, name)?;
-        let mut args: BTreeMap<String, String> = t
-            .args
-            .iter()
-            .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
-            .collect();
-        args.extend(input.args.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for metric in &t.metrics {
-            let compiled = Compiled::new(metric)
-                .map_err(|e| OkraError::InvalidSpec(format!("template {}: {e}", t.name)))?;
-            let (prior, measurements, recent) =
-                previous_of(&input.previous, Some(&t.name), &metric.name);
-            let decided = metric_status_after(metric, prior.as_ref(), &measurements)
-                .phase
-                .is_completed();
-            let what = format!("template {} metric {}", t.name, metric.name);
-            let plan = match (&metric.provider.cloudwatch, &metric.provider.datadog) {
-                _ if decided => Plan::Done,
-                (Some(cw), None) => {
-                    let window = seconds(cw.window.as_deref().unwrap_or(&metric.interval), &what)?;
-                    longest_window = longest_window.max(window);
-                    let prefix = format!("m{}_", entries.len());
-                    let ids: BTreeSet<String> = cw
-                        .metric_data_queries
-                        .iter()
-                        .map(|q| q.id.clone())
-                        .collect();
-                    let result = cw
-                        .metric_data_queries
-                        .iter()
-                        .position(|q| q.return_data == Some(true))
-                        .or(cw.metric_data_queries.len().checked_sub(1))
-                        .ok_or_else(|| {
-                            OkraError::InvalidSpec(format!("{what}: no metricDataQueries"))
-                        })?;
-                    for (qi, q) in cw.metric_data_queries.iter().enumerate() {
-                        queries.push(MetricQuery {
-                            id: format!("{prefix}{}", q.id),
-                            expression: q
-                                .expression
-                                .as_deref()
-                                .map(|e| {
-                                    substitute(e, &args).map(|e| prefix_ids(&e, &ids, &prefix))
-                                })
-                                .transpose()?,
-                            metric_stat: q
-                                .metric_stat
-                                .as_ref()
-                                .map(|m| query::substitute_stat(m, &args).map_err(substitute_error))
-                                .transpose()?,
-                            return_data: qi == result,
-                            label: q
-                                .label
-                                .as_deref()
-                                .map(|l| substitute(l, &args))
-                                .transpose()?,
-                        });
-                    }
-                    Plan::CloudWatch {
-                        result_id: format!("{prefix}{}", cw.metric_data_queries[result].id),
-                        window,
-                    }
-                }
-                (None, Some(dd)) => Plan::Datadog {
-                    query: substitute(&dd.query, &args)?,
-                    window: seconds(
-                        dd.interval.as_deref().unwrap_or(DEFAULT_DATADOG_INTERVAL),
-                        &what,
-                    )?,
-                },
-                _ => {
-                    return Err(OkraError::InvalidSpec(format!(
-                        "{what}: the provider must be exactly one of cloudwatch and datadog"
-                    )));
-                }
-            };
-            entries.push(Entry {
-                template: Some(t.name.clone()),
-                metric: metric.clone(),
-                compiled: Some(compiled),
-                prior,
-                measurements,
-                recent,
-                plan,
-            });
-        }
-    }
-
+    let mut plan =
+        sample::plan_templates(&input.cell, &input.templates, &input.args, &input.previous)?;
     // The judge, on the same call.
     let spec = &input.cell.judge;
     let canary = input.canary.arns("canary")?;
@@ -354,7 +174,6 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 .as_ref()
                 .and_then(|a| load_balancer_dimension(&a.listener_arn))
         });
-    let mut judge_entry: Option<(Entry, Option<JudgePlan>)> = None;
     if spec.enabled && !canary.is_empty() && !stable.is_empty() && lb.is_none() {
         tracing::info!(
             cell = %input.cell.name,
@@ -366,51 +185,14 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
         && !stable.is_empty()
         && let Some(lb) = lb
     {
-        let count = entries
-            .iter()
-            .map(|e| e.metric.count)
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let metric = judge_metric(count);
-        let (prior, measurements, recent) = previous_of(&input.previous, None, JUDGE);
-        let plan = if metric_status_after(&metric, prior.as_ref(), &measurements)
-            .phase
-            .is_completed()
-        {
-            None
-        } else {
-            let window = seconds(&spec.window, "judge.window")?;
-            longest_window = longest_window.max(window);
-            let mut side = |arns: &[String], field: &str, tag: &str| {
-                judge_queries(arns, &lb, field, tag)
-                    .map(|(ids, qs)| {
-                        queries.extend(qs);
-                        ids
-                    })
-                    .map_err(OkraError::InvalidInput)
-            };
-            let c = side(&canary, "canary", "c")?;
-            let s = side(&stable, "stable", "s")?;
-            Some(JudgePlan {
-                canary: c,
-                stable: s,
-                window,
-            })
-        };
-        judge_entry = Some((
-            Entry {
-                template: None,
-                metric,
-                compiled: None,
-                prior,
-                measurements,
-                recent,
-                plan: Plan::Done,
-            },
-            plan,
-        ));
+        plan.add_judge(spec, &input.previous, &canary, &stable, &lb)?;
     }
+    let SamplePlan {
+        metrics: entries,
+        judge: judge_entry,
+        queries,
+        longest_window,
+    } = plan;
     if queries.len() > MAX_METRIC_QUERIES {
         return Err(OkraError::InvalidInput(format!(
             "this sample needs {} CloudWatch queries; one GetMetricData call takes at most {MAX_METRIC_QUERIES}",
@@ -437,8 +219,8 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
 
     // Datadog: one query per metric.
     let dd_futures = entries.iter().map(|e| async move {
-        match &e.plan {
-            Plan::Datadog { query, window } => {
+        match &e.source {
+            Source::Datadog { query, window } => {
                 Some(datadog.query(query, now_secs - window, now_secs).await)
             }
             _ => None,
@@ -456,9 +238,9 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     let mut results = Vec::new();
     let mut phases: Vec<(Metric, Phase)> = Vec::new();
     for (mut e, dd) in entries.into_iter().zip(dd_results) {
-        let sample = match (&e.plan, &e.compiled) {
-            (Plan::Done, _) | (_, None) => None,
-            (Plan::CloudWatch { result_id, window }, Some(c)) => Some(match &fetched {
+        let sample = match (&e.source, &e.compiled) {
+            (Source::Done, _) | (_, None) => None,
+            (Source::CloudWatch { result_id, window }, Some(c)) => Some(match &fetched {
                 Ok(_) => evaluate_sample(
                     &e.metric,
                     c,
@@ -467,7 +249,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 ),
                 Err(err) => Measurement::provider_error(&e.metric.name, err, &at),
             }),
-            (Plan::Datadog { .. }, Some(c)) => Some(match dd {
+            (Source::Datadog { .. }, Some(c)) => Some(match dd {
                 Some(Ok(points)) => evaluate_sample(
                     &e.metric,
                     c,
@@ -526,7 +308,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     })
 }
 
-fn result_of(e: Entry, phases: &mut Vec<(Metric, Phase)>) -> MetricResult {
+fn result_of(e: PlannedMetric, phases: &mut Vec<(Metric, Phase)>) -> MetricResult {
     let status = metric_status_after(&e.metric, e.prior.as_ref(), &e.measurements);
     phases.push((e.metric.clone(), status.phase));
     let mut recent = e.recent;

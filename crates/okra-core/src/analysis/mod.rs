@@ -44,6 +44,7 @@
 pub mod condition;
 pub mod judge;
 pub mod query;
+pub mod sample;
 pub mod verdict;
 
 pub use condition::{
