@@ -37,8 +37,8 @@ async fn a_wait_woken_by_a_background_analysis_goes_on_in_new_executions() -> Re
     let (w, first) = paused_rollout_with(&aws, &sfn, "cont", spend_the_budget).await?;
     let name = cell_name(&w);
     let stored = aws.state().get_cell(&name).await?.context("the cell")?;
-    okra_core::validate::validate(&stored.spec)?;
-    let plan = okra_core::decision::plan(&stored.spec);
+    let cell = stored.spec.validate()?;
+    let plan = cell.plan();
     assert!(
         (3..=8).contains(&plan.max_wakes),
         "the spec leaves room for a few wakes: {}",

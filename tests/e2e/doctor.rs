@@ -29,7 +29,7 @@ async fn doctor(aws: &Aws, spec: &Value, datadog_secret: Option<&str>) -> Result
     let trails = CloudTrail::new(aws_sdk_cloudtrail::Client::new(&conf));
     let metrics = CloudWatch::new(aws_sdk_cloudwatch::Client::new(&conf));
     let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&conf));
-    let spec: CellSpec = serde_json::from_value(spec.clone())?;
+    let spec = serde_json::from_value::<CellSpec>(spec.clone())?.validate()?;
     Ok(handle(
         &Account {
             eks: &eks,

@@ -39,13 +39,7 @@ impl Eks {
     }
 }
 
-/// The cluster name of an EKS cluster ARN (`arn:aws:eks:REGION:ACCOUNT:cluster/NAME`); `None`
-/// for other EKS resources (node groups, add-ons, ...).
-pub fn cluster_of_arn(arn: &str) -> Option<&str> {
-    let resource = arn.splitn(6, ':').nth(5)?;
-    let name = resource.strip_prefix("cluster/")?;
-    (!name.is_empty() && !name.contains('/')).then_some(name)
-}
+use okra_core::arn::eks_cluster_name;
 
 fn is_not_found(e: &OkraError) -> bool {
     matches!(e, OkraError::Aws { code, .. } if code == "ResourceNotFoundException")
@@ -58,7 +52,7 @@ impl ClusterPort for Eks {
             .find(EKS_CLUSTER, tags)
             .await?
             .iter()
-            .filter_map(|r| cluster_of_arn(&r.arn).map(str::to_string))
+            .filter_map(|r| eks_cluster_name(&r.arn).map(str::to_string))
             .collect();
         names.sort();
         names.dedup();
@@ -75,7 +69,7 @@ impl ClusterPort for Eks {
             .find_any(EKS_CLUSTER, key, values)
             .await?
             .into_iter()
-            .filter_map(|r| cluster_of_arn(&r.arn).map(|n| (n.to_string(), r.tags.clone())))
+            .filter_map(|r| eks_cluster_name(&r.arn).map(|n| (n.to_string(), r.tags.clone())))
             .collect())
     }
 

@@ -183,6 +183,13 @@ impl From<okra_core::weights::WeightError> for OkraError {
     }
 }
 
+/// A spec that does not validate: `InvalidSpec`, every field error in the message.
+impl From<okra_core::validate::ValidationErrors> for OkraError {
+    fn from(e: okra_core::validate::ValidationErrors) -> Self {
+        Self::InvalidSpec(e.to_string())
+    }
+}
+
 /// The result of every okra operation.
 pub type Result<T, E = OkraError> = std::result::Result<T, E>;
 

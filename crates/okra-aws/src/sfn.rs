@@ -29,25 +29,13 @@ impl Sfn {
 }
 
 /// `arn:PARTITION:states:REGION:ACCOUNT:stateMachine:SM` + `NAME` →
-/// `arn:PARTITION:states:REGION:ACCOUNT:execution:SM:NAME`.
+/// `arn:PARTITION:states:REGION:ACCOUNT:execution:SM:NAME` ([`okra_core::arn::execution_arn`]).
 pub fn execution_arn(state_machine_arn: &str, name: &str) -> Result<String> {
-    let parts: Vec<&str> = state_machine_arn.split(':').collect();
-    match parts.as_slice() {
-        [
-            "arn",
-            partition,
-            "states",
-            region,
-            account,
-            "stateMachine",
-            sm,
-        ] if !sm.is_empty() => Ok(format!(
-            "arn:{partition}:states:{region}:{account}:execution:{sm}:{name}"
-        )),
-        _ => Err(OkraError::InvalidInput(format!(
+    okra_core::arn::execution_arn(state_machine_arn, name).ok_or_else(|| {
+        OkraError::InvalidInput(format!(
             "STATE_MACHINE_ARN: not a state machine ARN: {state_machine_arn}"
-        ))),
-    }
+        ))
+    })
 }
 
 fn code_is(e: &OkraError, code: &str) -> bool {

@@ -42,7 +42,7 @@ struct AskedDoctor {
 impl Doctor for AskedDoctor {
     async fn check(
         &self,
-        cell: &okra_core::spec::CellSpec,
+        cell: &okra_core::Cell,
     ) -> okra_aws::Result<okra_aws::handlers::doctor::DoctorReport> {
         self.asked.lock().expect("lock").push(cell.name.clone());
         let check = okra_core::doctor::Check {

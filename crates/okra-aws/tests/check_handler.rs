@@ -531,7 +531,7 @@ async fn the_sample_event_parses_and_runs() {
 
 #[test]
 fn dimensions_come_from_arns() {
-    use okra_aws::handlers::check::{load_balancer_dimension, target_group_dimension};
+    use okra_core::arn::{load_balancer_dimension, target_group_dimension};
     let listener = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web-prod/50dc6c495c0c9188/f2f7dc8efc522ab2";
     assert_eq!(
         load_balancer_dimension(listener).as_deref(),

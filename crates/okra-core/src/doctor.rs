@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cell::Cell;
 use crate::model::{Cluster, ClusterStatus};
 use crate::spec::{CellSpec, LoadBalancerKind};
 
@@ -191,13 +192,10 @@ pub fn uses_datadog(cell: &CellSpec) -> bool {
 }
 
 /// Every check of `cell` over `facts`, in a fixed order.
-pub fn diagnose(cell: &CellSpec, facts: &Facts) -> Vec<Check> {
+pub fn diagnose(cell: &Cell, facts: &Facts) -> Vec<Check> {
     let mut out = Vec::new();
-    let kind = cell
-        .ingress
-        .listener()
-        .map_or(LoadBalancerKind::Alb, |(k, _)| k);
-    let listener = cell.ingress.listener().map_or("", |(_, arn)| arn);
+    let kind = cell.ingress().kind();
+    let listener = cell.ingress().listener().as_str();
     let field = match kind {
         LoadBalancerKind::Alb => "ingress.alb.listenerArn",
         LoadBalancerKind::Nlb => "ingress.nlb.listenerArn",
@@ -465,6 +463,10 @@ mod tests {
         CellSpec::from_yaml(include_str!("../../../examples/cells/web.yaml")).expect("web.yaml")
     }
 
+    fn cell() -> Cell {
+        spec().validate().expect("web.yaml is valid")
+    }
+
     fn cluster(name: &str, vpc: &str) -> Cluster {
         Cluster {
             name: name.into(),
@@ -514,7 +516,7 @@ mod tests {
     // "Quotas for your Application Load Balancers": 100 target groups per ALB.
     #[test]
     fn target_group_room_against_the_alb_quota() {
-        let s = spec();
+        let s = cell();
         let at = |have, adds| {
             level(
                 &diagnose(&s, &facts(have, adds, vec![])),
@@ -530,7 +532,7 @@ mod tests {
 
     #[test]
     fn a_trail_counts_in_its_home_region_or_everywhere_when_multi_region() {
-        let s = spec();
+        let s = cell();
         let with = |t: TrailFacts| level(&diagnose(&s, &facts(2, 2, vec![t])), "cloudtrail");
         assert_eq!(with(trail("eu-west-1", false, true, true)), Level::Ok);
         assert_eq!(with(trail("us-east-1", true, true, true)), Level::Ok);
@@ -580,7 +582,7 @@ mod tests {
 
     #[test]
     fn the_worst_level_wins() {
-        let s = spec();
+        let s = cell();
         let mut f = facts(2, 2, vec![trail("eu-west-1", true, true, true)]);
         assert_eq!(worst(&diagnose(&s, &f)), Level::Ok);
         f.load_balancer = Err("listener not found".into());

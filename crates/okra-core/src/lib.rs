@@ -5,7 +5,9 @@
 //! the same answer, so a task that Step Functions runs twice decides the same thing twice.
 //!
 //! - [`spec`]: the cell spec (YAML/JSON) and its JSON Schema;
+//! - [`cell`]: a validated cell: the spec with its ARNs, durations and plan read once;
 //! - [`validate`]: field-path errors for bad specs, AWS limits included;
+//! - [`arn`]: ARNs, read by one parser;
 //! - [`duration`]: `30s`, `5m`, `1h`;
 //! - [`model`]: what discovery reads (clusters, target groups, the forward action);
 //! - [`versions`]: semver grouping, replicas threshold, blocklist, pinned version;
@@ -21,6 +23,8 @@
 //! - [`vocab`]: every name the functions, the state machine, the API and the CLI share.
 
 pub mod analysis;
+pub mod arn;
+pub mod cell;
 pub mod decision;
 pub mod dispatch;
 pub mod doctor;
@@ -39,5 +43,6 @@ pub mod versions;
 pub mod vocab;
 pub mod weights;
 
+pub use cell::Cell;
 pub use decision::{Decision, decide};
 pub use spec::CellSpec;

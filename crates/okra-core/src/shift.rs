@@ -124,8 +124,7 @@ pub fn describe(a: &CurrentAction) -> String {
 
 /// A target group's name from its ARN (the ARN itself if it is not one).
 pub fn short(arn: &str) -> &str {
-    arn.rsplit_once(":targetgroup/")
-        .map_or(arn, |(_, r)| r.split('/').next().unwrap_or(r))
+    crate::arn::target_group_name(arn).unwrap_or(arn)
 }
 
 #[cfg(test)]

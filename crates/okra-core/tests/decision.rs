@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use okra_core::decision::{Decision, PlanStep, decide, plan, resume_step};
+use okra_core::Cell;
+use okra_core::decision::{Decision, Plan, PlanStep, decide, resume_step};
 use okra_core::model::{
     Cluster, ClusterStatus, CurrentAction, ForwardAction, Observed, TargetGroup, WeightedTarget,
 };
@@ -24,6 +25,19 @@ fn spec(replicas: u32) -> CellSpec {
     spec_with(&format!(
         "replicas: {replicas}\ncanary:\n  steps:\n    - setWeight: 10\n    - pause: {{duration: 1m}}\n    - setWeight: 50\n    - pause: {{}}\n"
     ))
+}
+
+/// The spec, validated: what `decide` takes.
+fn valid(s: &CellSpec) -> Cell {
+    s.clone().validate().expect("test spec is valid")
+}
+
+fn cell(replicas: u32) -> Cell {
+    valid(&spec(replicas))
+}
+
+fn plan(s: &CellSpec) -> Plan {
+    valid(s).plan().clone()
 }
 
 fn cluster(name: &str, version: &str, status: ClusterStatus) -> Cluster {
@@ -92,7 +106,7 @@ fn serving_v1() -> (Vec<Cluster>, Vec<TargetGroup>, CurrentAction) {
 fn nothing_when_no_cluster_matches() {
     let mut other = active("x", "1.0.0");
     other.tags.insert("role".into(), "api".into());
-    let o = decide(&spec(1), &observed(vec![other], vec![], forward(&[])));
+    let o = decide(&cell(1), &observed(vec![other], vec![], forward(&[])));
     match o.decision {
         Decision::NothingToDo { reason } => {
             assert!(reason.contains("no serving cluster"), "{reason}")
@@ -108,7 +122,7 @@ fn nothing_when_no_cluster_matches() {
 #[test]
 fn initialize_when_the_listener_forwards_nowhere() {
     let o = decide(
-        &spec(2),
+        &cell(2),
         &observed(
             vec![active("b2", "1.0.0"), active("b1", "1.0.0")],
             vec![],
@@ -143,7 +157,7 @@ fn start_rollout_when_a_newer_version_is_complete() {
     let (mut cs, mut tgs, action) = serving_v1();
     cs.extend([active("b1", "1.1.0"), active("b2", "v1.1.0")]);
     tgs.push(tg("b1", "1.1.0"));
-    let o = decide(&spec(2), &observed(cs, tgs, action));
+    let o = decide(&cell(2), &observed(cs, tgs, action));
     match o.decision {
         Decision::StartRollout {
             stable,
@@ -173,7 +187,7 @@ fn waits_for_replicas_and_reports_pending() {
         active("b1", "1.1.0"),
         cluster("b2", "1.1.0", ClusterStatus::Creating),
     ]);
-    let o = decide(&spec(2), &observed(cs, tgs, action));
+    let o = decide(&cell(2), &observed(cs, tgs, action));
     match &o.decision {
         Decision::NothingToDo { reason } => {
             assert!(reason.contains("1.1.0 has 1 of 2"), "{reason}")
@@ -192,7 +206,7 @@ fn ignores_bad_and_missing_versions_and_unserving_clusters() {
         active("x2", ""),
         cluster("x3", "9.0.0", ClusterStatus::Deleting),
     ]);
-    let o = decide(&spec(2), &observed(cs, tgs, action));
+    let o = decide(&cell(2), &observed(cs, tgs, action));
     assert!(matches!(o.decision, Decision::NothingToDo { .. }));
     let reasons: BTreeMap<_, _> = o
         .ignored
@@ -217,7 +231,7 @@ fn blocked_versions_are_not_retried() {
     cs.extend([active("b1", "1.1.0"), active("b2", "1.1.0")]);
     let mut obs = observed(cs, tgs, action);
     obs.blocklist.insert("1.1.0".into());
-    let o = decide(&spec(2), &obs);
+    let o = decide(&cell(2), &obs);
     assert!(
         matches!(o.decision, Decision::NothingToDo { .. }),
         "{:?}",
@@ -248,7 +262,7 @@ fn pinned_lower_version_rolls_back_at_once() {
         tg("b2", "1.1.0"),
     ];
     let action = forward(&[(&arn("b1"), 50), (&arn("b2"), 50)]);
-    match decide(&s, &observed(cs, tgs, action)).decision {
+    match decide(&valid(&s), &observed(cs, tgs, action)).decision {
         Decision::Rollback { from, to, reason } => {
             assert_eq!(from.version.as_deref(), Some("1.1.0"));
             assert_eq!(to.version.as_deref(), Some("1.0.0"));
@@ -270,7 +284,7 @@ fn pin_above_serving_rolls_to_the_pin_not_the_newest() {
         active("c1", "1.2.0"),
         active("c2", "1.2.0"),
     ]);
-    let o = decide(&s, &observed(cs, tgs, action));
+    let o = decide(&valid(&s), &observed(cs, tgs, action));
     match &o.decision {
         Decision::StartRollout { canary, .. } => {
             assert_eq!(canary.version.as_deref(), Some("1.1.0"))
@@ -289,7 +303,7 @@ fn pin_above_serving_rolls_to_the_pin_not_the_newest() {
 fn scale_out_adds_a_new_cluster_of_the_serving_version() {
     let (mut cs, tgs, action) = serving_v1();
     cs.push(active("a3", "1.0.0"));
-    match decide(&spec(2), &observed(cs, tgs, action)).decision {
+    match decide(&cell(2), &observed(cs, tgs, action)).decision {
         Decision::ScaleOut { serving, added } => {
             assert_eq!(added, vec!["a3"]);
             assert_eq!(serving.members.len(), 3);
@@ -301,7 +315,7 @@ fn scale_out_adds_a_new_cluster_of_the_serving_version() {
 #[test]
 fn nothing_when_the_newest_version_serves_on_all_clusters() {
     let (cs, tgs, action) = serving_v1();
-    match decide(&spec(2), &observed(cs, tgs, action)).decision {
+    match decide(&cell(2), &observed(cs, tgs, action)).decision {
         Decision::NothingToDo { reason } => {
             assert!(reason.contains("1.0.0 serves at 100 %"), "{reason}")
         }
@@ -318,7 +332,7 @@ fn newer_serving_than_any_complete_version_is_left_alone_without_a_pin() {
     ];
     let tgs = vec![tg("a1", "1.0.0"), tg("a2", "1.0.0"), tg("b1", "1.1.0")];
     let action = forward(&[(&arn("b1"), 100)]);
-    match decide(&spec(2), &observed(cs, tgs, action)).decision {
+    match decide(&cell(2), &observed(cs, tgs, action)).decision {
         Decision::NothingToDo { reason } => assert!(reason.contains("newer than"), "{reason}"),
         d => panic!("{d:?}"),
     }
@@ -344,7 +358,7 @@ fn a_split_listener_resumes_from_the_matching_step() {
         (&arn("b1"), 5),
         (&arn("b2"), 5),
     ]);
-    match decide(&spec(2), &observed(cs, tgs, action)).decision {
+    match decide(&cell(2), &observed(cs, tgs, action)).decision {
         Decision::ResumeRollout {
             stable,
             canary,
@@ -369,7 +383,7 @@ fn a_blocked_version_still_holding_traffic_is_rolled_back() {
     let tgs = vec![tg("a1", "1.0.0"), tg("b1", "1.1.0")];
     let mut obs = observed(cs, tgs, forward(&[(&arn("a1"), 70), (&arn("b1"), 30)]));
     obs.blocklist.insert("1.1.0".into());
-    match decide(&spec(1), &obs).decision {
+    match decide(&cell(1), &obs).decision {
         Decision::Rollback { from, to, .. } => {
             assert_eq!(from.target_group_arns(), vec![arn("b1")]);
             assert_eq!(to.target_group_arns(), vec![arn("a1")]);
@@ -386,7 +400,7 @@ fn a_split_above_the_pin_is_rolled_back() {
     let tgs = vec![tg("a1", "1.0.0"), tg("b1", "1.1.0")];
     let obs = observed(cs, tgs, forward(&[(&arn("a1"), 70), (&arn("b1"), 30)]));
     assert!(matches!(
-        decide(&s, &obs).decision,
+        decide(&valid(&s), &obs).decision,
         Decision::Rollback { .. }
     ));
 }
@@ -395,7 +409,7 @@ fn a_split_above_the_pin_is_rolled_back() {
 fn unmanaged_target_groups_are_the_stable_side() {
     let foreign = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/legacy/1111";
     let cs = vec![active("b1", "1.0.0")];
-    let o = decide(&spec(1), &observed(cs, vec![], forward(&[(foreign, 1)])));
+    let o = decide(&cell(1), &observed(cs, vec![], forward(&[(foreign, 1)])));
     match o.decision {
         Decision::StartRollout { stable, canary, .. } => {
             assert_eq!(stable.version, None);
@@ -408,7 +422,7 @@ fn unmanaged_target_groups_are_the_stable_side() {
     // Half way from unmanaged groups to ours: resumed, with the unmanaged side as stable.
     let cs = vec![active("b1", "1.0.0")];
     let o = decide(
-        &spec(1),
+        &cell(1),
         &observed(
             cs,
             vec![tg("b1", "1.0.0")],
@@ -441,7 +455,7 @@ fn three_versions_in_one_action_are_not_guessed_at() {
         tgs,
         forward(&[(&arn("a1"), 1), (&arn("b1"), 1), (&arn("c1"), 1)]),
     );
-    match decide(&spec(1), &obs).decision {
+    match decide(&cell(1), &obs).decision {
         Decision::NothingToDo { reason } => {
             assert!(
                 reason.contains("3 versions (1.0.0, 1.1.0, 1.2.0)"),
@@ -461,7 +475,7 @@ fn a_canary_that_cannot_fit_in_one_action_is_refused() {
         .collect();
     let pairs: Vec<(&str, u32)> = foreign.iter().map(|a| (a.as_str(), 1)).collect();
     let cs = vec![active("b1", "1.0.0"), active("b2", "1.0.0")];
-    match decide(&spec(2), &observed(cs, vec![], forward(&pairs))).decision {
+    match decide(&cell(2), &observed(cs, vec![], forward(&pairs))).decision {
         Decision::NothingToDo { reason } => assert!(reason.contains("at most 5"), "{reason}"),
         d => panic!("{d:?}"),
     }
@@ -475,9 +489,11 @@ fn blue_green_nlb_scale_out_is_limited_to_one_group() {
         listener_arn: LISTENER.replace("/app/", "/net/"),
         weighted: false,
     });
+    // Blue/green: no step between 0 and 100.
+    s.canary.steps.clear();
     let cs = vec![active("a1", "1.0.0"), active("a2", "1.0.0")];
     let obs = observed(cs, vec![tg("a1", "1.0.0")], forward(&[(&arn("a1"), 1)]));
-    match decide(&s, &obs).decision {
+    match decide(&valid(&s), &obs).decision {
         Decision::NothingToDo { reason } => assert!(reason.contains("at most 1 fit"), "{reason}"),
         d => panic!("{d:?}"),
     }
@@ -509,10 +525,17 @@ fn plan_normalizes_steps() {
     // With a background analysis from the second step, its timed pause samples every interval.
     let mut bg = spec(1);
     bg.canary.analysis = Some(okra_core::spec::BackgroundAnalysis {
-        templates: vec![],
+        templates: vec![okra_core::spec::TemplateRef {
+            template_name: "errors".into(),
+        }],
         args: vec![],
         starting_step: 1,
     });
+    bg.analysis_templates = spec_with(
+        "analysisTemplates:\n  - name: errors\n    metrics:\n      - name: e\n        interval: 1m\n        \
+         successCondition: result < 1\n        provider:\n          datadog:\n            query: sum:errors{*}\n",
+    )
+    .analysis_templates;
     let p = plan(&bg);
     assert_eq!(
         p.steps[1],
@@ -523,7 +546,7 @@ fn plan_normalizes_steps() {
                 rest_seconds: 0
             })
         },
-        "one interval (60 s when no metric names one), one sample"
+        "one interval (the metric's 1m), one sample"
     );
     // No steps at all: one switch.
     let s = spec_with("");
@@ -539,9 +562,9 @@ proptest! {
             .collect();
         let tgs: Vec<TargetGroup> = cs.iter().take(2).map(|c| tg(&c.name, c.tags.get("okra.io/version").map_or("", |s| s.as_str()))).collect();
         let action = match tgs.first() { Some(t) => forward(&[(&t.arn, 100)]), None => forward(&[]) };
-        let a = decide(&spec(1), &observed(cs.clone(), tgs.clone(), action.clone()));
+        let a = decide(&cell(1), &observed(cs.clone(), tgs.clone(), action.clone()));
         cs.reverse();
-        let b = decide(&spec(1), &observed(cs, tgs, action));
+        let b = decide(&cell(1), &observed(cs, tgs, action));
         prop_assert_eq!(a, b);
     }
 }

@@ -213,9 +213,9 @@ fn minimal_fixture_is_valid_and_takes_defaults() {
 fn the_web_example_round_trips_through_json() {
     let spec = web();
     let json = serde_json::to_string(&spec).unwrap();
-    assert_eq!(parse_and_validate(&json).unwrap(), spec);
+    assert_eq!(*parse_and_validate(&json).unwrap().spec(), spec);
     let value = serde_json::to_value(&spec).unwrap();
-    assert_eq!(validate_value(&value).unwrap(), spec);
+    assert_eq!(*validate_value(&value).unwrap().spec(), spec);
 }
 
 // --- errors as a whole -----------------------------------------------------------------------

@@ -169,9 +169,7 @@ pub(super) fn cell_group(
 ) -> Option<TargetGroup> {
     (tags.get(TAG_CELL).map(String::as_str) == Some(cell)).then(|| TargetGroup {
         arn: arn.to_string(),
-        name: arn
-            .rsplit_once(":targetgroup/")
-            .and_then(|(_, rest)| rest.split('/').next())
+        name: okra_core::arn::target_group_name(arn)
             .unwrap_or_default()
             .to_string(),
         cluster: tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),

@@ -142,8 +142,7 @@ pub(super) fn replace_forward(read: &[RawAction], fa: &ForwardAction) -> Vec<Raw
 }
 
 pub(super) fn short_name(arn: &str) -> String {
-    arn.rsplit_once(":targetgroup/")
-        .and_then(|(_, rest)| rest.split('/').next())
+    okra_core::arn::target_group_name(arn)
         .unwrap_or_default()
         .to_string()
 }

@@ -29,6 +29,7 @@ use okra_core::analysis::{
     JudgeReport, MeasuredValue, Measurement, MetricStatus, Phase, Series, evaluate_sample, judge,
     metric_status_after, overall, overall_reason,
 };
+use okra_core::cell::Ingress;
 use okra_core::spec::{CellSpec, Metric};
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +39,7 @@ use crate::ports::{DatadogPort, MetricsPort};
 use okra_core::analysis::query::{
     self, MAX_METRIC_QUERIES, MetricSeries, last_in_window, tg_series,
 };
-pub use okra_core::analysis::query::{
-    JUDGE, load_balancer_dimension, prefix_ids, target_group_dimension,
-};
+pub use okra_core::analysis::query::{JUDGE, prefix_ids, target_group_dimension};
 pub use okra_core::analysis::sample::{DEFAULT_DATADOG_INTERVAL, PreviousMetric};
 
 /// How many of a metric's latest measurements an output carries (the counts carry the rest).
@@ -143,8 +142,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     input: CheckInput,
 ) -> Result<CheckOutput> {
     // The same gate as discover-clusters: an invalid spec is refused before any query.
-    okra_core::validate::validate(&input.cell)
-        .map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
+    let cell = input.cell.validate()?;
     let now = now_of(&input.now)?;
     let now_secs = i64::try_from(
         now.duration_since(UNIX_EPOCH)
@@ -156,27 +154,22 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     // CloudWatch: whole minutes only, the current (partial) one left out.
     let end = now_secs - now_secs.rem_euclid(60);
 
-    let mut plan =
-        sample::plan_templates(&input.cell, &input.templates, &input.args, &input.previous)?;
+    let mut plan = sample::plan_templates(&cell, &input.templates, &input.args, &input.previous)?;
     // The judge, on the same call.
-    let spec = &input.cell.judge;
+    let spec = &cell.judge;
     let canary = input.canary.arns("canary")?;
     let stable = input.stable.arns("stable")?;
     let lb = input
         .load_balancer
         .clone()
         .filter(|s| !s.is_empty())
-        .or_else(|| {
-            input
-                .cell
-                .ingress
-                .alb
-                .as_ref()
-                .and_then(|a| load_balancer_dimension(&a.listener_arn))
+        .or_else(|| match cell.ingress() {
+            Ingress::Alb { listener, .. } => Some(listener.parts().load_balancer_dimension()),
+            Ingress::Nlb { .. } => None,
         });
     if spec.enabled && !canary.is_empty() && !stable.is_empty() && lb.is_none() {
         tracing::info!(
-            cell = %input.cell.name,
+            cell = %cell.name,
             "judge skipped: no ALB (give loadBalancer, or an ALB listener in the cell)"
         );
     }

@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, TryStreamExt};
+use okra_core::Cell;
 use okra_core::decision::{Outcome, decide};
 use okra_core::model::{CurrentAction, ForwardStickiness, Observed};
 use okra_core::spec::CellSpec;
-use okra_core::validate::validate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
@@ -19,7 +19,7 @@ pub const DESCRIBE_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DiscoverInput {
-    /// The cell spec (validated again here: nothing is read for a bad spec).
+    /// The cell spec (validated here into a `Cell`: nothing is read for a bad spec).
     pub cell: CellSpec,
     /// Versions that failed a rollout of this cell.
     #[serde(default)]
@@ -66,7 +66,8 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
     elb: &L,
     input: DiscoverInput,
 ) -> Result<DiscoverOutput> {
-    discover(eks, elb, input, None).await
+    let cell = input.cell.validate()?;
+    discover(eks, elb, &cell, input.blocklist, &input.labels, None).await
 }
 
 /// Discovery, with the cell's target groups already found when the caller looked for many
@@ -75,23 +76,20 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort>(
 pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
     eks: &C,
     elb: &L,
-    input: DiscoverInput,
+    cell: &Cell,
+    blocklist: BTreeSet<String>,
+    labels: &BTreeMap<String, String>,
     prefetched: Option<Vec<okra_core::model::TargetGroup>>,
 ) -> Result<DiscoverOutput> {
-    let cell = input.cell;
-    validate(&cell).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
-    let (_, listener) = cell
-        .ingress
-        .listener()
-        .ok_or_else(|| OkraError::InvalidSpec("ingress: exactly one of alb, nlb".into()))?;
-    let rule = cell.ingress.rule_arn();
+    let listener = cell.ingress().listener().as_str();
+    let rule = cell.ingress().rule().map(|r| r.as_str());
 
     // The listener and the clusters do not depend on each other: read them at the same time (in
     // AWS one round trip less before the decision; against moto, which gains nothing from
     // concurrent requests, not measurable: BENCHMARKS.md, cold start).
     let clusters = async {
         let mut names = eks.find_clusters(&cell.cluster_selector.match_tags).await?;
-        if let Some(named) = input.labels.get(CLUSTER_LABEL)
+        if let Some(named) = labels.get(CLUSTER_LABEL)
             && !names.contains(named)
         {
             names.push(named.clone());
@@ -137,31 +135,18 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
         clusters,
         target_groups,
         action: owned.action.clone(),
-        blocklist: input.blocklist,
+        blocklist,
     };
-    let outcome = decide(&cell, &observed);
+    let outcome = decide(cell, &observed);
     tracing::info!(cell = %cell.name, decision = outcome.decision.kind().as_ref(), "decided");
-    let timeout = okra_core::duration::parse_duration(&cell.readiness.timeout)
-        .map_err(|e| OkraError::InvalidSpec(format!("readiness.timeout: {e}")))?;
-    let stickiness = match &cell.stickiness {
-        Some(st) => {
-            let d = okra_core::duration::parse_duration(&st.duration)
-                .map_err(|e| OkraError::InvalidSpec(format!("stickiness.duration: {e}")))?;
-            Some(ForwardStickiness {
-                enabled: st.enabled,
-                duration_seconds: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
-            })
-        }
-        None => None,
-    };
     Ok(DiscoverOutput {
-        stickiness,
+        stickiness: cell.stickiness(),
         cell: cell.name.clone(),
         outcome,
         action: owned.action,
         clusters_seen,
         listener_arn: listener.to_string(),
         rule_arn: rule.map(str::to_string),
-        readiness: ReadinessPlan::for_gate(timeout, cell.readiness.min_healthy_percent),
+        readiness: cell.readiness_plan(),
     })
 }

@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use okra_core::Cell;
 use okra_core::doctor::{
     Check, Facts, Level, LoadBalancerFacts, diagnose, metric_checks, uses_datadog, worst,
 };
 use okra_core::model::{Cluster, ClusterStatus};
 use okra_core::nodes::{ClusterNodes, LoadBalancerSource, NodeFacts};
-use okra_core::spec::CellSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
@@ -60,7 +60,7 @@ fn why(e: &OkraError) -> String {
 /// not be read is a check's finding).
 pub async fn handle<C, L, N, T, M, S>(
     account: &Account<'_, C, L, N, T, M, S>,
-    cell: &CellSpec,
+    cell: &Cell,
 ) -> Result<DoctorReport>
 where
     C: ClusterPort,
@@ -70,8 +70,7 @@ where
     M: MetricsPort,
     S: SecretsPort,
 {
-    okra_core::validate::validate(cell).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
-    let listener = cell.ingress.listener().map_or("", |(_, arn)| arn);
+    let listener = cell.ingress().listener().as_str();
     let load_balancer = account
         .elb
         .load_balancer(listener)
@@ -219,7 +218,7 @@ where
     M: MetricsPort,
     S: SecretsPort,
 {
-    async fn check(&self, cell: &CellSpec) -> Result<DoctorReport> {
+    async fn check(&self, cell: &Cell) -> Result<DoctorReport> {
         handle(self, cell).await
     }
 }
@@ -264,7 +263,7 @@ impl Checker {
 }
 
 impl crate::handlers::api::Doctor for Checker {
-    async fn check(&self, cell: &CellSpec) -> Result<DoctorReport> {
+    async fn check(&self, cell: &Cell) -> Result<DoctorReport> {
         let account = Account {
             eks: &self.eks,
             elb: &self.elb,

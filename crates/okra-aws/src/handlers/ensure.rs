@@ -8,11 +8,12 @@
 //! until the cell's readiness gate holds or its timeout passes.
 
 use futures::{StreamExt as _, TryStreamExt as _};
+use okra_core::Cell;
 use okra_core::decision::{Member, Side};
 use okra_core::model::{TAG_CELL, TAG_CLUSTER, TAG_MANAGED_BY, TAG_VERSION};
 use okra_core::naming::target_group_name;
 use okra_core::nodes::{TAG_EKS_CLUSTER_NAME, TargetSync, kubernetes_cluster_tag, plan_sync};
-use okra_core::spec::{CellSpec, LoadBalancerKind, Registration};
+use okra_core::spec::{CellSpec, Registration};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
@@ -25,7 +26,7 @@ pub use okra_core::vocab::EnsureMode as Mode;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnsureInput {
-    /// The cell spec.
+    /// The cell spec (validated here into a `Cell`: nothing is written for a bad spec).
     pub cell: CellSpec,
     /// The side whose clusters need target groups.
     pub side: Side,
@@ -82,6 +83,7 @@ pub async fn handle<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
         mut side,
         mode,
     } = input;
+    let cell = cell.validate()?;
     let version = side.version.clone().unwrap_or_default();
     let mut created = Vec::new();
     if mode == Mode::Ensure {
@@ -156,7 +158,7 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
     eks: &C,
     elb: &L,
     asg: &A,
-    cell: &CellSpec,
+    cell: &Cell,
     version: &str,
     lb_vpc: &tokio::sync::OnceCell<String>,
     m: &Member,
@@ -194,9 +196,7 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
             None => {
                 // A forward action's target groups must be in the load balancer's VPC (ELB API
                 // reference, ModifyListener); the cluster's nodes must be reachable from it.
-                let listener = cell.ingress.listener().map(|(_, arn)| arn).ok_or_else(|| {
-                    OkraError::InvalidInput("cell.ingress: no listener".to_string())
-                })?;
+                let listener = cell.ingress().listener().as_str();
                 let vpc_id = lb_vpc
                     .get_or_try_init(|| elb.load_balancer_vpc(listener))
                     .await?
@@ -207,10 +207,7 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
                         "the cluster is in another VPC than the load balancer: its targets must be routable from it (peering, Transit Gateway)"
                     );
                 }
-                let kind = cell
-                    .ingress
-                    .listener()
-                    .map_or(LoadBalancerKind::Alb, |(k, _)| k);
+                let kind = cell.ingress().kind();
                 let arn = elb
                     .create_target_group(&NewTargetGroup {
                         name: name.clone(),

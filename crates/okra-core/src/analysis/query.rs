@@ -113,22 +113,7 @@ pub fn prefix_ids(expr: &str, ids: &BTreeSet<String>, prefix: &str) -> String {
     out
 }
 
-/// `arn:…:loadbalancer/app/web/123` or a listener ARN `arn:…:listener/app/web/123/456` →
-/// `app/web/123`.
-pub fn load_balancer_dimension(arn: &str) -> Option<String> {
-    let (_, rest) = arn.rsplit_once(':')?;
-    let rest = rest
-        .strip_prefix("listener/")
-        .or_else(|| rest.strip_prefix("loadbalancer/"))?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    (parts.len() >= 3).then(|| parts[..3].join("/"))
-}
-
-/// `arn:…:targetgroup/name/id` → `targetgroup/name/id` (the `TargetGroup` dimension).
-pub fn target_group_dimension(arn: &str) -> Option<&str> {
-    let (_, rest) = arn.rsplit_once(':')?;
-    (rest.starts_with("targetgroup/") && rest.split('/').count() == 3).then_some(rest)
-}
+pub use crate::arn::{load_balancer_dimension, target_group_dimension};
 
 /// A look-back in seconds; at least a minute (CloudWatch's and the judge's resolution).
 pub fn seconds(text: &str, what: &str) -> Result<i64, String> {

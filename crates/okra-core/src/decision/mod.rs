@@ -10,9 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use crate::cell::Cell;
 use crate::duration::parse_duration;
 use crate::model::{Cluster, CurrentAction, Observed, TargetGroup};
 use crate::spec::{Arg, CellSpec, TemplateRef};
+use crate::validate::FieldError;
 use crate::versions::{self, Grouping, Ignored, Pending};
 use crate::weights::MAX_TARGET_GROUPS_PER_ACTION;
 
@@ -166,6 +170,7 @@ pub struct Outcome {
 
 struct Ctx<'a> {
     spec: &'a CellSpec,
+    cell: &'a Cell,
     grouping: Grouping<'a>,
     tg_by_cluster: BTreeMap<&'a str, &'a TargetGroup>,
     tg_by_arn: BTreeMap<&'a str, &'a TargetGroup>,
@@ -218,7 +223,7 @@ impl Ctx<'_> {
     }
 
     fn weighted(&self) -> bool {
-        self.spec.ingress.weighted()
+        self.cell.ingress().weighted()
     }
 }
 
@@ -232,11 +237,13 @@ fn semver_of(v: &Option<String>) -> Option<Version> {
     v.as_deref().and_then(|s| versions::parse_version(s).ok())
 }
 
-/// Decides what to do for `spec` given what discovery read.
-pub fn decide(spec: &CellSpec, observed: &Observed) -> Outcome {
+/// Decides what to do for a cell given what discovery read.
+pub fn decide(cell: &Cell, observed: &Observed) -> Outcome {
+    let spec = cell.spec();
     let grouping = versions::group(spec, &observed.clusters, &observed.blocklist);
     let ctx = Ctx {
         spec,
+        cell,
         tg_by_cluster: observed
             .target_groups
             .iter()
@@ -362,7 +369,7 @@ fn decide_single(
             Decision::StartRollout {
                 stable: current,
                 canary,
-                plan: plan(spec),
+                plan: ctx.cell.plan().clone(),
             }
         }
     }
@@ -491,7 +498,7 @@ fn decide_split(
         }
     }
     canary_side.members.sort();
-    let plan = plan(spec);
+    let plan = ctx.cell.plan().clone();
     let from_step = resume_step(&plan, canary_weight);
     Decision::ResumeRollout {
         stable: stable_side,

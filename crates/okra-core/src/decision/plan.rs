@@ -92,28 +92,36 @@ pub struct Plan {
     pub max_wakes: u64,
 }
 
-/// The longest `initialDelay` and the shortest `interval` (at least 1 s) of the referenced
-/// templates' metrics. Durations that do not parse count as 0 and 60 s: validation refuses them
-/// before any plan is made.
-pub(super) fn timing(spec: &CellSpec, refs: &[TemplateRef]) -> (u64, u64) {
-    let secs = |d: Option<&str>, default: u64| {
-        d.and_then(|d| parse_duration(d).ok())
-            .map_or(default, |d| d.as_secs())
-    };
-    let metrics = spec
-        .analysis_templates
-        .iter()
-        .filter(|t| refs.iter().any(|r| r.template_name == t.name))
-        .flat_map(|t| t.metrics.iter());
+/// A duration of the spec at `path`, in seconds.
+fn seconds(path: impl Into<String>, text: &str) -> Result<u64, FieldError> {
+    parse_duration(text)
+        .map(|d| d.as_secs())
+        .map_err(|e| FieldError {
+            path: path.into(),
+            message: e.to_string(),
+        })
+}
+
+/// The longest `initialDelay` and the shortest `interval` (at least 1 s; 60 s when no metric is
+/// referenced) of the referenced templates' metrics.
+pub(super) fn timing(spec: &CellSpec, refs: &[TemplateRef]) -> Result<(u64, u64), FieldError> {
     let (mut delay, mut interval) = (0, u64::MAX);
-    for m in metrics {
-        delay = delay.max(secs(m.initial_delay.as_deref(), 0));
-        interval = interval.min(secs(Some(&m.interval), 60));
+    for (t, template) in spec.analysis_templates.iter().enumerate() {
+        if !refs.iter().any(|r| r.template_name == template.name) {
+            continue;
+        }
+        for (m, metric) in template.metrics.iter().enumerate() {
+            let path = format!("analysisTemplates[{t}].metrics[{m}]");
+            if let Some(d) = &metric.initial_delay {
+                delay = delay.max(seconds(format!("{path}.initialDelay"), d)?);
+            }
+            interval = interval.min(seconds(format!("{path}.interval"), &metric.interval)?);
+        }
     }
     if interval == u64::MAX {
         interval = 60;
     }
-    (delay, interval.max(1))
+    Ok((delay, interval.max(1)))
 }
 
 pub(super) fn templates(refs: &[TemplateRef]) -> Vec<String> {
@@ -126,28 +134,31 @@ pub(super) fn args(args: &[Arg]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The plan of a (validated) spec. A pause whose duration does not parse becomes a pause until
-/// resumed: the safe reading, since it moves no traffic. A plan whose last weight is not 100
-/// gets a final `setWeight: 100`.
-pub fn plan(spec: &CellSpec) -> Plan {
+/// The plan of a spec whose rules hold ([`crate::validate::validate`]); a validated
+/// [`crate::cell::Cell`] carries it ([`crate::cell::Cell::plan`]). A plan whose last weight is
+/// not 100 gets a final `setWeight: 100`.
+///
+/// # Errors
+///
+/// A duration that does not parse, at its field (validation refuses such a spec first).
+pub(crate) fn plan(spec: &CellSpec, readiness_timeout: Duration) -> Result<Plan, FieldError> {
     let mut steps = Vec::with_capacity(spec.canary.steps.len() + 1);
-    for s in &spec.canary.steps {
+    for (i, s) in spec.canary.steps.iter().enumerate() {
         if let Some(weight) = s.set_weight {
             steps.push(PlanStep::SetWeight {
                 weight: weight.min(100),
             });
         } else if let Some(p) = &s.pause {
-            let seconds = p
-                .duration
-                .as_deref()
-                .and_then(|d| parse_duration(d).ok())
-                .map(|d| d.as_secs());
+            let seconds = match &p.duration {
+                Some(d) => Some(seconds(format!("canary.steps[{i}].pause.duration"), d)?),
+                None => None,
+            };
             steps.push(PlanStep::Pause {
                 seconds,
                 sampled: None,
             });
         } else if let Some(a) = &s.analysis {
-            let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates);
+            let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates)?;
             steps.push(PlanStep::Analysis {
                 templates: templates(&a.templates),
                 args: args(&a.args),
@@ -163,12 +174,15 @@ pub fn plan(spec: &CellSpec) -> Plan {
     if last_weight != Some(100) {
         steps.push(PlanStep::SetWeight { weight: 100 });
     }
-    let background = spec.canary.analysis.as_ref().map(|b| BackgroundPlan {
-        templates: templates(&b.templates),
-        args: args(&b.args),
-        starting_step: b.starting_step as usize,
-        interval_seconds: timing(spec, &b.templates).1,
-    });
+    let background = match &spec.canary.analysis {
+        Some(b) => Some(BackgroundPlan {
+            templates: templates(&b.templates),
+            args: args(&b.args),
+            starting_step: b.starting_step as usize,
+            interval_seconds: timing(spec, &b.templates)?.1,
+        }),
+        None => None,
+    };
     if let Some(bg) = &background {
         let every = bg.interval_seconds.max(1);
         for step in steps.iter_mut().skip(bg.starting_step) {
@@ -189,11 +203,9 @@ pub fn plan(spec: &CellSpec) -> Plan {
         background,
         max_wakes: 0,
     };
-    let readiness = crate::history::ReadinessPlan::for_timeout(
-        parse_duration(&spec.readiness.timeout).unwrap_or_default(),
-    );
+    let readiness = crate::history::ReadinessPlan::for_timeout(readiness_timeout);
     plan.max_wakes = crate::history::budget(&plan, &readiness, |i| max_samples(spec, i)).max_wakes;
-    plan
+    Ok(plan)
 }
 
 /// The most samples the analysis of plan step `i` takes: the largest `count` of its metrics (1

@@ -22,6 +22,7 @@ use std::time::Duration;
 use cel::common::ast::{EntryExpr, Expr};
 use serde::{Deserialize, Serialize};
 
+use crate::cell::Cell;
 use crate::duration::{format_duration, parse_duration};
 use crate::spec::{
     AnalysisTemplate, Arg, CanaryStep, CellSpec, CloudWatchProvider, DatadogProvider, HealthCheck,
@@ -152,7 +153,7 @@ pub enum SpecError {
 ///
 /// [`SpecError::Parse`] when the text is neither YAML nor JSON (with serde's line and column);
 /// [`SpecError::Invalid`] with every error of the document, shape and rules.
-pub fn parse_and_validate(text: &str) -> Result<CellSpec, SpecError> {
+pub fn parse_and_validate(text: &str) -> Result<Cell, SpecError> {
     Ok(check_document(&read_document(text)?)?)
 }
 
@@ -162,7 +163,7 @@ pub fn parse_and_validate(text: &str) -> Result<CellSpec, SpecError> {
 /// # Errors
 ///
 /// [`SpecError::Invalid`] with every error of the value, shape and rules.
-pub fn validate_value(v: &serde_json::Value) -> Result<CellSpec, SpecError> {
+pub fn validate_value(v: &serde_json::Value) -> Result<Cell, SpecError> {
     Ok(check_document(v)?)
 }
 
@@ -187,7 +188,7 @@ pub fn read_document(text: &str) -> Result<serde_json::Value, ParseError> {
     }
 }
 
-/// Checks a spec document and returns the spec, or every error it has at once: first its shape
+/// Checks a spec document and returns the [`Cell`], or every error it has at once: first its shape
 /// against the spec's JSON Schema ([`crate::spec::json_schema`]: unknown and missing fields,
 /// wrong types, anywhere in the document; serde alone stops at the first), then, when the shape
 /// is right, every rule of [`validate`].
@@ -195,7 +196,7 @@ pub fn read_document(text: &str) -> Result<serde_json::Value, ParseError> {
 /// # Errors
 ///
 /// [`ValidationErrors`], never empty, each naming its field's path (`canary.steps[1].setWeight`).
-pub fn check_document(v: &serde_json::Value) -> Result<CellSpec, ValidationErrors> {
+pub fn check_document(v: &serde_json::Value) -> Result<Cell, ValidationErrors> {
     let shape = shape_errors(v);
     if !shape.is_empty() {
         return Err(ValidationErrors { errors: shape });
@@ -211,8 +212,7 @@ pub fn check_document(v: &serde_json::Value) -> Result<CellSpec, ValidationError
             }],
         }
     })?;
-    validate(&spec)?;
-    Ok(spec)
+    spec.validate()
 }
 
 /// The spec's schema, compiled once.
@@ -331,35 +331,85 @@ fn field_errors(e: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) 
     }
 }
 
-/// Checks a spec and returns every error found, in the order found.
+/// Checks a spec and returns every error found, in the order found. [`CellSpec::validate`]
+/// does the same and gives the [`Cell`] to work with.
 ///
 /// # Errors
 ///
 /// [`ValidationErrors`], never empty, when the spec is invalid.
 pub fn validate(spec: &CellSpec) -> Result<(), ValidationErrors> {
-    let mut v = Validator {
-        spec,
-        errors: Vec::new(),
-    };
-    v.name();
-    v.ingress();
-    v.cluster_selector();
-    v.version_tag();
-    v.replicas();
-    v.version();
-    v.target_group();
-    v.readiness();
-    v.stickiness();
-    v.canary();
-    v.analysis_templates();
-    v.judge();
-    v.size();
-    v.history();
-    if v.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ValidationErrors { errors: v.errors })
+    spec.clone().validate().map(drop)
+}
+
+impl CellSpec {
+    /// Checks the spec and turns it into a [`Cell`]: its ARNs, durations, stickiness and plan
+    /// read once, for every function to use as they are. Every error is reported, in the order
+    /// found, each at its field's path.
+    ///
+    /// # Errors
+    ///
+    /// [`ValidationErrors`], never empty, when the spec is invalid.
+    pub fn validate(self) -> Result<Cell, ValidationErrors> {
+        let mut v = Validator {
+            spec: &self,
+            errors: Vec::new(),
+        };
+        v.name();
+        v.ingress();
+        v.cluster_selector();
+        v.version_tag();
+        v.replicas();
+        v.version();
+        v.target_group();
+        v.readiness();
+        v.stickiness();
+        v.canary();
+        v.analysis_templates();
+        v.judge();
+        v.size();
+        if !v.errors.is_empty() {
+            return Err(ValidationErrors { errors: v.errors });
+        }
+        let cell = Cell::read(self).map_err(|e| ValidationErrors { errors: vec![e] })?;
+        match history_error(&cell) {
+            Some(e) => Err(ValidationErrors { errors: vec![e] }),
+            None => Ok(cell),
+        }
     }
+}
+
+/// The plan must fit Step Functions' history quota ([`crate::history`]); checked on a spec with
+/// no other error (the plan of a broken spec says nothing).
+fn history_error(cell: &Cell) -> Option<FieldError> {
+    use crate::history::{ReadinessPlan, STEPS_BUDGET, budget, step_costs};
+    let plan = cell.plan();
+    let readiness = ReadinessPlan::for_timeout(cell.readiness_timeout());
+    let samples = |i| crate::decision::max_samples(cell, i);
+    let b = budget(plan, &readiness, samples);
+    if b.steps <= STEPS_BUDGET {
+        return None;
+    }
+    let costliest = step_costs(plan, samples)
+        .into_iter()
+        .enumerate()
+        .map(|(i, cost)| (cost, i))
+        .max();
+    let (cost, i) = costliest.unwrap_or_default();
+    let path = if i < cell.canary.steps.len() {
+        format!("canary.steps[{i}]")
+    } else {
+        "canary.steps".to_string()
+    };
+    Some(FieldError {
+        path,
+        message: format!(
+            "one execution of these steps could write {} Step Functions history events, more \
+             than the {STEPS_BUDGET} okra keeps of the 25,000 an execution may have (this step \
+             alone: {cost}); take fewer analysis samples (count), a longer background \
+             analysis interval, a shorter timed pause, or fewer steps",
+            b.steps
+        ),
+    })
 }
 
 struct Validator<'a> {
@@ -411,46 +461,6 @@ impl Validator<'_> {
                 "the spec is {total} bytes as JSON; at most {MAX_SPEC_BYTES} are allowed, since it \
                  travels in every state of a rollout's execution (Step Functions allows 262,144 \
                  bytes per state); this field is the largest"
-            ),
-        );
-    }
-
-    /// The plan must fit Step Functions' history quota ([`crate::history`]); checked only on a
-    /// spec with no other error (the plan of a broken spec says nothing).
-    fn history(&mut self) {
-        use crate::history::{ReadinessPlan, STEPS_BUDGET, budget, step_costs};
-        if !self.errors.is_empty() {
-            return;
-        }
-        let spec = self.spec;
-        let plan = crate::decision::plan(spec);
-        let readiness = ReadinessPlan::for_timeout(
-            crate::duration::parse_duration(&spec.readiness.timeout).unwrap_or_default(),
-        );
-        let samples = |i| crate::decision::max_samples(spec, i);
-        let b = budget(&plan, &readiness, samples);
-        if b.steps <= STEPS_BUDGET {
-            return;
-        }
-        let costliest = step_costs(&plan, samples)
-            .into_iter()
-            .enumerate()
-            .map(|(i, cost)| (cost, i))
-            .max();
-        let (cost, i) = costliest.unwrap_or_default();
-        let path = if i < spec.canary.steps.len() {
-            format!("canary.steps[{i}]")
-        } else {
-            "canary.steps".to_string()
-        };
-        self.push(
-            path,
-            format!(
-                "one execution of these steps could write {} Step Functions history events, more \
-                 than the {STEPS_BUDGET} okra keeps of the 25,000 an execution may have (this step \
-                 alone: {cost}); take fewer analysis samples (count), a longer background \
-                 analysis interval, a shorter timed pause, or fewer steps",
-                b.steps
             ),
         );
     }

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyResponse};
 use aws_lambda_events::encodings::Body;
 use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderName, HeaderValue};
+use okra_core::Cell;
 use okra_core::record::{self, Holder};
 use okra_core::spec::{CellSpec, ParseError};
 use okra_core::validate::{FieldError, check_document, read_document};
@@ -79,7 +80,7 @@ pub trait Doctor: Send + Sync {
     /// Checks `cell` against the account (read only).
     fn check(
         &self,
-        cell: &CellSpec,
+        cell: &Cell,
     ) -> impl std::future::Future<Output = crate::Result<crate::handlers::doctor::DoctorReport>> + Send;
 }
 
@@ -205,7 +206,7 @@ where
             }
         };
         self.listener_free(&spec).await?;
-        let revision = self.state.put_cell(&spec, expected).await?;
+        let revision = self.state.put_cell(spec.spec(), expected).await?;
         let status = if created { 201 } else { 200 };
         Ok(Reply::json(
             status,
@@ -222,11 +223,9 @@ where
     /// stored cell already owns is refused with 409. The check is made against the table before
     /// the write; two `PUT`s racing for the same listener can both pass it (the window is one
     /// request), which the state machine's drift check then stops at the first step.
-    async fn listener_free(&self, spec: &CellSpec) -> std::result::Result<(), Reply> {
-        let Some((_, listener)) = spec.ingress.listener() else {
-            return Ok(());
-        };
-        let rule = spec.ingress.rule_arn();
+    async fn listener_free(&self, spec: &Cell) -> std::result::Result<(), Reply> {
+        let listener = spec.ingress().listener().as_str();
+        let rule = spec.ingress().rule().map(|r| r.as_str());
         let owner = self.state.list_cells().await?.into_iter().find(|c| {
             c.spec.name != spec.name
                 && c.spec
@@ -312,7 +311,8 @@ where
             .get_cell(cell)
             .await?
             .ok_or_else(|| Reply::not_found(format!("cell {cell}")))?;
-        let report = self.doctor.check(&stored.spec).await?;
+        let cell = stored.spec.validate().map_err(OkraError::from)?;
+        let report = self.doctor.check(&cell).await?;
         Ok(Reply::json(200, &report))
     }
 

@@ -190,7 +190,7 @@ pub(super) fn invalid_spec(errors: Vec<FieldError>) -> Reply {
 pub(super) fn read_spec(
     req: &ApiGatewayProxyRequest,
     cell: &str,
-) -> std::result::Result<CellSpec, Reply> {
+) -> std::result::Result<Cell, Reply> {
     let format = format_of(req)?;
     let bytes = body_bytes(req)?;
     let text =

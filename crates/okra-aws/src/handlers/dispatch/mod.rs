@@ -18,14 +18,13 @@ use okra_core::naming::decision_execution_name;
 use okra_core::nodes::groups_in_action;
 use okra_core::record::{self, Holder};
 use okra_core::spec::Registration;
-use okra_core::validate::validate;
 use okra_core::vocab::Trigger;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::error::{OkraError, Result};
-use crate::handlers::discover::{self, DiscoverInput};
+use crate::handlers::discover;
 use crate::handlers::ensure;
 use crate::ports::{ClusterPort, LoadBalancerPort};
 use crate::state::{ExecutionInput, ExecutionsPort, Started, StatePort, StoredCell};
@@ -234,9 +233,8 @@ where
     C: ClusterPort,
     L: LoadBalancerPort,
 {
-    let spec = stored.spec;
+    let spec = stored.spec.validate()?;
     let cell = spec.name.clone();
-    validate(&spec).map_err(|e| OkraError::InvalidSpec(e.to_string()))?;
 
     if let Some(lock) = ctx.state.get_lock(&cell).await? {
         let info = ctx.executions.describe(&lock.execution).await?;
@@ -265,11 +263,9 @@ where
     let out = discover::discover(
         ctx.eks,
         ctx.elb,
-        DiscoverInput {
-            cell: spec.clone(),
-            blocklist,
-            labels: ctx.request.labels.clone(),
-        },
+        &spec,
+        blocklist,
+        &ctx.request.labels,
         ctx.groups
             .as_ref()
             .map(|g| g.get(&cell).cloned().unwrap_or_default()),
@@ -288,7 +284,7 @@ where
         });
     }
     let input = ExecutionInput {
-        cell: spec,
+        cell: spec.into_spec(),
         trigger: ctx.request.trigger.clone(),
         labels: ctx.request.labels.clone(),
     };
@@ -496,22 +492,4 @@ where
         results,
         note,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_arns() {
-        assert_eq!(
-            cluster_of_arn("arn:aws:eks:eu-west-1:123456789012:cluster/web-1"),
-            Some("web-1")
-        );
-        assert_eq!(
-            cluster_of_arn("arn:aws:eks:eu-west-1:123456789012:nodegroup/web-1/ng/0ec5"),
-            None
-        );
-        assert_eq!(cluster_of_arn("web-1"), None);
-    }
 }

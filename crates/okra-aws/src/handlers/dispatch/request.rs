@@ -50,7 +50,7 @@ pub(super) fn tags_at(v: Option<&Value>, field: &str) -> Result<BTreeMap<String,
     }
 }
 
-pub use crate::eks::cluster_of_arn;
+use okra_core::arn::eks_cluster_name;
 
 pub(super) fn parse_cloudtrail(detail: &Value) -> Result<(Filter, BTreeMap<String, String>)> {
     let source = str_at(detail, &["eventSource"], "detail.eventSource")?;
@@ -113,7 +113,7 @@ pub(super) fn parse_cloudtrail(detail: &Value) -> Result<(Filter, BTreeMap<Strin
                     }
                 }
             };
-            match cluster_of_arn(arn) {
+            match eks_cluster_name(arn) {
                 Some(c) => {
                     labels.insert(discover::CLUSTER_LABEL.into(), c.to_string());
                     Filter::Retagged {

@@ -182,9 +182,7 @@ pub fn parse(v: Value) -> Result<StateInput> {
         }
     };
     let execution = d.name.clone().unwrap_or_else(|| {
-        d.execution_arn
-            .rsplit(':')
-            .next()
+        okra_core::arn::execution_name(&d.execution_arn)
             .unwrap_or(&d.execution_arn)
             .to_string()
     });
