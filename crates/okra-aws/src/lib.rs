@@ -4,6 +4,7 @@
 //! The decisions live in `okra-core`; this crate only reads AWS, hands what it read to the core,
 //! and writes back what the core decided.
 
+pub mod app;
 pub mod autoscaling;
 pub mod cloudtrail;
 pub mod cloudwatch;

@@ -2,10 +2,11 @@
 //! `DATADOG_SECRET_ARN` (optional: the doctor checks it can be read).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use okra_aws::app::Okra;
 use okra_aws::dynamo::Dynamo;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
-use okra_aws::handlers::api::{ApiGatewayProxyRequest, Ports, handle};
+use okra_aws::handlers::api::{ApiGatewayProxyRequest, handle};
 use okra_aws::handlers::doctor::Checker;
 use okra_aws::sfn::Sfn;
 
@@ -24,17 +25,17 @@ async fn main() -> Result<(), Error> {
     let eks = Eks::from_config(&config);
     let elb = Elb::from_config(&config);
     let doctor = Checker::from_config(&config, std::env::var("DATADOG_SECRET_ARN").ok());
-    let ports = Ports {
+    let okra = Okra {
         state: &state,
         executions: &executions,
         eks: &eks,
         elb: &elb,
         doctor: &doctor,
     };
-    let ports = &ports;
+    let okra = &okra;
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayProxyRequest>| async move {
-            Ok::<_, Error>(handle(ports, event.payload).await)
+            Ok::<_, Error>(handle(okra, event.payload).await)
         },
     ))
     .await

@@ -209,7 +209,7 @@ where
     .map_err(|e| why(&e))
 }
 
-impl<C, L, N, T, M, S> crate::handlers::api::Doctor for Account<'_, C, L, N, T, M, S>
+impl<C, L, N, T, M, S> crate::app::Doctor for Account<'_, C, L, N, T, M, S>
 where
     C: ClusterPort,
     L: LoadBalancerPort,
@@ -262,7 +262,7 @@ impl Checker {
     }
 }
 
-impl crate::handlers::api::Doctor for Checker {
+impl crate::app::Doctor for Checker {
     async fn check(&self, cell: &Cell) -> Result<DoctorReport> {
         let account = Account {
             eks: &self.eks,

@@ -26,91 +26,6 @@ pub struct ErrorBody {
     pub execution: Option<String>,
 }
 
-/// One cell of `GET /cells`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CellSummary {
-    /// The cell.
-    pub name: String,
-    /// Its revision.
-    pub revision: u64,
-    /// RFC 3339.
-    pub updated_at: String,
-}
-
-/// `GET /cells`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CellList {
-    /// By name.
-    pub cells: Vec<CellSummary>,
-}
-
-/// `GET /cells/{cell}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CellView {
-    /// The spec.
-    pub spec: CellSpec,
-    /// Its revision (send it as `If-Match` to update).
-    pub revision: u64,
-    /// RFC 3339.
-    pub updated_at: String,
-    /// The rollout holding the cell, if one does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lock: Option<Lock>,
-    /// The blocked versions.
-    pub blocklist: Vec<Block>,
-}
-
-/// `PUT /cells/{cell}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PutOutput {
-    /// The cell.
-    pub cell: String,
-    /// The new revision.
-    pub revision: u64,
-}
-
-/// `POST /cells/{cell}/rollouts` and `.../retry`: the dispatcher's result for the cell, and for
-/// a retry the version's new attempt number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StartOutput {
-    /// What the dispatcher did for the cell.
-    #[serde(flatten)]
-    pub result: CellResult,
-    /// `retry`: the version's new attempt number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempt: Option<u32>,
-}
-
-/// `GET /cells/{cell}/rollouts`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutList {
-    /// Newest first.
-    pub rollouts: Vec<Rollout>,
-}
-
-/// `GET /cells/{cell}/rollouts/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutView {
-    /// The record.
-    pub rollout: Rollout,
-    /// Its Step Functions execution (null: Step Functions no longer knows it).
-    pub execution: Option<ExecutionInfo>,
-}
-
-/// `POST /cells/{cell}/rollouts/{id}/<signal>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignalOutput {
-    /// The cell.
-    pub cell: String,
-    /// The rollout.
-    pub rollout: String,
-    /// The signal left for it (the state machine takes it at its next poll).
-    pub signal: Signal,
-}
-
 /// An answer before it becomes the proxy response.
 #[derive(Debug)]
 pub(super) struct Reply {
@@ -236,6 +151,29 @@ pub fn status_of(error_type: &str) -> u16 {
 impl From<OkraError> for Reply {
     fn from(e: OkraError) -> Self {
         Self::error(status_of(e.error_type()), e.error_type(), e.to_string())
+    }
+}
+
+impl From<AppError> for Reply {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(m) => Self::not_found(m),
+            AppError::Conflict(m) => Self::conflict(m),
+            AppError::NotStarted(r) => {
+                let error_type = AppError::NotStarted(r.clone()).error_type().to_string();
+                Self::err(
+                    status_of(&error_type),
+                    ErrorBody {
+                        outcome: Some(r.outcome),
+                        execution: (r.outcome == DispatchOutcome::Skipped)
+                            .then(|| r.execution.clone())
+                            .flatten(),
+                        ..error_body(&error_type, r.reason.clone())
+                    },
+                )
+            }
+            AppError::Okra(e) => e.into(),
+        }
     }
 }
 

@@ -28,20 +28,19 @@ pub use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyRespon
 use aws_lambda_events::encodings::Body;
 use http::header::{ALLOW, CONTENT_TYPE, ETAG, HeaderName, HeaderValue};
 use okra_core::Cell;
-use okra_core::record::{self, Holder};
-use okra_core::spec::{CellSpec, ParseError};
+use okra_core::spec::ParseError;
 use okra_core::validate::{FieldError, check_document, read_document};
-use okra_core::vocab::Trigger;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::error::OkraError;
-use crate::handlers::discover::{self, DiscoverInput};
-use crate::handlers::dispatch::{self, CellResult, DispatchOutcome};
-use crate::ports::{ClusterPort, LoadBalancerPort};
-use crate::state::{
-    Block, ExecutionInfo, ExecutionsPort, Lock, Rollout, RolloutStatus, Signal, StatePort,
+pub use crate::app::{
+    AppError, CellList, CellSummary, CellView, Doctor, Okra, PutOutput, RolloutList, RolloutView,
+    SignalOutput, StartOutput,
 };
+use crate::error::OkraError;
+use crate::handlers::dispatch::DispatchOutcome;
+use crate::ports::{ClusterPort, LoadBalancerPort};
+use crate::state::{ExecutionsPort, Signal, StatePort};
 
 mod answers;
 mod request;
@@ -66,42 +65,12 @@ pub const MAX_ROLLOUT_ID: usize = 80;
 // The handler
 // ---------------------------------------------------------------------------------------------
 
-struct Api<'a, S, X, C, L, D> {
-    state: &'a S,
-    executions: &'a X,
-    eks: &'a C,
-    elb: &'a L,
-    doctor: &'a D,
-}
-
-/// The account checks of `GET /cells/{cell}/doctor` (`okra doctor`): the function's main gives
-/// them ([`crate::handlers::doctor::Checker`]), tests a double.
-pub trait Doctor: Send + Sync {
-    /// Checks `cell` against the account (read only).
-    fn check(
-        &self,
-        cell: &Cell,
-    ) -> impl std::future::Future<Output = crate::Result<crate::handlers::doctor::DoctorReport>> + Send;
-}
-
-/// The ports the API answers from.
-#[allow(missing_debug_implementations)]
-pub struct Ports<'a, S, X, C, L, D> {
-    /// The table.
-    pub state: &'a S,
-    /// The state machine's executions.
-    pub executions: &'a X,
-    /// EKS.
-    pub eks: &'a C,
-    /// ELB.
-    pub elb: &'a L,
-    /// The account checks.
-    pub doctor: &'a D,
-}
+/// The ports the API answers from: okra's application layer ([`crate::app::Okra`]).
+pub type Ports<'a, S, X, C, L, D> = Okra<'a, S, X, C, L, D>;
 
 /// Answers one API Gateway REST proxy request. Never fails: every error is an answer.
 pub async fn handle<S, X, C, L, D>(
-    ports: &Ports<'_, S, X, C, L, D>,
+    okra: &Okra<'_, S, X, C, L, D>,
     req: ApiGatewayProxyRequest,
 ) -> ApiGatewayProxyResponse
 where
@@ -111,20 +80,13 @@ where
     L: LoadBalancerPort,
     D: Doctor,
 {
-    let api = Api {
-        state: ports.state,
-        executions: ports.executions,
-        eks: ports.eks,
-        elb: ports.elb,
-        doctor: ports.doctor,
-    };
     let (route, reply) = match route(req.http_method.as_str(), &request_path(&req)) {
         Err(e) => ("unmatched", route_error(e)),
         Ok(ep) => {
             let name = ep.route();
             let reply = match too_large(&req) {
                 Some(too_large) => too_large,
-                None => api.serve(ep, &req).await.unwrap_or_else(|e| e),
+                None => serve(okra, ep, &req).await.unwrap_or_else(|e| e),
             };
             (name, reply)
         }
@@ -133,7 +95,12 @@ where
     reply.into_response()
 }
 
-impl<S, X, C, L, D> Api<'_, S, X, C, L, D>
+/// One endpoint: the request read, okra asked, the answer written.
+async fn serve<S, X, C, L, D>(
+    okra: &Okra<'_, S, X, C, L, D>,
+    ep: Endpoint,
+    req: &ApiGatewayProxyRequest,
+) -> Answer
 where
     S: StatePort,
     X: ExecutionsPort,
@@ -141,318 +108,48 @@ where
     L: LoadBalancerPort,
     D: Doctor,
 {
-    async fn serve(&self, ep: Endpoint, req: &ApiGatewayProxyRequest) -> Answer {
-        match ep {
-            Endpoint::ListCells => self.list_cells().await,
-            Endpoint::GetCell { cell } => self.get_cell(&cell).await,
-            Endpoint::PutCell { cell } => self.put_cell(&cell, req).await,
-            Endpoint::DeleteCell { cell } => self.delete_cell(&cell).await,
-            Endpoint::Plan { cell } => self.plan(&cell).await,
-            Endpoint::Doctor { cell } => self.doctor(&cell).await,
-            Endpoint::ListRollouts { cell } => self.list_rollouts(&cell, limit(req)?).await,
-            Endpoint::StartRollout { cell } => self.start(&cell, labels(req), None).await,
-            Endpoint::GetRollout { cell, id } => self.get_rollout(&cell, &id).await,
-            Endpoint::Signal { cell, id, signal } => self.signal(&cell, &id, signal).await,
-            Endpoint::Retry { cell, id } => self.retry(&cell, &id, req).await,
+    let etag = |revision: u64| format!("\"{revision}\"");
+    match ep {
+        Endpoint::ListCells => Ok(Reply::json(200, &okra.list_cells().await?)),
+        Endpoint::GetCell { cell } => {
+            let view = okra.get_cell(&cell).await?;
+            let tag = etag(view.revision);
+            Ok(Reply::json(200, &view).with_header(ETAG, tag))
         }
-    }
-
-    async fn list_cells(&self) -> Answer {
-        let mut cells: Vec<CellSummary> = self
-            .state
-            .list_cells()
-            .await?
-            .into_iter()
-            .map(|c| CellSummary {
-                name: c.spec.name,
-                revision: c.revision,
-                updated_at: c.updated_at,
-            })
-            .collect();
-        cells.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Reply::json(200, &CellList { cells }))
-    }
-
-    async fn get_cell(&self, cell: &str) -> Answer {
-        let stored = self
-            .state
-            .get_cell(cell)
-            .await?
-            .ok_or_else(|| Reply::not_found(format!("cell {cell}")))?;
-        let lock = self.state.get_lock(cell).await?;
-        let blocklist = self.state.blocklist(cell).await?;
-        let revision = stored.revision;
-        Ok(Reply::json(
+        Endpoint::PutCell { cell } => {
+            let expected = if_match(req)?;
+            let spec = read_spec(req, &cell)?;
+            let stored = okra.put_cell(&spec, expected).await?;
+            let status = if stored.created { 201 } else { 200 };
+            let tag = etag(stored.output.revision);
+            Ok(Reply::json(status, &stored.output).with_header(ETAG, tag))
+        }
+        Endpoint::DeleteCell { cell } => {
+            okra.delete_cell(&cell).await?;
+            Ok(Reply::empty(204))
+        }
+        Endpoint::Plan { cell } => Ok(Reply::json(200, &okra.plan(&cell).await?)),
+        Endpoint::Doctor { cell } => Ok(Reply::json(200, &okra.doctor(&cell).await?)),
+        Endpoint::ListRollouts { cell } => Ok(Reply::json(
             200,
-            &CellView {
-                spec: stored.spec,
-                revision,
-                updated_at: stored.updated_at,
-                lock,
-                blocklist,
-            },
-        )
-        .with_header(ETAG, format!("\"{revision}\"")))
-    }
-
-    async fn put_cell(&self, cell: &str, req: &ApiGatewayProxyRequest) -> Answer {
-        let expected = if_match(req)?;
-        let spec = read_spec(req, cell)?;
-        let (expected, created) = match expected {
-            Some(n) => (Some(n), false),
-            None => {
-                let current = self.state.get_cell(cell).await?.map(|c| c.revision);
-                (current, current.is_none())
-            }
-        };
-        self.listener_free(&spec).await?;
-        let revision = self.state.put_cell(spec.spec(), expected).await?;
-        let status = if created { 201 } else { 200 };
-        Ok(Reply::json(
-            status,
-            &PutOutput {
-                cell: cell.to_string(),
-                revision,
-            },
-        )
-        .with_header(ETAG, format!("\"{revision}\"")))
-    }
-
-    /// Two cells writing the same forward action would undo each other's steps (each would see
-    /// the other's write as drift, or worse, overwrite it): a spec whose listener (and rule) another
-    /// stored cell already owns is refused with 409. The check is made against the table before
-    /// the write; two `PUT`s racing for the same listener can both pass it (the window is one
-    /// request), which the state machine's drift check then stops at the first step.
-    async fn listener_free(&self, spec: &Cell) -> std::result::Result<(), Reply> {
-        let listener = spec.ingress().listener().as_str();
-        let rule = spec.ingress().rule().map(|r| r.as_str());
-        let owner = self.state.list_cells().await?.into_iter().find(|c| {
-            c.spec.name != spec.name
-                && c.spec
-                    .ingress
-                    .listener()
-                    .is_some_and(|(_, l)| l == listener)
-                && c.spec.ingress.rule_arn() == rule
-        });
-        match owner {
-            None => Ok(()),
-            Some(c) => Err(Reply::err(
-                409,
-                ErrorBody {
-                    field: Some("body".into()),
-                    ..error_body(
-                        "Conflict",
-                        format!(
-                            "ingress: cell {} already owns {}; two cells cannot share one \
-                             forward action",
-                            c.spec.name,
-                            rule.map_or_else(
-                                || format!("listener {listener}"),
-                                |r| format!("rule {r}")
-                            ),
-                        ),
-                    )
-                },
-            )),
+            &okra.list_rollouts(&cell, limit(req)?).await?,
+        )),
+        Endpoint::StartRollout { cell } => started(okra.start(&cell, labels(req)).await?),
+        Endpoint::GetRollout { cell, id } => {
+            Ok(Reply::json(200, &okra.get_rollout(&cell, &id).await?))
         }
-    }
-
-    /// The execution holding the cell's lock, if it is running.
-    async fn running_holder(&self, cell: &str) -> crate::Result<Option<String>> {
-        let Some(lock) = self.state.get_lock(cell).await? else {
-            return Ok(None);
-        };
-        let info = self.executions.describe(&lock.execution).await?;
-        let live = record::holder(info.as_ref().map(|i| i.status.as_str())) == Holder::Live;
-        Ok(live.then_some(lock.execution))
-    }
-
-    async fn delete_cell(&self, cell: &str) -> Answer {
-        if let Some(holder) = self.running_holder(cell).await? {
-            return Err(Reply::conflict(format!(
-                "cell {cell}: rollout {holder} is running; abort it or wait for it to end"
-            )));
+        Endpoint::Signal { cell, id, signal } => {
+            Ok(Reply::json(202, &okra.signal(&cell, &id, signal).await?))
         }
-        if !self.state.delete_cell(cell).await? {
-            return Err(Reply::not_found(format!("cell {cell}")));
-        }
-        Ok(Reply::empty(204))
+        Endpoint::Retry { cell, id } => started(okra.retry(&cell, &id, labels(req)).await?),
     }
+}
 
-    async fn plan(&self, cell: &str) -> Answer {
-        let stored = self
-            .state
-            .get_cell(cell)
-            .await?
-            .ok_or_else(|| Reply::not_found(format!("cell {cell}")))?;
-        let blocklist = self
-            .state
-            .blocklist(cell)
-            .await?
-            .into_iter()
-            .map(|b| b.version)
-            .collect();
-        let out = discover::handle(
-            self.eks,
-            self.elb,
-            DiscoverInput {
-                cell: stored.spec,
-                blocklist,
-                labels: BTreeMap::new(),
-            },
-        )
-        .await?;
-        Ok(Reply::json(200, &out))
-    }
-
-    async fn doctor(&self, cell: &str) -> Answer {
-        let stored = self
-            .state
-            .get_cell(cell)
-            .await?
-            .ok_or_else(|| Reply::not_found(format!("cell {cell}")))?;
-        let cell = stored.spec.validate().map_err(OkraError::from)?;
-        let report = self.doctor.check(&cell).await?;
-        Ok(Reply::json(200, &report))
-    }
-
-    async fn list_rollouts(&self, cell: &str, limit: usize) -> Answer {
-        let rollouts = self.state.list_rollouts(cell, limit).await?;
-        // History outlives a deleted cell; an unknown cell without history is a 404.
-        if rollouts.is_empty() && self.state.get_cell(cell).await?.is_none() {
-            return Err(Reply::not_found(format!("cell {cell}")));
-        }
-        Ok(Reply::json(200, &RolloutList { rollouts }))
-    }
-
-    async fn rollout(&self, cell: &str, id: &str) -> std::result::Result<Rollout, Reply> {
-        self.state
-            .get_rollout(cell, id)
-            .await?
-            .ok_or_else(|| Reply::not_found(format!("rollout {id} of cell {cell}")))
-    }
-
-    async fn get_rollout(&self, cell: &str, id: &str) -> Answer {
-        let rollout = self.rollout(cell, id).await?;
-        let execution = self.executions.describe(id).await?;
-        Ok(Reply::json(200, &RolloutView { rollout, execution }))
-    }
-
-    async fn signal(&self, cell: &str, id: &str, signal: Signal) -> Answer {
-        let rollout = self.rollout(cell, id).await?;
-        if rollout.status != RolloutStatus::Running {
-            return Err(Reply::conflict(format!(
-                "rollout {id} is {}: only a running rollout takes signals",
-                rollout.status
-            )));
-        }
-        // Only a live execution can act on a signal: one that ended outside its own ends (the
-        // finalizer records it soon) would take it and do nothing.
-        match self.executions.describe(id).await? {
-            Some(i) if i.is_running() => {}
-            other => {
-                return Err(Reply::conflict(format!(
-                    "rollout {id} has no running execution ({}): nothing would act on the \
-                     signal; `okra rollout retry` starts a new execution once the rollout is \
-                     recorded as failed",
-                    other.map_or_else(|| "not found".to_string(), |i| i.status)
-                )));
-            }
-        }
-        self.state.put_signal(cell, id, signal).await?;
-        // A wait for a person is a callback task: answer it (the state machine then takes the
-        // signal). A wait that ended already, or none yet, leaves the signal for the next poll.
-        if let Some(token) = self.state.get_wait(cell, id).await? {
-            self.executions
-                .send_task_success(&token, &json!({ "signal": signal }))
-                .await?;
-        }
-        Ok(Reply::json(
-            202,
-            &SignalOutput {
-                cell: cell.to_string(),
-                rollout: id.to_string(),
-                signal,
-            },
-        ))
-    }
-
-    async fn retry(&self, cell: &str, id: &str, req: &ApiGatewayProxyRequest) -> Answer {
-        let rollout = self.rollout(cell, id).await?;
-        // A record still `running` whose execution ended (the finalizer has not recorded it yet)
-        // is as good as failed.
-        let dead = rollout.status == RolloutStatus::Running
-            && self
-                .executions
-                .describe(id)
-                .await?
-                .is_none_or(|i| !i.is_running());
-        if !dead && !rollout.status.is_failure() {
-            return Err(Reply::conflict(format!(
-                "rollout {id} is {}: only a rolled-back or failed rollout can be retried",
-                rollout.status
-            )));
-        }
-        if self.state.get_cell(cell).await?.is_none() {
-            return Err(Reply::not_found(format!("cell {cell}")));
-        }
-        if let Some(holder) = self.running_holder(cell).await? {
-            return Err(Reply::conflict(format!(
-                "cell {cell}: rollout {holder} is running; retry when it has ended"
-            )));
-        }
-        let attempt = self.state.unblock(cell, &rollout.to).await?;
-        let mut labels = labels(req);
-        labels.insert("retryOf".into(), id.to_string());
-        self.start(cell, labels, Some(attempt)).await
-    }
-
-    /// The dispatcher for one cell, trigger `api`.
-    async fn start(
-        &self,
-        cell: &str,
-        labels: BTreeMap<String, String>,
-        attempt: Option<u32>,
-    ) -> Answer {
-        let event = json!({"cells": [cell], "trigger": Trigger::Api, "labels": labels});
-        let out = dispatch::handle(self.state, self.executions, self.eks, self.elb, event).await?;
-        let Some(r) = out.results.into_iter().find(|r| r.cell == cell) else {
-            return Err(Reply::error(
-                500,
-                "InternalError",
-                format!("the dispatcher did not look at cell {cell}"),
-            ));
-        };
-        let ok = |status| {
-            Ok(Reply::json(
-                status,
-                &StartOutput {
-                    result: r.clone(),
-                    attempt,
-                },
-            ))
-        };
-        match r.outcome {
-            DispatchOutcome::Started | DispatchOutcome::AlreadyRunning => ok(202),
-            DispatchOutcome::NothingToDo => ok(200),
-            DispatchOutcome::Skipped => Err(Reply::err(
-                409,
-                ErrorBody {
-                    outcome: Some(r.outcome),
-                    execution: r.execution.clone(),
-                    ..error_body("Conflict", r.reason.clone())
-                },
-            )),
-            DispatchOutcome::Error => {
-                let error_type = r.error_type.as_deref().unwrap_or("AwsError");
-                Err(Reply::err(
-                    status_of(error_type),
-                    ErrorBody {
-                        outcome: Some(r.outcome),
-                        ..error_body(error_type, r.reason.clone())
-                    },
-                ))
-            }
-        }
-    }
+/// 202 for a rollout started (or already running), 200 when there is nothing to do.
+fn started(out: StartOutput) -> Answer {
+    let status = match out.result.outcome {
+        DispatchOutcome::NothingToDo => 200,
+        _ => 202,
+    };
+    Ok(Reply::json(status, &out))
 }
