@@ -1,16 +1,16 @@
 //! The AWS side of the CLI: okra-aws's adapters over SDK clients built from the standard
-//! credential chain and region, and in-process calls of the API handler.
+//! credential chain and region, and okra's application layer over them (what the API answers
+//! with, called in-process).
 
 use std::collections::BTreeMap;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_lambda_events::encodings::Body;
+use okra_aws::app::{AppResult, Okra};
 use okra_aws::dynamo::Dynamo;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
-use okra_aws::handlers::api::{self, ApiGatewayProxyRequest};
+use okra_aws::handlers::doctor::Checker;
 use okra_aws::sfn::Sfn;
-use serde_json::Value;
 
 use crate::error::CliError;
 
@@ -41,7 +41,7 @@ pub struct Ctx {
     /// ELBv2.
     pub elb: Elb,
     /// The account checks (`okra doctor`, `GET /cells/{cell}/doctor`).
-    pub doctor: okra_aws::handlers::doctor::Checker,
+    pub doctor: Checker,
     /// Step Functions (execution history).
     pub sfn: aws_sdk_sfn::Client,
     /// The state machine, if one was named.
@@ -109,10 +109,7 @@ impl Ctx {
             ),
             eks: Eks::from_config(conf),
             elb: Elb::from_config(conf),
-            doctor: okra_aws::handlers::doctor::Checker::from_config(
-                conf,
-                std::env::var("OKRA_DATADOG_SECRET_ARN").ok(),
-            ),
+            doctor: Checker::from_config(conf, std::env::var("OKRA_DATADOG_SECRET_ARN").ok()),
             sfn,
             state_machine_arn: target.state_machine_arn.clone(),
             table,
@@ -129,48 +126,21 @@ impl Ctx {
         })
     }
 
-    /// One request to okra's API handler, in-process (the same code the `api` function runs):
-    /// the answer's JSON body, or the error it answered.
-    pub async fn api(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<(String, &str)>,
-    ) -> Result<Value, CliError> {
-        let mut req = ApiGatewayProxyRequest::default();
-        req.http_method = http::Method::from_bytes(method.as_bytes())
-            .map_err(|e| CliError::internal(format!("method {method}: {e}")))?;
-        req.path = Some(path.to_owned());
-        req.request_context.identity.caller = Some("okra-cli".to_owned());
-        if let Some((text, content_type)) = body {
-            req.body = Some(text);
-            if let Ok(v) = http::HeaderValue::from_str(content_type) {
-                req.headers.insert(http::header::CONTENT_TYPE, v);
-            }
-        }
-        let ports = api::Ports {
+    /// okra's application layer over this run's adapters: the same code the `api` function
+    /// runs behind its routes.
+    pub fn okra(&self) -> Okra<'_, Dynamo, Sfn, Eks, Elb, Checker> {
+        Okra {
             state: &self.state,
             executions: &self.executions,
             eks: &self.eks,
             elb: &self.elb,
             doctor: &self.doctor,
-        };
-        let res = api::handle(&ports, req).await;
-        let text = match res.body {
-            Some(Body::Text(t)) => t,
-            Some(Body::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
-            _ => String::new(),
-        };
-        let value: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .map_err(|e| CliError::internal(format!("the API answered non-JSON: {e}")))?
-        };
-        if res.status_code >= 400 {
-            return Err(CliError::from_api(res.status_code, &value, &self.table));
         }
-        Ok(value)
+    }
+
+    /// okra's answer, or its refusal as the CLI reports it (with advice by its type).
+    pub fn answer<T>(&self, r: AppResult<T>) -> Result<T, CliError> {
+        r.map_err(|e| CliError::from_app(&e, &self.table))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The CLI's errors: one clear line with the cause and what to do, and an exit code.
 
+use okra_aws::app::AppError;
 use okra_core::vocab::ErrorType;
-use serde_json::Value;
 
 const ACCESS_HINT: &str = "check your AWS credentials and their permissions (AWS_PROFILE)";
 const UNAVAILABLE_HINT: &str = "AWS did not answer: check --region / --endpoint-url and try again";
@@ -62,27 +62,10 @@ impl CliError {
         self
     }
 
-    /// The API's error answer, with advice by its type.
-    pub fn from_api(status: i64, body: &Value, table: &str) -> Self {
-        let kind = body["error"].as_str().unwrap_or("Error");
-        let message = body["message"]
-            .as_str()
-            .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-        let details: Vec<String> = body["errors"]
-            .as_array()
-            .map(|errors| {
-                errors
-                    .iter()
-                    .map(|e| {
-                        format!(
-                            "{}: {}",
-                            e["path"].as_str().unwrap_or("(spec)"),
-                            e["message"].as_str().unwrap_or_default()
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// okra's refusal, with advice by its type.
+    pub fn from_app(e: &AppError, table: &str) -> Self {
+        let kind = e.error_type();
+        let message = e.to_string();
         let hint = match kind.parse::<ErrorType>() {
             Ok(ErrorType::InvalidSpec) => "fix the fields above and apply again",
             Ok(ErrorType::NotFound) if message.starts_with("cell") => {
@@ -98,17 +81,7 @@ impl CliError {
             }
             _ => "see the message",
         };
-        Self {
-            details,
-            ..Self::new(if kind == "InvalidSpec" && !body["errors"].is_null() {
-                format!("the cell spec is not valid ({} errors)", {
-                    body["errors"].as_array().map_or(0, Vec::len)
-                })
-            } else {
-                format!("{kind}: {message}")
-            })
-            .hint(hint)
-        }
+        Self::new(format!("{kind}: {message}")).hint(hint)
     }
 
     /// Prints the error on stderr.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use okra_aws::app::RolloutView;
 use okra_aws::ports::LoadBalancerPort;
 use okra_aws::state::{ExecutionInfo, Rollout};
 use okra_core::model::CurrentAction;
@@ -137,12 +138,11 @@ pub async fn newest(ctx: &Ctx, cell: &str) -> Result<String, CliError> {
             }
         }
     }
-    let v = ctx
-        .api("GET", &format!("/cells/{cell}/rollouts?limit=1"), None)
-        .await?;
-    v["rollouts"][0]["execution"]
-        .as_str()
-        .map(str::to_owned)
+    let list = ctx.answer(ctx.okra().list_rollouts(cell, 1).await)?;
+    list.rollouts
+        .into_iter()
+        .next()
+        .map(|r| r.execution)
         .ok_or_else(|| {
             CliError::new(format!("cell {cell} has no rollout yet"))
                 .hint("`okra plan <cell>` shows what a rollout would do; `okra rollout start <cell>` starts one")
@@ -280,15 +280,9 @@ fn last_value(m: &Value) -> Option<f64> {
 
 /// Gathers the view of rollout `id` of `cell`.
 pub async fn gather(ctx: &Ctx, cell: &str, id: &str) -> Result<View, CliError> {
-    let cell_view = ctx.api("GET", &format!("/cells/{cell}"), None).await?;
-    let spec: CellSpec = serde_json::from_value(cell_view["spec"].clone())
-        .map_err(|e| CliError::internal(format!("the stored spec does not read: {e}")))?;
-    let r = ctx
-        .api("GET", &format!("/cells/{cell}/rollouts/{id}"), None)
-        .await?;
-    let rollout: Rollout = serde_json::from_value(r["rollout"].clone())
-        .map_err(|e| CliError::internal(format!("the rollout record does not read: {e}")))?;
-    let execution: Option<ExecutionInfo> = serde_json::from_value(r["execution"].clone()).ok();
+    let okra = ctx.okra();
+    let spec = ctx.answer(okra.get_cell(cell).await)?.spec;
+    let RolloutView { rollout, execution } = ctx.answer(okra.get_rollout(cell, id).await)?;
     let steps = &spec.canary.steps;
     let step = rollout.history.iter().rev().find_map(|h| h.step).map(|i| {
         // The step recorded last is done; a running rollout is at the next one.

@@ -3,71 +3,60 @@
 use super::*;
 
 pub(super) async fn cell(ctx: &Ctx, out: Output, c: CellCommand) -> Result<i32, CliError> {
+    let okra = ctx.okra();
     match c {
         CellCommand::Apply { file } => {
-            let (text, media) = read_spec(&file)?;
-            let doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-                CliError::new(format!("{}: not YAML or JSON: {e}", file.display()))
-                    .hint("fix the file's syntax and apply again")
+            // Checked offline before any client was made (`dispatch`): this reads it again.
+            let (text, _) = read_spec(&file)?;
+            let cell = okra_core::validate::parse_and_validate(&text).map_err(|e| {
+                CliError::new(format!("{}: {e}", file.display()))
+                    .hint("fix every error listed above, then apply again")
             })?;
-            let name = doc["name"].as_str().ok_or_else(|| {
-                CliError::new(format!("{}: name: missing", file.display()))
-                    .hint("a cell spec starts with `name: <cell>`")
-            })?;
-            let v = ctx
-                .api(
-                    "PUT",
-                    &format!("/cells/{name}"),
-                    Some((text.clone(), media)),
-                )
-                .await?;
-            print(out, &v, || {
+            let stored = ctx.answer(okra.put_cell(&cell, None).await)?;
+            print(out, &json_of(&stored.output)?, || {
                 vec![format!(
-                    "cell {name}: stored (revision {})",
-                    v["revision"].as_u64().unwrap_or(0)
+                    "cell {}: stored (revision {})",
+                    stored.output.cell, stored.output.revision
                 )]
             });
         }
         CellCommand::Get { cell } => {
-            let v = ctx.api("GET", &format!("/cells/{cell}"), None).await?;
-            print(out, &v, || {
+            let v = ctx.answer(okra.get_cell(&cell).await)?;
+            // The spec as the API shows it (JSON's field order), as YAML.
+            let spec = json_of(&v.spec)?;
+            print(out, &json_of(&v)?, || {
                 let mut lines = vec![format!(
                     "# cell {cell}, revision {}, updated {}",
-                    v["revision"],
-                    v["updatedAt"].as_str().unwrap_or_default()
+                    v.revision, v.updated_at
                 )];
-                if let Some(lock) = v.get("lock").filter(|l| !l.is_null()) {
+                if let Some(lock) = &v.lock {
                     lines.push(format!(
                         "# locked by rollout {} ({})",
-                        lock["execution"].as_str().unwrap_or_default(),
-                        lock["version"].as_str().unwrap_or_default()
+                        lock.execution, lock.version
                     ));
                 }
-                for b in v["blocklist"].as_array().into_iter().flatten() {
+                for b in &v.blocklist {
                     lines.push(format!(
                         "# blocked: {} ({})",
-                        b["version"].as_str().unwrap_or_default(),
-                        view::one_line(b["reason"].as_str().unwrap_or_default())
+                        b.version,
+                        view::one_line(&b.reason)
                     ));
                 }
-                lines.push(serde_yaml_ng::to_string(&v["spec"]).unwrap_or_default());
+                lines.push(serde_yaml_ng::to_string(&spec).unwrap_or_default());
                 lines
             });
         }
         CellCommand::List => {
-            let v = ctx.api("GET", "/cells", None).await?;
-            print(out, &v, || {
-                let cells = v["cells"].as_array().cloned().unwrap_or_default();
-                if cells.is_empty() {
+            let v = ctx.answer(okra.list_cells().await)?;
+            print(out, &json_of(&v)?, || {
+                if v.cells.is_empty() {
                     return vec!["no cells: add one with `okra cell apply -f cell.yaml`".into()];
                 }
                 let mut lines = vec![format!("{:<24} {:>8}  {}", "CELL", "REVISION", "UPDATED")];
-                for c in cells {
+                for c in &v.cells {
                     lines.push(format!(
                         "{:<24} {:>8}  {}",
-                        c["name"].as_str().unwrap_or_default(),
-                        c["revision"],
-                        c["updatedAt"].as_str().unwrap_or_default()
+                        c.name, c.revision, c.updated_at
                     ));
                 }
                 lines
@@ -75,7 +64,7 @@ pub(super) async fn cell(ctx: &Ctx, out: Output, c: CellCommand) -> Result<i32, 
         }
         CellCommand::Delete { cell } => {
             ctx.require_state_machine()?;
-            ctx.api("DELETE", &format!("/cells/{cell}"), None).await?;
+            ctx.answer(okra.delete_cell(&cell).await)?;
             print(out, &json!({"cell": cell, "deleted": true}), || {
                 vec![format!("cell {cell}: deleted")]
             });
@@ -90,10 +79,9 @@ pub(super) async fn cell(ctx: &Ctx, out: Output, c: CellCommand) -> Result<i32, 
     }
     Ok(exit::OK)
 }
+
 pub(super) async fn stored_spec(ctx: &Ctx, cell: &str) -> Result<CellSpec, CliError> {
-    let v = ctx.api("GET", &format!("/cells/{cell}"), None).await?;
-    serde_json::from_value(v["spec"].clone())
-        .map_err(|e| CliError::internal(format!("the stored spec does not read: {e}")))
+    Ok(ctx.answer(ctx.okra().get_cell(cell).await)?.spec)
 }
 
 pub(super) async fn cell_clusters(
@@ -116,36 +104,64 @@ pub(super) async fn cell_clusters(
     Ok(out)
 }
 
+/// A cluster of `okra clusters`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterRow {
+    name: String,
+    status: String,
+    version: Option<String>,
+    vpc_id: Option<String>,
+}
+
+/// A target group of `okra target-groups`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetGroupRow {
+    name: String,
+    arn: String,
+    version: String,
+    cluster: String,
+    weight: u32,
+    healthy: u32,
+    total: u32,
+}
+
 pub(super) async fn clusters(ctx: &Ctx, out: Output, cell: &str) -> Result<i32, CliError> {
     let spec = stored_spec(ctx, cell).await?;
-    let list = cell_clusters(ctx, &spec).await?;
-    let rows: Vec<Value> = list
-        .iter()
-        .map(|c| {
-            json!({"name": c.name, "status": format!("{:?}", c.status).to_uppercase(),
-                   "version": c.tags.get(&spec.version_tag), "vpcId": c.vpc_id})
+    let rows: Vec<ClusterRow> = cell_clusters(ctx, &spec)
+        .await?
+        .into_iter()
+        .map(|c| ClusterRow {
+            status: format!("{:?}", c.status).to_uppercase(),
+            version: c.tags.get(&spec.version_tag).cloned(),
+            name: c.name,
+            vpc_id: c.vpc_id,
         })
         .collect();
-    let v = json!({"cell": cell, "clusters": rows});
-    print(out, &v, || {
-        let mut lines = vec![format!(
-            "{:<32} {:<10} {:<10} {}",
-            "CLUSTER", "STATUS", "VERSION", "VPC"
-        )];
-        for r in &rows {
-            lines.push(format!(
+    print(
+        out,
+        &json!({"cell": cell, "clusters": json_of(&rows)?}),
+        || {
+            let mut lines = vec![format!(
                 "{:<32} {:<10} {:<10} {}",
-                r["name"].as_str().unwrap_or_default(),
-                r["status"].as_str().unwrap_or_default(),
-                r["version"].as_str().unwrap_or("-"),
-                r["vpcId"].as_str().unwrap_or("-")
-            ));
-        }
-        if rows.is_empty() {
-            lines.push("(no cluster matches the cell's clusterSelector)".into());
-        }
-        lines
-    });
+                "CLUSTER", "STATUS", "VERSION", "VPC"
+            )];
+            for r in &rows {
+                lines.push(format!(
+                    "{:<32} {:<10} {:<10} {}",
+                    r.name,
+                    r.status,
+                    r.version.as_deref().unwrap_or("-"),
+                    r.vpc_id.as_deref().unwrap_or("-")
+                ));
+            }
+            if rows.is_empty() {
+                lines.push("(no cluster matches the cell's clusterSelector)".into());
+            }
+            lines
+        },
+    );
     Ok(exit::OK)
 }
 
@@ -167,35 +183,37 @@ pub(super) async fn target_groups(ctx: &Ctx, out: Output, cell: &str) -> Result<
     let arns: Vec<String> = weights.keys().cloned().collect();
     let groups = ctx.elb.find_target_groups(cell, &arns).await?;
     let mut rows = Vec::new();
-    for g in &groups {
+    for g in groups {
         let health = ctx.elb.target_health(&g.arn).await?;
-        rows.push(
-            json!({"name": g.name, "arn": g.arn, "version": g.version, "cluster": g.cluster,
-                         "weight": weights.get(&g.arn).copied().unwrap_or(0),
-                         "healthy": health.healthy, "total": health.total}),
-        );
+        rows.push(TargetGroupRow {
+            weight: weights.get(&g.arn).copied().unwrap_or(0),
+            healthy: health.healthy,
+            total: health.total,
+            name: g.name,
+            arn: g.arn,
+            version: g.version,
+            cluster: g.cluster,
+        });
     }
-    let v = json!({"cell": cell, "targetGroups": rows});
-    print(out, &v, || {
-        let mut lines = vec![format!(
-            "{:<32} {:<10} {:<28} {:>6}  {}",
-            "TARGET GROUP", "VERSION", "CLUSTER", "WEIGHT", "HEALTHY"
-        )];
-        for r in &rows {
-            lines.push(format!(
-                "{:<32} {:<10} {:<28} {:>4} %  {}/{}",
-                r["name"].as_str().unwrap_or_default(),
-                r["version"].as_str().unwrap_or_default(),
-                r["cluster"].as_str().unwrap_or_default(),
-                r["weight"],
-                r["healthy"],
-                r["total"]
-            ));
-        }
-        if rows.is_empty() {
-            lines.push("(no target group of this cell yet)".into());
-        }
-        lines
-    });
+    print(
+        out,
+        &json!({"cell": cell, "targetGroups": json_of(&rows)?}),
+        || {
+            let mut lines = vec![format!(
+                "{:<32} {:<10} {:<28} {:>6}  {}",
+                "TARGET GROUP", "VERSION", "CLUSTER", "WEIGHT", "HEALTHY"
+            )];
+            for r in &rows {
+                lines.push(format!(
+                    "{:<32} {:<10} {:<28} {:>4} %  {}/{}",
+                    r.name, r.version, r.cluster, r.weight, r.healthy, r.total
+                ));
+            }
+            if rows.is_empty() {
+                lines.push("(no target group of this cell yet)".into());
+            }
+            lines
+        },
+    );
     Ok(exit::OK)
 }

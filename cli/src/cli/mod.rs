@@ -12,6 +12,8 @@ use okra_core::spec::CellSpec;
 use okra_core::vocab::{Signal, StepKind};
 use serde_json::{Value, json};
 
+use okra_aws::handlers::discover::DiscoverOutput;
+
 use crate::ctx::{Ctx, Target};
 use crate::error::{CliError, exit};
 use crate::view::{self, View};
@@ -48,6 +50,17 @@ pub async fn run(cli: Cli) -> i32 {
             e.code
         }
     }
+}
+
+/// A value as one line of JSON.
+fn compact(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// An answer as JSON (`--output json`).
+fn json_of(value: &impl serde::Serialize) -> Result<Value, CliError> {
+    serde_json::to_value(value)
+        .map_err(|e| CliError::internal(format!("the answer does not serialize: {e}")))
 }
 
 fn print(output: Output, value: &Value, text: impl FnOnce() -> Vec<String>) {
@@ -174,8 +187,8 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Cell(c) => cell(&ctx, out, c).await,
         Command::Plan { cell } => {
-            let v = ctx.api("GET", &format!("/cells/{cell}/plan"), None).await?;
-            print(out, &v, || plan_lines(&v));
+            let plan = ctx.answer(ctx.okra().plan(&cell).await)?;
+            print(out, &json_of(&plan)?, || plan_lines(&plan));
             Ok(exit::OK)
         }
         Command::Rollout(r) => rollout(&ctx, out, r).await,
@@ -217,49 +230,66 @@ pub fn binding_manifest(
     })
 }
 
-fn plan_lines(v: &Value) -> Vec<String> {
-    let d = &v["decision"];
-    let mut lines = vec![format!(
-        "cell {}: {}",
-        v["cell"].as_str().unwrap_or_default(),
-        d["kind"].as_str().unwrap_or("?")
-    )];
-    if let Some(reason) = d["reason"].as_str() {
+fn plan_lines(o: &DiscoverOutput) -> Vec<String> {
+    use okra_core::decision::{Decision, PlanStep};
+    let d = &o.outcome.decision;
+    let mut lines = vec![format!("cell {}: {}", o.cell, d.kind())];
+    let (reason, sides, plan) = match d {
+        Decision::NothingToDo { reason } | Decision::Rollback { reason, .. } => {
+            (Some(reason), vec![], None)
+        }
+        Decision::Initialize { target } => (None, vec![("target", target)], None),
+        Decision::StartRollout {
+            stable,
+            canary,
+            plan,
+        }
+        | Decision::ResumeRollout {
+            stable,
+            canary,
+            plan,
+            ..
+        } => (
+            None,
+            vec![("stable", stable), ("canary", canary)],
+            Some(plan),
+        ),
+        Decision::ScaleOut { .. } => (None, vec![], None),
+    };
+    if let Some(reason) = reason {
         lines.push(format!("  {reason}"));
     }
-    for (side, label) in [
-        ("stable", "stable"),
-        ("canary", "canary"),
-        ("target", "target"),
-    ] {
-        if let Some(s) = d.get(side).filter(|s| !s.is_null()) {
-            lines.push(format!(
-                "  {label}: {} ({} clusters)",
-                s["version"].as_str().unwrap_or("?"),
-                s["members"].as_array().map_or(0, Vec::len)
-            ));
-        }
+    for (label, side) in sides {
+        lines.push(format!(
+            "  {label}: {} ({} clusters)",
+            side.version.as_deref().unwrap_or("?"),
+            side.members.len()
+        ));
     }
-    if let Some(steps) = d["plan"]["steps"].as_array() {
-        let s: Vec<String> = steps
+    if let Some(plan) = plan {
+        let steps: Vec<String> = plan
+            .steps
             .iter()
-            .map(|s| match s["type"].as_str() {
-                Some(t) if t == StepKind::SetWeight.as_ref() => format!("{} %", s["weight"]),
-                Some(t) => t.to_owned(),
-                None => "?".into(),
+            .map(|s| match s {
+                PlanStep::SetWeight { weight } => format!("{weight} %"),
+                other => StepKind::from(other).to_string(),
             })
             .collect();
-        lines.push(format!("  steps: {}", s.join(" → ")));
+        lines.push(format!("  steps: {}", steps.join(" → ")));
     }
-    if let Some(versions) = v["versions"].as_object() {
-        let s: Vec<String> = versions.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
-        lines.push(format!("  serving clusters: {}", s.join(", ")));
+    let s: Vec<String> = o
+        .outcome
+        .versions
+        .iter()
+        .map(|(k, n)| format!("{k} ×{n}"))
+        .collect();
+    lines.push(format!("  serving clusters: {}", s.join(", ")));
+    // Pending and ignored clusters as one line of JSON each.
+    for p in &o.outcome.pending {
+        lines.push(format!("  pending: {}", compact(p)));
     }
-    for p in v["pending"].as_array().into_iter().flatten() {
-        lines.push(format!("  pending: {p}"));
-    }
-    for i in v["ignored"].as_array().into_iter().flatten() {
-        lines.push(format!("  ignored: {i}"));
+    for i in &o.outcome.ignored {
+        lines.push(format!("  ignored: {}", compact(i)));
     }
     lines
 }

@@ -1,5 +1,7 @@
 //! `okra rollout`: status, watch, signals, retry, report.
 
+use okra_aws::app::StartOutput;
+
 use super::*;
 
 pub(super) async fn id_of(ctx: &Ctx, r: &RolloutRef) -> Result<String, CliError> {
@@ -18,14 +20,8 @@ pub(super) async fn signal(
     ctx.require_state_machine()?;
     let action = signal.path_segment();
     let id = id_of(ctx, r).await?;
-    let v = ctx
-        .api(
-            "POST",
-            &format!("/cells/{}/rollouts/{id}/{action}", r.cell),
-            None,
-        )
-        .await?;
-    print(out, &v, || {
+    let sent = ctx.answer(ctx.okra().signal(&r.cell, &id, signal).await)?;
+    print(out, &json_of(&sent)?, || {
         vec![format!(
             "rollout {id}: {action} sent; the state machine takes it at its next poll"
         )]
@@ -33,27 +29,31 @@ pub(super) async fn signal(
     Ok(exit::OK)
 }
 
-pub(super) fn start_lines(v: &Value) -> Vec<String> {
+pub(super) fn start_lines(s: &StartOutput) -> Vec<String> {
+    let r = &s.result;
     vec![format!(
         "cell {}: {}{} — {}",
-        v["cell"].as_str().unwrap_or_default(),
-        v["outcome"].as_str().unwrap_or_default(),
-        v["execution"]
-            .as_str()
+        r.cell,
+        r.outcome,
+        r.execution
+            .as_deref()
             .map(|e| format!(" ({e})"))
             .unwrap_or_default(),
-        v["reason"].as_str().unwrap_or_default()
+        r.reason
     )]
+}
+
+/// The labels of an execution a person starts from the CLI.
+fn cli_labels() -> okra_aws::app::Labels {
+    [("caller".to_owned(), "okra-cli".to_owned())].into()
 }
 
 pub(super) async fn rollout(ctx: &Ctx, out: Output, r: RolloutCommand) -> Result<i32, CliError> {
     match r {
         RolloutCommand::Start { cell } => {
             ctx.require_state_machine()?;
-            let v = ctx
-                .api("POST", &format!("/cells/{cell}/rollouts"), None)
-                .await?;
-            print(out, &v, || start_lines(&v));
+            let started = ctx.answer(ctx.okra().start(&cell, cli_labels()).await)?;
+            print(out, &json_of(&started)?, || start_lines(&started));
             Ok(exit::OK)
         }
         RolloutCommand::Status(r) => {
@@ -95,14 +95,8 @@ pub(super) async fn rollout(ctx: &Ctx, out: Output, r: RolloutCommand) -> Result
         RolloutCommand::Retry(r) => {
             ctx.require_state_machine()?;
             let id = id_of(ctx, &r).await?;
-            let v = ctx
-                .api(
-                    "POST",
-                    &format!("/cells/{}/rollouts/{id}/retry", r.cell),
-                    None,
-                )
-                .await?;
-            print(out, &v, || start_lines(&v));
+            let started = ctx.answer(ctx.okra().retry(&r.cell, &id, cli_labels()).await)?;
+            print(out, &json_of(&started)?, || start_lines(&started));
             Ok(exit::OK)
         }
         RolloutCommand::Report { cell, id, html } => {

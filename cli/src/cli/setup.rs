@@ -52,7 +52,7 @@ pub(super) async fn doctor(
     file: Option<&PathBuf>,
     datadog_secret_arn: Option<&str>,
 ) -> Result<i32, CliError> {
-    use okra_aws::handlers::api::Doctor as _;
+    use okra_aws::app::Doctor as _;
     use okra_aws::handlers::doctor::{Checker, DoctorReport};
     use okra_core::doctor::Level;
     let target = global.target();
@@ -77,12 +77,7 @@ pub(super) async fn doctor(
         (None, Some(cell)) => {
             let mut ctx = Ctx::new(&target).await?;
             ctx.doctor = ctx.doctor.clone().with_datadog_secret(datadog);
-            let v = ctx
-                .api("GET", &format!("/cells/{cell}/doctor"), None)
-                .await?;
-            serde_json::from_value(v).map_err(|e| {
-                CliError::internal(format!("the doctor's answer does not read: {e}"))
-            })?
+            ctx.answer(ctx.okra().doctor(cell).await)?
         }
         (None, None) => return Err(CliError::usage("give a cell, or a spec with -f")),
     };

@@ -183,6 +183,24 @@ pub enum Outcome {
 }
 }
 
+names! {
+/// What the dispatcher did for one cell (the API's start and retry answer with it).
+#[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+pub enum DispatchOutcome {
+    /// An execution started (or was running under the same name with the same input).
+    Started,
+    /// An execution of the same decision is running already.
+    AlreadyRunning,
+    /// Discovery found nothing to do: no execution.
+    NothingToDo,
+    /// Not reconciled now (a running execution holds the cell; the decision ran already).
+    Skipped,
+    /// The cell could not be reconciled (see `reason`, `errorType`).
+    Error,
+}
+}
+
 impl Outcome {
     /// The rollout's status after it.
     pub fn status(self) -> RolloutStatus {
@@ -476,6 +494,7 @@ mod tests {
         agree::<Signal>();
         agree::<RolloutStatus>();
         agree::<Outcome>();
+        agree::<DispatchOutcome>();
         agree::<HistoryEvent>();
         agree::<RolloutEventKind>();
         agree::<ExecutionStatus>();

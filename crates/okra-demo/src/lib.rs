@@ -432,9 +432,9 @@ pub async fn story(opts: &Options) -> Result<Story> {
     let demo = setup(opts).await?;
     let listener = demo.listener.clone();
     let spec = serde_yaml_ng::to_string(&cell_spec(&listener))?;
+    let cell = okra_core::validate::parse_and_validate(&spec)?;
     demo.ctx
-        .api("PUT", "/cells/web", Some((spec, "application/yaml")))
-        .await
+        .answer(demo.ctx.okra().put_cell(&cell, None).await)
         .map_err(|e| anyhow::anyhow!("okra cell apply: {e}"))?;
     say(
         "okra cell apply -f web.yaml: cell web stored (2 clusters per version; 10 → analysis → 50 → pause 5m → analysis → 100)",

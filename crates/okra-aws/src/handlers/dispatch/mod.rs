@@ -37,20 +37,7 @@ mod request;
 pub use request::*;
 
 /// What happened to one cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum DispatchOutcome {
-    /// An execution started (or was running under the same name with the same input).
-    Started,
-    /// An execution of the same decision is running already.
-    AlreadyRunning,
-    /// Discovery found nothing to do: no execution.
-    NothingToDo,
-    /// Not reconciled now (a running execution holds the cell; the decision ran already).
-    Skipped,
-    /// The cell could not be reconciled (see `reason`, `errorType`).
-    Error,
-}
+pub use okra_core::vocab::DispatchOutcome;
 
 /// One cell's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
