@@ -160,6 +160,19 @@ pub struct Rollout {
     pub updated_at: String,
 }
 
+/// The newest `limit` rollouts, newest first: by start time, then by execution name (two
+/// executions of one second). The order of `GET /cells/{cell}/rollouts` and `okra rollout
+/// status`, whichever port read them.
+pub fn newest_first(mut rollouts: Vec<Rollout>, limit: usize) -> Vec<Rollout> {
+    rollouts.sort_by(|a, b| {
+        b.started_at
+            .cmp(&a.started_at)
+            .then_with(|| b.execution.cmp(&a.execution))
+    });
+    rollouts.truncate(limit);
+    rollouts
+}
+
 /// The table.
 pub trait StatePort: Send + Sync {
     /// Every stored cell (all pages).

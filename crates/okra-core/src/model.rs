@@ -170,6 +170,57 @@ pub enum CurrentAction {
     },
 }
 
+/// One action of a listener's (or listener rule's) chain, as the ELB API lists it: its `Type`
+/// (`forward`, `fixed-response`, `redirect`, `authenticate-oidc`, ...) and its `Order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainAction<'a> {
+    /// The ELB API's action type.
+    pub action_type: &'a str,
+    /// The action's order, when it has one.
+    pub order: Option<i32>,
+}
+
+/// Where okra writes its forward action into a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardSlot {
+    /// Replace the action at this index, keeping its order.
+    Replace(usize),
+    /// Append a new action with this order.
+    Append(Option<i32>),
+}
+
+/// The action okra owns in a chain: the first `forward`.
+pub fn owned_forward(chain: &[ChainAction<'_>]) -> Option<usize> {
+    chain.iter().position(|a| a.action_type == "forward")
+}
+
+/// Where okra's forward action goes: over the forward action it owns; else over the
+/// `fixed-response` or `redirect` that ends the chain (a listener before its first version);
+/// else after the last action (authentication actions come first and are kept).
+pub fn forward_slot(chain: &[ChainAction<'_>]) -> ForwardSlot {
+    owned_forward(chain)
+        .or_else(|| {
+            chain
+                .iter()
+                .position(|a| matches!(a.action_type, "fixed-response" | "redirect"))
+        })
+        .map_or_else(
+            || ForwardSlot::Append(chain.iter().filter_map(|a| a.order).max().map(|o| o + 1)),
+            ForwardSlot::Replace,
+        )
+}
+
+/// What a chain without a forward action does: its last action's type (`none` when empty).
+pub fn other_action(chain: &[ChainAction<'_>]) -> CurrentAction {
+    CurrentAction::Other {
+        action_type: chain
+            .iter()
+            .rev()
+            .find(|a| !a.action_type.is_empty())
+            .map_or_else(|| "none".to_string(), |a| a.action_type.to_string()),
+    }
+}
+
 impl CurrentAction {
     /// The target groups the action forwards to, at any weight, in its order (none when it
     /// does not forward).
@@ -198,4 +249,50 @@ pub struct Observed {
     /// Versions that failed a rollout in this cell and are never retried automatically.
     #[serde(default)]
     pub blocklist: BTreeSet<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain<'a>(types: &[(&'a str, Option<i32>)]) -> Vec<ChainAction<'a>> {
+        types
+            .iter()
+            .map(|&(action_type, order)| ChainAction { action_type, order })
+            .collect()
+    }
+
+    #[test]
+    fn the_forward_goes_over_the_forward_else_the_end_of_the_chain_else_after_it() {
+        let auth_then_forward = chain(&[("authenticate-oidc", Some(1)), ("forward", Some(2))]);
+        assert_eq!(owned_forward(&auth_then_forward), Some(1));
+        assert_eq!(forward_slot(&auth_then_forward), ForwardSlot::Replace(1));
+        let fixed = chain(&[("authenticate-oidc", Some(1)), ("fixed-response", Some(2))]);
+        assert_eq!(owned_forward(&fixed), None);
+        assert_eq!(forward_slot(&fixed), ForwardSlot::Replace(1));
+        assert_eq!(
+            forward_slot(&chain(&[("redirect", None)])),
+            ForwardSlot::Replace(0)
+        );
+        assert_eq!(
+            forward_slot(&chain(&[("authenticate-cognito", Some(3))])),
+            ForwardSlot::Append(Some(4))
+        );
+        assert_eq!(forward_slot(&[]), ForwardSlot::Append(None));
+    }
+
+    #[test]
+    fn a_chain_without_forward_reads_as_its_last_action() {
+        let other = |t: &str| CurrentAction::Other {
+            action_type: t.to_string(),
+        };
+        assert_eq!(
+            other_action(&chain(&[
+                ("authenticate-oidc", Some(1)),
+                ("redirect", Some(2))
+            ])),
+            other("redirect")
+        );
+        assert_eq!(other_action(&[]), other("none"));
+    }
 }

@@ -17,6 +17,14 @@ where
     L: LoadBalancerPort,
     D: Doctor,
 {
+    /// The stored spec of `cell`, or `NotFound`.
+    pub(super) async fn stored(&self, cell: &str) -> AppResult<crate::state::StoredCell> {
+        self.state
+            .get_cell(cell)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("cell {cell}")))
+    }
+
     /// Every cell, by name.
     pub async fn list_cells(&self) -> AppResult<CellList> {
         let mut cells: Vec<CellSummary> = self

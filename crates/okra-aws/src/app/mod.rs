@@ -189,20 +189,3 @@ pub struct SignalOutput {
 
 /// Labels an execution started by a person carries (`caller`, `requestId`, `retryOf`).
 pub type Labels = BTreeMap<String, String>;
-
-impl<S, X, C, L, D> Okra<'_, S, X, C, L, D>
-where
-    S: StatePort,
-    X: ExecutionsPort,
-    C: ClusterPort,
-    L: LoadBalancerPort,
-    D: Doctor,
-{
-    /// The stored spec of `cell`, or `NotFound`.
-    async fn stored(&self, cell: &str) -> AppResult<crate::state::StoredCell> {
-        self.state
-            .get_cell(cell)
-            .await?
-            .ok_or_else(|| AppError::NotFound(format!("cell {cell}")))
-    }
-}

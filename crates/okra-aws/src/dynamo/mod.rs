@@ -498,19 +498,13 @@ impl StatePort for Dynamo {
     }
 
     async fn list_rollouts(&self, cell: &str, limit: usize) -> Result<Vec<Rollout>> {
-        let mut rollouts: Vec<Rollout> = self
+        let rollouts: Vec<Rollout> = self
             .query_prefix(&keys::cell(cell), Some(&keys::rollout("")))
             .await?
             .iter()
             .map(rollout_of)
             .collect::<Result<_>>()?;
-        rollouts.sort_by(|a, b| {
-            b.started_at
-                .cmp(&a.started_at)
-                .then_with(|| b.execution.cmp(&a.execution))
-        });
-        rollouts.truncate(limit);
-        Ok(rollouts)
+        Ok(crate::state::newest_first(rollouts, limit))
     }
 
     async fn put_signal(&self, cell: &str, execution: &str, signal: Signal) -> Result<()> {

@@ -1,13 +1,18 @@
 //! Listener actions between the SDK's shape and okra's: the owned forward action found, read and replaced (other actions and OIDC secrets kept); tags.
 
+use okra_core::model::{ChainAction, ForwardSlot, forward_slot, other_action, owned_forward};
+
 use super::*;
 
-/// The forward action among `actions` (the one okra owns), with its index.
-pub(super) fn forward_of(actions: &[Action]) -> Option<(usize, &Action)> {
+/// The chain as okra's core reads it: each action's type and order.
+fn chain(actions: &[Action]) -> Vec<ChainAction<'_>> {
     actions
         .iter()
-        .enumerate()
-        .find(|(_, a)| a.r#type() == Some(&ActionTypeEnum::Forward))
+        .map(|a| ChainAction {
+            action_type: a.r#type().map_or("", ActionTypeEnum::as_str),
+            order: a.order(),
+        })
+        .collect()
 }
 
 /// Reads a forward action in either of AWS's shapes: `ForwardConfig` with weights, or the
@@ -49,16 +54,12 @@ pub fn to_forward(action: &Action) -> ForwardAction {
     }
 }
 
+/// The action okra owns ([`okra_core::model::owned_forward`]), read.
 pub(super) fn current_of(actions: &[Action]) -> CurrentAction {
-    match forward_of(actions) {
-        Some((_, a)) => CurrentAction::Forward(to_forward(a)),
-        None => CurrentAction::Other {
-            action_type: actions
-                .iter()
-                .filter_map(|a| a.r#type().map(|t| t.as_str().to_string()))
-                .next_back()
-                .unwrap_or_else(|| "none".to_string()),
-        },
+    let chain = chain(actions);
+    match owned_forward(&chain) {
+        Some(i) => CurrentAction::Forward(to_forward(&actions[i])),
+        None => other_action(&chain),
     }
 }
 
@@ -132,25 +133,12 @@ pub(super) fn no_target(order: Option<i32>) -> Action {
 
 pub(super) fn replace_forward(actions: &[Action], fa: &ForwardAction) -> Vec<Action> {
     let mut out: Vec<Action> = actions.iter().map(keep_secret).collect();
-    let idx = forward_of(actions).map(|(i, _)| i).or_else(|| {
-        actions.iter().position(|a| {
-            matches!(
-                a.r#type(),
-                Some(ActionTypeEnum::FixedResponse | ActionTypeEnum::Redirect)
-            )
-        })
-    });
-    match idx {
-        Some(i) if fa.targets.is_empty() => out[i] = no_target(actions[i].order()),
-        Some(i) => out[i] = from_forward(fa, actions[i].order()),
-        None => {
-            let order = actions
-                .iter()
-                .filter_map(Action::order)
-                .max()
-                .map(|o| o + 1);
-            out.push(from_forward(fa, order));
+    match forward_slot(&chain(actions)) {
+        ForwardSlot::Replace(i) if fa.targets.is_empty() => {
+            out[i] = no_target(actions[i].order());
         }
+        ForwardSlot::Replace(i) => out[i] = from_forward(fa, actions[i].order()),
+        ForwardSlot::Append(order) => out.push(from_forward(fa, order)),
     }
     out
 }

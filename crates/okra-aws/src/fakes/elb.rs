@@ -1,5 +1,7 @@
 //! ELBv2 in memory: listeners and rules with their actions, target groups with tags and health.
 
+use okra_core::model::{ChainAction, ForwardSlot, forward_slot, other_action, owned_forward};
+
 use super::*;
 
 /// What one action of a listener or rule does.
@@ -87,56 +89,47 @@ pub struct FakeElb {
     pub meter: Meter,
 }
 
-/// The forward among `actions`, with its index.
-pub(super) fn forward_index(actions: &[RawAction]) -> Option<usize> {
+/// The chain as okra's core reads it: each action's type and order.
+fn chain(actions: &[RawAction]) -> Vec<ChainAction<'_>> {
     actions
         .iter()
-        .position(|a| matches!(a.kind, RawKind::Forward(_)))
+        .map(|a| ChainAction {
+            action_type: match &a.kind {
+                RawKind::Forward(_) => "forward",
+                RawKind::Other(t) => t,
+            },
+            order: a.order,
+        })
+        .collect()
 }
 
+/// The action okra owns, read as the ELB adapter reads it (the core's rule).
 pub(super) fn current_of(actions: &[RawAction]) -> CurrentAction {
-    match forward_index(actions).map(|i| &actions[i].kind) {
+    let chain = chain(actions);
+    match owned_forward(&chain).map(|i| &actions[i].kind) {
         Some(RawKind::Forward(fa)) => {
             let mut fa = fa.clone();
             fa.targets.sort();
             CurrentAction::Forward(fa)
         }
-        _ => CurrentAction::Other {
-            action_type: actions
-                .iter()
-                .filter_map(|a| match &a.kind {
-                    RawKind::Other(t) => Some(t.clone()),
-                    RawKind::Forward(_) => None,
-                })
-                .next_back()
-                .unwrap_or_else(|| "none".to_string()),
-        },
+        _ => other_action(&chain),
     }
 }
 
-/// `read` with the forward replaced as the ELB adapter does: the forward action, or else the
-/// fixed-response or redirect that ends the chain, or else appended.
+/// `read` with the forward written where the ELB adapter writes it (the core's rule).
 pub(super) fn replace_forward(read: &[RawAction], fa: &ForwardAction) -> Vec<RawAction> {
     let mut out = read.to_vec();
-    let idx = forward_index(read).or_else(|| {
-        read.iter().position(
-            |a| matches!(&a.kind, RawKind::Other(t) if t == "fixed-response" || t == "redirect"),
-        )
-    });
-    match idx {
-        Some(i) => {
+    match forward_slot(&chain(read)) {
+        ForwardSlot::Replace(i) => {
             out[i] = RawAction {
                 order: read[i].order,
                 kind: RawKind::Forward(fa.clone()),
-            }
+            };
         }
-        None => {
-            let order = read.iter().filter_map(|a| a.order).max().map(|o| o + 1);
-            out.push(RawAction {
-                order,
-                kind: RawKind::Forward(fa.clone()),
-            });
-        }
+        ForwardSlot::Append(order) => out.push(RawAction {
+            order,
+            kind: RawKind::Forward(fa.clone()),
+        }),
     }
     out
 }

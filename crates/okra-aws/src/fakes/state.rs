@@ -272,14 +272,7 @@ impl StatePort for FakeState {
     async fn list_rollouts(&self, cell: &str, limit: usize) -> Result<Vec<Rollout>> {
         self.meter.enter("list_rollouts")?;
         self.meter.api("Query", 1);
-        let mut all = self.rollouts(cell);
-        all.sort_by(|a, b| {
-            b.started_at
-                .cmp(&a.started_at)
-                .then_with(|| b.execution.cmp(&a.execution))
-        });
-        all.truncate(limit);
-        Ok(all)
+        Ok(crate::state::newest_first(self.rollouts(cell), limit))
     }
 
     async fn put_signal(&self, cell: &str, execution: &str, signal: Signal) -> Result<()> {
