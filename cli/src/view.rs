@@ -28,7 +28,7 @@ pub struct VersionWeight {
     pub target_groups: usize,
 }
 
-/// One analysis sample (a CheckMetrics result in the execution's history).
+/// One analysis sample (a check-metrics result in the execution's history).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Sample {
@@ -207,7 +207,8 @@ mod semver_lite {
     }
 }
 
-/// The analysis samples of an execution, from its history (`CheckMetrics` results).
+/// The analysis samples of an execution, from its history (the results of its
+/// [`okra_core::vocab::states::CHECK_METRICS`] state).
 pub async fn samples(ctx: &Ctx, execution: &str) -> Vec<Sample> {
     let Ok(arn) = ctx.executions.execution_arn(execution) else {
         return Vec::new();
@@ -230,7 +231,7 @@ pub async fn samples(ctx: &Ctx, execution: &str) -> Vec<Sample> {
             let Some(d) = e.state_exited_event_details() else {
                 continue;
             };
-            if d.name() != "CheckMetrics" {
+            if d.name() != okra_core::vocab::states::CHECK_METRICS {
                 continue;
             }
             let Some(output) = d

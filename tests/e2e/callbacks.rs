@@ -40,7 +40,7 @@ async fn a_pause_until_resumed_is_a_callback_the_api_answers() -> Result<()> {
     assert!(
         after
             .iter()
-            .any(|(t, s)| t == "TaskStateEntered" && s.as_deref() == Some("WaitForPerson")),
+            .any(|(t, s)| t == "TaskStateEntered" && s.as_deref() == Some("Wait for a person")),
         "the pause is the callback task"
     );
 

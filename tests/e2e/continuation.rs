@@ -67,7 +67,7 @@ async fn a_wait_woken_by_a_background_analysis_goes_on_in_new_executions() -> Re
     let events = history(&sfn, &first).await?;
     let wakes = events
         .iter()
-        .filter(|(t, s)| t == "PassStateEntered" && s.as_deref() == Some("CountWake"))
+        .filter(|(t, s)| t == "PassStateEntered" && s.as_deref() == Some("Count wake"))
         .count() as u64;
     assert_eq!(wakes, plan.max_wakes);
     assert!(

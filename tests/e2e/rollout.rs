@@ -167,7 +167,7 @@ async fn a_pinned_lower_version_swaps_at_once() -> Result<()> {
     let shifts = e
         .states_entered()
         .iter()
-        .filter(|s| s.contains("RollBackAtOnce"))
+        .filter(|s| *s == "Roll back at once")
         .count();
     assert_eq!(shifts, 1, "one write");
     assert_eq!(aws.weights(&w).await?, v1);
@@ -207,7 +207,7 @@ async fn readiness_timeout_moves_no_traffic_and_releases_the_lock() -> Result<()
     let checks = e
         .states_entered()
         .iter()
-        .filter(|s| *s == "CheckInitialReadiness")
+        .filter(|s| *s == "Check initial readiness")
         .count();
     assert_eq!(checks, 2);
     assert!(
@@ -312,7 +312,7 @@ async fn the_readiness_gate_passes_on_real_health_checks_and_times_out_cleanly()
     assert!(
         e.states_entered()
             .iter()
-            .any(|s| s == "StandInitialGroupsBy")
+            .any(|s| s == "Put the initial groups on standby")
     );
     assert_eq!(
         aws.weights_by_version(&w).await?,
@@ -340,7 +340,7 @@ async fn the_readiness_gate_passes_on_real_health_checks_and_times_out_cleanly()
     assert!(
         e.states_entered()
             .iter()
-            .any(|s| s == "TakeNewGroupsOutAfterTimeout")
+            .any(|s| s == "Take new groups out after timeout")
     );
     assert_eq!(
         aws.weights(&w).await?,

@@ -590,8 +590,8 @@ def section_rollout(r, w, moto_url, proxy_url, procs, reps):
         req = {"definitionPath": "statemachine/rollout.asl.json",
                "substitutions": {k: f"arn:aws:lambda:us-east-1:123456789012:function:{v}" for k, v in subs.items()},
                "functions": subs, "input": {"cell": spec, "trigger": "bench", "labels": {}},
-               "waitTimeOverrides": {s: 0 for s in ("Pause", "WaitForCanaryReadiness", "WaitForInitialReadiness",
-                                                    "WaitForSignal", "AnalysisInitialDelay", "AnalysisInterval")},
+               "waitTimeOverrides": {s: 0 for s in ("Pause", "Wait for canary readiness", "Wait for initial readiness",
+                                                    "Wait for signal", "Analysis initial delay", "Analysis interval")},
                "context": {"Execution": {"Name": name}}, "timeoutMs": 240_000, "lambdaEndpoint": lambda_url}
         f = Path(tempfile.mkstemp(suffix=".json")[1])
         f.write_text(json.dumps(req))
@@ -662,16 +662,16 @@ def analyse_execution(ex, node_wall):
     for name, a, b in tasks:
         cs = [c for c in calls if a - 1 <= c[0] <= b + 1]
         per_state.setdefault(name, []).append(Calls.by_action(cs))
-    # Steps: from one LoadStep to the next (the last: to FinishPromoted).
-    loads = [e["timestamp"] for e in entered if e["state"]["name"] == "LoadStep"]
-    fin = [e["timestamp"] for e in entered if e["state"]["name"] == "FinishPromoted"]
+    # Steps: from one "Load step" to the next (the last: to "Finish promoted").
+    loads = [e["timestamp"] for e in entered if e["state"]["name"] == "Load step"]
+    fin = [e["timestamp"] for e in entered if e["state"]["name"] == "Finish promoted"]
     bounds = loads + fin[:1]
     per_step = [b - a for a, b in zip(bounds, bounds[1:])]
     kinds = []
-    idx = [i for i, e in enumerate(entered) if e["state"]["name"] == "LoadStep"] + [len(entered)]
+    idx = [i for i, e in enumerate(entered) if e["state"]["name"] == "Load step"] + [len(entered)]
     for i in range(len(loads)):
         names = [e["state"]["name"] for e in entered[idx[i]:idx[i + 1]]]
-        kinds.append("setWeight" if "SetWeight" in names else "analysis" if "CheckMetrics" in names
+        kinds.append("setWeight" if "Set weight" in names else "analysis" if "Check the metrics" in names
                      else "pause" if "Pause" in names else "?")
     # Transitions: Step Functions Standard bills each state entered (retries count too).
     retries = sum(1 for e in ev if e["type"] == "StateRetried")

@@ -127,12 +127,12 @@ def write(r, out: Path):
     ro = r.get("rollout")
     if ro:
         ex = ro["executions"][0]
-        sw = [c for c in ex["callsPerState"].get("SetWeight", [])]
+        sw = [c for c in ex["callsPerState"].get("Set weight", [])]
         elb_writes = max((sum(v for k, v in c.items() if k.startswith("elasticloadbalancing")) for c in sw), default=None)
         add(f"| 3 | AWS calls per setWeight step | ≤ 2 ELBv2 + 1 verification read | "
             f"{'; '.join(fmt_calls(c) for c in sw[:1])} (max {elb_writes} ELBv2 calls over {len(sw)} steps) | "
             f"{'**met**' if elb_writes is not None and elb_writes <= 3 else '**missed**'} |")
-        cm = ex["callsPerState"].get("CheckMetrics", []) + ex["callsPerState"].get("BackgroundSample", [])
+        cm = ex["callsPerState"].get("Check the metrics", []) + ex["callsPerState"].get("Background sample", [])
         gmd = [c.get("monitoring:GetMetricData", 0) for c in cm]
         add(f"| 3 | AWS calls per analysis sample (3 metrics in the template) | 1 GetMetricData | "
             f"{'; '.join(fmt_calls(c) for c in cm[:1])} (GetMetricData per sample: {sorted(set(gmd))}) | "

@@ -152,7 +152,36 @@ fn every_next_names_a_state_and_every_state_is_reachable() {
         assert!(states.contains_key(t), "Next {t} names no state");
     }
     let reached: BTreeSet<&String> = targets.iter().collect();
-    for name in states.keys().filter(|n| *n != "Init") {
+    let start = xtask::asl::definition()["StartAt"].clone();
+    for name in states.keys().filter(|n| Some(n.as_str()) != start.as_str()) {
         assert!(reached.contains(name), "no state goes to {name}");
     }
+}
+
+/// The console shows each state by a name that reads as a sentence, within the 80 characters
+/// Amazon States Language allows a state name ("States": "State names MUST have length less
+/// than or equal to 80 Unicode characters").
+#[test]
+fn state_names_are_sentences_of_at_most_80_characters() {
+    let Value::Object(states) = xtask::asl::definition()["States"].clone() else {
+        panic!("States is an object");
+    };
+    for name in states.keys() {
+        assert!(name.chars().count() <= 80, "{name}");
+        assert!(
+            name.starts_with(|c: char| c.is_ascii_uppercase()),
+            "a sentence starts with a capital: {name}"
+        );
+        assert!(
+            !name.chars().skip(1).any(|c| c.is_ascii_uppercase()),
+            "words, not an identifier: {name}"
+        );
+    }
+    assert_eq!(
+        states
+            .get(okra_core::vocab::states::CHECK_METRICS)
+            .map(|s| s["Type"].clone()),
+        Some(Value::String("Task".into())),
+        "the analysis sample's Task has the name the CLI reads"
+    );
 }

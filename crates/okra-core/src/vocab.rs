@@ -23,6 +23,13 @@ macro_rules! names {
 }
 
 pub use crate::analysis::Phase;
+
+/// State names of the rollout state machine that code outside it reads (the CLI reads the
+/// analysis samples from an execution's history by the state's name).
+pub mod states {
+    /// The Task that takes one analysis sample (check-metrics).
+    pub const CHECK_METRICS: &str = "Check the metrics";
+}
 pub use crate::decision::{DecisionKind, StepKind};
 
 names! {

@@ -22,7 +22,7 @@
 //!         .function("DiscoverClustersFunctionArn", "discover-clusters")
 //!         .input(json!({"cell": LocalAws::unique("cell")})),
 //! )?;
-//! assert_eq!(exec.states_entered()[0], "Discover");
+//! assert_eq!(exec.states_entered()[0], "Start the counters");
 //! # let _ = (subnets, out);
 //! # Ok::<(), anyhow::Error>(())
 //! ```

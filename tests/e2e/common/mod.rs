@@ -118,13 +118,13 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
     }
     for wait in [
         "Pause",
-        "PauseSlice",
-        "PauseRest",
-        "WaitForCanaryReadiness",
-        "WaitForInitialReadiness",
-        "WaitForRollbackReadiness",
-        "AnalysisInitialDelay",
-        "AnalysisInterval",
+        "Pause slice",
+        "Pause rest",
+        "Wait for canary readiness",
+        "Wait for initial readiness",
+        "Wait for rollback readiness",
+        "Analysis initial delay",
+        "Analysis interval",
     ] {
         req = req.wait_override(wait, 50);
     }
@@ -134,7 +134,7 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
 /// The canary weights the SetWeight steps verified, in order.
 pub fn weights_of_steps(exec: &Execution) -> Vec<u64> {
     exec.events_of_type("StateExited")
-        .filter(|e| e.pointer("/state/name").and_then(Value::as_str) == Some("SetWeight"))
+        .filter(|e| e.pointer("/state/name").and_then(Value::as_str) == Some("Set weight"))
         .filter_map(|e| {
             e.pointer("/state/output/last/weight")
                 .and_then(Value::as_u64)
