@@ -1,6 +1,150 @@
-//! The table's items, written and read attribute by attribute (the layout in the module's documentation); an item that does not read is an error naming the attribute.
+//! The table's items: each record (a lock, a block, a rollout and its history entries, a
+//! signal, a wait, a cell) is written and read by serde_dynamo as the table's layout has it (the
+//! module's documentation): camelCase attribute names, strings as S, numbers as N, an absent
+//! option left out, the spec and a history entry's detail as JSON text. An item that does not
+//! read is an error naming the item and the attribute.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::*;
+use crate::state::HistoryEvent;
+
+/// A record as an item: its key, then the record's attributes.
+pub(super) fn record_item<T: Serialize>(pk: &str, sk: &str, record: &T) -> Result<Item> {
+    let mut it: Item = serde_dynamo::to_item(record).map_err(|e| OkraError::Aws {
+        code: "MalformedItem".into(),
+        message: format!("table item {pk}/{sk} does not serialize: {e}"),
+    })?;
+    it.extend(key(pk, sk));
+    Ok(it)
+}
+
+/// An item read as a record; `what` names the record in the error.
+pub(super) fn record_of<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T> {
+    serde_dynamo::from_item(item.clone()).map_err(|e| bad(item, &format!("not a {what}: {e}")))
+}
+
+/// A cell item: the spec as JSON text.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CellItem {
+    pub(super) spec: String,
+    #[serde(default)]
+    pub(super) revision: u64,
+    #[serde(default)]
+    pub(super) updated_at: String,
+}
+
+/// A signal left for a rollout.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct SignalItem {
+    pub(super) signal: Signal,
+    #[serde(default)]
+    pub(super) at: String,
+}
+
+/// A wait's task token.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct WaitItem {
+    pub(super) token: String,
+    #[serde(default)]
+    pub(super) at: String,
+}
+
+/// A history entry as the table keeps it: its detail as JSON text.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EntryItem {
+    at: String,
+    event: HistoryEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl From<&HistoryEntry> for EntryItem {
+    fn from(e: &HistoryEntry) -> Self {
+        Self {
+            at: e.at.clone(),
+            event: e.event,
+            step: e.step,
+            weight: e.weight,
+            detail: (!e.detail.is_null()).then(|| e.detail.to_string()),
+        }
+    }
+}
+
+impl From<EntryItem> for HistoryEntry {
+    fn from(e: EntryItem) -> Self {
+        Self {
+            at: e.at,
+            event: e.event,
+            step: e.step,
+            weight: e.weight,
+            detail: match e.detail {
+                Some(d) => serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)),
+                None => serde_json::Value::Null,
+            },
+        }
+    }
+}
+
+/// A rollout item (its `seen` set aside: the keys of the entries recorded).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RolloutItem {
+    execution: String,
+    cell: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(default)]
+    to: String,
+    status: RolloutStatus,
+    #[serde(default)]
+    weight: u32,
+    #[serde(default)]
+    history: Vec<EntryItem>,
+    #[serde(default)]
+    started_at: String,
+    #[serde(default)]
+    updated_at: String,
+}
+
+impl From<&Rollout> for RolloutItem {
+    fn from(r: &Rollout) -> Self {
+        Self {
+            execution: r.execution.clone(),
+            cell: r.cell.clone(),
+            from: r.from.clone(),
+            to: r.to.clone(),
+            status: r.status,
+            weight: r.weight,
+            history: r.history.iter().map(EntryItem::from).collect(),
+            started_at: r.started_at.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
+}
+
+impl From<RolloutItem> for Rollout {
+    fn from(r: RolloutItem) -> Self {
+        Self {
+            execution: r.execution,
+            cell: r.cell,
+            from: r.from,
+            to: r.to,
+            status: r.status,
+            weight: r.weight,
+            history: r.history.into_iter().map(HistoryEntry::from).collect(),
+            started_at: r.started_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -12,16 +156,6 @@ pub(super) fn n(v: impl std::fmt::Display) -> AttributeValue {
 
 pub(super) fn key(pk: &str, sk: &str) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
-}
-
-pub(super) fn item(
-    pk: &str,
-    sk: &str,
-    attrs: impl IntoIterator<Item = (&'static str, AttributeValue)>,
-) -> Item {
-    let mut it = key(pk, sk);
-    it.extend(attrs.into_iter().map(|(k, v)| (k.to_string(), v)));
-    it
 }
 
 pub(super) fn bad(item: &Item, what: &str) -> OkraError {
@@ -40,13 +174,6 @@ pub(super) fn get_s(item: &Item, name: &str) -> Option<String> {
 pub(super) fn req_s(item: &Item, name: &str) -> Result<String> {
     get_s(item, name)
         .ok_or_else(|| bad(item, &format!("attribute `{name}` missing or not a string")))
-}
-
-/// A string attribute that names one of the vocabulary's values.
-pub(super) fn req_name<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T> {
-    let text = req_s(item, name)?;
-    text.parse()
-        .map_err(|_| bad(item, &format!("attribute `{name}`: unknown value {text:?}")))
 }
 
 pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>> {
@@ -68,80 +195,25 @@ pub(super) fn is_conflict(e: &OkraError) -> bool {
 
 pub(super) fn cell_of(item: &Item) -> Result<StoredCell> {
     let name = req_s(item, "sk")?;
-    let spec: CellSpec = serde_json::from_str(&req_s(item, "spec")?).map_err(|e| {
+    let c: CellItem = record_of(item, "cell")?;
+    let spec: CellSpec = serde_json::from_str(&c.spec).map_err(|e| {
         OkraError::InvalidSpec(format!("cell {name}: the stored spec does not parse: {e}"))
     })?;
     Ok(StoredCell {
         spec,
-        revision: get_n(item, "revision")?.unwrap_or(0),
-        updated_at: get_s(item, "updatedAt").unwrap_or_default(),
+        revision: c.revision,
+        updated_at: c.updated_at,
     })
 }
 
-pub(super) fn lock_of(item: &Item) -> Result<Lock> {
-    Ok(Lock {
-        execution: req_s(item, "execution")?,
-        version: get_s(item, "version").unwrap_or_default(),
-        acquired_at: get_s(item, "acquiredAt").unwrap_or_default(),
-    })
-}
-
-pub(super) fn block_of(item: &Item) -> Result<Block> {
-    Ok(Block {
-        version: req_s(item, "version")?,
-        reason: get_s(item, "reason").unwrap_or_default(),
-        execution: get_s(item, "execution").unwrap_or_default(),
-        at: get_s(item, "at").unwrap_or_default(),
-    })
-}
-
-pub(super) fn entry_av(e: &HistoryEntry) -> AttributeValue {
-    let mut m: Item = HashMap::from([
-        ("at".to_string(), s(&e.at)),
-        ("event".to_string(), s(e.event.as_ref())),
-    ]);
-    if let Some(step) = e.step {
-        m.insert("step".into(), n(step));
-    }
-    if let Some(w) = e.weight {
-        m.insert("weight".into(), n(w));
-    }
-    if !e.detail.is_null() {
-        m.insert("detail".into(), s(e.detail.to_string()));
-    }
-    AttributeValue::M(m)
-}
-
-pub(super) fn entry_of(item: &Item, av: &AttributeValue) -> Result<HistoryEntry> {
-    let m = av
-        .as_m()
-        .map_err(|_| bad(item, "a history entry is not a map"))?;
-    Ok(HistoryEntry {
-        at: req_s(m, "at")?,
-        event: req_name(m, "event")?,
-        step: get_n(m, "step")?,
-        weight: get_n(m, "weight")?,
-        detail: match get_s(m, "detail") {
-            Some(d) => serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)),
-            None => serde_json::Value::Null,
-        },
+/// A history entry as an attribute (an element of a rollout's `history` list).
+pub(super) fn entry_av(e: &HistoryEntry) -> Result<AttributeValue> {
+    serde_dynamo::to_attribute_value(EntryItem::from(e)).map_err(|err| OkraError::Aws {
+        code: "MalformedItem".into(),
+        message: format!("a history entry does not serialize: {err}"),
     })
 }
 
 pub(super) fn rollout_of(item: &Item) -> Result<Rollout> {
-    let history = match item.get("history") {
-        Some(AttributeValue::L(l)) => l.iter().map(|e| entry_of(item, e)).collect::<Result<_>>()?,
-        _ => Vec::new(),
-    };
-    Ok(Rollout {
-        execution: req_s(item, "execution")?,
-        cell: req_s(item, "cell")?,
-        from: get_s(item, "from"),
-        to: get_s(item, "to").unwrap_or_default(),
-        status: req_name(item, "status")?,
-        weight: get_n(item, "weight")?.unwrap_or(0),
-        history,
-        started_at: get_s(item, "startedAt").unwrap_or_default(),
-        updated_at: get_s(item, "updatedAt").unwrap_or_default(),
-    })
+    record_of::<RolloutItem>(item, "rollout").map(Rollout::from)
 }

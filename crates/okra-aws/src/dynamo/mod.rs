@@ -166,15 +166,15 @@ impl StatePort for Dynamo {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(
+            .set_item(Some(record_item(
                 keys::CELLS,
                 &spec.name,
-                [
-                    ("spec", s(json)),
-                    ("revision", n(revision)),
-                    ("updatedAt", s(rfc3339(std::time::SystemTime::now()))),
-                ],
-            )));
+                &CellItem {
+                    spec: json,
+                    revision,
+                    updated_at: rfc3339(std::time::SystemTime::now()),
+                },
+            )?));
         // DynamoDB refuses names and values that the expressions do not use.
         let req = match expected_revision {
             None => req
@@ -219,15 +219,7 @@ impl StatePort for Dynamo {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .set_item(Some(item(
-                    &pk,
-                    keys::LOCK,
-                    [
-                        ("execution", s(&lock.execution)),
-                        ("version", s(&lock.version)),
-                        ("acquiredAt", s(&lock.acquired_at)),
-                    ],
-                )))
+                .set_item(Some(record_item(&pk, keys::LOCK, lock)?))
                 .condition_expression("attribute_not_exists(#pk) OR #execution = :me")
                 .expression_attribute_names("#pk", "pk")
                 .expression_attribute_names("#execution", "execution")
@@ -308,7 +300,7 @@ impl StatePort for Dynamo {
         self.get(&keys::cell(cell), keys::LOCK)
             .await?
             .as_ref()
-            .map(lock_of)
+            .map(|it| record_of::<Lock>(it, "lock"))
             .transpose()
     }
 
@@ -317,7 +309,7 @@ impl StatePort for Dynamo {
             .query_prefix(&keys::cell(cell), Some(&keys::block("")))
             .await?
             .iter()
-            .map(block_of)
+            .map(|it| record_of::<Block>(it, "block"))
             .collect::<Result<_>>()?;
         blocks.sort_by(|a, b| a.version.cmp(&b.version));
         Ok(blocks)
@@ -328,16 +320,11 @@ impl StatePort for Dynamo {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(
+            .set_item(Some(record_item(
                 &keys::cell(cell),
                 &keys::block(&block.version),
-                [
-                    ("version", s(&block.version)),
-                    ("reason", s(&block.reason)),
-                    ("execution", s(&block.execution)),
-                    ("at", s(&block.at)),
-                ],
-            )))
+                block,
+            )?))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", "pk")
             .send()
@@ -383,38 +370,23 @@ impl StatePort for Dynamo {
     }
 
     async fn start_rollout(&self, rollout: &Rollout) -> Result<()> {
-        let mut attrs = vec![
-            ("execution", s(&rollout.execution)),
-            ("cell", s(&rollout.cell)),
-            ("to", s(&rollout.to)),
-            ("status", s(rollout.status.as_ref())),
-            ("weight", n(rollout.weight)),
-            (
-                "history",
-                AttributeValue::L(rollout.history.iter().map(entry_av).collect()),
-            ),
-            ("startedAt", s(&rollout.started_at)),
-            ("updatedAt", s(&rollout.updated_at)),
-        ];
-        if let Some(from) = &rollout.from {
-            attrs.push(("from", s(from)));
-        }
+        let mut attrs = record_item(
+            &keys::cell(&rollout.cell),
+            &keys::rollout(&rollout.execution),
+            &RolloutItem::from(rollout),
+        )?;
         let mut seen: Vec<String> = rollout.history.iter().map(HistoryEntry::key).collect();
         seen.sort();
         seen.dedup();
         if !seen.is_empty() {
             // A string set may not be empty.
-            attrs.push(("seen", AttributeValue::Ss(seen)));
+            attrs.insert("seen".into(), AttributeValue::Ss(seen));
         }
         let res = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(
-                &keys::cell(&rollout.cell),
-                &keys::rollout(&rollout.execution),
-                attrs,
-            )))
+            .set_item(Some(attrs))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", "pk")
             .send()
@@ -447,7 +419,7 @@ impl StatePort for Dynamo {
             .expression_attribute_names("#updatedAt", "updatedAt")
             .expression_attribute_names("#seen", "seen")
             .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":entry", AttributeValue::L(vec![entry_av(entry)]))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![entry_av(entry)?]))
             .expression_attribute_values(":at", s(&entry.at))
             .expression_attribute_values(":key", s(entry.key()))
             .expression_attribute_values(":keys", AttributeValue::Ss(vec![entry.key()]));
@@ -511,14 +483,14 @@ impl StatePort for Dynamo {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(
+            .set_item(Some(record_item(
                 &keys::cell(cell),
                 &keys::signal(execution),
-                [
-                    ("signal", s(signal.as_ref())),
-                    ("at", s(rfc3339(std::time::SystemTime::now()))),
-                ],
-            )))
+                &SignalItem {
+                    signal,
+                    at: rfc3339(std::time::SystemTime::now()),
+                },
+            )?))
             .send()
             .await
             .map_err(OkraError::from_sdk)?;
@@ -529,21 +501,21 @@ impl StatePort for Dynamo {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item(
+            .set_item(Some(record_item(
                 &keys::cell(cell),
                 &keys::wait(execution),
-                [
-                    ("token", s(token)),
-                    ("at", s(rfc3339(std::time::SystemTime::now()))),
-                ],
-            )))
+                &WaitItem {
+                    token: token.to_string(),
+                    at: rfc3339(std::time::SystemTime::now()),
+                },
+            )?))
             .send()
             .await
             .map_err(OkraError::from_sdk)?;
         self.get(&keys::cell(cell), &keys::signal(execution))
             .await?
             .as_ref()
-            .map(|i| req_name(i, "signal"))
+            .map(|i| record_of::<SignalItem>(i, "signal").map(|s| s.signal))
             .transpose()
     }
 
@@ -551,7 +523,7 @@ impl StatePort for Dynamo {
         self.get(&keys::cell(cell), &keys::wait(execution))
             .await?
             .as_ref()
-            .map(|it| req_s(it, "token"))
+            .map(|it| record_of::<WaitItem>(it, "wait").map(|w| w.token))
             .transpose()
     }
 
@@ -566,7 +538,9 @@ impl StatePort for Dynamo {
             .await
             .map_err(OkraError::from_sdk)?;
         match out.attributes() {
-            Some(a) if !a.is_empty() => req_name(a, "signal").map(Some),
+            Some(a) if !a.is_empty() => {
+                record_of::<SignalItem>(a, "signal").map(|s| Some(s.signal))
+            }
             _ => Ok(None),
         }
     }
