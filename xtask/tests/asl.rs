@@ -176,6 +176,13 @@ fn state_names_are_sentences_of_at_most_80_characters() {
             !name.chars().skip(1).any(|c| c.is_ascii_uppercase()),
             "words, not an identifier: {name}"
         );
+        // Letters, digits and spaces, a final `?` (as AWS's examples: "Buy or Sell?"); none of
+        // the punctuation the Step Functions API reference lists for its `Name` shape.
+        let stem = name.strip_suffix('?').unwrap_or(name);
+        assert!(
+            stem.chars().all(|c| c.is_ascii_alphanumeric() || c == ' '),
+            "only letters, digits and spaces: {name}"
+        );
     }
     assert_eq!(
         states

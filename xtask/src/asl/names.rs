@@ -1,8 +1,11 @@
 //! The names the console shows. The generator writes states under short identifiers
 //! (`TakeLock`, `CanaryReady?`); the shipped ASL names each state with a short sentence, as the
-//! Step Functions console lists them in an execution's graph and its events ("Take the cell's
+//! Step Functions console lists them in an execution's graph and its events ("Take the cell
 //! lock", "Canary groups ready?"). State names are at most 80 characters (Amazon States
-//! Language, "States"); every one is checked to be unique and within that.
+//! Language, "States"); every one is checked to be unique and within that, and to use only
+//! letters, digits, spaces and a final `?`, as AWS's own examples do ("Buy or Sell?" in the SAM
+//! step-functions template): none of the punctuation (`,` `'` `:` ...) the Step Functions API
+//! reference lists for its `Name` shape.
 
 use serde_json::{Map, Value};
 
@@ -11,7 +14,7 @@ const SENTENCES: [(&str, &str); 22] = [
     ("Init", "Start the counters"),
     ("InitBackground", "Start the background samples"),
     ("InitWakes", "Start the wake count"),
-    ("TakeLock", "Take the cell's lock"),
+    ("TakeLock", "Take the cell lock"),
     ("Discover", "Discover clusters and decide"),
     ("Decide", "What to do?"),
     ("StandInitialGroupsBy", "Put the initial groups on standby"),
@@ -34,15 +37,15 @@ const SENTENCES: [(&str, &str); 22] = [
     ("RollBackAtOnce", "Roll back at once"),
     (
         "BackgroundPhaseTakeSignal",
-        "Background verdict, then take the signal",
+        "Background verdict before the signal",
     ),
     (
         "BackgroundPhasePollAfterStep",
-        "Background verdict, then poll after the step",
+        "Background verdict before the poll",
     ),
     (
         "BackgroundPhaseCountPauseSlice",
-        "Background verdict, then count the pause slice",
+        "Background verdict before the next slice",
     ),
     ("NothingToDo", "Nothing to do"),
 ];
@@ -116,7 +119,7 @@ mod tests {
     fn identifiers_read_as_sentences() {
         assert_eq!(console("CheckCanaryReadiness"), "Check canary readiness");
         assert_eq!(console("MoreSteps?"), "More steps?");
-        assert_eq!(console("TakeLock"), "Take the cell's lock");
+        assert_eq!(console("TakeLock"), "Take the cell lock");
         assert_eq!(console("Pause"), "Pause");
     }
 
@@ -129,14 +132,11 @@ mod tests {
                            "BooleanEquals": true, "Next": "TakeLock"}], "Default": "RollBack"},
             "RollBack": {"Type": "Succeed"}}});
         rename(&mut d);
-        assert_eq!(d["StartAt"], "Take the cell's lock");
+        assert_eq!(d["StartAt"], "Take the cell lock");
         let s = &d["States"];
-        assert_eq!(s["Take the cell's lock"]["Next"], "More steps?");
-        assert_eq!(s["Take the cell's lock"]["Catch"][0]["Next"], "Roll back");
-        assert_eq!(
-            s["More steps?"]["Choices"][0]["Next"],
-            "Take the cell's lock"
-        );
+        assert_eq!(s["Take the cell lock"]["Next"], "More steps?");
+        assert_eq!(s["Take the cell lock"]["Catch"][0]["Next"], "Roll back");
+        assert_eq!(s["More steps?"]["Choices"][0]["Next"], "Take the cell lock");
         assert_eq!(s["More steps?"]["Default"], "Roll back");
         assert!(s.get("Roll back").is_some());
     }
