@@ -118,8 +118,13 @@ where
         labels: Labels,
         attempt: Option<u32>,
     ) -> AppResult<StartOutput> {
-        let event = json!({"cells": [cell], "trigger": Trigger::Api, "labels": labels});
-        let out = dispatch::handle(self.state, self.executions, self.eks, self.elb, event).await?;
+        let request = dispatch::Request {
+            trigger: Trigger::Api.to_string(),
+            filter: dispatch::Filter::Named(vec![cell.to_string()]),
+            labels,
+        };
+        let out =
+            dispatch::dispatch(self.state, self.executions, self.eks, self.elb, request).await?;
         // The dispatcher answers for every cell it is given (an unknown one: `NotFound`).
         let Some(result) = out.results.into_iter().find(|r| r.cell == cell) else {
             return Err(AppError::NotFound(format!("cell {cell}")));

@@ -375,7 +375,7 @@ where
     Ok(out)
 }
 
-/// Runs the dispatcher over an event.
+/// Runs the dispatcher over an event (the function's input), read by [`parse_request`].
 pub async fn handle<S, X, C, L>(
     state: &S,
     executions: &X,
@@ -390,6 +390,23 @@ where
     L: LoadBalancerPort,
 {
     let request = parse_request(&event)?;
+    dispatch(state, executions, eks, elb, request).await
+}
+
+/// Runs the dispatcher over a request already read (the application layer's entry: no JSON).
+pub async fn dispatch<S, X, C, L>(
+    state: &S,
+    executions: &X,
+    eks: &C,
+    elb: &L,
+    request: Request,
+) -> Result<DispatchOutput>
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+{
     let mut results = Vec::new();
     let cells: Vec<StoredCell> = match &request.filter {
         Filter::Nothing(why) => {
