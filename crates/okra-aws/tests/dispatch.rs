@@ -115,12 +115,13 @@ async fn a_schedule_starts_the_due_rollout_and_nothing_else() {
     // listed.
     assert_eq!(w.eks.meter.calls("find_clusters_any"), 1);
     assert_eq!(w.eks.meter.calls("find_clusters"), 0);
-    assert_eq!(
-        w.eks.meter.api_counts(),
-        [("DescribeCluster", 3), ("GetResources", 1)].into()
-    );
+    assert_eq!(w.eks.meter.calls("describe_cluster"), 3);
     assert_eq!(w.elb.meter.calls("find_cells_target_groups"), 1);
-    assert_eq!(w.elb.meter.api_calls("GetResources"), 1);
+    assert_eq!(
+        w.elb.meter.calls("find_target_groups"),
+        0,
+        "no cell searched its groups again"
+    );
 }
 
 #[tokio::test]
@@ -190,13 +191,12 @@ async fn a_reconcile_syncs_the_serving_groups_with_their_clusters_instances() {
     assert_eq!(targets(), ["i-2", "i-3"]);
 
     // Nothing changed: nothing written.
-    let writes =
-        w.elb.meter.api_calls("RegisterTargets") + w.elb.meter.api_calls("DeregisterTargets");
+    let writes = w.elb.meter.calls("register_targets") + w.elb.meter.calls("deregister_targets");
     w.dispatch(event("dispatcher-schedule"))
         .await
         .expect("dispatches");
     assert_eq!(
-        w.elb.meter.api_calls("RegisterTargets") + w.elb.meter.api_calls("DeregisterTargets"),
+        w.elb.meter.calls("register_targets") + w.elb.meter.calls("deregister_targets"),
         writes
     );
 

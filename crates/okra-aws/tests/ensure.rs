@@ -429,16 +429,16 @@ async fn instance_registration_registers_each_cluster_s_instances_and_follows_th
     assert_eq!(w.asg.meter.calls("attach_target_group"), 0);
     assert_eq!(w.eks.meter.calls("node_group_asgs"), 0);
 
-    let writes = w.elb.meter.api_calls("RegisterTargets");
+    let writes = w.elb.meter.calls("register_targets");
     run(&w, instances(), out.side.clone(), Mode::Ensure)
         .await
         .expect("ensures");
     assert_eq!(
-        w.elb.meter.api_calls("RegisterTargets"),
+        w.elb.meter.calls("register_targets"),
         writes,
         "the second run registers nothing"
     );
-    assert_eq!(w.elb.meter.api_calls("DeregisterTargets"), 0);
+    assert_eq!(w.elb.meter.calls("deregister_targets"), 0);
 
     w.eks.set_instances("b1", &["i-b1-2", "i-b1-3"]);
     run(&w, instances(), out.side.clone(), Mode::Ensure)
@@ -465,5 +465,5 @@ async fn instance_registration_without_instances_is_nothing_to_register() {
             && text.contains("registration: external"),
         "{text}"
     );
-    assert_eq!(w.elb.meter.api_calls("DeregisterTargets"), 0);
+    assert_eq!(w.elb.meter.calls("deregister_targets"), 0);
 }

@@ -72,10 +72,7 @@ async fn a_step_is_one_read_one_write_one_verification_read() {
         w.elb.meter.call_counts(),
         [("read_action", 2), ("write_forward", 1)].into()
     );
-    assert_eq!(
-        w.elb.meter.api_counts(),
-        [("DescribeListeners", 2), ("ModifyListener", 1)].into()
-    );
+    // As AWS requests (DescribeListeners twice, ModifyListener once): tests/e2e/api_calls.rs.
     assert_eq!(w.elb.writes().len(), 1);
 }
 
@@ -318,8 +315,8 @@ async fn the_first_switch_replaces_the_fixed_response_and_keeps_other_actions() 
         "the default action is not okra's"
     );
     assert_eq!(
-        elb.meter.api_counts(),
-        [("DescribeRules", 2), ("ModifyRule", 1)].into()
+        elb.meter.call_counts(),
+        [("read_action", 2), ("write_forward", 1)].into()
     );
 }
 

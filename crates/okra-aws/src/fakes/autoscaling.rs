@@ -34,7 +34,6 @@ impl FakeAutoScaling {
 impl AutoScalingPort for FakeAutoScaling {
     async fn attach_target_group(&self, asg: &str, target_group_arn: &str) -> Result<()> {
         self.meter.enter("attach_target_group")?;
-        self.meter.api("AttachLoadBalancerTargetGroups", 1);
         lock(&self.attachments).insert((asg.to_string(), target_group_arn.to_string()));
         Ok(())
     }

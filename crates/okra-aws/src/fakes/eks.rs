@@ -14,20 +14,12 @@ pub(super) struct EksState {
     pub(super) lagging: BTreeSet<String>,
 }
 
-/// EKS in memory. `find_clusters` pages like the tagging API's GetResources (100 matches a
-/// page; an empty answer is one page).
+/// EKS in memory.
 #[derive(Debug, Default)]
 pub struct FakeEks {
     state: Mutex<EksState>,
     /// Counts and faults.
     pub meter: Meter,
-}
-
-/// How many GetResources pages the tagging API answers `n` matches in (an empty answer is one
-/// page).
-pub(super) fn pages(n: usize) -> usize {
-    n.div_ceil(usize::try_from(RESOURCES_PER_PAGE).unwrap_or(100))
-        .max(1)
 }
 
 /// A cluster with a status and tags (no VPC).
@@ -120,7 +112,6 @@ impl ClusterPort for FakeEks {
             .filter(|c| tags.iter().all(|(k, v)| c.tags.get(k) == Some(v)))
             .map(|c| c.name.clone())
             .collect();
-        self.meter.api("GetResources", pages(names.len()));
         Ok(names)
     }
 
@@ -138,16 +129,11 @@ impl ClusterPort for FakeEks {
             .filter(|c| c.tags.get(key).is_some_and(|v| values.contains(v)))
             .map(|c| (c.name.clone(), c.tags.clone()))
             .collect();
-        self.meter.api(
-            "GetResources",
-            values.len().div_ceil(VALUES_PER_FILTER).max(1),
-        );
         Ok(found)
     }
 
     async fn describe_cluster(&self, name: &str) -> Result<Option<Cluster>> {
         self.meter.enter("describe_cluster")?;
-        self.meter.api("DescribeCluster", 1);
         let s = lock(&self.state);
         if s.vanishing.contains(name) {
             return Ok(None);
@@ -157,7 +143,6 @@ impl ClusterPort for FakeEks {
 
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
         self.meter.enter("node_group_asgs")?;
-        self.meter.api("ListNodegroups", 1);
         let s = lock(&self.state);
         if !s.clusters.contains_key(cluster) {
             return Err(OkraError::from_code(
@@ -166,7 +151,6 @@ impl ClusterPort for FakeEks {
             ));
         }
         let mut asgs = s.node_groups.get(cluster).cloned().unwrap_or_default();
-        self.meter.api("DescribeNodegroup", asgs.len());
         asgs.sort();
         asgs.dedup();
         Ok(asgs)
@@ -178,7 +162,6 @@ impl ClusterPort for FakeEks {
     ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
         self.meter.enter("cluster_instances")?;
         // One query per tag convention.
-        self.meter.api("DescribeInstances", 2);
         let s = lock(&self.state);
         let ids: BTreeSet<&String> = s.instances.get(cluster).into_iter().flatten().collect();
         Ok(ids

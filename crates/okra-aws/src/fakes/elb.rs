@@ -298,8 +298,6 @@ impl LoadBalancerPort for FakeElb {
 
     async fn load_balancer_vpc(&self, listener_arn: &str) -> Result<String> {
         self.meter.enter("load_balancer_vpc")?;
-        self.meter.api("DescribeListeners", 1);
-        self.meter.api("DescribeLoadBalancers", 1);
         // Any listener's load balancer is in `vpc-1` unless a test says otherwise (tests of
         // target groups need no listener).
         let st = lock(&self.state);
@@ -315,13 +313,10 @@ impl LoadBalancerPort for FakeElb {
         listener_arn: &str,
     ) -> Result<okra_core::doctor::LoadBalancerFacts> {
         self.meter.enter("load_balancer")?;
-        self.meter.api("DescribeListeners", 1);
         let st = lock(&self.state);
         if !st.actions.keys().any(|(l, _)| l == listener_arn) {
             return Err(OkraError::ListenerNotFound(listener_arn.to_string()));
         }
-        self.meter.api("DescribeLoadBalancers", 1);
-        self.meter.api("DescribeTargetGroups", 1);
         // The load balancer's groups: those its listener's actions forward to.
         let groups: BTreeSet<&str> = st
             .actions
@@ -352,14 +347,6 @@ impl LoadBalancerPort for FakeElb {
         rule_arn: Option<&str>,
     ) -> Result<Owned<Vec<RawAction>>> {
         self.meter.enter("read_action")?;
-        self.meter.api(
-            if rule_arn.is_some() {
-                "DescribeRules"
-            } else {
-                "DescribeListeners"
-            },
-            1,
-        );
         let actions = self
             .actions(listener_arn, rule_arn)
             .ok_or_else(|| Self::not_found(listener_arn, rule_arn))?;
@@ -377,14 +364,6 @@ impl LoadBalancerPort for FakeElb {
         action: &ForwardAction,
     ) -> Result<()> {
         self.meter.enter("write_forward")?;
-        self.meter.api(
-            if rule_arn.is_some() {
-                "ModifyRule"
-            } else {
-                "ModifyListener"
-            },
-            1,
-        );
         let mut s = lock(&self.state);
         let key = (listener_arn.to_string(), rule_arn.map(str::to_string));
         if !s.actions.contains_key(&key) {
@@ -449,14 +428,11 @@ impl LoadBalancerPort for FakeElb {
             .filter(|t| t.tags.get(TAG_CELL).map(String::as_str) == Some(cell))
             .map(|t| t.arn.clone())
             .collect();
-        self.meter.api("GetResources", pages(tagged.len()));
         let direct: BTreeSet<String> = candidate_arns
             .iter()
             .filter(|a| !tagged.contains(*a))
             .cloned()
             .collect();
-        self.meter
-            .api("DescribeTags", direct.len().div_ceil(DESCRIBE_TAGS_BATCH));
         let arns: BTreeSet<String> = tagged.into_iter().chain(direct).collect();
         let mut found: Vec<TargetGroup> = arns
             .iter()
@@ -478,10 +454,6 @@ impl LoadBalancerPort for FakeElb {
         cells: &[String],
     ) -> Result<Vec<(String, TargetGroup)>> {
         self.meter.enter("find_cells_target_groups")?;
-        self.meter.api(
-            "GetResources",
-            cells.len().div_ceil(VALUES_PER_FILTER).max(1),
-        );
         let s = lock(&self.state);
         Ok(s.target_groups
             .values()
@@ -502,7 +474,6 @@ impl LoadBalancerPort for FakeElb {
 
     async fn create_target_group(&self, tg: &NewTargetGroup) -> Result<String> {
         self.meter.enter("create_target_group")?;
-        self.meter.api("CreateTargetGroup", 1);
         let mut s = lock(&self.state);
         if let Some(existing) = s.target_groups.values().find(|t| t.name == tg.name) {
             // ELB answers a create with identical settings with the existing group.
@@ -533,13 +504,11 @@ impl LoadBalancerPort for FakeElb {
 
     async fn target_group_by_name(&self, name: &str) -> Result<Option<String>> {
         self.meter.enter("target_group_by_name")?;
-        self.meter.api("DescribeTargetGroups", 1);
         Ok(self.target_group_named(name).map(|t| t.arn))
     }
 
     async fn tag_target_group(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
         self.meter.enter("tag_target_group")?;
-        self.meter.api("AddTags", 1);
         let mut s = lock(&self.state);
         let tg = s.target_groups.get_mut(arn).ok_or_else(|| {
             OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
@@ -550,7 +519,6 @@ impl LoadBalancerPort for FakeElb {
 
     async fn target_health(&self, arn: &str) -> Result<TargetHealth> {
         self.meter.enter("target_health")?;
-        self.meter.api("DescribeTargetHealth", 1);
         self.target_group(arn).map(|t| t.health).ok_or_else(|| {
             OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
         })
@@ -558,7 +526,6 @@ impl LoadBalancerPort for FakeElb {
 
     async fn registered_targets(&self, arn: &str) -> Result<Vec<String>> {
         self.meter.enter("registered_targets")?;
-        self.meter.api("DescribeTargetHealth", 1);
         self.target_group(arn)
             .map(|t| t.targets.into_iter().collect())
             .ok_or_else(|| not_found(arn))
@@ -566,7 +533,6 @@ impl LoadBalancerPort for FakeElb {
 
     async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
         self.meter.enter("register_targets")?;
-        self.meter.api("RegisterTargets", 1);
         let mut st = lock(&self.state);
         let tg = st
             .target_groups
@@ -578,7 +544,6 @@ impl LoadBalancerPort for FakeElb {
 
     async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
         self.meter.enter("deregister_targets")?;
-        self.meter.api("DeregisterTargets", 1);
         let mut st = lock(&self.state);
         let tg = st
             .target_groups

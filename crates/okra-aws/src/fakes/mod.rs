@@ -2,14 +2,11 @@
 //! table, executions and events [`FakeState`], [`FakeExecutions`] and [`FakeEvents`].
 //!
 //! Each keeps state the way its AWS service would (clusters and node groups; listeners, rules,
-//! target groups with tags and health; Auto Scaling attachments) and counts two things:
-//!
-//! - **port calls**, by trait method name (`"read_action"`, `"find_clusters"`, ...): what a
-//!   handler asked of the port;
-//! - **API calls**, by AWS operation name (`"ListClusters"`, `"DescribeTags"`, ...): what the
-//!   real adapter would have sent for that port call, paginating and batching as it does (100
-//!   clusters per ListClusters page, 400 groups per DescribeTargetGroups page, 20 ARNs per
-//!   DescribeTags).
+//! target groups with tags and health; Auto Scaling attachments) and counts **port calls**, by
+//! trait method name (`"read_action"`, `"find_clusters"`, ...): what a handler asked of the port.
+//! What those calls cost in AWS requests (pages, batches, per-operation counts) is the adapters'
+//! and is measured at the HTTP layer, where the strict moto counts each request
+//! (`tests/e2e/api_calls.rs`), not supposed here.
 //!
 //! Faults: [`Meter::fail_next`] makes the next N calls of a port method fail with an error of the
 //! test's choosing (throttling, say); [`FakeElb::drop_next_writes`] makes writes report success
@@ -27,12 +24,10 @@ use okra_core::model::{
 };
 use okra_core::vocab::{ExecutionStatus, RolloutStatus};
 
-use crate::elb::DESCRIBE_TAGS_BATCH;
 use crate::error::{OkraError, Result};
 use crate::ports::{
     AutoScalingPort, ClusterPort, LoadBalancerPort, NewTargetGroup, Owned, TargetHealth,
 };
-use crate::tagging::{RESOURCES_PER_PAGE, VALUES_PER_FILTER};
 
 /// The account of every ARN the fakes make.
 pub const ACCOUNT: &str = "123456789012";
@@ -64,7 +59,6 @@ pub type MakeError = Arc<dyn Fn() -> OkraError + Send + Sync>;
 #[derive(Default)]
 pub struct Meter {
     calls: Mutex<BTreeMap<&'static str, usize>>,
-    api: Mutex<BTreeMap<&'static str, usize>>,
     faults: Mutex<BTreeMap<String, VecDeque<MakeError>>>,
 }
 
@@ -72,7 +66,6 @@ impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Meter")
             .field("calls", &*lock(&self.calls))
-            .field("api", &*lock(&self.api))
             .field(
                 "faults",
                 &lock(&self.faults)
@@ -97,13 +90,6 @@ impl Meter {
         }
     }
 
-    /// Counts `n` calls of AWS operation `op`.
-    fn api(&self, op: &'static str, n: usize) {
-        if n > 0 {
-            *lock(&self.api).entry(op).or_default() += n;
-        }
-    }
-
     /// How many times the port method was called (failed calls included).
     pub fn calls(&self, method: &str) -> usize {
         lock(&self.calls).get(method).copied().unwrap_or(0)
@@ -114,31 +100,14 @@ impl Meter {
         lock(&self.calls).values().sum()
     }
 
-    /// How many AWS `op` calls (`"ListClusters"`, `"DescribeTags"`, ...) the real adapter would
-    /// have made for the port calls so far (calls failed by an injected fault are not counted).
-    pub fn api_calls(&self, op: &str) -> usize {
-        lock(&self.api).get(op).copied().unwrap_or(0)
-    }
-
-    /// All AWS calls.
-    pub fn total_api_calls(&self) -> usize {
-        lock(&self.api).values().sum()
-    }
-
     /// Port calls by method, for messages.
     pub fn call_counts(&self) -> BTreeMap<&'static str, usize> {
         lock(&self.calls).clone()
     }
 
-    /// AWS calls by operation, for messages.
-    pub fn api_counts(&self) -> BTreeMap<&'static str, usize> {
-        lock(&self.api).clone()
-    }
-
     /// Forgets all counts (not the faults).
     pub fn reset_counts(&self) {
         lock(&self.calls).clear();
-        lock(&self.api).clear();
     }
 
     /// The next `n` calls of port method `method` fail with `make()`; the call is counted and

@@ -81,13 +81,11 @@ impl FakeState {
 impl StatePort for FakeState {
     async fn list_cells(&self) -> Result<Vec<StoredCell>> {
         self.meter.enter("list_cells")?;
-        self.meter.api("Query", 1);
         Ok(lock(&self.data).cells.values().cloned().collect())
     }
 
     async fn get_cell(&self, cell: &str) -> Result<Option<StoredCell>> {
         self.meter.enter("get_cell")?;
-        self.meter.api("GetItem", 1);
         Ok(lock(&self.data).cells.get(cell).cloned())
     }
 
@@ -97,7 +95,6 @@ impl StatePort for FakeState {
         expected_revision: Option<u64>,
     ) -> Result<u64> {
         self.meter.enter("put_cell")?;
-        self.meter.api("PutItem", 1);
         let mut d = lock(&self.data);
         let current = d.cells.get(&spec.name).map(|c| c.revision);
         if current != expected_revision {
@@ -120,19 +117,14 @@ impl StatePort for FakeState {
 
     async fn delete_cell(&self, cell: &str) -> Result<bool> {
         self.meter.enter("delete_cell")?;
-        self.meter.api("DeleteItem", 1);
         Ok(lock(&self.data).cells.remove(cell).is_some())
     }
 
     async fn acquire_lock(&self, cell: &str, l: &Lock) -> Result<std::result::Result<(), Lock>> {
         self.meter.enter("acquire_lock")?;
-        self.meter.api("PutItem", 1);
         let mut d = lock(&self.data);
         match d.locks.get(cell) {
-            Some(holder) if holder.execution != l.execution => {
-                self.meter.api("GetItem", 1);
-                Ok(Err(holder.clone()))
-            }
+            Some(holder) if holder.execution != l.execution => Ok(Err(holder.clone())),
             _ => {
                 d.locks.insert(cell.to_string(), l.clone());
                 Ok(Ok(()))
@@ -142,12 +134,9 @@ impl StatePort for FakeState {
 
     async fn release_lock(&self, cell: &str, execution: &str) -> Result<()> {
         self.meter.enter("release_lock")?;
-        self.meter.api("DeleteItem", 1);
         let mut d = lock(&self.data);
         if d.locks.get(cell).is_some_and(|l| l.execution == execution) {
             d.locks.remove(cell);
-            self.meter.api("GetItem", 1);
-            self.meter.api("UpdateItem", 1);
             *d.generations.entry(cell.to_string()).or_default() += 1;
         }
         Ok(())
@@ -155,13 +144,11 @@ impl StatePort for FakeState {
 
     async fn generation(&self, cell: &str) -> Result<u64> {
         self.meter.enter("generation")?;
-        self.meter.api("GetItem", 1);
         Ok(lock(&self.data).generations.get(cell).copied().unwrap_or(0))
     }
 
     async fn advance_generation(&self, cell: &str, seen: u64) -> Result<u64> {
         self.meter.enter("advance_generation")?;
-        self.meter.api("UpdateItem", 1);
         let mut d = lock(&self.data);
         let g = d.generations.entry(cell.to_string()).or_default();
         if *g == seen {
@@ -172,13 +159,11 @@ impl StatePort for FakeState {
 
     async fn get_lock(&self, cell: &str) -> Result<Option<Lock>> {
         self.meter.enter("get_lock")?;
-        self.meter.api("GetItem", 1);
         Ok(lock(&self.data).locks.get(cell).cloned())
     }
 
     async fn blocklist(&self, cell: &str) -> Result<Vec<Block>> {
         self.meter.enter("blocklist")?;
-        self.meter.api("Query", 1);
         Ok(lock(&self.data)
             .blocks
             .iter()
@@ -189,7 +174,6 @@ impl StatePort for FakeState {
 
     async fn block(&self, cell: &str, block: &Block) -> Result<()> {
         self.meter.enter("block")?;
-        self.meter.api("PutItem", 1);
         lock(&self.data)
             .blocks
             .entry(ck(cell, &block.version))
@@ -199,8 +183,6 @@ impl StatePort for FakeState {
 
     async fn unblock(&self, cell: &str, version: &str) -> Result<u32> {
         self.meter.enter("unblock")?;
-        self.meter.api("DeleteItem", 1);
-        self.meter.api("UpdateItem", 1);
         let mut d = lock(&self.data);
         d.blocks.remove(&ck(cell, version));
         let a = d.attempts.entry(ck(cell, version)).or_default();
@@ -210,7 +192,6 @@ impl StatePort for FakeState {
 
     async fn attempt(&self, cell: &str, version: &str) -> Result<u32> {
         self.meter.enter("attempt")?;
-        self.meter.api("GetItem", 1);
         Ok(lock(&self.data)
             .attempts
             .get(&ck(cell, version))
@@ -220,7 +201,6 @@ impl StatePort for FakeState {
 
     async fn start_rollout(&self, rollout: &Rollout) -> Result<()> {
         self.meter.enter("start_rollout")?;
-        self.meter.api("PutItem", 1);
         let seen = rollout.history.iter().map(HistoryEntry::key).collect();
         lock(&self.data)
             .rollouts
@@ -237,16 +217,13 @@ impl StatePort for FakeState {
         status: Option<RolloutStatus>,
     ) -> Result<()> {
         self.meter.enter("record")?;
-        self.meter.api("UpdateItem", 1);
         let mut d = lock(&self.data);
         let Some((r, seen)) = d.rollouts.get_mut(&ck(cell, execution)) else {
-            self.meter.api("GetItem", 1);
             return Err(OkraError::NotFound(format!(
                 "rollout {execution} of cell {cell}"
             )));
         };
         if !seen.insert(entry.key()) {
-            self.meter.api("GetItem", 1);
             return Ok(());
         }
         r.history.push(entry.clone());
@@ -262,7 +239,6 @@ impl StatePort for FakeState {
 
     async fn get_rollout(&self, cell: &str, execution: &str) -> Result<Option<Rollout>> {
         self.meter.enter("get_rollout")?;
-        self.meter.api("GetItem", 1);
         Ok(lock(&self.data)
             .rollouts
             .get(&ck(cell, execution))
@@ -271,21 +247,17 @@ impl StatePort for FakeState {
 
     async fn list_rollouts(&self, cell: &str, limit: usize) -> Result<Vec<Rollout>> {
         self.meter.enter("list_rollouts")?;
-        self.meter.api("Query", 1);
         Ok(crate::state::newest_first(self.rollouts(cell), limit))
     }
 
     async fn put_signal(&self, cell: &str, execution: &str, signal: Signal) -> Result<()> {
         self.meter.enter("put_signal")?;
-        self.meter.api("PutItem", 1);
         lock(&self.data).signals.insert(ck(cell, execution), signal);
         Ok(())
     }
 
     async fn put_wait(&self, cell: &str, execution: &str, token: &str) -> Result<Option<Signal>> {
         self.meter.enter("put_wait")?;
-        self.meter.api("PutItem", 1);
-        self.meter.api("GetItem", 1);
         let mut d = lock(&self.data);
         d.waits.insert(ck(cell, execution), token.to_string());
         Ok(d.signals.get(&ck(cell, execution)).copied())
@@ -293,13 +265,11 @@ impl StatePort for FakeState {
 
     async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<String>> {
         self.meter.enter("get_wait")?;
-        self.meter.api("GetItem", 1);
         Ok(lock(&self.data).waits.get(&ck(cell, execution)).cloned())
     }
 
     async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {
         self.meter.enter("take_signal")?;
-        self.meter.api("DeleteItem", 1);
         Ok(lock(&self.data).signals.remove(&ck(cell, execution)))
     }
 }
