@@ -274,7 +274,14 @@ async fn discover_reports_a_missing_listener_by_name() -> Result<()> {
         .local
         .invoke("discover-clusters", &json!({"cell": spec, "blocklist": []}))?
     {
-        Invocation::FunctionError { error_type, .. } => assert_eq!(error_type, "ListenerNotFound"),
+        Invocation::FunctionError {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "ListenerNotFound");
+            // AWS's request id, for AWS Support, travels with the error into the history.
+            assert!(error_message.contains("(request id "), "{error_message}");
+        }
         other => panic!("expected ListenerNotFound, got {other:?}"),
     }
     Ok(())

@@ -152,11 +152,13 @@ pub fn parse_points(body: &[u8]) -> Result<Vec<(i64, f64)>> {
     let r: QueryResponse = serde_json::from_slice(body).map_err(|e| OkraError::Aws {
         code: "DatadogBadResponse".into(),
         message: format!("not a query answer: {e}"),
+        cause: Some(Box::new(e)),
     })?;
     if r.status.as_deref() == Some("error") || r.error.is_some() {
         return Err(OkraError::Aws {
             code: "DatadogQueryError".into(),
             message: r.error.unwrap_or_else(|| "status error".into()),
+            cause: None,
         });
     }
     if r.series.len() > 1 {
@@ -187,12 +189,13 @@ fn status_error(status: u16, body: &[u8]) -> OkraError {
     let text: String = String::from_utf8_lossy(body).chars().take(300).collect();
     let message = format!("Datadog answered {status}: {text}");
     match status {
-        429 => OkraError::Throttled(message),
-        401 | 403 => OkraError::AccessDenied(message),
-        500..=599 => OkraError::AwsUnavailable(message),
+        429 => OkraError::Throttled(message, None),
+        401 | 403 => OkraError::AccessDenied(message, None),
+        500..=599 => OkraError::AwsUnavailable(message, None),
         _ => OkraError::Aws {
             code: format!("Datadog{status}"),
             message,
+            cause: None,
         },
     }
 }
@@ -214,12 +217,13 @@ impl<S: SecretsPort> DatadogPort for Datadog<S> {
                 OkraError::InvalidInput(format!("Datadog request to {}: {e}", self.site))
             })?;
         let unavailable = |e: &dyn fmt::Display| {
-            OkraError::AwsUnavailable(format!("Datadog at {}: {e}", self.site))
+            OkraError::AwsUnavailable(format!("Datadog at {}: {e}", self.site), None)
         };
         let fetch = async {
             let http = self.http.as_ref().map_err(|e| OkraError::Aws {
                 code: "DatadogTls".into(),
                 message: e.clone(),
+                cause: None,
             })?;
             let resp = http.request(req).await.map_err(|e| unavailable(&e))?;
             let status = resp.status().as_u16();

@@ -5,7 +5,9 @@
 //! a breaking change of `statemachine/*.asl.json`.
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::request_id::RequestId;
 use lambda_runtime::Diagnostic;
 pub use okra_core::vocab::ErrorType;
 
@@ -20,19 +22,19 @@ pub enum OkraError {
     InvalidSpec(String),
     /// AWS throttled the call (retry with backoff).
     #[error("throttled by AWS: {0}")]
-    Throttled(String),
+    Throttled(String, #[source] Option<Cause>),
     /// AWS did not answer, or answered 5xx (retry).
     #[error("AWS unavailable: {0}")]
-    AwsUnavailable(String),
+    AwsUnavailable(String, #[source] Option<Cause>),
     /// The listener does not exist.
     #[error("listener not found: {0}")]
-    ListenerNotFound(String),
+    ListenerNotFound(String, #[source] Option<Cause>),
     /// The listener rule does not exist.
     #[error("listener rule not found: {0}")]
-    RuleNotFound(String),
+    RuleNotFound(String, #[source] Option<Cause>),
     /// A target group does not exist.
     #[error("target group not found: {0}")]
-    TargetGroupNotFound(String),
+    TargetGroupNotFound(String, #[source] Option<Cause>),
     /// Somebody else changed the listener since okra's last step; okra does not overwrite it.
     #[error("drift detected: {0}")]
     DriftDetected(String),
@@ -55,13 +57,13 @@ pub enum OkraError {
     UnsupportedAction(String),
     /// A conditional write lost a race, or the lock is held by another execution.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(String, #[source] Option<Cause>),
     /// The cell, rollout or execution asked for does not exist.
     #[error("not found: {0}")]
     NotFound(String),
     /// AWS said no for lack of permissions.
     #[error("access denied: {0}")]
-    AccessDenied(String),
+    AccessDenied(String, #[source] Option<Cause>),
     /// Any other AWS error.
     #[error("AWS error {code}: {message}")]
     Aws {
@@ -69,8 +71,16 @@ pub enum OkraError {
         code: String,
         /// AWS's message.
         message: String,
+        /// The SDK's error, when the error is one.
+        #[source]
+        cause: Option<Cause>,
     },
 }
+
+/// The error an okra error comes from: the SDK's (a service error with its response, a timeout,
+/// a connection that failed with its own chain), or a parser's; `None` for errors okra finds
+/// itself.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl OkraError {
     /// The stable name the state machine matches ([`ErrorType`], the one vocabulary).
@@ -78,20 +88,20 @@ impl OkraError {
         match self {
             Self::InvalidInput(_) => ErrorType::InvalidInput,
             Self::InvalidSpec(_) => ErrorType::InvalidSpec,
-            Self::Throttled(_) => ErrorType::Throttled,
-            Self::AwsUnavailable(_) => ErrorType::AwsUnavailable,
-            Self::ListenerNotFound(_) => ErrorType::ListenerNotFound,
-            Self::RuleNotFound(_) => ErrorType::RuleNotFound,
-            Self::TargetGroupNotFound(_) => ErrorType::TargetGroupNotFound,
+            Self::Throttled(..) => ErrorType::Throttled,
+            Self::AwsUnavailable(..) => ErrorType::AwsUnavailable,
+            Self::ListenerNotFound(..) => ErrorType::ListenerNotFound,
+            Self::RuleNotFound(..) => ErrorType::RuleNotFound,
+            Self::TargetGroupNotFound(..) => ErrorType::TargetGroupNotFound,
             Self::DriftDetected(_) => ErrorType::DriftDetected,
             Self::VerificationFailed(_) => ErrorType::VerificationFailed,
             Self::WeightsNotPossible(_) => ErrorType::WeightsNotPossible,
             Self::CanaryUnhealthy(_) => ErrorType::CanaryUnhealthy,
             Self::NothingToRegister(_) => ErrorType::NothingToRegister,
             Self::UnsupportedAction(_) => ErrorType::UnsupportedAction,
-            Self::Conflict(_) => ErrorType::Conflict,
+            Self::Conflict(..) => ErrorType::Conflict,
             Self::NotFound(_) => ErrorType::NotFound,
-            Self::AccessDenied(_) => ErrorType::AccessDenied,
+            Self::AccessDenied(..) => ErrorType::AccessDenied,
             Self::Aws { .. } => ErrorType::AwsError,
         }
     }
@@ -106,34 +116,67 @@ impl OkraError {
         self.kind().is_transient()
     }
 
-    /// Maps an SDK error by its AWS error code. `not_found` names the variant for the codes that
-    /// mean "this resource does not exist" in the calling context.
-    pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
+    /// Maps an SDK error by its AWS error code, keeping the SDK error as the source (its chain:
+    /// the response, a timeout's or a connection's own cause) and AWS's request id in the
+    /// message (the id AWS Support asks for, shown in the Lambda error and the execution's
+    /// history).
+    pub fn from_sdk<E>(err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
     {
-        match &err {
+        // The id the SDK read from the error (a query protocol's body) or the response's
+        // `x-amzn-requestid` / `x-amz-request-id` header.
+        let id = match &err {
+            SdkError::ServiceError(se) => se.err().meta().request_id(),
+            _ => None,
+        };
+        let request = id
+            .or_else(|| err.request_id())
+            .map(|id| format!(" (request id {id})"))
+            .unwrap_or_default();
+        let mapped = match &err {
             SdkError::ServiceError(se) => {
                 let e = se.err();
                 let code = e.code().unwrap_or("Unknown").to_string();
-                let message = e.message().unwrap_or_default().to_string();
+                let message = format!("{}{request}", e.message().unwrap_or_default());
                 Self::from_code(code, message)
             }
             SdkError::TimeoutError(_)
             | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => Self::AwsUnavailable(format!(
-                "{}",
-                aws_smithy_types::error::display::DisplayErrorContext(&err)
-            )),
+            | SdkError::ResponseError(_) => Self::AwsUnavailable(
+                format!(
+                    "{}{request}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&err)
+                ),
+                None,
+            ),
             _ => Self::Aws {
                 code: "Unknown".into(),
                 message: format!(
                     "{}",
                     aws_smithy_types::error::display::DisplayErrorContext(&err)
                 ),
+                cause: None,
             },
+        };
+        mapped.caused_by(Box::new(err))
+    }
+
+    /// The same error, with `cause` as its source where the variant keeps one (the variants an
+    /// AWS error maps to); other variants are returned as they are.
+    pub fn caused_by(mut self, cause: Cause) -> Self {
+        match &mut self {
+            Self::Throttled(_, c)
+            | Self::AwsUnavailable(_, c)
+            | Self::ListenerNotFound(_, c)
+            | Self::RuleNotFound(_, c)
+            | Self::TargetGroupNotFound(_, c)
+            | Self::Conflict(_, c)
+            | Self::AccessDenied(_, c)
+            | Self::Aws { cause: c, .. } => *c = Some(cause),
+            _ => {}
         }
+        self
     }
 
     /// Maps an AWS error code and message.
@@ -146,24 +189,28 @@ impl OkraError {
             | "RequestLimitExceeded"
             | "ProvisionedThroughputExceededException"
             | "SlowDown"
-            | "RequestThrottled" => Self::Throttled(format!("{code}: {message}")),
+            | "RequestThrottled" => Self::Throttled(format!("{code}: {message}"), None),
             "ServiceUnavailable"
             | "ServiceUnavailableException"
             | "InternalFailure"
             | "InternalError"
             | "InternalServerError"
             | "InternalServiceException"
-            | "ServerException" => Self::AwsUnavailable(format!("{code}: {message}")),
+            | "ServerException" => Self::AwsUnavailable(format!("{code}: {message}"), None),
             "ConditionalCheckFailedException" | "TransactionConflictException" => {
-                Self::Conflict(format!("{code}: {message}"))
+                Self::Conflict(format!("{code}: {message}"), None)
             }
-            "ListenerNotFound" => Self::ListenerNotFound(message),
-            "RuleNotFound" => Self::RuleNotFound(message),
-            "TargetGroupNotFound" => Self::TargetGroupNotFound(message),
+            "ListenerNotFound" => Self::ListenerNotFound(message, None),
+            "RuleNotFound" => Self::RuleNotFound(message, None),
+            "TargetGroupNotFound" => Self::TargetGroupNotFound(message, None),
             "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
-                Self::AccessDenied(message)
+                Self::AccessDenied(message, None)
             }
-            _ => Self::Aws { code, message },
+            _ => Self::Aws {
+                code,
+                message,
+                cause: None,
+            },
         }
     }
 }
@@ -215,12 +262,82 @@ mod tests {
         assert_eq!(t("ProvisionedThroughputExceededException"), "Throttled");
     }
 
+    fn service_error(code: &str, request_id: Option<&str>) -> OkraError {
+        use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError;
+        use aws_smithy_runtime_api::http::StatusCode;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        let meta = ErrorMetadata::builder()
+            .code(code)
+            .message("Rate exceeded")
+            .build();
+        let mut raw = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(""));
+        if let Some(id) = request_id {
+            raw.headers_mut().insert("x-amzn-requestid", id.to_string());
+        }
+        OkraError::from_sdk(SdkError::service_error(
+            DescribeListenersError::generic(meta),
+            raw,
+        ))
+    }
+
+    #[test]
+    fn an_sdk_error_is_kept_as_the_source_with_aws_s_request_id() {
+        use std::error::Error as _;
+        let e = service_error("Throttling", Some("5f1c-request"));
+        assert_eq!(e.error_type(), "Throttled");
+        assert_eq!(
+            e.to_string(),
+            "throttled by AWS: Throttling: Rate exceeded (request id 5f1c-request)"
+        );
+        let source = e.source().expect("the SDK error is the source");
+        assert!(
+            source.is::<SdkError<
+                aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError,
+                HttpResponse,
+            >>(),
+            "{source:?}"
+        );
+        // Without a request id (the service was not reached, or did not say), no suffix.
+        let e = service_error("ValidationError", None);
+        assert_eq!(e.to_string(), "AWS error ValidationError: Rate exceeded");
+        assert!(e.source().is_some());
+    }
+
+    #[test]
+    fn a_timeout_keeps_its_chain() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out");
+        let e = OkraError::from_sdk::<
+            aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersError,
+        >(SdkError::timeout_error(io));
+        assert_eq!(e.error_type(), "AwsUnavailable");
+        assert!(e.is_transient());
+        // OkraError -> the SDK's timeout error -> its cause (the I/O error).
+        let mut chain = Vec::new();
+        let mut next = e.source();
+        while let Some(s) = next {
+            chain.push(s.to_string());
+            next = s.source();
+        }
+        assert!(
+            chain.iter().any(|s| s.contains("read timed out")),
+            "{chain:?}"
+        );
+        // Errors okra finds itself have no source.
+        assert!(
+            OkraError::Conflict("lost a race".into(), None)
+                .source()
+                .is_none()
+        );
+    }
+
     #[test]
     fn diagnostic_carries_the_name() {
         let d: Diagnostic = OkraError::DriftDetected("x".into()).into();
         assert_eq!(d.error_type, "DriftDetected");
         assert!(d.error_message.contains("drift detected: x"));
-        assert!(OkraError::Throttled("x".into()).is_transient());
+        assert!(OkraError::Throttled("x".into(), None).is_transient());
         assert!(!OkraError::DriftDetected("x".into()).is_transient());
     }
 }

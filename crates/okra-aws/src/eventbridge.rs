@@ -96,12 +96,15 @@ impl EventsPort for EventBridge {
                 tries += 1;
                 if tries > RESENDS || failed.is_empty() {
                     let why: Vec<String> = failed.into_iter().map(|(_, w)| w).collect();
-                    return Err(OkraError::AwsUnavailable(format!(
-                        "PutEvents: {} of {} entries failed: {}",
-                        out.failed_entry_count(),
-                        entries.len(),
-                        why.join("; ")
-                    )));
+                    return Err(OkraError::AwsUnavailable(
+                        format!(
+                            "PutEvents: {} of {} entries failed: {}",
+                            out.failed_entry_count(),
+                            entries.len(),
+                            why.join("; ")
+                        ),
+                        None,
+                    ));
                 }
                 entries = failed.into_iter().map(|(e, _)| e).collect();
             }

@@ -986,11 +986,15 @@ async fn aws_errors_map_to_statuses() {
         ),
         (
             "AwsUnavailable",
-            || OkraError::AwsUnavailable("down".into()),
+            || OkraError::AwsUnavailable("down".into(), None),
             503,
         ),
-        ("AccessDenied", || OkraError::AccessDenied("no".into()), 403),
-        ("Conflict", || OkraError::Conflict("race".into()), 409),
+        (
+            "AccessDenied",
+            || OkraError::AccessDenied("no".into(), None),
+            403,
+        ),
+        ("Conflict", || OkraError::Conflict("race".into(), None), 409),
         (
             "InvalidInput",
             || OkraError::InvalidInput("bad".into()),
@@ -1001,6 +1005,7 @@ async fn aws_errors_map_to_statuses() {
             || OkraError::Aws {
                 code: "X".into(),
                 message: "y".into(),
+                cause: None,
             },
             502,
         ),
@@ -1015,7 +1020,7 @@ async fn aws_errors_map_to_statuses() {
     // Discovery's errors on the plan: a missing listener is AWS's answer, 502.
     let w = world();
     w.elb.meter.fail_next("read_action", 1, || {
-        OkraError::ListenerNotFound("gone".into())
+        OkraError::ListenerNotFound("gone".into(), None)
     });
     let r = w.call(req("GET", "/cells/web/plan")).await;
     r.expect(502);

@@ -456,7 +456,7 @@ async fn unknown_template_names_its_index() {
 #[tokio::test]
 async fn throttling_fails_the_call_other_failures_are_error_samples() {
     let mut cw = alb(Some(0.001), 20.0, 20.0);
-    cw.fail = Some(|| OkraError::Throttled("Throttling: rate exceeded".into()));
+    cw.fail = Some(|| OkraError::Throttled("Throttling: rate exceeded".into(), None));
     let err = handle(
         &cw,
         &FakeDatadog::new(healthy_dd),
@@ -466,7 +466,7 @@ async fn throttling_fails_the_call_other_failures_are_error_samples() {
     .expect_err("throttled");
     assert_eq!(err.error_type(), "Throttled");
 
-    cw.fail = Some(|| OkraError::AccessDenied("no cloudwatch:GetMetricData".into()));
+    cw.fail = Some(|| OkraError::AccessDenied("no cloudwatch:GetMetricData".into(), None));
     let out = handle(
         &cw,
         &FakeDatadog::new(healthy_dd),
@@ -482,7 +482,7 @@ async fn throttling_fails_the_call_other_failures_are_error_samples() {
 
     let err = handle(
         &alb(Some(0.001), 20.0, 20.0),
-        &FakeDatadog::new(|| Err(OkraError::Throttled("Datadog answered 429".into()))),
+        &FakeDatadog::new(|| Err(OkraError::Throttled("Datadog answered 429".into(), None))),
         input(&["latency"], false, json!([])),
     )
     .await

@@ -340,7 +340,7 @@ async fn a_missing_listener_is_listener_not_found() {
     let err = run(&eks, &elb, cell(2), &[])
         .await
         .expect_err("no listener");
-    assert!(matches!(err, OkraError::ListenerNotFound(_)), "{err:?}");
+    assert!(matches!(err, OkraError::ListenerNotFound(..)), "{err:?}");
     assert_eq!(err.error_type(), "ListenerNotFound");
     assert_eq!(eks.meter.total_calls(), 0, "the listener is read first");
 }

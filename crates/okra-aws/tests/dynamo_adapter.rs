@@ -96,7 +96,7 @@ async fn put_cell_is_conditional_and_a_lost_condition_is_a_conflict() {
     let t = table(RuleMode::MatchAny, &[&create, &update]);
 
     let err = t.put_cell(&spec(), None).await.expect_err("exists");
-    assert!(matches!(err, OkraError::Conflict(_)), "{err:?}");
+    assert!(matches!(err, OkraError::Conflict(..)), "{err:?}");
     assert_eq!(err.error_type(), "Conflict");
     assert_eq!(t.put_cell(&spec(), Some(3)).await.expect("stored"), 4);
 }

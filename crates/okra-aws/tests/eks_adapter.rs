@@ -246,7 +246,7 @@ async fn describe_cluster_passes_other_errors_on() {
         .describe_cluster("web-1")
         .await
         .expect_err("denied");
-    assert!(matches!(err, OkraError::AccessDenied(_)), "{err:?}");
+    assert!(matches!(err, OkraError::AccessDenied(..)), "{err:?}");
 
     let throttled = mock!(Client::describe_cluster).then_error(|| {
         DescribeClusterError::generic(

@@ -136,7 +136,7 @@ async fn a_second_execution_conflicts_while_the_first_runs_and_takes_over_once_i
     w.begin("e1").await.expect("e1 locks");
 
     let err = w.begin("e2").await.expect_err("e1 runs");
-    assert!(matches!(err, OkraError::Conflict(_)), "{err:?}");
+    assert!(matches!(err, OkraError::Conflict(..)), "{err:?}");
     assert_eq!(err.error_type(), "Conflict");
     assert!(err.to_string().contains("e1"), "names the holder: {err}");
     assert_eq!(

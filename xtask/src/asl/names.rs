@@ -5,7 +5,10 @@
 //! Language, "States"); every one is checked to be unique and within that, and to use only
 //! letters, digits, spaces and a final `?`, as AWS's own examples do ("Buy or Sell?" in the SAM
 //! step-functions template): none of the punctuation (`,` `'` `:` ...) the Step Functions API
-//! reference lists for its `Name` shape.
+//! reference lists for its `Name` shape. That list (white space and `?` among the excluded) is
+//! printed under `StateExitedEventDetails.name` but not under `StateEnteredEventDetails.name`,
+//! which gives the same field only its length (1–80): the shape is shared with state machine and
+//! execution names, whose rule it is, so spaces and a final `?` stay.
 
 use serde_json::{Map, Value};
 

@@ -15,6 +15,7 @@ pub(super) fn record_item<T: Serialize>(pk: &str, sk: &str, record: &T) -> Resul
     let mut it: Item = serde_dynamo::to_item(record).map_err(|e| OkraError::Aws {
         code: "MalformedItem".into(),
         message: format!("table item {pk}/{sk} does not serialize: {e}"),
+        cause: Some(Box::new(e)),
     })?;
     it.extend(key(pk, sk));
     Ok(it)
@@ -164,6 +165,7 @@ pub(super) fn bad(item: &Item, what: &str) -> OkraError {
     OkraError::Aws {
         code: "MalformedItem".into(),
         message: format!("table item {pk}/{sk}: {what}"),
+        cause: None,
     }
 }
 
@@ -190,7 +192,7 @@ pub(super) fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Opt
 }
 
 pub(super) fn is_conflict(e: &OkraError) -> bool {
-    matches!(e, OkraError::Conflict(_))
+    matches!(e, OkraError::Conflict(..))
 }
 
 pub(super) fn cell_of(item: &Item) -> Result<StoredCell> {
@@ -211,6 +213,7 @@ pub(super) fn entry_av(e: &HistoryEntry) -> Result<AttributeValue> {
     serde_dynamo::to_attribute_value(EntryItem::from(e)).map_err(|err| OkraError::Aws {
         code: "MalformedItem".into(),
         message: format!("a history entry does not serialize: {err}"),
+        cause: Some(Box::new(err)),
     })
 }
 

@@ -63,6 +63,7 @@ impl Dynamo {
         let built = |e: aws_smithy_types::error::operation::BuildError| OkraError::Aws {
             code: "BuildError".into(),
             message: e.to_string(),
+            cause: Some(Box::new(e)),
         };
         let attr = |n: &str| {
             AttributeDefinition::builder()
@@ -187,13 +188,16 @@ impl StatePort for Dynamo {
         };
         match req.send().await.map_err(OkraError::from_sdk) {
             Ok(_) => Ok(revision),
-            Err(e) if is_conflict(&e) => Err(OkraError::Conflict(match expected_revision {
-                None => format!("cell {} exists already", spec.name),
-                Some(r) => format!(
-                    "cell {} changed since revision {r} (or is gone): read it again",
-                    spec.name
-                ),
-            })),
+            Err(e) if is_conflict(&e) => Err(OkraError::Conflict(
+                match expected_revision {
+                    None => format!("cell {} exists already", spec.name),
+                    Some(r) => format!(
+                        "cell {} changed since revision {r} (or is gone): read it again",
+                        spec.name
+                    ),
+                },
+                None,
+            )),
             Err(e) => Err(e),
         }
     }
@@ -237,9 +241,10 @@ impl StatePort for Dynamo {
                 Err(e) => return Err(e),
             }
         }
-        Err(OkraError::Conflict(format!(
-            "the lock of cell {cell} keeps changing hands"
-        )))
+        Err(OkraError::Conflict(
+            format!("the lock of cell {cell} keeps changing hands"),
+            None,
+        ))
     }
 
     async fn release_lock(&self, cell: &str, execution: &str) -> Result<()> {

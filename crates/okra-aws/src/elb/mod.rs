@@ -62,7 +62,7 @@ impl Elb {
         out.listeners()
             .first()
             .cloned()
-            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))
+            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string(), None))
     }
 
     async fn listener_actions(&self, listener_arn: &str) -> Result<Vec<Action>> {
@@ -84,7 +84,7 @@ impl Elb {
         let r = out
             .rules()
             .first()
-            .ok_or_else(|| OkraError::RuleNotFound(rule_arn.to_string()))?;
+            .ok_or_else(|| OkraError::RuleNotFound(rule_arn.to_string(), None))?;
         Ok(r.actions().to_vec())
     }
 }
@@ -97,7 +97,7 @@ impl Elb {
             .listener(listener_arn)
             .await?
             .load_balancer_arn()
-            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string()))?
+            .ok_or_else(|| OkraError::ListenerNotFound(listener_arn.to_string(), None))?
             .to_string();
         let out = self
             .client
@@ -113,6 +113,7 @@ impl Elb {
             .ok_or_else(|| OkraError::Aws {
                 code: "LoadBalancerNotFound".into(),
                 message: format!("load balancer {lb} of listener {listener_arn} has no VPC"),
+                cause: None,
             })?;
         let facts = LbFacts {
             vpc_id,
@@ -198,7 +199,7 @@ impl LoadBalancerPort for Elb {
                 Ok(p) => target_groups += p.target_groups().len(),
                 // A load balancer without target groups may be answered as "not found" (moto
                 // does): none.
-                Err(OkraError::TargetGroupNotFound(_)) => break,
+                Err(OkraError::TargetGroupNotFound(..)) => break,
                 Err(e) => return Err(e),
             }
         }
@@ -292,7 +293,7 @@ impl LoadBalancerPort for Elb {
             let out = match out.map_err(OkraError::from_sdk) {
                 Ok(o) => o,
                 // A group deleted between list and tags: read the batch one by one.
-                Err(OkraError::TargetGroupNotFound(_)) => {
+                Err(OkraError::TargetGroupNotFound(..)) => {
                     let mut descs = Vec::new();
                     for arn in batch {
                         match self.client.describe_tags().resource_arns(arn).send().await {
@@ -375,6 +376,7 @@ impl LoadBalancerPort for Elb {
             .ok_or_else(|| OkraError::Aws {
                 code: "EmptyResponse".into(),
                 message: format!("CreateTargetGroup {} returned no group", tg.name),
+                cause: None,
             })
     }
 
@@ -392,7 +394,7 @@ impl LoadBalancerPort for Elb {
                 .first()
                 .and_then(|g| g.target_group_arn())
                 .map(str::to_string)),
-            Err(OkraError::TargetGroupNotFound(_)) => Ok(None),
+            Err(OkraError::TargetGroupNotFound(..)) => Ok(None),
             Err(e) => Err(e),
         }
     }

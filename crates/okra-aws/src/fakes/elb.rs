@@ -285,10 +285,11 @@ impl FakeElb {
 
     pub(super) fn not_found(listener_arn: &str, rule_arn: Option<&str>) -> OkraError {
         match rule_arn {
-            Some(r) => OkraError::RuleNotFound(format!("One or more rules not found: {r}")),
-            None => OkraError::ListenerNotFound(format!(
-                "One or more listeners not found: {listener_arn}"
-            )),
+            Some(r) => OkraError::RuleNotFound(format!("One or more rules not found: {r}"), None),
+            None => OkraError::ListenerNotFound(
+                format!("One or more listeners not found: {listener_arn}"),
+                None,
+            ),
         }
     }
 }
@@ -315,7 +316,7 @@ impl LoadBalancerPort for FakeElb {
         self.meter.enter("load_balancer")?;
         let st = lock(&self.state);
         if !st.actions.keys().any(|(l, _)| l == listener_arn) {
-            return Err(OkraError::ListenerNotFound(listener_arn.to_string()));
+            return Err(OkraError::ListenerNotFound(listener_arn.to_string(), None));
         }
         // The load balancer's groups: those its listener's actions forward to.
         let groups: BTreeSet<&str> = st
@@ -374,6 +375,7 @@ impl LoadBalancerPort for FakeElb {
             return Err(OkraError::Aws {
                 code: "ValidationError".into(),
                 message: "a forward action needs at least one target group".into(),
+                cause: None,
             });
         }
         if action.targets.len() > okra_core::weights::MAX_TARGET_GROUPS_PER_ACTION {
@@ -383,6 +385,7 @@ impl LoadBalancerPort for FakeElb {
                     "{} target groups in one forward action",
                     action.targets.len()
                 ),
+                cause: None,
             });
         }
         if let Some(t) = action
@@ -393,6 +396,7 @@ impl LoadBalancerPort for FakeElb {
             return Err(OkraError::Aws {
                 code: "ValidationError".into(),
                 message: format!("weight {} of {} is above 999", t.weight, t.target_group_arn),
+                cause: None,
             });
         }
         if let Some(t) = action
@@ -400,10 +404,13 @@ impl LoadBalancerPort for FakeElb {
             .iter()
             .find(|t| !s.target_groups.contains_key(&t.target_group_arn))
         {
-            return Err(OkraError::TargetGroupNotFound(format!(
-                "One or more target groups not found: {}",
-                t.target_group_arn
-            )));
+            return Err(OkraError::TargetGroupNotFound(
+                format!(
+                    "One or more target groups not found: {}",
+                    t.target_group_arn
+                ),
+                None,
+            ));
         }
         s.writes.push(action.clone());
         if s.drop_writes > 0 {
@@ -481,6 +488,7 @@ impl LoadBalancerPort for FakeElb {
                 return Err(OkraError::Aws {
                     code: "DuplicateTargetGroupName".into(),
                     message: format!("A target group with the same name '{}' exists", tg.name),
+                    cause: None,
                 });
             }
             return Ok(existing.arn.clone());
@@ -511,7 +519,10 @@ impl LoadBalancerPort for FakeElb {
         self.meter.enter("tag_target_group")?;
         let mut s = lock(&self.state);
         let tg = s.target_groups.get_mut(arn).ok_or_else(|| {
-            OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
+            OkraError::TargetGroupNotFound(
+                format!("One or more target groups not found: {arn}"),
+                None,
+            )
         })?;
         tg.tags.extend(tags.iter().cloned());
         Ok(())
@@ -520,7 +531,10 @@ impl LoadBalancerPort for FakeElb {
     async fn target_health(&self, arn: &str) -> Result<TargetHealth> {
         self.meter.enter("target_health")?;
         self.target_group(arn).map(|t| t.health).ok_or_else(|| {
-            OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
+            OkraError::TargetGroupNotFound(
+                format!("One or more target groups not found: {arn}"),
+                None,
+            )
         })
     }
 
@@ -557,5 +571,5 @@ impl LoadBalancerPort for FakeElb {
 }
 
 pub(super) fn not_found(arn: &str) -> OkraError {
-    OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"))
+    OkraError::TargetGroupNotFound(format!("One or more target groups not found: {arn}"), None)
 }

@@ -98,10 +98,13 @@ impl StatePort for FakeState {
         let mut d = lock(&self.data);
         let current = d.cells.get(&spec.name).map(|c| c.revision);
         if current != expected_revision {
-            return Err(OkraError::Conflict(format!(
-                "cell {}: revision {current:?}, expected {expected_revision:?}",
-                spec.name
-            )));
+            return Err(OkraError::Conflict(
+                format!(
+                    "cell {}: revision {current:?}, expected {expected_revision:?}",
+                    spec.name
+                ),
+                None,
+            ));
         }
         let revision = expected_revision.map_or(1, |r| r + 1);
         d.cells.insert(

@@ -178,7 +178,7 @@ async fn ensure_member<C: ClusterPort, L: LoadBalancerPort, A: AutoScalingPort>(
     let known = match &m.target_group_arn {
         Some(arn) => match elb.tag_target_group(arn, &tags).await {
             Ok(()) => Some(arn.clone()),
-            Err(OkraError::TargetGroupNotFound(_)) => {
+            Err(OkraError::TargetGroupNotFound(..)) => {
                 tracing::warn!(%cluster, %arn, "target group gone; looking it up by name");
                 None
             }

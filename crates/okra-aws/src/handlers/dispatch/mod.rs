@@ -324,9 +324,10 @@ where
             },
         }
     }
-    Err(OkraError::Conflict(format!(
-        "cell {cell}: the execution generation keeps moving ({generation}); try again"
-    )))
+    Err(OkraError::Conflict(
+        format!("cell {cell}: the execution generation keeps moving ({generation}); try again"),
+        None,
+    ))
 }
 
 /// `registration: instances` between rollouts: each group of the owned forward action gets its

@@ -108,12 +108,10 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
                 if let Some(info) = &info
                     && record::holder(Some(&info.status)) == Holder::Live
                 {
-                    return Err(OkraError::Conflict(record::busy(
-                        cell,
-                        &holder.execution,
-                        &holder.version,
-                        &info.arn,
-                    )));
+                    return Err(OkraError::Conflict(
+                        record::busy(cell, &holder.execution, &holder.version, &info.arn),
+                        None,
+                    ));
                 }
                 tracing::warn!(
                     cell,
@@ -126,9 +124,10 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
             }
         }
     }
-    Err(OkraError::Conflict(format!(
-        "the lock of cell {cell} keeps changing hands"
-    )))
+    Err(OkraError::Conflict(
+        format!("the lock of cell {cell} keeps changing hands"),
+        None,
+    ))
 }
 
 /// Runs one action. `now` is the time the entries and the lock carry (the function passes the
@@ -169,10 +168,13 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                     ..l
                 };
                 if let Err(holder) = state.acquire_lock(&cell, &relock).await? {
-                    return Err(OkraError::Conflict(format!(
-                        "cell {cell}: the lock went to execution {}",
-                        holder.execution
-                    )));
+                    return Err(OkraError::Conflict(
+                        format!(
+                            "cell {cell}: the lock went to execution {}",
+                            holder.execution
+                        ),
+                        None,
+                    ));
                 }
             }
             state
