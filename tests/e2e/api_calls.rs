@@ -91,34 +91,6 @@ fn groups(aws: &Aws, spec: &Value, version: &str, clusters: &[&str], w: &World) 
         .collect()
 }
 
-/// The listener forwards to `arns`, equally (set by hand, as a rollout that ended left it).
-async fn forward_to(aws: &Aws, w: &World, arns: &[String]) -> Result<()> {
-    use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
-    };
-    let mut config = ForwardActionConfig::builder();
-    for arn in arns {
-        config = config.target_groups(
-            TargetGroupTuple::builder()
-                .target_group_arn(arn)
-                .weight(1)
-                .build(),
-        );
-    }
-    aws.elb
-        .modify_listener()
-        .listener_arn(&w.listener_arn)
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Forward)
-                .forward_config(config.build())
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(())
-}
-
 /// Another cell's world on the same VPC and listener: clusters under a selector of its own.
 fn beside(w: &World, prefix: &str) -> World {
     World {
@@ -152,7 +124,8 @@ async fn discovery_costs_the_cells_clusters_not_the_accounts() -> Result<()> {
     let refs: Vec<&str> = other_clusters.iter().map(String::as_str).collect();
     groups(&aws, &other_spec, "1.0.0", &refs[..4], &others);
     let stable = groups(&aws, &spec, "1.0.0", &[&a1, &a2], &w);
-    forward_to(&aws, &w, &stable).await?;
+    let equal: Vec<(&str, i32)> = stable.iter().map(|a| (a.as_str(), 1)).collect();
+    aws.forward_by_hand(&w, &equal).await?;
 
     let (conf, me) = caller(&aws, "disc").await;
     let input = serde_json::from_value(json!({"cell": spec}))?;
@@ -282,7 +255,8 @@ async fn the_dispatcher_shares_its_tag_queries_among_cells() -> Result<()> {
     aws.cluster(&second, "a1", "2.0.0").await?;
     aws.cluster(&second, "a2", "2.0.0").await?;
     let stable = groups(&aws, &spec, "1.0.0", &[&a1], &w);
-    forward_to(&aws, &w, &stable).await?;
+    let equal: Vec<(&str, i32)> = stable.iter().map(|a| (a.as_str(), 1)).collect();
+    aws.forward_by_hand(&w, &equal).await?;
     for s in [&spec, &spec2] {
         aws.state()
             .put_cell(&serde_json::from_value(s.clone())?, None)

@@ -182,9 +182,6 @@ async fn a_stopped_execution_is_finalized_and_the_next_reconcile_finishes_the_jo
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_the_edit()
 -> Result<()> {
-    use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
-    };
     let (aws, sfn) = setup(None).await?;
     let (w, exec) = paused_rollout(&aws, &sfn, "cbdrift").await?;
     let name = cell_name(&w);
@@ -197,28 +194,11 @@ async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_th
             .unwrap_or_default();
         by_version.entry(v).or_insert(arn);
     }
-    let tuple = |v: &str, weight| {
-        TargetGroupTuple::builder()
-            .target_group_arn(&by_version[v])
-            .weight(weight)
-            .build()
-    };
-    aws.elb
-        .modify_listener()
-        .listener_arn(&w.listener_arn)
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Forward)
-                .forward_config(
-                    ForwardActionConfig::builder()
-                        .target_groups(tuple("1.0.0", 90))
-                        .target_groups(tuple("1.1.0", 10))
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await?;
+    aws.forward_by_hand(
+        &w,
+        &[(&by_version["1.0.0"], 90), (&by_version["1.1.0"], 10)],
+    )
+    .await?;
     let edited = aws.weights(&w).await?;
     let (status, body) = api(
         &aws,

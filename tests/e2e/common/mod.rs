@@ -391,6 +391,33 @@ impl Aws {
         Ok(v)
     }
 
+    /// Someone edits the world's listener by hand: its default action forwards to `groups`
+    /// (target group ARN, weight).
+    pub async fn forward_by_hand(&self, w: &World, groups: &[(&str, i32)]) -> Result<()> {
+        use elb::types::{Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple};
+        let mut config = ForwardActionConfig::builder();
+        for (arn, weight) in groups {
+            config = config.target_groups(
+                TargetGroupTuple::builder()
+                    .target_group_arn(*arn)
+                    .weight(*weight)
+                    .build(),
+            );
+        }
+        self.elb
+            .modify_listener()
+            .listener_arn(&w.listener_arn)
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .forward_config(config.build())
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// The listener's forward action as (target group name, weight), sorted; empty when the
     /// listener does not forward.
     pub async fn weights(&self, w: &World) -> Result<Vec<(String, i32)>> {
