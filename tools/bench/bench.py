@@ -122,6 +122,10 @@ def classify(method, path, headers, body):
         if m:
             return service, m.group(1).decode()
     bare = path.split("?")[0]
+    # Smithy RPC v2 CBOR (CloudWatch's current protocol): POST /service/<service>/operation/<Op>.
+    m = re.match(r"^/service/[^/]+/operation/([A-Za-z]+)$", bare)
+    if m:
+        return service, m.group(1)
     for meth, pat, name in EKS_REST:
         if meth == method and re.match(pat, bare):
             return service, name
