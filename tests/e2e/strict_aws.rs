@@ -15,11 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use aws_sdk_elasticloadbalancingv2 as elb;
 use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata as _;
-use common::aws;
-use elb::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, Matcher, TargetDescription, TargetGroupTuple,
-    TargetTypeEnum,
-};
+use common::{aws, forward};
+use elb::types::{Action, ActionTypeEnum, Matcher, TargetDescription, TargetTypeEnum};
 use okra_testkit::{Backend, BackendMode, LocalAws};
 
 async fn ip_group(aws: &common::Aws, name: &str, vpc: &str) -> Result<String> {
@@ -39,22 +36,6 @@ async fn ip_group(aws: &common::Aws, name: &str, vpc: &str) -> Result<String> {
         .target_group_arn()
         .context("an ARN")?
         .to_string())
-}
-
-fn forward(groups: &[(&str, i32)]) -> Action {
-    let mut cfg = ForwardActionConfig::builder();
-    for (arn, w) in groups {
-        cfg = cfg.target_groups(
-            TargetGroupTuple::builder()
-                .target_group_arn(*arn)
-                .weight(*w)
-                .build(),
-        );
-    }
-    Action::builder()
-        .r#type(ActionTypeEnum::Forward)
-        .forward_config(cfg.build())
-        .build()
 }
 
 /// `(state, reason)` of the group's one target.

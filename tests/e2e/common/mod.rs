@@ -394,25 +394,10 @@ impl Aws {
     /// Someone edits the world's listener by hand: its default action forwards to `groups`
     /// (target group ARN, weight).
     pub async fn forward_by_hand(&self, w: &World, groups: &[(&str, i32)]) -> Result<()> {
-        use elb::types::{Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple};
-        let mut config = ForwardActionConfig::builder();
-        for (arn, weight) in groups {
-            config = config.target_groups(
-                TargetGroupTuple::builder()
-                    .target_group_arn(*arn)
-                    .weight(*weight)
-                    .build(),
-            );
-        }
         self.elb
             .modify_listener()
             .listener_arn(&w.listener_arn)
-            .default_actions(
-                Action::builder()
-                    .r#type(ActionTypeEnum::Forward)
-                    .forward_config(config.build())
-                    .build(),
-            )
+            .default_actions(forward(groups))
             .send()
             .await?;
         Ok(())
@@ -485,6 +470,24 @@ impl Aws {
 pub fn tg_name(arn: &str) -> &str {
     arn.rsplit_once(":targetgroup/")
         .map_or(arn, |(_, r)| r.split('/').next().unwrap_or(r))
+}
+
+/// A forward action to `groups` (target group ARN, weight).
+pub fn forward(groups: &[(&str, i32)]) -> elb::types::Action {
+    use elb::types::{Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple};
+    let mut config = ForwardActionConfig::builder();
+    for (arn, weight) in groups {
+        config = config.target_groups(
+            TargetGroupTuple::builder()
+                .target_group_arn(*arn)
+                .weight(*weight)
+                .build(),
+        );
+    }
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(config.build())
+        .build()
 }
 
 /// A cell spec for a world: two clusters per version, external registration, a readiness gate
