@@ -87,7 +87,7 @@ impl Ctx {
         }
         let table = target.table.clone().ok_or_else(|| {
             CliError::usage(
-                "no table: give --table or set OKRA_TABLE (the stack's StateTable output)",
+                "no table: give --table or set OKRA_TABLE (the stack's StateTableName output)",
             )
         })?;
         let sfn = match &target.sfn_endpoint_url {
@@ -121,7 +121,7 @@ impl Ctx {
         self.state_machine_arn.as_deref().ok_or_else(|| {
             CliError::usage(
                 "no state machine: give --state-machine-arn or set OKRA_STATE_MACHINE_ARN (the \
-                 stack's RolloutStateMachine output)",
+                 stack's RolloutStateMachineArn output)",
             )
         })
     }

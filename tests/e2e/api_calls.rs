@@ -191,22 +191,46 @@ async fn a_rule_cell_reads_its_rule_not_the_listener() -> Result<()> {
     Ok(())
 }
 
-/// A weight step is one read, one write and one verification read; the same step again is one
-/// read and no write.
+/// A weight step under the documented readiness gate (100 %) is one health read per member, one
+/// listener read, one write and one verification read; the same step again is the health reads
+/// and one listener read.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_step_is_one_read_one_write_one_verification_read() -> Result<()> {
     let aws = aws().await?;
     let w = aws.world("calls-shift").await?;
     let spec = cell(&w, json!([]));
-    let a1 = aws.cluster(&w, "a1", "1.0.0").await?;
-    let b1 = aws.cluster(&w, "b1", "1.1.0").await?;
+    let a1 = aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    let b1 = aws.serving_cluster(&w, "b1", "1.1.0").await?;
     let stable = groups(&aws, &spec, "1.0.0", &[&a1], &w);
     let canary = groups(&aws, &spec, "1.1.0", &[&b1], &w);
+    let gate = &spec["readiness"]["minHealthyPercent"];
+    assert_eq!(gate, 100);
     let step = |weight: u32, expected: Value| {
         json!({"listenerArn": w.listener_arn, "stable": stable, "canary": canary,
-               "weight": weight, "expected": expected})
+               "weight": weight, "expected": expected, "minHealthyPercent": gate})
     };
-    let s0 = ok(aws.local.invoke("shift-weights", &step(0, Value::Null))?);
+    // The stable version serving, the canary's group standing by at weight 0, as the state
+    // machine leaves them before a step: AWS health-checks both from now on.
+    let first = json!({"listenerArn": w.listener_arn, "stable": stable, "canary": canary,
+                       "weight": 0, "expected": null});
+    let first = ok(aws.local.invoke("shift-weights", &first)?);
+    let attach = json!({"listenerArn": w.listener_arn, "stable": stable, "canary": canary,
+                        "attach": canary, "expected": first["action"]});
+    let s0 = ok(aws.local.invoke("shift-weights", &attach)?);
+    for arn in stable.iter().chain(&canary) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while okra_aws::ports::LoadBalancerPort::target_health(
+            &Elb::from_config(&aws.local.sdk_config().await),
+            arn,
+        )
+        .await?
+        .healthy
+            == 0
+        {
+            assert!(std::time::Instant::now() < deadline, "{arn} never healthy");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 
     let (conf, me) = caller(&aws, "shift").await;
     let elb = Elb::from_config(&conf);
@@ -219,6 +243,7 @@ async fn a_step_is_one_read_one_write_one_verification_read() -> Result<()> {
     assert_eq!(
         calls_of(&aws, &me)?,
         counted(&[
+            ("elasticloadbalancing:DescribeTargetHealth", 2),
             ("elasticloadbalancing:DescribeListeners", 2),
             ("elasticloadbalancing:ModifyListener", 1),
         ])
@@ -233,7 +258,10 @@ async fn a_step_is_one_read_one_write_one_verification_read() -> Result<()> {
     assert!(!out.changed);
     assert_eq!(
         calls_of(&aws, &again)?,
-        counted(&[("elasticloadbalancing:DescribeListeners", 1)]),
+        counted(&[
+            ("elasticloadbalancing:DescribeTargetHealth", 2),
+            ("elasticloadbalancing:DescribeListeners", 1),
+        ]),
         "a step already taken is read, not written"
     );
     Ok(())

@@ -252,10 +252,10 @@ async fn pin_back_then_unpin_starts_every_execution() -> Result<()> {
         async move { state.put_cell(&spec, rev).await }
     };
     let mut rev = store(&spec, None).await?;
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
     let mut names = Vec::new();
     let step = |what: &'static str| {
         let (aws, sfn) = (&aws, &sfn);
@@ -300,8 +300,8 @@ async fn scaling_out_twice_to_the_same_size_starts_both() -> Result<()> {
     let name = cell_name(&w);
     let spec: okra_core::spec::CellSpec = serde_json::from_value(common::cell(&w, json!([])))?;
     aws.state().put_cell(&spec, None).await?;
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
     let run = |what: &'static str| {
         let (aws, sfn, name) = (&aws, &sfn, name.clone());
         async move {
@@ -313,7 +313,7 @@ async fn scaling_out_twice_to_the_same_size_starts_both() -> Result<()> {
         }
     };
     run("initialize").await?;
-    let a3 = aws.cluster(&w, "a3", "1.0.0").await?;
+    let a3 = aws.serving_cluster(&w, "a3", "1.0.0").await?;
     let first = run("scale out to 3").await?;
     assert_eq!(aws.weights(&w).await?.len(), 3);
 
@@ -351,7 +351,7 @@ async fn scaling_out_twice_to_the_same_size_starts_both() -> Result<()> {
         )
         .send()
         .await?;
-    aws.cluster(&w, "a4", "1.0.0").await?;
+    aws.serving_cluster(&w, "a4", "1.0.0").await?;
     let second = run("scale out to 3 again").await?;
     assert_ne!(first, second);
     assert!(

@@ -26,6 +26,9 @@ const DD_API_KEY: &str = "dd-api-5ecre7-0kra-e2e-7e57-key";
 const DD_APP_KEY: &str = "dd-app-5ecre7-0kra-e2e-7e57-app";
 const DD_SECRET: &str = "okra-e2e-datadog";
 
+/// shift-weights' Lambda time-out in this binary's stack.
+const SHIFT_TIMEOUT: Duration = Duration::from_secs(6);
+
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();
 static DD_HEADS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -81,8 +84,20 @@ fn stack() -> Result<&'static LocalAws> {
                 .function_env("STATE_MACHINE_ARN", common::STATE_MACHINE_ARN)
                 .function_env("EVENT_BUS_NAME", "default")
                 .function_env("DATADOG_SECRET_ARN", DD_SECRET)
+                // The template's DatadogSecretArn parameter is the secret's ARN, whose last six
+                // characters moto chooses when the test makes it (IAM's `-??????` pattern).
+                .iam_ref(
+                    "DatadogSecretArn",
+                    &format!(
+                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:{DD_SECRET}-??????"
+                    ),
+                )
                 .function_env("DATADOG_SITE", datadog_site())
                 .faults(FaultPlan::none())
+                // Below the template's 60 s, so that a test holds Set weight past it in seconds
+                // (a_set_weight_held_past_the_function_s_time_out_...); still far above the
+                // function's normal run time, also under the soak's faults.
+                .function_timeout("shift-weights", SHIFT_TIMEOUT)
                 .start()
                 .map_err(|e| format!("{e:#}"))
         })
@@ -172,8 +187,8 @@ async fn rollouts_under_30_percent_transient_faults_end_promoted_or_rolled_back(
     ]);
     let weights: BTreeSet<i32> = [10, 50, 100].into();
     let spec = cell(&w, steps);
-    aws.cluster(&w, "v0a", "1.0.0").await?;
-    aws.cluster(&w, "v0b", "1.0.0").await?;
+    aws.serving_cluster(&w, "v0a", "1.0.0").await?;
+    aws.serving_cluster(&w, "v0b", "1.0.0").await?;
 
     let p = proxy(&aws);
     p.reset_counts();
@@ -187,8 +202,8 @@ async fn rollouts_under_30_percent_transient_faults_end_promoted_or_rolled_back(
     let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
     for i in 1..=n {
         let version = format!("1.{i}.0");
-        aws.cluster(&w, &format!("v{i}a"), &version).await?;
-        aws.cluster(&w, &format!("v{i}b"), &version).await?;
+        aws.serving_cluster(&w, &format!("v{i}a"), &version).await?;
+        aws.serving_cluster(&w, &format!("v{i}b"), &version).await?;
         aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
             .await?;
         p.set_plan(
@@ -283,11 +298,11 @@ async fn a_modify_listener_whose_answer_is_lost_is_retried_and_verified() -> Res
     let w = aws.world("crash").await?;
     let name = cell_name(&w);
     let spec = cell(&w, json!([{"setWeight": 20}, {"setWeight": 100}]));
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
     run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
 
     // Three lost answers in a row: the SDK's own retries (3 attempts) all lose theirs, so the
     // function fails (AwsUnavailable) after its write took effect, and the state machine retries.
@@ -315,6 +330,85 @@ async fn a_modify_listener_whose_answer_is_lost_is_retried_and_verified() -> Res
     eprintln!(
         "RELIABILITY crash-after-write dropped={} outcome={}",
         p.counts().of_kind(FaultKind::DropResponse),
+        outcome(&e)
+    );
+    Ok(())
+}
+
+/// A function held past its Lambda time-out (Lambda developer guide, "Configure Lambda function
+/// timeout"; the execution environment lifecycle page: the environment is reset and the next
+/// invocation starts a fresh one): the fault proxy holds Set weight's ModifyListener longer than
+/// shift-weights' time-out, the local Lambda service stops the invocation with `Sandbox.Timedout`
+/// and kills its process, the state machine retries (a transient Lambda error), and the retry, in
+/// a new process, finds the listener as it is and verifies the step's weights.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_weight_held_past_the_function_s_time_out_is_retried_in_a_fresh_environment_and_verified()
+-> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let w = aws.world("tmo").await?;
+    let name = cell_name(&w);
+    let spec = cell(&w, json!([{"setWeight": 20}, {"setWeight": 100}]));
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
+    run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
+    assert_eq!(
+        aws.local.lambda_timeout("shift-weights"),
+        Some(SHIFT_TIMEOUT)
+    );
+    let before = aws.local.lambda_stats().context("an owned stack")?;
+
+    let p = proxy(&aws);
+    p.reset_counts();
+    p.set_plan(
+        FaultPlan::transient(1.0, 7)
+            .kinds(&[FaultKind::Slow])
+            .slow(SHIFT_TIMEOUT + Duration::from_secs(4))
+            .operations(&["ModifyListener"])
+            .max_faults(1),
+    );
+    let e = run_rollout(&aws, &format!("{name}-up"), input(spec));
+    p.set_plan(FaultPlan::none());
+    let e = e?;
+    e.ensure_succeeded()?;
+    assert_eq!(p.counts().of_kind(FaultKind::Slow), 1);
+    assert_eq!(weights_of_steps(&e), vec![20, 100], "every step verified");
+    let failed: Vec<String> = e
+        .events_of_type("StateFailed")
+        .filter_map(|ev| {
+            ev.pointer("/state/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect();
+    let log = serde_json::to_string(&e.events)?;
+    assert!(
+        log.contains("Sandbox.Timedout") && log.contains("Task timed out after 6.00 seconds"),
+        "Set weight failed with Lambda's time-out, then was retried: {failed:?}"
+    );
+    let after = aws.local.lambda_stats().context("an owned stack")?;
+    let of = |m: &BTreeMap<String, u64>| m.get("shift-weights").copied().unwrap_or(0);
+    assert_eq!(of(&after.timeouts) - of(&before.timeouts), 1);
+    assert!(
+        of(&after.environments_started) > of(&before.environments_started),
+        "the retry ran in a new environment (the timed-out one was reset)"
+    );
+    assert_eq!(
+        shares(&aws, &w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+    assert_eq!(
+        aws.state().get_lock(&name).await?,
+        None,
+        "the cell is not stuck"
+    );
+    eprintln!(
+        "RELIABILITY lambda-timeout shift-weights={}s held={}s timeouts={} outcome={}",
+        SHIFT_TIMEOUT.as_secs(),
+        (SHIFT_TIMEOUT + Duration::from_secs(4)).as_secs(),
+        of(&after.timeouts) - of(&before.timeouts),
         outcome(&e)
     );
     Ok(())
@@ -349,11 +443,11 @@ async fn each_function_run_twice_on_the_same_input_leaves_the_same_state() -> Re
     let w = aws.world("idem").await?;
     let name = cell_name(&w);
     let spec = cell(&w, json!([{"setWeight": 30}, {"setWeight": 100}]));
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
     run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
 
     let twice = |f: &'static str, event: Value| {
         let aws = &aws;
@@ -409,8 +503,8 @@ async fn fifty_concurrent_dispatches_for_one_cell_start_one_execution() -> Resul
     let w = aws.world("race").await?;
     let name = cell_name(&w);
     let spec = cell(&w, json!([{"setWeight": 50}]));
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
     let parsed: okra_core::spec::CellSpec = serde_json::from_value(spec)?;
     aws.state().put_cell(&parsed, None).await?;
     let local = aws.local;
@@ -549,8 +643,8 @@ async fn malformed_function_events_are_typed_errors_and_change_nothing() -> Resu
     let _serial = SERIAL.lock().await;
     let w = aws.world("bad").await?;
     let spec = cell(&w, json!([{"setWeight": 50}]));
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
     let before = snapshot(&aws, &w).await?;
     let good_shift =
         json!({"listenerArn": w.listener_arn, "stable": [], "canary": [], "weight": 0});

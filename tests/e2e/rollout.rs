@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 /// Seeds two clusters of 1.0.0 and runs the state machine once: initialize.
 async fn serving_v1(aws: &common::Aws, w: &common::World, spec: &serde_json::Value) -> Result<()> {
-    aws.cluster(w, "a1", "1.0.0").await?;
-    aws.cluster(w, "a2", "1.0.0").await?;
+    aws.serving_cluster(w, "a1", "1.0.0").await?;
+    aws.serving_cluster(w, "a2", "1.0.0").await?;
     let e = run_rollout(aws, &format!("{}-init", cell_name(w)), input(spec.clone()))?;
     e.ensure_succeeded()?;
     assert_eq!(e.output["discovery"]["decision"]["kind"], "initialize");
@@ -54,8 +54,8 @@ async fn initialize_then_roll_out_two_by_two_with_analysis_then_nothing_to_do() 
     // 2. Two clusters of 1.1.0 and a healthy metric: 10 -> analysis -> 50 -> pause -> 100.
     aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
         .await?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
     let exec = format!("{name}-1-1-0");
     let e = run_rollout(&aws, &exec, input(spec.clone()))?;
     e.ensure_succeeded()?;
@@ -106,8 +106,8 @@ async fn a_failing_analysis_rolls_back_blocks_the_version_and_is_not_retried() -
 
     aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 12.0)
         .await?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
     let exec = format!("{name}-bad");
     let e = run_rollout(&aws, &exec, input(spec.clone()))?;
     assert_eq!(e.status, "FAILED", "{e:?}");
@@ -149,8 +149,8 @@ async fn a_pinned_lower_version_swaps_at_once() -> Result<()> {
     let mut spec = cell(&w, json!([{"setWeight": 50}]));
     serving_v1(&aws, &w, &spec).await?;
     let v1 = aws.weights(&w).await?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
     aws.put_metric("Okra/E2E", "Errors", &[("Cell", &cell_name(&w))], 0.0)
         .await?;
     run_rollout(&aws, &format!("{}-up", cell_name(&w)), input(spec.clone()))?.ensure_succeeded()?;
@@ -180,7 +180,7 @@ async fn an_extra_cluster_of_the_serving_version_joins_at_once() -> Result<()> {
     let w = aws.world("scale").await?;
     let spec = cell(&w, json!([{"setWeight": 50}]));
     serving_v1(&aws, &w, &spec).await?;
-    aws.cluster(&w, "a3", "1.0.0").await?;
+    aws.serving_cluster(&w, "a3", "1.0.0").await?;
     let e = run_rollout(&aws, &format!("{}-x3", cell_name(&w)), input(spec))?;
     e.ensure_succeeded()?;
     assert_eq!(e.output["discovery"]["decision"]["kind"], "scaleOut");
@@ -261,8 +261,8 @@ async fn the_largest_valid_spec_keeps_every_state_under_the_payload_quota() -> R
     aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
         .await?;
     serving_v1(&aws, &w, &spec).await?;
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
     let e = run_rollout(&aws, &format!("{name}-big"), input(spec.clone()))?;
     e.ensure_succeeded()?;
     let largest = e

@@ -482,3 +482,25 @@ async fn an_oidc_action_without_its_secret_is_refused() -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// IAM as AWS evaluates it, for every okra function's request (tools/local-aws/iam_enforce.py;
+/// IAM User Guide, "Policy evaluation logic"): the evaluator's own checks, boto3 clients calling
+/// as each function against a strict moto of their own (tools/local-aws/iam_selftest.py): actions,
+/// resource ARNs, tag conditions (`aws:ResourceTag`, `aws:RequestTag`, `aws:TagKeys`,
+/// `elasticloadbalancing:CreateAction`), each service's AccessDenied shape, the admin routes.
+#[test]
+fn the_iam_evaluator_passes_its_self_test() {
+    let root = okra_testkit::workspace_root();
+    let out = std::process::Command::new(root.join(".tools/venv/bin/python3"))
+        .arg(root.join("tools/local-aws/iam_selftest.py"))
+        .current_dir(&root)
+        .output()
+        .expect("the venv's python3 (make setup)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" passed"), "{text}");
+}

@@ -379,3 +379,65 @@ fn targets_are_registered_only_in_okras_groups() {
         .into(),
     );
 }
+
+/// Every stack output the README and the CLI's messages name (`<X output>`, "the stack's X
+/// output", "output X") is one template.yaml has, so the deploy path copy-pastes; and no output
+/// describes a CLI flag the CLI does not have.
+#[test]
+fn the_outputs_the_readme_and_the_cli_name_exist() {
+    let t = template();
+    let outputs: Vec<String> = t["Outputs"]
+        .as_mapping()
+        .expect("Outputs")
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let mut texts = vec![std::fs::read_to_string(root().join("README.md")).unwrap()];
+    for f in [
+        "cli/src/ctx.rs",
+        "cli/src/cli/args.rs",
+        "cli/src/cli/mod.rs",
+    ] {
+        texts.push(std::fs::read_to_string(root().join(f)).unwrap());
+    }
+    let mut named = Vec::new();
+    for text in &texts {
+        let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+        for (i, w) in words.iter().enumerate() {
+            let next = words[i + 1..].iter().find(|w| !w.is_empty());
+            // A CloudFormation output's name: CamelCase (not JSON, API, HTML).
+            let camel = w.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && w.chars().any(|c| c.is_ascii_lowercase());
+            if next == Some(&"output") && camel {
+                named.push((*w).to_string());
+            }
+        }
+    }
+    assert!(
+        named.len() >= 4,
+        "the test reads the README's outputs: {named:?}"
+    );
+    for n in &named {
+        assert!(
+            outputs.contains(n),
+            "{n} is no output of template.yaml ({outputs:?})"
+        );
+    }
+    // The CLI as `make build` (run by `make test` first) built it.
+    let okra = root().join("target/debug/okra");
+    let help = std::process::Command::new(&okra)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run `make build`)", okra.display()));
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    for (_, out) in t["Outputs"].as_mapping().unwrap() {
+        let text = out["Description"].as_str().unwrap_or_default();
+        for flag in text.split_whitespace().filter(|w| w.starts_with("--")) {
+            let flag = flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            assert!(
+                help.contains(flag),
+                "an output names {flag}, which `okra --help` lacks"
+            );
+        }
+    }
+}

@@ -49,6 +49,11 @@ per service and operation group, refused calls answered in each service's thrott
 operation; `DELETE` resets. EKS's REST calls are named by operation (`eks:DescribeCluster`).
 `POST /_okra/seed/eks-clusters` makes many EKS clusters at once (benchmarks).
 
+IAM (on when OKRA_IAM_TEMPLATE names a template, or after `POST /_okra/iam`): a request from one
+of okra's functions (the `app/NAME` of its user agent) is authorized against that function's
+statements in the template, and answered with the service's own AccessDenied where AWS would
+refuse it (iam_enforce.py; `GET /_okra/iam` lists the denials).
+
 Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) and node groups
 from the EKS backend (moto's EKS takes no part in it), and pages by ResourcesPerPage only (moto
 also cuts pages at 100 tags).
@@ -76,6 +81,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
+
+import iam_enforce
 
 SCALE = float(os.environ.get("OKRA_ELB_HEALTH_TIME_SCALE", "1") or "1")
 LOCK = threading.RLock()
@@ -887,6 +894,11 @@ def with_rpc_v2_cbor(app):
 def with_admin(app):
     def wsgi(environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if path.startswith("/_okra/iam"):
+            req = Request(environ)
+            status, answer = iam_enforce.admin(req.method, path, req.get_data(as_text=True))
+            return Response(json.dumps(answer), status=status, mimetype="application/json")(
+                environ, start_response)
         if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters")):
             req = Request(environ)
             if path.startswith("/_okra/throttle"):
@@ -919,10 +931,14 @@ def main(argv: list[str]) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    iam_enforce.configure_from_env()
     threading.Thread(target=checker, name="elb-health-checker", daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
-    run_simple(args.host, args.port, with_admin(with_rpc_v2_cbor(with_throttling(app))), threaded=True,
+    # IAM inside the CBOR translation (CloudWatch's RPC v2 requests are authorized as the awsQuery
+    # form moto reads, and a denial goes back as CBOR) and inside throttling (denied calls count).
+    iam = iam_enforce.with_iam(app, operation_of, caller_of)
+    run_simple(args.host, args.port, with_admin(with_rpc_v2_cbor(with_throttling(iam))), threaded=True,
                request_handler=MotoRequestHandler)
 
 

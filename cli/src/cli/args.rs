@@ -28,10 +28,10 @@ pub struct Global {
     /// Send Step Functions calls here instead (a local Step Functions service).
     #[arg(long, global = true, value_name = "URL", env = "AWS_ENDPOINT_URL_SFN")]
     pub sfn_endpoint_url: Option<String>,
-    /// okra's DynamoDB table (the stack's StateTable output).
+    /// okra's DynamoDB table (the stack's StateTableName output).
     #[arg(long, global = true, env = "OKRA_TABLE", value_name = "NAME")]
     pub table: Option<String>,
-    /// The rollout state machine (the stack's RolloutStateMachine output).
+    /// The rollout state machine (the stack's RolloutStateMachineArn output).
     #[arg(
         long,
         global = true,

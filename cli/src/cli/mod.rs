@@ -26,7 +26,7 @@ Exit codes:
   3  `okra rollout watch`: the rollout ended rolled back or failed
 
 Against AWS: the standard credential chain and region (AWS_PROFILE, AWS_REGION, SSO, instance
-roles); --table and --state-machine-arn are the stack's StateTable and RolloutStateMachine
+roles); --table and --state-machine-arn are the stack's StateTableName and RolloutStateMachineArn
 outputs. Against the local emulator: --endpoint-url http://127.0.0.1:PORT.";
 
 mod args;

@@ -30,12 +30,33 @@ pub use error::{OkraError, Result};
 /// environment (`AWS_ENDPOINT_URL` points the functions at the local emulator in tests). The
 /// function's name goes into the SDK's user agent (`app/NAME`): CloudTrail's `userAgent` says
 /// which okra function made a call, and the local AWS counts calls per function (the IAM test).
+///
+/// The SDK's behaviour is pinned ([`behavior_version`]: a new SDK release does not change
+/// defaults such as retries or checksums under a deployed function), and every call has
+/// [`timeouts`] below the functions' own Lambda time-outs (29 s for the API), so a call that
+/// hangs fails as a typed transient error the state machine retries, instead of the whole
+/// invocation timing out with nothing said.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(behavior_version()).timeout_config(timeouts());
     if let Some(app) = app_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().as_deref()) {
         loader = loader.app_name(app);
     }
     loader.load().await
+}
+
+/// The SDK behaviour version okra is tested with.
+pub fn behavior_version() -> aws_config::BehaviorVersion {
+    aws_config::BehaviorVersion::v2026_01_12()
+}
+
+/// Time-outs of every AWS call: 3.1 s to connect, 10 s per attempt, 20 s per operation (its
+/// retries included) — under every function's Lambda time-out (template.yaml: 29 s to 300 s).
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(20))
+        .build()
 }
 
 /// The user agent's app name for a Lambda function's name (None outside Lambda, or for a name
@@ -79,6 +100,29 @@ pub fn parse_input<T: serde::de::DeserializeOwned>(input: serde_json::Value) -> 
 #[cfg(test)]
 mod input_tests {
     use super::*;
+
+    #[test]
+    fn every_call_is_bounded_below_the_shortest_function_time_out() {
+        let t = timeouts();
+        let api_lambda_timeout = std::time::Duration::from_secs(29); // template.yaml, ApiFunction
+        assert!(
+            t.operation_timeout()
+                .is_some_and(|d| d < api_lambda_timeout)
+        );
+        assert!(t.operation_attempt_timeout() < t.operation_timeout());
+        assert!(t.connect_timeout().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_sdk_behaviour_is_pinned_and_the_time_outs_applied() {
+        let conf = aws_config().await;
+        assert_eq!(
+            format!("{:?}", conf.behavior_version()),
+            format!("{:?}", Some(aws_config::BehaviorVersion::v2026_01_12()))
+        );
+        let t = conf.timeout_config().expect("a timeout config");
+        assert_eq!(t.operation_timeout(), timeouts().operation_timeout());
+    }
 
     #[test]
     fn the_function_name_is_the_app_name() {

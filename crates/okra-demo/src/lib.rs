@@ -195,8 +195,10 @@ impl Demo {
 
     /// What aws-load-balancer-controller does in the cluster (`registration: external`): the
     /// cluster's service, here a real local backend, registered in the target group okra names
-    /// for the cluster (made here first; okra finds it by its deterministic name). The strict
-    /// local ELB health-checks it once okra puts the group in the listener.
+    /// for the cluster (made here first, tagged `okra.io/managed-by=okra` as okra tags its own:
+    /// okra's role may retag and register only such groups, which the local AWS enforces; okra
+    /// finds it by its deterministic name). The strict local ELB health-checks it once okra puts
+    /// the group in the listener.
     async fn serve(&self, cluster: &str, version: &str) -> Result<String> {
         use aws_sdk_elasticloadbalancingv2::types::{
             ProtocolEnum, TargetDescription, TargetTypeEnum,
@@ -219,6 +221,12 @@ impl Demo {
             .vpc_id(&self.vpc)
             .target_type(TargetTypeEnum::Ip)
             .health_check_path("/healthz")
+            .tags(
+                aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                    .key(okra_core::model::TAG_MANAGED_BY)
+                    .value("okra")
+                    .build(),
+            )
             .send()
             .await?;
         let arn = tg

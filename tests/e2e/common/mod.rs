@@ -192,9 +192,30 @@ impl Aws {
         Ok(false)
     }
 
+    /// A world's cluster as users run one, and what every rollout test uses unless it says why
+    /// not: its service is a real local backend (kept for the rest of the process) behind the
+    /// cluster's target group ([`Aws::served_cluster`], an address of its own in 100.64.0.0/10),
+    /// so the documented readiness gate (100 % healthy) passes on real health checks. The full
+    /// cluster name.
+    pub async fn serving_cluster(&self, w: &World, cluster: &str, version: &str) -> Result<String> {
+        static BACKENDS: std::sync::Mutex<Vec<okra_testkit::Backend>> =
+            std::sync::Mutex::new(Vec::new());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = format!("100.64.{}.{}", n / 250, n % 250 + 1);
+        let backend = self.served_cluster(w, cluster, version, &ip).await?;
+        BACKENDS
+            .lock()
+            .map_err(|_| anyhow!("the backends' lock"))?
+            .push(backend);
+        Ok(format!("{}-{cluster}", w.prefix))
+    }
+
     /// A world's cluster with a real backend behind its target group, registered the way
     /// aws-load-balancer-controller would (`registration: external`): okra's group name is
-    /// deterministic, so the group is made here first and okra finds it by name.
+    /// deterministic, so the group is made here first, tagged as okra makes its groups
+    /// (`okra.io/managed-by=okra`: okra's role may retag and register only such groups, the
+    /// template's tag conditions, which the local AWS enforces), and okra finds it by name.
     pub async fn served_cluster(
         &self,
         w: &World,
@@ -202,9 +223,17 @@ impl Aws {
         version: &str,
         ip: &str,
     ) -> Result<okra_testkit::Backend> {
+        use aws_sdk_elasticloadbalancingv2::types::Tag;
         let full = self.cluster(w, cluster, version).await?;
         let backend = okra_testkit::Backend::start(version)?;
-        let name = okra_core::naming::target_group_name(&cell_name(w), &full);
+        let cell = cell_name(w);
+        let name = okra_core::naming::target_group_name(&cell, &full);
+        let tags = [
+            (okra_core::model::TAG_MANAGED_BY, "okra"),
+            (okra_core::model::TAG_CELL, cell.as_str()),
+            (okra_core::model::TAG_CLUSTER, full.as_str()),
+            (okra_core::model::TAG_VERSION, version),
+        ];
         let tg = self
             .elb
             .create_target_group()
@@ -214,6 +243,11 @@ impl Aws {
             .vpc_id(&w.vpc_id)
             .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
             .health_check_path("/healthz")
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
             .send()
             .await?;
         let arn = tg.target_groups()[0]
@@ -490,8 +524,9 @@ pub fn forward(groups: &[(&str, i32)]) -> elb::types::Action {
         .build()
 }
 
-/// A cell spec for a world: two clusters per version, external registration, a readiness gate
-/// that needs no registered targets, an `errors` analysis over a CloudWatch metric of the cell
+/// A cell spec for a world: two clusters per version, external registration, the documented
+/// readiness gate (100 % of each group's targets healthy: give every cluster a backend with
+/// [`Aws::serving_cluster`]), an `errors` analysis over a CloudWatch metric of the cell
 /// (namespace `Okra/E2E`, metric `Errors`, dimension `Cell`), and the given steps. The built-in
 /// judge is off: moto has no ALB traffic metrics to judge.
 pub fn cell(w: &World, steps: Value) -> Value {
@@ -501,7 +536,7 @@ pub fn cell(w: &World, steps: Value) -> Value {
         "clusterSelector": {"matchTags": {"okra-test": w.prefix}},
         "replicas": 2,
         "targetGroup": {"port": 30080, "healthCheck": {"path": "/healthz"}, "registration": "external"},
-        "readiness": {"minHealthyPercent": 0, "timeout": "1m"},
+        "readiness": {"minHealthyPercent": 100, "timeout": "1m"},
         "canary": {"steps": steps},
         "analysisTemplates": [{
             "name": "errors",

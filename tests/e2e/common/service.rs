@@ -206,13 +206,13 @@ pub async fn paused_rollout_with(
     aws.state()
         .put_cell(&serde_json::from_value(spec.clone())?, None)
         .await?;
-    aws.cluster(&w, "a1", "1.0.0").await?;
-    aws.cluster(&w, "a2", "1.0.0").await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
     let init = format!("{name}-init");
     start(sfn, &init, &input(spec.clone())).await?;
     assert_eq!(finished(sfn, &init).await?.0, "SUCCEEDED");
-    aws.cluster(&w, "b1", "1.1.0").await?;
-    aws.cluster(&w, "b2", "1.1.0").await?;
+    aws.serving_cluster(&w, "b1", "1.1.0").await?;
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
     let exec = format!("{name}-roll");
     start(sfn, &exec, &input(spec)).await?;
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -35,9 +35,11 @@ use start::*;
 pub const PATH: &str = "statemachine/rollout.asl.json";
 
 /// AWS's own errors a Lambda task may retry (Step Functions developer guide, "Handling errors
-/// in Step Functions workflows": the Lambda service exceptions, and `Sandbox.Timedout` for a
+/// in Step Functions workflows" and "Handle transient Lambda service exceptions": the Lambda
+/// service exceptions, `Lambda.ClientExecutionTimeoutException`, and `Sandbox.Timedout` for a
 /// function that ran past its Lambda time-out); `States.Timeout` is a task's own time-out.
-const AWS_TRANSIENT: [&str; 7] = [
+const AWS_TRANSIENT: [&str; 8] = [
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
