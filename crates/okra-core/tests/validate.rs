@@ -345,7 +345,9 @@ fn a_json_error_names_the_field_and_every_error_is_reported() {
             "bogus",
             "bogus2",
             "canary.steps[0].setWeight",
-            "canary.steps[1].setWeight"
+            "canary.steps[1].setWeight",
+            // A rule's error, in the same run as the shape's.
+            "ingress.alb.listenerArn",
         ],
         "{e}"
     );
@@ -367,6 +369,45 @@ fn a_json_value_error_names_the_field() {
     assert_eq!(e.paths(), ["bogus"], "{e}");
     // Nothing of the spec's is close to `bogus`: no suggestion.
     assert_eq!(e.errors[0].message, "unknown field");
+}
+
+/// Shape, range and meaning errors in one run: a missing field, a port no `u16` holds, a
+/// listener ARN that is not one, and a rule broken elsewhere (a weight over 100) — all four
+/// reported together, and nothing about the placeholder values the rules were checked with.
+#[test]
+fn shape_range_and_meaning_errors_are_reported_in_one_run() {
+    let mut v = serde_json::to_value(web()).unwrap();
+    v.as_object_mut().unwrap().remove("clusterSelector");
+    v["targetGroup"]["port"] = serde_json::json!(99999);
+    v["ingress"]["alb"]["listenerArn"] = serde_json::json!("not-an-arn");
+    v["canary"]["steps"][0] = serde_json::json!({"setWeight": 150});
+    let Err(SpecError::Invalid(e)) = validate_value(&v) else {
+        panic!("expected validation errors");
+    };
+    let paths = e.paths();
+    for expected in [
+        "clusterSelector",
+        "targetGroup.port",
+        "ingress.alb.listenerArn",
+        "canary.steps[0].setWeight",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}: {e}"
+        );
+    }
+    assert!(
+        !e.to_string().contains("placeholder"),
+        "nothing about the placeholders: {e}"
+    );
+    // A valid spec is still valid, and one error alone is still the only one.
+    assert!(validate_value(&serde_json::to_value(web()).unwrap()).is_ok());
+    let mut one = serde_json::to_value(web()).unwrap();
+    one["targetGroup"]["port"] = serde_json::json!(99999);
+    let Err(SpecError::Invalid(e)) = validate_value(&one) else {
+        panic!("expected validation errors");
+    };
+    assert_eq!(e.paths(), ["targetGroup.port"], "{e}");
 }
 
 #[test]

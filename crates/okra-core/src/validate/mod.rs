@@ -188,31 +188,65 @@ pub fn read_document(text: &str) -> Result<serde_json::Value, ParseError> {
     }
 }
 
-/// Checks a spec document and returns the [`Cell`], or every error it has at once: first its shape
+/// Checks a spec document and returns the [`Cell`], or every error it has at once: its shape
 /// against the spec's JSON Schema ([`crate::spec::json_schema`]: unknown and missing fields,
-/// wrong types, anywhere in the document; serde alone stops at the first), then, when the shape
-/// is right, every rule of [`validate`].
+/// wrong types, anywhere in the document; serde alone stops at the first), what the schema
+/// cannot say (a `u16` port of 70000: serde's error, with its path), and every rule of
+/// [`validate`] — the rules also when the shape is wrong, on a copy whose wrong fields are
+/// replaced by placeholders (`repair`), leaving out what they say of those fields.
 ///
 /// # Errors
 ///
 /// [`ValidationErrors`], never empty, each naming its field's path (`canary.steps[1].setWeight`).
 pub fn check_document(v: &serde_json::Value) -> Result<Cell, ValidationErrors> {
-    let shape = shape_errors(v);
-    if !shape.is_empty() {
-        return Err(ValidationErrors { errors: shape });
-    }
-    // The schema is the types': what it accepts deserializes, but for what it cannot say (a
-    // `u16` port of 70000, say): serde's error, with its path.
-    let spec: CellSpec = serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        ValidationErrors {
-            errors: vec![FieldError {
-                path: if path == "." { String::new() } else { path },
-                message: e.into_inner().to_string(),
-            }],
+    /// Rounds of repair: each fixes the fields in error so far (a serde error shows one at a time).
+    const ROUNDS: usize = 8;
+    let mut reported = shape_errors(v);
+    let mut to_repair = reported.clone();
+    let mut doc = v.clone();
+    for _ in 0..ROUNDS {
+        if !to_repair.is_empty() {
+            match repair::repaired(&doc, &to_repair) {
+                Some(fixed) => doc = fixed,
+                None => break,
+            }
+            // What is still wrong comes from the repair (a placeholder missing), not the user.
+            to_repair = shape_errors(&doc);
+            if !to_repair.is_empty() {
+                continue;
+            }
         }
-    })?;
-    spec.validate()
+        match serde_path_to_error::deserialize::<_, CellSpec>(&doc) {
+            Ok(spec) => {
+                match spec.validate() {
+                    Ok(cell) if reported.is_empty() => return Ok(cell),
+                    Ok(_) => {}
+                    Err(rules) => {
+                        let rules: Vec<FieldError> = rules
+                            .errors
+                            .into_iter()
+                            .filter(|e| !repair::under(&e.path, &reported))
+                            .collect();
+                        reported.extend(rules);
+                    }
+                }
+                break;
+            }
+            Err(e) => {
+                let path = e.path().to_string();
+                let error = FieldError {
+                    path: if path == "." { String::new() } else { path },
+                    message: e.into_inner().to_string(),
+                };
+                if reported.contains(&error) {
+                    break;
+                }
+                reported.push(error.clone());
+                to_repair = vec![error];
+            }
+        }
+    }
+    Err(ValidationErrors { errors: reported })
 }
 
 /// The spec's schema, compiled once.
@@ -520,6 +554,7 @@ impl Validator<'_> {
 
 mod canary;
 mod ingress;
+mod repair;
 mod syntax;
 
 use syntax::*;
