@@ -134,7 +134,7 @@ CARGO_FUZZ := .tools/cargo-fuzz/bin/cargo-fuzz
 
 .PHONY: soak fuzz
 soak: setup build ## The reliability suite with 20 rollouts under 30 % injected AWS faults (OKRA_SOAK_ROLLOUTS, OKRA_FAULT_SEED)
-	OKRA_SOAK_ROLLOUTS=$${OKRA_SOAK_ROLLOUTS:-20} $(CARGO) test --locked -p okra-e2e --test reliability -- --nocapture
+	OKRA_SOAK_ROLLOUTS=$${OKRA_SOAK_ROLLOUTS:-20} $(CARGO) test --locked -p okra-e2e --test e2e -- reliability:: --nocapture
 
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --locked --root .tools/cargo-fuzz

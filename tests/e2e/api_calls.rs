@@ -8,15 +8,12 @@
 //! The AWS service names are the signing names of the requests: `eks`, `tagging` (the Resource
 //! Groups Tagging API), `elasticloadbalancing`, `ec2`, `dynamodb`, `states`.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
+use crate::common::{Aws, World, aws, cell, cell_name};
 use anyhow::Result;
-use common::{Aws, World, aws, cell, cell_name};
 use okra_aws::autoscaling::AutoScaling;
 use okra_aws::dynamo::Dynamo;
 use okra_aws::eks::Eks;

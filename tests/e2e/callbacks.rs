@@ -8,17 +8,14 @@
 //! EventBridge" (the status change event); API reference, StartExecution (a name is unique for
 //! 90 days, closed executions included) and StopExecution.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::common::cell_name;
+use crate::common::service::{api, execution_arn, finished, history, paused_rollout, setup};
 use anyhow::{Context as _, Result};
-use common::cell_name;
-use common::service::{api, execution_arn, finished, history, paused_rollout, setup};
 use okra_aws::state::StatePort;
 use okra_testkit::Invocation;
 use serde_json::json;

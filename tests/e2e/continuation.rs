@@ -4,17 +4,12 @@
 //! the work in a new execution). Each execution of the chain stays small; the last one
 //! finishes the rollout when a person promotes it.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::common::cell_name;
+use crate::common::service::{api, finished, history, paused_rollout_with, setup};
 use anyhow::{Context as _, Result};
-use common::cell_name;
-use common::service::{api, finished, history, paused_rollout_with, setup};
 use okra_aws::state::StatePort;
 use okra_core::history::{STEPS_BUDGET, WAKE};
 use serde_json::{Value, json};

@@ -1,15 +1,12 @@
 //! `okra doctor` against the local AWS: each check that can fail, failing, then passing once
 //! the account is put right. Reads only: the tests create what a user would, then ask again.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::process::Command;
 
+use crate::common::{Aws, World, aws};
 use anyhow::{Context as _, Result};
-use common::{Aws, World, aws};
 use okra_aws::cloudtrail::CloudTrail;
 use okra_aws::cloudwatch::CloudWatch;
 use okra_aws::ec2::Ec2;

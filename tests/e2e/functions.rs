@@ -1,12 +1,7 @@
 //! Each real function binary, invoked through `cargo lambda watch`'s Invoke API, against moto.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-
+use crate::common::{aws, cell, cell_name};
 use anyhow::Result;
-use common::{aws, cell, cell_name};
 
 use okra_testkit::Invocation;
 use serde_json::json;

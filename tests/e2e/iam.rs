@@ -9,17 +9,14 @@
 //! real account. It checks actions, not resources and conditions (template.rs checks those), and
 //! only calls that reach moto: Step Functions' own API is the local Step Functions service's.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::policy::{action_matches, allowed_actions, function_of_package, template};
+use crate::common::service::{api, finished, paused_rollout_with};
+use crate::common::{cell_name, weights_of_steps};
 use anyhow::Result;
-use common::policy::{action_matches, allowed_actions, function_of_package, template};
-use common::service::{api, finished, paused_rollout_with, setup};
-use common::{cell_name, weights_of_steps};
 use okra_aws::state::StatePort;
 use okra_testkit::Invocation;
 use serde_json::json;
@@ -35,13 +32,20 @@ fn iam_action(call: &str) -> String {
     format!("{prefix}:{operation}")
 }
 
-/// The tests of this binary change what the shared strict moto enforces: one at a time.
+/// The tests of this suite change what their strict moto enforces (and reset its call counts):
+/// a stack of their own, one test at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static STACK: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
+    std::sync::OnceLock::new();
+
+async fn setup() -> Result<(common::Aws, aws_sdk_sfn::Client)> {
+    common::service::setup_on(common::stack_in(&STACK, || common::service::builder(None))?).await
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_call_a_function_makes_is_allowed_by_its_own_policy() -> Result<()> {
     let _serial = SERIAL.lock().await;
-    let (aws, sfn) = setup(None).await?;
+    let (aws, sfn) = setup().await?;
     aws.local.calls(true)?;
 
     // A rollout with an analysis and a wait for a person, resumed through the API.
@@ -176,7 +180,7 @@ async fn every_call_a_function_makes_is_allowed_by_its_own_policy() -> Result<()
 async fn without_describe_target_health_shift_weights_is_denied_and_the_rollout_fails() -> Result<()>
 {
     let _serial = SERIAL.lock().await;
-    let (aws, _sfn) = setup(None).await?;
+    let (aws, _sfn) = setup().await?;
     let shipped = common::policy::root().join("template.yaml");
     let text = std::fs::read_to_string(&shipped)?;
     let (head, shift) = text.split_at(text.find("  ShiftWeightsFunction:").unwrap());

@@ -4,20 +4,18 @@
 //! This binary's stack puts okra-testkit's fault proxy between the functions and moto (the
 //! tests' own clients reach moto directly), and a tiny Datadog-shaped server on 127.0.0.1. Tests
 //! that change the proxy's plan run one at a time (`SERIAL`). Figures are printed as
-//! `RELIABILITY ...` lines (`cargo test -p okra-e2e --test reliability -- --nocapture`).
+//! `RELIABILITY ...` lines (`cargo test -p okra-e2e --test e2e -- reliability:: --nocapture`).
 //! `OKRA_SOAK_ROLLOUTS` (default 5) rollouts run under faults; `OKRA_FAULT_SEED` seeds them.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::common::{Aws, World, cell, cell_name, input, run_rollout, weights_of_steps};
 use anyhow::{Context as _, Result, anyhow};
-use common::{Aws, World, cell, cell_name, input, run_rollout, weights_of_steps};
 use okra_aws::state::StatePort;
 use okra_testkit::{FaultKind, FaultPlan, LocalAws};
 use serde_json::{Value, json};
@@ -79,10 +77,7 @@ fn datadog_site() -> String {
 fn stack() -> Result<&'static LocalAws> {
     STACK
         .get_or_init(|| {
-            LocalAws::builder()
-                .function_env("TABLE_NAME", common::TABLE)
-                .function_env("STATE_MACHINE_ARN", common::STATE_MACHINE_ARN)
-                .function_env("EVENT_BUS_NAME", "default")
+            common::builder()
                 .function_env("DATADOG_SECRET_ARN", DD_SECRET)
                 // The template's DatadogSecretArn parameter is the secret's ARN, whose last six
                 // characters moto chooses when the test makes it (IAM's `-??????` pattern).

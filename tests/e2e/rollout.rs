@@ -2,15 +2,12 @@
 //! function binaries under `cargo lambda watch`, against moto. Assertions read AWS state back
 //! from moto.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
+use crate::common::{aws, cell, cell_name, input, run_rollout, weights_of_steps};
 use anyhow::Result;
-use common::{aws, cell, cell_name, input, run_rollout, weights_of_steps};
 use okra_aws::state::StatePort;
 use serde_json::{Value, json};
 

@@ -3,10 +3,7 @@
 //! requests are checked one by one against `aws-smithy-mocks` in
 //! crates/okra-aws/tests/dynamo_adapter.rs (which needs no local AWS).
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use aws_sdk_dynamodb as ddb;
 use okra_aws::dynamo::Dynamo;

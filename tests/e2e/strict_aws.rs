@@ -5,17 +5,14 @@
 //! (measured on moto 5.2.5: an unattached group with registered targets, 6 groups in one action,
 //! weight 1000, a group of another VPC, 127.0.0.1 as an ip target).
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::{aws, forward};
 use anyhow::{Context as _, Result};
 use aws_sdk_elasticloadbalancingv2 as elb;
 use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata as _;
-use common::{aws, forward};
 use elb::types::{Action, ActionTypeEnum, Matcher, TargetDescription, TargetTypeEnum};
 use okra_testkit::{Backend, BackendMode, LocalAws};
 

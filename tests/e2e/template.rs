@@ -1,14 +1,11 @@
 //! template.yaml keeps its promises: least privilege, the API behind IAM auth, no keys, every
 //! function built the same way, and the state machine's substitutions all provided.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::policy::{of_type, resources, root, statements, strings, template};
+use crate::common::policy::{of_type, resources, root, statements, strings, template};
 use serde_yaml_ng::Value;
 
 /// Actions AWS offers no resource-level permissions for: the only ones allowed on `*`.

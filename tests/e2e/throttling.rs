@@ -3,10 +3,7 @@
 //! discovery gets through a burst with the SDK's adaptive retry. Its own stack: throttling is
 //! the whole account's.
 
-// Test code: a panic with the failing line is the right report.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use anyhow::Result;
 use aws_sdk_elasticloadbalancingv2 as elb;
@@ -16,7 +13,9 @@ use okra_aws::ports::ClusterPort as _;
 
 #[tokio::test]
 async fn a_burst_is_throttled_and_the_adaptive_retry_gets_through() -> Result<()> {
-    let aws = common::aws().await?;
+    static STACK: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
+        std::sync::OnceLock::new();
+    let aws = common::aws_with(common::stack_in(&STACK, common::builder)?).await?;
     let w = aws.world("throttle").await?;
     aws.cluster(&w, "a1", "1.0.0").await?;
     aws.local.set_throttling(true)?;

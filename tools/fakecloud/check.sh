@@ -15,13 +15,14 @@ mkdir -p "$out"
 cd "$root"
 for suite in "${suites[@]}"; do
   echo "fakecloud-check: $suite" >&2
-  OKRA_EMULATOR=fakecloud cargo test --locked -q -p okra-e2e --test "$suite" -- \
+  OKRA_EMULATOR=fakecloud cargo test --locked -q -p okra-e2e --test e2e -- "$suite::" \
     --test-threads="${OKRA_FAKECLOUD_THREADS:-2}" > "$out/$suite.log" 2>&1
   # libtest's lines: `test NAME ... ok` / `test NAME ... FAILED` (-q prints names only on failure,
   # so the passing ones come from --list).
-  OKRA_EMULATOR=fakecloud cargo test --locked -q -p okra-e2e --test "$suite" -- --list 2>/dev/null |
+  # One test binary, a module per suite: the names come as `suite::test`.
+  OKRA_EMULATOR=fakecloud cargo test --locked -q -p okra-e2e --test e2e -- "$suite::" --list 2>/dev/null |
     sed -n 's/^\([a-z0-9_:]*\): test$/\1/p' | while read -r name; do
-      if grep -q "^    $name\$" "$out/$suite.log"; then echo "$suite::$name FAILED"; else echo "$suite::$name ok"; fi
+      if grep -q "^    $name\$" "$out/$suite.log"; then echo "$name FAILED"; else echo "$name ok"; fi
     done >> "$out/results.txt"
 done
 grep ' FAILED$' "$out/results.txt" | sed 's/ FAILED$//' | sort > "$out/failed.txt"

@@ -8,6 +8,7 @@
 //
 // Usage: <node 22> tools/sfn-local/server.mjs [--host 127.0.0.1] [--port N] [--fast-waits MS]
 //            [--fast-timeouts F] [--history-limit N] [--event-rule JSON]... [--lambda-endpoint URL]
+//            [--iam-authorizer URL]
 //   --port 0 (the default) picks a free port. The first stdout line is `{"port": N}`.
 //   --fast-waits MS (or $OKRA_SFN_FAST_WAITS_MS): every Wait state of every execution waits MS
 //     milliseconds instead of its Seconds/SecondsPath/Timestamp (the demo's shortened pauses:
@@ -20,6 +21,8 @@
 //     Change" event that matches is delivered to function binary NAME through the Lambda
 //     endpoint, asynchronously, 3 attempts.
 //   --lambda-endpoint (default $AWS_ENDPOINT_URL_LAMBDA): cargo lambda watch.
+//   --iam-authorizer URL (or $OKRA_IAM_AUTHORIZER): the strict moto; each request of one of okra's
+//     functions is authorized there first, as IAM authorizes the function's role (authorizer()).
 //
 // Operations: CreateStateMachine (the definition with its ARNs already substituted),
 // DescribeStateMachine, ListStateMachines, DeleteStateMachine, StartExecution, DescribeExecution,
@@ -30,7 +33,7 @@
 
 import { createServer } from 'node:http';
 import { RunnerError } from '../sfn-runner/lib.mjs';
-import { Service, handler } from '../sfn-runner/service.mjs';
+import { ApiError, LOCAL_OPERATIONS, Service, handler } from '../sfn-runner/service.mjs';
 
 console.log = (...args) => console.error(...args);
 console.info = (...args) => console.error(...args);
@@ -43,6 +46,7 @@ function options(argv) {
     fastWaits: process.env.OKRA_SFN_FAST_WAITS_MS !== undefined && process.env.OKRA_SFN_FAST_WAITS_MS !== ''
       ? Number(process.env.OKRA_SFN_FAST_WAITS_MS) : undefined,
     lambdaEndpoint: process.env.AWS_ENDPOINT_URL_LAMBDA,
+    iamAuthorizer: process.env.OKRA_IAM_AUTHORIZER || undefined,
     fastTimeouts: undefined,
     historyLimit: undefined,
     eventRules: [],
@@ -66,6 +70,7 @@ function options(argv) {
       case '--port': o.port = Number(v); i++; break;
       case '--fast-waits': o.fastWaits = Number(v); i++; break;
       case '--lambda-endpoint': o.lambdaEndpoint = v; i++; break;
+      case '--iam-authorizer': o.iamAuthorizer = v; i++; break;
       case '--fast-timeouts': o.fastTimeouts = Number(v); i++; break;
       case '--history-limit': o.historyLimit = Number(v); i++; break;
       case '--event-rule': {
@@ -88,6 +93,9 @@ function options(argv) {
   if (o.historyLimit !== undefined && !(Number.isInteger(o.historyLimit) && o.historyLimit >= 3)) {
     throw new RunnerError('--history-limit: an integer >= 3');
   }
+  if (o.iamAuthorizer !== undefined && !URL.canParse(o.iamAuthorizer)) {
+    throw new RunnerError(`--iam-authorizer: a URL (the strict moto's), not ${JSON.stringify(o.iamAuthorizer)}`);
+  }
   for (const rule of o.eventRules) {
     if (rule === null || typeof rule !== 'object' || typeof rule.function !== 'string'
         || rule.pattern === null || typeof rule.pattern !== 'object' || Array.isArray(rule.pattern)) {
@@ -97,11 +105,73 @@ function options(argv) {
   return o;
 }
 
+// ------------------------------------------------------------------ IAM
+// Each request from one of okra's functions (the `app/NAME` of its user agent, as
+// strict_moto.caller_of reads it) is authorized by the strict moto (`POST /_okra/iam/authorize`,
+// tools/local-aws/iam_enforce.py) against that function's statements in template.yaml: the action
+// `states:<Op>` on the resource the Service Authorization Reference ("Actions, resources, and
+// condition keys for AWS Step Functions") names. A request without an app id (the tests' own
+// clients, the CLI) is not checked. Refused: AWS's AccessDeniedException, the operation not run.
+const ON_STATE_MACHINE = ['StartExecution', 'StartSyncExecution', 'ListExecutions', 'DescribeStateMachine', 'DeleteStateMachine'];
+const ON_EXECUTION = ['DescribeExecution', 'StopExecution', 'GetExecutionHistory'];
+const AUTHORIZE_TIMEOUT_MS = 2000;
+
+function callerOf(headers) {
+  for (const header of ['x-amz-user-agent', 'user-agent']) {
+    const app = String(headers[header] ?? '').split(/\s+/).find((part) => part.startsWith('app/'));
+    if (app) return app.slice('app/'.length);
+  }
+  return undefined;
+}
+
+// The resource `states:<op>` is authorized on; undefined for SendTask* with a token no execution
+// minted: there is no state machine to name, and the operation answers InvalidToken or
+// TaskDoesNotExist itself. SendTask*: the reference lists no resource, but AWS authorizes a
+// token on its execution's state machine (its AccessDenied names `...:stateMachine:NAME`), which is
+// what the template's AnswerWaits statements grant.
+async function resourceOf(service, op, body) {
+  if (ON_STATE_MACHINE.includes(op)) return body?.stateMachineArn ?? '*';
+  if (ON_EXECUTION.includes(op)) return body?.executionArn ?? '*';
+  if (op.startsWith('SendTask')) return service.taskStateMachine(body?.taskToken);
+  return '*';
+}
+
+function authorizer(url, service) {
+  const endpoint = new URL('/_okra/iam/authorize', url);
+  return async (op, body, headers) => {
+    const caller = callerOf(headers);
+    if (caller === undefined || LOCAL_OPERATIONS.includes(op)) return;
+    const action = `states:${op}`;
+    const resource = await resourceOf(service, op, body);
+    if (resource === undefined) return;
+    let answer;
+    try {
+      const res = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ caller, action, resources: [resource], context: {} }),
+        signal: AbortSignal.timeout(AUTHORIZE_TIMEOUT_MS),
+      });
+      answer = await res.json();
+      if (!res.ok || typeof answer?.allowed !== 'boolean') throw new Error(`HTTP ${res.status} ${JSON.stringify(answer)}`);
+    } catch (e) {
+      throw new ApiError('InternalFailure', `sfn-local: the IAM authorizer ${endpoint} did not answer ${action} for ${caller}: ${e.message}`, 500);
+    }
+    if (answer.allowed) return;
+    console.error(`sfn-local: DENY caller=${caller} action=${action} resource=${resource} reason=${answer.reason}`);
+    // AWS's wording, as iam_enforce.denial_message writes it for moto's services.
+    const on = resource === '*' ? '' : ` on resource: ${resource}`;
+    const why = String(answer.reason).startsWith('explicit deny') ? 'with an explicit deny in an identity-based policy'
+      : `because no identity-based policy allows the ${action} action`;
+    throw new ApiError('AccessDeniedException', `User: arn:aws:sts::${service.account}:assumed-role/${answer.function}Role/${caller} is not authorized to perform: ${action}${on} ${why}`);
+  };
+}
+
 async function main() {
   const o = options(process.argv.slice(2));
   const service = new Service(o);
   await service.library();
-  const server = createServer(handler(service));
+  const server = createServer(handler(service, { authorize: o.iamAuthorizer && authorizer(o.iamAuthorizer, service) }));
   await new Promise((resolveListen, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, resolveListen);
@@ -112,7 +182,7 @@ async function main() {
     (o.fastWaits !== undefined ? ` (every Wait state: ${o.fastWaits} ms)` : '') +
     (o.fastTimeouts !== undefined ? ` (Task timeouts x${o.fastTimeouts})` : '') +
     (o.historyLimit !== undefined ? ` (history limit ${o.historyLimit})` : '') +
-    ` rules=${o.eventRules.length} lambda=${o.lambdaEndpoint ?? '(unset)'}`);
+    ` rules=${o.eventRules.length} lambda=${o.lambdaEndpoint ?? '(unset)'} iam=${o.iamAuthorizer ?? '(off)'}`);
   const stop = () => process.exit(0);
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

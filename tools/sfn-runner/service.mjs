@@ -47,8 +47,9 @@ export const OPERATIONS = ['CreateStateMachine', 'DescribeStateMachine', 'ListSt
   'SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'];
 // Not AWS: how run.mjs (one execution in its own process) has this service pass SendTask* calls
 // for its tokens on to it (`X-Amz-Target: AWSStepFunctions.OkraLocalForwardTask`,
-// `{"taskToken", "endpoint"}`).
-export const LOCAL_OPERATIONS = ['OkraLocalForwardTask'];
+// `{"taskToken", "endpoint"}`), and how this service asks a run.mjs which state machine one of
+// its tokens belongs to (`OkraLocalTaskStateMachine`, `{"taskToken"}`; for IAM).
+export const LOCAL_OPERATIONS = ['OkraLocalForwardTask', 'OkraLocalTaskStateMachine'];
 
 function replaceDeep(value, from, to) {
   if (value === from) return to;
@@ -302,6 +303,23 @@ export class Service {
     }
     this.forwards.set(taskToken, endpoint);
     return {};
+  }
+
+  OkraLocalTaskStateMachine({ taskToken }) {
+    return { stateMachineArn: this.tokens.get(taskToken)?.stateMachineArn ?? null };
+  }
+
+  // The ARN of the state machine whose execution minted a task token (IAM authorizes SendTask*
+  // on it), asking the run.mjs that owns a forwarded token; undefined for a token no execution
+  // minted (or whose runner is gone).
+  async taskStateMachine(taskToken) {
+    if (this.tokens.has(taskToken)) return this.tokens.get(taskToken).stateMachineArn;
+    if (!this.forwards.has(taskToken)) return undefined;
+    try {
+      return (await this.forward('OkraLocalTaskStateMachine', { taskToken })).stateMachineArn ?? undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   // A token minted by a run.mjs process: its SendTask* call is passed on, its answer passed back;
@@ -685,6 +703,7 @@ class Execution {
     };
     const task = {
       closed: false,
+      stateMachineArn: this.machine.arn,
       succeed: (out) => settleWhenSubmitted(() => resolve({ callback: out })),
       fail: (error, cause) => settleWhenSubmitted(() => reject(Object.assign(new LambdaError(error, cause), { okraCallback: true, okraCause: cause }))),
       heartbeat: () => {
@@ -759,7 +778,9 @@ class Execution {
 }
 
 // ---------------------------------------------------------------------- HTTP
-export function handler(service) {
+// authorize (optional): async (op, body, headers) => void, run before the operation; it throws an
+// ApiError to refuse the request (sfn-local's IAM, server.mjs).
+export function handler(service, { authorize } = {}) {
   return (req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -784,6 +805,7 @@ export function handler(service) {
         } catch {
           throw new ApiError('SerializationException', 'the body is not JSON');
         }
+        if (authorize) await authorize(op, body, req.headers);
         reply(200, await service[op](body));
       } catch (e) {
         if (e instanceof ApiError) reply(e.status, { __type: e.type, message: e.message });

@@ -536,6 +536,10 @@ impl LocalAws {
             clean_env(&mut cmd)
                 .envs(aws_env.iter().map(|(k, v)| (k, v)))
                 .env("OKRA_ROOT", root);
+            // The functions' Step Functions calls are authorized by the strict moto's IAM too.
+            if options.iam && emulator == Emulator::StrictMoto {
+                cmd.env("OKRA_IAM_AUTHORIZER", &endpoint);
+            }
             match cmd.spawn() {
                 Ok(child) => sfn = Some(child),
                 Err(e) => {

@@ -36,19 +36,27 @@ pub const FUNCTIONS: [(&str, &str); 6] = [
 
 static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();
 
-/// This test binary's local AWS, with the functions' environment as the template sets it.
-pub fn stack() -> Result<&'static LocalAws> {
-    STACK
-        .get_or_init(|| {
-            LocalAws::builder()
-                .function_env("TABLE_NAME", TABLE)
-                .function_env("STATE_MACHINE_ARN", STATE_MACHINE_ARN)
-                .function_env("EVENT_BUS_NAME", "default")
-                .start()
-                .map_err(|e| format!("{e:#}"))
-        })
+/// A stack with the functions' environment as the template sets it.
+pub fn builder() -> okra_testkit::LocalAwsBuilder {
+    LocalAws::builder()
+        .function_env("TABLE_NAME", TABLE)
+        .function_env("STATE_MACHINE_ARN", STATE_MACHINE_ARN)
+        .function_env("EVENT_BUS_NAME", "default")
+}
+
+/// Starts a stack once into `cell` (a suite's own, or the shared one).
+pub fn stack_in(
+    cell: &'static OnceLock<std::result::Result<LocalAws, String>>,
+    builder: impl FnOnce() -> okra_testkit::LocalAwsBuilder,
+) -> Result<&'static LocalAws> {
+    cell.get_or_init(|| builder().start().map_err(|e| format!("{e:#}")))
         .as_ref()
         .map_err(|e| anyhow!("the local AWS did not start: {e}"))
+}
+
+/// The suites' shared local AWS, with the functions' environment as the template sets it.
+pub fn stack() -> Result<&'static LocalAws> {
+    stack_in(&STACK, builder)
 }
 
 /// SDK clients pointed at this binary's local AWS.
@@ -62,14 +70,15 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
 }
 
-static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+/// The stacks (by moto endpoint) whose table and state machine are made.
+static READY: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
 
 pub async fn aws() -> Result<Aws> {
     aws_with(stack()?).await
 }
 
-/// SDK clients on `local` (a test binary's own stack, such as one with a fault proxy), the
-/// table and state machine prepared once per process.
+/// SDK clients on `local` (a suite's own stack, such as one with a fault proxy), the table and
+/// state machine prepared once per stack.
 pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
     let conf = local.sdk_config().await;
     let aws = Aws {
@@ -81,7 +90,12 @@ pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
         sfn: sfn::Client::new(&conf),
         ec2: aws_sdk_ec2::Client::new(&conf),
     };
-    READY.get_or_try_init(|| prepare(&aws)).await?;
+    let mut ready = READY.lock().await;
+    if !ready.iter().any(|e| e == local.endpoint()) {
+        prepare(&aws).await?;
+        ready.push(local.endpoint().to_string());
+    }
+    drop(ready);
     Ok(aws)
 }
 
@@ -109,7 +123,9 @@ async fn prepare(aws: &Aws) -> Result<()> {
 pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
     let mut req = RunRequest::from_path("statemachine/rollout.asl.json")
         .input(input)
-        .context(json!({"Execution": {"Name": name}}))
+        // The state machine's name as deployed (`okra-rollout`): IAM grants the functions'
+        // callbacks (SendTaskSuccess) on that state machine only.
+        .context(json!({"Execution": {"Name": name}, "StateMachine": {"Name": "okra-rollout"}}))
         .timeout_ms(240_000);
     for (sub, bin) in FUNCTIONS {
         req = req

@@ -12,48 +12,47 @@ use okra_aws::state::StatePort;
 use okra_testkit::{Invocation, LocalAws};
 use serde_json::{Value, json};
 
-use super::{Aws, FUNCTIONS, STATE_MACHINE_ARN, TABLE, aws_with, cell, cell_name, input};
+use super::{Aws, FUNCTIONS, STATE_MACHINE_ARN, aws_with, cell, cell_name, input};
 
 static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();
 
-/// This binary's stack: the local Step Functions service with 50 ms Wait states, Task time-outs
-/// scaled by `fast_timeouts` (a binary always asks with the same value; the first call starts
-/// it), and the template's finalizer rule delivering status change events to `rollout-state`.
-fn stack(fast_timeouts: Option<f64>) -> Result<&'static LocalAws> {
-    STACK
-        .get_or_init(|| {
-            let builder = LocalAws::builder();
-            let builder = match fast_timeouts {
-                Some(f) => builder.sfn_arg(format!("--fast-timeouts={f}")),
-                None => builder,
-            };
-            builder
-                .function_env("TABLE_NAME", TABLE)
-                .function_env("STATE_MACHINE_ARN", STATE_MACHINE_ARN)
-                .function_env("EVENT_BUS_NAME", "default")
-                .step_functions(Some(50))
-                .event_rule(
-                    json!({
-                        "source": ["aws.states"],
-                        "detail-type": ["Step Functions Execution Status Change"],
-                        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
-                                   "stateMachineArn": [STATE_MACHINE_ARN]},
-                    }),
-                    "rollout-state",
-                )
-                .start()
-                .map_err(|e| format!("{e:#}"))
-        })
-        .as_ref()
-        .map_err(|e| anyhow!("the local AWS did not start: {e}"))
+/// A stack with the local Step Functions service (50 ms Wait states, Task time-outs scaled by
+/// `fast_timeouts`) and the template's finalizer rule delivering status change events to
+/// `rollout-state`.
+pub fn builder(fast_timeouts: Option<f64>) -> okra_testkit::LocalAwsBuilder {
+    let builder = super::builder();
+    let builder = match fast_timeouts {
+        Some(f) => builder.sfn_arg(format!("--fast-timeouts={f}")),
+        None => builder,
+    };
+    builder.step_functions(Some(50)).event_rule(
+        json!({
+            "source": ["aws.states"],
+            "detail-type": ["Step Functions Execution Status Change"],
+            "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                       "stateMachineArn": [STATE_MACHINE_ARN]},
+        }),
+        "rollout-state",
+    )
 }
 
-static MACHINE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+/// The suites' shared stack with the local Step Functions service (the first call's
+/// `fast_timeouts` starts it).
+fn stack(fast_timeouts: Option<f64>) -> Result<&'static LocalAws> {
+    super::stack_in(&STACK, || builder(fast_timeouts))
+}
+
+/// The local Step Functions services (by endpoint) the state machine is made in.
+static MACHINE: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
 
 /// The stack's clients, and an aws-sdk-sfn client on the local Step Functions service with the
 /// shipped state machine created in it (its substitutions pointing at the local binaries).
 pub async fn setup(fast_timeouts: Option<f64>) -> Result<(Aws, aws_sdk_sfn::Client)> {
-    let local = stack(fast_timeouts)?;
+    setup_on(stack(fast_timeouts)?).await
+}
+
+/// [`setup`] on a suite's own stack (made with [`builder`]).
+pub async fn setup_on(local: &'static LocalAws) -> Result<(Aws, aws_sdk_sfn::Client)> {
     let aws = aws_with(local).await?;
     let conf = local.sdk_config().await;
     let endpoint = local.sfn_endpoint().context("an sfn endpoint")?;
@@ -62,28 +61,27 @@ pub async fn setup(fast_timeouts: Option<f64>) -> Result<(Aws, aws_sdk_sfn::Clie
             .endpoint_url(endpoint)
             .build(),
     );
-    MACHINE
-        .get_or_try_init(|| async {
-            let mut definition = std::fs::read_to_string(
-                okra_testkit::workspace_root().join("statemachine/rollout.asl.json"),
-            )?;
-            for (sub, bin) in FUNCTIONS {
-                definition =
-                    definition.replace(&format!("${{{sub}}}"), &okra_testkit::lambda_arn(bin));
-            }
-            let mut bins: Vec<&str> = FUNCTIONS.iter().map(|(_, b)| *b).collect();
-            bins.extend(["api", "dispatcher"]);
-            local.ensure_built(&bins)?;
-            sfn.create_state_machine()
-                .name("okra-rollout")
-                .definition(definition)
-                .role_arn("arn:aws:iam::123456789012:role/okra-rollout")
-                .send()
-                .await
-                .context("CreateStateMachine")?;
-            anyhow::Ok(())
-        })
-        .await?;
+    let mut made = MACHINE.lock().await;
+    if !made.iter().any(|e| e == endpoint) {
+        let mut definition = std::fs::read_to_string(
+            okra_testkit::workspace_root().join("statemachine/rollout.asl.json"),
+        )?;
+        for (sub, bin) in FUNCTIONS {
+            definition = definition.replace(&format!("${{{sub}}}"), &okra_testkit::lambda_arn(bin));
+        }
+        let mut bins: Vec<&str> = FUNCTIONS.iter().map(|(_, b)| *b).collect();
+        bins.extend(["api", "dispatcher"]);
+        local.ensure_built(&bins)?;
+        sfn.create_state_machine()
+            .name("okra-rollout")
+            .definition(definition)
+            .role_arn("arn:aws:iam::123456789012:role/okra-rollout")
+            .send()
+            .await
+            .context("CreateStateMachine")?;
+        made.push(endpoint.to_string());
+    }
+    drop(made);
     Ok((aws, sfn))
 }
 
