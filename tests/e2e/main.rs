@@ -13,6 +13,7 @@ mod api_calls;
 mod callbacks;
 mod continuation;
 mod doctor;
+mod examples;
 mod functions;
 mod iam;
 mod reliability;

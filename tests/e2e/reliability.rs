@@ -10,7 +10,6 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read as _, Write as _};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -20,72 +19,24 @@ use okra_aws::state::StatePort;
 use okra_testkit::{FaultKind, FaultPlan, LocalAws};
 use serde_json::{Value, json};
 
-const DD_API_KEY: &str = "dd-api-5ecre7-0kra-e2e-7e57-key";
-const DD_APP_KEY: &str = "dd-app-5ecre7-0kra-e2e-7e57-app";
-const DD_SECRET: &str = "okra-e2e-datadog";
+use crate::common::datadog::{
+    DD_API_KEY, DD_APP_KEY, DD_HEADS, DD_SECRET, create_dd_secret, datadog_site,
+};
 
 /// shift-weights' Lambda time-out in this binary's stack.
 const SHIFT_TIMEOUT: Duration = Duration::from_secs(6);
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static STACK: OnceLock<std::result::Result<LocalAws, String>> = OnceLock::new();
-static DD_HEADS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-/// A Datadog-shaped `GET /api/v1/query` on 127.0.0.1: one point a minute ago, value 0.2.
-/// Serves at most 10 000 connections; records the request heads.
-fn datadog_site() -> String {
-    static SITE: OnceLock<String> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        let addr = listener.local_addr().expect("addr");
-        std::thread::spawn(move || {
-            for stream in listener.incoming().take(10_000) {
-                let Ok(mut s) = stream else { continue };
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = Vec::new();
-                let mut chunk = [0_u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65_536 {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                DD_HEADS
-                    .lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf).into_owned());
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let body = format!(
-                    r#"{{"status":"ok","res_type":"time_series","series":[{{"metric":"m","pointlist":[[{}.0,0.2]],"scope":"*"}}]}}"#,
-                    (now - 60) * 1000
-                );
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        format!("http://{addr}")
-    })
-    .clone()
-}
 
 fn stack() -> Result<&'static LocalAws> {
     STACK
         .get_or_init(|| {
             common::builder()
                 .function_env("DATADOG_SECRET_ARN", DD_SECRET)
-                // The template's DatadogSecretArn parameter is the secret's ARN, whose last six
-                // characters moto chooses when the test makes it (IAM's `-??????` pattern).
                 .iam_ref(
                     "DatadogSecretArn",
-                    &format!(
-                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:{DD_SECRET}-??????"
-                    ),
+                    &crate::common::datadog::secret_arn_pattern(),
                 )
                 .function_env("DATADOG_SITE", datadog_site())
                 .faults(FaultPlan::none())
@@ -556,32 +507,6 @@ async fn fifty_concurrent_dispatches_for_one_cell_start_one_execution() -> Resul
 
 // A listener edited by hand during a pause: tests/e2e/callbacks.rs (a pause until resumed is a
 // callback, answered in the local Step Functions service).
-
-/// Creates the Datadog keys' secret in moto (raw Secrets Manager JSON 1.1 request).
-fn create_dd_secret(local: &LocalAws) -> Result<()> {
-    let body = json!({
-        "Name": DD_SECRET,
-        "SecretString": json!({"apiKey": DD_API_KEY, "appKey": DD_APP_KEY}).to_string(),
-    });
-    let r = ureq::post(local.endpoint())
-        .header("X-Amz-Target", "secretsmanager.CreateSecret")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(body.to_string().as_bytes())?;
-    let status = r.status().as_u16();
-    anyhow::ensure!(
-        status == 200 || status == 400,
-        "CreateSecret answered {status}"
-    );
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_datadog_key_never_reaches_the_logs() -> Result<()> {

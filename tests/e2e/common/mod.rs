@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod datadog;
 pub mod policy;
 pub mod service;
 
@@ -293,7 +294,26 @@ impl Aws {
         dims: &[(&str, &str)],
         value: f64,
     ) -> Result<()> {
-        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(90);
+        self.put_metric_ago(
+            namespace,
+            name,
+            dims,
+            value,
+            std::time::Duration::from_secs(90),
+        )
+        .await
+    }
+
+    /// Seeds a metric datapoint `ago` in the past.
+    pub async fn put_metric_ago(
+        &self,
+        namespace: &str,
+        name: &str,
+        dims: &[(&str, &str)],
+        value: f64,
+        ago: std::time::Duration,
+    ) -> Result<()> {
+        let when = std::time::SystemTime::now() - ago;
         let mut datum = cw::types::MetricDatum::builder()
             .metric_name(name)
             .value(value)

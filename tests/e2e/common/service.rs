@@ -100,6 +100,19 @@ pub async fn start(sfn: &aws_sdk_sfn::Client, name: &str, input: &Value) -> Resu
     Ok(())
 }
 
+/// The execution's status and error now.
+pub async fn status(sfn: &aws_sdk_sfn::Client, name: &str) -> Result<(String, Option<String>)> {
+    let d = sfn
+        .describe_execution()
+        .execution_arn(execution_arn(name))
+        .send()
+        .await?;
+    Ok((
+        d.status().as_str().to_string(),
+        d.error().map(str::to_string),
+    ))
+}
+
 /// Waits (60 s at most) for the execution to end; its status, error and cause.
 pub async fn finished(sfn: &aws_sdk_sfn::Client, name: &str) -> Result<(String, Option<String>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
