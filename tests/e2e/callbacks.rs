@@ -536,3 +536,88 @@ async fn a_stable_cluster_lost_during_a_pause_leaves_and_the_others_share_its_we
     finished(&sfn, &exec).await?;
     Ok(())
 }
+
+/// Any holder of a wait's task token may answer it, as Step Functions lets them ("Wait for a
+/// Callback with Task Token"): the AWS CLI's `send-task-success` with `{"signal": "resume"}`
+/// resumes a waiting rollout, and the history says which signal and who gave it. An answer that
+/// names no signal is ignored with its reason, and the rollout waits again under a new token.
+#[tokio::test(flavor = "multi_thread")]
+async fn send_task_success_from_the_aws_cli_answers_the_wait() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let (w, exec) = paused_rollout(&aws, &sfn, "cbcli").await?;
+    let name = cell_name(&w);
+    let endpoint = aws
+        .local
+        .sfn_endpoint()
+        .context("an sfn endpoint")?
+        .to_string();
+    let answer = |token: String, output: serde_json::Value| {
+        let cli = aws.local.aws_cli().map(std::path::Path::to_owned);
+        let (endpoint, env) = (endpoint.clone(), aws.local.env());
+        async move {
+            let home = tempfile::tempdir()?;
+            let out = std::process::Command::new(cli?)
+                .args(["stepfunctions", "send-task-success", "--task-token", &token])
+                .args([
+                    "--task-output",
+                    &output.to_string(),
+                    "--endpoint-url",
+                    &endpoint,
+                ])
+                .env_clear()
+                .env("HOME", home.path())
+                .env("PATH", "/usr/bin:/bin")
+                .envs(env)
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            anyhow::Ok(())
+        }
+    };
+    let first = aws
+        .state()
+        .get_wait(&name, &exec)
+        .await?
+        .context("a wait")?;
+    answer(first.clone(), json!({"signal": "go"})).await?;
+    // Ignored: the rollout waits again, under a new token.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        match aws.state().get_wait(&name, &exec).await? {
+            Some(t) if t != first => break t,
+            _ => {
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "no new wait after the ignored answer"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 70), ("1.1.0".to_string(), 30)]),
+        "an ignored answer moves nothing"
+    );
+    answer(second, json!({"signal": "resume", "by": "cli:alice"})).await?;
+    assert_eq!(finished(&sfn, &exec).await?.0, "SUCCEEDED");
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+    let record = aws.rollout(&name, &exec).await?.context("its record")?;
+    let signalled: Vec<_> = record
+        .history
+        .iter()
+        .filter(|h| h.event == okra_core::vocab::HistoryEvent::Signalled)
+        .map(|h| h.detail.clone())
+        .collect();
+    assert_eq!(signalled.len(), 2, "{signalled:?}");
+    assert!(signalled[0]["ignored"].as_str().unwrap().contains("\"go\""));
+    assert_eq!(signalled[1]["signal"], "resume");
+    assert_eq!(signalled[1]["by"], "cli:alice");
+    Ok(())
+}

@@ -121,10 +121,14 @@ impl HistoryEntry {
     /// The entry's identity: `<event>#<step>` (`<event>#-` without a step). [`StatePort::record`]
     /// appends an entry once per key, so a task that Step Functions runs twice records once (the
     /// second run's `at` differs, its key does not).
+    ///
+    /// A signal taken in a wait ([`HistoryEvent::Signalled`]) also names the wait's wake count
+    /// (`detail.wake`): one wait may be answered more than once (an ignored answer, then one).
     pub fn key(&self) -> String {
-        match self.step {
-            Some(s) => format!("{}#{s}", self.event),
-            None => format!("{}#-", self.event),
+        let step = self.step.map_or_else(|| "-".to_string(), |s| s.to_string());
+        match (self.event, self.detail.get("wake")) {
+            (HistoryEvent::Signalled, Some(wake)) => format!("{}#{step}#{wake}", self.event),
+            _ => format!("{}#{step}", self.event),
         }
     }
 }

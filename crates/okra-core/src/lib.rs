@@ -23,6 +23,7 @@
 //! - [`vocab`]: every name the functions, the state machine, the API and the CLI share.
 
 pub mod analysis;
+pub mod answer;
 pub mod arn;
 pub mod cell;
 pub mod decision;

@@ -262,6 +262,9 @@ pub enum HistoryEvent {
     StepDone,
     /// The rollout waits for a person.
     Paused,
+    /// A person's signal was taken where the rollout waited (detail: the signal and who gave
+    /// it), or an answer to the wait was ignored (detail: why).
+    Signalled,
     /// The new version serves at 100 %.
     Promoted,
     /// Traffic went back.

@@ -217,7 +217,7 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
         "WaitForPersonUntilNextSample".into(),
         wait_for_person(
             "TakeSignal",
-            json!([{"ErrorEquals": [STATES_TIMEOUT], "ResultPath": "$.waited",
+            json!([{"ErrorEquals": [STATES_TIMEOUT], "ResultPath": "$.wake",
                     "Next": "BackgroundSampleWhilePaused"},
                    {"ErrorEquals": [STATES_ALL], "ResultPath": "$.error", "Next": "RollBack"}]),
             Some("$.discovery.decision.plan.background.intervalSeconds"),
@@ -226,11 +226,18 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
             ),
         ),
     );
+    // The wait's answer (`$.wake`: the callback's output, or its time-out caught) goes to poll,
+    // which takes a stored signal first, else a signal the answer names (SendTaskSuccess by any
+    // holder of the token).
     s.insert(
         "TakeSignal".into(),
         state_task(
             StateAction::Poll,
-            Map::new(),
+            obj([
+                ("answer.$", json!("$.wake")),
+                ("step.$", json!("$.step.index")),
+                ("wake.$", json!("$.wakes.count")),
+            ]),
             "$.signal",
             "Signalled?",
             catch_all("RollBack"),

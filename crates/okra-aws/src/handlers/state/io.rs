@@ -78,13 +78,23 @@ pub enum StateInput {
         /// The task token.
         token: String,
     },
-    /// Take a person's signal, if any.
+    /// Take a person's signal, if any: the one the API stored, else the answer to the wait that
+    /// just ended (`okra_core::answer`).
     Poll {
         /// The cell.
         #[serde(deserialize_with = "cell_name")]
         cell: String,
         /// This execution.
         execution: String,
+        /// The wait's callback output (or its time-out's error object), after a wait.
+        #[serde(default)]
+        answer: Option<serde_json::Value>,
+        /// The plan step the rollout waits in, after a wait.
+        #[serde(default)]
+        step: Option<usize>,
+        /// How often the wait was woken before (the execution's wake count), after a wait.
+        #[serde(default)]
+        wake: Option<u64>,
     },
     /// An execution ended, as its status change event says (the finalizer): when it still
     /// holds the cell's lock — it ended outside every `Finish*` state (stopped, timed out, or

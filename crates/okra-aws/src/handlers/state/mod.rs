@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use okra_core::answer::Answer;
 use okra_core::decision::Decision;
 use okra_core::record::{self, Holder, Versions};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -262,10 +263,41 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             tracing::info!(cell, execution, answered, "waiting for a person");
             Ok(StateOutput::Await(AwaitOutput { answered }))
         }
-        StateInput::Poll { cell, execution } => {
-            let signal = state.take_signal(&cell, &execution).await?;
+        StateInput::Poll {
+            cell,
+            execution,
+            answer,
+            step,
+            wake,
+        } => {
+            let stored = state.take_signal(&cell, &execution).await?;
+            let (signal, detail) = match (stored, okra_core::answer::read(answer.as_ref())) {
+                (Some(s), _) => (Some(s), json!({"signal": s, "by": "okra's API"})),
+                (None, Answer::Signal { signal, by }) => {
+                    (Some(signal), json!({"signal": signal, "by": by}))
+                }
+                (None, Answer::Invalid(why)) => {
+                    tracing::warn!(cell, execution, %why, "an answer to the wait was ignored");
+                    (None, json!({"ignored": why}))
+                }
+                (None, Answer::Nothing) => (None, Value::Null),
+            };
             if let Some(s) = signal {
                 tracing::info!(cell, execution, signal = s.as_ref(), "signal taken");
+            }
+            // Where the rollout waited (not after a step, where signals were only ever the
+            // API's, recorded by it): which signal ended the wait, and who gave it.
+            if answer.is_some() && !detail.is_null() {
+                let mut detail = detail;
+                detail["wake"] = json!(wake.unwrap_or(0));
+                let entry = HistoryEntry {
+                    at: rfc3339(std::time::SystemTime::now()),
+                    event: HistoryEvent::Signalled,
+                    step,
+                    weight: None,
+                    detail,
+                };
+                state.record(&cell, &execution, &entry, None).await?;
             }
             Ok(StateOutput::Poll(PollOutput { signal }))
         }
