@@ -302,3 +302,52 @@ async fn nodes_that_do_not_admit_the_load_balancer_are_an_error() -> Result<()> 
     assert!(check.summary.contains("from 10.0.0.0/16"), "{check:#?}");
     Ok(())
 }
+
+/// A load balancer aws-load-balancer-controller manages (its tag `elbv2.k8s.aws/cluster`) would
+/// have okra's weights set back at the controller's next reconcile: `PUT /cells` refuses the cell
+/// naming the tag and stores nothing, and the doctor's `listener-owner` check says so (before
+/// the tag, the check passes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_load_balancer_the_controller_manages_is_refused_naming_its_tag() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("doc-owner").await?;
+    let spec = common::cell(&w, json!([{"setWeight": 100}]));
+    let name = common::cell_name(&w);
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, "listener-owner"), Level::Ok, "{r:#?}");
+
+    let lb = okra_core::arn::ListenerArn::try_from(w.listener_arn.clone())
+        .map_err(anyhow::Error::msg)?
+        .parts()
+        .load_balancer_arn();
+    aws.elb
+        .add_tags()
+        .resource_arns(&lb)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("elbv2.k8s.aws/cluster")
+                .value("prod-1")
+                .build(),
+        )
+        .send()
+        .await?;
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, "listener-owner"), Level::Error, "{r:#?}");
+    let check = r.checks.iter().find(|c| c.id == "listener-owner").unwrap();
+    assert!(
+        check.summary.contains("elbv2.k8s.aws/cluster=prod-1"),
+        "{check:#?}"
+    );
+
+    let (status, body) =
+        common::service::api_with(&aws, "PUT", &format!("/cells/{name}"), Some(&spec))?;
+    assert_eq!(status, 400, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("ingress.alb.listenerArn") && text.contains("elbv2.k8s.aws/cluster=prod-1"),
+        "{text}"
+    );
+    let (status, _) = common::service::api(&aws, "GET", &format!("/cells/{name}"))?;
+    assert_eq!(status, 404, "nothing was stored");
+    Ok(())
+}

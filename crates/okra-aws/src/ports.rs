@@ -157,6 +157,13 @@ pub trait LoadBalancerPort: Send + Sync {
     /// action's target groups must be in the load balancer's VPC). Two calls.
     fn load_balancer_vpc(&self, listener_arn: &str) -> impl Future<Output = Result<String>> + Send;
 
+    /// The tags of load balancers, listeners or rules (at most 20 ARNs), in the order given:
+    /// one DescribeTags.
+    fn resource_tags(
+        &self,
+        arns: &[String],
+    ) -> impl Future<Output = Result<okra_core::owner::Tagged>> + Send;
+
     /// The listener's load balancer for `okra doctor`: its VPC and how many target groups it
     /// has. Two calls, and a page of DescribeTargetGroups per 400 groups.
     fn load_balancer(

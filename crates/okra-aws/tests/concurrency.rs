@@ -156,6 +156,11 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
             )
             .await
     }
+    async fn resource_tags(&self, arns: &[String]) -> Result<okra_core::owner::Tagged> {
+        self.flight
+            .track("resource_tags", self.inner.resource_tags(arns))
+            .await
+    }
     async fn load_balancer(&self, listener: &str) -> Result<okra_core::doctor::LoadBalancerFacts> {
         self.flight
             .track("load_balancer", self.inner.load_balancer(listener))

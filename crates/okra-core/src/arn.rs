@@ -200,6 +200,18 @@ impl<'s> ElbArn<'s> {
             && self.ids[..2] == listener.ids[..2]
     }
 
+    /// The ARN of this listener's (or rule's) load balancer.
+    pub fn load_balancer_arn(&self) -> String {
+        let a = &self.arn;
+        format!(
+            "arn:{}:elasticloadbalancing:{}:{}:loadbalancer/{}",
+            a.partition,
+            a.region,
+            a.account,
+            self.load_balancer_dimension()
+        )
+    }
+
     /// `app/NAME/ID`: the load balancer, as CloudWatch's `LoadBalancer` dimension names it.
     pub fn load_balancer_dimension(&self) -> String {
         format!(

@@ -5,6 +5,8 @@
 //! checks and the AWS pages they follow:
 //!
 //! - `listener`: the cell's listener exists (ELB API reference, DescribeListeners).
+//! - `listener-owner`: no tag of aws-load-balancer-controller on the load balancer, listener or
+//!   rule (it would set back okra's weights; [`crate::owner`]).
 //! - `clusters`: clusters carry the selector's tags (a cell with none has nothing to roll out).
 //! - `vpc`: the clusters are in the load balancer's VPC. A forward action's target groups must be
 //!   in the load balancer's VPC (ModifyListener), so okra makes them there; a cluster elsewhere
@@ -127,6 +129,8 @@ pub struct Facts {
     pub region: String,
     /// The listener's load balancer.
     pub load_balancer: Result<LoadBalancerFacts, String>,
+    /// The tags of the load balancer, the listener and the rule (in that order), by ARN.
+    pub ingress_tags: Result<crate::owner::Tagged, String>,
     /// The clusters the selector finds, described.
     pub clusters: Result<Vec<Cluster>, String>,
     /// The account's trails that apply to the region (shadow trails of other regions included).
@@ -220,6 +224,31 @@ pub fn diagnose(cell: &Cell, facts: &Facts) -> Vec<Check> {
             None
         }
     };
+
+    // Another controller's load balancer, listener or rule.
+    match &facts.ingress_tags {
+        Ok(tagged) => match crate::owner::controller_owned(tagged) {
+            None => out.push(Check::ok(
+                "listener-owner",
+                "no aws-load-balancer-controller tag on the load balancer, listener or rule",
+            )),
+            Some(owned) => out.push(Check::not_ok(
+                "listener-owner",
+                Level::Error,
+                format!(
+                    "{} (the controller would set back okra's weights)",
+                    owned.summary()
+                ),
+                owned.fix(),
+            )),
+        },
+        Err(why) => out.push(Check::not_ok(
+            "listener-owner",
+            Level::Warning,
+            format!("the ingress's tags could not be read: {why}"),
+            "allow elasticloadbalancing:DescribeTags".to_string(),
+        )),
+    }
 
     // The clusters.
     let clusters: &[Cluster] = match &facts.clusters {
@@ -488,6 +517,7 @@ mod tests {
 
     fn facts(target_groups: usize, clusters: usize, trails: Vec<TrailFacts>) -> Facts {
         Facts {
+            ingress_tags: Ok(Vec::new()),
             region: "eu-west-1".into(),
             load_balancer: Ok(LoadBalancerFacts {
                 vpc_id: "vpc-1".into(),

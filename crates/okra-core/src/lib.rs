@@ -36,6 +36,7 @@ pub mod init;
 pub mod model;
 pub mod naming;
 pub mod nodes;
+pub mod owner;
 pub mod record;
 pub mod shift;
 pub mod spec;

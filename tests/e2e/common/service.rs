@@ -162,6 +162,11 @@ pub async fn history(
 
 /// Invokes the real `api` binary with an API Gateway proxy request; (status, body).
 pub fn api(aws: &Aws, method: &str, path: &str) -> Result<(u64, Value)> {
+    api_with(aws, method, path, None)
+}
+
+/// [`api`] with a JSON body.
+pub fn api_with(aws: &Aws, method: &str, path: &str, body: Option<&Value>) -> Result<(u64, Value)> {
     let event = json!({
         "resource": "/cells/{proxy+}", "path": path, "httpMethod": method,
         "headers": {"Accept": "application/json"}, "multiValueHeaders": {},
@@ -170,7 +175,7 @@ pub fn api(aws: &Aws, method: &str, path: &str) -> Result<(u64, Value)> {
         "requestContext": {"resourcePath": "/cells/{proxy+}", "httpMethod": method, "stage": "v1",
                            "requestId": "e2e", "accountId": "123456789012", "apiId": "local",
                            "identity": {"sourceIp": "127.0.0.1"}},
-        "body": null, "isBase64Encoded": false,
+        "body": body.map(Value::to_string), "isBase64Encoded": false,
     });
     match aws.local.invoke("api", &event)? {
         Invocation::Ok(reply) => {

@@ -66,6 +66,7 @@ where
             }
         };
         self.listener_free(cell).await?;
+        self.not_the_controllers(cell).await?;
         let revision = self.state.put_cell(cell.spec(), expected).await?;
         Ok(Stored {
             output: PutOutput {
@@ -99,6 +100,24 @@ where
                 c.spec.name,
                 rule.map_or_else(|| format!("listener {listener}"), |r| format!("rule {r}")),
             ))),
+        }
+    }
+
+    /// A load balancer, listener or rule aws-load-balancer-controller manages would have okra's
+    /// weights set back at its next reconcile: such a cell is refused (`InvalidSpec`, naming the
+    /// tag; [`okra_core::owner`]). One DescribeTags.
+    async fn not_the_controllers(&self, cell: &Cell) -> AppResult<()> {
+        let tagged = match self.elb.resource_tags(&ingress_resources(cell)).await {
+            Ok(tagged) => tagged,
+            // A listener (rule, load balancer) that does not exist carries no tag; the doctor
+            // and the rollouts report it where it matters.
+            Err(OkraError::ListenerNotFound(..) | OkraError::RuleNotFound(..)) => return Ok(()),
+            Err(OkraError::Aws { code, .. }) if code == "LoadBalancerNotFound" => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        match okra_core::owner::controller_owned(&tagged) {
+            None => Ok(()),
+            Some(owned) => Err(OkraError::InvalidSpec(owned.message(&ingress_field(cell))).into()),
         }
     }
 
@@ -143,5 +162,25 @@ where
     pub async fn doctor(&self, cell: &str) -> AppResult<DoctorReport> {
         let cell = self.stored(cell).await?.spec.validate()?;
         Ok(self.doctor.check(&cell).await?)
+    }
+}
+
+/// The cell's load balancer, listener and rule (if any), in that order.
+pub(crate) fn ingress_resources(cell: &Cell) -> Vec<String> {
+    let listener = cell.ingress().listener();
+    let mut arns = vec![
+        listener.parts().load_balancer_arn(),
+        listener.as_str().to_string(),
+    ];
+    arns.extend(cell.ingress().rule().map(|r| r.as_str().to_string()));
+    arns
+}
+
+/// The spec field that names the cell's ingress: its rule, else its listener.
+fn ingress_field(cell: &Cell) -> String {
+    match (cell.ingress().kind(), cell.ingress().rule()) {
+        (_, Some(_)) => "ingress.alb.ruleArn".to_string(),
+        (okra_core::spec::LoadBalancerKind::Alb, None) => "ingress.alb.listenerArn".to_string(),
+        (okra_core::spec::LoadBalancerKind::Nlb, None) => "ingress.nlb.listenerArn".to_string(),
     }
 }

@@ -184,6 +184,34 @@ impl LoadBalancerPort for Elb {
         Ok(self.listener_load_balancer(listener_arn).await?.1.vpc_id)
     }
 
+    async fn resource_tags(&self, arns: &[String]) -> Result<okra_core::owner::Tagged> {
+        let out = self
+            .client
+            .describe_tags()
+            .set_resource_arns(Some(arns.to_vec()))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(arns
+            .iter()
+            .map(|arn| {
+                let tags = out
+                    .tag_descriptions()
+                    .iter()
+                    .filter(|d| d.resource_arn() == Some(arn.as_str()))
+                    .flat_map(|d| d.tags())
+                    .filter_map(|t| {
+                        Some((
+                            t.key()?.to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect();
+                (arn.clone(), tags)
+            })
+            .collect())
+    }
+
     async fn load_balancer(&self, listener_arn: &str) -> Result<LoadBalancerFacts> {
         let (lb, facts) = self.listener_load_balancer(listener_arn).await?;
         let mut pages = self

@@ -79,6 +79,8 @@ pub(super) struct ElbState {
     /// Listener → its load balancer's VPC (default `vpc-1`, the fake clusters' VPC, for any
     /// listener, added or not).
     pub(super) load_balancer_vpcs: BTreeMap<String, String>,
+    /// Tags of load balancers, listeners and rules, by ARN (none unless a test sets them).
+    pub(super) resource_tags: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// ELBv2 in memory.
@@ -159,6 +161,16 @@ impl FakeElb {
         lock(&self.state)
             .load_balancer_vpcs
             .insert(listener_arn.to_string(), vpc.to_string());
+        self
+    }
+
+    /// Tags a load balancer, listener or rule (by ARN).
+    pub fn tag_resource(&self, arn: &str, key: &str, value: &str) -> &Self {
+        lock(&self.state)
+            .resource_tags
+            .entry(arn.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
         self
     }
 
@@ -307,6 +319,22 @@ impl LoadBalancerPort for FakeElb {
             .get(listener_arn)
             .cloned()
             .unwrap_or_else(|| "vpc-1".to_string()))
+    }
+
+    async fn resource_tags(&self, arns: &[String]) -> Result<okra_core::owner::Tagged> {
+        self.meter.enter("resource_tags")?;
+        let st = lock(&self.state);
+        Ok(arns
+            .iter()
+            .map(|arn| {
+                let tags = st
+                    .resource_tags
+                    .get(arn)
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                (arn.clone(), tags)
+            })
+            .collect())
     }
 
     async fn load_balancer(

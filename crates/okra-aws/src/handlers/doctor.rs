@@ -121,9 +121,15 @@ where
         clusters.as_deref().ok(),
     )
     .await;
+    let ingress_tags = account
+        .elb
+        .resource_tags(&crate::app::cells::ingress_resources(cell))
+        .await
+        .map_err(|e| why(&e));
     let facts = Facts {
         region: account.region.to_string(),
         load_balancer,
+        ingress_tags,
         clusters,
         trails,
         metrics,
