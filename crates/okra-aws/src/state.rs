@@ -82,6 +82,14 @@ pub struct Lock {
     pub acquired_at: String,
 }
 
+impl Lock {
+    /// How long it has been held (`None` when `acquired_at` does not read as RFC 3339).
+    pub fn held_for(&self) -> Option<std::time::Duration> {
+        let at = humantime::parse_rfc3339_weak(&self.acquired_at).ok()?;
+        std::time::SystemTime::now().duration_since(at).ok()
+    }
+}
+
 /// A blocked version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -169,6 +169,33 @@ async fn a_lock_of_an_unknown_execution_is_taken_over() {
     assert_eq!(out.took_over_from.as_deref(), Some("ghost"));
 }
 
+/// DescribeExecution is eventually consistent (API reference): a lock taken a moment ago by an
+/// execution Step Functions does not show yet is presumed alive; after the grace, taken over.
+#[tokio::test]
+async fn a_lock_just_taken_by_an_execution_not_found_yet_is_presumed_alive() {
+    let w = world();
+    let lock = |ago: std::time::Duration| okra_aws::state::Lock {
+        execution: "new".into(),
+        version: "1.0.0".into(),
+        acquired_at: okra_aws::state::rfc3339(std::time::SystemTime::now() - ago),
+    };
+    w.state
+        .set_lock(CELL, Some(lock(std::time::Duration::from_secs(2))));
+    let busy = w.begin("e2").await.expect_err("busy");
+    assert!(
+        busy.to_string().contains("locked by execution new"),
+        "{busy}"
+    );
+    w.state.set_lock(
+        CELL,
+        Some(lock(
+            okra_core::record::LOCK_GRACE + std::time::Duration::from_secs(1),
+        )),
+    );
+    let out = w.begin("e2").await.expect("takes over");
+    assert_eq!(out.took_over_from.as_deref(), Some("new"));
+}
+
 #[tokio::test]
 async fn started_records_once_and_names_the_versions() {
     let w = world();

@@ -20,12 +20,20 @@ pub enum Holder {
     Stale,
 }
 
-/// A lock holder's state from its execution's status (`None`: no such execution).
-pub fn holder(status: Option<&str>) -> Holder {
-    if status.is_some_and(ExecutionStatus::is_running) {
-        Holder::Live
-    } else {
-        Holder::Stale
+/// How long a lock is presumed alive after it was taken when Step Functions does not know its
+/// execution: the API reference calls DescribeExecution eventually consistent, so an execution
+/// that has just started (and taken the lock in its first state) may not be found yet. A status
+/// Step Functions shows (ended) is taken as it is.
+pub const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A lock holder's state from its execution's status (`None`: no such execution, as far as
+/// DescribeExecution knows) and how long the lock has been held (`None`: unknown).
+pub fn holder(status: Option<&str>, held_for: Option<std::time::Duration>) -> Holder {
+    match status {
+        Some(s) if ExecutionStatus::is_running(s) => Holder::Live,
+        Some(_) => Holder::Stale,
+        None if held_for.is_some_and(|d| d < LOCK_GRACE) => Holder::Live,
+        None => Holder::Stale,
     }
 }
 
@@ -189,7 +197,7 @@ mod tests {
 
     #[test]
     fn only_a_running_holder_keeps_its_lock() {
-        assert_eq!(holder(Some("RUNNING")), Holder::Live);
+        assert_eq!(holder(Some("RUNNING"), None), Holder::Live);
         for ended in [
             "SUCCEEDED",
             "FAILED",
@@ -197,9 +205,9 @@ mod tests {
             "ABORTED",
             "PENDING_REDRIVE",
         ] {
-            assert_eq!(holder(Some(ended)), Holder::Stale, "{ended}");
+            assert_eq!(holder(Some(ended), None), Holder::Stale, "{ended}");
         }
-        assert_eq!(holder(None), Holder::Stale);
+        assert_eq!(holder(None, None), Holder::Stale);
         assert_eq!(
             busy("web", "web--1", "1.2.0", "arn:x"),
             "cell web is locked by execution web--1 (RUNNING, rolling out 1.2.0; arn:x), which \
@@ -272,6 +280,27 @@ mod tests {
         assert!(
             ended_outside("FAILED", Some("States.Runtime"), Some("bad path"))
                 .contains("(States.Runtime: bad path)")
+        );
+    }
+}
+
+#[cfg(test)]
+mod holder_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_execution_step_functions_does_not_know_yet_is_presumed_alive_for_a_while() {
+        let just = Some(Duration::from_secs(5));
+        let long = Some(Duration::from_secs(600));
+        assert_eq!(holder(Some("RUNNING"), long), Holder::Live);
+        assert_eq!(holder(None, just), Holder::Live, "eventually consistent");
+        assert_eq!(holder(None, long), Holder::Stale);
+        assert_eq!(holder(None, None), Holder::Stale);
+        assert_eq!(
+            holder(Some("FAILED"), just),
+            Holder::Stale,
+            "an end it shows is real"
         );
     }
 }

@@ -127,7 +127,8 @@ where
             return Ok(None);
         };
         let info = self.executions.describe(&lock.execution).await?;
-        let live = record::holder(info.as_ref().map(|i| i.status.as_str())) == Holder::Live;
+        let status = info.as_ref().map(|i| i.status.as_str());
+        let live = record::holder(status, lock.held_for()) == Holder::Live;
         Ok(live.then_some(lock.execution))
     }
 

@@ -225,7 +225,8 @@ where
 
     if let Some(lock) = ctx.state.get_lock(&cell).await? {
         let info = ctx.executions.describe(&lock.execution).await?;
-        if record::holder(info.as_ref().map(|i| i.status.as_str())) == Holder::Live {
+        if record::holder(info.as_ref().map(|i| i.status.as_str()), lock.held_for()) == Holder::Live
+        {
             return Ok(CellResult {
                 execution: Some(lock.execution.clone()),
                 ..result(

@@ -106,11 +106,11 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
             }
             Err(holder) => {
                 let info = executions.describe(&holder.execution).await?;
-                if let Some(info) = &info
-                    && record::holder(Some(&info.status)) == Holder::Live
-                {
+                let status = info.as_ref().map(|i| i.status.as_str());
+                if record::holder(status, holder.held_for()) == Holder::Live {
+                    let arn = info.as_ref().map_or("not found yet", |i| i.arn.as_str());
                     return Err(OkraError::Conflict(
-                        record::busy(cell, &holder.execution, &holder.version, &info.arn),
+                        record::busy(cell, &holder.execution, &holder.version, arn),
                         None,
                     ));
                 }
