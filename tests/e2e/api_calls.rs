@@ -144,36 +144,10 @@ async fn discovery_costs_the_cells_clusters_not_the_accounts() -> Result<()> {
 /// A cell on a listener rule reads the rule (DescribeRules), not the listener.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rule_cell_reads_its_rule_not_the_listener() -> Result<()> {
-    use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, FixedResponseActionConfig, RuleCondition,
-    };
     let aws = aws().await?;
     let w = aws.world("calls-rule").await?;
     aws.cluster(&w, "a1", "1.0.0").await?;
-    let rule = aws
-        .elb
-        .create_rule()
-        .listener_arn(&w.listener_arn)
-        .priority(10)
-        .conditions(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .values("/api/*")
-                .build(),
-        )
-        .actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::FixedResponse)
-                .fixed_response_config(
-                    FixedResponseActionConfig::builder()
-                        .status_code("503")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await?;
-    let rule_arn = rule.rules()[0].rule_arn().unwrap().to_string();
+    let rule_arn = aws.rule(&w, "/api/*").await?;
     let mut spec = cell(&w, json!([{"setWeight": 50}]));
     spec["ingress"]["alb"]["ruleArn"] = json!(rule_arn);
 

@@ -41,13 +41,7 @@ async fn a_pause_until_resumed_is_a_callback_the_api_answers() -> Result<()> {
         "the pause is the callback task"
     );
 
-    let (status, body) = api(
-        &aws,
-        "POST",
-        &format!("/cells/{name}/rollouts/{exec}/resume"),
-    )?;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(finished(&sfn, &exec).await?.0, "SUCCEEDED");
+    common::service::resume_to_the_end(&aws, &sfn, &name, &exec).await?;
     assert_eq!(
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.1.0".to_string(), 100)])

@@ -9,15 +9,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, FixedResponseActionConfig, RuleCondition,
-};
 use okra_aws::state::StatePort;
 use serde_json::{Value, json};
 
 use crate::common::datadog::{DD_HEADS, DD_SECRET, create_dd_secret, datadog_site};
-use crate::common::service::{api, finished, start};
-use crate::common::{self, Aws, World, cell_name, input};
+use crate::common::service::{finished, start};
+use crate::common::{self, Aws, cell_name, input};
 
 static STACK: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
     std::sync::OnceLock::new();
@@ -31,34 +28,6 @@ async fn setup() -> Result<(Aws, aws_sdk_sfn::Client)> {
             .iam_ref("DatadogSecretArn", &common::datadog::secret_arn_pattern())
     })?;
     common::service::setup_on(local).await
-}
-
-/// A listener rule of the world's listener, answering 503 until okra forwards.
-async fn rule(aws: &Aws, w: &World) -> Result<String> {
-    let out = aws
-        .elb
-        .create_rule()
-        .listener_arn(&w.listener_arn)
-        .priority(10)
-        .conditions(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .values("/web/*")
-                .build(),
-        )
-        .actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::FixedResponse)
-                .fixed_response_config(
-                    FixedResponseActionConfig::builder()
-                        .status_code("503")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await?;
-    Ok(out.rules()[0].rule_arn().context("a rule ARN")?.to_string())
 }
 
 /// `app/NAME/ID`: the load balancer's CloudWatch dimension, from its listener's ARN.
@@ -120,7 +89,7 @@ async fn the_web_example_rolls_out_as_written() -> Result<()> {
     create_dd_secret(aws.local)?;
     let w = aws.world("ex-web").await?;
     let name = cell_name(&w);
-    let rule_arn = rule(&aws, &w).await?;
+    let rule_arn = aws.rule(&w, "/web/*").await?;
     let lb = load_balancer_dimension(&w.listener_arn);
     let text = std::fs::read_to_string(common::policy::root().join("examples/cells/web.yaml"))?;
     let mut spec: Value = serde_yaml_ng::from_str(&text)?;
@@ -188,13 +157,7 @@ async fn the_web_example_rolls_out_as_written() -> Result<()> {
             .any(|h| h.contains("trace.http.request.duration.by.service.95p")),
         "the latency analysis asked Datadog: {asked:?}"
     );
-    let (status, body) = api(
-        &aws,
-        "POST",
-        &format!("/cells/{name}/rollouts/{exec}/resume"),
-    )?;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(finished(&sfn, &exec).await?.0, "SUCCEEDED");
+    common::service::resume_to_the_end(&aws, &sfn, &name, &exec).await?;
     assert_eq!(
         rule_weights(&aws, &rule_arn).await?,
         BTreeMap::from([("1.1.0".to_string(), 100)]),

@@ -59,13 +59,7 @@ async fn every_call_a_function_makes_is_allowed_by_its_own_policy() -> Result<()
     })
     .await?;
     let name = cell_name(&w);
-    let (status, body) = api(
-        &aws,
-        "POST",
-        &format!("/cells/{name}/rollouts/{exec}/resume"),
-    )?;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(finished(&sfn, &exec).await?.0, "SUCCEEDED");
+    common::service::resume_to_the_end(&aws, &sfn, &name, &exec).await?;
 
     // registration: instances, on a cell of its own (an instance can only join an `instance`
     // group; the served clusters above have `ip` groups, as aws-load-balancer-controller's):

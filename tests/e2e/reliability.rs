@@ -237,18 +237,25 @@ async fn a_throttled_cloudwatch_read_is_retried_by_the_sdk() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_modify_listener_whose_answer_is_lost_is_retried_and_verified() -> Result<()> {
-    let aws = aws().await?;
-    let _serial = SERIAL.lock().await;
-    let w = aws.world("crash").await?;
+/// A cell (steps 20 %, 100 %) whose 1.0.0 serves (initialized) and whose two 1.1.0 clusters
+/// have just appeared: the world, the cell's name and its spec.
+async fn serving_with_a_new_version(aws: &Aws, prefix: &str) -> Result<(World, String, Value)> {
+    let w = aws.world(prefix).await?;
     let name = cell_name(&w);
     let spec = cell(&w, json!([{"setWeight": 20}, {"setWeight": 100}]));
     aws.serving_cluster(&w, "a1", "1.0.0").await?;
     aws.serving_cluster(&w, "a2", "1.0.0").await?;
-    run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
+    run_rollout(aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
     aws.serving_cluster(&w, "b1", "1.1.0").await?;
     aws.serving_cluster(&w, "b2", "1.1.0").await?;
+    Ok((w, name, spec))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modify_listener_whose_answer_is_lost_is_retried_and_verified() -> Result<()> {
+    let aws = aws().await?;
+    let _serial = SERIAL.lock().await;
+    let (w, name, spec) = serving_with_a_new_version(&aws, "crash").await?;
 
     // Three lost answers in a row: the SDK's own retries (3 attempts) all lose theirs, so the
     // function fails (AwsUnavailable) after its write took effect, and the state machine retries.
@@ -292,14 +299,7 @@ async fn a_set_weight_held_past_the_function_s_time_out_is_retried_in_a_fresh_en
 -> Result<()> {
     let aws = aws().await?;
     let _serial = SERIAL.lock().await;
-    let w = aws.world("tmo").await?;
-    let name = cell_name(&w);
-    let spec = cell(&w, json!([{"setWeight": 20}, {"setWeight": 100}]));
-    aws.serving_cluster(&w, "a1", "1.0.0").await?;
-    aws.serving_cluster(&w, "a2", "1.0.0").await?;
-    run_rollout(&aws, &format!("{name}-init"), input(spec.clone()))?.ensure_succeeded()?;
-    aws.serving_cluster(&w, "b1", "1.1.0").await?;
-    aws.serving_cluster(&w, "b2", "1.1.0").await?;
+    let (w, name, spec) = serving_with_a_new_version(&aws, "tmo").await?;
     assert_eq!(
         aws.local.lambda_timeout("shift-weights"),
         Some(SHIFT_TIMEOUT)

@@ -242,8 +242,8 @@ impl Shared {
 pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Stopped (and joined) when the proxy is dropped.
+    _server: crate::server::ServerThread,
 }
 
 impl FaultProxy {
@@ -260,26 +260,14 @@ impl FaultProxy {
             injected_total: 0,
             counts: FaultCounts::default(),
         }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("okra-fault-proxy")
-            .build()
-            .context("the fault proxy's runtime")?;
         let state = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("okra-fault-proxy".into())
-            .spawn(move || {
-                rt.block_on(serve(listener, upstream, state, stopped));
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })
-            .context("starting the fault proxy thread")?;
+        let server = crate::server::ServerThread::spawn("okra-fault-proxy", move |stopped| {
+            serve(listener, upstream, state, stopped)
+        })?;
         Ok(Self {
             addr,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         })
     }
 
@@ -311,17 +299,6 @@ impl FaultProxy {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .counts = FaultCounts::default();
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -36,6 +36,7 @@ mod emulator;
 mod faults;
 mod lambda;
 mod local_lambda;
+mod server;
 mod sfn;
 mod stack;
 pub mod template;

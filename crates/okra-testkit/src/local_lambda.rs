@@ -118,8 +118,7 @@ pub struct LambdaStats {
 pub struct LocalLambda {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Option<crate::server::ServerThread>,
 }
 
 impl LocalLambda {
@@ -138,26 +137,14 @@ impl LocalLambda {
             seq: AtomicU64::new(1),
             stats: Mutex::new(LambdaStats::default()),
         });
-        let (stop, stopped) = oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("okra-local-lambda")
-            .build()
-            .context("the local Lambda service's runtime")?;
         let state = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("okra-local-lambda".into())
-            .spawn(move || {
-                rt.block_on(serve(listener, state, stopped));
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })
-            .context("starting the local Lambda service's thread")?;
+        let server = crate::server::ServerThread::spawn("okra-local-lambda", move |stopped| {
+            serve(listener, state, stopped)
+        })?;
         Ok(Self {
             addr,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            server: Some(server),
         })
     }
 
@@ -179,12 +166,7 @@ impl LocalLambda {
 
 impl Drop for LocalLambda {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.server.take());
         for pid in lock(&self.shared.pids).values() {
             crate::stack::signal_group(*pid, "KILL");
         }

@@ -354,6 +354,36 @@ impl Aws {
         })
     }
 
+    /// A rule of the world's listener matching `path` (priority 10), answering 503 until okra
+    /// forwards; its ARN.
+    pub async fn rule(&self, w: &World, path: &str) -> Result<String> {
+        use elb::types::{ActionTypeEnum, FixedResponseActionConfig, RuleCondition};
+        let out = self
+            .elb
+            .create_rule()
+            .listener_arn(&w.listener_arn)
+            .priority(10)
+            .conditions(
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .values(path)
+                    .build(),
+            )
+            .actions(
+                elb::types::Action::builder()
+                    .r#type(ActionTypeEnum::FixedResponse)
+                    .fixed_response_config(
+                        FixedResponseActionConfig::builder()
+                            .status_code("503")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(out.rules()[0].rule_arn().context("a rule ARN")?.to_string())
+    }
+
     /// A security group for a world's nodes, with no inbound rule.
     pub async fn node_security_group(&self, w: &World) -> Result<String> {
         let out = self

@@ -191,6 +191,25 @@ pub fn api_with(aws: &Aws, method: &str, path: &str, body: Option<&Value>) -> Re
     }
 }
 
+/// A person resumes the waiting rollout `exec` of `cell` through the API (202), and the
+/// execution then ends SUCCEEDED.
+pub async fn resume_to_the_end(
+    aws: &Aws,
+    sfn: &aws_sdk_sfn::Client,
+    cell: &str,
+    exec: &str,
+) -> Result<()> {
+    let (status, body) = api(
+        aws,
+        "POST",
+        &format!("/cells/{cell}/rollouts/{exec}/resume"),
+    )?;
+    anyhow::ensure!(status == 202, "resume answered {status}: {body}");
+    let (status, error) = finished(sfn, exec).await?;
+    anyhow::ensure!(status == "SUCCEEDED", "{exec} ended {status} ({error:?})");
+    Ok(())
+}
+
 /// Two clusters of 1.0.0 serving (an `initialize` execution), then two of 1.1.0 and a rollout
 /// execution `<cell>-roll` with `steps` started; returns when it waits for a person (the
 /// callback's token is kept).
