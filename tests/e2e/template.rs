@@ -438,3 +438,22 @@ fn the_outputs_the_readme_and_the_cli_name_exist() {
         }
     }
 }
+
+/// The finalizer cannot be missed quietly: its rule matches every end of an execution,
+/// SUCCEEDED included (a SUCCEEDED execution whose last bookkeeping failed still holds the lock),
+/// retries for a day, and sends what it gives up on to a dead-letter queue (EventBridge user
+/// guide, "Using dead-letter queues to process undelivered events": delivery is best effort).
+#[test]
+fn the_finalizer_s_rule_matches_every_end_and_has_a_dead_letter_queue() {
+    let t = template();
+    let rule = &t["Resources"]["RolloutStateFunction"]["Properties"]["Events"]["ExecutionEnded"]["Properties"];
+    let statuses = strings(&rule["Pattern"]["detail"]["status"]);
+    for s in ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"] {
+        assert!(
+            statuses.contains(&s.to_string()),
+            "{s} missing: {statuses:?}"
+        );
+    }
+    assert_eq!(rule["DeadLetterConfig"]["Type"].as_str(), Some("SQS"));
+    assert!(rule["RetryPolicy"]["MaximumEventAgeInSeconds"].as_u64() >= Some(86_400));
+}

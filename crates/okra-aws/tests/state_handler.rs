@@ -514,6 +514,39 @@ async fn the_finalizer_records_an_execution_that_ended_holding_the_lock_and_free
     assert_eq!(w.state.generation(CELL).await.expect("reads"), 1);
 }
 
+/// A SUCCEEDED execution whose last bookkeeping did not finish (it still holds the lock): the
+/// finalizer's rule matches SUCCEEDED too, and the cell is freed.
+#[tokio::test]
+async fn the_finalizer_frees_a_cell_a_succeeded_execution_still_holds() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.begin("e1").await.expect("locks");
+    w.execs.set_status("e1", "SUCCEEDED");
+    let StateOutput::Ended(ended) = w
+        .call(status_change("e1", "SUCCEEDED"))
+        .await
+        .expect("finalizes")
+    else {
+        panic!()
+    };
+    assert!(ended.finalized, "{ended:?}");
+    assert!(
+        ended.reason.contains("SUCCEEDED still holding"),
+        "{}",
+        ended.reason
+    );
+    assert_eq!(w.state.lock_of(CELL), None);
+    // The usual case: a SUCCEEDED execution released its lock; nothing to do.
+    let StateOutput::Ended(again) = w
+        .call(status_change("e1", "SUCCEEDED"))
+        .await
+        .expect("runs")
+    else {
+        panic!()
+    };
+    assert!(!again.finalized);
+}
+
 #[tokio::test]
 async fn the_finalizer_leaves_a_cell_another_execution_holds() {
     let w = world();

@@ -107,6 +107,12 @@ pub fn step_detail(detail: Option<Value>, excluded: &[Excluded]) -> Value {
 
 /// Why an execution that ended outside the state machine's own ends is recorded as failed.
 pub fn ended_outside(status: &str, error: Option<&str>, cause: Option<&str>) -> String {
+    if status == ExecutionStatus::Succeeded.as_ref() {
+        return "the execution ended SUCCEEDED still holding the cell's lock (its last \
+                bookkeeping did not finish): the lock is released; traffic stays where its last \
+                verified step set it"
+            .to_string();
+    }
     let what = match (error, cause) {
         (Some(e), Some(c)) if !c.is_empty() => {
             format!("{e}: {}", readable_reason(&Value::String(c.to_string())))

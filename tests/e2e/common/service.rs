@@ -29,7 +29,7 @@ pub fn builder(fast_timeouts: Option<f64>) -> okra_testkit::LocalAwsBuilder {
         json!({
             "source": ["aws.states"],
             "detail-type": ["Step Functions Execution Status Change"],
-            "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
+            "detail": {"status": ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
                        "stateMachineArn": [STATE_MACHINE_ARN]},
         }),
         "rollout-state",
