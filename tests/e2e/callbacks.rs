@@ -578,19 +578,8 @@ async fn send_task_success_from_the_aws_cli_answers_the_wait() -> Result<()> {
         .context("a wait")?;
     answer(first.clone(), json!({"signal": "go"})).await?;
     // Ignored: the rollout waits again, under a new token.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let second = loop {
-        match aws.state().get_wait(&name, &exec).await? {
-            Some(t) if t != first => break t,
-            _ => {
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "no new wait after the ignored answer"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let second =
+        common::service::waiting_for_a_person(&aws, &sfn, &name, &exec, Some(&first)).await?;
     assert_eq!(
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.0.0".to_string(), 70), ("1.1.0".to_string(), 30)]),

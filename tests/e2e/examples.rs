@@ -6,14 +6,13 @@
 //! latency analyses, the background analysis, the wait for a person, the built-in judge.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use okra_aws::state::StatePort;
 use serde_json::{Value, json};
 
 use crate::common::datadog::{DD_HEADS, DD_SECRET, create_dd_secret, datadog_site};
-use crate::common::service::{finished, start};
+use crate::common::service::start;
 use crate::common::{self, Aws, cell_name, input};
 
 static STACK: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
@@ -86,7 +85,7 @@ async fn rule_weights(aws: &Aws, rule_arn: &str) -> Result<BTreeMap<String, i32>
 #[tokio::test(flavor = "multi_thread")]
 async fn the_web_example_rolls_out_as_written() -> Result<()> {
     let (aws, sfn) = setup().await?;
-    create_dd_secret(aws.local)?;
+    create_dd_secret(aws.local).await?;
     let w = aws.world("ex-web").await?;
     let name = cell_name(&w);
     let rule_arn = aws.rule(&w, "/web/*").await?;
@@ -105,17 +104,7 @@ async fn the_web_example_rolls_out_as_written() -> Result<()> {
     spec["targetGroup"]["registration"] = json!("external");
     spec["targetGroup"]["targetType"] = json!("ip");
     okra_core::validate::validate_value(&spec).map_err(|e| anyhow::anyhow!("{e}"))?;
-    aws.state()
-        .put_cell(&serde_json::from_value(spec.clone())?, None)
-        .await?;
-
-    aws.serving_cluster(&w, "a1", "1.0.0").await?;
-    aws.serving_cluster(&w, "a2", "1.0.0").await?;
-    let init = format!("{name}-init");
-    start(&sfn, &init, &input(spec.clone())).await?;
-    assert_eq!(finished(&sfn, &init).await?.0, "SUCCEEDED");
-    aws.serving_cluster(&w, "b1", "1.1.0").await?;
-    aws.serving_cluster(&w, "b2", "1.1.0").await?;
+    common::service::serving_then_a_new_version(&aws, &sfn, &w, &spec).await?;
     let groups: Vec<String> = aws
         .target_groups_named(&name)
         .await?
@@ -132,20 +121,7 @@ async fn the_web_example_rolls_out_as_written() -> Result<()> {
     // 10 %, a minute's pause, both analyses with the judge, 50 %, then a wait for a person.
     let exec = format!("{name}-roll");
     start(&sfn, &exec, &input(spec)).await?;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while aws.state().get_wait(&name, &exec).await?.is_none() {
-        let (status, error) = common::service::status(&sfn, &exec).await?;
-        anyhow::ensure!(
-            status == "RUNNING",
-            "{exec} ended {status} ({error:?}) before the wait: {:?}",
-            common::service::history(&sfn, &exec).await?
-        );
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{exec} never waited for a person"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::service::waiting_for_a_person(&aws, &sfn, &name, &exec, None).await?;
     assert_eq!(
         rule_weights(&aws, &rule_arn).await?,
         BTreeMap::from([("1.0.0".to_string(), 50), ("1.1.0".to_string(), 50)]),

@@ -512,7 +512,7 @@ async fn fifty_concurrent_dispatches_for_one_cell_start_one_execution() -> Resul
 async fn the_datadog_key_never_reaches_the_logs() -> Result<()> {
     let aws = aws().await?;
     let _serial = SERIAL.lock().await;
-    create_dd_secret(aws.local)?;
+    create_dd_secret(aws.local).await?;
     let w = aws.world("dd").await?;
     let mut spec = cell(&w, json!([{"setWeight": 50}]));
     spec["analysisTemplates"] = json!([{

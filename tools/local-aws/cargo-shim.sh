@@ -1,8 +1,9 @@
 #!/bin/sh
-# cargo-shim.sh: okra-testkit sets CARGO to this script for `cargo lambda watch`, which starts each
-# function as `$CARGO run [--quiet] [--color C] --manifest-path Cargo.toml --bin NAME`.
-# When $OKRA_PREBUILT_DIR/NAME exists (okra-testkit has just built it with the real cargo, using the
-# same `cargo build --bin NAME` selection, so it is fresh), the binary is exec'd directly: an
+# cargo-shim.sh: the benchmarks (tools/bench/bench.py) set CARGO to this script for `cargo lambda
+# watch`, which starts each function as `$CARGO run [--quiet] [--color C] --manifest-path
+# Cargo.toml --bin NAME` (the tests run okra-testkit's own local Lambda service instead).
+# When $OKRA_PREBUILT_DIR/NAME exists (built just before with the real cargo, so it is fresh),
+# the binary is exec'd directly: an
 # invocation then never waits on cargo's build-directory lock (held by any other cargo, rust-analyzer
 # or a developer's build in the same target dir) and starts in milliseconds. Anything else goes to
 # the real cargo ($OKRA_REAL_CARGO, else `cargo` on PATH). The environment (AWS_LAMBDA_RUNTIME_API,

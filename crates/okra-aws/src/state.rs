@@ -130,13 +130,13 @@ impl HistoryEntry {
     /// appends an entry once per key, so a task that Step Functions runs twice records once (the
     /// second run's `at` differs, its key does not).
     ///
-    /// A signal taken in a wait ([`HistoryEvent::Signalled`]) also names the wait's wake count
-    /// (`detail.wake`): one wait may be answered more than once (an ignored answer, then one).
+    /// An entry made in a wait for a person names the wait's wake count (`detail.wake`), which
+    /// joins the key: one wait may be answered more than once (an ignored answer, then one).
     pub fn key(&self) -> String {
         let step = self.step.map_or_else(|| "-".to_string(), |s| s.to_string());
-        match (self.event, self.detail.get("wake")) {
-            (HistoryEvent::Signalled, Some(wake)) => format!("{}#{step}#{wake}", self.event),
-            _ => format!("{}#{step}", self.event),
+        match self.detail.get("wake") {
+            Some(wake) => format!("{}#{step}#{wake}", self.event),
+            None => format!("{}#{step}", self.event),
         }
     }
 }

@@ -64,28 +64,23 @@ pub fn datadog_site() -> String {
     .clone()
 }
 
-/// Creates the Datadog keys' secret in moto (raw Secrets Manager JSON 1.1 request).
-pub fn create_dd_secret(local: &LocalAws) -> Result<()> {
-    let body = json!({
-        "Name": DD_SECRET,
-        "SecretString": json!({"apiKey": DD_API_KEY, "appKey": DD_APP_KEY}).to_string(),
-    });
-    let r = ureq::post(local.endpoint())
-        .header("X-Amz-Target", "secretsmanager.CreateSecret")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(body.to_string().as_bytes())?;
-    let status = r.status().as_u16();
-    anyhow::ensure!(
-        status == 200 || status == 400,
-        "CreateSecret answered {status}"
-    );
-    Ok(())
+/// Creates the Datadog keys' secret in moto (again: already there is fine).
+pub async fn create_dd_secret(local: &LocalAws) -> Result<()> {
+    let sm = aws_sdk_secretsmanager::Client::new(&local.sdk_config().await);
+    let made = sm
+        .create_secret()
+        .name(DD_SECRET)
+        .secret_string(json!({"apiKey": DD_API_KEY, "appKey": DD_APP_KEY}).to_string())
+        .send()
+        .await;
+    match made {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -104,11 +104,19 @@ pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
 /// (moto keeps it for StartExecution/DescribeExecution; aws-local-stepfunctions runs it).
 async fn prepare(aws: &Aws) -> Result<()> {
     aws.state().create_table().await.context("CreateTable")?;
-    let definition = std::fs::read_to_string(
+    create_state_machine(&aws.sfn, &[]).await
+}
+
+/// Creates the shipped state machine as `okra-rollout` (SAM's name for it), its `${...}`
+/// substitutions replaced by the given (name, function binary) pairs' Lambda ARNs.
+pub async fn create_state_machine(sfn: &sfn::Client, functions: &[(&str, &str)]) -> Result<()> {
+    let mut definition = std::fs::read_to_string(
         okra_testkit::workspace_root().join("statemachine/rollout.asl.json"),
     )?;
-    aws.sfn
-        .create_state_machine()
+    for (sub, bin) in functions {
+        definition = definition.replace(&format!("${{{sub}}}"), &okra_testkit::lambda_arn(bin));
+    }
+    sfn.create_state_machine()
         .name("okra-rollout")
         .definition(definition)
         .role_arn("arn:aws:iam::123456789012:role/okra-rollout")

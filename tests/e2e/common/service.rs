@@ -63,22 +63,10 @@ pub async fn setup_on(local: &'static LocalAws) -> Result<(Aws, aws_sdk_sfn::Cli
     );
     let mut made = MACHINE.lock().await;
     if !made.iter().any(|e| e == endpoint) {
-        let mut definition = std::fs::read_to_string(
-            okra_testkit::workspace_root().join("statemachine/rollout.asl.json"),
-        )?;
-        for (sub, bin) in FUNCTIONS {
-            definition = definition.replace(&format!("${{{sub}}}"), &okra_testkit::lambda_arn(bin));
-        }
         let mut bins: Vec<&str> = FUNCTIONS.iter().map(|(_, b)| *b).collect();
         bins.extend(["api", "dispatcher"]);
         local.ensure_built(&bins)?;
-        sfn.create_state_machine()
-            .name("okra-rollout")
-            .definition(definition)
-            .role_arn("arn:aws:iam::123456789012:role/okra-rollout")
-            .send()
-            .await
-            .context("CreateStateMachine")?;
+        super::create_state_machine(&sfn, &FUNCTIONS).await?;
         made.push(endpoint.to_string());
     }
     drop(made);
@@ -210,6 +198,58 @@ pub async fn resume_to_the_end(
     Ok(())
 }
 
+/// Stores the cell `spec` of `w`, serves 1.0.0 on two clusters (an `initialize` execution that
+/// must succeed), then two clusters of 1.1.0 appear.
+pub async fn serving_then_a_new_version(
+    aws: &Aws,
+    sfn: &aws_sdk_sfn::Client,
+    w: &super::World,
+    spec: &Value,
+) -> Result<()> {
+    aws.state()
+        .put_cell(&serde_json::from_value(spec.clone())?, None)
+        .await?;
+    aws.serving_cluster(w, "a1", "1.0.0").await?;
+    aws.serving_cluster(w, "a2", "1.0.0").await?;
+    let init = format!("{}-init", cell_name(w));
+    start(sfn, &init, &input(spec.clone())).await?;
+    let (status, error) = finished(sfn, &init).await?;
+    anyhow::ensure!(status == "SUCCEEDED", "{init} ended {status} ({error:?})");
+    aws.serving_cluster(w, "b1", "1.1.0").await?;
+    aws.serving_cluster(w, "b2", "1.1.0").await?;
+    Ok(())
+}
+
+/// Waits (60 s at most) until execution `exec` of `cell` waits for a person under a task token
+/// other than `other_than`; the token. Fails at once, with the history, if the execution ends.
+pub async fn waiting_for_a_person(
+    aws: &Aws,
+    sfn: &aws_sdk_sfn::Client,
+    cell: &str,
+    exec: &str,
+    other_than: Option<&str>,
+) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(token) = aws.state().get_wait(cell, exec).await?
+            && Some(token.as_str()) != other_than
+        {
+            return Ok(token);
+        }
+        let (status, error) = self::status(sfn, exec).await?;
+        anyhow::ensure!(
+            status == "RUNNING",
+            "{exec} ended {status} ({error:?}) before waiting: {:?}",
+            history(sfn, exec).await?
+        );
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{exec} never waited for a person"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Two clusters of 1.0.0 serving (an `initialize` execution), then two of 1.1.0 and a rollout
 /// execution `<cell>-roll` with `steps` started; returns when it waits for a person (the
 /// callback's token is kept).
@@ -238,26 +278,10 @@ pub async fn paused_rollout_with(
     // The `errors` analysis (and a background one, where `edit` adds it) reads a healthy 0.
     aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 0.0)
         .await?;
-    aws.state()
-        .put_cell(&serde_json::from_value(spec.clone())?, None)
-        .await?;
-    aws.serving_cluster(&w, "a1", "1.0.0").await?;
-    aws.serving_cluster(&w, "a2", "1.0.0").await?;
-    let init = format!("{name}-init");
-    start(sfn, &init, &input(spec.clone())).await?;
-    assert_eq!(finished(sfn, &init).await?.0, "SUCCEEDED");
-    aws.serving_cluster(&w, "b1", "1.1.0").await?;
-    aws.serving_cluster(&w, "b2", "1.1.0").await?;
+    serving_then_a_new_version(aws, sfn, &w, &spec).await?;
     let exec = format!("{name}-roll");
     start(sfn, &exec, &input(spec)).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while aws.state().get_wait(&name, &exec).await?.is_none() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{exec} never waited for a person"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    waiting_for_a_person(aws, sfn, &name, &exec, None).await?;
     assert_eq!(
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.0.0".to_string(), 70), ("1.1.0".to_string(), 30)]),
