@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::common::cell_name;
-use crate::common::service::{api, execution_arn, finished, history, paused_rollout, setup};
+use crate::common::service::{
+    api, execution_arn, finished, history, paused_rollout, paused_rollout_with, setup,
+};
 use anyhow::{Context as _, Result};
 use okra_aws::state::StatePort;
 use okra_testkit::Invocation;
@@ -575,7 +577,8 @@ async fn send_task_success_from_the_aws_cli_answers_the_wait() -> Result<()> {
         .state()
         .get_wait(&name, &exec)
         .await?
-        .context("a wait")?;
+        .context("a wait")?
+        .token;
     answer(first.clone(), json!({"signal": "go"})).await?;
     // Ignored: the rollout waits again, under a new token.
     let second =
@@ -602,5 +605,130 @@ async fn send_task_success_from_the_aws_cli_answers_the_wait() -> Result<()> {
     assert!(signalled[0]["ignored"].as_str().unwrap().contains("\"go\""));
     assert_eq!(signalled[1]["signal"], "resume");
     assert_eq!(signalled[1]["by"], "cli:alice");
+    Ok(())
+}
+
+/// A stack whose timed waits last as written (`--fast-pauses=off`): a pause of an hour is an
+/// hour, so that a signal is seen to end it.
+static REAL_PAUSES: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
+    std::sync::OnceLock::new();
+
+async fn real_pauses() -> Result<(common::Aws, aws_sdk_sfn::Client)> {
+    let local = REAL_PAUSES
+        .get_or_init(|| {
+            common::service::builder(None)
+                .sfn_arg("--fast-pauses=off")
+                .start()
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("the local AWS did not start: {e}"))?;
+    common::service::setup_on(local).await
+}
+
+/// The wait the rollout is in (it waits already).
+async fn wait_kind(aws: &common::Aws, cell: &str, exec: &str) -> Result<okra_aws::state::WaitKind> {
+    Ok(aws
+        .state()
+        .get_wait(cell, exec)
+        .await?
+        .context("a wait")?
+        .kind)
+}
+
+/// `abort` during `pause: {duration: 1h}` rolls back within seconds: the timed pause is a
+/// callback whose time-out is the pause (issue 25, item 3). Before, the signal waited for the
+/// hour's end.
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_during_an_hour_long_pause_rolls_back_within_seconds() -> Result<()> {
+    let (aws, sfn) = real_pauses().await?;
+    let (w, exec) = paused_rollout_with(&aws, &sfn, "cbhour", |spec| {
+        spec["canary"]["steps"] =
+            json!([{"setWeight": 30}, {"pause": {"duration": "1h"}}, {"setWeight": 100}]);
+    })
+    .await?;
+    let name = cell_name(&w);
+    assert_eq!(
+        wait_kind(&aws, &name, &exec).await?,
+        okra_aws::state::WaitKind::Pause
+    );
+    let sent = Instant::now();
+    let (status, body) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/abort"),
+    )?;
+    assert_eq!(status, 202, "{body}");
+    let (status, error) = finished(&sfn, &exec).await?;
+    let took = sent.elapsed();
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("FAILED", Some("RolledBack"))
+    );
+    assert!(took < Duration::from_secs(20), "rolled back after {took:?}");
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    eprintln!("abort during a 1 h pause: rolled back and finished {took:?} after the signal");
+    Ok(())
+}
+
+/// An analysis between two samples an hour apart: `resume` cannot act there (409, nothing
+/// stored: it would otherwise end the next pause nobody meant to end); `promote` skips the rest
+/// of the analysis at once and the rollout goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_in_an_analysis_is_409_and_promote_skips_it_at_once() -> Result<()> {
+    let (aws, sfn) = real_pauses().await?;
+    let (w, exec) = paused_rollout_with(&aws, &sfn, "cbanal", |spec| {
+        spec["canary"]["steps"] = json!([{"setWeight": 30},
+            {"analysis": {"templates": [{"templateName": "errors"}]}}, {"setWeight": 100}]);
+        spec["analysisTemplates"][0]["metrics"][0]["interval"] = json!("1h");
+        spec["analysisTemplates"][0]["metrics"][0]["count"] = json!(3);
+    })
+    .await?;
+    let name = cell_name(&w);
+    assert_eq!(
+        wait_kind(&aws, &name, &exec).await?,
+        okra_aws::state::WaitKind::Analysis
+    );
+    let (status, body) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/resume"),
+    )?;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("it is analysing"), "{body}");
+    assert_eq!(
+        aws.state().take_signal(&name, &exec).await?,
+        None,
+        "nothing stored"
+    );
+    let sent = Instant::now();
+    let (status, body) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/promote"),
+    )?;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(finished(&sfn, &exec).await?.0, "SUCCEEDED");
+    assert!(
+        sent.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        sent.elapsed()
+    );
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+    let record = aws.rollout(&name, &exec).await?.context("a record")?;
+    assert!(
+        record
+            .history
+            .iter()
+            .any(|h| h.event == "signalled" && h.detail["signal"] == "promote"),
+        "{:?}",
+        record.history
+    );
     Ok(())
 }

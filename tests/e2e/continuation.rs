@@ -15,11 +15,11 @@ use okra_core::history::{STEPS_BUDGET, WAKE};
 use serde_json::{Value, json};
 
 /// A plan that leaves room for about 5 wakes: a background analysis sampling every second from the
-/// pause on, and after the pause a timed pause of 1,506 s during which it samples every second
-/// (1,506 × 13 events in the budget; the person's promote-full skips it).
+/// pause on, and after the pause a timed pause of 1,150 s during which it samples every second
+/// (1,150 × 17 events in the budget; the person's promote-full skips it).
 fn spend_the_budget(spec: &mut Value) {
     spec["canary"]["steps"] = json!([
-        {"setWeight": 30}, {"pause": {}}, {"pause": {"duration": "1506s"}}, {"setWeight": 100}
+        {"setWeight": 30}, {"pause": {}}, {"pause": {"duration": "1150s"}}, {"setWeight": 100}
     ]);
     spec["canary"]["analysis"] =
         json!({"templates": [{"templateName": "errors"}], "startingStep": 1});

@@ -8,11 +8,15 @@
 //
 // Usage: <node 22> tools/sfn-local/server.mjs [--host 127.0.0.1] [--port N] [--fast-waits MS]
 //            [--fast-timeouts F] [--history-limit N] [--event-rule JSON]... [--lambda-endpoint URL]
-//            [--iam-authorizer URL]
+//            [--iam-authorizer URL] [--fast-pauses MS|off]
 //   --port 0 (the default) picks a free port. The first stdout line is `{"port": N}`.
 //   --fast-waits MS (or $OKRA_SFN_FAST_WAITS_MS): every Wait state of every execution waits MS
 //     milliseconds instead of its Seconds/SecondsPath/Timestamp (the demo's shortened pauses:
-//     a flag of the service, not a different state machine). It never shortens a callback wait.
+//     a flag of the service, not a different state machine).
+//   --fast-pauses MS|off (or $OKRA_SFN_FAST_PAUSES_MS): a callback task's time-out given by
+//     TimeoutSecondsPath fires after MS milliseconds: okra's timed waits are callbacks (a timed
+//     pause, an analysis interval, a wait for a person woken for a background sample), so that
+//     a signal ends them at once. Default: --fast-waits' MS; `off`: as written (x --fast-timeouts).
 //   --fast-timeouts F: Task TimeoutSeconds and HeartbeatSeconds count F seconds per second
 //     (0.01: a 300 s timeout fires after 3 s). Default 1.
 //   --history-limit N: an execution fails at N history events instead of AWS's 25,000.
@@ -47,6 +51,7 @@ function options(argv) {
       ? Number(process.env.OKRA_SFN_FAST_WAITS_MS) : undefined,
     lambdaEndpoint: process.env.AWS_ENDPOINT_URL_LAMBDA,
     iamAuthorizer: process.env.OKRA_IAM_AUTHORIZER || undefined,
+    fastPauses: process.env.OKRA_SFN_FAST_PAUSES_MS || undefined,
     fastTimeouts: undefined,
     historyLimit: undefined,
     eventRules: [],
@@ -72,6 +77,7 @@ function options(argv) {
       case '--lambda-endpoint': o.lambdaEndpoint = v; i++; break;
       case '--iam-authorizer': o.iamAuthorizer = v; i++; break;
       case '--fast-timeouts': o.fastTimeouts = Number(v); i++; break;
+      case '--fast-pauses': o.fastPauses = v; i++; break;
       case '--history-limit': o.historyLimit = Number(v); i++; break;
       case '--event-rule': {
         let rule;
@@ -88,6 +94,10 @@ function options(argv) {
     }
   }
   if (o.fastWaits !== undefined && !(o.fastWaits >= 0)) throw new RunnerError('--fast-waits: milliseconds >= 0');
+  if (o.fastPauses === undefined) o.fastPauses = o.fastWaits;
+  else if (o.fastPauses === 'off') o.fastPauses = undefined;
+  else if (!(Number(o.fastPauses) >= 0)) throw new RunnerError('--fast-pauses: milliseconds >= 0, or off');
+  else o.fastPauses = Number(o.fastPauses);
   if (!Number.isInteger(o.port) || o.port < 0) throw new RunnerError('--port: a port number');
   if (o.fastTimeouts !== undefined && !(o.fastTimeouts > 0)) throw new RunnerError('--fast-timeouts: a factor > 0');
   if (o.historyLimit !== undefined && !(Number.isInteger(o.historyLimit) && o.historyLimit >= 3)) {
@@ -181,6 +191,7 @@ async function main() {
   console.error(`sfn-local: listening on http://${o.host}:${port}` +
     (o.fastWaits !== undefined ? ` (every Wait state: ${o.fastWaits} ms)` : '') +
     (o.fastTimeouts !== undefined ? ` (Task timeouts x${o.fastTimeouts})` : '') +
+    (o.fastPauses !== undefined ? ` (timed callbacks: ${o.fastPauses} ms)` : '') +
     (o.historyLimit !== undefined ? ` (history limit ${o.historyLimit})` : '') +
     ` rules=${o.eventRules.length} lambda=${o.lambdaEndpoint ?? '(unset)'} iam=${o.iamAuthorizer ?? '(off)'}`);
   const stop = () => process.exit(0);

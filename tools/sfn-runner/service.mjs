@@ -75,16 +75,19 @@ function libraryDefinition(definition) {
 }
 
 export class Service {
-  // fastWaits: ms for every Wait state (undefined: as written). fastTimeouts: factor applied to
-  // Task TimeoutSeconds/HeartbeatSeconds (undefined = 1). historyLimit: events (25,000).
+  // fastWaits: ms for every Wait state (undefined: as written). fastPauses: ms for a callback
+  // task's time-out given by TimeoutSecondsPath (okra's timed waits; undefined: as written).
+  // fastTimeouts: factor applied to Task TimeoutSeconds/HeartbeatSeconds (undefined = 1).
+  // historyLimit: events (25,000).
   // eventRules: [{pattern, function}].
   constructor({
-    fastWaits, fastTimeouts, lambdaEndpoint, historyLimit, eventRules = [],
+    fastWaits, fastPauses, fastTimeouts, lambdaEndpoint, historyLimit, eventRules = [],
     region = REGION_DEFAULT, account = ACCOUNT_DEFAULT, onTaskToken,
   } = {}) {
     this.onTaskToken = onTaskToken; // async (token) => void, before a callback's Lambda runs
     this.forwards = new Map(); // token -> endpoint of the run.mjs that owns it
     this.fastWaits = fastWaits;
+    this.fastPauses = fastPauses;
     this.fastTimeouts = fastTimeouts ?? 1;
     this.lambdaEndpoint = lambdaEndpoint;
     this.historyLimit = historyLimit ?? HISTORY_LIMIT_EVENTS;
@@ -491,6 +494,26 @@ class Execution {
     return false;
   }
 
+  // A Wait state's SecondsPath/TimestampPath must point to a value in the state input, even when
+  // --fast-waits shortens the wait (AWS fails the execution with States.Runtime otherwise; ASL
+  // spec, Wait state: SecondsPath "a non-negative integer", TimestampPath an ISO-8601 timestamp).
+  checkWaitPath(name, input) {
+    const def = [...allStates(this.machine.definition)].find(([n]) => n === name)?.[1];
+    const path = def?.SecondsPath ?? def?.TimestampPath;
+    if (path === undefined) return true;
+    let v;
+    try {
+      v = this.lib.__internals.jsonPathQuery(path, input, {}, {});
+    } catch (e) {
+      v = undefined;
+    }
+    const ok = def.SecondsPath !== undefined ? Number.isInteger(v) && v >= 0
+      : typeof v === 'string' && !Number.isNaN(Date.parse(v));
+    if (ok) return true;
+    this.close('FAILED', { error: 'States.Runtime', cause: `An error occurred while executing the state '${name}'. The ${def.SecondsPath !== undefined ? 'SecondsPath' : 'TimestampPath'} parameter does not reference a valid value: ${path} (${JSON.stringify(v)})` });
+    return false;
+  }
+
   // Every library event, synchronously (lib.mjs's instrumentation).
   onLibraryEvent(ev, store) {
     const nested = store.nested;
@@ -511,6 +534,7 @@ class Execution {
       case 'StateEntered':
         if (store.inputs) store.inputs[st.name] = st.input; // TimeoutSecondsPath reads it
         if (!this.checkPayload(st.input, `input of state '${st.name}'`)) return;
+        if (st.type === 'Wait' && !this.checkWaitPath(st.name, st.input)) return;
         this.record(`${st.type}StateEntered`, { stateEnteredEventDetails: { name: st.name, input: json(st.input), inputDetails: { truncated: false } } });
         break;
       case 'StateExited':
@@ -684,9 +708,14 @@ class Execution {
     const attempt = { closed: false };
     const { promise, resolve, reject } = Promise.withResolvers();
     const timers = [];
+    // A callback's time-out given by TimeoutSecondsPath is one of okra's timed waits: shortened
+    // like a Wait state when the service says so (--fast-pauses).
+    const timedWait = callback && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath !== undefined
+      && this.service.fastPauses !== undefined;
     const arm = (secondsValue, error) => {
       if (secondsValue === undefined) return undefined;
-      const t = setTimeout(() => reject(Object.assign(this.timeoutError(error), { okraTimeout: true })), Math.max(0, secondsValue * 1000 * factor));
+      const ms = timedWait && error === 'States.Timeout' ? this.service.fastPauses : secondsValue * 1000 * factor;
+      const t = setTimeout(() => reject(Object.assign(this.timeoutError(error), { okraTimeout: true })), Math.max(0, ms));
       timers.push(t);
       return t;
     };

@@ -90,6 +90,35 @@ impl Lock {
     }
 }
 
+/// Where an execution waits, and the callback that ends the wait (`lambda:invoke.waitForTaskToken`).
+/// Kept from the wait's first callback until the rollout leaves the step (`step` recorded, or
+/// the rollout finished): the API reads from it which signals can act ([`okra_core::answer::acts`])
+/// and answers the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wait {
+    /// The latest callback's task token (a wait woken by an interval gets a new one each time).
+    pub token: String,
+    /// What kind of wait.
+    pub kind: WaitKind,
+    /// The plan step the rollout waits in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// When a timed pause ends (RFC 3339), set by the wait's first callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl Wait {
+    /// Whole seconds until `until`, rounded up; `None` when there is no end or it has passed.
+    pub fn left(&self, now: std::time::SystemTime) -> Option<u64> {
+        let until = humantime::parse_rfc3339_weak(self.until.as_deref()?).ok()?;
+        let d = until.duration_since(now).ok()?;
+        let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        (s > 0).then_some(s)
+    }
+}
+
 /// A blocked version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,7 +133,7 @@ pub struct Block {
     pub at: String,
 }
 
-pub use okra_core::vocab::{HistoryEvent, RolloutEventKind, RolloutStatus, Signal};
+pub use okra_core::vocab::{HistoryEvent, RolloutEventKind, RolloutStatus, Signal, WaitKind};
 
 /// One entry of a rollout's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,20 +291,22 @@ pub trait StatePort: Send + Sync {
         execution: &str,
         signal: Signal,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Keeps the task token of the execution's wait for a person (the last one wins), and
-    /// returns the signal already left for it, if any (without taking it).
+    /// Keeps the execution's wait (the last one wins), and returns the signal already left for
+    /// it, if any (without taking it).
     fn put_wait(
         &self,
         cell: &str,
         execution: &str,
-        token: &str,
+        wait: &Wait,
     ) -> impl Future<Output = Result<Option<Signal>>> + Send;
-    /// The task token of the execution's latest wait for a person, if any.
+    /// The execution's wait, if it waits (or is between two callbacks of one wait).
     fn get_wait(
         &self,
         cell: &str,
         execution: &str,
-    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    ) -> impl Future<Output = Result<Option<Wait>>> + Send;
+    /// Forgets the execution's wait: the rollout left the step it waited in.
+    fn end_wait(&self, cell: &str, execution: &str) -> impl Future<Output = Result<()>> + Send;
     /// Takes (reads and deletes) the execution's signal, if any.
     fn take_signal(
         &self,

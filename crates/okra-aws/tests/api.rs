@@ -12,7 +12,8 @@ use okra_aws::handlers::api::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, Doctor, MAX_BODY_BYTES, Ports, handle,
 };
 use okra_aws::state::{
-    Block, ExecutionInput, HistoryEntry, HistoryEvent, Lock, Rollout, Signal, StatePort,
+    Block, ExecutionInput, HistoryEntry, HistoryEvent, Lock, Rollout, Signal, StatePort, Wait,
+    WaitKind,
 };
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -130,6 +131,18 @@ impl World {
             .expect("stores");
         self.state.set_lock(CELL, Some(lock(ID, "1.1.0")));
         self.execs.add(ID, "RUNNING");
+    }
+
+    /// A running rollout that waits (`kind`) at step 1, under task token `tok`.
+    async fn waiting(&self, kind: WaitKind) {
+        self.running().await;
+        let wait = Wait {
+            token: "tok".into(),
+            kind,
+            step: Some(1),
+            until: None,
+        };
+        self.state.put_wait(CELL, ID, &wait).await.expect("puts");
     }
 
     /// A rollout to 1.1.0 that failed: its record (`status`), the version blocked, no lock, its
@@ -776,7 +789,7 @@ async fn signals_reach_a_running_rollout() {
         ("abort", Signal::Abort),
     ] {
         let w = world();
-        w.running().await;
+        w.waiting(WaitKind::Person).await;
         let r = w
             .call(req("POST", &format!("/cells/web/rollouts/{ID}/{action}")))
             .await;
@@ -784,6 +797,12 @@ async fn signals_reach_a_running_rollout() {
         assert_eq!(
             r.body,
             json!({"cell": "web", "rollout": ID, "signal": serde_json::to_value(signal).expect("json")})
+        );
+        // The wait's callback is answered with the signal, which is kept for the audit.
+        assert_eq!(
+            w.execs.task_results(),
+            vec![("tok".to_string(), json!({"signal": signal}))],
+            "{action}"
         );
         assert_eq!(
             w.state.take_signal(CELL, ID).await.expect("takes"),
@@ -793,6 +812,50 @@ async fn signals_reach_a_running_rollout() {
         // Nothing else moved: no execution started, no ELB write.
         assert_eq!(w.execs.meter.calls("start"), 0);
         assert_eq!(w.elb.meter.total_calls(), 0);
+    }
+}
+
+/// A signal that cannot act where the rollout is answers 409 with why, and is not stored: a
+/// resume with nothing paused would otherwise end the next pause nobody meant to end.
+#[tokio::test]
+async fn a_signal_that_cannot_act_where_the_rollout_is_is_409_and_not_stored() {
+    for (wait, action, why) in [
+        (None, "resume", "it is not waiting"),
+        (None, "promote", "it is not waiting"),
+        (Some(WaitKind::Analysis), "resume", "it is analysing"),
+    ] {
+        let w = world();
+        match wait {
+            Some(k) => w.waiting(k).await,
+            None => w.running().await,
+        }
+        let r = w
+            .call(req("POST", &format!("/cells/web/rollouts/{ID}/{action}")))
+            .await;
+        r.expect(409);
+        assert_eq!(r.error(), "Conflict");
+        assert!(r.message().contains(why), "{action}: {}", r.message());
+        assert_eq!(w.state.meter.calls("put_signal"), 0, "{action}");
+        assert!(w.execs.task_results().is_empty(), "{action}");
+    }
+    // Where they act: promote skips an analysis, resume ends a timed pause; abort acts when
+    // nothing waits (taken after the step under way).
+    for (wait, action) in [
+        (Some(WaitKind::Analysis), "promote"),
+        (Some(WaitKind::Pause), "resume"),
+        (None, "abort"),
+        (None, "promote-full"),
+    ] {
+        let w = world();
+        match wait {
+            Some(k) => w.waiting(k).await,
+            None => w.running().await,
+        }
+        w.call(req("POST", &format!("/cells/web/rollouts/{ID}/{action}")))
+            .await
+            .expect(202);
+        assert_eq!(w.state.meter.calls("put_signal"), 1, "{action}");
+        assert_eq!(w.execs.task_results().len(), usize::from(wait.is_some()));
     }
 }
 
@@ -1558,7 +1621,7 @@ async fn every_api_event_is_answered() {
         let w = world();
         // The world each event needs.
         let (setup, status) = match name.as_str() {
-            "api-resume" | "api-promote" | "api-promote-full" | "api-abort" => ("running", 202),
+            "api-resume" | "api-promote" | "api-promote-full" | "api-abort" => ("waiting", 202),
             "api-get-rollout" | "api-list-rollouts" => ("running", 200),
             "api-retry" => ("failed", 202),
             "api-start-rollout" => ("", 202),
@@ -1569,6 +1632,7 @@ async fn every_api_event_is_answered() {
         };
         match setup {
             "running" => w.running().await,
+            "waiting" => w.waiting(WaitKind::Person).await,
             "failed" => w.ended("failed").await,
             _ => {}
         }

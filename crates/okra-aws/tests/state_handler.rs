@@ -7,7 +7,7 @@ use okra_aws::fakes::{FakeEvents, FakeExecutions, FakeState};
 use okra_aws::handlers::state::{
     BeginOutput, FinishOutput, Outcome, PollOutput, RecordOutput, StateOutput, handle, parse,
 };
-use okra_aws::state::{Signal, StatePort};
+use okra_aws::state::{Signal, StatePort, WaitKind};
 use okra_aws::{OkraError, Result};
 use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
@@ -566,6 +566,67 @@ async fn the_finalizer_leaves_a_cell_another_execution_holds() {
     );
 }
 
+/// A timed pause is a callback whose time-out is the pause: its end is kept from its first
+/// callback on, an answer that is no signal leaves it the time it has left, and the step's
+/// record ends the wait (the API then refuses resume: nothing waits).
+#[tokio::test]
+async fn a_timed_pause_keeps_its_end_and_a_recorded_step_ends_the_wait() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.call(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+    )
+    .await
+    .expect("starts");
+    let pause = |token: &str| {
+        json!({"action": "await", "cell": CELL, "execution": "e1", "token": token,
+            "wait": "pause", "step": 1, "seconds": 3600})
+    };
+    w.call_at(pause("tok-1"), t(0)).await.expect("waits");
+    let wait = w
+        .state
+        .get_wait(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("a wait");
+    assert_eq!((wait.kind, wait.step), (WaitKind::Pause, Some(1)));
+    let until = wait.until.clone().expect("an end");
+    assert_eq!(wait.left(t(0)), Some(3600));
+
+    // Answered 10 minutes in without a signal (`{}`): the pause goes on, to the same end.
+    let out = w
+        .call_at(
+            json!({"action": "poll", "cell": CELL, "execution": "e1", "answer": {},
+                "step": 1, "wake": 0}),
+            t(600),
+        )
+        .await
+        .expect("polls");
+    assert_eq!(
+        serde_json::to_value(out).expect("serializes"),
+        json!({"signal": "none", "left": 3000})
+    );
+    w.call_at(pause("tok-2"), t(601)).await.expect("waits");
+    let again = w
+        .state
+        .get_wait(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("a wait");
+    assert_eq!(
+        (again.token.as_str(), again.until.clone()),
+        ("tok-2", Some(until))
+    );
+    // Past its end, nothing is left.
+    assert_eq!(again.left(t(3600)), None);
+
+    // The step recorded: the rollout waits no more.
+    w.call(json!({"action": "step", "cell": CELL, "execution": "e1", "index": 1, "weight": 30}))
+        .await
+        .expect("records");
+    assert_eq!(w.state.get_wait(CELL, "e1").await.expect("reads"), None);
+}
+
 #[tokio::test]
 async fn await_keeps_the_token_and_answers_at_once_when_a_signal_is_waiting() {
     let w = world();
@@ -583,8 +644,8 @@ async fn await_keeps_the_token_and_answers_at_once_when_a_signal_is_waiting() {
             .get_wait(CELL, "e1")
             .await
             .expect("reads")
-            .as_deref(),
-        Some("tok-1")
+            .map(|w| (w.token, w.kind)),
+        Some(("tok-1".to_string(), WaitKind::Person))
     );
     assert!(w.execs.task_results().is_empty());
 

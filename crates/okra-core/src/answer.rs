@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::vocab::Signal;
+use crate::vocab::{Signal, WaitKind};
 
 /// Who gave a signal taken from a callback's output without `by`.
 pub const TOKEN_HOLDER: &str = "a holder of the wait's task token (SendTaskSuccess)";
@@ -54,6 +54,36 @@ pub fn read(output: Option<&Value>) -> Answer {
     }
 }
 
+/// Whether `signal` can act where a running rollout is: `wait` is the wait it is in (`None`:
+/// between waits — a weight step, the readiness gate, a sample). `abort` and `promoteFull` act
+/// anywhere (taken at the wait, else after the step under way); `resume` ends a pause;
+/// `promote` ends a pause or skips the rest of an analysis. `Err` says why not, for a 409: the
+/// signal is then not stored, so that it cannot act later where nobody meant it to.
+pub fn acts(signal: Signal, wait: Option<WaitKind>) -> Result<(), String> {
+    let ok = match signal {
+        Signal::Abort | Signal::PromoteFull => true,
+        Signal::Resume => matches!(wait, Some(WaitKind::Person | WaitKind::Pause)),
+        Signal::Promote => wait.is_some(),
+    };
+    if ok {
+        return Ok(());
+    }
+    let where_ = match wait {
+        None => "it is not waiting (a weight step, the readiness gate or a sample is under way)",
+        Some(WaitKind::Analysis) => "it is analysing, not paused",
+        Some(WaitKind::Person | WaitKind::Pause) => "it is paused",
+    };
+    let hint = match signal {
+        Signal::Resume => {
+            "resume ends a pause; promote ends a pause or an analysis, promote-full skips every              remaining step, abort rolls back"
+        }
+        _ => {
+            "promote ends a pause or an analysis; promote-full skips every remaining step,              abort rolls back"
+        }
+    };
+    Err(format!("{signal} cannot act now: {where_}; {hint}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +107,30 @@ mod tests {
                 by: "chatops:alice".into()
             }
         );
+    }
+
+    #[test]
+    fn a_signal_acts_only_where_it_means_something() {
+        use WaitKind::*;
+        for w in [None, Some(Person), Some(Pause), Some(Analysis)] {
+            assert_eq!(acts(Signal::Abort, w), Ok(()));
+            assert_eq!(acts(Signal::PromoteFull, w), Ok(()));
+        }
+        assert_eq!(acts(Signal::Resume, Some(Person)), Ok(()));
+        assert_eq!(acts(Signal::Resume, Some(Pause)), Ok(()));
+        let why = acts(Signal::Resume, Some(Analysis)).unwrap_err();
+        assert!(
+            why.starts_with("resume cannot act now: it is analysing"),
+            "{why}"
+        );
+        assert!(
+            acts(Signal::Resume, None)
+                .unwrap_err()
+                .contains("not waiting")
+        );
+        assert_eq!(acts(Signal::Promote, Some(Analysis)), Ok(()));
+        assert_eq!(acts(Signal::Promote, Some(Pause)), Ok(()));
+        assert!(acts(Signal::Promote, None).is_err());
     }
 
     #[test]

@@ -80,6 +80,8 @@ impl ReadinessPlan {
     }
 }
 
+/// An answer to a timed wait (a pause, an analysis's interval): taking it and the Choice on it.
+const ANSWER: u64 = TASK + FLOW;
 /// A background analysis sample and the Choice on its phase.
 const BACKGROUND_SAMPLE: u64 = TASK + FLOW;
 /// The states around every step: MoreSteps?, LoadStep, StepType?, RecordStep,
@@ -113,19 +115,33 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
             PlanStep::SetWeight { .. } => TASK,
             PlanStep::Pause {
                 seconds: Some(s), ..
-            } => match background_interval {
-                // A timed pause with a background analysis samples at its interval meanwhile:
-                // a Pass to begin, per slice a Choice, a Wait, a sample and a Pass, then the
-                // last Choice and the rest's Wait.
-                Some(i) => 3 * FLOW + (s / i.max(1)) * (3 * FLOW + BACKGROUND_SAMPLE),
-                None => FLOW,
-            },
+            } => {
+                ANSWER
+                    + match background_interval {
+                        // A timed pause with a background analysis samples at its interval meanwhile:
+                        // a Pass to begin, per slice a Choice, a callback, a sample and a Pass, then the
+                        // last Choice and the rest's callback.
+                        Some(i) => {
+                            3 * FLOW
+                                + CALLBACK
+                                + (s / i.max(1)) * (2 * FLOW + CALLBACK + BACKGROUND_SAMPLE)
+                        }
+                        // A Choice, a Pass and the callback.
+                        None => 2 * FLOW + CALLBACK,
+                    }
+            }
             // Recorded, then one wake (more wakes count against `max_wakes`).
             PlanStep::Pause { seconds: None, .. } => TASK + WAKE,
-            // Initial delay, the analysis's first state, its samples (Task, Choice, Wait), and
-            // an inconclusive end: recorded and one wake.
+            // The initial delay's Choice and callback, the analysis's first state, its samples
+            // (Task, Choice, the interval's callback), an answer, and an inconclusive end:
+            // recorded and one wake.
             PlanStep::Analysis { .. } => {
-                2 * FLOW + samples.max(1) * (TASK + FLOW + FLOW) + TASK + WAKE
+                2 * FLOW
+                    + CALLBACK
+                    + samples.max(1) * (TASK + FLOW + CALLBACK)
+                    + ANSWER
+                    + TASK
+                    + WAKE
             }
         }
 }

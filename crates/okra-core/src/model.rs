@@ -159,7 +159,11 @@ impl ForwardAction {
 
 /// What the listener's owned action does now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum CurrentAction {
     /// A forward action (one or more weighted target groups).
     Forward(ForwardAction),

@@ -119,6 +119,23 @@ impl Signal {
     }
 }
 
+names! {
+/// Where a running rollout waits: what a signal can act on there ([`crate::answer::acts`]).
+/// Every wait is a callback task (`lambda:invoke.waitForTaskToken`), answered at once by the
+/// API's signal or by any holder of its token; a timed wait is the callback's own
+/// `TimeoutSeconds`.
+#[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+pub enum WaitKind {
+    /// A pause until resumed, or an inconclusive analysis: a person decides.
+    Person,
+    /// A timed pause (`pause: {duration}`).
+    Pause,
+    /// An analysis between its samples (its initial delay and its intervals).
+    Analysis,
+}
+}
+
 /// What `poll` answers when no signal is waiting.
 pub const NO_SIGNAL: &str = "none";
 
@@ -502,6 +519,7 @@ mod tests {
     fn serde_and_strum_agree() {
         agree::<ErrorType>();
         agree::<Signal>();
+        agree::<WaitKind>();
         agree::<RolloutStatus>();
         agree::<Outcome>();
         agree::<DispatchOutcome>();

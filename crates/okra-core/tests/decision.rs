@@ -635,3 +635,48 @@ fn a_side_names_its_first_member_without_a_target_group() {
     assert_eq!(side.required_target_group_arns(), Err(2));
     assert_eq!(side.target_group_arns().len(), 2);
 }
+
+/// The state machine reads a step's and a decision's fields in camelCase
+/// (`$.step.item.initialDelaySeconds`, `$.discovery.decision.fromStep`): serde's `rename_all`
+/// on an enum names only its variants, so the fields of every struct variant must be renamed
+/// too, or the paths point to nothing and AWS fails the execution (States.Runtime).
+#[test]
+fn the_state_machine_reads_camel_case_fields() {
+    let step = PlanStep::Analysis {
+        templates: vec!["errors".into()],
+        args: BTreeMap::new(),
+        initial_delay_seconds: 5,
+        interval_seconds: 60,
+    };
+    let v = serde_json::to_value(&step).unwrap();
+    assert_eq!(
+        (&v["type"], &v["initialDelaySeconds"], &v["intervalSeconds"]),
+        (
+            &serde_json::json!("analysis"),
+            &serde_json::json!(5),
+            &serde_json::json!(60)
+        ),
+        "{v}"
+    );
+    let resume = Decision::ResumeRollout {
+        stable: Default::default(),
+        canary: Default::default(),
+        canary_weight: 30,
+        from_step: 2,
+        plan: Plan {
+            steps: vec![step],
+            background: None,
+            max_wakes: 0,
+        },
+    };
+    let v = serde_json::to_value(&resume).unwrap();
+    assert_eq!(
+        (&v["kind"], &v["canaryWeight"], &v["fromStep"]),
+        (
+            &serde_json::json!("resumeRollout"),
+            &serde_json::json!(30),
+            &serde_json::json!(2)
+        ),
+        "{v}"
+    );
+}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
-use okra_aws::state::StatePort;
+use okra_aws::state::{StatePort, WaitKind};
 use okra_testkit::{Invocation, LocalAws};
 use serde_json::{Value, json};
 
@@ -220,8 +220,8 @@ pub async fn serving_then_a_new_version(
     Ok(())
 }
 
-/// Waits (60 s at most) until execution `exec` of `cell` waits for a person under a task token
-/// other than `other_than`; the token. Fails at once, with the history, if the execution ends.
+/// Waits (60 s at most) until execution `exec` of `cell` waits for a person (not a timed pause
+/// or an analysis) under a task token other than `other_than`; the token.
 pub async fn waiting_for_a_person(
     aws: &Aws,
     sfn: &aws_sdk_sfn::Client,
@@ -229,12 +229,27 @@ pub async fn waiting_for_a_person(
     exec: &str,
     other_than: Option<&str>,
 ) -> Result<String> {
+    waiting(aws, sfn, cell, exec, Some(WaitKind::Person), other_than).await
+}
+
+/// Waits (60 s at most) until execution `exec` of `cell` waits (a wait of `kind`, or any) under
+/// a task token other than `other_than`; the token. Fails at once, with the history, if the
+/// execution ends.
+pub async fn waiting(
+    aws: &Aws,
+    sfn: &aws_sdk_sfn::Client,
+    cell: &str,
+    exec: &str,
+    kind: Option<WaitKind>,
+    other_than: Option<&str>,
+) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(token) = aws.state().get_wait(cell, exec).await?
-            && Some(token.as_str()) != other_than
+        if let Some(w) = aws.state().get_wait(cell, exec).await?
+            && kind.is_none_or(|k| k == w.kind)
+            && Some(w.token.as_str()) != other_than
         {
-            return Ok(token);
+            return Ok(w.token);
         }
         let (status, error) = self::status(sfn, exec).await?;
         anyhow::ensure!(
@@ -281,7 +296,7 @@ pub async fn paused_rollout_with(
     serving_then_a_new_version(aws, sfn, &w, &spec).await?;
     let exec = format!("{name}-roll");
     start(sfn, &exec, &input(spec)).await?;
-    waiting_for_a_person(aws, sfn, &name, &exec, None).await?;
+    waiting(aws, sfn, &name, &exec, None, None).await?;
     assert_eq!(
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.0.0".to_string(), 70), ("1.1.0".to_string(), 30)]),

@@ -93,10 +93,10 @@ pub(super) fn canary(s: &mut Map<String, Value>) {
             {"And": [is(StepKind::Pause), {"Variable": "$.step.item.sampled", "IsPresent": true}],
              "Next": "BeginSampledPause"},
             {"And": [is(StepKind::Pause), {"Variable": "$.step.item.seconds", "IsPresent": true}],
-             "Next": "Pause"},
+             "Next": "PauseLasts?"},
             {"Variable": "$.step.item.type", "StringEquals": StepKind::Pause, "Next": "RecordPaused"},
             {"Variable": "$.step.item.type", "StringEquals": StepKind::Analysis,
-             "Next": "AnalysisInitialDelay"}],
+             "Next": "InitialDelay?"}],
             "Default": "UnknownStep"}),
     );
     s.insert(
@@ -132,10 +132,45 @@ pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
             check_members: true,
         }),
     );
-    // pause {duration}
+    // pause {duration}: a callback whose time-out is the pause, so that a signal ends it at once.
+    s.insert(
+        "PauseLasts?".into(),
+        json!({"Type": "Choice", "Choices": [
+            {"Variable": "$.step.item.seconds", "NumericGreaterThan": 0, "Next": "Pause"}],
+            "Default": "RecordStep"}),
+    );
     s.insert(
         "Pause".into(),
-        json!({"Type": "Wait", "SecondsPath": "$.step.item.seconds", "Next": "RecordStep"}),
+        json!({"Type": "Pass", "Parameters": {"left.$": "$.step.item.seconds"},
+               "ResultPath": "$.pause", "Next": "TimedPause"}),
+    );
+    s.insert(
+        "TimedPause".into(),
+        callback_wait(
+            WaitKind::Pause,
+            "TakeSignalInPause",
+            timed_catch("RecordStep"),
+            Some("$.pause.left"),
+            Some("$.step.item.seconds"),
+            Some(
+                "A timed pause: a callback whose time-out is the pause. Resume, promote, promote-full or abort answer it at once.",
+            ),
+        ),
+    );
+    s.insert("TakeSignalInPause".into(), take_answer("SignalInPause?"));
+    s.insert(
+        "SignalInPause?".into(),
+        signalled_then(
+            &[Signal::Resume, Signal::Promote],
+            &[json!({"Variable": "$.signal.left", "IsPresent": true, "Next": "PauseGoesOn"})],
+            "RecordStep",
+        ),
+    );
+    s.insert(
+        "PauseGoesOn".into(),
+        json!({"Type": "Pass", "Parameters": {"left.$": "$.signal.left"},
+               "ResultPath": "$.pause", "Next": "TimedPause",
+               "Comment": "Answered without a signal that acts: the pause goes on for what it has left."}),
     );
     // pause {duration} while a background analysis runs: an interval, a sample, again; the rest.
     s.insert(
@@ -147,14 +182,29 @@ pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
     s.insert(
         "MorePauseSlices?".into(),
         json!({"Type": "Choice", "Choices": [
-            {"Variable": "$.pauseSlices.left", "NumericGreaterThan": 0, "Next": "PauseSlice"}],
-            "Default": "PauseRest"}),
+            {"Variable": "$.pauseSlices.left", "NumericGreaterThan": 0, "Next": "PauseSlice"},
+            {"Variable": "$.step.item.sampled.restSeconds", "NumericGreaterThan": 0,
+             "Next": "PauseRest"}],
+            "Default": "RecordStep"}),
     );
     s.insert(
         "PauseSlice".into(),
-        json!({"Type": "Wait",
-               "SecondsPath": "$.discovery.decision.plan.background.intervalSeconds",
-               "Next": "BackgroundSampleDuringPause"}),
+        callback_wait(
+            WaitKind::Pause,
+            "TakeSignalInPauseSlice",
+            timed_catch("BackgroundSampleDuringPause"),
+            Some("$.discovery.decision.plan.background.intervalSeconds"),
+            None,
+            None,
+        ),
+    );
+    s.insert(
+        "TakeSignalInPauseSlice".into(),
+        take_answer("SignalInPauseSlice?"),
+    );
+    s.insert(
+        "SignalInPauseSlice?".into(),
+        signalled("BackgroundSampleDuringPause"),
     );
     s.insert(
         "BackgroundSampleDuringPause".into(),
@@ -167,9 +217,20 @@ pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
     );
     s.insert(
         "PauseRest".into(),
-        json!({"Type": "Wait", "SecondsPath": "$.step.item.sampled.restSeconds",
-               "Next": "RecordStep"}),
+        callback_wait(
+            WaitKind::Pause,
+            "TakeSignalInPauseRest",
+            timed_catch("RecordStep"),
+            Some("$.step.item.sampled.restSeconds"),
+            None,
+            None,
+        ),
     );
+    s.insert(
+        "TakeSignalInPauseRest".into(),
+        take_answer("SignalInPauseRest?"),
+    );
+    s.insert("SignalInPauseRest?".into(), signalled("RecordStep"));
     // pause {} until resumed
     s.insert(
         "RecordPaused".into(),
@@ -229,21 +290,7 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
     // The wait's answer (`$.wake`: the callback's output, or its time-out caught) goes to poll,
     // which takes a stored signal first, else a signal the answer names (SendTaskSuccess by any
     // holder of the token).
-    s.insert(
-        "TakeSignal".into(),
-        state_task(
-            StateAction::Poll,
-            obj([
-                ("answer.$", json!("$.wake")),
-                ("step.$", json!("$.step.index")),
-                ("wake.$", json!("$.wakes.count")),
-            ]),
-            "$.signal",
-            "Signalled?",
-            catch_all("RollBack"),
-            None,
-        ),
-    );
+    s.insert("TakeSignal".into(), take_answer("Signalled?"));
     s.insert("Signalled?".into(), signalled("CountWake"));
     s.insert(
         "CountWake".into(),
@@ -329,10 +376,34 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
 }
 
 pub(super) fn analysis(s: &mut Map<String, Value>) {
+    // The analysis's waits are callbacks too: promote skips the rest of the analysis at once.
+    s.insert(
+        "InitialDelay?".into(),
+        json!({"Type": "Choice", "Choices": [
+            {"Variable": "$.step.item.initialDelaySeconds", "IsPresent": false,
+             "Next": "BeginAnalysis"},
+            {"Variable": "$.step.item.initialDelaySeconds", "NumericGreaterThan": 0,
+             "Next": "AnalysisInitialDelay"}],
+            "Default": "BeginAnalysis"}),
+    );
     s.insert(
         "AnalysisInitialDelay".into(),
-        json!({"Type": "Wait", "SecondsPath": "$.step.item.initialDelaySeconds",
-               "Next": "BeginAnalysis"}),
+        callback_wait(
+            WaitKind::Analysis,
+            "TakeSignalInInitialDelay",
+            timed_catch("BeginAnalysis"),
+            Some("$.step.item.initialDelaySeconds"),
+            None,
+            None,
+        ),
+    );
+    s.insert(
+        "TakeSignalInInitialDelay".into(),
+        take_answer("SignalInInitialDelay?"),
+    );
+    s.insert(
+        "SignalInInitialDelay?".into(),
+        signalled_then(&[Signal::Promote], &[], "BeginAnalysis"),
     );
     s.insert(
         "BeginAnalysis".into(),
@@ -370,8 +441,22 @@ pub(super) fn analysis(s: &mut Map<String, Value>) {
     );
     s.insert(
         "AnalysisInterval".into(),
-        json!({"Type": "Wait", "SecondsPath": "$.step.item.intervalSeconds",
-               "Next": "CheckMetrics"}),
+        callback_wait(
+            WaitKind::Analysis,
+            "TakeSignalInAnalysis",
+            timed_catch("CheckMetrics"),
+            Some("$.step.item.intervalSeconds"),
+            None,
+            Some("Until the next sample: a callback, so that promote or abort acts at once."),
+        ),
+    );
+    s.insert(
+        "TakeSignalInAnalysis".into(),
+        take_answer("SignalInAnalysis?"),
+    );
+    s.insert(
+        "SignalInAnalysis?".into(),
+        signalled_then(&[Signal::Promote], &[], "CheckMetrics"),
     );
     s.insert(
         "RecordInconclusive".into(),

@@ -19,7 +19,7 @@
 
 use okra_core::vocab::{
     DecisionKind, EnsureMode, ErrorType, ExecutionError, HistoryEvent, Outcome, Phase, Signal,
-    StateAction, StepKind, Trigger,
+    StateAction, StepKind, Trigger, WaitKind,
 };
 use serde_json::{Map, Value, json};
 use strum::IntoEnumIterator;
@@ -277,12 +277,35 @@ fn wait_for_person(
     timeout_path: Option<&str>,
     comment: Option<&str>,
 ) -> Value {
+    callback_wait(WaitKind::Person, next, catch, timeout_path, None, comment)
+}
+
+/// A wait: a callback task (`rollout-state await` keeps its token with the wait's kind and step,
+/// where the API answers it), ended by its answer or by its time-out (`timeout_path`).
+/// `seconds_path`: a timed pause's length, whose end `await` keeps across the wait's callbacks.
+fn callback_wait(
+    kind: WaitKind,
+    next: &str,
+    catch: Value,
+    timeout_path: Option<&str>,
+    seconds_path: Option<&str>,
+    comment: Option<&str>,
+) -> Value {
     let mut t = task_head(comment, WAIT_FOR_TASK_TOKEN);
+    let mut payload = obj([
+        ("action", json!(StateAction::Await)),
+        ("cell.$", json!("$.cell.name")),
+        ("execution.$", json!(EXECUTION)),
+        ("token.$", json!("$$.Task.Token")),
+        ("wait", json!(kind)),
+        ("step.$", json!("$.step.index")),
+    ]);
+    if let Some(p) = seconds_path {
+        payload.insert("seconds.$".into(), json!(p));
+    }
     t.insert(
         "Parameters".into(),
-        json!({"FunctionName": Fn::RolloutState.arn(), "Payload": {
-            "action": StateAction::Await, "cell.$": "$.cell.name", "execution.$": EXECUTION,
-            "token.$": "$$.Task.Token"}}),
+        json!({"FunctionName": Fn::RolloutState.arn(), "Payload": payload}),
     );
     if let Some(p) = timeout_path {
         t.insert("TimeoutSecondsPath".into(), json!(p));
@@ -292,6 +315,29 @@ fn wait_for_person(
     t.insert("Catch".into(), catch);
     t.insert("Next".into(), json!(next));
     Value::Object(t)
+}
+
+/// A timed wait's catchers: its time-out goes to `on_timeout` (the wait is over), anything
+/// else rolls back.
+fn timed_catch(on_timeout: &str) -> Value {
+    json!([{"ErrorEquals": [STATES_TIMEOUT], "ResultPath": "$.wake", "Next": on_timeout},
+           {"ErrorEquals": [STATES_ALL], "ResultPath": "$.error", "Next": "RollBack"}])
+}
+
+/// Takes the answer to a timed wait (`poll` with the callback's output).
+fn take_answer(next: &str) -> Value {
+    state_task(
+        StateAction::Poll,
+        obj([
+            ("answer.$", json!("$.wake")),
+            ("step.$", json!("$.step.index")),
+            ("wake.$", json!("$.wakes.count")),
+        ]),
+        "$.signal",
+        next,
+        catch_all("RollBack"),
+        None,
+    )
 }
 
 fn fail(error: ExecutionError, cause_path: &str, comment: Option<&str>) -> Value {
@@ -319,11 +365,24 @@ fn signal_is(s: Signal) -> Value {
 /// What a person's signal does after a wait: resume or promote go on, promote-full goes to
 /// 100 %, abort rolls back; otherwise `default`.
 fn signalled(default: &str) -> Value {
-    json!({"Type": "Choice", "Choices": [
-        {"Or": [signal_is(Signal::Resume), signal_is(Signal::Promote)], "Next": "RecordStep"},
-        {"Variable": "$.signal.signal", "StringEquals": Signal::PromoteFull, "Next": "PromoteFull"},
-        {"Variable": "$.signal.signal", "StringEquals": Signal::Abort, "Next": "Aborted"}],
-        "Default": default})
+    signalled_then(&[Signal::Resume, Signal::Promote], &[], default)
+}
+
+/// [`signalled`] where `ending` are the signals that end the wait (go on to the next step),
+/// with `more` choices before the default.
+fn signalled_then(ending: &[Signal], more: &[Value], default: &str) -> Value {
+    let ends: Vec<Value> = ending.iter().map(|s| signal_is(*s)).collect();
+    let mut choices = vec![
+        json!({"Or": ends, "Next": "RecordStep"}),
+        json!({"Variable": "$.signal.signal", "StringEquals": Signal::PromoteFull, "Next": "PromoteFull"}),
+        json!({"Variable": "$.signal.signal", "StringEquals": Signal::Abort, "Next": "Aborted"}),
+    ];
+    if ends.len() == 1 {
+        choices[0] =
+            json!({"Variable": "$.signal.signal", "StringEquals": ending[0], "Next": "RecordStep"});
+    }
+    choices.extend(more.iter().cloned());
+    json!({"Type": "Choice", "Choices": choices, "Default": default})
 }
 
 /// The conditions of "a background analysis samples at this step".

@@ -61,12 +61,18 @@ where
                 )));
             }
         }
+        // Where the rollout waits decides whether the signal can act: one that cannot is
+        // refused and not stored (it would act later, where nobody meant it to).
+        let wait = self.state.get_wait(cell, id).await?;
+        okra_core::answer::acts(signal, wait.as_ref().map(|w| w.kind))
+            .map_err(|why| AppError::Conflict(format!("rollout {id}: {why}")))?;
         self.state.put_signal(cell, id, signal).await?;
-        // A wait for a person is a callback task: answer it (the state machine then takes the
-        // signal). A wait that ended already, or none yet, leaves the signal for the next poll.
-        if let Some(token) = self.state.get_wait(cell, id).await? {
+        // Every wait is a callback task: answer it (the state machine then takes the signal).
+        // Between two callbacks of one wait, the next callback finds the signal and answers
+        // itself at once; with no wait, the signal is taken after the step under way.
+        if let Some(w) = wait {
             self.executions
-                .send_task_success(&token, &json!({ "signal": signal }))
+                .send_task_success(&w.token, &json!({ "signal": signal }))
                 .await?;
         }
         Ok(SignalOutput {

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::state::HistoryEvent;
+use crate::state::{HistoryEvent, WaitKind};
 
 /// A record as an item: its key, then the record's attributes.
 pub(super) fn record_item<T: Serialize>(pk: &str, sk: &str, record: &T) -> Result<Item> {
@@ -45,12 +45,23 @@ pub(super) struct SignalItem {
     pub(super) at: String,
 }
 
-/// A wait's task token.
+/// A wait: its latest task token, its kind, step and end.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct WaitItem {
     pub(super) token: String,
     #[serde(default)]
     pub(super) at: String,
+    /// Items from before waits had kinds were waits for a person.
+    #[serde(default = "person")]
+    pub(super) kind: WaitKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) step: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) until: Option<String>,
+}
+
+fn person() -> WaitKind {
+    WaitKind::Person
 }
 
 /// A history entry as the table keeps it: its detail as JSON text.

@@ -24,7 +24,8 @@ use okra_core::spec::CellSpec;
 
 use crate::error::{OkraError, Result};
 use crate::state::{
-    Block, HistoryEntry, Lock, Rollout, RolloutStatus, Signal, StatePort, StoredCell, keys, rfc3339,
+    Block, HistoryEntry, Lock, Rollout, RolloutStatus, Signal, StatePort, StoredCell, Wait, keys,
+    rfc3339,
 };
 
 mod items;
@@ -502,7 +503,7 @@ impl StatePort for Dynamo {
         Ok(())
     }
 
-    async fn put_wait(&self, cell: &str, execution: &str, token: &str) -> Result<Option<Signal>> {
+    async fn put_wait(&self, cell: &str, execution: &str, wait: &Wait) -> Result<Option<Signal>> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -510,8 +511,11 @@ impl StatePort for Dynamo {
                 &keys::cell(cell),
                 &keys::wait(execution),
                 &WaitItem {
-                    token: token.to_string(),
+                    token: wait.token.clone(),
                     at: rfc3339(std::time::SystemTime::now()),
+                    kind: wait.kind,
+                    step: wait.step,
+                    until: wait.until.clone(),
                 },
             )?))
             .send()
@@ -524,12 +528,30 @@ impl StatePort for Dynamo {
             .transpose()
     }
 
-    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<String>> {
+    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<Wait>> {
         self.get(&keys::cell(cell), &keys::wait(execution))
             .await?
             .as_ref()
-            .map(|it| record_of::<WaitItem>(it, "wait").map(|w| w.token))
+            .map(|it| {
+                record_of::<WaitItem>(it, "wait").map(|w| Wait {
+                    token: w.token,
+                    kind: w.kind,
+                    step: w.step,
+                    until: w.until,
+                })
+            })
             .transpose()
+    }
+
+    async fn end_wait(&self, cell: &str, execution: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), &keys::wait(execution))))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
     }
 
     async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {

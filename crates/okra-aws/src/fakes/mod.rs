@@ -136,5 +136,5 @@ impl Meter {
 
 use crate::state::{
     Block, EventsPort, ExecutionInfo, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent,
-    Signal, Started, StatePort, StoredCell,
+    Signal, Started, StatePort, StoredCell, Wait,
 };

@@ -18,7 +18,7 @@ pub(super) struct StateData {
     /// The record and the keys of its entries.
     pub(super) rollouts: BTreeMap<CellKey, (Rollout, BTreeSet<String>)>,
     pub(super) signals: BTreeMap<CellKey, Signal>,
-    pub(super) waits: BTreeMap<CellKey, String>,
+    pub(super) waits: BTreeMap<CellKey, Wait>,
 }
 
 /// The okra table in memory, with the adapter's conditions (the lock, revisions, one history
@@ -259,16 +259,22 @@ impl StatePort for FakeState {
         Ok(())
     }
 
-    async fn put_wait(&self, cell: &str, execution: &str, token: &str) -> Result<Option<Signal>> {
+    async fn put_wait(&self, cell: &str, execution: &str, wait: &Wait) -> Result<Option<Signal>> {
         self.meter.enter("put_wait")?;
         let mut d = lock(&self.data);
-        d.waits.insert(ck(cell, execution), token.to_string());
+        d.waits.insert(ck(cell, execution), wait.clone());
         Ok(d.signals.get(&ck(cell, execution)).copied())
     }
 
-    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<String>> {
+    async fn get_wait(&self, cell: &str, execution: &str) -> Result<Option<Wait>> {
         self.meter.enter("get_wait")?;
         Ok(lock(&self.data).waits.get(&ck(cell, execution)).cloned())
+    }
+
+    async fn end_wait(&self, cell: &str, execution: &str) -> Result<()> {
+        self.meter.enter("end_wait")?;
+        lock(&self.data).waits.remove(&ck(cell, execution));
+        Ok(())
     }
 
     async fn take_signal(&self, cell: &str, execution: &str) -> Result<Option<Signal>> {

@@ -79,7 +79,11 @@ pub use plan::*;
 
 /// What should happen now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 #[strum_discriminants(
     name(DecisionKind),
     doc = "A decision's `kind`, as the state machine's Choice reads it.",

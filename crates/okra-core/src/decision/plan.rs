@@ -4,7 +4,13 @@ use super::*;
 
 /// One step of a rollout plan, normalized from the spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
-#[serde(rename_all = "camelCase", tag = "type")]
+// `rename_all` names the variants; `rename_all_fields` the fields of each (the state machine
+// reads `initialDelaySeconds` and `intervalSeconds`).
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 #[strum_discriminants(
     name(StepKind),
     doc = "A plan step's `type`, as the state machine's Choice reads it.",

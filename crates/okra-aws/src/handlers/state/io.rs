@@ -66,9 +66,9 @@ pub enum StateInput {
         #[serde(default)]
         excluded: Vec<okra_core::health::Excluded>,
     },
-    /// Wait for a person: keep the callback's task token (`$$.Task.Token` of a
-    /// `.waitForTaskToken` task) where the API finds it. A signal left before the wait began
-    /// answers the callback at once.
+    /// Wait: keep the callback's task token (`$$.Task.Token` of a `.waitForTaskToken` task),
+    /// with where the rollout waits, where the API finds it. A signal left before the wait
+    /// began answers the callback at once.
     Await {
         /// The cell.
         #[serde(deserialize_with = "cell_name")]
@@ -77,6 +77,15 @@ pub enum StateInput {
         execution: String,
         /// The task token.
         token: String,
+        /// What kind of wait (default: a wait for a person).
+        #[serde(default)]
+        wait: Option<WaitKind>,
+        /// The plan step it waits in.
+        #[serde(default)]
+        step: Option<usize>,
+        /// A timed pause's length: its end is kept from its first callback on.
+        #[serde(default)]
+        seconds: Option<u64>,
     },
     /// Take a person's signal, if any: the one the API stored, else the answer to the wait that
     /// just ended (`okra_core::answer`).
@@ -233,6 +242,10 @@ pub struct PollOutput {
     /// `none`, `resume`, `promote`, `promoteFull`, `abort`.
     #[serde(with = "signal_or_none")]
     pub signal: Option<Signal>,
+    /// In a timed pause answered early without a signal that acts: the seconds it has left
+    /// (the wait goes on for those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<u64>,
 }
 
 /// `await`'s output (the Lambda's answer; the task itself ends with the callback).

@@ -24,11 +24,13 @@ use serde_json::{Value, json};
 
 use crate::error::{OkraError, Result};
 use crate::state::{
-    Block, EventsPort, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent, StatePort,
+    Block, EventsPort, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent, StatePort, Wait,
     rfc3339,
 };
 pub use okra_core::vocab::Outcome;
-use okra_core::vocab::{HistoryEvent, RolloutEventKind, RolloutStatus, Signal, signal_or_none};
+use okra_core::vocab::{
+    HistoryEvent, RolloutEventKind, RolloutStatus, Signal, WaitKind, signal_or_none,
+};
 
 pub use okra_core::record::{MAX_REASON, readable_reason};
 
@@ -244,14 +246,36 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             let ev = event(kind, &cell, &execution, json!(d));
             let recorded =
                 record_once(state, events, &cell, &execution, &entry, None, Some(ev)).await?;
+            // The rollout leaves the step: no wait of it takes signals any more.
+            if name == HistoryEvent::StepDone {
+                state.end_wait(&cell, &execution).await?;
+            }
             Ok(StateOutput::Record(RecordOutput { recorded }))
         }
         StateInput::Await {
             cell,
             execution,
             token,
+            wait,
+            step,
+            seconds,
         } => {
-            let pending = state.put_wait(&cell, &execution, &token).await?;
+            let kind = wait.unwrap_or(WaitKind::Person);
+            // A timed pause ends at the same time however often its callback is renewed.
+            let until = match seconds {
+                None => None,
+                Some(secs) => match state.get_wait(&cell, &execution).await? {
+                    Some(w) if w.kind == kind && w.step == step && w.until.is_some() => w.until,
+                    _ => Some(rfc3339(now + std::time::Duration::from_secs(secs))),
+                },
+            };
+            let w = Wait {
+                token: token.clone(),
+                kind,
+                step,
+                until,
+            };
+            let pending = state.put_wait(&cell, &execution, &w).await?;
             let answered = match pending {
                 Some(signal) => {
                     executions
@@ -260,7 +284,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 }
                 None => false,
             };
-            tracing::info!(cell, execution, answered, "waiting for a person");
+            tracing::info!(cell, execution, answered, wait = kind.as_ref(), "waiting");
             Ok(StateOutput::Await(AwaitOutput { answered }))
         }
         StateInput::Poll {
@@ -285,6 +309,15 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             if let Some(s) = signal {
                 tracing::info!(cell, execution, signal = s.as_ref(), "signal taken");
             }
+            // A timed pause answered without a signal that ends it goes on for what it has left.
+            let left = match (&answer, signal) {
+                (Some(_), None) => state
+                    .get_wait(&cell, &execution)
+                    .await?
+                    .filter(|w| w.kind == WaitKind::Pause)
+                    .and_then(|w| w.left(now)),
+                _ => None,
+            };
             // Where the rollout waited (not after a step, where signals were only ever the
             // API's, recorded by it): which signal ended the wait, and who gave it.
             if answer.is_some() && !detail.is_null() {
@@ -299,7 +332,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 };
                 state.record(&cell, &execution, &entry, None).await?;
             }
-            Ok(StateOutput::Poll(PollOutput { signal }))
+            Ok(StateOutput::Poll(PollOutput { signal, left }))
         }
         StateInput::Ended {
             cell,
@@ -431,6 +464,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 )
                 .await?;
             }
+            state.end_wait(&cell, &execution).await?;
             state.release_lock(&cell, &execution).await?;
             Ok(StateOutput::Finish(FinishOutput {
                 outcome,
