@@ -75,12 +75,12 @@ async fn abort_answers_the_callback_and_rolls_back() -> Result<()> {
     Ok(())
 }
 
-/// StopExecution (a person in the console) at 30 %: no Finish* state runs, so the status change
-/// event's finalizer records the rollout as failed and releases the lock; traffic stays at the
-/// weights the last step asked for; a signal to the dead execution is refused; the next
-/// reconcile starts a new execution (a new generation's name) that finishes the job.
+/// StopExecution (a person in the console) at 30 % is an abort (issue 25, item 4): no Finish*
+/// state runs, so the status change event's finalizer records the rollout as failed, holds the
+/// version and starts a rollback execution that sends the traffic back to 1.0.0, verified; a
+/// signal to the dead execution is refused; the held version starts again only on `retry`.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_stopped_execution_is_finalized_and_the_next_reconcile_finishes_the_job() -> Result<()> {
+async fn a_stopped_execution_is_an_abort_traffic_back_and_the_version_held() -> Result<()> {
     let (aws, sfn) = setup(None).await?;
     let (w, exec) = paused_rollout(&aws, &sfn, "cbstop").await?;
     let name = cell_name(&w);
@@ -90,14 +90,31 @@ async fn a_stopped_execution_is_finalized_and_the_next_reconcile_finishes_the_jo
         .await?;
     assert_eq!(finished(&sfn, &exec).await?.0, "ABORTED");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while aws.state().get_lock(&name).await?.is_some() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the finalizer never released the lock"
-        );
+    // The rollback execution the finalizer starts (its name: the cell's next generation).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rollback = loop {
+        let out = sfn
+            .list_executions()
+            .state_machine_arn(common::STATE_MACHINE_ARN)
+            .send()
+            .await?;
+        if let Some(e) = out
+            .executions()
+            .iter()
+            .find(|e| e.name().starts_with(&name) && e.name().contains("stopped"))
+        {
+            break e.name().to_string();
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no rollback execution started");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    assert_eq!(finished(&sfn, &rollback).await?.0, "SUCCEEDED");
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)]),
+        "traffic back on the stable version"
+    );
+    assert_eq!(aws.blocked(&name).await?, vec!["1.1.0".to_string()]);
     let record = aws
         .rollout(&name, &exec)
         .await?
@@ -107,14 +124,9 @@ async fn a_stopped_execution_is_finalized_and_the_next_reconcile_finishes_the_jo
         record
             .history
             .last()
-            .is_some_and(|h| h.detail.to_string().contains("ABORTED")),
+            .is_some_and(|h| h.detail.to_string().contains("a stop is an abort")),
         "{:?}",
         record.history.last()
-    );
-    assert_eq!(
-        aws.weights_by_version(&w).await?,
-        BTreeMap::from([("1.0.0".to_string(), 70), ("1.1.0".to_string(), 30)]),
-        "traffic stays where the last step put it"
     );
     let (status, body) = api(
         &aws,
@@ -126,43 +138,26 @@ async fn a_stopped_execution_is_finalized_and_the_next_reconcile_finishes_the_jo
         "a signal to a dead execution is refused: {body}"
     );
 
+    // The next reconcile leaves the held version alone; a person's retry starts it again.
     let Invocation::Ok(out) = aws
         .local
         .invoke("dispatcher", &json!({"cells": [name], "trigger": "api"}))?
     else {
         anyhow::bail!("the dispatcher failed");
     };
-    let result = &out["results"][0];
-    assert_eq!(result["outcome"], "started", "{out}");
-    let next = result["execution"]
+    assert_eq!(out["results"][0]["outcome"], "nothingToDo", "{out}");
+    let (status, body) = api(
+        &aws,
+        "POST",
+        &format!("/cells/{name}/rollouts/{exec}/retry"),
+    )?;
+    assert_eq!(status, 202, "{body}");
+    let next = body["execution"]
         .as_str()
         .context("an execution")?
         .to_string();
-    assert_ne!(next, exec);
-    // It resumes at the pause (or past it): answer the pause if it waits for a person.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if aws.state().get_wait(&name, &next).await?.is_some() {
-            let (status, body) = api(
-                &aws,
-                "POST",
-                &format!("/cells/{name}/rollouts/{next}/resume"),
-            )?;
-            assert_eq!(status, 202, "{body}");
-            break;
-        }
-        let d = sfn
-            .describe_execution()
-            .execution_arn(execution_arn(&next))
-            .send()
-            .await?;
-        if d.status().as_str() != "RUNNING" {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "{next} neither paused nor ended");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(finished(&sfn, &next).await?.0, "SUCCEEDED");
+    common::service::waiting_for_a_person(&aws, &sfn, &name, &next, None).await?;
+    common::service::resume_to_the_end(&aws, &sfn, &name, &next).await?;
     assert_eq!(
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.1.0".to_string(), 100)])

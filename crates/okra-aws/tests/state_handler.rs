@@ -691,3 +691,88 @@ async fn a_continued_rollout_is_recorded_and_frees_the_cell_without_an_event() {
     assert_eq!(r.status, "continued");
     assert_eq!(w.events.kinds(), ["Rollout Started"]);
 }
+
+/// A stop (StopExecution: the console, the CLI) is an abort: the finalizer holds the version
+/// and starts a rollback execution with the stopped one's input, which sends the traffic back.
+#[tokio::test]
+async fn a_stopped_execution_is_an_abort_its_version_held_and_a_rollback_started() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    w.execs.set_status("e1", "ABORTED");
+    let StateOutput::Ended(ended) = w
+        .call(status_change("e1", "ABORTED"))
+        .await
+        .expect("finalizes")
+    else {
+        panic!()
+    };
+    assert!(ended.finalized, "{ended:?}");
+    assert!(
+        ended.reason.contains("a stop is an abort"),
+        "{}",
+        ended.reason
+    );
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(r.status, "failed");
+    let held: Vec<String> = w
+        .state
+        .blocklist(CELL)
+        .await
+        .expect("reads")
+        .into_iter()
+        .map(|b| b.version)
+        .collect();
+    assert_eq!(held, vec![r.to.clone()], "the version is held until a retry");
+    assert_eq!(w.state.lock_of(CELL), None);
+    let started = w.execs.executions();
+    let rollback = started.last().expect("a rollback execution");
+    assert_eq!(
+        rollback.name,
+        okra_core::naming::execution_name(CELL, "stopped", 1)
+    );
+    assert_eq!(rollback.input["trigger"], "stopped");
+    assert_eq!(rollback.input["labels"]["stopped"], "e1");
+    assert_eq!(rollback.input["cell"]["name"], CELL);
+
+    // A second delivery starts nothing more.
+    let n = w.execs.executions().len();
+    w.call(status_change("e1", "ABORTED")).await.expect("runs");
+    assert_eq!(w.execs.executions().len(), n);
+}
+
+/// A status change event EventBridge never delivered: the next execution that takes the
+/// stale lock over records the ended one as the event would have (a stop holds its version).
+#[tokio::test]
+async fn taking_over_a_stale_lock_finalizes_the_execution_that_held_it() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.begin("e1").await.expect("locks");
+    w.record(
+        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
+        t(1),
+    )
+    .await;
+    w.execs.set_status("e1", "ABORTED");
+    w.execs.add("e2", "RUNNING");
+    let out = w.begin("e2").await.expect("takes over");
+    assert_eq!(out.took_over_from.as_deref(), Some("e1"));
+    let r = w
+        .state
+        .get_rollout(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("exists");
+    assert_eq!(r.status, "failed", "recorded, not left running");
+    assert_eq!(out.blocklist, vec![r.to.clone()], "the stop held its version");
+}

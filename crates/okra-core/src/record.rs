@@ -105,13 +105,41 @@ pub fn step_detail(detail: Option<Value>, excluded: &[Excluded]) -> Value {
     }
 }
 
-/// Why an execution that ended outside the state machine's own ends is recorded as failed.
-pub fn ended_outside(status: &str, error: Option<&str>, cause: Option<&str>) -> String {
+/// What the finalizer records for an execution that ended still holding the cell's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedOutside {
+    /// Why, in words.
+    pub reason: String,
+    /// Hold the version until a person retries it: a stopped execution (StopExecution, in the
+    /// console, the CLI or the API) is an abort. Traffic goes back to the stable version in a
+    /// rollback execution the dispatcher starts at once (a held version holding traffic).
+    pub hold: bool,
+}
+
+/// How the finalizer records an execution that ended outside the state machine's own ends.
+pub fn ended_outside(status: &str, error: Option<&str>, cause: Option<&str>) -> EndedOutside {
     if status == ExecutionStatus::Succeeded.as_ref() {
-        return "the execution ended SUCCEEDED still holding the cell's lock (its last \
-                bookkeeping did not finish): the lock is released; traffic stays where its last \
-                verified step set it"
-            .to_string();
+        return EndedOutside {
+            reason: "the execution ended SUCCEEDED still holding the cell's lock (its last \
+                     bookkeeping did not finish): the lock is released; traffic stays where its \
+                     last verified step set it"
+                .to_string(),
+            hold: false,
+        };
+    }
+    if status == ExecutionStatus::Aborted.as_ref() {
+        let by = match cause.filter(|c| !c.trim().is_empty()) {
+            Some(c) => format!(" ({})", readable_reason(&Value::String(c.to_string()))),
+            None => String::new(),
+        };
+        return EndedOutside {
+            reason: format!(
+                "the execution was stopped (StopExecution){by}: a stop is an abort — traffic \
+                 goes back to the stable version, verified, and the version is held until \
+                 `okra rollout retry`"
+            ),
+            hold: true,
+        };
     }
     let what = match (error, cause) {
         (Some(e), Some(c)) if !c.is_empty() => {
@@ -120,10 +148,13 @@ pub fn ended_outside(status: &str, error: Option<&str>, cause: Option<&str>) -> 
         (Some(e), _) => e.to_string(),
         _ => "no error given".to_string(),
     };
-    format!(
-        "the execution ended {status} outside the state machine's own ends ({what}); traffic \
-         stays at the last verified step"
-    )
+    EndedOutside {
+        reason: format!(
+            "the execution ended {status} outside the state machine's own ends ({what}); traffic \
+             stays at the last verified step"
+        ),
+        hold: false,
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -278,15 +309,18 @@ mod tests {
 
     #[test]
     fn an_execution_ended_outside_says_how() {
+        let stopped = ended_outside("ABORTED", None, Some("by alice"));
+        assert!(stopped.hold, "a stop is an abort: the version is held");
         assert_eq!(
-            ended_outside("ABORTED", None, None),
-            "the execution ended ABORTED outside the state machine's own ends (no error given); \
-             traffic stays at the last verified step"
+            stopped.reason,
+            "the execution was stopped (StopExecution) (by alice): a stop is an abort — traffic \
+             goes back to the stable version, verified, and the version is held until `okra \
+             rollout retry`"
         );
-        assert!(
-            ended_outside("FAILED", Some("States.Runtime"), Some("bad path"))
-                .contains("(States.Runtime: bad path)")
-        );
+        let failed = ended_outside("FAILED", Some("States.Runtime"), Some("bad path"));
+        assert!(!failed.hold);
+        assert!(failed.reason.contains("(States.Runtime: bad path)"));
+        assert!(!ended_outside("SUCCEEDED", None, None).hold);
     }
 }
 

@@ -412,6 +412,8 @@ pub enum Trigger {
     Api,
     /// A rollout that goes on in a new execution (the history quota).
     Continue,
+    /// The rollback of a stopped execution (a stop is an abort), started by the finalizer.
+    Stopped,
 }
 }
 

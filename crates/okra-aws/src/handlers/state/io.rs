@@ -125,6 +125,9 @@ pub enum StateInput {
         /// The execution's cause, if it failed.
         #[serde(default)]
         cause: Option<String>,
+        /// The execution's input (its cell spec): a stopped execution's rollback starts with it.
+        #[serde(default)]
+        input: Option<Value>,
     },
     /// The rollout ended.
     Finish {
@@ -206,6 +209,7 @@ pub fn parse(v: Value) -> Result<StateInput> {
             .to_string()
     });
     Ok(StateInput::Ended {
+        input: (!input.is_null()).then(|| input.clone()),
         cell,
         execution,
         status: d.status,

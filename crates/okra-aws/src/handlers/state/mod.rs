@@ -75,9 +75,10 @@ async fn record_once<S: StatePort, E: EventsPort>(
     Ok(true)
 }
 
-async fn begin<S: StatePort, X: ExecutionsPort>(
+async fn begin<S: StatePort, X: ExecutionsPort, E: EventsPort>(
     state: &S,
     executions: &X,
+    events: &E,
     cell: &str,
     execution: &str,
     version: Option<String>,
@@ -122,7 +123,25 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
                     status = info.as_ref().map_or("unknown", |i| i.status.as_str()),
                     "taking over a stale lock"
                 );
-                state.release_lock(cell, &holder.execution).await?;
+                // Recorded as its status change event would have (it may never come).
+                let status = info.as_ref().map_or("NOT_FOUND", |i| i.status.as_str());
+                let status = if status == "RUNNING" {
+                    "NOT_FOUND"
+                } else {
+                    status
+                };
+                finalize(
+                    state,
+                    executions,
+                    events,
+                    cell,
+                    &holder.execution,
+                    status,
+                    None,
+                    None,
+                    now,
+                )
+                .await?;
                 took_over_from = Some(holder.execution);
             }
         }
@@ -131,6 +150,76 @@ async fn begin<S: StatePort, X: ExecutionsPort>(
         format!("the lock of cell {cell} keeps changing hands"),
         None,
     ))
+}
+
+/// What [`finalize`] did.
+struct Finalized {
+    finalized: bool,
+    held: bool,
+    reason: String,
+}
+
+/// Finalizes an execution that ended (`status`, as Step Functions shows it) still holding the
+/// cell's lock, as its status change event would: its rollout recorded as failed with the
+/// reason, a stopped one's version held ([`record::ended_outside`]), the lock released. An
+/// execution that does not hold the lock changes nothing. The finalizer's event and a lock's
+/// takeover both come here, so a status change event EventBridge never delivers is made up for
+/// by the next execution of the cell.
+#[allow(clippy::too_many_arguments)]
+async fn finalize<S: StatePort, X: ExecutionsPort, E: EventsPort>(
+    state: &S,
+    executions: &X,
+    events: &E,
+    cell: &str,
+    execution: &str,
+    status: &str,
+    error: Option<&str>,
+    cause: Option<&str>,
+    now: SystemTime,
+) -> Result<Finalized> {
+    let lock = state
+        .get_lock(cell)
+        .await?
+        .filter(|l| l.execution == execution);
+    let Some(lock) = lock else {
+        return Ok(Finalized {
+            finalized: false,
+            held: false,
+            reason: format!(
+                "execution {execution} ({status}) does not hold the lock of cell {cell}: nothing \
+                 to finalize"
+            ),
+        });
+    };
+    let record::EndedOutside { reason, hold } = record::ended_outside(status, error, cause);
+    let finished = Box::pin(handle(
+        state,
+        executions,
+        events,
+        StateInput::Finish {
+            cell: cell.to_string(),
+            execution: execution.to_string(),
+            outcome: Outcome::Failed,
+            version: Some(lock.version).filter(|v| !v.is_empty()),
+            reason: Some(Value::String(reason.clone())),
+            block: hold,
+            weight: None,
+        },
+        now,
+    ))
+    .await?;
+    tracing::warn!(
+        cell,
+        execution,
+        status,
+        "finalized an execution that ended without finishing"
+    );
+    let blocked = matches!(&finished, StateOutput::Finish(f) if f.blocked.is_some());
+    Ok(Finalized {
+        finalized: matches!(finished, StateOutput::Finish(_)),
+        held: blocked,
+        reason,
+    })
 }
 
 /// Runs one action. `now` is the time the entries and the lock carry (the function passes the
@@ -148,7 +237,7 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             cell,
             execution,
             version,
-        } => begin(state, executions, &cell, &execution, version, now)
+        } => begin(state, executions, events, &cell, &execution, version, now)
             .await
             .map(StateOutput::Begin),
         StateInput::Started {
@@ -340,47 +429,44 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             status,
             error,
             cause,
+            input,
         } => {
-            let held = state
-                .get_lock(&cell)
-                .await?
-                .is_some_and(|l| l.execution == execution);
-            if !held {
-                return Ok(StateOutput::Ended(EndedOutput {
-                    finalized: false,
-                    reason: format!(
-                        "execution {execution} ({status}) does not hold the lock of cell {cell}: \
-                         nothing to finalize"
-                    ),
-                }));
-            }
-            let reason = record::ended_outside(&status, error.as_deref(), cause.as_deref());
-            let version = state.get_lock(&cell).await?.map(|l| l.version);
-            let finished = Box::pin(handle(
+            let out = finalize(
                 state,
                 executions,
                 events,
-                StateInput::Finish {
-                    cell: cell.clone(),
-                    execution: execution.clone(),
-                    outcome: Outcome::Failed,
-                    version: version.filter(|v| !v.is_empty()),
-                    reason: Some(Value::String(reason.clone())),
-                    block: false,
-                    weight: None,
-                },
+                &cell,
+                &execution,
+                &status,
+                error.as_deref(),
+                cause.as_deref(),
                 now,
-            ))
+            )
             .await?;
-            tracing::warn!(
-                cell,
-                execution,
-                status,
-                "finalized an execution that ended without finishing"
-            );
+            // A stop is an abort: the version is held, and a rollback execution (with the
+            // stopped one's input) sends the traffic back at once, verified. Its discovery sees
+            // the held version holding traffic; one that holds none has nothing to roll back.
+            if out.finalized
+                && out.held
+                && let Some(input) = input
+            {
+                let generation = state.generation(&cell).await?;
+                let name = okra_core::naming::execution_name(&cell, "stopped", generation);
+                let mut input = input;
+                input["trigger"] = json!(okra_core::vocab::Trigger::Stopped);
+                input["labels"] = json!({ "stopped": execution });
+                match executions.start(&name, &input).await? {
+                    crate::state::Started::Started { arn } => {
+                        tracing::info!(cell, execution, arn, "rollback after a stop started");
+                    }
+                    crate::state::Started::AlreadyExists { .. } => {
+                        tracing::info!(cell, execution, name, "rollback after a stop exists");
+                    }
+                }
+            }
             Ok(StateOutput::Ended(EndedOutput {
-                finalized: matches!(finished, StateOutput::Finish(_)),
-                reason,
+                finalized: out.finalized,
+                reason: out.reason,
             }))
         }
         StateInput::Finish {
