@@ -795,7 +795,7 @@ async fn tag_target_group_sends_add_tags() {
 }
 
 #[tokio::test]
-async fn target_health_counts_healthy_of_all_but_draining() {
+async fn target_health_counts_healthy_of_all_but_draining_and_targets_aws_never_checks() {
     let health = mock!(Client::describe_target_health).then_output(|| {
         let d = |s: TargetHealthStateEnum| {
             TargetHealthDescription::builder()
@@ -808,6 +808,18 @@ async fn target_health_counts_healthy_of_all_but_draining() {
             .target_health_descriptions(d(TargetHealthStateEnum::Initial))
             .target_health_descriptions(d(TargetHealthStateEnum::Unhealthy))
             .target_health_descriptions(d(TargetHealthStateEnum::Draining))
+            // In an Availability Zone the load balancer has not enabled: never checked, not
+            // counted (TargetHealth reason Target.NotInUse).
+            .target_health_descriptions(
+                TargetHealthDescription::builder()
+                    .target_health(
+                        TargetHealth::builder()
+                            .state(TargetHealthStateEnum::Unused)
+                            .reason(elbv2::types::TargetHealthReasonEnum::NotInUse)
+                            .build(),
+                    )
+                    .build(),
+            )
             .build()
     });
     let h = elb(RuleMode::MatchAny, &[&health])

@@ -41,6 +41,18 @@ impl World {
         self.call_at(input, t(0)).await
     }
 
+    /// Execution `execution` runs, holds the lock and has recorded its rollout's start.
+    async fn rolling_out(&self, execution: &str) {
+        self.execs.add(execution, "RUNNING");
+        self.begin(execution).await.expect("locks");
+        self.record(
+            json!({"action": "started", "cell": CELL, "execution": execution,
+                "decision": start_rollout()}),
+            t(1),
+        )
+        .await;
+    }
+
     async fn begin(&self, execution: &str) -> Result<BeginOutput> {
         match self
             .call(json!({"action": "begin", "cell": CELL, "execution": execution}))
@@ -280,13 +292,7 @@ async fn a_step_of_an_unknown_rollout_is_not_found() {
 #[tokio::test]
 async fn finish_with_block_blocks_the_version_and_releases_the_lock() {
     let w = world();
-    w.execs.add("e1", "RUNNING");
-    w.begin("e1").await.expect("locks");
-    w.record(
-        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
-        t(1),
-    )
-    .await;
+    w.rolling_out("e1").await;
     let cause = r#"{"errorType":"AnalysisFailed","errorMessage":"error rate 7 %\n> 5 %"}"#;
     let finish = json!({
         "action": "finish", "cell": CELL, "execution": "e1", "outcome": "rolledBack",
@@ -474,13 +480,7 @@ fn status_change(execution: &str, status: &str) -> Value {
 #[tokio::test]
 async fn the_finalizer_records_an_execution_that_ended_holding_the_lock_and_frees_the_cell() {
     let w = world();
-    w.execs.add("e1", "RUNNING");
-    w.begin("e1").await.expect("locks");
-    w.record(
-        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
-        t(1),
-    )
-    .await;
+    w.rolling_out("e1").await;
     w.execs.set_status("e1", "FAILED");
     let out = w
         .call(status_change("e1", "FAILED"))
@@ -666,13 +666,7 @@ async fn await_keeps_the_token_and_answers_at_once_when_a_signal_is_waiting() {
 #[tokio::test]
 async fn a_continued_rollout_is_recorded_and_frees_the_cell_without_an_event() {
     let w = world();
-    w.execs.add("e1", "RUNNING");
-    w.begin("e1").await.expect("locks");
-    w.record(
-        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
-        t(1),
-    )
-    .await;
+    w.rolling_out("e1").await;
     let out = w
         .finish(
             json!({"action": "finish", "cell": CELL, "execution": "e1", "outcome": "continued",
@@ -697,13 +691,7 @@ async fn a_continued_rollout_is_recorded_and_frees_the_cell_without_an_event() {
 #[tokio::test]
 async fn a_stopped_execution_is_an_abort_its_version_held_and_a_rollback_started() {
     let w = world();
-    w.execs.add("e1", "RUNNING");
-    w.begin("e1").await.expect("locks");
-    w.record(
-        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
-        t(1),
-    )
-    .await;
+    w.rolling_out("e1").await;
     w.execs.set_status("e1", "ABORTED");
     let StateOutput::Ended(ended) = w
         .call(status_change("e1", "ABORTED"))
@@ -733,7 +721,11 @@ async fn a_stopped_execution_is_an_abort_its_version_held_and_a_rollback_started
         .into_iter()
         .map(|b| b.version)
         .collect();
-    assert_eq!(held, vec![r.to.clone()], "the version is held until a retry");
+    assert_eq!(
+        held,
+        vec![r.to.clone()],
+        "the version is held until a retry"
+    );
     assert_eq!(w.state.lock_of(CELL), None);
     let started = w.execs.executions();
     let rollback = started.last().expect("a rollback execution");
@@ -756,13 +748,7 @@ async fn a_stopped_execution_is_an_abort_its_version_held_and_a_rollback_started
 #[tokio::test]
 async fn taking_over_a_stale_lock_finalizes_the_execution_that_held_it() {
     let w = world();
-    w.execs.add("e1", "RUNNING");
-    w.begin("e1").await.expect("locks");
-    w.record(
-        json!({"action": "started", "cell": CELL, "execution": "e1", "decision": start_rollout()}),
-        t(1),
-    )
-    .await;
+    w.rolling_out("e1").await;
     w.execs.set_status("e1", "ABORTED");
     w.execs.add("e2", "RUNNING");
     let out = w.begin("e2").await.expect("takes over");
@@ -774,5 +760,9 @@ async fn taking_over_a_stale_lock_finalizes_the_execution_that_held_it() {
         .expect("reads")
         .expect("exists");
     assert_eq!(r.status, "failed", "recorded, not left running");
-    assert_eq!(out.blocklist, vec![r.to.clone()], "the stop held its version");
+    assert_eq!(
+        out.blocklist,
+        vec![r.to.clone()],
+        "the stop held its version"
+    );
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_elasticloadbalancingv2 as elb;
 use elb::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, Tag, TargetGroupStickinessConfig,
-    TargetGroupTuple, TargetHealthStateEnum, TargetTypeEnum,
+    TargetGroupTuple, TargetHealthReasonEnum, TargetHealthStateEnum, TargetTypeEnum,
 };
 use okra_core::doctor::LoadBalancerFacts;
 use okra_core::model::{
@@ -135,7 +135,13 @@ impl Elb {
     async fn target_states(
         &self,
         arn: &str,
-    ) -> Result<Vec<(String, Option<TargetHealthStateEnum>)>> {
+    ) -> Result<
+        Vec<(
+            String,
+            Option<TargetHealthStateEnum>,
+            Option<TargetHealthReasonEnum>,
+        )>,
+    > {
         let out = self
             .client
             .describe_target_health()
@@ -151,6 +157,7 @@ impl Elb {
                 (
                     id.to_string(),
                     d.target_health().and_then(|t| t.state()).cloned(),
+                    d.target_health().and_then(|t| t.reason()).cloned(),
                 )
             })
             .collect())
@@ -440,9 +447,15 @@ impl LoadBalancerPort for Elb {
 
     async fn target_health(&self, arn: &str) -> Result<TargetHealth> {
         let mut h = TargetHealth::default();
-        for (_, state) in self.target_states(arn).await? {
+        for (_, state, reason) in self.target_states(arn).await? {
             match state {
                 Some(TargetHealthStateEnum::Draining) => {}
+                // A target in an Availability Zone the load balancer has not enabled is never
+                // checked and never gets traffic (ELB API reference, TargetHealth: reason
+                // `Target.NotInUse`): it does not count for the gate. (Before its group is in a
+                // forward action, every target reads so: the group has none that count.)
+                Some(TargetHealthStateEnum::Unused)
+                    if reason == Some(TargetHealthReasonEnum::NotInUse) => {}
                 Some(TargetHealthStateEnum::Healthy) => {
                     h.healthy += 1;
                     h.total += 1;
@@ -458,10 +471,10 @@ impl LoadBalancerPort for Elb {
             .target_states(arn)
             .await?
             .into_iter()
-            .filter(|(id, s)| {
+            .filter(|(id, s, _)| {
                 !id.is_empty() && s.as_ref() != Some(&TargetHealthStateEnum::Draining)
             })
-            .map(|(id, _)| id)
+            .map(|(id, _, _)| id)
             .collect())
     }
 
