@@ -207,6 +207,7 @@ async fn a_step_is_one_read_one_write_one_verification_read() -> Result<()> {
     let elb = Elb::from_config(&conf);
     let out = shift::handle(
         &elb,
+        &okra_aws::eks::Eks::from_config(&conf),
         serde_json::from_value(step(10, s0["action"].clone()))?,
     )
     .await?;
@@ -223,6 +224,7 @@ async fn a_step_is_one_read_one_write_one_verification_read() -> Result<()> {
     let (conf, again) = caller(&aws, "shift-again").await;
     let out = shift::handle(
         &Elb::from_config(&conf),
+        &okra_aws::eks::Eks::from_config(&conf),
         serde_json::from_value(step(10, s0["action"].clone()))?,
     )
     .await?;

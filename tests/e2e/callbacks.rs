@@ -727,3 +727,176 @@ async fn resume_in_an_analysis_is_409_and_promote_skips_it_at_once() -> Result<(
     );
     Ok(())
 }
+
+/// A readiness time-out (the new version's targets never get healthy) is an automatic attempt:
+/// the dispatcher backs off before the next one, and after `maxAttempts` (2 here) the version is
+/// held as failing, so the time-out loop stops (issue 25, item 5). The backoff's 5 minutes pass
+/// by moving the failure's time back in the table.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_readiness_time_out_loop_backs_off_and_stops_after_max_attempts() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let w = aws.world("cbtry").await?;
+    let name = cell_name(&w);
+    let mut spec = common::cell(&w, json!([{"setWeight": 50}, {"setWeight": 100}]));
+    spec["readiness"] = json!({"minHealthyPercent": 100, "timeout": "20s"});
+    spec["maxAttempts"] = json!(2);
+    aws.state()
+        .put_cell(&serde_json::from_value(spec.clone())?, None)
+        .await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
+    let dispatch = || -> Result<serde_json::Value> {
+        let Invocation::Ok(out) = aws
+            .local
+            .invoke("dispatcher", &json!({"cells": [name], "trigger": "api"}))?
+        else {
+            anyhow::bail!("the dispatcher failed");
+        };
+        Ok(out["results"][0].clone())
+    };
+    let init = dispatch()?;
+    assert_eq!(init["outcome"], "started", "{init}");
+    let exec = init["execution"]
+        .as_str()
+        .context("an execution")?
+        .to_string();
+    assert_eq!(finished(&sfn, &exec).await?.0, "SUCCEEDED");
+    // 1.1.0's clusters: no target ever registers, so the gate never holds.
+    aws.cluster(&w, "b1", "1.1.0").await?;
+    aws.cluster(&w, "b2", "1.1.0").await?;
+
+    let mut outcomes = Vec::new();
+    for attempt in 1..=2 {
+        let r = dispatch()?;
+        assert_eq!(r["outcome"], "started", "attempt {attempt}: {r}");
+        let exec = r["execution"].as_str().context("an execution")?.to_string();
+        let (status, error) = finished(&sfn, &exec).await?;
+        outcomes.push(format!("{status} {}", error.unwrap_or_default()));
+        let f = aws
+            .state()
+            .failures(&name, "1.1.0")
+            .await?
+            .context("failures")?;
+        assert_eq!(f.count, attempt, "{f:?}");
+        if attempt == 1 {
+            let r = dispatch()?;
+            assert_eq!(r["outcome"], "skipped", "{r}");
+            let reason = r["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains("the next attempt in 5m"), "{reason}");
+            // Five minutes pass.
+            let past =
+                okra_aws::state::rfc3339(std::time::SystemTime::now() - Duration::from_secs(301));
+            aws.ddb
+                .update_item()
+                .table_name(common::TABLE)
+                .key(
+                    "pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("CELL#{name}")),
+                )
+                .key(
+                    "sk",
+                    aws_sdk_dynamodb::types::AttributeValue::S("FAILURES#1.1.0".into()),
+                )
+                .update_expression("SET lastAt = :at")
+                .expression_attribute_values(
+                    ":at",
+                    aws_sdk_dynamodb::types::AttributeValue::S(past),
+                )
+                .send()
+                .await?;
+        }
+    }
+    assert_eq!(
+        outcomes,
+        ["FAILED ReadinessTimedOut", "FAILED ReadinessTimedOut"]
+    );
+    let blocks = aws.state().blocklist(&name).await?;
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert!(
+        blocks[0]
+            .reason
+            .starts_with("failing: 2 automatic attempt(s)"),
+        "{blocks:?}"
+    );
+    // Held: the loop has stopped.
+    let r = dispatch()?;
+    assert_eq!(r["outcome"], "nothingToDo", "{r}");
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    Ok(())
+}
+
+/// Members are re-read before every weight change, whatever the gate (issue 25, item 1): with
+/// the readiness gate at 0 %, a canary cluster re-tagged from 1.1.0 to 1.2.0 during the pause
+/// is not promoted as 1.1.0 (the next step fails, naming it, and the rollout rolls back), and
+/// a canary cluster deleted during the pause gets no more weight.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_cluster_re_tagged_or_deleted_mid_rollout_gets_no_more_weight() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    for (prefix, change) in [("cbretag", "retag"), ("cbdelete", "delete")] {
+        let (w, exec) = paused_rollout_with(&aws, &sfn, prefix, |spec| {
+            spec["readiness"]["minHealthyPercent"] = json!(0);
+        })
+        .await?;
+        let name = cell_name(&w);
+        let b1 = format!("{}-b1", w.prefix);
+        let (why, arn) = match change {
+            "retag" => {
+                let arn = aws
+                    .eks
+                    .describe_cluster()
+                    .name(&b1)
+                    .send()
+                    .await?
+                    .cluster()
+                    .and_then(|c| c.arn())
+                    .context("an ARN")?
+                    .to_string();
+                aws.eks
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .tags("okra.io/version", "1.2.0")
+                    .send()
+                    .await?;
+                ("now carries version 1.2.0, not 1.1.0", arn)
+            }
+            _ => {
+                aws.eks.delete_cluster().name(&b1).send().await?;
+                ("is gone", String::new())
+            }
+        };
+        let (code, body) = api(
+            &aws,
+            "POST",
+            &format!("/cells/{name}/rollouts/{exec}/resume"),
+        )?;
+        assert_eq!(code, 202, "{body}");
+        let (status, error) = finished(&sfn, &exec).await?;
+        assert_eq!(
+            (status.as_str(), error.as_deref()),
+            ("FAILED", Some("RolledBack")),
+            "{change}"
+        );
+        assert_eq!(
+            aws.weights_by_version(&w).await?,
+            BTreeMap::from([("1.0.0".to_string(), 100)]),
+            "{change}: no weight for {b1} after the pause"
+        );
+        let record = aws.rollout(&name, &exec).await?.context("the record")?;
+        assert!(
+            record.history.last().is_some_and(|h| {
+                let d = h.detail.to_string();
+                d.contains(&format!("cluster {b1} {why}"))
+            }),
+            "{change} ({arn}): {:?}",
+            record.history.last()
+        );
+        assert!(
+            !record.history.iter().any(|h| h.event == "promoted"),
+            "{change}: never promoted as 1.1.0"
+        );
+    }
+    Ok(())
+}

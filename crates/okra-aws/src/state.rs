@@ -24,7 +24,8 @@ use crate::error::Result;
 /// | a rollout's history | `CELL#<cell>` | `ROLLOUT#<execution>` |
 /// | a person's signal | `CELL#<cell>` | `SIGNAL#<execution>` |
 /// | the cell's execution generation | `CELL#<cell>` | `GENERATION` |
-/// | an execution's wait for a person (its task token) | `CELL#<cell>` | `WAIT#<execution>` |
+/// | an execution's wait (its task token, kind, step) | `CELL#<cell>` | `WAIT#<execution>` |
+/// | a version's failed automatic attempts | `CELL#<cell>` | `FAILURES#<version>` |
 pub mod keys {
     /// The partition of all cell specs (a Query lists them).
     pub const CELLS: &str = "CELLS";
@@ -55,6 +56,10 @@ pub mod keys {
     /// The task token of an execution that waits for a person.
     pub fn wait(execution: &str) -> String {
         format!("WAIT#{execution}")
+    }
+    /// A version's failed automatic attempts.
+    pub fn failures(version: &str) -> String {
+        format!("FAILURES#{version}")
     }
 }
 
@@ -116,6 +121,26 @@ impl Wait {
         let d = until.duration_since(now).ok()?;
         let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
         (s > 0).then_some(s)
+    }
+}
+
+/// A version's failed automatic attempts ([`okra_core::attempts`]): failures that did not block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failures {
+    /// How many executions failed (each counted once).
+    pub count: u32,
+    /// When the last one failed (RFC 3339).
+    pub last_at: String,
+    /// Why the last one failed.
+    pub last_reason: String,
+}
+
+impl Failures {
+    /// How long ago the last one failed (`None` when `last_at` does not read as RFC 3339).
+    pub fn since_last(&self, now: std::time::SystemTime) -> Option<std::time::Duration> {
+        let at = humantime::parse_rfc3339_weak(&self.last_at).ok()?;
+        now.duration_since(at).ok()
     }
 }
 
@@ -254,8 +279,24 @@ pub trait StatePort: Send + Sync {
     fn blocklist(&self, cell: &str) -> impl Future<Output = Result<Vec<Block>>> + Send;
     /// Blocks a version (idempotent: a second block keeps the first reason).
     fn block(&self, cell: &str, block: &Block) -> impl Future<Output = Result<()>> + Send;
-    /// Unblocks a version and bumps its retry counter; returns the new attempt number.
+    /// Unblocks a version, forgets its failed automatic attempts and bumps its retry counter;
+    /// returns the new attempt number.
     fn unblock(&self, cell: &str, version: &str) -> impl Future<Output = Result<u32>> + Send;
+    /// Counts a failed automatic attempt at a version, once per execution (a replay counts
+    /// nothing more); the failures now.
+    fn record_failure(
+        &self,
+        cell: &str,
+        version: &str,
+        execution: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<Failures>> + Send;
+    /// A version's failed automatic attempts, if any.
+    fn failures(
+        &self,
+        cell: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<Failures>>> + Send;
     /// A version's attempt number (0 until first retried).
     fn attempt(&self, cell: &str, version: &str) -> impl Future<Output = Result<u32>> + Send;
 

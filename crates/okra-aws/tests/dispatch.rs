@@ -462,3 +462,39 @@ async fn failed_api_calls_and_node_group_tags_concern_no_cell() {
     assert!(out.results.is_empty());
     assert_eq!(w.state.meter.calls("list_cells"), 0);
 }
+
+/// After a failure that did not block, the next automatic attempt waits for its backoff (5 min
+/// after the first failure), and the dispatcher says why.
+#[tokio::test]
+async fn the_next_attempt_after_a_failure_waits_for_its_backoff() {
+    let w = world();
+    let failed = |ago: u64| okra_aws::state::Failures {
+        count: 1,
+        last_at: okra_aws::state::rfc3339(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(ago),
+        ),
+        last_reason: "the new target groups did not meet the readiness gate in time".into(),
+    };
+    w.state.set_failures(CELL, "1.1.0", failed(60));
+    let out = w
+        .dispatch(json!({"cells": ["web"]}))
+        .await
+        .expect("dispatches");
+    let web = by_cell(&out, "web");
+    assert_eq!(web.outcome, DispatchOutcome::Skipped, "{web:?}");
+    assert!(
+        web.reason.contains("failed 1 automatic attempt(s)")
+            && web.reason.contains("readiness gate")
+            && web.reason.contains("the next attempt in 4m"),
+        "{}",
+        web.reason
+    );
+    assert!(w.execs.executions().is_empty());
+
+    w.state.set_failures(CELL, "1.1.0", failed(301));
+    let out = w
+        .dispatch(json!({"cells": ["web"]}))
+        .await
+        .expect("dispatches");
+    assert_eq!(by_cell(&out, "web").outcome, DispatchOutcome::Started);
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{CELL, LISTENER, RULE, fwd, fwd_sticky};
-use okra_aws::fakes::{FakeElb, RawAction};
+use okra_aws::fakes::{FakeEks, FakeElb, RawAction};
 use okra_aws::handlers::shift::{ShiftInput, ShiftOutput, Targets, handle};
 use okra_aws::{OkraError, Result};
 use okra_core::decision::{Member, Side};
@@ -42,7 +42,7 @@ fn step(w: &World, weight: u32, expected: &ForwardAction) -> ShiftInput {
 }
 
 async fn run(w: &World, i: ShiftInput) -> Result<ShiftOutput> {
-    handle(&w.elb, i).await
+    handle(&w.elb, &FakeEks::new(), i).await
 }
 
 fn json_of(fa: &ForwardAction) -> Value {
@@ -300,7 +300,7 @@ async fn the_first_switch_replaces_the_fixed_response_and_keeps_other_actions() 
         "canary": [c1, c2],
         "weight": 100,
     }));
-    let out = handle(&elb, i).await.expect("initializes");
+    let out = handle(&elb, &FakeEks::new(), i).await.expect("initializes");
     assert!(out.changed);
     assert_eq!(
         elb.actions(LISTENER, Some(RULE)),
@@ -484,4 +484,55 @@ async fn members_are_checked_before_each_weight_change() {
     assert_eq!(out.excluded.len(), 1);
     assert_eq!(out.excluded[0].target_group_arn, s2);
     assert!(out.excluded[0].reason.contains("0 of 2"));
+}
+
+/// Every member's cluster is read before a weight change, whatever the gate (here 0): a canary
+/// cluster re-tagged to a newer version fails the step (it must not be promoted as the old
+/// one), one deleted too; a stable cluster that is gone leaves the action. A rollback to 0 % is
+/// never refused.
+#[tokio::test]
+async fn member_clusters_are_read_before_each_weight_change_whatever_the_gate() {
+    let w = world();
+    let s2 = w.elb.add_okra_group(CELL, "a2", "1.0.0");
+    let before = fwd(&[(&w.s1, 50), (&s2, 50)]);
+    w.elb.set_forward(LISTENER, None, before.clone());
+    let eks = FakeEks::new();
+    eks.add_active("a1", &[("okra.io/version", "1.0.0")]);
+    eks.add_active("a2", &[("okra.io/version", "1.0.0")]);
+    eks.add_active("b1", &[("okra.io/version", "1.2.0")]);
+    let step = |weight: u32| {
+        input(json!({
+            "listenerArn": LISTENER,
+            "stable": {"version": "1.0.0", "members": [
+                {"cluster": "a1", "targetGroupArn": w.s1}, {"cluster": "a2", "targetGroupArn": s2}]},
+            "canary": {"version": "1.1.0", "members": [{"cluster": "b1", "targetGroupArn": w.c1}]},
+            "weight": weight, "expected": before, "minHealthyPercent": 0,
+            "versionTag": "okra.io/version",
+        }))
+    };
+    let err = handle(&w.elb, &eks, step(30)).await.expect_err("re-tagged");
+    assert_eq!(err.error_type(), "CanaryUnhealthy");
+    assert!(
+        err.to_string()
+            .contains("cluster b1 now carries version 1.2.0, not 1.1.0"),
+        "{err}"
+    );
+    assert!(w.elb.writes().is_empty(), "nothing written");
+
+    // Back to 1.1.0, but a stable cluster is deleted: the other takes its share.
+    eks.add_active("b1", &[("okra.io/version", "1.1.0")]);
+    eks.remove_cluster("a2");
+    let out = handle(&w.elb, &eks, step(30)).await.expect("shifts");
+    assert_eq!(out.action, fwd(&[(&w.s1, 70), (&w.c1, 30)]));
+    assert_eq!(out.excluded.len(), 1);
+    assert_eq!(out.excluded[0].reason, "cluster a2 is gone");
+
+    // The canary's cluster deleted too: no weight for it; a rollback still goes through.
+    eks.remove_cluster("b1");
+    let err = handle(&w.elb, &eks, step(50)).await.expect_err("gone");
+    assert!(err.to_string().contains("cluster b1 is gone"), "{err}");
+    let mut back = step(0);
+    back.expected = Some(out.action.clone());
+    let out = handle(&w.elb, &eks, back).await.expect("rolls back");
+    assert_eq!(out.weight, 0);
 }

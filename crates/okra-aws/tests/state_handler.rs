@@ -766,3 +766,45 @@ async fn taking_over_a_stale_lock_finalizes_the_execution_that_held_it() {
         "the stop held its version"
     );
 }
+
+/// A failure that does not block (here a readiness time-out, as the state machine finishes it:
+/// no version in the input, the lock names it) is an automatic attempt: counted once per
+/// execution, and at the spec's `maxAttempts` the version is held as failing.
+#[tokio::test]
+async fn failures_that_do_not_block_are_counted_and_hold_the_version_at_max_attempts() {
+    let w = world();
+    let spec = json!({"name": CELL, "maxAttempts": 2});
+    let timed_out = |execution: &str| {
+        json!({"action": "finish", "cell": spec, "execution": execution, "outcome": "failed",
+            "block": false, "reason": "the new target groups did not meet the readiness gate in time; no traffic moved"})
+    };
+    w.rolling_out("e1").await;
+    let first = w.finish(timed_out("e1"), t(2)).await;
+    assert_eq!(first.blocked, None);
+    // Step Functions may run the task twice: counted once.
+    w.finish(timed_out("e1"), t(3)).await;
+    let f = w
+        .state
+        .failures(CELL, "1.2.0")
+        .await
+        .expect("reads")
+        .expect("failures");
+    assert_eq!(f.count, 1);
+    assert!(f.last_reason.contains("readiness gate"), "{f:?}");
+
+    w.rolling_out("e2").await;
+    let second = w.finish(timed_out("e2"), t(4)).await;
+    assert_eq!(second.blocked.as_deref(), Some("1.2.0"), "held at 2 of 2");
+    let reason = second.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("failing: 2 automatic attempt(s) failed"),
+        "{reason}"
+    );
+    let blocks = w.state.blocklist(CELL).await.expect("reads");
+    assert!(blocks[0].reason.starts_with("failing:"), "{blocks:?}");
+    assert!(w.events.kinds().contains(&"Rollout Failed".to_string()));
+
+    // A retry forgets the failures with the block.
+    w.state.unblock(CELL, "1.2.0").await.expect("unblocks");
+    assert_eq!(w.state.failures(CELL, "1.2.0").await.expect("reads"), None);
+}

@@ -137,9 +137,147 @@ pub fn check_members(
     }
 }
 
+/// A member's cluster as read before a step (DescribeCluster): whether it is ACTIVE, and its
+/// version tag's value. A cluster that is gone reads as `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNow {
+    /// Its status is ACTIVE.
+    pub active: bool,
+    /// Its version tag's value, if it has one.
+    pub version: Option<String>,
+}
+
+/// Why `cluster` no longer serves `version` (`None`: it does): gone, not ACTIVE, or tagged
+/// with another version.
+pub fn member_changed(cluster: &str, now: Option<&ClusterNow>, version: &str) -> Option<String> {
+    match now {
+        None => Some(format!("cluster {cluster} is gone")),
+        Some(c) if !c.active => Some(format!("cluster {cluster} is not ACTIVE")),
+        Some(c) => match c.version.as_deref().map(crate::versions::canonical) {
+            Some(v) if v == version => None,
+            Some(v) => Some(format!(
+                "cluster {cluster} now carries version {v}, not {version}"
+            )),
+            None => Some(format!("cluster {cluster} carries no version tag")),
+        },
+    }
+}
+
+/// Checks every member's cluster before a step that gives the canary `canary_weight` %,
+/// whatever the readiness gate: a canary member whose cluster is gone, not ACTIVE or tagged
+/// with another version fails the step (the rollout rolls back, naming it; a rollback to 0 %
+/// is never refused); such a stable member leaves the action and the others share its weight,
+/// unless none is left. Members are `(target group, cluster)`; those without a cluster (target
+/// groups okra did not make) are not checked. `now` is keyed by cluster (absent: gone).
+pub fn check_clusters(
+    stable: (&[(String, Option<String>)], &str),
+    canary: (&[(String, Option<String>)], &str),
+    canary_weight: u32,
+    now: &BTreeMap<String, ClusterNow>,
+) -> MemberCheck {
+    let changed = |members: &[(String, Option<String>)], version: &str| -> Vec<Excluded> {
+        members
+            .iter()
+            .filter_map(|(arn, cluster)| {
+                let cluster = cluster.as_deref()?;
+                member_changed(cluster, now.get(cluster), version).map(|reason| Excluded {
+                    target_group_arn: arn.clone(),
+                    reason,
+                })
+            })
+            .collect()
+    };
+    if canary_weight > 0 {
+        let bad = changed(canary.0, canary.1);
+        if !bad.is_empty() {
+            return MemberCheck::CanaryUnhealthy(bad);
+        }
+    }
+    let all: Vec<String> = stable.0.iter().map(|(a, _)| a.clone()).collect();
+    let excluded = changed(stable.0, stable.1);
+    if excluded.len() == all.len() {
+        return MemberCheck::Go {
+            stable: all,
+            excluded: Vec::new(),
+        };
+    }
+    MemberCheck::Go {
+        stable: all
+            .into_iter()
+            .filter(|a| !excluded.iter().any(|e| &e.target_group_arn == a))
+            .collect(),
+        excluded,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_whose_cluster_left_its_version_fails_the_canary_or_leaves_the_stable_side() {
+        let now: BTreeMap<String, ClusterNow> = [
+            ("a1", true, Some("1.0.0")),
+            ("a2", true, Some("1.0.0")),
+            ("b1", true, Some("v1.2.0")),
+            ("b2", false, Some("1.1.0")),
+        ]
+        .into_iter()
+        .map(|(c, active, v)| {
+            (
+                c.to_string(),
+                ClusterNow {
+                    active,
+                    version: v.map(str::to_string),
+                },
+            )
+        })
+        .collect();
+        let m = |pairs: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            pairs
+                .iter()
+                .map(|(a, c)| ((*a).to_string(), c.map(str::to_string)))
+                .collect()
+        };
+        let stable = m(&[("tg-a1", Some("a1")), ("tg-a3", Some("a3"))]);
+        let canary = m(&[("tg-b1", Some("b1")), ("tg-b2", Some("b2"))]);
+        let MemberCheck::CanaryUnhealthy(bad) =
+            check_clusters((&stable, "1.0.0"), (&canary, "1.1.0"), 30, &now)
+        else {
+            panic!("a re-tagged canary cluster fails the step");
+        };
+        let reasons: Vec<&str> = bad.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "cluster b1 now carries version 1.2.0, not 1.1.0",
+                "cluster b2 is not ACTIVE"
+            ]
+        );
+        // A rollback (canary to 0 %) is never refused; the stable member whose cluster is gone
+        // leaves, the other keeps the traffic.
+        assert_eq!(
+            check_clusters((&stable, "1.0.0"), (&canary, "1.1.0"), 0, &now),
+            MemberCheck::Go {
+                stable: vec!["tg-a1".to_string()],
+                excluded: vec![Excluded {
+                    target_group_arn: "tg-a3".into(),
+                    reason: "cluster a3 is gone".into()
+                }],
+            }
+        );
+        // Unmanaged groups (no cluster) are not checked; nobody left: everyone stays.
+        let unmanaged = m(&[("tg-x", None)]);
+        let gone = m(&[("tg-a3", Some("a3"))]);
+        assert!(matches!(
+            check_clusters((&unmanaged, "1.0.0"), (&canary[..1], "1.2.0"), 50, &now),
+            MemberCheck::Go { ref excluded, .. } if excluded.is_empty()
+        ));
+        assert!(matches!(
+            check_clusters((&gone, "1.0.0"), (&[], "1.1.0"), 0, &now),
+            MemberCheck::Go { ref stable, ref excluded } if stable.len() == 1 && excluded.is_empty()
+        ));
+    }
 
     #[test]
     fn readiness_needs_every_group_and_names_the_short_ones() {

@@ -135,6 +135,15 @@ pub fn starter(opts: &InitOptions, clusters: &[Cluster]) -> Starter {
     let _ = writeln!(y, "readiness:");
     let _ = writeln!(y, "  minHealthyPercent: 100");
     let _ = writeln!(y, "  timeout: 10m");
+    let _ = writeln!(
+        y,
+        "# A failure that does not roll back (a readiness time-out) is tried again after 5 min,"
+    );
+    let _ = writeln!(
+        y,
+        "# 15 min, ...; after this many attempts the version is held until `okra rollout retry`."
+    );
+    let _ = writeln!(y, "maxAttempts: 3");
     let _ = writeln!(y, "canary:");
     let _ = writeln!(y, "  steps:");
     if nlb {

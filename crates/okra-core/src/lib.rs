@@ -25,6 +25,7 @@
 pub mod analysis;
 pub mod answer;
 pub mod arn;
+pub mod attempts;
 pub mod cell;
 pub mod decision;
 pub mod dispatch;

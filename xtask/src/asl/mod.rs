@@ -152,9 +152,15 @@ fn state_task(
     catch: Value,
     comment: Option<&str>,
 ) -> Value {
+    // `finish` takes the spec (its `maxAttempts` for the failure count); the others the name.
+    let cell = if action == StateAction::Finish {
+        "$.cell"
+    } else {
+        "$.cell.name"
+    };
     let mut params = obj([
         ("action", json!(action)),
-        ("cell.$", json!("$.cell.name")),
+        ("cell.$", json!(cell)),
         ("execution.$", json!(EXECUTION)),
     ]);
     params.extend(extra);
@@ -208,12 +214,14 @@ fn shift(s: Shift<'_>) -> Value {
     let mut params = listener();
     params.insert("expected.$".into(), json!(s.expected));
     if s.check_members {
-        // Every member against the readiness gate first: a canary group gone or unhealthy
-        // fails the step; a stable one leaves the action and the others share its weight.
+        // Every member first: its cluster still there, ACTIVE and of its side's version
+        // (whatever the gate), then against the readiness gate. A canary member that fails
+        // either fails the step; a stable one leaves the action and the others share its weight.
         params.insert(
             "minHealthyPercent.$".into(),
             json!("$.discovery.readiness.minHealthyPercent"),
         );
+        params.insert("versionTag.$".into(), json!("$.discovery.versionTag"));
     }
     s.stable.put(&mut params, "stable");
     Arg::Path(s.canary).put(&mut params, "canary");

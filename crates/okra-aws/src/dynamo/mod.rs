@@ -24,8 +24,8 @@ use okra_core::spec::CellSpec;
 
 use crate::error::{OkraError, Result};
 use crate::state::{
-    Block, HistoryEntry, Lock, Rollout, RolloutStatus, Signal, StatePort, StoredCell, Wait, keys,
-    rfc3339,
+    Block, Failures, HistoryEntry, Lock, Rollout, RolloutStatus, Signal, StatePort, StoredCell,
+    Wait, keys, rfc3339,
 };
 
 mod items;
@@ -345,13 +345,15 @@ impl StatePort for Dynamo {
 
     async fn unblock(&self, cell: &str, version: &str) -> Result<u32> {
         let pk = keys::cell(cell);
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&pk, &keys::block(version))))
-            .send()
-            .await
-            .map_err(OkraError::from_sdk)?;
+        for sk in [keys::block(version), keys::failures(version)] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(&pk, &sk)))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+        }
         let out = self
             .client
             .update_item()
@@ -366,6 +368,68 @@ impl StatePort for Dynamo {
             .map_err(OkraError::from_sdk)?;
         let attrs = out.attributes().cloned().unwrap_or_default();
         Ok(get_n(&attrs, "attempt")?.unwrap_or(1))
+    }
+
+    async fn record_failure(
+        &self,
+        cell: &str,
+        version: &str,
+        execution: &str,
+        reason: &str,
+    ) -> Result<Failures> {
+        // One conditional update: the count grows only for an execution not counted yet.
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), &keys::failures(version))))
+            .update_expression(
+                "ADD #count :one, #executions :execution SET #lastAt = :at, #lastReason = :reason",
+            )
+            .condition_expression(
+                "attribute_not_exists(#executions) OR NOT contains(#executions, :name)",
+            )
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#executions", "executions")
+            .expression_attribute_names("#lastAt", "lastAt")
+            .expression_attribute_names("#lastReason", "lastReason")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(
+                ":execution",
+                AttributeValue::Ss(vec![execution.to_string()]),
+            )
+            .expression_attribute_values(":name", s(execution))
+            .expression_attribute_values(":at", s(rfc3339(std::time::SystemTime::now())))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.failures(cell, version)
+            .await?
+            .ok_or_else(|| OkraError::NotFound(format!("the failures of {version} in cell {cell}")))
+    }
+
+    async fn failures(&self, cell: &str, version: &str) -> Result<Option<Failures>> {
+        let Some(it) = self
+            .get(&keys::cell(cell), &keys::failures(version))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let text = |k: &str| match it.get(k) {
+            Some(AttributeValue::S(v)) => v.clone(),
+            _ => String::new(),
+        };
+        Ok(Some(Failures {
+            count: get_n(&it, "count")?.unwrap_or(0),
+            last_at: text("lastAt"),
+            last_reason: text("lastReason"),
+        }))
     }
 
     async fn attempt(&self, cell: &str, version: &str) -> Result<u32> {

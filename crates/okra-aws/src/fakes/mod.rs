@@ -135,6 +135,6 @@ impl Meter {
 }
 
 use crate::state::{
-    Block, EventsPort, ExecutionInfo, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent,
-    Signal, Started, StatePort, StoredCell, Wait,
+    Block, EventsPort, ExecutionInfo, ExecutionsPort, Failures, HistoryEntry, Lock, Rollout,
+    RolloutEvent, Signal, Started, StatePort, StoredCell, Wait,
 };

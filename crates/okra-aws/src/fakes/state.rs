@@ -14,6 +14,8 @@ pub(super) struct StateData {
     pub(super) locks: BTreeMap<String, Lock>,
     pub(super) blocks: BTreeMap<CellKey, Block>,
     pub(super) attempts: BTreeMap<CellKey, u32>,
+    /// Failed automatic attempts, and the executions counted.
+    pub(super) failures: BTreeMap<CellKey, (Failures, BTreeSet<String>)>,
     pub(super) generations: BTreeMap<String, u64>,
     /// The record and the keys of its entries.
     pub(super) rollouts: BTreeMap<CellKey, (Rollout, BTreeSet<String>)>,
@@ -35,6 +37,13 @@ impl FakeState {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets a version's failed automatic attempts as they are (a last failure long ago, say).
+    pub fn set_failures(&self, cell: &str, version: &str, failures: Failures) {
+        lock(&self.data)
+            .failures
+            .insert(ck(cell, version), (failures, BTreeSet::new()));
     }
 
     /// Stores a cell as is (no validation, no revision check): a spec stored by an older okra
@@ -188,9 +197,45 @@ impl StatePort for FakeState {
         self.meter.enter("unblock")?;
         let mut d = lock(&self.data);
         d.blocks.remove(&ck(cell, version));
+        d.failures.remove(&ck(cell, version));
         let a = d.attempts.entry(ck(cell, version)).or_default();
         *a += 1;
         Ok(*a)
+    }
+
+    async fn record_failure(
+        &self,
+        cell: &str,
+        version: &str,
+        execution: &str,
+        reason: &str,
+    ) -> Result<Failures> {
+        self.meter.enter("record_failure")?;
+        let mut d = lock(&self.data);
+        let (f, seen) = d.failures.entry(ck(cell, version)).or_insert_with(|| {
+            (
+                Failures {
+                    count: 0,
+                    last_at: String::new(),
+                    last_reason: String::new(),
+                },
+                BTreeSet::new(),
+            )
+        });
+        if seen.insert(execution.to_string()) {
+            f.count += 1;
+            f.last_at = crate::state::rfc3339(std::time::SystemTime::now());
+            f.last_reason = reason.to_string();
+        }
+        Ok(f.clone())
+    }
+
+    async fn failures(&self, cell: &str, version: &str) -> Result<Option<Failures>> {
+        self.meter.enter("failures")?;
+        Ok(lock(&self.data)
+            .failures
+            .get(&ck(cell, version))
+            .map(|(f, _)| f.clone()))
     }
 
     async fn attempt(&self, cell: &str, version: &str) -> Result<u32> {

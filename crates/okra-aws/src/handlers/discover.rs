@@ -56,6 +56,8 @@ pub struct DiscoverOutput {
     pub readiness: ReadinessPlan,
     /// The cell's stickiness for every write (null: keep the listener's).
     pub stickiness: Option<ForwardStickiness>,
+    /// The cell's version tag: shift-weights reads each member's cluster by it before a step.
+    pub version_tag: String,
 }
 
 pub use okra_core::history::{READINESS_POLL_SECONDS, ReadinessPlan};
@@ -148,5 +150,6 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
         listener_arn: listener.to_string(),
         rule_arn: rule.map(str::to_string),
         readiness: cell.readiness_plan(),
+        version_tag: cell.spec().version_tag.clone(),
     })
 }

@@ -17,14 +17,16 @@
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use okra_core::decision::Side;
-use okra_core::health::{Excluded, Health, MemberCheck, check_members};
+use std::collections::{BTreeMap, BTreeSet};
+
+use okra_core::health::{ClusterNow, Excluded, Health, MemberCheck, check_clusters, check_members};
 use okra_core::model::{CurrentAction, ForwardAction, ForwardStickiness};
 use okra_core::shift::{StepWrite, plan_step, unhealthy_message, verified, verified_standby};
 use okra_core::weights::{forward_action, with_standby, without_standby};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
-use crate::ports::LoadBalancerPort;
+use crate::ports::{ClusterPort, LoadBalancerPort};
 
 /// The function's input.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +64,11 @@ pub struct ShiftInput {
     /// Check every member against this gate before the write (`None` or 0: no check).
     #[serde(default)]
     pub min_healthy_percent: Option<u8>,
+    /// The cell's version tag: with it, every member's cluster is read before the write
+    /// (whatever the gate), and one gone, not ACTIVE or tagged with another version is taken
+    /// as below the gate ([`okra_core::health::check_clusters`]). Needs both sides as sides.
+    #[serde(default)]
+    pub version_tag: Option<String>,
 }
 
 /// Target groups, as a list of ARNs or as a decision's side (whose members must all have one).
@@ -110,8 +117,53 @@ pub struct ShiftOutput {
     pub excluded: Vec<Excluded>,
 }
 
+/// The members of a side to check, as (target group, cluster), and its version: none for a
+/// list of ARNs or target groups okra did not make (no version to hold them to).
+fn members(t: &Targets) -> (Vec<(String, Option<String>)>, String) {
+    match t {
+        Targets::Side(s) if s.version.is_some() => (
+            s.members
+                .iter()
+                .filter_map(|m| Some((m.target_group_arn.clone()?, m.cluster.clone())))
+                .collect(),
+            s.version.clone().unwrap_or_default(),
+        ),
+        _ => (Vec::new(), String::new()),
+    }
+}
+
+/// Reads every member's cluster (DescribeCluster, a few at once).
+async fn clusters_now<C: ClusterPort>(
+    eks: &C,
+    clusters: BTreeSet<String>,
+    version_tag: &str,
+) -> Result<BTreeMap<String, ClusterNow>> {
+    let read: Vec<(String, Option<okra_core::model::Cluster>)> = futures::stream::iter(clusters)
+        .map(|c| async move { eks.describe_cluster(&c).await.map(|d| (c, d)) })
+        .buffered(crate::handlers::ensure::MEMBER_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(read
+        .into_iter()
+        .filter_map(|(name, c)| {
+            let c = c?;
+            Some((
+                name,
+                ClusterNow {
+                    active: c.status == okra_core::model::ClusterStatus::Active,
+                    version: c.tags.get(version_tag).cloned(),
+                },
+            ))
+        })
+        .collect())
+}
+
 /// Runs one step: read the listener, decide with [`okra_core::shift`], write, read again, verify.
-pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<ShiftOutput> {
+pub async fn handle<L: LoadBalancerPort, C: ClusterPort>(
+    elb: &L,
+    eks: &C,
+    input: ShiftInput,
+) -> Result<ShiftOutput> {
     if input.listener_arn.is_empty() {
         return Err(OkraError::InvalidInput(
             "listenerArn: must not be empty".into(),
@@ -143,8 +195,29 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
     let stable = input.stable.arns("stable")?;
     let canary = input.canary.arns("canary")?;
     forward_action(&stable, &canary, weight, input.stickiness)?;
+    // Every member's cluster first, whatever the gate: gone, not ACTIVE or re-tagged.
+    let mut excluded = Vec::new();
+    let mut stable = stable;
+    if let Some(tag) = input.version_tag.as_deref() {
+        let (s, c) = (members(&input.stable), members(&input.canary));
+        let names: BTreeSet<String> =
+            s.0.iter()
+                .chain(&c.0)
+                .filter_map(|(_, c)| c.clone())
+                .collect();
+        let now = clusters_now(eks, names, tag).await?;
+        match check_clusters((&s.0, &s.1), (&c.0, &c.1), weight, &now) {
+            MemberCheck::Go { excluded: out, .. } => {
+                stable.retain(|a| !out.iter().any(|e| &e.target_group_arn == a));
+                excluded = out;
+            }
+            MemberCheck::CanaryUnhealthy(bad) => {
+                return Err(OkraError::CanaryUnhealthy(unhealthy_message(&bad)));
+            }
+        }
+    }
     let (stable, excluded) = match input.min_healthy_percent.filter(|m| *m > 0) {
-        None => (stable, Vec::new()),
+        None => (stable, excluded),
         Some(min) => {
             let groups: Vec<&String> = stable.iter().chain(&canary).collect();
             let healths: Vec<_> = futures::stream::iter(groups.iter())
@@ -166,7 +239,10 @@ pub async fn handle<L: LoadBalancerPort>(elb: &L, input: ShiftInput) -> Result<S
                 })
                 .collect();
             match check_members(&stable, &canary, weight, &health, min) {
-                MemberCheck::Go { stable, excluded } => (stable, excluded),
+                MemberCheck::Go {
+                    stable,
+                    excluded: unhealthy,
+                } => (stable, excluded.into_iter().chain(unhealthy).collect()),
                 MemberCheck::CanaryUnhealthy(bad) => {
                     return Err(OkraError::CanaryUnhealthy(unhealthy_message(&bad)));
                 }

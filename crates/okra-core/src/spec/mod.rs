@@ -55,6 +55,16 @@ pub struct CellSpec {
     /// The built-in judge that compares the new target groups against the old ones.
     #[serde(default)]
     pub judge: JudgeSpec,
+    /// Automatic attempts at a version before it is held as failing (a failure that does not
+    /// block: a readiness time-out, a failed target-group step, an execution that ended outside
+    /// its own ends). Between attempts the dispatcher backs off: 5 min, 15 min, 45 min, … up to
+    /// a day. 1-100; default 3.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    crate::attempts::DEFAULT_MAX_ATTEMPTS
 }
 
 fn default_version_tag() -> String {

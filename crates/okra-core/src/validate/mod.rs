@@ -400,6 +400,7 @@ impl CellSpec {
         v.canary();
         v.analysis_templates();
         v.judge();
+        v.max_attempts();
         v.size();
         if !v.errors.is_empty() {
             return Err(ValidationErrors { errors: v.errors });
@@ -514,6 +515,17 @@ impl Validator<'_> {
                 self.push(path, e.to_string());
                 None
             }
+        }
+    }
+
+    fn max_attempts(&mut self) {
+        let n = self.spec.max_attempts;
+        let max = crate::attempts::MAX_MAX_ATTEMPTS;
+        if !(1..=max).contains(&n) {
+            self.push(
+                "maxAttempts",
+                format!("{n} is not in 1..={max}: the automatic attempts at a version before it is held as failing"),
+            );
         }
     }
 

@@ -271,6 +271,32 @@ where
             ..result(&cell, DispatchOutcome::NothingToDo, reason)
         });
     }
+    // Automatic attempts back off after failures that did not block (a rollback never waits).
+    if !matches!(decision, Decision::Rollback { .. })
+        && let Some(v) = record::versions(&decision)
+        && let Some(f) = ctx.state.failures(&cell, &v.to).await?
+        && let Err(wait) =
+            okra_core::attempts::may_start(f.count, f.since_last(std::time::SystemTime::now()))
+    {
+        return Ok(CellResult {
+            decision: Some(kind),
+            ..result(
+                &cell,
+                DispatchOutcome::Skipped,
+                format!(
+                    "{}: version {} failed {} automatic attempt(s) (last: {}); the next attempt \
+                     in {} (backoff)",
+                    decision.kind(),
+                    v.to,
+                    f.count,
+                    f.last_reason,
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        wait.as_secs().div_ceil(60) * 60
+                    ))
+                ),
+            )
+        });
+    }
     let input = ExecutionInput {
         cell: spec.into_spec(),
         trigger: ctx.request.trigger.clone(),

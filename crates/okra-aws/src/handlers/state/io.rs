@@ -15,6 +15,48 @@ pub(super) fn cell_name<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<
     })
 }
 
+/// The cell a `finish` is for: its name, or its spec (whose `maxAttempts` the failure count
+/// reads; absent: the default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellArg {
+    /// The cell's name.
+    pub name: String,
+    /// The spec's `maxAttempts`, when the spec was given.
+    pub max_attempts: Option<u32>,
+}
+
+impl CellArg {
+    /// A cell given by name.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            max_attempts: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CellArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Spec {
+                name: String,
+                #[serde(default, rename = "maxAttempts")]
+                max_attempts: Option<u32>,
+            },
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Name(name) => Self {
+                name,
+                max_attempts: None,
+            },
+            Raw::Spec { name, max_attempts } => Self { name, max_attempts },
+        })
+    }
+}
+
 /// The function's input.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(
@@ -131,9 +173,8 @@ pub enum StateInput {
     },
     /// The rollout ended.
     Finish {
-        /// The cell.
-        #[serde(deserialize_with = "cell_name")]
-        cell: String,
+        /// The cell (its spec, for `maxAttempts`).
+        cell: CellArg,
         /// This execution.
         execution: String,
         /// How it ended.

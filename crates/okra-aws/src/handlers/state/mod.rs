@@ -197,7 +197,7 @@ async fn finalize<S: StatePort, X: ExecutionsPort, E: EventsPort>(
         executions,
         events,
         StateInput::Finish {
-            cell: cell.to_string(),
+            cell: CellArg::named(cell),
             execution: execution.to_string(),
             outcome: Outcome::Failed,
             version: Some(lock.version).filter(|v| !v.is_empty()),
@@ -470,18 +470,45 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             }))
         }
         StateInput::Finish {
-            cell,
+            cell: CellArg {
+                name: cell,
+                max_attempts,
+            },
             execution,
             outcome,
             version,
             reason,
-            block,
+            mut block,
             weight,
         } => {
-            let reason = reason
+            let mut reason = reason
                 .as_ref()
                 .map(readable_reason)
                 .filter(|r| !r.is_empty());
+            // The version this execution went for: the input's, else the lock's (the lock names
+            // it from `started` on).
+            let version = match version {
+                Some(v) => Some(v),
+                None => state
+                    .get_lock(&cell)
+                    .await?
+                    .filter(|l| l.execution == execution && !l.version.is_empty())
+                    .map(|l| l.version),
+            };
+            // A failure that does not block is an automatic attempt: counted, and after
+            // `maxAttempts` the version is held as failing (okra_core::attempts).
+            if outcome == Outcome::Failed
+                && !block
+                && let Some(v) = &version
+            {
+                let last = reason.clone().unwrap_or_else(|| "no reason given".into());
+                let failures = state.record_failure(&cell, v, &execution, &last).await?;
+                let max = max_attempts.unwrap_or(okra_core::attempts::DEFAULT_MAX_ATTEMPTS);
+                if okra_core::attempts::exhausted(failures.count, max) {
+                    block = true;
+                    reason = Some(okra_core::attempts::failing_reason(failures.count, &last));
+                }
+            }
             let mut blocked = None;
             if block && let Some(v) = &version {
                 state
