@@ -900,3 +900,60 @@ async fn a_canary_cluster_re_tagged_or_deleted_mid_rollout_gets_no_more_weight()
     }
     Ok(())
 }
+
+/// A stack whose status change events reach nobody: the finalizer's event is lost, as
+/// EventBridge may lose it (best-effort delivery).
+static NO_FINALIZER: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
+    std::sync::OnceLock::new();
+
+/// A StopExecution whose status change event never comes: the dispatcher's next tick sweeps the
+/// stale lock — the rollout recorded as the event would (a stop holds its version) — and its
+/// reconcile then rolls the held version's traffic back (issue 25, items 4 and 6).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_status_change_event_is_made_up_for_by_the_next_tick() -> Result<()> {
+    let local = NO_FINALIZER
+        .get_or_init(|| {
+            common::builder()
+                .step_functions(Some(50))
+                .start()
+                .map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("the local AWS did not start: {e}"))?;
+    let (aws, sfn) = common::service::setup_on(local).await?;
+    let (w, exec) = paused_rollout(&aws, &sfn, "cblost").await?;
+    let name = cell_name(&w);
+    sfn.stop_execution()
+        .execution_arn(execution_arn(&exec))
+        .send()
+        .await?;
+    assert_eq!(finished(&sfn, &exec).await?.0, "ABORTED");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        aws.state().get_lock(&name).await?.is_some(),
+        "no finalizer here: the lock stays"
+    );
+
+    let schedule: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        common::policy::root().join("events/dispatcher-schedule.json"),
+    )?)?;
+    let Invocation::Ok(out) = aws.local.invoke("dispatcher", &schedule)? else {
+        anyhow::bail!("the dispatcher failed");
+    };
+    let result = out["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["cell"] == name.as_str()))
+        .context("the cell's result")?
+        .clone();
+    assert_eq!(result["decision"], "rollback", "{out}");
+    let record = aws.rollout(&name, &exec).await?.context("the record")?;
+    assert_eq!(record.status, "failed", "{record:?}");
+    assert_eq!(aws.blocked(&name).await?, vec!["1.1.0".to_string()]);
+    let rollback = result["execution"].as_str().context("an execution")?;
+    assert_eq!(finished(&sfn, rollback).await?.0, "SUCCEEDED");
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    Ok(())
+}

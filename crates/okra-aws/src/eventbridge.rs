@@ -29,6 +29,12 @@ impl EventBridge {
             bus: bus.into(),
         }
     }
+
+    /// The functions' adapter: the bus `EVENT_BUS_NAME` names (default `default`).
+    pub fn from_env(config: &aws_config::SdkConfig) -> Self {
+        let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
+        Self::new(eb::Client::new(config), bus)
+    }
 }
 
 /// The event's `detail`: `cell` and `execution`, and the event's own detail (its fields when it

@@ -24,6 +24,7 @@ struct World {
     execs: FakeExecutions,
     eks: FakeEks,
     elb: FakeElb,
+    events: okra_aws::fakes::FakeEvents,
 }
 
 /// Cell `web` (replicas 1): `web-a1` serves 1.0.0 at 100 %, `web-b1` is ACTIVE with 1.1.0 → a
@@ -34,6 +35,7 @@ fn world() -> World {
         execs: FakeExecutions::new(),
         eks: FakeEks::new(),
         elb: FakeElb::new(),
+        events: okra_aws::fakes::FakeEvents::new(),
     };
     w.eks.add_active("web-a1", &tags("1.0.0"));
     w.eks.add_active("web-b1", &tags("1.1.0"));
@@ -66,7 +68,15 @@ fn api_cell() -> okra_core::spec::CellSpec {
 
 impl World {
     async fn dispatch(&self, ev: Value) -> Result<DispatchOutput> {
-        handle(&self.state, &self.execs, &self.eks, &self.elb, ev).await
+        handle(
+            &self.state,
+            &self.execs,
+            &self.eks,
+            &self.elb,
+            &self.events,
+            ev,
+        )
+        .await
     }
 }
 
@@ -497,4 +507,50 @@ async fn the_next_attempt_after_a_failure_waits_for_its_backoff() {
         .await
         .expect("dispatches");
     assert_eq!(by_cell(&out, "web").outcome, DispatchOutcome::Started);
+}
+
+/// The tick's sweep: a lock whose execution ended without its status change event (EventBridge
+/// delivers best effort) is finalized as the event would — its rollout recorded, the lock
+/// released — even when nothing is to be started (issue 25, item 6).
+#[tokio::test]
+async fn the_tick_finalizes_a_lock_whose_status_change_event_never_came() {
+    let w = world();
+    // `api` serves its one version: nothing to do there, but a stopped execution holds its lock.
+    w.state.set_lock(
+        "api",
+        Some(okra_aws::state::Lock {
+            execution: "api--2-0-0--0".into(),
+            version: "2.0.0".into(),
+            acquired_at: okra_aws::state::rfc3339(std::time::SystemTime::now()),
+        }),
+    );
+    w.state
+        .start_rollout(&okra_aws::state::Rollout {
+            execution: "api--2-0-0--0".into(),
+            cell: "api".into(),
+            from: None,
+            to: "2.0.0".into(),
+            status: okra_core::vocab::RolloutStatus::Running,
+            weight: 100,
+            history: Vec::new(),
+            started_at: "2026-12-06T00:00:00.000Z".into(),
+            updated_at: "2026-12-06T00:00:00.000Z".into(),
+        })
+        .await
+        .expect("stores");
+    w.execs.add("api--2-0-0--0", "FAILED");
+    let out = w
+        .dispatch(event("dispatcher-schedule"))
+        .await
+        .expect("dispatches");
+    assert_eq!(by_cell(&out, "api").outcome, DispatchOutcome::NothingToDo);
+    assert_eq!(w.state.lock_of("api"), None, "released");
+    let r = w
+        .state
+        .get_rollout("api", "api--2-0-0--0")
+        .await
+        .expect("reads")
+        .expect("a record");
+    assert_eq!(r.status, okra_core::vocab::RolloutStatus::Failed);
+    assert!(w.events.kinds().contains(&"Rollout Failed".to_string()));
 }

@@ -1,10 +1,11 @@
 //! dispatcher: see `okra_aws::handlers::dispatch`. Environment: `TABLE_NAME`,
-//! `STATE_MACHINE_ARN`.
+//! `STATE_MACHINE_ARN`, `EVENT_BUS_NAME`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use okra_aws::dynamo::Dynamo;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
+use okra_aws::eventbridge::EventBridge;
 use okra_aws::handlers::dispatch::handle;
 use okra_aws::sfn::Sfn;
 
@@ -22,8 +23,9 @@ async fn main() -> Result<(), Error> {
     );
     let eks = Eks::from_config(&config);
     let elb = Elb::from_config(&config);
+    let events = EventBridge::from_env(&config);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        handle(&state, &executions, &eks, &elb, event.payload)
+        handle(&state, &executions, &eks, &elb, &events, event.payload)
     }))
     .await
 }

@@ -19,8 +19,7 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sfn::Client::new(&config),
         okra_aws::required_env("STATE_MACHINE_ARN")?,
     );
-    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".to_string());
-    let events = EventBridge::new(aws_sdk_eventbridge::Client::new(&config), bus);
+    let events = EventBridge::from_env(&config);
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {
         let input = parse(event.payload)?;
         handle(

@@ -27,7 +27,7 @@ use crate::error::{OkraError, Result};
 use crate::handlers::discover;
 use crate::handlers::ensure;
 use crate::ports::{ClusterPort, LoadBalancerPort};
-use crate::state::{ExecutionInput, ExecutionsPort, Started, StatePort, StoredCell};
+use crate::state::{EventsPort, ExecutionInput, ExecutionsPort, Started, StatePort, StoredCell};
 
 /// How many cells are reconciled at once.
 pub const CELL_CONCURRENCY: usize = 4;
@@ -183,9 +183,12 @@ fn error_result(cell: &str, e: &OkraError) -> CellResult {
     }
 }
 
-struct Ctx<'a, S, X, C, L> {
+struct Ctx<'a, S, X, C, L, E> {
     state: &'a S,
     executions: &'a X,
+    /// Where a swept execution's rollout event goes (the dispatcher function's tick); `None`:
+    /// stale locks are left to the next execution's takeover (the API's start).
+    events: Option<&'a E>,
     eks: &'a SharedClusters<'a, C>,
     elb: &'a L,
     request: &'a Request,
@@ -193,12 +196,13 @@ struct Ctx<'a, S, X, C, L> {
     groups: Option<BTreeMap<String, Vec<okra_core::model::TargetGroup>>>,
 }
 
-async fn reconcile<S, X, C, L>(ctx: &Ctx<'_, S, X, C, L>, stored: StoredCell) -> CellResult
+async fn reconcile<S, X, C, L, E>(ctx: &Ctx<'_, S, X, C, L, E>, stored: StoredCell) -> CellResult
 where
     S: StatePort,
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+    E: EventsPort,
 {
     let name = stored.spec.name.clone();
     match try_reconcile(ctx, stored).await {
@@ -210,8 +214,8 @@ where
     }
 }
 
-async fn try_reconcile<S, X, C, L>(
-    ctx: &Ctx<'_, S, X, C, L>,
+async fn try_reconcile<S, X, C, L, E>(
+    ctx: &Ctx<'_, S, X, C, L, E>,
     stored: StoredCell,
 ) -> Result<CellResult>
 where
@@ -219,14 +223,36 @@ where
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+    E: EventsPort,
 {
     let spec = stored.spec.validate()?;
     let cell = spec.name.clone();
 
     if let Some(lock) = ctx.state.get_lock(&cell).await? {
         let info = ctx.executions.describe(&lock.execution).await?;
-        if record::holder(info.as_ref().map(|i| i.status.as_str()), lock.held_for()) == Holder::Live
+        let holder = record::holder(info.as_ref().map(|i| i.status.as_str()), lock.held_for());
+        // The tick's sweep: a lock whose execution ended (its status change event lost, or not
+        // delivered yet) is finalized as the event would, whatever the decision below.
+        if holder == Holder::Stale
+            && let Some(events) = ctx.events
         {
+            let status = info.as_ref().map_or("NOT_FOUND", |i| i.status.as_str());
+            let done = crate::handlers::state::finalize(
+                ctx.state,
+                ctx.executions,
+                events,
+                &cell,
+                &lock.execution,
+                status,
+                None,
+                None,
+                std::time::SystemTime::now(),
+            )
+            .await?;
+            tracing::warn!(cell, execution = %lock.execution, status, finalized = done.finalized,
+                "swept a stale lock");
+        }
+        if holder == Holder::Live {
             return Ok(CellResult {
                 execution: Some(lock.execution.clone()),
                 ..result(
@@ -360,8 +386,8 @@ where
 /// `registration: instances` between rollouts: each group of the owned forward action gets its
 /// cluster's instances as they are now (Karpenter and Auto Scaling replace nodes all the time).
 /// A cluster whose instances cannot be synced is said in the result; the others go on.
-async fn sync_serving<S, X, C, L>(
-    ctx: &Ctx<'_, S, X, C, L>,
+async fn sync_serving<S, X, C, L, E>(
+    ctx: &Ctx<'_, S, X, C, L, E>,
     cell: &str,
     action: &CurrentAction,
 ) -> Result<String>
@@ -370,6 +396,7 @@ where
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+    E: EventsPort,
 {
     let groups = match &ctx.groups {
         Some(g) => g.get(cell).cloned().unwrap_or_default(),
@@ -403,12 +430,15 @@ where
     Ok(out)
 }
 
-/// Runs the dispatcher over an event (the function's input), read by [`parse_request`].
-pub async fn handle<S, X, C, L>(
+/// Runs the dispatcher over an event (the function's input), read by [`parse_request`]. Every
+/// cell it looks at has a stale lock swept: finalized as its execution's status change event
+/// would (`events` gets the rollout's event).
+pub async fn handle<S, X, C, L, E>(
     state: &S,
     executions: &X,
     eks: &C,
     elb: &L,
+    events: &E,
     event: Value,
 ) -> Result<DispatchOutput>
 where
@@ -416,12 +446,14 @@ where
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+    E: EventsPort,
 {
     let request = parse_request(&event)?;
-    dispatch(state, executions, eks, elb, request).await
+    run(state, executions, eks, elb, Some(events), request).await
 }
 
 /// Runs the dispatcher over a request already read (the application layer's entry: no JSON).
+/// Stale locks are left to the next execution's takeover.
 pub async fn dispatch<S, X, C, L>(
     state: &S,
     executions: &X,
@@ -434,6 +466,25 @@ where
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
+{
+    run::<S, X, C, L, crate::eventbridge::EventBridge>(state, executions, eks, elb, None, request)
+        .await
+}
+
+async fn run<S, X, C, L, E>(
+    state: &S,
+    executions: &X,
+    eks: &C,
+    elb: &L,
+    events: Option<&E>,
+    request: Request,
+) -> Result<DispatchOutput>
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+    E: EventsPort,
 {
     let mut results = Vec::new();
     let cells: Vec<StoredCell> = match &request.filter {
@@ -507,6 +558,7 @@ where
     let ctx = Ctx {
         state,
         executions,
+        events,
         eks: &shared,
         elb,
         request: &request,

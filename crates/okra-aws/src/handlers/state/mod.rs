@@ -153,10 +153,14 @@ async fn begin<S: StatePort, X: ExecutionsPort, E: EventsPort>(
 }
 
 /// What [`finalize`] did.
-struct Finalized {
-    finalized: bool,
-    held: bool,
-    reason: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finalized {
+    /// The execution held the lock, and was recorded and released now.
+    pub finalized: bool,
+    /// Its version was held (a stop).
+    pub held: bool,
+    /// What was recorded, or why nothing was.
+    pub reason: String,
 }
 
 /// Finalizes an execution that ended (`status`, as Step Functions shows it) still holding the
@@ -166,7 +170,7 @@ struct Finalized {
 /// takeover both come here, so a status change event EventBridge never delivers is made up for
 /// by the next execution of the cell.
 #[allow(clippy::too_many_arguments)]
-async fn finalize<S: StatePort, X: ExecutionsPort, E: EventsPort>(
+pub async fn finalize<S: StatePort, X: ExecutionsPort, E: EventsPort>(
     state: &S,
     executions: &X,
     events: &E,
