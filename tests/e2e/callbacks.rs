@@ -10,7 +10,7 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::common::cell_name;
@@ -450,23 +450,44 @@ async fn a_canary_cluster_lost_during_a_pause_rolls_the_rollout_back() -> Result
         &format!("/cells/{name}/rollouts/{exec}/resume"),
     )?;
     assert_eq!(code, 202, "{body}");
-    let (status, error) = finished(&sfn, &exec).await?;
+    rolled_back(&aws, &sfn, &w, &exec, "CanaryUnhealthy").await
+}
+
+/// Execution `exec` of `w`'s cell ended rolled back (`FAILED`, `RolledBack`), 1.0.0 back at
+/// 100 %, its record's last entry saying `why`; the record, for more checks.
+async fn rolled_back(
+    aws: &common::Aws,
+    sfn: &aws_sdk_sfn::Client,
+    w: &common::World,
+    exec: &str,
+    why: &str,
+) -> Result<()> {
+    let (status, error) = finished(sfn, exec).await?;
     assert_eq!(
         (status.as_str(), error.as_deref()),
-        ("FAILED", Some("RolledBack"))
+        ("FAILED", Some("RolledBack")),
+        "{exec}"
     );
     assert_eq!(
-        aws.weights_by_version(&w).await?,
-        BTreeMap::from([("1.0.0".to_string(), 100)])
+        aws.weights_by_version(w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)]),
+        "{exec}: 1.0.0 back at 100 %"
     );
-    let record = aws.rollout(&name, &exec).await?.context("the record")?;
+    let record = aws
+        .rollout(&cell_name(w), exec)
+        .await?
+        .context("the record")?;
     assert!(
         record
             .history
             .last()
-            .is_some_and(|h| h.detail.to_string().contains("CanaryUnhealthy")),
-        "{:?}",
+            .is_some_and(|h| h.detail.to_string().contains(why)),
+        "{exec}: {why}: {:?}",
         record.history.last()
+    );
+    assert!(
+        !record.history.iter().any(|h| h.event == "promoted"),
+        "{exec}: never promoted"
     );
     Ok(())
 }
@@ -842,7 +863,7 @@ async fn a_canary_cluster_re_tagged_or_deleted_mid_rollout_gets_no_more_weight()
         .await?;
         let name = cell_name(&w);
         let b1 = format!("{}-b1", w.prefix);
-        let (why, arn) = match change {
+        let why = match change {
             "retag" => {
                 let arn = aws
                     .eks
@@ -860,11 +881,11 @@ async fn a_canary_cluster_re_tagged_or_deleted_mid_rollout_gets_no_more_weight()
                     .tags("okra.io/version", "1.2.0")
                     .send()
                     .await?;
-                ("now carries version 1.2.0, not 1.1.0", arn)
+                "now carries version 1.2.0, not 1.1.0"
             }
             _ => {
                 aws.eks.delete_cluster().name(&b1).send().await?;
-                ("is gone", String::new())
+                "is gone"
             }
         };
         let (code, body) = api(
@@ -873,30 +894,7 @@ async fn a_canary_cluster_re_tagged_or_deleted_mid_rollout_gets_no_more_weight()
             &format!("/cells/{name}/rollouts/{exec}/resume"),
         )?;
         assert_eq!(code, 202, "{body}");
-        let (status, error) = finished(&sfn, &exec).await?;
-        assert_eq!(
-            (status.as_str(), error.as_deref()),
-            ("FAILED", Some("RolledBack")),
-            "{change}"
-        );
-        assert_eq!(
-            aws.weights_by_version(&w).await?,
-            BTreeMap::from([("1.0.0".to_string(), 100)]),
-            "{change}: no weight for {b1} after the pause"
-        );
-        let record = aws.rollout(&name, &exec).await?.context("the record")?;
-        assert!(
-            record.history.last().is_some_and(|h| {
-                let d = h.detail.to_string();
-                d.contains(&format!("cluster {b1} {why}"))
-            }),
-            "{change} ({arn}): {:?}",
-            record.history.last()
-        );
-        assert!(
-            !record.history.iter().any(|h| h.event == "promoted"),
-            "{change}: never promoted as 1.1.0"
-        );
+        rolled_back(&aws, &sfn, &w, &exec, &format!("cluster {b1} {why}")).await?;
     }
     Ok(())
 }
@@ -954,6 +952,99 @@ async fn a_lost_status_change_event_is_made_up_for_by_the_next_tick() -> Result<
     assert_eq!(
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    Ok(())
+}
+
+/// A listener answering its own page (a fixed response) keeps answering it while the first
+/// version's groups wait for health (issue 25, item 10): they stand by in a rule that never
+/// matches, instead of a forward at weight 0 that answers 503; the first switch replaces the
+/// page and removes the rule. The listener is sampled every 20 ms while the execution runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fixed_response_listener_keeps_its_page_until_the_first_switch() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let w = aws.world("cbpage").await?;
+    let name = cell_name(&w);
+    let spec = common::cell(&w, json!([{"setWeight": 100}]));
+    aws.state()
+        .put_cell(&serde_json::from_value(spec.clone())?, None)
+        .await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
+    let init = format!("{name}-init");
+    common::service::start(&sfn, &init, &common::input(spec)).await?;
+    let (mut shapes, mut standby_seen) = (BTreeSet::new(), false);
+    loop {
+        let l = aws
+            .elb
+            .describe_listeners()
+            .listener_arns(&w.listener_arn)
+            .send()
+            .await?;
+        let action = &l.listeners()[0].default_actions()[0];
+        let shape = match action.forward_config() {
+            Some(f) => {
+                let total: i32 = f
+                    .target_groups()
+                    .iter()
+                    .map(|t| t.weight().unwrap_or(1))
+                    .sum();
+                format!("forward, total weight {total}")
+            }
+            None => action
+                .r#type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+        };
+        shapes.insert(shape);
+        let rules = aws
+            .elb
+            .describe_rules()
+            .listener_arn(&w.listener_arn)
+            .send()
+            .await?;
+        standby_seen |= rules.rules().iter().any(|r| {
+            r.conditions().iter().any(|c| {
+                c.source_ip_config()
+                    .is_some_and(|s| s.values() == [okra_core::standby::SOURCE_IP])
+            })
+        });
+        let d = sfn
+            .describe_execution()
+            .execution_arn(execution_arn(&init))
+            .send()
+            .await?;
+        if d.status().as_str() != "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(finished(&sfn, &init).await?.0, "SUCCEEDED");
+    assert!(standby_seen, "the groups stood by in a rule of their own");
+    assert!(
+        shapes
+            .iter()
+            .all(|s| s == "fixed-response" || s.starts_with("forward, total weight 100")),
+        "never a forward at weight 0 (503s): {shapes:?}"
+    );
+    assert!(shapes.contains("fixed-response"), "{shapes:?}");
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    let rules = aws
+        .elb
+        .describe_rules()
+        .listener_arn(&w.listener_arn)
+        .send()
+        .await?;
+    assert!(
+        rules
+            .rules()
+            .iter()
+            .all(|r| r.conditions().is_empty() || r.is_default() == Some(true)),
+        "the standby rule is gone: {:?}",
+        rules.rules()
     );
     Ok(())
 }

@@ -72,6 +72,10 @@ impl Ec2 {
                     NodeInstance {
                         id: id.to_string(),
                         security_groups: groups,
+                        zone: i
+                            .placement()
+                            .and_then(|p| p.availability_zone())
+                            .map(str::to_string),
                     },
                 );
             }

@@ -97,6 +97,27 @@ pub trait LoadBalancerPort: Send + Sync {
         action: &ForwardAction,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// The standby rule of the owned action `owner` ([`okra_core::standby`]) on the listener,
+    /// if there is one: its ARN and the target groups it forwards to. One call (DescribeRules).
+    fn standby_rule(
+        &self,
+        listener_arn: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<Option<(String, Vec<String>)>>> + Send;
+
+    /// Creates the standby rule of `owner`, or sets its target groups: a rule whose condition
+    /// never matches, forwarding to `groups`, so that AWS health-checks them while the owned
+    /// action stays as it is. One or two calls.
+    fn put_standby_rule(
+        &self,
+        listener_arn: &str,
+        owner: &str,
+        groups: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes a rule (gone already: fine). One call.
+    fn delete_rule(&self, rule_arn: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// The cell's target groups: those tagged with the cell (the tagging API, eventually
     /// consistent), and those of `candidate_arns` (groups seen in the listener, read directly:
     /// DescribeTags by 20) whose tags name the cell.

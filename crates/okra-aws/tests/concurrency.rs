@@ -141,6 +141,22 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
         let call = self.inner.write_forward(listener, rule, read, action);
         self.flight.track("write_forward", call).await
     }
+    async fn standby_rule(
+        &self,
+        listener: &str,
+        owner: &str,
+    ) -> Result<Option<(String, Vec<String>)>> {
+        let call = self.inner.standby_rule(listener, owner);
+        self.flight.track("standby_rule", call).await
+    }
+    async fn put_standby_rule(&self, listener: &str, owner: &str, groups: &[String]) -> Result<()> {
+        let call = self.inner.put_standby_rule(listener, owner, groups);
+        self.flight.track("put_standby_rule", call).await
+    }
+    async fn delete_rule(&self, rule: &str) -> Result<()> {
+        let call = self.inner.delete_rule(rule);
+        self.flight.track("delete_rule", call).await
+    }
     async fn find_target_groups(&self, cell: &str, arns: &[String]) -> Result<Vec<TargetGroup>> {
         let call = self.inner.find_target_groups(cell, arns);
         self.flight.track("find_target_groups", call).await

@@ -316,7 +316,74 @@ async fn the_first_switch_replaces_the_fixed_response_and_keeps_other_actions() 
     );
     assert_eq!(
         elb.meter.call_counts(),
-        [("read_action", 2), ("write_forward", 1)].into()
+        [
+            ("read_action", 2),
+            ("write_forward", 1),
+            ("standby_rule", 1)
+        ]
+        .into()
+    );
+}
+
+/// Before the first switch the listener answers with its own fixed response (a maintenance
+/// page): the new groups stand by in a rule that never matches instead of replacing it with a
+/// forward at weight 0 (503s while the gate waits); the first switch removes the rule.
+#[tokio::test]
+async fn new_groups_stand_by_without_replacing_the_listener_s_own_response() {
+    let elb = FakeElb::new();
+    let c1 = elb.add_okra_group(CELL, "b1", "1.1.0");
+    let c2 = elb.add_okra_group(CELL, "b2", "1.1.0");
+    elb.add_listener(LISTENER, vec![RawAction::fixed_response()]);
+    let attach = input(json!({"listenerArn": LISTENER, "attach": [c1, c2], "expected": null}));
+    let out = handle(&elb, &FakeEks::new(), attach.clone())
+        .await
+        .expect("stands by");
+    assert!(out.changed);
+    assert_eq!(
+        elb.actions(LISTENER, None),
+        Some(vec![RawAction::fixed_response()]),
+        "the listener still answers with its own page"
+    );
+    assert_eq!(
+        elb.standby(LISTENER, "default"),
+        Some(vec![c1.clone(), c2.clone()])
+    );
+    // Step Functions may run it twice: nothing more.
+    let again = handle(&elb, &FakeEks::new(), attach)
+        .await
+        .expect("stands by");
+    assert!(!again.changed);
+    assert_eq!(elb.meter.calls("put_standby_rule"), 1);
+
+    // The first switch: the forward replaces the page, and the standby rule goes.
+    let switch = input(
+        json!({"listenerArn": LISTENER, "canary": [c1, c2], "weight": 100,
+        "expected": out.action}),
+    );
+    handle(&elb, &FakeEks::new(), switch)
+        .await
+        .expect("switches");
+    assert_eq!(
+        elb.forward(LISTENER, None),
+        Some(fwd(&[(&c1, 50), (&c2, 50)]))
+    );
+    assert_eq!(elb.standby(LISTENER, "default"), None);
+
+    // A gate that timed out before any switch: detach removes the rule, the page stays.
+    elb.add_listener(LISTENER, vec![RawAction::fixed_response()]);
+    let attach = input(json!({"listenerArn": LISTENER, "attach": [c1], "expected": null}));
+    handle(&elb, &FakeEks::new(), attach)
+        .await
+        .expect("stands by");
+    let detach = input(json!({"listenerArn": LISTENER, "detach": [c1], "expected": null}));
+    let out = handle(&elb, &FakeEks::new(), detach)
+        .await
+        .expect("detaches");
+    assert!(out.changed);
+    assert_eq!(elb.standby(LISTENER, "default"), None);
+    assert_eq!(
+        elb.actions(LISTENER, None),
+        Some(vec![RawAction::fixed_response()])
     );
 }
 

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use okra_aws::fakes::{FakeEvents, FakeExecutions, FakeState};
 use okra_aws::handlers::state::{
-    BeginOutput, FinishOutput, Outcome, PollOutput, RecordOutput, StateOutput, handle, parse,
+    BeginOutput, EndedOutput, FinishOutput, Outcome, PollOutput, RecordOutput, StateOutput, handle,
+    parse,
 };
 use okra_aws::state::{Signal, StatePort, WaitKind};
 use okra_aws::{OkraError, Result};
@@ -51,6 +52,14 @@ impl World {
             t(1),
         )
         .await;
+    }
+
+    /// Delivers execution `execution`'s status change event (`status`) to the finalizer.
+    async fn ended(&self, execution: &str, status: &str) -> EndedOutput {
+        match self.call(status_change(execution, status)).await {
+            Ok(StateOutput::Ended(e)) => e,
+            other => panic!("expected the finalizer's output, got {other:?}"),
+        }
     }
 
     async fn begin(&self, execution: &str) -> Result<BeginOutput> {
@@ -482,13 +491,7 @@ async fn the_finalizer_records_an_execution_that_ended_holding_the_lock_and_free
     let w = world();
     w.rolling_out("e1").await;
     w.execs.set_status("e1", "FAILED");
-    let out = w
-        .call(status_change("e1", "FAILED"))
-        .await
-        .expect("finalizes");
-    let StateOutput::Ended(ended) = out else {
-        panic!("{out:?}")
-    };
+    let ended = w.ended("e1", "FAILED").await;
     assert!(ended.finalized, "{ended:?}");
     assert!(ended.reason.contains("FAILED") && ended.reason.contains("States.Runtime"));
     assert_eq!(w.state.lock_of(CELL), None);
@@ -506,10 +509,7 @@ async fn the_finalizer_records_an_execution_that_ended_holding_the_lock_and_free
     );
 
     // EventBridge delivers at least once: a second delivery changes nothing.
-    let StateOutput::Ended(again) = w.call(status_change("e1", "FAILED")).await.expect("runs")
-    else {
-        panic!()
-    };
+    let again = w.ended("e1", "FAILED").await;
     assert!(!again.finalized);
     assert_eq!(w.state.generation(CELL).await.expect("reads"), 1);
 }
@@ -522,13 +522,7 @@ async fn the_finalizer_frees_a_cell_a_succeeded_execution_still_holds() {
     w.execs.add("e1", "RUNNING");
     w.begin("e1").await.expect("locks");
     w.execs.set_status("e1", "SUCCEEDED");
-    let StateOutput::Ended(ended) = w
-        .call(status_change("e1", "SUCCEEDED"))
-        .await
-        .expect("finalizes")
-    else {
-        panic!()
-    };
+    let ended = w.ended("e1", "SUCCEEDED").await;
     assert!(ended.finalized, "{ended:?}");
     assert!(
         ended.reason.contains("SUCCEEDED still holding"),
@@ -537,13 +531,7 @@ async fn the_finalizer_frees_a_cell_a_succeeded_execution_still_holds() {
     );
     assert_eq!(w.state.lock_of(CELL), None);
     // The usual case: a SUCCEEDED execution released its lock; nothing to do.
-    let StateOutput::Ended(again) = w
-        .call(status_change("e1", "SUCCEEDED"))
-        .await
-        .expect("runs")
-    else {
-        panic!()
-    };
+    let again = w.ended("e1", "SUCCEEDED").await;
     assert!(!again.finalized);
 }
 
@@ -552,13 +540,7 @@ async fn the_finalizer_leaves_a_cell_another_execution_holds() {
     let w = world();
     w.execs.add("holder", "RUNNING");
     w.begin("holder").await.expect("locks");
-    let StateOutput::Ended(out) = w
-        .call(status_change("second", "FAILED"))
-        .await
-        .expect("runs")
-    else {
-        panic!()
-    };
+    let out = w.ended("second", "FAILED").await;
     assert!(!out.finalized);
     assert_eq!(
         w.state.lock_of(CELL).map(|l| l.execution),
@@ -693,13 +675,7 @@ async fn a_stopped_execution_is_an_abort_its_version_held_and_a_rollback_started
     let w = world();
     w.rolling_out("e1").await;
     w.execs.set_status("e1", "ABORTED");
-    let StateOutput::Ended(ended) = w
-        .call(status_change("e1", "ABORTED"))
-        .await
-        .expect("finalizes")
-    else {
-        panic!()
-    };
+    let ended = w.ended("e1", "ABORTED").await;
     assert!(ended.finalized, "{ended:?}");
     assert!(
         ended.reason.contains("a stop is an abort"),

@@ -18,6 +18,9 @@
 //!   a security group that admits the load balancer on the target port and the health-check port
 //!   ([`crate::nodes::access_checks`]; the ALB guide's "Security groups for your Application Load
 //!   Balancer": the targets' security groups must allow the load balancer on both ports).
+//! - `node-zones:CLUSTER`: the cluster's nodes are in Availability Zones the load balancer has
+//!   enabled ([`crate::nodes::zone_check`]; a target elsewhere stays `unused`,
+//!   `Target.NotInUse`, in the ELB API reference's TargetHealth: never checked, no traffic).
 //! - `cloudtrail`: a trail logs write management events in the region. EventBridge receives
 //!   "AWS API Call via CloudTrail" events only from a trail that logs them (EventBridge user
 //!   guide, "Events from AWS services"); without one, only the schedule notices new clusters.
@@ -104,6 +107,9 @@ pub struct LoadBalancerFacts {
     /// Its subnets.
     #[serde(default)]
     pub subnets: Vec<String>,
+    /// The Availability Zones it has enabled (one per subnet).
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 /// A CloudTrail trail, as the `cloudtrail` check needs it.
@@ -524,6 +530,7 @@ mod tests {
                 target_groups,
                 security_groups: vec![],
                 subnets: vec![],
+                zones: vec![],
             }),
             clusters: Ok((0..clusters)
                 .map(|i| cluster(&format!("c{i}"), "vpc-1"))

@@ -41,6 +41,7 @@ pub mod owner;
 pub mod record;
 pub mod shift;
 pub mod spec;
+pub mod standby;
 pub mod validate;
 pub mod versions;
 pub mod vocab;

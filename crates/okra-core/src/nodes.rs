@@ -37,6 +37,9 @@ pub struct NodeInstance {
     pub id: String,
     /// The security groups of its network interfaces.
     pub security_groups: Vec<String>,
+    /// Its Availability Zone (`Placement.AvailabilityZone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// What to change so that a target group holds exactly a cluster's instances.
@@ -121,6 +124,9 @@ pub struct LoadBalancerSource {
     pub security_groups: Vec<String>,
     /// The IPv4 CIDR blocks of its subnets.
     pub subnet_cidrs: Vec<String>,
+    /// The Availability Zones it has enabled (empty: not read).
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 fn covers_port(rule: &IngressRule, port: u16) -> bool {
@@ -180,6 +186,58 @@ pub fn admitting_rule(
     None
 }
 
+/// `node-zones:CLUSTER`: whether the cluster's nodes sit in Availability Zones the load balancer
+/// has enabled. A target in a zone it has not enabled is never health-checked and never gets
+/// traffic (ELB API reference, TargetHealth: `unused`, reason `Target.NotInUse`), and okra's
+/// readiness gate does not count it. `None` when either side's zones were not read.
+pub fn zone_check(cluster: &str, nodes: &ClusterNodes, lb: &LoadBalancerSource) -> Option<Check> {
+    if lb.zones.is_empty() || nodes.zones.is_empty() {
+        return None;
+    }
+    let id = format!("node-zones:{cluster}");
+    let outside: Vec<&str> = nodes
+        .zones
+        .iter()
+        .filter(|z| !lb.zones.contains(z))
+        .map(String::as_str)
+        .collect();
+    if outside.is_empty() {
+        return Some(Check::ok(
+            id,
+            format!(
+                "the nodes are in {}, all enabled on the load balancer",
+                nodes.zones.join(", ")
+            ),
+        ));
+    }
+    let level = if outside.len() == nodes.zones.len() {
+        Level::Error
+    } else {
+        Level::Warning
+    };
+    Some(Check::not_ok(
+        id,
+        level,
+        format!(
+            "nodes in {}, which the load balancer has not enabled (it has {}): their targets stay \
+             unused (Target.NotInUse), get no traffic and do not count for the readiness gate{}",
+            outside.join(", "),
+            lb.zones.join(", "),
+            if level == Level::Error {
+                "; no node is in an enabled zone, so the gate can never pass"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "enable {} on the load balancer (a subnet there: aws elbv2 set-subnets), or keep the \
+             cluster's nodes in {}",
+            outside.join(", "),
+            lb.zones.join(", ")
+        ),
+    ))
+}
+
 /// A cluster's nodes, as the doctor reads them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,6 +246,9 @@ pub struct ClusterNodes {
     pub instances: usize,
     /// Their security groups, with inbound rules.
     pub groups: Vec<SecurityGroupRules>,
+    /// Their Availability Zones.
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 /// What the `node-access` checks read. A fact that could not be read is `Err(why)`.
@@ -287,6 +348,7 @@ pub fn access_checks(cell: &CellSpec, clusters: &[Cluster], facts: &NodeFacts) -
             ));
             continue;
         }
+        out.extend(zone_check(&c.name, nodes, source));
         let mut admitted = Vec::new();
         let mut refused = Vec::new();
         for &port in &ports {

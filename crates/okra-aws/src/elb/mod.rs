@@ -73,6 +73,27 @@ impl Elb {
             .to_vec())
     }
 
+    /// Every rule of a listener (DescribeRules, every page).
+    async fn listener_rules(&self, listener_arn: &str) -> Result<Vec<elb::types::Rule>> {
+        let mut out = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = self
+                .client
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            out.extend(page.rules().iter().cloned());
+            match page.next_marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     async fn rule_actions(&self, rule_arn: &str) -> Result<Vec<Action>> {
         let out = self
             .client
@@ -126,6 +147,14 @@ impl Elb {
                         .collect()
                 })
                 .unwrap_or_default(),
+            zones: b
+                .map(|b| {
+                    b.availability_zones()
+                        .iter()
+                        .filter_map(|z| z.zone_name().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         Ok((lb, facts))
     }
@@ -164,11 +193,27 @@ impl Elb {
     }
 }
 
+/// Whether `r` is the standby rule of `owner` ([`okra_core::standby`]).
+fn is_standby(r: &elb::types::Rule, owner: &str) -> bool {
+    let conds = r.conditions();
+    let ip = conds.iter().any(|c| {
+        c.source_ip_config()
+            .is_some_and(|s| s.values() == [okra_core::standby::SOURCE_IP])
+    });
+    let header = conds.iter().any(|c| {
+        c.http_header_config().is_some_and(|h| {
+            h.http_header_name() == Some(okra_core::standby::HEADER) && h.values() == [owner]
+        })
+    });
+    ip && header
+}
+
 /// A load balancer as read, before the doctor's target-group count.
 struct LbFacts {
     vpc_id: String,
     security_groups: Vec<String>,
     subnets: Vec<String>,
+    zones: Vec<String>,
 }
 
 /// Targets per RegisterTargets / DeregisterTargets call, to keep each request small.
@@ -243,6 +288,7 @@ impl LoadBalancerPort for Elb {
             target_groups,
             security_groups: facts.security_groups,
             subnets: facts.subnets,
+            zones: facts.zones,
         })
     }
 
@@ -259,6 +305,103 @@ impl LoadBalancerPort for Elb {
             action: current_of(&actions),
             raw: actions,
         })
+    }
+
+    async fn standby_rule(
+        &self,
+        listener_arn: &str,
+        owner: &str,
+    ) -> Result<Option<(String, Vec<String>)>> {
+        let rules = self.listener_rules(listener_arn).await?;
+        Ok(rules.iter().find(|r| is_standby(r, owner)).map(|r| {
+            (
+                r.rule_arn().unwrap_or_default().to_string(),
+                current_of(r.actions()).target_group_arns(),
+            )
+        }))
+    }
+
+    async fn put_standby_rule(
+        &self,
+        listener_arn: &str,
+        owner: &str,
+        groups: &[String],
+    ) -> Result<()> {
+        // Weight 1 each: the rule never matches, so the weights only have to be valid.
+        let fa = ForwardAction {
+            targets: groups
+                .iter()
+                .map(|g| WeightedTarget {
+                    target_group_arn: g.clone(),
+                    weight: 1,
+                })
+                .collect(),
+            stickiness: None,
+        };
+        let actions = vec![from_forward(&fa, Some(1))];
+        let rules = self.listener_rules(listener_arn).await?;
+        if let Some(r) = rules.iter().find(|r| is_standby(r, owner)) {
+            self.client
+                .modify_rule()
+                .rule_arn(r.rule_arn().unwrap_or_default())
+                .set_actions(Some(actions))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            return Ok(());
+        }
+        let used: Vec<u32> = rules
+            .iter()
+            .filter_map(|r| r.priority()?.parse().ok())
+            .collect();
+        let priority = okra_core::standby::free_priority(&used).ok_or_else(|| {
+            OkraError::WeightsNotPossible(format!(
+                "listener {listener_arn} has no free rule priority for a standby rule"
+            ))
+        })?;
+        let conditions = vec![
+            elb::types::RuleCondition::builder()
+                .field("source-ip")
+                .source_ip_config(
+                    elb::types::SourceIpConditionConfig::builder()
+                        .values(okra_core::standby::SOURCE_IP)
+                        .build(),
+                )
+                .build(),
+            elb::types::RuleCondition::builder()
+                .field("http-header")
+                .http_header_config(
+                    elb::types::HttpHeaderConditionConfig::builder()
+                        .http_header_name(okra_core::standby::HEADER)
+                        .values(owner)
+                        .build(),
+                )
+                .build(),
+        ];
+        self.client
+            .create_rule()
+            .listener_arn(listener_arn)
+            .priority(i32::try_from(priority).unwrap_or(50_000))
+            .set_conditions(Some(conditions))
+            .set_actions(Some(actions))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
+        match self
+            .client
+            .delete_rule()
+            .rule_arn(rule_arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)
+        {
+            Ok(_) | Err(OkraError::RuleNotFound(..)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn write_forward(

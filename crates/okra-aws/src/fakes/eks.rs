@@ -169,6 +169,7 @@ impl ClusterPort for FakeEks {
             .map(|id| okra_core::nodes::NodeInstance {
                 id: id.clone(),
                 security_groups: vec![],
+                zone: None,
             })
             .collect())
     }

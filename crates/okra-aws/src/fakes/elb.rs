@@ -81,6 +81,8 @@ pub(super) struct ElbState {
     pub(super) load_balancer_vpcs: BTreeMap<String, String>,
     /// Tags of load balancers, listeners and rules, by ARN (none unless a test sets them).
     pub(super) resource_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Standby rules: (listener, owner) → (rule ARN, target groups).
+    pub(super) standby_rules: BTreeMap<(String, String), (String, Vec<String>)>,
 }
 
 /// ELBv2 in memory.
@@ -207,6 +209,14 @@ impl FakeElb {
         let key = (listener_arn.to_string(), rule_arn.map(str::to_string));
         let actions = s.actions.get(&key).cloned().unwrap_or_default();
         s.actions.insert(key, replace_forward(&actions, &fa));
+    }
+
+    /// The target groups of the standby rule of `owner` on the listener, if there is one.
+    pub fn standby(&self, listener_arn: &str, owner: &str) -> Option<Vec<String>> {
+        lock(&self.state)
+            .standby_rules
+            .get(&(listener_arn.to_string(), owner.to_string()))
+            .map(|(_, g)| g.clone())
     }
 
     /// The next `n` writes report success and change nothing.
@@ -367,6 +377,7 @@ impl LoadBalancerPort for FakeElb {
             target_groups: groups.len(),
             security_groups: vec![],
             subnets: vec![],
+            zones: vec![],
         })
     }
 
@@ -383,6 +394,43 @@ impl LoadBalancerPort for FakeElb {
             action: current_of(&actions),
             raw: actions,
         })
+    }
+
+    async fn standby_rule(
+        &self,
+        listener_arn: &str,
+        owner: &str,
+    ) -> Result<Option<(String, Vec<String>)>> {
+        self.meter.enter("standby_rule")?;
+        Ok(lock(&self.state)
+            .standby_rules
+            .get(&(listener_arn.to_string(), owner.to_string()))
+            .cloned())
+    }
+
+    async fn put_standby_rule(
+        &self,
+        listener_arn: &str,
+        owner: &str,
+        groups: &[String],
+    ) -> Result<()> {
+        self.meter.enter("put_standby_rule")?;
+        let mut s = lock(&self.state);
+        let arn =
+            format!("{listener_arn}/standby-{owner}").replace(":listener/", ":listener-rule/");
+        s.standby_rules.insert(
+            (listener_arn.to_string(), owner.to_string()),
+            (arn, groups.to_vec()),
+        );
+        Ok(())
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> Result<()> {
+        self.meter.enter("delete_rule")?;
+        lock(&self.state)
+            .standby_rules
+            .retain(|_, (arn, _)| arn != rule_arn);
+        Ok(())
     }
 
     async fn write_forward(

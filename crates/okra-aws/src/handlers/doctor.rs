@@ -165,6 +165,7 @@ where
             .map(|subnet_cidrs| LoadBalancerSource {
                 security_groups: lb.security_groups.clone(),
                 subnet_cidrs,
+                zones: lb.zones.clone(),
             })
             .map_err(|e| why(&e)),
         // No load balancer, nothing to check the nodes against: the `listener` check says why.
@@ -206,9 +207,11 @@ where
             .network
             .security_groups(&ids.into_iter().collect::<Vec<_>>())
             .await?;
+        let zones: BTreeSet<String> = instances.iter().filter_map(|i| i.zone.clone()).collect();
         Ok::<_, OkraError>(ClusterNodes {
             instances: instances.len(),
             groups,
+            zones: zones.into_iter().collect(),
         })
     }
     .await

@@ -271,6 +271,7 @@ pub async fn handle<L: LoadBalancerPort, C: ClusterPort>(
         input.take_over,
     ) {
         StepWrite::InPlace(action) => {
+            remove_standby_rule(elb, &input).await?;
             return Ok(ShiftOutput {
                 weight,
                 action,
@@ -286,12 +287,31 @@ pub async fn handle<L: LoadBalancerPort, C: ClusterPort>(
     let after = elb.read_action(&input.listener_arn, rule).await?;
     let action = verified(after.action, &desired).map_err(OkraError::VerificationFailed)?;
     tracing::info!(weight, "shifted and verified");
+    remove_standby_rule(elb, &input).await?;
     Ok(ShiftOutput {
         weight,
         action,
         changed: true,
         excluded,
     })
+}
+
+/// After the first switch (the previous step left nothing forwarded), the standby rule that
+/// kept the user's own action has done its work: deleted (a re-run finds none).
+async fn remove_standby_rule<L: LoadBalancerPort>(elb: &L, input: &ShiftInput) -> Result<()> {
+    if input
+        .expected
+        .as_ref()
+        .is_some_and(|e| !e.effective().is_empty())
+    {
+        return Ok(());
+    }
+    let owner = okra_core::standby::owner(input.rule_arn.as_deref());
+    if let Some((arn, _)) = elb.standby_rule(&input.listener_arn, &owner).await? {
+        elb.delete_rule(&arn).await?;
+        tracing::info!(rule = %arn, "standby rule removed after the first switch");
+    }
+    Ok(())
 }
 
 enum Standby {
@@ -308,6 +328,32 @@ async fn standby<L: LoadBalancerPort>(
 ) -> Result<ShiftOutput> {
     let rule = input.rule_arn.as_deref();
     let owned = elb.read_action(&input.listener_arn, rule).await?;
+    // The user's own action (a fixed response, a redirect) is kept: the groups stand by in a
+    // rule of their own that never matches (okra_core::standby).
+    if let CurrentAction::Other { .. } = owned.action {
+        let owner = okra_core::standby::owner(rule);
+        let existing = elb.standby_rule(&input.listener_arn, &owner).await?;
+        let changed = match (&what, existing) {
+            (Standby::Attach(groups), Some((_, now))) if &now == groups => false,
+            (Standby::Attach(groups), _) => {
+                elb.put_standby_rule(&input.listener_arn, &owner, groups)
+                    .await?;
+                tracing::info!(groups = ?groups, "standby rule set; the listener's own action kept");
+                true
+            }
+            (Standby::Detach(_), Some((arn, _))) => {
+                elb.delete_rule(&arn).await?;
+                true
+            }
+            (Standby::Detach(_), None) => false,
+        };
+        return Ok(ShiftOutput {
+            weight: 0,
+            action: ForwardAction::default(),
+            changed,
+            excluded: Vec::new(),
+        });
+    }
     let before = match &owned.action {
         CurrentAction::Forward(fa) => Some(fa.clone()),
         CurrentAction::Other { .. } => None,

@@ -4,6 +4,7 @@ fn inst(id: &str) -> NodeInstance {
     NodeInstance {
         id: id.to_string(),
         security_groups: vec![],
+        zone: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn lb() -> LoadBalancerSource {
     LoadBalancerSource {
         security_groups: s(&["sg-lb"]),
         subnet_cidrs: s(&["10.0.1.0/24", "10.0.2.0/24"]),
+        zones: Vec::new(),
     }
 }
 
@@ -191,6 +193,7 @@ fn node_access_is_checked_per_cluster_on_the_target_and_health_check_ports() {
             "sg-node",
             vec![rule("tcp", Some((30000, 32767)), &[], &["sg-lb"])],
         )],
+        zones: vec![],
     };
     let half = ClusterNodes {
         instances: 1,
@@ -198,6 +201,7 @@ fn node_access_is_checked_per_cluster_on_the_target_and_health_check_ports() {
             "sg-half",
             vec![rule("tcp", Some((30080, 30080)), &[], &["sg-lb"])],
         )],
+        zones: vec![],
     };
     let checks = access_checks(
         &cell,
@@ -251,4 +255,43 @@ fn node_access_is_checked_per_cluster_on_the_target_and_health_check_ports() {
 #[test]
 fn the_tags_of_a_node() {
     assert_eq!(kubernetes_cluster_tag("blue"), "kubernetes.io/cluster/blue");
+}
+
+/// Nodes in an Availability Zone the load balancer has not enabled: their targets stay unused
+/// (Target.NotInUse). Some: a warning; all: an error (the gate can never pass).
+#[test]
+fn nodes_outside_the_load_balancer_s_zones_are_said() {
+    let enabled = LoadBalancerSource {
+        zones: s(&["eu-west-1a", "eu-west-1b"]),
+        ..lb()
+    };
+    let nodes = |zones: &[&str]| ClusterNodes {
+        instances: zones.len(),
+        groups: vec![],
+        zones: s(zones),
+    };
+    let ok = zone_check("a", &nodes(&["eu-west-1a", "eu-west-1b"]), &enabled).expect("a check");
+    assert_eq!((ok.id.as_str(), ok.level), ("node-zones:a", Level::Ok));
+    let some = zone_check("a", &nodes(&["eu-west-1a", "eu-west-1c"]), &enabled).expect("a check");
+    assert_eq!(some.level, Level::Warning);
+    assert!(
+        some.summary
+            .starts_with("nodes in eu-west-1c, which the load balancer has not enabled"),
+        "{}",
+        some.summary
+    );
+    assert!(
+        some.fix
+            .as_deref()
+            .is_some_and(|f| f.contains("enable eu-west-1c"))
+    );
+    let none = zone_check("a", &nodes(&["eu-west-1c"]), &enabled).expect("a check");
+    assert_eq!(none.level, Level::Error);
+    assert!(
+        none.summary.contains("the gate can never pass"),
+        "{}",
+        none.summary
+    );
+    // Zones not read on either side: no check.
+    assert_eq!(zone_check("a", &nodes(&["eu-west-1c"]), &lb()), None);
 }
