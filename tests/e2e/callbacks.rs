@@ -816,7 +816,9 @@ async fn a_readiness_time_out_loop_backs_off_and_stops_after_max_attempts() -> R
                 )
                 .key(
                     "sk",
-                    aws_sdk_dynamodb::types::AttributeValue::S("FAILURES#1.1.0".into()),
+                    aws_sdk_dynamodb::types::AttributeValue::S(okra_aws::state::keys::failures(
+                        "1.1.0",
+                    )),
                 )
                 .update_expression("SET lastAt = :at")
                 .expression_attribute_values(

@@ -594,8 +594,10 @@ def section_rollout(r, w, moto_url, proxy_url, procs, reps):
         req = {"definitionPath": "statemachine/rollout.asl.json",
                "substitutions": {k: f"arn:aws:lambda:us-east-1:123456789012:function:{v}" for k, v in subs.items()},
                "functions": subs, "input": {"cell": spec, "trigger": "bench", "labels": {}},
-               "waitTimeOverrides": {s: 0 for s in ("Pause", "Wait for canary readiness", "Wait for initial readiness",
-                                                    "Wait for signal", "Analysis initial delay", "Analysis interval")},
+               "waitTimeOverrides": {s: 0 for s in ("Wait for canary readiness", "Wait for initial readiness",
+                                                    "Wait for rollback readiness")},
+               # Timed pauses and analysis intervals are callbacks (TimeoutSecondsPath): 0 ms.
+               "fastPauses": 0,
                "context": {"Execution": {"Name": name}}, "timeoutMs": 240_000, "lambdaEndpoint": lambda_url}
         f = Path(tempfile.mkstemp(suffix=".json")[1])
         f.write_text(json.dumps(req))

@@ -18,7 +18,8 @@
 //   "timeoutMs": 120000,                                  // optional: abort the run (status ABORTED)
 //   "lambdaEndpoint": "http://127.0.0.1:9000",            // optional: default $AWS_ENDPOINT_URL_LAMBDA
 //   "historyLimit": 25000,                                // optional: fail at N history events
-//   "fastTimeouts": 1                                     // optional: Task TimeoutSeconds/HeartbeatSeconds factor
+//   "fastTimeouts": 1,                                    // optional: Task TimeoutSeconds/HeartbeatSeconds factor
+//   "fastPauses": 0                                       // optional: ms for a callback's TimeoutSecondsPath (timed waits)
 // }
 //
 // stdout: ONE JSON object
@@ -82,7 +83,7 @@ async function loadRequest(path) {
   }
   const known = new Set(['definitionPath', 'definition', 'substitutions', 'functions', 'input',
     'waitTimeOverrides', 'retryIntervalOverrides', 'context', 'timeoutMs', 'lambdaEndpoint',
-    'historyLimit', 'fastTimeouts']);
+    'historyLimit', 'fastTimeouts', 'fastPauses']);
   for (const key of Object.keys(request)) {
     if (!known.has(key)) throw new RunnerError(`unknown request field "${key}"`);
   }
@@ -144,6 +145,7 @@ async function main() {
     lambdaEndpoint: request.lambdaEndpoint ?? process.env.AWS_ENDPOINT_URL_LAMBDA,
     historyLimit: request.historyLimit,
     fastTimeouts: request.fastTimeouts,
+    fastPauses: request.fastPauses,
     onTaskToken,
   });
   listener.on('request', handler(service));

@@ -25,7 +25,7 @@ use crate::error::Result;
 /// | a person's signal | `CELL#<cell>` | `SIGNAL#<execution>` |
 /// | the cell's execution generation | `CELL#<cell>` | `GENERATION` |
 /// | an execution's wait (its task token, kind, step) | `CELL#<cell>` | `WAIT#<execution>` |
-/// | a version's failed automatic attempts | `CELL#<cell>` | `FAILURES#<version>` |
+/// | a version's failed automatic attempts | `CELL#<cell>` | `BLOCK#<version>#FAILURES` |
 pub mod keys {
     /// The partition of all cell specs (a Query lists them).
     pub const CELLS: &str = "CELLS";
@@ -57,10 +57,13 @@ pub mod keys {
     pub fn wait(execution: &str) -> String {
         format!("WAIT#{execution}")
     }
-    /// A version's failed automatic attempts.
+    /// A version's failed automatic attempts: next to its block, so that one Query reads both
+    /// (the dispatcher's `blocks_and_failures`).
     pub fn failures(version: &str) -> String {
-        format!("FAILURES#{version}")
+        format!("BLOCK#{version}{FAILURES_SUFFIX}")
     }
+    /// What ends a failures item's sort key.
+    pub const FAILURES_SUFFIX: &str = "#FAILURES";
 }
 
 /// A stored cell.
@@ -291,6 +294,12 @@ pub trait StatePort: Send + Sync {
         execution: &str,
         reason: &str,
     ) -> impl Future<Output = Result<Failures>> + Send;
+    /// The cell's blocked versions and every version's failed automatic attempts (by version):
+    /// one call (a Query), for the dispatcher.
+    fn blocks_and_failures(
+        &self,
+        cell: &str,
+    ) -> impl Future<Output = Result<(Vec<Block>, BTreeMap<String, Failures>)>> + Send;
     /// A version's failed automatic attempts, if any.
     fn failures(
         &self,

@@ -16,7 +16,7 @@
 //! Every write that could race is conditional; a lost condition is [`OkraError::Conflict`] where
 //! the caller must know, and a no-op where the port promises idempotence.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb as ddb;
 use ddb::types::{AttributeValue, ReturnValue};
@@ -31,6 +31,19 @@ use crate::state::{
 mod items;
 
 use items::*;
+
+/// A failures item read.
+fn failures_of(it: &Item) -> Result<Failures> {
+    let text = |k: &str| match it.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => String::new(),
+    };
+    Ok(Failures {
+        count: get_n(it, "count")?.unwrap_or(0),
+        last_at: text("lastAt"),
+        last_reason: text("lastReason"),
+    })
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -311,14 +324,34 @@ impl StatePort for Dynamo {
     }
 
     async fn blocklist(&self, cell: &str) -> Result<Vec<Block>> {
-        let mut blocks: Vec<Block> = self
+        Ok(self.blocks_and_failures(cell).await?.0)
+    }
+
+    async fn blocks_and_failures(
+        &self,
+        cell: &str,
+    ) -> Result<(Vec<Block>, BTreeMap<String, Failures>)> {
+        let items = self
             .query_prefix(&keys::cell(cell), Some(&keys::block("")))
-            .await?
-            .iter()
-            .map(|it| record_of::<Block>(it, "block"))
-            .collect::<Result<_>>()?;
+            .await?;
+        let (mut blocks, mut failures) = (Vec::new(), BTreeMap::new());
+        for it in &items {
+            let sk = match it.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.as_str(),
+                _ => "",
+            };
+            match sk
+                .strip_prefix(&keys::block(""))
+                .and_then(|v| v.strip_suffix(keys::FAILURES_SUFFIX))
+            {
+                Some(version) => {
+                    failures.insert(version.to_string(), failures_of(it)?);
+                }
+                None => blocks.push(record_of::<Block>(it, "block")?),
+            }
+        }
         blocks.sort_by(|a, b| a.version.cmp(&b.version));
-        Ok(blocks)
+        Ok((blocks, failures))
     }
 
     async fn block(&self, cell: &str, block: &Block) -> Result<()> {
@@ -415,21 +448,11 @@ impl StatePort for Dynamo {
     }
 
     async fn failures(&self, cell: &str, version: &str) -> Result<Option<Failures>> {
-        let Some(it) = self
-            .get(&keys::cell(cell), &keys::failures(version))
+        self.get(&keys::cell(cell), &keys::failures(version))
             .await?
-        else {
-            return Ok(None);
-        };
-        let text = |k: &str| match it.get(k) {
-            Some(AttributeValue::S(v)) => v.clone(),
-            _ => String::new(),
-        };
-        Ok(Some(Failures {
-            count: get_n(&it, "count")?.unwrap_or(0),
-            last_at: text("lastAt"),
-            last_reason: text("lastReason"),
-        }))
+            .as_ref()
+            .map(failures_of)
+            .transpose()
     }
 
     async fn attempt(&self, cell: &str, version: &str) -> Result<u32> {

@@ -230,6 +230,27 @@ impl StatePort for FakeState {
         Ok(f.clone())
     }
 
+    async fn blocks_and_failures(
+        &self,
+        cell: &str,
+    ) -> Result<(Vec<Block>, BTreeMap<String, Failures>)> {
+        self.meter.enter("blocks_and_failures")?;
+        let d = lock(&self.data);
+        let blocks = d
+            .blocks
+            .iter()
+            .filter(|((c, _), _)| c == cell)
+            .map(|(_, b)| b.clone())
+            .collect();
+        let failures = d
+            .failures
+            .iter()
+            .filter(|((c, _), _)| c == cell)
+            .map(|((_, v), (f, _))| (v.clone(), f.clone()))
+            .collect();
+        Ok((blocks, failures))
+    }
+
     async fn failures(&self, cell: &str, version: &str) -> Result<Option<Failures>> {
         self.meter.enter("failures")?;
         Ok(lock(&self.data)

@@ -267,13 +267,9 @@ where
         }
     }
 
-    let blocklist: BTreeSet<String> = ctx
-        .state
-        .blocklist(&cell)
-        .await?
-        .into_iter()
-        .map(|b| b.version)
-        .collect();
+    // The blocked versions and the failed attempts, in one Query.
+    let (blocks, failures) = ctx.state.blocks_and_failures(&cell).await?;
+    let blocklist: BTreeSet<String> = blocks.into_iter().map(|b| b.version).collect();
     let out = discover::discover(
         ctx.eks,
         ctx.elb,
@@ -300,7 +296,7 @@ where
     // Automatic attempts back off after failures that did not block (a rollback never waits).
     if !matches!(decision, Decision::Rollback { .. })
         && let Some(v) = record::versions(&decision)
-        && let Some(f) = ctx.state.failures(&cell, &v.to).await?
+        && let Some(f) = failures.get(&v.to)
         && let Err(wait) =
             okra_core::attempts::may_start(f.count, f.since_last(std::time::SystemTime::now()))
     {
