@@ -139,13 +139,8 @@ async fn a_stopped_execution_is_an_abort_traffic_back_and_the_version_held() -> 
     );
 
     // The next reconcile leaves the held version alone; a person's retry starts it again.
-    let Invocation::Ok(out) = aws
-        .local
-        .invoke("dispatcher", &json!({"cells": [name], "trigger": "api"}))?
-    else {
-        anyhow::bail!("the dispatcher failed");
-    };
-    assert_eq!(out["results"][0]["outcome"], "nothingToDo", "{out}");
+    let r = reconciled(&aws, &name)?;
+    assert_eq!(r["outcome"], "nothingToDo", "{r}");
     let (status, body) = api(
         &aws,
         "POST",
@@ -208,15 +203,21 @@ async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_th
     Ok(())
 }
 
-/// Runs the real dispatcher binary for one cell; the execution it started, if any.
-fn dispatch(aws: &common::Aws, cell: &str) -> Result<(String, Option<String>)> {
+/// Runs the real dispatcher binary for one cell; the cell's result.
+fn reconciled(aws: &common::Aws, cell: &str) -> Result<serde_json::Value> {
     let Invocation::Ok(out) = aws
         .local
         .invoke("dispatcher", &json!({"cells": [cell], "trigger": "api"}))?
     else {
         anyhow::bail!("the dispatcher failed");
     };
-    let r = &out["results"][0];
+    Ok(out["results"][0].clone())
+}
+
+/// Runs the real dispatcher binary for one cell; its outcome and the execution it started, if
+/// any.
+fn dispatch(aws: &common::Aws, cell: &str) -> Result<(String, Option<String>)> {
+    let r = reconciled(aws, cell)?;
     Ok((
         r["outcome"].as_str().unwrap_or_default().to_string(),
         r["execution"].as_str().map(str::to_string),
@@ -766,15 +767,7 @@ async fn a_readiness_time_out_loop_backs_off_and_stops_after_max_attempts() -> R
         .await?;
     aws.serving_cluster(&w, "a1", "1.0.0").await?;
     aws.serving_cluster(&w, "a2", "1.0.0").await?;
-    let dispatch = || -> Result<serde_json::Value> {
-        let Invocation::Ok(out) = aws
-            .local
-            .invoke("dispatcher", &json!({"cells": [name], "trigger": "api"}))?
-        else {
-            anyhow::bail!("the dispatcher failed");
-        };
-        Ok(out["results"][0].clone())
-    };
+    let dispatch = || reconciled(&aws, &name);
     let init = dispatch()?;
     assert_eq!(init["outcome"], "started", "{init}");
     let exec = init["execution"]

@@ -105,13 +105,15 @@ pub trait LoadBalancerPort: Send + Sync {
         owner: &str,
     ) -> impl Future<Output = Result<Option<(String, Vec<String>)>>> + Send;
 
-    /// Creates the standby rule of `owner`, or sets its target groups: a rule whose condition
-    /// never matches, forwarding to `groups`, so that AWS health-checks them while the owned
-    /// action stays as it is. One or two calls.
+    /// Sets the target groups of the standby rule `existing` (as [`Self::standby_rule`] found
+    /// it; one call), or creates the standby rule of `owner` (two calls: the listener's rules
+    /// for a free priority, then the rule): a rule whose condition never matches, forwarding to
+    /// `groups`, so that AWS health-checks them while the owned action stays as it is.
     fn put_standby_rule(
         &self,
         listener_arn: &str,
         owner: &str,
+        existing: Option<&str>,
         groups: &[String],
     ) -> impl Future<Output = Result<()>> + Send;
 

@@ -149,8 +149,16 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
         let call = self.inner.standby_rule(listener, owner);
         self.flight.track("standby_rule", call).await
     }
-    async fn put_standby_rule(&self, listener: &str, owner: &str, groups: &[String]) -> Result<()> {
-        let call = self.inner.put_standby_rule(listener, owner, groups);
+    async fn put_standby_rule(
+        &self,
+        listener: &str,
+        owner: &str,
+        existing: Option<&str>,
+        groups: &[String],
+    ) -> Result<()> {
+        let call = self
+            .inner
+            .put_standby_rule(listener, owner, existing, groups);
         self.flight.track("put_standby_rule", call).await
     }
     async fn delete_rule(&self, rule: &str) -> Result<()> {

@@ -119,9 +119,13 @@ pub fn check_members(
             return MemberCheck::CanaryUnhealthy(bad);
         }
     }
-    let excluded: Vec<Excluded> = stable.iter().filter_map(below).collect();
+    without(stable, stable.iter().filter_map(below).collect())
+}
+
+/// The stable groups but the `excluded` ones; all of them when every one is excluded (AWS
+/// fails open within a group too: better than forwarding nowhere).
+fn without(stable: &[String], excluded: Vec<Excluded>) -> MemberCheck {
     if excluded.len() == stable.len() {
-        // None meets the gate: keep them all (AWS fails open within a group, too).
         return MemberCheck::Go {
             stable: stable.to_vec(),
             excluded: Vec::new(),
@@ -194,20 +198,7 @@ pub fn check_clusters(
         }
     }
     let all: Vec<String> = stable.0.iter().map(|(a, _)| a.clone()).collect();
-    let excluded = changed(stable.0, stable.1);
-    if excluded.len() == all.len() {
-        return MemberCheck::Go {
-            stable: all,
-            excluded: Vec::new(),
-        };
-    }
-    MemberCheck::Go {
-        stable: all
-            .into_iter()
-            .filter(|a| !excluded.iter().any(|e| &e.target_group_arn == a))
-            .collect(),
-        excluded,
-    }
+    without(&all, changed(stable.0, stable.1))
 }
 
 #[cfg(test)]

@@ -379,16 +379,16 @@ fn signalled(default: &str) -> Value {
 /// [`signalled`] where `ending` are the signals that end the wait (go on to the next step),
 /// with `more` choices before the default.
 fn signalled_then(ending: &[Signal], more: &[Value], default: &str) -> Value {
-    let ends: Vec<Value> = ending.iter().map(|s| signal_is(*s)).collect();
+    let ends = match ending {
+        [one] => json!({"Variable": "$.signal.signal", "StringEquals": one, "Next": "RecordStep"}),
+        many => json!({"Or": many.iter().map(|s| signal_is(*s)).collect::<Vec<_>>(),
+                       "Next": "RecordStep"}),
+    };
     let mut choices = vec![
-        json!({"Or": ends, "Next": "RecordStep"}),
+        ends,
         json!({"Variable": "$.signal.signal", "StringEquals": Signal::PromoteFull, "Next": "PromoteFull"}),
         json!({"Variable": "$.signal.signal", "StringEquals": Signal::Abort, "Next": "Aborted"}),
     ];
-    if ends.len() == 1 {
-        choices[0] =
-            json!({"Variable": "$.signal.signal", "StringEquals": ending[0], "Next": "RecordStep"});
-    }
     choices.extend(more.iter().cloned());
     json!({"Type": "Choice", "Choices": choices, "Default": default})
 }

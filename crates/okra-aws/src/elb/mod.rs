@@ -325,6 +325,7 @@ impl LoadBalancerPort for Elb {
         &self,
         listener_arn: &str,
         owner: &str,
+        existing: Option<&str>,
         groups: &[String],
     ) -> Result<()> {
         // Weight 1 each: the rule never matches, so the weights only have to be valid.
@@ -339,17 +340,17 @@ impl LoadBalancerPort for Elb {
             stickiness: None,
         };
         let actions = vec![from_forward(&fa, Some(1))];
-        let rules = self.listener_rules(listener_arn).await?;
-        if let Some(r) = rules.iter().find(|r| is_standby(r, owner)) {
+        if let Some(arn) = existing {
             self.client
                 .modify_rule()
-                .rule_arn(r.rule_arn().unwrap_or_default())
+                .rule_arn(arn)
                 .set_actions(Some(actions))
                 .send()
                 .await
                 .map_err(OkraError::from_sdk)?;
             return Ok(());
         }
+        let rules = self.listener_rules(listener_arn).await?;
         let used: Vec<u32> = rules
             .iter()
             .filter_map(|r| r.priority()?.parse().ok())

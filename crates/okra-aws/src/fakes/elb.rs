@@ -412,6 +412,7 @@ impl LoadBalancerPort for FakeElb {
         &self,
         listener_arn: &str,
         owner: &str,
+        _existing: Option<&str>,
         groups: &[String],
     ) -> Result<()> {
         self.meter.enter("put_standby_rule")?;

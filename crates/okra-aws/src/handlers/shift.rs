@@ -335,8 +335,9 @@ async fn standby<L: LoadBalancerPort>(
         let existing = elb.standby_rule(&input.listener_arn, &owner).await?;
         let changed = match (&what, existing) {
             (Standby::Attach(groups), Some((_, now))) if &now == groups => false,
-            (Standby::Attach(groups), _) => {
-                elb.put_standby_rule(&input.listener_arn, &owner, groups)
+            (Standby::Attach(groups), found) => {
+                let arn = found.as_ref().map(|(arn, _)| arn.as_str());
+                elb.put_standby_rule(&input.listener_arn, &owner, arn, groups)
                     .await?;
                 tracing::info!(groups = ?groups, "standby rule set; the listener's own action kept");
                 true

@@ -236,21 +236,18 @@ where
         if holder == Holder::Stale
             && let Some(events) = ctx.events
         {
-            let status = info.as_ref().map_or("NOT_FOUND", |i| i.status.as_str());
-            let done = crate::handlers::state::finalize(
+            let done = crate::handlers::state::finalize_stale(
                 ctx.state,
                 ctx.executions,
                 events,
                 &cell,
                 &lock.execution,
-                status,
-                None,
-                None,
+                info.as_ref(),
                 std::time::SystemTime::now(),
             )
             .await?;
-            tracing::warn!(cell, execution = %lock.execution, status, finalized = done.finalized,
-                "swept a stale lock");
+            tracing::warn!(cell, execution = %lock.execution, finalized = done.finalized,
+                reason = %done.reason, "swept a stale lock");
         }
         if holder == Holder::Live {
             return Ok(CellResult {

@@ -124,21 +124,13 @@ async fn begin<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                     "taking over a stale lock"
                 );
                 // Recorded as its status change event would have (it may never come).
-                let status = info.as_ref().map_or("NOT_FOUND", |i| i.status.as_str());
-                let status = if status == "RUNNING" {
-                    "NOT_FOUND"
-                } else {
-                    status
-                };
-                finalize(
+                finalize_stale(
                     state,
                     executions,
                     events,
                     cell,
                     &holder.execution,
-                    status,
-                    None,
-                    None,
+                    info.as_ref(),
                     now,
                 )
                 .await?;
@@ -224,6 +216,25 @@ pub async fn finalize<S: StatePort, X: ExecutionsPort, E: EventsPort>(
         held: blocked,
         reason,
     })
+}
+
+/// [`finalize`] for a lock found stale (its execution ended, or is unknown past the grace),
+/// with the status DescribeExecution shows (`NOT_FOUND` when it shows none): a lock's takeover
+/// and the dispatcher's sweep.
+pub async fn finalize_stale<S: StatePort, X: ExecutionsPort, E: EventsPort>(
+    state: &S,
+    executions: &X,
+    events: &E,
+    cell: &str,
+    execution: &str,
+    info: Option<&crate::state::ExecutionInfo>,
+    now: SystemTime,
+) -> Result<Finalized> {
+    let status = info.map_or("NOT_FOUND", |i| i.status.as_str());
+    finalize(
+        state, executions, events, cell, execution, status, None, None, now,
+    )
+    .await
 }
 
 /// Runs one action. `now` is the time the entries and the lock carry (the function passes the
