@@ -279,6 +279,78 @@ async fn pin_back_then_unpin_starts_every_execution() -> Result<()> {
     Ok(())
 }
 
+/// After a promotion, a serving cluster re-tagged to a newer version leaves the serving action
+/// (the dispatcher's next reconcile: `scaleIn`), so the newer version never takes traffic it was
+/// not rolled out to; once that version has its clusters it rolls out as a canary and is
+/// promoted, the re-tagged cluster's group re-tagged with it (issue 25, item 1).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_serving_cluster_re_tagged_after_a_promotion_leaves_then_rolls_out_with_its_version()
+-> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let w = aws.world("cbin").await?;
+    let name = cell_name(&w);
+    let spec: okra_core::spec::CellSpec =
+        serde_json::from_value(common::cell(&w, json!([{"setWeight": 50}])))?;
+    aws.state().put_cell(&spec, None).await?;
+    aws.serving_cluster(&w, "a1", "1.0.0").await?;
+    aws.serving_cluster(&w, "a2", "1.0.0").await?;
+    let run = |what: &'static str| {
+        let (aws, sfn, name) = (&aws, &sfn, name.clone());
+        async move {
+            let r = reconciled(aws, &name)?;
+            assert_eq!(r["outcome"], "started", "{what}: {r}");
+            let exec = r["execution"].as_str().context("an execution")?.to_string();
+            assert_eq!(finished(sfn, &exec).await?.0, "SUCCEEDED", "{what}: {exec}");
+            anyhow::Ok(r["decision"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    assert_eq!(run("initialize").await?, "initialize");
+    let group = |c: &str| okra_core::naming::target_group_name(&name, &format!("{}-{c}", w.prefix));
+    let a2 = format!("{}-a2", w.prefix);
+    let a2_arn = aws
+        .eks
+        .describe_cluster()
+        .name(&a2)
+        .send()
+        .await?
+        .cluster()
+        .and_then(|c| c.arn())
+        .context("an ARN")?
+        .to_string();
+    aws.eks
+        .tag_resource()
+        .resource_arn(&a2_arn)
+        .tags("okra.io/version", "1.1.0")
+        .send()
+        .await?;
+    assert_eq!(run("scale in").await?, "scaleIn");
+    let weights = aws.weights(&w).await?;
+    assert_eq!(
+        weights.iter().map(|(g, _)| g.clone()).collect::<Vec<_>>(),
+        vec![group("a1")],
+        "a2's group left: {weights:?}"
+    );
+    let r = reconciled(&aws, &name)?;
+    assert_eq!(
+        r["outcome"], "nothingToDo",
+        "1.1.0 has one cluster of 2: {r}"
+    );
+    aws.serving_cluster(&w, "b2", "1.1.0").await?;
+    assert_eq!(run("roll out").await?, "startRollout");
+    let weights = aws.weights(&w).await?;
+    assert_eq!(
+        weights.iter().map(|(g, _)| g.clone()).collect::<Vec<_>>(),
+        vec![group("a2"), group("b2")],
+        "{weights:?}"
+    );
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)]),
+        "a2's group is 1.1.0's now"
+    );
+    Ok(())
+}
+
 /// A cell scaled out twice to the same size: the two executions make the same decision
 /// (`1.0.0-x3`), and the second starts under a name of its own (the generation moved on when the
 /// first ended), where a name made of the decision alone was refused for 90 days.

@@ -254,8 +254,17 @@ fn plan_lines(o: &DiscoverOutput) -> Vec<String> {
             vec![("stable", stable), ("canary", canary)],
             Some(plan),
         ),
-        Decision::ScaleOut { .. } => (None, vec![], None),
+        Decision::ScaleOut { serving, added, .. } => {
+            lines.push(format!("  joining: {}", added.join(", ")));
+            (None, vec![("serving", serving)], None)
+        }
+        Decision::ScaleIn { serving, .. } => (None, vec![("serving", serving)], None),
     };
+    if let Decision::ScaleOut { left, .. } | Decision::ScaleIn { left, .. } = d {
+        for l in left {
+            lines.push(format!("  leaving: {} ({})", l.target_group_arn, l.reason));
+        }
+    }
     if let Some(reason) = reason {
         lines.push(format!("  {reason}"));
     }

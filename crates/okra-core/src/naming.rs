@@ -74,7 +74,7 @@ pub fn execution_name(cell: &str, version: &str, generation: u64) -> String {
 ///   the name of the rollout it resumes: while that execution runs, no second one starts);
 /// - `initialize`: the target version prefixed `init-`;
 /// - `scaleOut`: the serving version, `-x` and its member count (another scale-out of the same
-///   version has more members, so another name);
+///   version has more members, so another name); `scaleIn`: the same with `-in`;
 /// - `rollback`: `back-<to>-from-<from>`;
 /// - `nothingToDo`: `None`.
 ///
@@ -100,6 +100,9 @@ pub fn decision_execution_name(
         Decision::Initialize { target } => format!("init-{}", label(target)),
         Decision::ScaleOut { serving, .. } => {
             format!("{}-x{}", label(serving), serving.members.len())
+        }
+        Decision::ScaleIn { serving, .. } => {
+            format!("{}-in{}", label(serving), serving.members.len())
         }
         Decision::Rollback { from, to, .. } => {
             format!("back-{}-from-{}", label(to), label(from))
@@ -197,8 +200,14 @@ mod tests {
         let scale = Decision::ScaleOut {
             serving: side(Some("1.2.0"), 3),
             added: vec!["c2".into()],
+            left: vec![],
         };
         assert_eq!(n(&scale, 0).as_deref(), Some("web--1-2-0-x3--0"));
+        let scale_in = Decision::ScaleIn {
+            serving: side(Some("1.2.0"), 2),
+            left: vec![],
+        };
+        assert_eq!(n(&scale_in, 0).as_deref(), Some("web--1-2-0-in2--0"));
         let back = Decision::Rollback {
             from: side(Some("1.2.0"), 2),
             to: side(None, 1),
@@ -210,11 +219,11 @@ mod tests {
         );
         assert_eq!(n(&Decision::NothingToDo { reason: "x".into() }, 0), None);
         // Every kind gives a different name for the same version.
-        let names: std::collections::BTreeSet<_> = [&start, &init, &scale, &back]
+        let names: std::collections::BTreeSet<_> = [&start, &init, &scale, &scale_in, &back]
             .iter()
             .map(|d| n(d, 0))
             .collect();
-        assert_eq!(names.len(), 4);
+        assert_eq!(names.len(), 5);
     }
 
     proptest! {

@@ -85,7 +85,9 @@ pub fn versions(decision: &Decision) -> Option<Versions> {
             ..
         } => v(Some(stable), canary, *canary_weight),
         Decision::Rollback { from, to, .. } => v(Some(from), to, 0),
-        Decision::ScaleOut { serving, .. } => v(Some(serving), serving, 100),
+        Decision::ScaleOut { serving, .. } | Decision::ScaleIn { serving, .. } => {
+            v(Some(serving), serving, 100)
+        }
     })
 }
 
@@ -265,7 +267,8 @@ mod tests {
         assert_eq!(
             versions(&Decision::ScaleOut {
                 serving: side("1.0.0"),
-                added: vec!["c".into()]
+                added: vec!["c".into()],
+                left: vec![]
             }),
             Some(Versions {
                 from: Some("1.0.0".into()),

@@ -304,9 +304,166 @@ fn scale_out_adds_a_new_cluster_of_the_serving_version() {
     let (mut cs, tgs, action) = serving_v1();
     cs.push(active("a3", "1.0.0"));
     match decide(&cell(2), &observed(cs, tgs, action)).decision {
-        Decision::ScaleOut { serving, added } => {
+        Decision::ScaleOut {
+            serving,
+            added,
+            left,
+        } => {
             assert_eq!(added, vec!["a3"]);
             assert_eq!(serving.members.len(), 3);
+            assert!(left.is_empty(), "{left:?}");
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+fn left_arns(left: &[okra_core::health::Excluded]) -> Vec<(String, String)> {
+    left.iter()
+        .map(|l| (l.target_group_arn.clone(), l.reason.clone()))
+        .collect()
+}
+
+fn member_arns(side: &okra_core::decision::Side) -> Vec<String> {
+    side.target_group_arns()
+}
+
+#[test]
+fn a_serving_cluster_re_tagged_after_a_promotion_leaves_and_rolls_out_with_its_version() {
+    // 1.0.0 serves on a1 and a2; a1 is re-tagged 1.1.0. Its group leaves the action (a2 takes
+    // everything): 1.1.0 gets no traffic it was not rolled out to.
+    let (mut cs, tgs, action) = serving_v1();
+    cs[0] = active("a1", "1.1.0");
+    let observed_now = observed(cs.clone(), tgs.clone(), action);
+    match decide(&cell(2), &observed_now).decision {
+        Decision::ScaleIn { serving, left } => {
+            assert_eq!(serving.version.as_deref(), Some("1.0.0"));
+            assert_eq!(member_arns(&serving), vec![arn("a2")]);
+            assert_eq!(
+                left_arns(&left),
+                vec![(
+                    arn("a1"),
+                    "cluster a1 now carries version 1.1.0, not 1.0.0".to_string()
+                )]
+            );
+        }
+        d => panic!("{d:?}"),
+    }
+    // After the scale-in, with a second cluster of 1.1.0, 1.1.0 rolls out from a2 (a canary
+    // of both 1.1.0 clusters, a1's group re-tagged by ensure).
+    cs.push(active("b2", "1.1.0"));
+    let after = observed(cs, tgs, forward(&[(&arn("a2"), 1)]));
+    match decide(&cell(2), &after).decision {
+        Decision::StartRollout { stable, canary, .. } => {
+            assert_eq!(member_arns(&stable), vec![arn("a2")]);
+            assert_eq!(canary.version.as_deref(), Some("1.1.0"));
+            let clusters: Vec<_> = canary
+                .members
+                .iter()
+                .filter_map(|m| m.cluster.clone())
+                .collect();
+            assert_eq!(clusters, vec!["a1", "b2"]);
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn a_serving_cluster_deleted_or_not_active_leaves_the_action() {
+    for (now, why) in [
+        (None, "cluster a1 is gone"),
+        (
+            Some(cluster("a1", "1.0.0", ClusterStatus::Deleting)),
+            "cluster a1 is not ACTIVE",
+        ),
+        (
+            Some({
+                let mut c = active("a1", "1.0.0");
+                c.tags.insert("role".into(), "api".into());
+                c
+            }),
+            "cluster a1 left cell web",
+        ),
+    ] {
+        let (mut cs, tgs, action) = serving_v1();
+        cs.remove(0);
+        cs.extend(now);
+        match decide(&cell(1), &observed(cs, tgs, action)).decision {
+            Decision::ScaleIn { serving, left } => {
+                assert_eq!(member_arns(&serving), vec![arn("a2")]);
+                assert_eq!(left_arns(&left), vec![(arn("a1"), why.to_string())]);
+            }
+            d => panic!("{why}: {d:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_gone_cluster_is_not_kept_when_a_new_one_of_the_version_joins() {
+    let (mut cs, tgs, action) = serving_v1();
+    cs[0] = active("a3", "1.0.0");
+    match decide(&cell(2), &observed(cs, tgs, action)).decision {
+        Decision::ScaleOut {
+            serving,
+            added,
+            left,
+        } => {
+            assert_eq!(added, vec!["a3"]);
+            let clusters: Vec<_> = serving
+                .members
+                .iter()
+                .filter_map(|m| m.cluster.clone())
+                .collect();
+            assert_eq!(clusters, vec!["a2", "a3"], "a1's group does not stay");
+            assert_eq!(
+                left_arns(&left),
+                vec![(arn("a1"), "cluster a1 is gone".to_string())]
+            );
+        }
+        d => panic!("{d:?}"),
+    }
+}
+
+#[test]
+fn the_last_serving_groups_are_never_taken_out() {
+    // Both clusters of 1.0.0 deleted and nothing else: the groups keep serving.
+    let (_, tgs, action) = serving_v1();
+    match decide(&cell(1), &observed(vec![], tgs.clone(), action.clone())).decision {
+        Decision::NothingToDo { .. } => {}
+        d => panic!("{d:?}"),
+    }
+    // Every serving cluster re-tagged in place to 1.1.0: 1.1.0 serves there (no move between
+    // clusters is possible), and nothing is rolled "from" a group to itself.
+    let cs = vec![active("a1", "1.1.0"), active("a2", "1.1.0")];
+    match decide(&cell(2), &observed(cs, tgs.clone(), action.clone())).decision {
+        Decision::NothingToDo { reason } => {
+            assert!(reason.contains("1.1.0 serves at 100 %"), "{reason}")
+        }
+        d => panic!("{d:?}"),
+    }
+    // A single cluster re-tagged while another version is split over the cell: never a rollout
+    // whose canary shares a group with the stable side.
+    let cs = vec![active("a1", "1.1.0"), active("a2", "1.2.0")];
+    match decide(&cell(1), &observed(cs, tgs, action)).decision {
+        Decision::NothingToDo { reason } => assert!(
+            reason.contains(
+                "cluster a2 now carries 1.2.0, but its target group is one of those serving"
+            ),
+            "{reason}"
+        ),
+        d => panic!("a group on both sides: {d:?}"),
+    }
+}
+
+#[test]
+fn a_half_done_canary_whose_clusters_are_all_gone_is_rolled_back() {
+    let cs = vec![active("a1", "1.0.0"), active("a2", "1.0.0")];
+    let tgs = vec![tg("a1", "1.0.0"), tg("a2", "1.0.0"), tg("b1", "1.1.0")];
+    let action = forward(&[(&arn("a1"), 35), (&arn("a2"), 35), (&arn("b1"), 30)]);
+    match decide(&cell(1), &observed(cs, tgs, action)).decision {
+        Decision::Rollback { from, to, reason } => {
+            assert_eq!(member_arns(&from), vec![arn("b1")]);
+            assert_eq!(member_arns(&to), vec![arn("a1"), arn("a2")]);
+            assert!(reason.contains("no cluster carries 1.1.0"), "{reason}");
         }
         d => panic!("{d:?}"),
     }

@@ -1,4 +1,4 @@
-//! The start of every execution (counters, the lock, discovery and its decision) and the one-write paths (initialize, scale out, roll back to a pinned version).
+//! The start of every execution (counters, the lock, discovery and its decision) and the one-write paths (initialize, scale out or in, roll back to a pinned version).
 
 use super::*;
 
@@ -8,6 +8,7 @@ pub(super) fn decide() -> Value {
         to(DecisionKind::NothingToDo, "FinishNothingToDo"),
         to(DecisionKind::Initialize, "EnsureInitialTargetGroups"),
         to(DecisionKind::ScaleOut, "EnsureScaleOutTargetGroups"),
+        to(DecisionKind::ScaleIn, "EnsureScaleInTargetGroups"),
         to(DecisionKind::Rollback, "EnsureRollbackTargetGroups"),
         to(DecisionKind::StartRollout, "RecordStarted"),
         to(DecisionKind::ResumeRollout, "RecordStarted")],
@@ -121,7 +122,7 @@ pub(super) fn begin(s: &mut Map<String, Value>) {
     );
 }
 
-/// One-write paths: initialize, scale out, roll back to a pinned lower version.
+/// One-write paths: initialize, scale out or in, roll back to a pinned lower version.
 pub(super) fn one_write(s: &mut Map<String, Value>) {
     s.insert(
         "EnsureInitialTargetGroups".into(),
@@ -130,6 +131,16 @@ pub(super) fn one_write(s: &mut Map<String, Value>) {
     s.insert(
         "EnsureScaleOutTargetGroups".into(),
         ensure("$.discovery.decision.serving", "StandInitialGroupsBy", None),
+    );
+    s.insert(
+        "EnsureScaleInTargetGroups".into(),
+        ensure(
+            "$.discovery.decision.serving",
+            "StandInitialGroupsBy",
+            Some(
+                "Groups whose cluster is gone or left the version leave: the version's other groups, healthy, take everything.",
+            ),
+        ),
     );
     s.insert(
         "StandInitialGroupsBy".into(),
@@ -155,7 +166,7 @@ pub(super) fn one_write(s: &mut Map<String, Value>) {
             catch: catch_all("FinishSwitchFailed"),
             result_path: "$.last",
             comment: Some(
-                "Initialize or scale out: everything to the version's target groups, evenly, in one write.",
+                "Initialize, scale out or in: everything to the version's target groups, evenly, in one write.",
             ),
             check_members: false,
         }),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::cell::Cell;
 use crate::duration::parse_duration;
+use crate::health::{ClusterNow, Excluded, member_changed};
 use crate::model::{Cluster, CurrentAction, Observed, TargetGroup};
 use crate::spec::{Arg, CellSpec, TemplateRef};
 use crate::validate::FieldError;
@@ -142,12 +143,25 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
-    /// New clusters of the serving version join at once, in one write.
+    /// New clusters of the serving version join at once, in one write (and target groups whose
+    /// cluster left the version leave in the same write).
     ScaleOut {
         /// The serving version with all its clusters, old and new.
         serving: Side,
         /// The clusters that join.
         added: Vec<String>,
+        /// Serving target groups that leave, and why.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<Excluded>,
+    },
+    /// Serving target groups whose cluster is gone, left the cell, is not ACTIVE or now carries
+    /// another version leave the action in one write; the serving version's other groups share
+    /// the traffic. A re-tagged cluster then rolls out with its new version, as a canary.
+    ScaleIn {
+        /// The serving version with the members that stay.
+        serving: Side,
+        /// The target groups that leave, and why.
+        left: Vec<Excluded>,
     },
 }
 
@@ -174,6 +188,7 @@ pub struct Outcome {
 
 struct Ctx<'a> {
     spec: &'a CellSpec,
+    clusters: &'a [Cluster],
     cell: &'a Cell,
     grouping: Grouping<'a>,
     tg_by_cluster: BTreeMap<&'a str, &'a TargetGroup>,
@@ -229,6 +244,50 @@ impl Ctx<'_> {
     fn weighted(&self) -> bool {
         self.cell.ingress().weighted()
     }
+
+    /// Why the serving target group `arn` no longer belongs to `version` (`None`: it does, or it
+    /// is no group okra made): its cluster is gone, left the cell, is not ACTIVE or now carries
+    /// another version — the rules shift-weights applies to a running rollout's members.
+    fn left_version(&self, arn: &str, version: &str) -> Option<Excluded> {
+        let cluster = &self.tg_by_arn.get(arn)?.cluster;
+        let found = self.clusters.iter().find(|c| &c.name == cluster);
+        let reason = match found {
+            Some(c) if !self.spec.cluster_selector.matches(&c.tags) => {
+                format!("cluster {cluster} left cell {}", self.cell.name)
+            }
+            Some(c) if c.status == crate::model::ClusterStatus::Creating => return None,
+            found => {
+                let now = found.map(|c| ClusterNow {
+                    active: c.status.serves(),
+                    version: c.tags.get(&self.spec.version_tag).cloned(),
+                });
+                member_changed(cluster, now.as_ref(), version)?
+            }
+        };
+        Some(Excluded {
+            target_group_arn: arn.to_string(),
+            reason,
+        })
+    }
+
+    /// The version every serving group's cluster now carries, when all were re-tagged in place
+    /// to one version the cell knows (its groups then serve as that version).
+    fn retagged_to(&self, arns: &[&str]) -> Option<Version> {
+        let mut found: Option<&Version> = None;
+        for arn in arns {
+            let cluster = &self.tg_by_arn.get(arn)?.cluster;
+            let (v, _) = self
+                .grouping
+                .by_version
+                .iter()
+                .find(|(_, cs)| cs.iter().any(|c| &c.name == cluster))?;
+            if found.is_some_and(|f| f != v) {
+                return None;
+            }
+            found = Some(v);
+        }
+        found.cloned()
+    }
 }
 
 fn nothing(reason: impl Into<String>) -> Decision {
@@ -247,6 +306,7 @@ pub fn decide(cell: &Cell, observed: &Observed) -> Outcome {
     let grouping = versions::group(spec, &observed.clusters, &observed.blocklist);
     let ctx = Ctx {
         spec,
+        clusters: &observed.clusters,
         cell,
         tg_by_cluster: observed
             .target_groups
@@ -334,8 +394,29 @@ fn decide_single(
     arns: &[&str],
 ) -> Decision {
     let spec = ctx.spec;
+    let mut version = version;
+    let mut left: Vec<Excluded> = match &version {
+        Some(v) => arns.iter().filter_map(|a| ctx.left_version(a, v)).collect(),
+        None => Vec::new(),
+    };
+    if !left.is_empty() && left.len() == arns.len() {
+        // No group of the serving version is left to take the traffic. If every one's cluster
+        // was re-tagged in place to one version, that version serves; otherwise the groups keep
+        // serving (okra never leaves a listener with nothing to forward to).
+        if let Some(now) = ctx.retagged_to(arns) {
+            version = Some(now.to_string());
+            left.clear();
+        }
+    }
     let current = ctx.serving_side(version.clone(), arns);
     let serving_version = semver_of(&version);
+    if !left.is_empty() {
+        match (&serving_version, &target) {
+            (Some(s), Some(t)) if s == t => return scale_out(ctx, t, arns, left),
+            _ if left.len() < arns.len() => return scale_in(&current, left),
+            _ => {}
+        }
+    }
     let Some(target) = target else {
         return nothing(format!(
             "{} serves at 100 %; {}",
@@ -344,7 +425,7 @@ fn decide_single(
         ));
     };
     match serving_version {
-        Some(s) if s == target => scale_out(ctx, &target, arns),
+        Some(s) if s == target => scale_out(ctx, &target, arns, Vec::new()),
         Some(s) if target < s => {
             if spec.version.is_some() {
                 let to = ctx.version_side(&target);
@@ -361,6 +442,20 @@ fn decide_single(
         }
         _ => {
             let canary = ctx.version_side(&target);
+            if let Some(shared) = canary.members.iter().find(|m| {
+                m.target_group_arn
+                    .as_deref()
+                    .is_some_and(|a| arns.contains(&a))
+            }) {
+                return nothing(format!(
+                    "cluster {} now carries {target}, but its target group is one of those serving \
+                     {} and no other group of that version is left to take the traffic: add a \
+                     cluster of {target} (or of {}) so that traffic can move between clusters",
+                    shared.cluster.as_deref().unwrap_or("?"),
+                    current.label(),
+                    current.label()
+                ));
+            }
             let count = current.members.len() + canary.members.len();
             if ctx.weighted() && count > MAX_TARGET_GROUPS_PER_ACTION {
                 return nothing(format!(
@@ -379,7 +474,29 @@ fn decide_single(
     }
 }
 
-fn scale_out(ctx: &Ctx<'_>, version: &Version, serving: &[&str]) -> Decision {
+/// The serving version's groups but those that left it, in one write.
+fn scale_in(current: &Side, left: Vec<Excluded>) -> Decision {
+    let mut serving = current.clone();
+    serving.members.retain(|m| {
+        !left
+            .iter()
+            .any(|l| m.target_group_arn.as_deref() == Some(l.target_group_arn.as_str()))
+    });
+    if serving.members.is_empty() {
+        return nothing(format!(
+            "every target group serving {} left it ({}), and okra never leaves a listener with \
+             nothing to forward to",
+            current.label(),
+            left.iter()
+                .map(|l| l.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    Decision::ScaleIn { serving, left }
+}
+
+fn scale_out(ctx: &Ctx<'_>, version: &Version, serving: &[&str], left: Vec<Excluded>) -> Decision {
     let side = ctx.version_side(version);
     let serving: BTreeSet<&str> = serving.iter().copied().collect();
     let added: Vec<String> = side
@@ -392,6 +509,10 @@ fn scale_out(ctx: &Ctx<'_>, version: &Version, serving: &[&str]) -> Decision {
         })
         .filter_map(|m| m.cluster.clone())
         .collect();
+    if added.is_empty() && !left.is_empty() {
+        let arns: Vec<&str> = serving.into_iter().collect();
+        return scale_in(&ctx.serving_side(Some(version.to_string()), &arns), left);
+    }
     if added.is_empty() {
         let newer = match ctx.grouping.by_version.keys().next_back() {
             Some(newest) if newest > version => ctx.grouping.shortfall(ctx.spec),
@@ -408,13 +529,15 @@ fn scale_out(ctx: &Ctx<'_>, version: &Version, serving: &[&str]) -> Decision {
             side.members.len()
         ));
     }
-    // Target groups that serve but whose cluster is gone from the version stay in the action:
-    // okra never drops a serving target group on a guess.
+    // Serving groups that are no cluster's of the version (okra's groups whose cluster left it
+    // are in `left`) stay in the action: a group okra did not make is never dropped.
     let mut members = side.members.clone();
     for arn in &serving {
-        if !members
-            .iter()
-            .any(|m| m.target_group_arn.as_deref() == Some(*arn))
+        let leaves = left.iter().any(|l| l.target_group_arn == *arn);
+        if !leaves
+            && !members
+                .iter()
+                .any(|m| m.target_group_arn.as_deref() == Some(*arn))
         {
             members.push(Member {
                 cluster: ctx.tg_by_arn.get(arn).map(|t| t.cluster.clone()),
@@ -443,6 +566,7 @@ fn scale_out(ctx: &Ctx<'_>, version: &Version, serving: &[&str]) -> Decision {
             members,
         },
         added,
+        left,
     }
 }
 
@@ -490,18 +614,29 @@ fn decide_split(
         CurrentAction::Other { .. } => 0,
     };
     // The canary side is the version's clusters as discovered now (some may have no group yet),
-    // plus any of its groups that serve although their cluster is gone.
+    // plus serving groups of it okra did not make; a group whose cluster left the version does
+    // not go on (shift-weights would fail the next step on it).
     let mut canary_side = ctx.version_side(&cv);
-    for m in canary_serving.members {
-        if !canary_side
-            .members
-            .iter()
-            .any(|x| x.target_group_arn == m.target_group_arn)
+    let cv_name = cv.to_string();
+    for m in canary_serving.members.iter() {
+        let arn = m.target_group_arn.as_deref().unwrap_or_default();
+        if ctx.left_version(arn, &cv_name).is_none()
+            && !canary_side
+                .members
+                .iter()
+                .any(|x| x.target_group_arn == m.target_group_arn)
         {
-            canary_side.members.push(m);
+            canary_side.members.push(m.clone());
         }
     }
     canary_side.members.sort();
+    if canary_side.members.is_empty() {
+        return Decision::Rollback {
+            reason: format!("no cluster carries {cv} any more, yet it holds traffic"),
+            from: canary_serving,
+            to: stable_side,
+        };
+    }
     let plan = ctx.cell.plan().clone();
     let from_step = resume_step(&plan, canary_weight);
     Decision::ResumeRollout {
