@@ -17,6 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use okra_core::analysis::probe::encode;
+
 use crate::error::{OkraError, Result};
 use crate::ports::{DatadogPort, SecretsPort};
 
@@ -115,19 +117,6 @@ impl<S: SecretsPort> Datadog<S> {
             })
             .await
     }
-}
-
-/// `application/x-www-form-urlencoded`-safe percent-encoding of a query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[derive(Deserialize)]

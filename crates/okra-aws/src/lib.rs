@@ -18,7 +18,9 @@ pub mod eventbridge;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod handlers;
+pub mod lambda;
 pub mod ports;
+pub mod probe;
 pub mod secrets;
 pub mod sfn;
 pub mod state;

@@ -259,6 +259,67 @@ pub trait DatadogPort: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
 }
 
+/// An HTTP provider's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// HTTP(S) providers: Prometheus, Amazon Managed Service for Prometheus, web endpoints.
+pub trait HttpPort: Send + Sync {
+    /// Sends `req`: its secret headers read from Secrets Manager (never logged), signed with
+    /// SigV4 when it asks. Any status is an answer; no answer (refused, reset, timed out after
+    /// `req.timeout`) is an error.
+    fn send(
+        &self,
+        req: &okra_core::analysis::probe::Request,
+    ) -> impl Future<Output = Result<HttpAnswer>> + Send;
+}
+
+/// A Lambda function's answer to a synchronous Invoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoked {
+    /// `X-Amz-Function-Error` (`Unhandled`), when the function failed.
+    pub function_error: Option<String>,
+    /// The payload: the function's answer, or its error document.
+    pub payload: Vec<u8>,
+}
+
+/// Lambda, for users' check functions.
+pub trait InvokePort: Send + Sync {
+    /// Invokes `function` (name or ARN) synchronously with `payload`.
+    fn invoke(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> impl Future<Output = Result<Invoked>> + Send;
+}
+
+/// No provider: every request fails, saying so (for callers that read CloudWatch and Datadog
+/// only).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unset;
+
+impl HttpPort for Unset {
+    async fn send(&self, req: &okra_core::analysis::probe::Request) -> Result<HttpAnswer> {
+        Err(crate::error::OkraError::InvalidInput(format!(
+            "no HTTP client here for {}",
+            req.url.split('?').next().unwrap_or_default()
+        )))
+    }
+}
+
+impl InvokePort for Unset {
+    async fn invoke(&self, function: &str, _payload: &serde_json::Value) -> Result<Invoked> {
+        Err(crate::error::OkraError::InvalidInput(format!(
+            "no Lambda client here for {function}"
+        )))
+    }
+}
+
 /// Secrets Manager, for third-party credentials.
 pub trait SecretsPort: Send + Sync {
     /// The `SecretString` of a secret (name or ARN), current version.

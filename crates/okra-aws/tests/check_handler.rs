@@ -3,7 +3,9 @@
 use std::sync::Mutex;
 
 use okra_aws::OkraError;
-use okra_aws::handlers::check::{CheckInput, CheckOutput, JUDGE, handle, prefix_ids, substitute};
+use okra_aws::handlers::check::{
+    CheckInput, CheckOutput, JUDGE, Providers, handle, prefix_ids, substitute,
+};
 use okra_aws::ports::{DatadogPort, MetricQuery, MetricSeries, MetricsPort};
 use okra_core::analysis::Phase;
 use okra_core::spec::CellSpec;
@@ -244,9 +246,12 @@ fn metric<'a>(out: &'a CheckOutput, name: &str) -> &'a okra_aws::handlers::check
 async fn healthy_metrics_are_successful() {
     let cw = alb(Some(0.001), 20.0, 20.0);
     let dd = FakeDatadog::new(healthy_dd);
-    let out = handle(&cw, &dd, input(&["error-rate", "latency"], true, json!([])))
-        .await
-        .expect("checks");
+    let out = handle(
+        &Providers::new(&cw, &dd),
+        input(&["error-rate", "latency"], true, json!([])),
+    )
+    .await
+    .expect("checks");
     assert_eq!(out.phase, Phase::Successful, "{}", out.reason);
     assert!(out.done);
     assert_eq!(metric(&out, "elb-5xx-ratio").phase, Phase::Successful);
@@ -309,8 +314,7 @@ async fn healthy_metrics_are_successful() {
 async fn error_rate_above_failure_condition_fails() {
     let cw = alb(Some(0.1), 20.0, 20.0);
     let out = handle(
-        &cw,
-        &FakeDatadog::new(healthy_dd),
+        &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
         input(&["error-rate"], false, json!([])),
     )
     .await
@@ -328,8 +332,7 @@ async fn error_rate_above_failure_condition_fails() {
 async fn no_datapoints_is_inconclusive() {
     let cw = alb(None, 20.0, 20.0);
     let out = handle(
-        &cw,
-        &FakeDatadog::new(|| Ok(vec![])),
+        &Providers::new(&cw, &FakeDatadog::new(|| Ok(vec![]))),
         input(&["error-rate", "latency"], false, json!([])),
     )
     .await
@@ -345,8 +348,7 @@ async fn datapoints_older_than_the_window_do_not_count() {
     // The fake's 5 points are the 5 minutes before END; a 1-minute window keeps only the last.
     let cw = FakeMetrics::new(|q| (q.id == "m0_errors").then(|| vec![5.0, 5.0, 5.0, 5.0, 0.5]));
     let out = handle(
-        &cw,
-        &FakeDatadog::new(healthy_dd),
+        &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
         input(&["more"], false, json!([])),
     )
     .await
@@ -365,8 +367,7 @@ async fn judge_fails_a_canary_with_double_the_5xx() {
     // Stable 2 % 5xx, canary 4 %: 2 points more than allowed 1.
     let cw = alb(Some(0.001), 40.0, 20.0);
     let out = handle(
-        &cw,
-        &FakeDatadog::new(healthy_dd),
+        &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
         input(&["error-rate"], true, json!([])),
     )
     .await
@@ -388,8 +389,7 @@ async fn one_get_metric_data_call_per_sample_whatever_the_metrics() {
     ] {
         let cw = alb(Some(0.001), 20.0, 20.0);
         let out = handle(
-            &cw,
-            &FakeDatadog::new(healthy_dd),
+            &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
             input(&templates, true, json!([])),
         )
         .await
@@ -418,13 +418,17 @@ async fn previous_measurements_carry_over_and_decided_metrics_are_not_queried() 
     };
     let cw = alb(Some(0.001), 20.0, 20.0);
     let dd = FakeDatadog::new(healthy_dd);
-    let first = handle(&cw, &dd, mk(json!([]))).await.expect("first");
+    let first = handle(&Providers::new(&cw, &dd), mk(json!([])))
+        .await
+        .expect("first");
     assert_eq!(first.phase, Phase::Running, "{}", first.reason);
     assert!(!first.done);
     assert_eq!(metric(&first, "a").phase, Phase::Successful);
 
     let previous = serde_json::to_value(&first.metrics).expect("json");
-    let second = handle(&cw, &dd, mk(previous)).await.expect("second");
+    let second = handle(&Providers::new(&cw, &dd), mk(previous))
+        .await
+        .expect("second");
     assert_eq!(second.phase, Phase::Successful, "{}", second.reason);
     assert!(second.done);
     assert_eq!(metric(&second, "elb-5xx-ratio").measurements.len(), 2);
@@ -441,8 +445,7 @@ async fn previous_measurements_carry_over_and_decided_metrics_are_not_queried() 
 async fn unknown_template_names_its_index() {
     let cw = alb(Some(0.001), 20.0, 20.0);
     let err = handle(
-        &cw,
-        &FakeDatadog::new(healthy_dd),
+        &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
         input(&["error-rate", "nope"], false, json!([])),
     )
     .await
@@ -458,8 +461,7 @@ async fn throttling_fails_the_call_other_failures_are_error_samples() {
     let mut cw = alb(Some(0.001), 20.0, 20.0);
     cw.fail = Some(|| OkraError::Throttled("Throttling: rate exceeded".into(), None));
     let err = handle(
-        &cw,
-        &FakeDatadog::new(healthy_dd),
+        &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
         input(&["error-rate"], true, json!([])),
     )
     .await
@@ -468,8 +470,7 @@ async fn throttling_fails_the_call_other_failures_are_error_samples() {
 
     cw.fail = Some(|| OkraError::AccessDenied("no cloudwatch:GetMetricData".into(), None));
     let out = handle(
-        &cw,
-        &FakeDatadog::new(healthy_dd),
+        &Providers::new(&cw, &FakeDatadog::new(healthy_dd)),
         input(&["error-rate"], true, json!([])),
     )
     .await
@@ -481,8 +482,10 @@ async fn throttling_fails_the_call_other_failures_are_error_samples() {
     assert_eq!(metric(&out, JUDGE).measurements[0].phase, Phase::Error);
 
     let err = handle(
-        &alb(Some(0.001), 20.0, 20.0),
-        &FakeDatadog::new(|| Err(OkraError::Throttled("Datadog answered 429".into(), None))),
+        &Providers::new(
+            &alb(Some(0.001), 20.0, 20.0),
+            &FakeDatadog::new(|| Err(OkraError::Throttled("Datadog answered 429".into(), None))),
+        ),
         input(&["latency"], false, json!([])),
     )
     .await
@@ -520,7 +523,7 @@ async fn the_sample_event_parses_and_runs() {
         ..event
     };
     let cw = alb(Some(0.001), 20.0, 20.0);
-    let out = handle(&cw, &FakeDatadog::new(healthy_dd), event)
+    let out = handle(&Providers::new(&cw, &FakeDatadog::new(healthy_dd)), event)
         .await
         .expect("checks");
     // web.yaml's metrics take 5 and 3 samples: the first one is Running.
@@ -561,7 +564,9 @@ async fn a_thousand_samples_keep_the_state_small_and_the_verdict_exact() {
     for i in 0..1000 {
         let mut inp = input(&["error-rate"], true, previous.clone());
         inp.cell = serde_json::from_value(c.clone()).expect("cell");
-        let o = handle(&metrics, &dd, inp).await.expect("samples");
+        let o = handle(&Providers::new(&metrics, &dd), inp)
+            .await
+            .expect("samples");
         let size = serde_json::to_vec(&o).expect("serializes").len();
         largest = largest.max(size);
         previous = serde_json::to_value(&o.metrics).expect("to json");
@@ -594,9 +599,155 @@ async fn counts_carried_between_samples_decide_as_the_whole_list_would() {
     for _ in 0..3 {
         let mut inp = input(&["error-rate"], false, previous.clone());
         inp.cell = serde_json::from_value(c.clone()).expect("cell");
-        let o = handle(&metrics, &dd, inp).await.expect("samples");
+        let o = handle(&Providers::new(&metrics, &dd), inp)
+            .await
+            .expect("samples");
         previous = serde_json::to_value(&o.metrics).expect("to json");
         phases.push(metric(&o, "elb-5xx-ratio").phase);
     }
     assert_eq!(phases, [Phase::Running, Phase::Running, Phase::Failed]);
+}
+
+/// Answers every request with one canned answer, and keeps the requests.
+struct FakeHttp {
+    answer: okra_aws::ports::HttpAnswer,
+    urls: Mutex<Vec<String>>,
+}
+
+impl okra_aws::ports::HttpPort for FakeHttp {
+    async fn send(
+        &self,
+        req: &okra_core::analysis::probe::Request,
+    ) -> okra_aws::Result<okra_aws::ports::HttpAnswer> {
+        self.urls.lock().expect("lock").push(req.url.clone());
+        Ok(self.answer.clone())
+    }
+}
+
+/// A check function: answers with `payload` (a function error when `failed`), and keeps what it
+/// was invoked with.
+struct FakeFunction {
+    failed: bool,
+    payload: Value,
+    calls: Mutex<Vec<(String, Value)>>,
+}
+
+impl okra_aws::ports::InvokePort for FakeFunction {
+    async fn invoke(
+        &self,
+        function: &str,
+        payload: &Value,
+    ) -> okra_aws::Result<okra_aws::ports::Invoked> {
+        self.calls
+            .lock()
+            .expect("lock")
+            .push((function.to_string(), payload.clone()));
+        Ok(okra_aws::ports::Invoked {
+            function_error: self.failed.then(|| "Unhandled".to_string()),
+            payload: self.payload.to_string().into_bytes(),
+        })
+    }
+}
+
+fn with_provider(provider: Value, condition: &str) -> CheckInput {
+    let mut cell = cell();
+    cell["analysisTemplates"] = json!([{"name": "checks", "metrics": [{
+        "name": "check", "count": 1, "successCondition": condition, "provider": provider}]}]);
+    cell["judge"] = json!({"enabled": false});
+    serde_json::from_value(json!({
+        "cell": cell, "templates": ["checks"], "now": NOW,
+        "canary": {"version": "1.1.0", "members": [{"cluster": "b1", "targetGroupArn": tg("web-b1")}]},
+        "stable": [tg("web-a1")],
+    }))
+    .expect("an input")
+}
+
+#[tokio::test]
+async fn prometheus_web_and_lambda_samples_are_judged_like_any_other() {
+    let cw = alb(Some(0.001), 20.0, 20.0);
+    let dd = FakeDatadog::new(healthy_dd);
+    let prom = FakeHttp {
+        answer: okra_aws::ports::HttpAnswer {
+            status: 200,
+            body: br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767268830,"0.002"]}]}}"#.to_vec(),
+        },
+        urls: Mutex::new(Vec::new()),
+    };
+    let function = FakeFunction {
+        failed: false,
+        payload: json!({"result": false, "message": "smoke test: 3 of 20 requests failed"}),
+        calls: Mutex::new(Vec::new()),
+    };
+    let providers = Providers {
+        metrics: &cw,
+        datadog: &dd,
+        http: &prom,
+        lambda: &function,
+    };
+    let out = handle(
+        &providers,
+        with_provider(
+            json!({"prometheus": {"address": "http://prom:9090", "query": "sum(rate(errors[1m]))"}}),
+            "result < 0.01",
+        ),
+    )
+    .await
+    .expect("samples");
+    assert_eq!(out.phase, Phase::Successful, "{}", out.reason);
+    let urls = prom.urls.lock().expect("lock").clone();
+    assert_eq!(
+        urls,
+        vec![
+            "http://prom:9090/api/v1/query?query=sum%28rate%28errors%5B1m%5D%29%29&time=1767268830&timeout=10s"
+        ]
+    );
+
+    // A function that says the smoke test failed: Failed, with its message.
+    let out = handle(
+        &providers,
+        with_provider(
+            json!({"lambda": {"functionName": "smoke-test"}}),
+            "result == 1.0",
+        ),
+    )
+    .await
+    .expect("samples");
+    assert_eq!(out.phase, Phase::Failed, "{}", out.reason);
+    let m = &metric(&out, "check").measurements[0];
+    assert!(
+        m.message.contains("3 of 20 requests failed"),
+        "{}",
+        m.message
+    );
+    let calls = function.calls.lock().expect("lock").clone();
+    assert_eq!(calls[0].0, "smoke-test");
+    assert_eq!(calls[0].1["cell"], "web");
+    assert_eq!(calls[0].1["canary"]["version"], "1.1.0");
+    assert_eq!(calls[0].1["canary"]["members"][0]["cluster"], "b1");
+
+    // A web endpoint that answers 503: an Error sample (consecutiveErrorLimit counts it).
+    let down = FakeHttp {
+        answer: okra_aws::ports::HttpAnswer {
+            status: 503,
+            body: b"upstream connect error".to_vec(),
+        },
+        urls: Mutex::new(Vec::new()),
+    };
+    let out = handle(
+        &Providers {
+            metrics: &cw,
+            datadog: &dd,
+            http: &down,
+            lambda: &function,
+        },
+        with_provider(
+            json!({"web": {"url": "https://status.example.com/health", "jsonPath": "$.errorRate"}}),
+            "result < 0.01",
+        ),
+    )
+    .await
+    .expect("samples");
+    let m = &metric(&out, "check").measurements[0];
+    assert_eq!(m.phase, Phase::Error);
+    assert!(m.message.contains("http503"), "{}", m.message);
 }

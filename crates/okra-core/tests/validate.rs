@@ -1297,18 +1297,21 @@ fn conditions_use_only_result_and_args() {
 #[test]
 fn a_metric_has_one_provider() {
     let mut s = web();
-    dd_metric(&mut s).provider = MetricProvider {
-        cloudwatch: None,
-        datadog: None,
-    };
-    assert_error(&s, &format!("{DD}.provider"), "neither is set");
+    dd_metric(&mut s).provider = MetricProvider::default();
+    assert_error(&s, &format!("{DD}.provider"), "none is set");
     let mut s = web();
     let cw = cw_metric(&mut s).provider.cloudwatch.clone();
     dd_metric(&mut s).provider.cloudwatch = cw;
     // The CloudWatch queries use `load-balancer`, which `latency` does not declare.
     let errs = errors(&s);
     assert_eq!(errs.errors[0].path, format!("{DD}.provider"));
-    assert!(errs.errors[0].message.contains("not both"));
+    assert!(
+        errs.errors[0]
+            .message
+            .contains("not `cloudwatch`, `datadog`"),
+        "{}",
+        errs.errors[0].message
+    );
 }
 
 #[test]
@@ -1689,4 +1692,96 @@ fn a_spec_too_large_for_the_execution_state_is_refused_at_its_largest_field() {
     }
     assert!(serde_json::to_vec(&s).unwrap().len() > okra_core::validate::MAX_SPEC_BYTES);
     assert_error(&s, "analysisTemplates", "262,144");
+}
+
+fn prometheus_metric(s: &mut CellSpec, provider: serde_json::Value) -> &mut Metric {
+    let m = dd_metric(s);
+    m.provider = serde_json::from_value(provider).expect("a provider");
+    m
+}
+
+#[test]
+fn prometheus_web_and_lambda_metrics_are_checked_field_by_field() {
+    let mut s = web();
+    prometheus_metric(
+        &mut s,
+        serde_json::json!({"prometheus": {
+            "address": "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1",
+            "query": "sum(rate(http_requests_total{code=~\"5..\"}[1m]))",
+            "timeout": "5s",
+            "headers": [{"name": "X-Scope-OrgID", "value": "team-a"},
+                        {"name": "Authorization", "secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prom-abc", "secretKey": "token"}],
+            "sigv4": {"region": "us-east-1"}}}),
+    );
+    assert_valid(&s);
+    let p = format!("{DD}.provider.prometheus");
+    for (provider, path, needle) in [
+        (
+            serde_json::json!({"prometheus": {"address": "prometheus:9090", "query": "up"}}),
+            format!("{p}.address"),
+            "not an http:// or https:// URL",
+        ),
+        (
+            serde_json::json!({"prometheus": {"address": "http://p:9090", "query": " "}}),
+            format!("{p}.query"),
+            "must not be empty",
+        ),
+        (
+            serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up", "timeout": "2m"}}),
+            format!("{p}.timeout"),
+            "not between 1s and 25s",
+        ),
+        (
+            serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up", "sigv4": {"region": "US East"}}}),
+            format!("{p}.sigv4.region"),
+            "not a region",
+        ),
+        (
+            serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up",
+                "headers": [{"name": "Authorization", "value": "Bearer abc"}]}}),
+            format!("{p}.headers[0].value"),
+            "keep it in Secrets Manager",
+        ),
+        (
+            serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up",
+                "headers": [{"name": "X-Token", "secretArn": "arn:aws:ssm:us-east-1:1:parameter/x"}]}}),
+            format!("{p}.headers[0].secretArn"),
+            "not a Secrets Manager secret ARN",
+        ),
+        (
+            serde_json::json!({"web": {"url": "https://status.example.com/api", "jsonPath": "$.data["}}),
+            format!("{DD}.provider.web.jsonPath"),
+            "not an RFC 9535 JSONPath",
+        ),
+        (
+            serde_json::json!({"web": {"url": "https://status.example.com/api", "jsonPath": "$.ok", "body": "{}"}}),
+            format!("{DD}.provider.web.body"),
+            "needs `method: POST`",
+        ),
+        (
+            serde_json::json!({"lambda": {"functionName": "arn:aws:s3:::bucket"}}),
+            format!("{DD}.provider.lambda.functionName"),
+            "not a Lambda function name",
+        ),
+    ] {
+        let mut s = web();
+        prometheus_metric(&mut s, provider);
+        assert_error(&s, &path, needle);
+    }
+    let mut s = web();
+    prometheus_metric(
+        &mut s,
+        serde_json::json!({"web": {"url": "https://status.example.com/{{args.undeclared}}", "jsonPath": "$.ok"}}),
+    );
+    assert_error(
+        &s,
+        &format!("{DD}.provider.web.url"),
+        "names no arg of the template",
+    );
+    let mut s = web();
+    prometheus_metric(
+        &mut s,
+        serde_json::json!({"lambda": {"functionName": "arn:aws:lambda:us-east-1:123456789012:function:smoke-test:live"}}),
+    );
+    assert_valid(&s);
 }

@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 
 use super::shift::Targets;
 use crate::error::{OkraError, Result};
-use crate::ports::{DatadogPort, MetricsPort};
+use crate::ports::{DatadogPort, HttpPort, InvokePort, Invoked, MetricsPort, Unset};
+use okra_core::analysis::probe;
 use okra_core::analysis::query::{
     self, MAX_METRIC_QUERIES, MetricSeries, last_in_window, tg_series,
 };
@@ -135,12 +136,43 @@ fn now_of(input: &Option<String>) -> Result<SystemTime> {
     }
 }
 
+/// The providers a sample reads.
+#[derive(Debug)]
+pub struct Providers<'a, M, D, H = Unset, L = Unset> {
+    /// CloudWatch (templates and the judge).
+    pub metrics: &'a M,
+    /// Datadog.
+    pub datadog: &'a D,
+    /// Prometheus, AMP and web metrics.
+    pub http: &'a H,
+    /// Lambda metrics.
+    pub lambda: &'a L,
+}
+
+impl<'a, M, D> Providers<'a, M, D> {
+    /// CloudWatch and Datadog only: a Prometheus, web or Lambda metric is an Error sample
+    /// saying that this caller reaches none.
+    pub fn new(metrics: &'a M, datadog: &'a D) -> Self {
+        Self {
+            metrics,
+            datadog,
+            http: &Unset,
+            lambda: &Unset,
+        }
+    }
+}
+
 /// Takes one sample of the analysis.
-pub async fn handle<M: MetricsPort, D: DatadogPort>(
-    metrics: &M,
-    datadog: &D,
+pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
+    providers: &Providers<'_, M, D, H, L>,
     input: CheckInput,
 ) -> Result<CheckOutput> {
+    let Providers {
+        metrics,
+        datadog,
+        http,
+        lambda,
+    } = *providers;
     // The same gate as discover-clusters: an invalid spec is refused before any query.
     let cell = input.cell.validate()?;
     let now = now_of(&input.now)?;
@@ -154,7 +186,13 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
     // CloudWatch: whole minutes only, the current (partial) one left out.
     let end = now_secs - now_secs.rem_euclid(60);
 
-    let mut plan = sample::plan_templates(&cell, &input.templates, &input.args, &input.previous)?;
+    let mut plan = sample::plan_templates(
+        &cell,
+        &input.templates,
+        &input.args,
+        &input.previous,
+        now_secs,
+    )?;
     // The judge, on the same call.
     let spec = &cell.judge;
     let canary = input.canary.arns("canary")?;
@@ -210,27 +248,62 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
         Err(_) => BTreeMap::new(),
     };
 
-    // Datadog: one query per metric.
-    let dd_futures = entries.iter().map(|e| async move {
-        match &e.source {
-            Source::Datadog { query, window } => {
-                Some(datadog.query(query, now_secs - window, now_secs).await)
+    // Datadog, Prometheus, web and Lambda: one request per metric, all at once.
+    let (canary_json, stable_json) = (input.canary.to_json(), input.stable.to_json());
+    let other_futures = entries.iter().map(|e| {
+        let (canary_json, stable_json, at, args) = (&canary_json, &stable_json, &at, &input.args);
+        let cell_name = cell.name.as_str();
+        async move {
+            match &e.source {
+                Source::Datadog { query, window } => Some(
+                    datadog
+                        .query(query, now_secs - window, now_secs)
+                        .await
+                        .map(|points| {
+                            Ok((points.last().map(|(_, v)| MeasuredValue::Number(*v)), None))
+                        }),
+                ),
+                Source::Http { request, reader } => {
+                    Some(Ok(read_http(http, request, reader).await))
+                }
+                Source::Lambda { provider } => {
+                    let payload = probe::lambda_payload(
+                        provider,
+                        &probe::LambdaContext {
+                            cell: cell_name,
+                            template: e.template.as_deref(),
+                            metric: &e.metric.name,
+                            args,
+                            canary: canary_json.clone(),
+                            stable: stable_json.clone(),
+                            at,
+                        },
+                    );
+                    Some(
+                        match lambda.invoke(&provider.function_name, &payload).await {
+                            Ok(answer) => Ok(read_invoked(&answer)),
+                            Err(err) if err.is_transient() => Err(err),
+                            Err(err) => Ok(Sampled::Failed(err.to_string())),
+                        }
+                        .map(Sampled::into_parts),
+                    )
+                }
+                _ => None,
             }
-            _ => None,
         }
     });
-    let mut dd_results = futures::future::join_all(dd_futures).await;
-    if let Some(i) = dd_results
+    let mut other_results = futures::future::join_all(other_futures).await;
+    if let Some(i) = other_results
         .iter()
         .position(|r| matches!(r, Some(Err(e)) if e.is_transient()))
-        && let Some(Err(e)) = dd_results.swap_remove(i)
+        && let Some(Err(e)) = other_results.swap_remove(i)
     {
         return Err(e);
     }
 
     let mut results = Vec::new();
     let mut phases: Vec<(Metric, Phase)> = Vec::new();
-    for (mut e, dd) in entries.into_iter().zip(dd_results) {
+    for (mut e, other) in entries.into_iter().zip(other_results) {
         let sample = match (&e.source, &e.compiled) {
             (Source::Done, _) | (_, None) => None,
             (Source::CloudWatch { result_id, window }, Some(c)) => Some(match &fetched {
@@ -242,16 +315,20 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
                 ),
                 Err(err) => Measurement::provider_error(&e.metric.name, err, &at),
             }),
-            (Source::Datadog { .. }, Some(c)) => Some(match dd {
-                Some(Ok(points)) => evaluate_sample(
-                    &e.metric,
-                    c,
-                    points.last().map(|(_, v)| MeasuredValue::Number(*v)),
-                    &at,
-                ),
-                Some(Err(err)) => Measurement::provider_error(&e.metric.name, err, &at),
-                None => Measurement::provider_error(&e.metric.name, "no query was made", &at),
-            }),
+            (Source::Datadog { .. } | Source::Http { .. } | Source::Lambda { .. }, Some(c)) => {
+                Some(match other {
+                    Some(Ok(Ok((value, note)))) => {
+                        let mut m = evaluate_sample(&e.metric, c, value, &at);
+                        if let Some(note) = note {
+                            m.message = format!("{} ({note})", m.message);
+                        }
+                        m
+                    }
+                    Some(Ok(Err(err))) => Measurement::provider_error(&e.metric.name, err, &at),
+                    Some(Err(err)) => Measurement::provider_error(&e.metric.name, err, &at),
+                    None => Measurement::provider_error(&e.metric.name, "no query was made", &at),
+                })
+            }
         };
         e.recent.extend(sample.clone());
         e.measurements.extend(sample);
@@ -299,6 +376,48 @@ pub async fn handle<M: MetricsPort, D: DatadogPort>(
         judge: report,
         done,
     })
+}
+
+/// One sample of a provider reached over HTTP or Lambda: a value (with the provider's own
+/// note, such as a check function's message) or why there is none.
+enum Sampled {
+    Value(Option<MeasuredValue>, Option<String>),
+    Failed(String),
+}
+
+impl Sampled {
+    fn into_parts(self) -> std::result::Result<(Option<MeasuredValue>, Option<String>), String> {
+        match self {
+            Self::Value(v, note) => Ok((v, note)),
+            Self::Failed(why) => Err(why),
+        }
+    }
+}
+
+/// Sends a Prometheus or web request and reads its answer; every failure (no answer, an HTTP
+/// or PromQL error, no number where the path points) is an Error sample, which
+/// `consecutiveErrorLimit` counts.
+async fn read_http<H: HttpPort>(
+    http: &H,
+    request: &probe::Request,
+    reader: &probe::Reader,
+) -> std::result::Result<(Option<MeasuredValue>, Option<String>), String> {
+    let answer = match http.send(request).await {
+        Ok(a) => a,
+        Err(e) => return Err(e.to_string()),
+    };
+    let read = match reader {
+        probe::Reader::Prometheus => probe::read_prometheus(answer.status, &answer.body),
+        probe::Reader::Json(path) => probe::read_web(answer.status, &answer.body, path),
+    };
+    read.map(|v| (v, None)).map_err(|e| e.to_string())
+}
+
+fn read_invoked(answer: &Invoked) -> Sampled {
+    match probe::read_lambda(answer.function_error.as_deref(), &answer.payload) {
+        Ok((v, message)) => Sampled::Value(v, message),
+        Err(e) => Sampled::Failed(e.to_string()),
+    }
 }
 
 fn result_of(e: PlannedMetric, phases: &mut Vec<(Metric, Phase)>) -> MetricResult {

@@ -88,6 +88,14 @@ impl Default for Targets {
 }
 
 impl Targets {
+    /// As the state machine passed it (a Lambda metric's function gets it).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Arns(a) => serde_json::json!(a),
+            Self::Side(s) => serde_json::to_value(s).unwrap_or_default(),
+        }
+    }
+
     /// The ARNs; `field` names the input field in the error.
     pub fn arns(&self, field: &str) -> Result<Vec<String>> {
         match self {

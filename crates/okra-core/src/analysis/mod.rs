@@ -43,6 +43,7 @@
 
 pub mod condition;
 pub mod judge;
+pub mod probe;
 pub mod query;
 pub mod sample;
 pub mod verdict;

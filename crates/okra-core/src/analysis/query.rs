@@ -135,10 +135,7 @@ pub fn judge_metric(count: u32) -> Metric {
         inconclusive_limit: 0,
         consecutive_error_limit: 4,
         dry_run: false,
-        provider: MetricProvider {
-            cloudwatch: None,
-            datadog: None,
-        },
+        provider: MetricProvider::default(),
     }
 }
 

@@ -61,6 +61,15 @@ pub enum Source {
     CloudWatch { result_id: String, window: i64 },
     /// Datadog: the query and its look-back (seconds).
     Datadog { query: String, window: i64 },
+    /// Prometheus (AMP) or a web endpoint: the request, and how its answer is read.
+    Http {
+        request: super::probe::Request,
+        reader: super::probe::Reader,
+    },
+    /// A Lambda function, invoked with the rollout's context.
+    Lambda {
+        provider: crate::spec::LambdaProvider,
+    },
 }
 
 /// One metric of the sample: what it knew before, and where its sample comes from.
@@ -161,6 +170,7 @@ pub fn plan_templates(
     templates: &[String],
     args: &BTreeMap<String, String>,
     previous: &[PreviousMetric],
+    now: i64,
 ) -> Result<SamplePlan, PlanError> {
     let mut plan = SamplePlan::default();
     for (ti, name) in templates.iter().enumerate() {
@@ -179,9 +189,46 @@ pub fn plan_templates(
                 .phase
                 .is_completed();
             let what = format!("template {} metric {}", t.name, metric.name);
-            let source = match (&metric.provider.cloudwatch, &metric.provider.datadog) {
+            let p = &metric.provider;
+            let set = p.set();
+            if set.len() != 1 {
+                return Err(PlanError::InvalidSpec(format!(
+                    "{what}: the provider must be exactly one of cloudwatch, datadog, prometheus, \
+                     web and lambda (set: {})",
+                    if set.is_empty() {
+                        "none".to_string()
+                    } else {
+                        set.join(", ")
+                    }
+                )));
+            }
+            let spec_err = |e: String| PlanError::InvalidSpec(format!("{what}: {e}"));
+            let source = match (&p.cloudwatch, &p.datadog, &p.prometheus, &p.web, &p.lambda) {
                 _ if decided => Source::Done,
-                (Some(cw), None) => {
+                (_, _, Some(prom), _, _) => {
+                    let q = query::substitute(&prom.query, &values)?;
+                    Source::Http {
+                        request: super::probe::prometheus_request(prom, &q, now)
+                            .map_err(spec_err)?,
+                        reader: super::probe::Reader::Prometheus,
+                    }
+                }
+                (_, _, _, Some(web), _) => {
+                    let url = query::substitute(&web.url, &values)?;
+                    let body = web
+                        .body
+                        .as_deref()
+                        .map(|b| query::substitute(b, &values))
+                        .transpose()?;
+                    Source::Http {
+                        request: super::probe::web_request(web, &url, body).map_err(spec_err)?,
+                        reader: super::probe::Reader::Json(web.json_path.clone()),
+                    }
+                }
+                (_, _, _, _, Some(lambda)) => Source::Lambda {
+                    provider: lambda.clone(),
+                },
+                (Some(cw), None, ..) => {
                     let window = seconds(cw.window.as_deref().unwrap_or(&metric.interval), &what)?;
                     plan.longest_window = plan.longest_window.max(window);
                     let prefix = format!("m{}_", plan.metrics.len());
@@ -227,7 +274,7 @@ pub fn plan_templates(
                         window,
                     }
                 }
-                (None, Some(dd)) => Source::Datadog {
+                (None, Some(dd), ..) => Source::Datadog {
                     query: query::substitute(&dd.query, &values)?,
                     window: seconds(
                         dd.interval.as_deref().unwrap_or(DEFAULT_DATADOG_INTERVAL),
@@ -236,7 +283,8 @@ pub fn plan_templates(
                 },
                 _ => {
                     return Err(PlanError::InvalidSpec(format!(
-                        "{what}: the provider must be exactly one of cloudwatch and datadog"
+                        "{what}: the provider must be exactly one of cloudwatch, datadog, \
+                         prometheus, web and lambda"
                     )));
                 }
             };
@@ -357,8 +405,14 @@ mod tests {
 
     #[test]
     fn every_cloudwatch_query_goes_on_one_call_with_prefixed_ids() {
-        let plan = plan_templates(&cell(), &["errors".into()], &args(&[("cell", "web")]), &[])
-            .expect("plans");
+        let plan = plan_templates(
+            &cell(),
+            &["errors".into()],
+            &args(&[("cell", "web")]),
+            &[],
+            0,
+        )
+        .expect("plans");
         assert_eq!(plan.metrics.len(), 2);
         assert_eq!(
             plan.metrics[0].source,
@@ -409,6 +463,7 @@ mod tests {
             &["errors".into()],
             &args(&[("cell", "web")]),
             &previous,
+            0,
         )
         .expect("plans");
         assert_eq!(plan.metrics[0].source, Source::Done);
@@ -423,21 +478,28 @@ mod tests {
             &["errors".into(), "nope".into()],
             &args(&[("cell", "web")]),
             &[],
+            0,
         )
         .expect_err("unknown");
         assert!(
             matches!(&err, PlanError::InvalidInput(m) if m.contains("templates[1]") && m.contains("it has: errors")),
             "{err}"
         );
-        let err = plan_templates(&cell(), &["errors".into()], &BTreeMap::new(), &[])
+        let err = plan_templates(&cell(), &["errors".into()], &BTreeMap::new(), &[], 0)
             .expect_err("`cell` has no value");
         assert!(matches!(err, PlanError::InvalidInput(_)), "{err}");
     }
 
     #[test]
     fn the_judge_counts_like_the_longest_metric_and_shares_the_call() {
-        let mut plan = plan_templates(&cell(), &["errors".into()], &args(&[("cell", "web")]), &[])
-            .expect("plans");
+        let mut plan = plan_templates(
+            &cell(),
+            &["errors".into()],
+            &args(&[("cell", "web")]),
+            &[],
+            0,
+        )
+        .expect("plans");
         let before = plan.queries.len();
         let tg = |n: &str| {
             format!(

@@ -65,7 +65,7 @@ pub(super) fn default_consecutive_error_limit() -> u32 {
 }
 
 /// Where a metric's numbers come from: exactly one field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricProvider {
     /// Amazon CloudWatch GetMetricData.
@@ -74,6 +74,129 @@ pub struct MetricProvider {
     /// Datadog's metrics query API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datadog: Option<DatadogProvider>,
+    /// A Prometheus server, or an Amazon Managed Service for Prometheus workspace (`sigv4`): an
+    /// instant PromQL query at the sample's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusProvider>,
+    /// An HTTP(S) endpoint that answers JSON: a value picked by a JSONPath is `result`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebProvider>,
+    /// A Lambda function of yours (smoke tests, load tests, a change-ticket check), invoked with
+    /// the rollout's context; its answer's `result` is `result`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<LambdaProvider>,
+}
+
+impl MetricProvider {
+    /// The names of the providers set, in the order the spec lists them.
+    pub fn set(&self) -> Vec<&'static str> {
+        [
+            ("cloudwatch", self.cloudwatch.is_some()),
+            ("datadog", self.datadog.is_some()),
+            ("prometheus", self.prometheus.is_some()),
+            ("web", self.web.is_some()),
+            ("lambda", self.lambda.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect()
+    }
+}
+
+/// One request header: a plain `value`, or a value kept in Secrets Manager (`secretArn`, and
+/// `secretKey` for a key of a JSON secret), read by the function and never logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Header {
+    /// The header's name, such as `Authorization` or `X-Scope-OrgID`.
+    pub name: String,
+    /// Its value (not a secret: it is stored with the cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The ARN of the Secrets Manager secret that holds the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+    /// The key whose value to send when the secret is a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
+}
+
+/// SigV4 signing of each query with the function's credentials (Amazon Managed Service for
+/// Prometheus: service `aps`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SigV4Spec {
+    /// The workspace's region, such as `us-east-1`.
+    pub region: String,
+}
+
+/// A Prometheus instant query; a scalar or a one-element vector is `result` as a number, a
+/// longer vector a list, an empty one "no data".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusProvider {
+    /// The server's base URL, such as `http://prometheus.monitoring:9090`, or an AMP
+    /// workspace's `https://aps-workspaces.REGION.amazonaws.com/workspaces/WORKSPACE_ID`.
+    pub address: String,
+    /// PromQL; `{{args.NAME}}` is substituted.
+    pub query: String,
+    /// How long the query may take (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Request headers (a tenant id, a bearer token from Secrets Manager).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
+    /// Sign each query with SigV4 (Amazon Managed Service for Prometheus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigv4: Option<SigV4Spec>,
+}
+
+/// An HTTP method a web metric may use.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, strum::Display,
+)]
+#[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
+pub enum WebMethod {
+    /// GET (the default).
+    #[default]
+    Get,
+    /// POST, with `body`.
+    Post,
+}
+
+/// An HTTP(S) request whose JSON answer holds the value: a number, a boolean (1 or 0) or a
+/// list of numbers, picked by `jsonPath`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebProvider {
+    /// The URL; `{{args.NAME}}` is substituted.
+    pub url: String,
+    /// GET (default) or POST.
+    #[serde(default)]
+    pub method: WebMethod,
+    /// The body of a POST (JSON); `{{args.NAME}}` is substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// An RFC 9535 JSONPath to the value in the answer, such as `$.data.errorRate`.
+    pub json_path: String,
+    /// How long the request may take (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Request headers (values from Secrets Manager for tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
+}
+
+/// A Lambda function invoked (synchronously) with the rollout's context: the cell, the
+/// versions, the step, the canary's weight, both sides' clusters and target groups, the
+/// metric's args. Its answer: `{"result": NUMBER | BOOLEAN | [NUMBER], "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LambdaProvider {
+    /// The function's name or ARN (a version or alias may follow `:`); it must match the
+    /// stack's `AnalysisFunctions` parameter to be allowed.
+    pub function_name: String,
 }
 
 /// CloudWatch GetMetricData queries; the one with `returnData: true` (or the last) is `result`.

@@ -286,22 +286,193 @@ impl Validator<'_> {
             }
         }
         let pp = format!("{mp}.provider");
-        match (&m.provider.cloudwatch, &m.provider.datadog) {
-            (None, None) => self.push(
+        let set = m.provider.set();
+        match set.as_slice() {
+            [] => self.push(
                 &pp,
-                "set exactly one of `cloudwatch` and `datadog`; neither is set",
+                "set exactly one of `cloudwatch`, `datadog`, `prometheus`, `web` and `lambda`; \
+                 none is set",
             ),
-            (Some(_), Some(_)) => self.push(
+            [_] => {}
+            many => self.push(
                 &pp,
-                "set exactly one of `cloudwatch` and `datadog`, not both",
+                format!(
+                    "set exactly one of `cloudwatch`, `datadog`, `prometheus`, `web` and `lambda`, \
+                     not {}",
+                    quoted(many.iter().copied())
+                ),
             ),
-            _ => {}
         }
         if let Some(cw) = &m.provider.cloudwatch {
             self.cloudwatch(&format!("{pp}.cloudwatch"), cw, declared);
         }
         if let Some(dd) = &m.provider.datadog {
             self.datadog(&format!("{pp}.datadog"), dd, declared);
+        }
+        if let Some(p) = &m.provider.prometheus {
+            self.prometheus(&format!("{pp}.prometheus"), p, declared);
+        }
+        if let Some(w) = &m.provider.web {
+            self.web(&format!("{pp}.web"), w, declared);
+        }
+        if let Some(l) = &m.provider.lambda {
+            self.lambda(&format!("{pp}.lambda"), l);
+        }
+    }
+
+    pub(super) fn prometheus(
+        &mut self,
+        pp: &str,
+        p: &PrometheusProvider,
+        declared: &BTreeSet<&str>,
+    ) {
+        self.http_url(&format!("{pp}.address"), &p.address, declared);
+        if p.address.contains('?') || p.address.contains("{{") {
+            self.push(
+                format!("{pp}.address"),
+                "is the server's base URL (okra adds /api/v1/query and the query): no query \
+                 string, no placeholder",
+            );
+        }
+        let qp = format!("{pp}.query");
+        if p.query.trim().is_empty() {
+            self.push(&qp, "must not be empty");
+        }
+        self.placeholders(&qp, &p.query, declared);
+        self.request_timeout(&format!("{pp}.timeout"), p.timeout.as_deref());
+        self.headers(pp, &p.headers);
+        if let Some(s) = &p.sigv4 {
+            let valid = !s.region.is_empty()
+                && s.region.split('-').all(|w| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+                && s.region.contains('-');
+            if !valid {
+                self.push(
+                    format!("{pp}.sigv4.region"),
+                    format!("`{}` is not a region such as us-east-1", s.region),
+                );
+            }
+        }
+    }
+
+    pub(super) fn web(&mut self, wp: &str, w: &WebProvider, declared: &BTreeSet<&str>) {
+        self.http_url(&format!("{wp}.url"), &w.url, declared);
+        if let Err(e) = crate::analysis::probe::check_json_path(&w.json_path) {
+            self.push(
+                format!("{wp}.jsonPath"),
+                format!(
+                    "`{}` is not an RFC 9535 JSONPath such as $.data.errorRate: {e}",
+                    w.json_path
+                ),
+            );
+        }
+        match (&w.body, w.method) {
+            (Some(_), WebMethod::Get) => {
+                self.push(format!("{wp}.body"), "a body needs `method: POST`")
+            }
+            (Some(b), WebMethod::Post) => self.placeholders(&format!("{wp}.body"), b, declared),
+            (None, _) => {}
+        }
+        self.request_timeout(&format!("{wp}.timeout"), w.timeout.as_deref());
+        self.headers(wp, &w.headers);
+    }
+
+    pub(super) fn lambda(&mut self, lp: &str, l: &LambdaProvider) {
+        let f = l.function_name.as_str();
+        let name = f
+            .strip_prefix("arn:")
+            .and_then(|rest| rest.split(':').nth(5))
+            .unwrap_or_else(|| f.split(':').next().unwrap_or(f));
+        let valid = !f.is_empty()
+            && (f.starts_with("arn:") && f.split(':').nth(2) == Some("lambda")
+                || !f.starts_with("arn:"))
+            && !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            self.push(
+                format!("{lp}.functionName"),
+                format!(
+                    "`{f}` is not a Lambda function name (letters, digits, - and _, at most 64) \
+                     or a function ARN"
+                ),
+            );
+        }
+    }
+
+    /// An http(s) URL (placeholders allowed, and checked).
+    fn http_url(&mut self, path: &str, url: &str, declared: &BTreeSet<&str>) {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        match rest {
+            Some(r) if !r.is_empty() && !r.starts_with('/') => {}
+            _ => self.push(path, format!("`{url}` is not an http:// or https:// URL")),
+        }
+        self.placeholders(path, url, declared);
+    }
+
+    fn request_timeout(&mut self, path: &str, t: Option<&str>) {
+        if let Some(t) = t
+            && let Some(d) = self.duration(path, t)
+            && !(Duration::from_secs(1)..=MAX_REQUEST_TIMEOUT).contains(&d)
+        {
+            self.push(
+                path,
+                format!(
+                    "`{t}` is not between 1s and {}s (check-metrics' own time-out bounds a sample)",
+                    MAX_REQUEST_TIMEOUT.as_secs()
+                ),
+            );
+        }
+    }
+
+    fn headers(&mut self, pp: &str, headers: &[Header]) {
+        for (i, h) in headers.iter().enumerate() {
+            let hp = format!("{pp}.headers[{i}]");
+            let token = !h.name.is_empty()
+                && h.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                self.push(
+                    format!("{hp}.name"),
+                    format!("`{}` is not an HTTP header name", h.name),
+                );
+            }
+            match (&h.value, &h.secret_arn) {
+                (Some(_), Some(_)) => self.push(&hp, "set `value` or `secretArn`, not both"),
+                (None, None) => self.push(&hp, "set `value` or `secretArn`"),
+                (None, Some(arn)) => {
+                    if !(arn.starts_with("arn:") && arn.split(':').nth(2) == Some("secretsmanager"))
+                    {
+                        self.push(
+                            format!("{hp}.secretArn"),
+                            format!("`{arn}` is not a Secrets Manager secret ARN"),
+                        );
+                    }
+                }
+                (Some(v), None) => {
+                    if h.secret_key.is_some() {
+                        self.push(format!("{hp}.secretKey"), "goes with `secretArn`");
+                    }
+                    if h.name.eq_ignore_ascii_case("authorization") {
+                        self.push(
+                            format!("{hp}.value"),
+                            "a credential stored with the cell: keep it in Secrets Manager \
+                             (`secretArn`) instead",
+                        );
+                    }
+                    if v.contains(['\r', '\n']) {
+                        self.push(format!("{hp}.value"), "must be one line");
+                    }
+                }
+            }
         }
     }
 

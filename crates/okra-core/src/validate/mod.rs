@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::cell::Cell;
 use crate::duration::{format_duration, parse_duration};
 use crate::spec::{
-    AnalysisTemplate, Arg, CanaryStep, CellSpec, CloudWatchProvider, DatadogProvider, HealthCheck,
-    LoadBalancerKind, Metric, MetricStat, ParseError, Registration, TargetType, TemplateRef,
+    AnalysisTemplate, Arg, CanaryStep, CellSpec, CloudWatchProvider, DatadogProvider, Header,
+    HealthCheck, LambdaProvider, LoadBalancerKind, Metric, MetricStat, ParseError,
+    PrometheusProvider, Registration, TargetType, TemplateRef, WebMethod, WebProvider,
 };
 use crate::versions::parse_version;
 use crate::weights::MAX_TARGET_GROUPS_PER_ACTION;
@@ -43,6 +44,8 @@ pub const MAX_TAG_VALUE_LEN: usize = 256;
 pub const MAX_METRIC_DATA_QUERIES: usize = 500;
 /// The longest Datadog query, in bytes.
 pub const MAX_DATADOG_QUERY_BYTES: usize = 8 * 1024;
+/// The longest time-out a Prometheus or web metric's request may have (check-metrics has 60 s).
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 /// The most samples of one metric.
 pub const MAX_METRIC_COUNT: u32 = 1000;
 /// The largest spec, as JSON: a quarter of a Step Functions state (262,144 bytes), which the

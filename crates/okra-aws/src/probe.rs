@@ -1,0 +1,209 @@
+//! [`HttpPort`] over hyper (the HTTP stack the SDK already links): Prometheus, Amazon Managed
+//! Service for Prometheus (SigV4, service `aps`, with the function's own credentials) and web
+//! metrics.
+//!
+//! Secret header values come from Secrets Manager, read once per container and kept in memory;
+//! they are never logged (the adapter's `Debug` shows only how many are cached, and errors name
+//! the secret's ARN, never its value). A request carries the user agent `okra app/FUNCTION`, as
+//! the SDK's clients do, so that the local AWS can tell which function's role signed it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use okra_core::analysis::probe::{HeaderValue, Request};
+use okra_core::spec::WebMethod;
+use tokio::sync::Mutex;
+
+use crate::error::{OkraError, Result};
+use crate::ports::{HttpAnswer, HttpPort, SecretsPort};
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The HTTP providers' adapter.
+pub struct Probe<S> {
+    secrets: S,
+    credentials: Option<SharedCredentialsProvider>,
+    user_agent: String,
+    cache: Mutex<HashMap<String, String>>,
+    http: std::result::Result<HttpClient, String>,
+}
+
+impl<S> fmt::Debug for Probe<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probe")
+            .field("user_agent", &self.user_agent)
+            .field("signs", &self.credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SecretsPort> Probe<S> {
+    /// A client that reads secrets with `secrets` and signs with `credentials` (`None`: a
+    /// request that asks for SigV4 fails). Never fails: without TLS roots only https requests do.
+    pub fn new(secrets: S, credentials: Option<SharedCredentialsProvider>) -> Self {
+        let http = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map(|b| {
+                Client::builder(TokioExecutor::new())
+                    .build(b.https_or_http().enable_http1().build())
+            })
+            .map_err(|e| format!("no TLS root certificates: {e}"));
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        Self {
+            secrets,
+            credentials,
+            user_agent: format!("okra/{} app/{function}", env!("CARGO_PKG_VERSION")),
+            cache: Mutex::new(HashMap::new()),
+            http,
+        }
+    }
+
+    /// A client with the SDK configuration's credentials.
+    pub fn from_config(secrets: S, config: &aws_config::SdkConfig) -> Self {
+        Self::new(secrets, config.credentials_provider())
+    }
+
+    async fn header_value(&self, name: &str, v: &HeaderValue) -> Result<String> {
+        let (arn, key) = match v {
+            HeaderValue::Plain(s) => return Ok(s.clone()),
+            HeaderValue::Secret { arn, key } => (arn, key),
+        };
+        let mut cache = self.cache.lock().await;
+        let text = match cache.get(arn) {
+            Some(t) => t.clone(),
+            None => {
+                let t = self.secrets.secret_string(arn).await?;
+                cache.insert(arn.clone(), t.clone());
+                t
+            }
+        };
+        drop(cache);
+        let Some(key) = key else {
+            return Ok(text.trim().to_string());
+        };
+        // Never echo the secret's text: serde's message could quote it.
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+            OkraError::InvalidInput(format!(
+                "header {name}: secret {arn} is not a JSON object, so it has no key `{key}`"
+            ))
+        })?;
+        doc.get(key)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                OkraError::InvalidInput(format!(
+                    "header {name}: secret {arn} has no string at key `{key}`"
+                ))
+            })
+    }
+
+    async fn build(&self, req: &Request) -> Result<http::Request<Full<Bytes>>> {
+        let invalid = |e: &dyn fmt::Display| {
+            OkraError::InvalidInput(format!("request to {}: {e}", redacted(&req.url)))
+        };
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(req.headers.len() + 2);
+        for (name, value) in &req.headers {
+            headers.push((
+                name.to_ascii_lowercase(),
+                self.header_value(name, value).await?,
+            ));
+        }
+        headers.push(("user-agent".into(), self.user_agent.clone()));
+        headers.push(("accept".into(), "application/json".into()));
+        let body = req.body.clone().unwrap_or_default().into_bytes();
+        let method = match req.method {
+            WebMethod::Get => "GET",
+            WebMethod::Post => "POST",
+        };
+        let mut builder = http::Request::builder().method(method).uri(&req.url);
+        for (n, v) in &headers {
+            builder = builder.header(n.as_str(), v.as_str());
+        }
+        let mut request = builder
+            .body(Full::new(Bytes::from(body.clone())))
+            .map_err(|e| invalid(&e))?;
+        if let Some(scope) = &req.sigv4 {
+            let provider = self.credentials.as_ref().ok_or_else(|| {
+                OkraError::InvalidInput("sigv4: the function has no AWS credentials".into())
+            })?;
+            let creds = provider.provide_credentials().await.map_err(|e| {
+                OkraError::AccessDenied(format!("sigv4: no credentials: {e}"), None)
+            })?;
+            let identity = creds.into();
+            let params = v4::SigningParams::builder()
+                .identity(&identity)
+                .region(&scope.region)
+                .name(&scope.service)
+                .time(SystemTime::now())
+                .settings(SigningSettings::default())
+                .build()
+                .map_err(|e| invalid(&e))?
+                .into();
+            let host = request
+                .uri()
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .unwrap_or_default();
+            let mut signed_headers = headers.clone();
+            signed_headers.push(("host".into(), host));
+            let signable = SignableRequest::new(
+                method,
+                req.url.as_str(),
+                signed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                SignableBody::Bytes(&body),
+            )
+            .map_err(|e| invalid(&e))?;
+            let (instructions, _) = sign(signable, &params)
+                .map_err(|e| invalid(&e))?
+                .into_parts();
+            instructions.apply_to_request_http1x(&mut request);
+        }
+        Ok(request)
+    }
+}
+
+/// The URL without its query string, for messages (a query may hold a token).
+fn redacted(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+impl<S: SecretsPort> HttpPort for Probe<S> {
+    async fn send(&self, req: &Request) -> Result<HttpAnswer> {
+        let request = self.build(req).await?;
+        let http = self.http.as_ref().map_err(|e| OkraError::Aws {
+            code: "Tls".into(),
+            message: e.clone(),
+            cause: None,
+        })?;
+        let unavailable = |e: &dyn fmt::Display| {
+            OkraError::AwsUnavailable(format!("{}: {e}", redacted(&req.url)), None)
+        };
+        let fetch = async {
+            let resp = http.request(request).await.map_err(|e| unavailable(&e))?;
+            let status = resp.status().as_u16();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| unavailable(&e))?
+                .to_bytes();
+            Ok::<_, OkraError>(HttpAnswer {
+                status,
+                body: body.to_vec(),
+            })
+        };
+        tokio::time::timeout(req.timeout, fetch)
+            .await
+            .map_err(|_| unavailable(&format!("no answer in {}s", req.timeout.as_secs_f64())))?
+    }
+}
