@@ -8,7 +8,7 @@ CARGO ?= cargo
 # Every Wait state of the demo's executions waits this long (sfn-local --fast-waits).
 DEMO_FAST_WAITS_MS ?= 200
 
-.PHONY: help setup chromium build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
+.PHONY: help setup chromium prometheus build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -29,10 +29,17 @@ chromium: ## Install Debian's chromium (the HTML report's rendering test) when i
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	else echo "chromium is missing and apt-get is not available: install it, or set CHROMIUM" >&2; exit 1; fi
 
-test: setup chromium build lint-template lint-asl ## The whole suite: unit, property, emulator and state-machine tests, template and ASL lint
+prometheus: ## Install Debian's prometheus (the analysis tests' real Prometheus server) when it is missing
+	@if [ -x "$${PROMETHEUS:-/usr/bin/prometheus}" ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  echo "installing Debian's prometheus (apt-get; needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+	else echo "prometheus is missing and apt-get is not available: install it, or set PROMETHEUS" >&2; exit 1; fi
+
+test: setup chromium prometheus build lint-template lint-asl ## The whole suite: unit, property, emulator and state-machine tests, template and ASL lint
 	$(CARGO) test --workspace --locked
 
-e2e: setup build ## Only the end-to-end tests (real binaries, moto, the shipped ASL)
+e2e: setup prometheus build ## Only the end-to-end tests (real binaries, moto, the shipped ASL)
 	$(CARGO) test --locked -p okra-e2e -- --nocapture
 
 demo: setup build ## The rollout story through the shipped state machine, the real functions and moto (okra-demo)

@@ -36,6 +36,7 @@ mod emulator;
 mod faults;
 mod lambda;
 mod local_lambda;
+mod prometheus;
 mod server;
 mod sfn;
 mod stack;
@@ -47,6 +48,7 @@ pub use emulator::Emulator;
 pub use faults::{FaultCounts, FaultKind, FaultPlan, FaultProxy};
 pub use lambda::Invocation;
 pub use local_lambda::{LambdaSettings, LambdaStats, LocalLambda};
+pub use prometheus::{Prometheus, ScrapeTarget};
 pub use sfn::{Execution, ExecutionStatus, RunRequest};
 pub use stack::{LocalAws, LocalAwsBuilder};
 

@@ -49,6 +49,10 @@ pub struct RunRequest {
     /// Task `TimeoutSeconds`/`HeartbeatSeconds` count this many seconds per second (default 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fast_timeouts: Option<f64>,
+    /// A timed callback (`TimeoutSecondsPath`: a timed pause, an analysis's delay and interval)
+    /// times out after this many milliseconds instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fast_pauses: Option<u64>,
 }
 
 impl RunRequest {
@@ -124,6 +128,13 @@ impl RunRequest {
     #[must_use]
     pub fn timeout_ms(mut self, ms: u64) -> Self {
         self.timeout_ms = Some(ms);
+        self
+    }
+
+    /// Makes every timed callback (a timed pause, an analysis's delay and interval) last `ms`.
+    #[must_use]
+    pub fn fast_pauses(mut self, ms: u64) -> Self {
+        self.fast_pauses = Some(ms);
         self
     }
 

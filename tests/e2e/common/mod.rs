@@ -153,7 +153,8 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
     ] {
         req = req.wait_override(wait, 50);
     }
-    aws.local.run_state_machine(&req)
+    // Timed pauses and analysis intervals are callbacks whose time-out is the wait.
+    aws.local.run_state_machine(&req.fast_pauses(50))
 }
 
 /// The canary weights the SetWeight steps verified, in order.

@@ -1,0 +1,192 @@
+//! Analysis where teams keep their numbers (issue 27), through the shipped state machine and the
+//! real check-metrics binary: a real Prometheus server (Debian's) scraping the clusters' own
+//! backends, whose request counters the test drives.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use okra_testkit::{Backend, Prometheus, ScrapeTarget};
+use serde_json::{Value, json};
+
+use crate::common::{self, cell, cell_name, input, run_rollout, weights_of_steps};
+
+/// The canary's 5xx share over the last 10 s, by version label (set by the scrape config).
+const ERROR_RATIO: &str = "sum(rate(http_requests_total{code=~\"5..\",version=\"{{args.version}}\"}[10s])) / sum(rate(http_requests_total{version=\"{{args.version}}\"}[10s]))";
+
+/// A cell of two 1.0.0 clusters serving (initialized) and two 1.1.0 clusters ready, every
+/// cluster a real backend that Prometheus scrapes with its `version` and `cluster` labels; the
+/// cell's one analysis is the 5xx ratio from Prometheus, `count` samples.
+async fn world_with_prometheus(
+    aws: &common::Aws,
+    prefix: &str,
+    metric: Value,
+) -> Result<(common::World, Value, Vec<Backend>, Prometheus)> {
+    let w = aws.world(prefix).await?;
+    let steps = json!([
+        {"setWeight": 30},
+        {"analysis": {"templates": [{"templateName": "prom"}],
+                      "args": [{"name": "version", "value": "1.1.0"}]}},
+        {"setWeight": 100}
+    ]);
+    let mut spec = cell(&w, steps);
+    spec["targetGroup"]["targetType"] = json!("ip");
+    let mut metric = metric;
+    spec["analysisTemplates"] =
+        json!([{"name": "prom", "args": [{"name": "version"}], "metrics": [metric.clone()]}]);
+    // Target addresses are the local ELB's keys to their backends: unique per world.
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut backends = Vec::new();
+    for (c, v, i) in [("a1", "1.0.0", 1), ("a2", "1.0.0", 2)] {
+        backends.push(
+            aws.served_cluster(&w, c, v, &format!("10.27.{n}.{i}"))
+                .await?,
+        );
+    }
+    let init = run_rollout(aws, &format!("{}-init", cell_name(&w)), input(spec.clone()))?;
+    init.ensure_succeeded()?;
+    for (c, v, i) in [("b1", "1.1.0", 3), ("b2", "1.1.0", 4)] {
+        backends.push(
+            aws.served_cluster(&w, c, v, &format!("10.27.{n}.{i}"))
+                .await?,
+        );
+    }
+    let targets: Vec<ScrapeTarget> = backends
+        .iter()
+        .zip([
+            ("a1", "1.0.0"),
+            ("a2", "1.0.0"),
+            ("b1", "1.1.0"),
+            ("b2", "1.1.0"),
+        ])
+        .map(|(b, (c, v))| ScrapeTarget {
+            address: b.addr(),
+            labels: BTreeMap::from([
+                ("version".to_string(), v.to_string()),
+                ("cluster".to_string(), c.to_string()),
+            ]),
+        })
+        .collect();
+    let prometheus = Prometheus::start(&targets)?;
+    metric["provider"]["prometheus"]["address"] = json!(prometheus.url());
+    spec["analysisTemplates"] =
+        json!([{"name": "prom", "args": [{"name": "version"}], "metrics": [metric]}]);
+    Ok((w, spec, backends, prometheus))
+}
+
+fn error_ratio_metric(count: u32) -> Value {
+    json!({
+        "name": "error-ratio",
+        "interval": "1m",
+        "count": count,
+        "successCondition": "result < 0.05",
+        "failureCondition": "result >= 0.05",
+        "consecutiveErrorLimit": 1,
+        "provider": {"prometheus": {"address": "http://127.0.0.1:9", "query": ERROR_RATIO, "timeout": "5s"}}
+    })
+}
+
+/// Waits until Prometheus has two scrapes of the canary (a rate over them).
+fn canary_scraped(prometheus: &Prometheus) -> Result<f64> {
+    prometheus.wait_for(&ERROR_RATIO.replace("{{args.version}}", "1.1.0"))
+}
+
+/// Good numbers promote; bad numbers (a canary whose requests fail 30 % of the time, as its
+/// own /metrics says) roll back naming the metric and Prometheus' value.
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_numbers_promote_a_good_canary_and_roll_back_a_bad_one() -> Result<()> {
+    let aws = common::aws().await?;
+    let (w, spec, backends, prometheus) =
+        world_with_prometheus(&aws, "prom", error_ratio_metric(2)).await?;
+    let name = cell_name(&w);
+    assert_eq!(canary_scraped(&prometheus)?, 0.0);
+    let e = run_rollout(&aws, &format!("{name}-good"), input(spec.clone()))?;
+    e.ensure_succeeded()?;
+    assert_eq!(weights_of_steps(&e), vec![30, 100]);
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+    let record = aws
+        .rollout(&name, &format!("{name}-good"))
+        .await?
+        .expect("a record");
+    assert_eq!(record.status, "promoted");
+
+    // A second world whose canary fails 30 % of its requests.
+    let (w, spec, backends2, prometheus2) =
+        world_with_prometheus(&aws, "prombad", error_ratio_metric(2)).await?;
+    let name = cell_name(&w);
+    for b in &backends2[2..] {
+        b.set_error_ratio(0.3);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while canary_scraped(&prometheus2)? < 0.29 {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the ratio never rose");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let e = run_rollout(&aws, &format!("{name}-bad"), input(spec))?;
+    assert_eq!(
+        (e.status.as_str(), e.error.as_deref()),
+        ("FAILED", Some("RolledBack")),
+        "{e:?}"
+    );
+    let cause = e.cause.clone().unwrap_or_default();
+    assert!(cause.contains("error-ratio"), "{cause}");
+    // The sample that failed it read Prometheus' 0.3.
+    let values: Vec<f64> = e
+        .events_of_type("StateExited")
+        .filter_map(|ev| ev.pointer("/state/output/analysis/metrics/0/value"))
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(
+        values.iter().any(|v| (v - 0.3).abs() < 0.02),
+        "the samples read {values:?}"
+    );
+    assert_eq!(weights_of_steps(&e), vec![30]);
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    assert_eq!(aws.blocked(&name).await?, vec!["1.1.0".to_string()]);
+    drop((backends, backends2));
+    Ok(())
+}
+
+/// A Prometheus that is down: each sample is an Error; past `consecutiveErrorLimit` the metric
+/// is Error and the rollout rolls back (the version is blocked, as for a failed analysis).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prometheus_that_is_down_is_errors_then_a_rollback() -> Result<()> {
+    let aws = common::aws().await?;
+    let (w, spec, _backends, mut prometheus) =
+        world_with_prometheus(&aws, "promdown", error_ratio_metric(3)).await?;
+    let name = cell_name(&w);
+    canary_scraped(&prometheus)?;
+    prometheus.stop();
+    let e = run_rollout(&aws, &format!("{name}-down"), input(spec))?;
+    assert_eq!(
+        (e.status.as_str(), e.error.as_deref()),
+        ("FAILED", Some("RolledBack")),
+        "{e:?}"
+    );
+    let cause = e.cause.clone().unwrap_or_default();
+    assert!(cause.contains("error-ratio errored"), "{cause}");
+    let messages: Vec<String> = e
+        .events_of_type("StateExited")
+        .filter_map(|ev| ev.pointer("/state/output/analysis/metrics/0/measurements"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|m| m["message"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("the provider failed") && m.contains("127.0.0.1")),
+        "{messages:?}"
+    );
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)])
+    );
+    Ok(())
+}
