@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use okra_testkit::{Backend, Prometheus, ScrapeTarget};
+use okra_testkit::{AmpEndpoint, AmpWorkspace, Backend, Prometheus, ScrapeTarget};
 use serde_json::{Value, json};
 
 use crate::common::{self, cell, cell_name, input, run_rollout, weights_of_steps};
@@ -188,5 +188,108 @@ async fn a_prometheus_that_is_down_is_errors_then_a_rollback() -> Result<()> {
         aws.weights_by_version(&w).await?,
         BTreeMap::from([("1.0.0".to_string(), 100)])
     );
+    Ok(())
+}
+
+/// A local AMP workspace in front of `prometheus`: SigV4 and IAM checked as AMP checks them.
+fn amp_workspace(aws: &common::Aws, id: &str, prometheus: &Prometheus) -> Result<AmpEndpoint> {
+    AmpEndpoint::start(AmpWorkspace {
+        id: id.to_string(),
+        region: "us-east-1".into(),
+        account: "123456789012".into(),
+        keys: BTreeMap::from([(
+            "testing".to_string(),
+            ("testing".to_string(), Some("testing".to_string())),
+        )]),
+        upstream: prometheus.url(),
+        iam: Some(aws.local.endpoint().to_string()),
+    })
+}
+
+fn with_address(spec: &mut Value, address: &str) {
+    spec["analysisTemplates"][0]["metrics"][0]["provider"]["prometheus"]["address"] =
+        json!(address);
+}
+
+/// Amazon Managed Service for Prometheus: each query SigV4-signed with check-metrics' own
+/// credentials for service `aps` passes the workspace's checks and the rollout is promoted on
+/// its numbers; an unsigned query, and one signed for another region, are refused with AMP's
+/// 403; a workspace the stack was not given (its role has no aps:QueryMetrics there) answers
+/// AccessDenied and the rollout rolls back.
+#[tokio::test(flavor = "multi_thread")]
+async fn amp_queries_are_signed_and_a_workspace_not_allowed_is_refused() -> Result<()> {
+    assert_eq!(
+        common::AMP_WORKSPACE_ARN,
+        "arn:aws:aps:us-east-1:123456789012:workspace/ws-okra-e2e"
+    );
+    let aws = common::aws().await?;
+    let mut metric = error_ratio_metric(2);
+    metric["provider"]["prometheus"]["sigv4"] = json!({"region": "us-east-1"});
+    let (w, mut spec, _backends, prometheus) =
+        world_with_prometheus(&aws, "amp", metric.clone()).await?;
+    let name = cell_name(&w);
+    let amp = amp_workspace(&aws, "ws-okra-e2e", &prometheus)?;
+    canary_scraped(&prometheus)?;
+
+    // Unsigned: AMP's 403.
+    let unsigned = ureq::get(&format!("{}/api/v1/query?query=up", amp.address()))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()?;
+    assert_eq!(unsigned.status().as_u16(), 403);
+    // Signed with okra's adapter, but for another region: refused too.
+    let conf = aws.local.sdk_config().await;
+    let probe = okra_aws::probe::Probe::from_config(
+        okra_aws::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(&conf)),
+        &conf,
+    );
+    let p: okra_core::spec::PrometheusProvider = serde_json::from_value(json!({
+        "address": amp.address(), "query": "up", "sigv4": {"region": "eu-west-1"}}))?;
+    let req =
+        okra_core::analysis::probe::prometheus_request(&p, "up", 0).map_err(anyhow::Error::msg)?;
+    let answer = okra_aws::ports::HttpPort::send(&probe, &req).await?;
+    assert_eq!(answer.status, 403);
+    let refused: Vec<String> = amp.log().refused.into_iter().map(|(_, m)| m).collect();
+    assert!(
+        refused[0].contains("Missing Authentication Token"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].contains("scoped to a valid region"),
+        "{refused:?}"
+    );
+
+    with_address(&mut spec, &amp.address());
+    let e = run_rollout(&aws, &format!("{name}-amp"), input(spec))?;
+    e.ensure_succeeded()?;
+    assert_eq!(weights_of_steps(&e), vec![30, 100]);
+    assert!(amp.log().forwarded >= 2, "{:?}", amp.log());
+    assert_eq!(
+        amp.log().refused.len(),
+        2,
+        "no query of check-metrics refused"
+    );
+
+    // A workspace the stack was not given.
+    let (w, mut spec, _backends2, prometheus2) =
+        world_with_prometheus(&aws, "ampdeny", metric).await?;
+    let other = amp_workspace(&aws, "ws-other", &prometheus2)?;
+    canary_scraped(&prometheus2)?;
+    with_address(&mut spec, &other.address());
+    let e = run_rollout(&aws, &format!("{}-deny", cell_name(&w)), input(spec))?;
+    assert_eq!(
+        (e.status.as_str(), e.error.as_deref()),
+        ("FAILED", Some("RolledBack")),
+        "{e:?}"
+    );
+    let refused = other.log().refused;
+    assert!(
+        refused
+            .iter()
+            .any(|(s, m)| *s == 403 && m.contains("not authorized to perform: aps:QueryMetrics")),
+        "{refused:?}"
+    );
+    assert_eq!(other.log().forwarded, 0);
     Ok(())
 }

@@ -100,12 +100,18 @@ class Resolver:
                                    f"{v['AWS::AccountId']}:table/{v['StateTable']}")
         self.conditions = template.get("Conditions") or {}
         self.known: dict[str, bool] = {}
+        # A CommaDelimitedList parameter's !Ref is a list of its values (CloudFormation User
+        # Guide, "Parameters": "an array of literal strings separated by commas"); "" is none.
+        self.lists = {k for k, p in (template.get("Parameters") or {}).items()
+                      if p.get("Type") == "CommaDelimitedList"}
 
     def ref(self, name: str):
         if name == "AWS::NoValue":
             return NO_VALUE
         if name not in self.values:
             raise ValueError(f"no value for !Ref {name}: give it in OKRA_IAM_REFS")
+        if name in self.lists:
+            return [v.strip() for v in self.values[name].split(",") if v.strip()]
         return self.values[name]
 
     def getatt(self, resource: str, attribute: str) -> str:

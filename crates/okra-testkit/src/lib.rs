@@ -30,6 +30,7 @@
 //! Isolation: moto is shared by all the tests of a process, so each test names its own resources
 //! with [`LocalAws::unique`]. See `docs/local-aws.md` for the emulators' known gaps.
 
+mod amp;
 mod backend;
 mod ec2;
 mod emulator;
@@ -42,6 +43,7 @@ mod sfn;
 mod stack;
 pub mod template;
 
+pub use amp::{AmpEndpoint, AmpLog, AmpWorkspace};
 pub use backend::{Backend, BackendMode};
 pub use ec2::{form_encode, xml_values};
 pub use emulator::Emulator;

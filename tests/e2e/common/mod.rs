@@ -43,7 +43,13 @@ pub fn builder() -> okra_testkit::LocalAwsBuilder {
         .function_env("TABLE_NAME", TABLE)
         .function_env("STATE_MACHINE_ARN", STATE_MACHINE_ARN)
         .function_env("EVENT_BUS_NAME", "default")
+        // The stack as deployed with one AMP workspace (template parameter
+        // PrometheusWorkspaceArns): check-metrics may query it, and no other.
+        .iam_ref("PrometheusWorkspaceArns", AMP_WORKSPACE_ARN)
 }
+
+/// The AMP workspace the stacks' check-metrics may query (tests/e2e/providers.rs).
+pub const AMP_WORKSPACE_ARN: &str = "arn:aws:aps:us-east-1:123456789012:workspace/ws-okra-e2e";
 
 /// Starts a stack once into `cell` (a suite's own, or the shared one).
 pub fn stack_in(
