@@ -68,7 +68,9 @@ async fn world_with_prometheus(
         })
         .collect();
     let prometheus = Prometheus::start(&targets)?;
-    metric["provider"]["prometheus"]["address"] = json!(prometheus.url());
+    if metric["provider"].get("prometheus").is_some() {
+        metric["provider"]["prometheus"]["address"] = json!(prometheus.url());
+    }
     spec["analysisTemplates"] =
         json!([{"name": "prom", "args": [{"name": "version"}], "metrics": [metric]}]);
     Ok((w, spec, backends, prometheus))
@@ -291,5 +293,85 @@ async fn amp_queries_are_signed_and_a_workspace_not_allowed_is_refused() -> Resu
         "{refused:?}"
     );
     assert_eq!(other.log().forwarded, 0);
+    Ok(())
+}
+
+fn rolled_back(e: &okra_testkit::Execution) -> Vec<String> {
+    assert_eq!(
+        (e.status.as_str(), e.error.as_deref()),
+        ("FAILED", Some("RolledBack")),
+        "{e:?}"
+    );
+    e.events_of_type("StateExited")
+        .filter_map(|ev| ev.pointer("/state/output/analysis/metrics/0/measurements"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|m| m["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A web check (here Prometheus' own JSON API, read with a JSONPath) and a Lambda check (the
+/// testkit's function, answering as a smoke test that failed) roll back a canary; a check
+/// function the stack was not given (AnalysisFunctionArns) is refused by IAM: Error samples,
+/// then a rollback.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_web_and_lambda_checks_roll_back() -> Result<()> {
+    let aws = common::aws().await?;
+    let web = json!({
+        "name": "web-check", "count": 1, "successCondition": "result < 0.05",
+        "consecutiveErrorLimit": 0,
+        "provider": {"web": {"url": "http://127.0.0.1:9/", "jsonPath": "$.data.result[0].value[1]", "timeout": "5s"}}
+    });
+    let (w, mut spec, backends, prometheus) = world_with_prometheus(&aws, "webchk", web).await?;
+    for b in &backends[2..] {
+        b.set_error_ratio(0.5);
+    }
+    let query = ERROR_RATIO.replace("{{args.version}}", "1.1.0");
+    while canary_scraped(&prometheus)? < 0.45 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    spec["analysisTemplates"][0]["metrics"][0]["provider"]["web"]["url"] = json!(format!(
+        "{}/api/v1/query?query={}",
+        prometheus.url(),
+        okra_core::analysis::probe::encode(&query)
+    ));
+    let e = run_rollout(&aws, &format!("{}-web", cell_name(&w)), input(spec))?;
+    rolled_back(&e);
+    let values: Vec<f64> = e
+        .events_of_type("StateExited")
+        .filter_map(|ev| ev.pointer("/state/output/analysis/metrics/0/value"))
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(values.iter().any(|v| *v >= 0.45), "{values:?}");
+
+    for (prefix, function, needle) in [
+        (
+            "lambdachk",
+            common::CHECK_FUNCTION,
+            "smoke test: 3 of 20 requests failed",
+        ),
+        (
+            "lambdadeny",
+            "dispatcher",
+            "not authorized to perform: lambda:InvokeFunction",
+        ),
+    ] {
+        let check = json!({
+            "name": "smoke", "count": 1, "successCondition": "result == 1.0",
+            "consecutiveErrorLimit": 0,
+            "provider": {"lambda": {"functionName": okra_testkit::lambda_arn(function)}}
+        });
+        let (w, mut spec, _backends, _prometheus) =
+            world_with_prometheus(&aws, prefix, check).await?;
+        spec["analysisTemplates"][0]["args"] = json!([
+            {"name": "version"}, {"name": "result", "value": "false"},
+            {"name": "message", "value": "smoke test: 3 of 20 requests failed"}]);
+        let e = run_rollout(&aws, &format!("{}-run", cell_name(&w)), input(spec))?;
+        let messages = rolled_back(&e);
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "{prefix}: {messages:?}"
+        );
+    }
     Ok(())
 }

@@ -58,6 +58,9 @@ pub struct LambdaSettings {
     pub concurrency: usize,
     /// The functions' standard output and error are appended here.
     pub log: PathBuf,
+    /// The strict moto whose IAM authorizer decides `lambda:InvokeFunction` for a caller that
+    /// is one of okra's functions (`app/NAME` in its user agent); `None`: not checked.
+    pub iam_authorizer: Option<String>,
 }
 
 /// What became of one invocation.
@@ -497,7 +500,16 @@ async fn route(
                 .headers
                 .get("x-amz-invocation-type")
                 .is_some_and(|v| v == "Event");
-            invoke(&shared, name, body, asynchronous).await
+            let caller = parts
+                .headers
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split_whitespace().find_map(|w| w.strip_prefix("app/")))
+                .map(str::to_owned);
+            match authorize(&shared, caller, name).await {
+                Some(denied) => denied,
+                None => invoke(&shared, name, body, asynchronous).await,
+            }
         }
         (&Method::GET, ["env", id, "2018-06-01", "runtime", "invocation", "next"]) => {
             match id.parse() {
@@ -538,6 +550,47 @@ fn function_name(segment: &str) -> &str {
     match segment.split_once(":function:") {
         Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
         None => segment,
+    }
+}
+
+/// IAM for Invoke (Lambda API reference, Invoke; Service Authorization Reference: action
+/// `lambda:InvokeFunction` on the function's ARN): a caller that is one of okra's functions is
+/// authorized by the strict moto against its template statements; `Some` is the 403 AWS gives.
+async fn authorize(
+    shared: &Arc<Shared>,
+    caller: Option<String>,
+    segment: &str,
+) -> Option<Response<Full<Bytes>>> {
+    let (iam, caller) = (shared.settings.iam_authorizer.clone()?, caller?);
+    let decoded = segment.replace("%3A", ":").replace("%3a", ":");
+    let arn = crate::lambda_arn(function_name(&decoded));
+    let (who, resource) = (caller.clone(), arn.clone());
+    let decided = tokio::task::spawn_blocking(move || {
+        ureq::post(&format!("{iam}/_okra/iam/authorize"))
+            .send_json(serde_json::json!({
+                "caller": who, "action": "lambda:InvokeFunction",
+                "resources": [resource], "context": {}}))
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+    })
+    .await
+    .ok()
+    .flatten();
+    match decided {
+        Some(d) if d["allowed"] == true => None,
+        Some(d) => Some(reply_with(
+            StatusCode::FORBIDDEN,
+            &[("x-amzn-errortype", "AccessDeniedException")],
+            format!(
+                r#"{{"Type":"User","message":"User: {} is not authorized to perform: lambda:InvokeFunction on resource: {arn} because no identity-based policy allows the lambda:InvokeFunction action"}}"#,
+                d["function"].as_str().unwrap_or(&caller)
+            ),
+        )),
+        None => Some(reply_with(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &[],
+            "the IAM authorizer did not answer",
+        )),
     }
 }
 

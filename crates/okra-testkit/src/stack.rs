@@ -505,6 +505,8 @@ impl LocalAws {
             default_timeout: Duration::from_secs(options.lambda_timeout_secs),
             concurrency: options.lambda_concurrency as usize,
             log: lambda_log.clone(),
+            iam_authorizer: (options.iam && emulator == Emulator::StrictMoto)
+                .then(|| endpoint.clone()),
         };
         let invoke_limit = settings
             .timeouts

@@ -46,7 +46,15 @@ pub fn builder() -> okra_testkit::LocalAwsBuilder {
         // The stack as deployed with one AMP workspace (template parameter
         // PrometheusWorkspaceArns): check-metrics may query it, and no other.
         .iam_ref("PrometheusWorkspaceArns", AMP_WORKSPACE_ARN)
+        // ... and one check function (AnalysisFunctionArns): the testkit's echo function.
+        .iam_ref(
+            "AnalysisFunctionArns",
+            &okra_testkit::lambda_arn(CHECK_FUNCTION),
+        )
 }
+
+/// The check function the stacks' check-metrics may invoke.
+pub const CHECK_FUNCTION: &str = "okra-testkit-echo";
 
 /// The AMP workspace the stacks' check-metrics may query (tests/e2e/providers.rs).
 pub const AMP_WORKSPACE_ARN: &str = "arn:aws:aps:us-east-1:123456789012:workspace/ws-okra-e2e";

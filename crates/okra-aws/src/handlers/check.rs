@@ -251,7 +251,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
     // Datadog, Prometheus, web and Lambda: one request per metric, all at once.
     let (canary_json, stable_json) = (input.canary.to_json(), input.stable.to_json());
     let other_futures = entries.iter().map(|e| {
-        let (canary_json, stable_json, at, args) = (&canary_json, &stable_json, &at, &input.args);
+        let (canary_json, stable_json, at) = (&canary_json, &stable_json, &at);
         let cell_name = cell.name.as_str();
         async move {
             match &e.source {
@@ -266,7 +266,7 @@ pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
                 Source::Http { request, reader } => {
                     Some(Ok(read_http(http, request, reader).await))
                 }
-                Source::Lambda { provider } => {
+                Source::Lambda { provider, args } => {
                     let payload = probe::lambda_payload(
                         provider,
                         &probe::LambdaContext {

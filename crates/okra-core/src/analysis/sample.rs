@@ -66,9 +66,11 @@ pub enum Source {
         request: super::probe::Request,
         reader: super::probe::Reader,
     },
-    /// A Lambda function, invoked with the rollout's context.
+    /// A Lambda function, invoked with the rollout's context and the metric's args (the
+    /// step's over the template's defaults).
     Lambda {
         provider: crate::spec::LambdaProvider,
+        args: BTreeMap<String, String>,
     },
 }
 
@@ -227,6 +229,7 @@ pub fn plan_templates(
                 }
                 (_, _, _, _, Some(lambda)) => Source::Lambda {
                     provider: lambda.clone(),
+                    args: values.clone(),
                 },
                 (Some(cw), None, ..) => {
                     let window = seconds(cw.window.as_deref().unwrap_or(&metric.interval), &what)?;
