@@ -203,6 +203,27 @@ async fn a_listener_edited_by_hand_during_a_pause_stops_the_rollout_and_keeps_th
     Ok(())
 }
 
+/// Re-tags EKS cluster `cluster` with `version` (TagResource on its ARN), as a person would.
+async fn retag(aws: &common::Aws, cluster: &str, version: &str) -> Result<()> {
+    let arn = aws
+        .eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await?
+        .cluster()
+        .and_then(|c| c.arn())
+        .context("an ARN")?
+        .to_string();
+    aws.eks
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("okra.io/version", version)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// Runs the real dispatcher binary for one cell; the cell's result.
 fn reconciled(aws: &common::Aws, cell: &str) -> Result<serde_json::Value> {
     let Invocation::Ok(out) = aws
@@ -306,23 +327,7 @@ async fn a_serving_cluster_re_tagged_after_a_promotion_leaves_then_rolls_out_wit
     };
     assert_eq!(run("initialize").await?, "initialize");
     let group = |c: &str| okra_core::naming::target_group_name(&name, &format!("{}-{c}", w.prefix));
-    let a2 = format!("{}-a2", w.prefix);
-    let a2_arn = aws
-        .eks
-        .describe_cluster()
-        .name(&a2)
-        .send()
-        .await?
-        .cluster()
-        .and_then(|c| c.arn())
-        .context("an ARN")?
-        .to_string();
-    aws.eks
-        .tag_resource()
-        .resource_arn(&a2_arn)
-        .tags("okra.io/version", "1.1.0")
-        .send()
-        .await?;
+    retag(&aws, &format!("{}-a2", w.prefix), "1.1.0").await?;
     assert_eq!(run("scale in").await?, "scaleIn");
     let weights = aws.weights(&w).await?;
     assert_eq!(
@@ -932,22 +937,7 @@ async fn a_canary_cluster_re_tagged_or_deleted_mid_rollout_gets_no_more_weight()
         let b1 = format!("{}-b1", w.prefix);
         let why = match change {
             "retag" => {
-                let arn = aws
-                    .eks
-                    .describe_cluster()
-                    .name(&b1)
-                    .send()
-                    .await?
-                    .cluster()
-                    .and_then(|c| c.arn())
-                    .context("an ARN")?
-                    .to_string();
-                aws.eks
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .tags("okra.io/version", "1.2.0")
-                    .send()
-                    .await?;
+                retag(&aws, &b1, "1.2.0").await?;
                 "now carries version 1.2.0, not 1.1.0"
             }
             _ => {

@@ -373,21 +373,8 @@ async fn check(
     }
     // IAM: the caller's role must allow aps:QueryMetrics on the workspace.
     if let Some(iam) = &ws.iam {
-        let caller = header("user-agent")
-            .and_then(|ua| ua.split_whitespace().find_map(|w| w.strip_prefix("app/")))
-            .unwrap_or_default()
-            .to_string();
-        let (iam, arn) = (iam.clone(), ws.arn());
-        let decided = tokio::task::spawn_blocking(move || {
-            ureq::post(&format!("{iam}/_okra/iam/authorize"))
-                .send_json(serde_json::json!({
-                    "caller": caller, "action": "aps:QueryMetrics", "resources": [arn], "context": {}}))
-                .ok()
-                .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
-        })
-        .await
-        .ok()
-        .flatten();
+        let caller = crate::iam::caller_of(header("user-agent")).unwrap_or_default();
+        let decided = crate::iam::authorize(iam, &caller, "aps:QueryMetrics", &ws.arn()).await;
         match decided {
             Some(d) if d["allowed"] == true => {}
             Some(d) => {

@@ -35,6 +35,7 @@ mod backend;
 mod ec2;
 mod emulator;
 mod faults;
+mod iam;
 mod lambda;
 mod local_lambda;
 mod prometheus;

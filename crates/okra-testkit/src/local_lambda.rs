@@ -500,12 +500,12 @@ async fn route(
                 .headers
                 .get("x-amz-invocation-type")
                 .is_some_and(|v| v == "Event");
-            let caller = parts
-                .headers
-                .get("user-agent")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|ua| ua.split_whitespace().find_map(|w| w.strip_prefix("app/")))
-                .map(str::to_owned);
+            let caller = crate::iam::caller_of(
+                parts
+                    .headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok()),
+            );
             match authorize(&shared, caller, name).await {
                 Some(denied) => denied,
                 None => invoke(&shared, name, body, asynchronous).await,
@@ -564,18 +564,7 @@ async fn authorize(
     let (iam, caller) = (shared.settings.iam_authorizer.clone()?, caller?);
     let decoded = segment.replace("%3A", ":").replace("%3a", ":");
     let arn = crate::lambda_arn(function_name(&decoded));
-    let (who, resource) = (caller.clone(), arn.clone());
-    let decided = tokio::task::spawn_blocking(move || {
-        ureq::post(&format!("{iam}/_okra/iam/authorize"))
-            .send_json(serde_json::json!({
-                "caller": who, "action": "lambda:InvokeFunction",
-                "resources": [resource], "context": {}}))
-            .ok()
-            .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
-    })
-    .await
-    .ok()
-    .flatten();
+    let decided = crate::iam::authorize(&iam, &caller, "lambda:InvokeFunction", &arn).await;
     match decided {
         Some(d) if d["allowed"] == true => None,
         Some(d) => Some(reply_with(
