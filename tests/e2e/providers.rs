@@ -375,3 +375,64 @@ async fn failing_web_and_lambda_checks_roll_back() -> Result<()> {
     }
     Ok(())
 }
+
+/// The built-in judge over Prometheus series (judge.prometheus): both sides' requests, 5xx and
+/// latency by version label, one point a second over 10 s. A canary whose 5xx share is 0.3
+/// against a stable at 0 is judged failed (the templates' metric is a dry run: only the judge
+/// decides) and rolled back; the same canary at 0 passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_judge_over_prometheus_series_fails_a_canary_with_more_5xx() -> Result<()> {
+    let aws = common::aws().await?;
+    for (prefix, canary_errors) in [("judgebad", 0.3), ("judgegood", 0.0)] {
+        let mut metric = error_ratio_metric(1);
+        metric["dryRun"] = json!(true);
+        let (w, mut spec, backends, prometheus) =
+            world_with_prometheus(&aws, prefix, metric).await?;
+        for b in &backends[2..] {
+            b.set_error_ratio(canary_errors);
+        }
+        let by = r#"version="{{args.version}}""#;
+        spec["judge"] = json!({
+            "enabled": true, "window": "10s", "minRequests": 50,
+            "prometheus": {
+                "address": prometheus.url(), "step": "1s",
+                "requests": format!("sum(increase(http_requests_total{{{by}}}[2s]))"),
+                "errors": format!("sum(increase(http_requests_total{{{by},code=~\"5..\"}}[2s]))"),
+                "latency": format!("sum(increase(http_request_duration_seconds_sum{{{by}}}[2s])) / sum(increase(http_request_duration_seconds_count{{{by}}}[2s]))"),
+            }
+        });
+        let ratio = canary_scraped(&prometheus)?;
+        // Ten seconds of points on both sides.
+        std::thread::sleep(std::time::Duration::from_secs(12));
+        let e = run_rollout(&aws, &format!("{}-run", cell_name(&w)), input(spec))?;
+        let reports: Vec<Value> = e
+            .events_of_type("StateExited")
+            .filter_map(|ev| ev.pointer("/state/output/analysis/judge").cloned())
+            .filter(|j| !j.is_null())
+            .collect();
+        if canary_errors > 0.0 {
+            assert_eq!(
+                (e.status.as_str(), e.error.as_deref()),
+                ("FAILED", Some("RolledBack")),
+                "{prefix} (ratio {ratio}): {e:?}"
+            );
+            let reason = reports
+                .last()
+                .map(|r| r["reason"].to_string())
+                .unwrap_or_default();
+            assert!(reason.contains("error rate"), "{reports:?}");
+            assert_eq!(
+                reports.last().map(|r| r["phase"].clone()),
+                Some(json!("failed"))
+            );
+        } else {
+            e.ensure_succeeded()?;
+            assert_eq!(
+                reports.last().map(|r| r["phase"].clone()),
+                Some(json!("successful")),
+                "{reports:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -1785,3 +1785,25 @@ fn prometheus_web_and_lambda_metrics_are_checked_field_by_field() {
     );
     assert_valid(&s);
 }
+
+#[test]
+fn the_judge_over_prometheus_needs_three_points_and_the_version_placeholder_only() {
+    let mut s = web();
+    s.judge.window = "10s".into();
+    s.judge.prometheus = Some(
+        serde_json::from_value(
+            serde_json::json!({"address": "http://prometheus:9090", "step": "1s"}),
+        )
+        .expect("a judge.prometheus"),
+    );
+    assert_valid(&s);
+    s.judge.prometheus.as_mut().unwrap().step = Some("5s".into());
+    assert_error(&s, "judge.prometheus.step", "gives 2 points");
+    let mut s = web();
+    s.judge.prometheus = Some(
+        serde_json::from_value(serde_json::json!({"address": "http://prometheus:9090",
+            "requests": "sum(rate(x{cell=\"{{args.cell}}\"}[1m]))"}))
+        .expect("a judge.prometheus"),
+    );
+    assert_error(&s, "judge.prometheus.requests", "names no arg");
+}

@@ -24,7 +24,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use okra_core::analysis::sample::{self, PlanError, PlannedMetric, SamplePlan, Source};
+use okra_core::analysis::sample::{
+    self, JudgeSource, PlanError, PlannedMetric, PromJudgePlan, SamplePlan, Source,
+};
 use okra_core::analysis::{
     JudgeReport, MeasuredValue, Measurement, MetricStatus, Phase, Series, evaluate_sample, judge,
     metric_status_after, overall, overall_reason,
@@ -205,18 +207,30 @@ pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
             Ingress::Alb { listener, .. } => Some(listener.parts().load_balancer_dimension()),
             Ingress::Nlb { .. } => None,
         });
-    if spec.enabled && !canary.is_empty() && !stable.is_empty() && lb.is_none() {
-        tracing::info!(
-            cell = %cell.name,
-            "judge skipped: no ALB (give loadBalancer, or an ALB listener in the cell)"
-        );
-    }
-    if spec.enabled
-        && !canary.is_empty()
-        && !stable.is_empty()
-        && let Some(lb) = lb
-    {
-        plan.add_judge(spec, &input.previous, &canary, &stable, &lb)?;
+    if let Some(prom) = spec.prometheus.as_ref().filter(|_| spec.enabled) {
+        match (input.canary.version(), input.stable.version()) {
+            (Some(c), Some(s)) => {
+                plan.add_judge_prometheus(spec, prom, &input.previous, (c, s), now_secs)?;
+            }
+            _ => tracing::info!(
+                cell = %cell.name,
+                "judge skipped: Prometheus series need both sides' versions"
+            ),
+        }
+    } else {
+        if spec.enabled && !canary.is_empty() && !stable.is_empty() && lb.is_none() {
+            tracing::info!(
+                cell = %cell.name,
+                "judge skipped: no ALB (give loadBalancer, or an ALB listener in the cell)"
+            );
+        }
+        if spec.enabled
+            && !canary.is_empty()
+            && !stable.is_empty()
+            && let Some(lb) = lb
+        {
+            plan.add_judge(spec, &input.previous, &canary, &stable, &lb)?;
+        }
     }
     let SamplePlan {
         metrics: entries,
@@ -336,7 +350,20 @@ pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
     }
     let mut report = None;
     if let Some((mut e, plan)) = judge_entry {
-        if let Some(plan) = plan {
+        if let Some(JudgeSource::Prometheus(p)) = &plan {
+            let sample = match judge_prometheus_series(http, p).await {
+                Ok((c, st)) => {
+                    let r = judge(spec, &c, &st);
+                    let m = r.measurement(&at);
+                    report = Some(r);
+                    m
+                }
+                Err(err) => Measurement::provider_error(JUDGE, err, &at),
+            };
+            e.recent.push(sample.clone());
+            e.measurements.push(sample);
+        }
+        if let Some(JudgeSource::CloudWatch(plan)) = plan {
             let sample = match &fetched {
                 Ok(_) => {
                     let start = end - plan.window;
@@ -376,6 +403,47 @@ pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
         judge: report,
         done,
     })
+}
+
+/// Both sides' judge series from Prometheus (six range queries at once); the first failure is
+/// the judge's Error sample.
+async fn judge_prometheus_series<H: HttpPort>(
+    http: &H,
+    p: &PromJudgePlan,
+) -> std::result::Result<(Series, Series), String> {
+    let all = futures::future::join_all(p.canary.iter().chain(&p.stable).map(|req| async move {
+        let answer = http.send(req).await.map_err(|e| e.to_string())?;
+        probe::read_prometheus_range(answer.status, &answer.body, p.start, p.step, p.points)
+            .map_err(|e| e.to_string())
+    }))
+    .await;
+    let mut columns = all
+        .into_iter()
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let side = |mut cols: Vec<Vec<f64>>| {
+        let latency_seconds = cols.pop().unwrap_or_default();
+        let errors = cols.pop().unwrap_or_default();
+        let requests = cols.pop().unwrap_or_default();
+        // A step without 5xx may have no errors series point: zero, if it has requests.
+        let errors_5xx = errors
+            .into_iter()
+            .zip(&requests)
+            .map(|(e, r)| {
+                if e.is_nan() && r.is_finite() && *r > 0.0 {
+                    0.0
+                } else {
+                    e
+                }
+            })
+            .collect();
+        Series {
+            requests,
+            errors_5xx,
+            latency_seconds,
+        }
+    };
+    let stable = columns.split_off(3);
+    Ok((side(columns), side(stable)))
 }
 
 /// One sample of a provider reached over HTTP or Lambda: a value (with the provider's own

@@ -96,6 +96,14 @@ impl Targets {
         }
     }
 
+    /// The side's version (a list of ARNs has none).
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            Self::Arns(_) => None,
+            Self::Side(s) => s.version.as_deref(),
+        }
+    }
+
     /// The ARNs; `field` names the input field in the error.
     pub fn arns(&self, field: &str) -> Result<Vec<String>> {
         match self {

@@ -159,6 +159,75 @@ pub fn prometheus_request(p: &PrometheusProvider, query: &str, at: i64) -> Resul
     })
 }
 
+/// A range query `query` from `start` to `end` (epoch seconds), one point per `step` seconds.
+pub fn prometheus_range_request(
+    p: &PrometheusProvider,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Request, String> {
+    let mut r = prometheus_request(p, query, end)?;
+    r.url = format!(
+        "{}/api/v1/query_range?query={}&start={start}&end={end}&step={step}&timeout={}s",
+        p.address.trim_end_matches('/'),
+        encode(query),
+        r.timeout.as_secs().max(1)
+    );
+    Ok(r)
+}
+
+/// Reads a range query's answer as `points` slots from `start`, one per `step` seconds (NaN
+/// where the series has no point): one series, or none (all NaN); several are an error.
+pub fn read_prometheus_range(
+    status: u16,
+    body: &[u8],
+    start: i64,
+    step: i64,
+    points: usize,
+) -> Result<Vec<f64>, ProviderError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|_| {
+        ProviderError::new(
+            format!("http{status}"),
+            format!("not a Prometheus answer (HTTP {status}): {}", quoted(body)),
+        )
+    })?;
+    if doc["status"] != "success" {
+        return read_prometheus(status, body).map(|_| Vec::new());
+    }
+    let mut slots = vec![f64::NAN; points];
+    let series = doc["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match series.as_slice() {
+        [] => {}
+        [one] => {
+            for p in one["values"].as_array().into_iter().flatten() {
+                let (Some(t), Some(v)) =
+                    (p.get(0).and_then(Value::as_f64), p.get(1).and_then(number))
+                else {
+                    continue;
+                };
+                let i = ((t as i64) - start).div_euclid(step.max(1));
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| slots.get_mut(i)) {
+                    *slot = v;
+                }
+            }
+        }
+        many => {
+            return Err(ProviderError::new(
+                "many_series",
+                format!(
+                    "the judge's query answers {} series; aggregate them to one per side (sum(...))",
+                    many.len()
+                ),
+            ));
+        }
+    }
+    Ok(slots)
+}
+
 /// The web metric's request, its URL and body substituted.
 pub fn web_request(w: &WebProvider, url: &str, body: Option<String>) -> Result<Request, String> {
     let mut headers = headers_of(&w.headers);
@@ -478,6 +547,33 @@ mod tests {
         );
         assert_eq!(r.sigv4.unwrap().service, "aps");
         assert_eq!(r.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn range_answers_fill_one_slot_per_step() {
+        let body = json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {}, "values": [[1000.0, "5"], [1020.0, "7"], [1040.0, "NaN"]]}]}});
+        let v = read_prometheus_range(200, body.to_string().as_bytes(), 1000, 10, 5).unwrap();
+        assert_eq!(v[0], 5.0);
+        assert!(v[1].is_nan(), "no point at 1010");
+        assert_eq!(v[2], 7.0);
+        assert!(v[4].is_nan() && v[3].is_nan());
+        let empty = json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
+        assert!(
+            read_prometheus_range(200, empty.to_string().as_bytes(), 0, 1, 3)
+                .unwrap()
+                .iter()
+                .all(|x| x.is_nan())
+        );
+        let e = read_prometheus_range(
+            400,
+            br#"{"status":"error","errorType":"bad_data","error":"x"}"#,
+            0,
+            1,
+            3,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, "bad_data");
     }
 
     #[test]

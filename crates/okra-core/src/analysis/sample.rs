@@ -104,6 +104,31 @@ pub struct JudgePlan {
     pub window: i64,
 }
 
+/// The judge's series from Prometheus: per side, the (requests, errors, latency) range queries,
+/// and the slots they fill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromJudgePlan {
+    /// The canary's queries.
+    pub canary: [super::probe::Request; 3],
+    /// Stable's queries.
+    pub stable: [super::probe::Request; 3],
+    /// The first point's time (epoch seconds).
+    pub start: i64,
+    /// Seconds between points.
+    pub step: i64,
+    /// Points per series.
+    pub points: usize,
+}
+
+/// Where the judge's series come from this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JudgeSource {
+    /// The ALB's CloudWatch metrics per target group, on the shared call.
+    CloudWatch(JudgePlan),
+    /// Prometheus, by each side's version.
+    Prometheus(PromJudgePlan),
+}
+
 /// A sample's plan: the metrics in template order, every CloudWatch query of the one call, and
 /// the call's look-back (the longest window).
 #[derive(Debug, Default)]
@@ -111,7 +136,7 @@ pub struct SamplePlan {
     /// The templates' metrics, in order.
     pub metrics: Vec<PlannedMetric>,
     /// The judge, when it runs: its metric, and its queries unless it is decided already.
-    pub judge: Option<(PlannedMetric, Option<JudgePlan>)>,
+    pub judge: Option<(PlannedMetric, Option<JudgeSource>)>,
     /// Every CloudWatch query of this sample.
     pub queries: Vec<MetricQuery>,
     /// The longest look-back of the CloudWatch queries (seconds).
@@ -318,19 +343,8 @@ impl SamplePlan {
         stable: &[String],
         lb: &str,
     ) -> Result<(), PlanError> {
-        let count = self
-            .metrics
-            .iter()
-            .map(|e| e.metric.count)
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let metric = judge_metric(count);
-        let (prior, measurements, recent) = previous_of(previous, None, JUDGE);
-        let queries = if metric_status_after(&metric, prior.as_ref(), &measurements)
-            .phase
-            .is_completed()
-        {
+        let (metric, prior, measurements, recent, decided) = self.judge_metric(previous);
+        let queries = if decided {
             None
         } else {
             let window = seconds(&spec.window, "judge.window")?;
@@ -345,11 +359,11 @@ impl SamplePlan {
             };
             let c = side(canary, "canary", "c")?;
             let s = side(stable, "stable", "s")?;
-            Some(JudgePlan {
+            Some(JudgeSource::CloudWatch(JudgePlan {
                 canary: c,
                 stable: s,
                 window,
-            })
+            }))
         };
         self.judge = Some((
             PlannedMetric {
@@ -364,6 +378,102 @@ impl SamplePlan {
             queries,
         ));
         Ok(())
+    }
+}
+
+impl SamplePlan {
+    /// Adds the built-in judge over Prometheus series: the canary's and stable's versions'
+    /// queries over `judge.window` ending at `now`, one point per step.
+    pub fn add_judge_prometheus(
+        &mut self,
+        spec: &JudgeSpec,
+        prom: &crate::spec::JudgePrometheus,
+        previous: &[PreviousMetric],
+        versions: (&str, &str),
+        now: i64,
+    ) -> Result<(), PlanError> {
+        let (metric, prior, measurements, recent, decided) = self.judge_metric(previous);
+        let source = if decided {
+            None
+        } else {
+            let bad = |e: String| PlanError::InvalidSpec(format!("judge.prometheus: {e}"));
+            let window = humantime::parse_duration(spec.window.trim())
+                .map_err(|e| bad(format!("window {:?}: {e}", spec.window)))?
+                .as_secs();
+            let step = match &prom.step {
+                Some(s) => humantime::parse_duration(s.trim())
+                    .map_err(|e| bad(format!("step {s:?}: {e}")))?
+                    .as_secs(),
+                None => 60,
+            }
+            .max(1);
+            let points = usize::try_from(window / step).unwrap_or(0).max(1);
+            let (step, points_i) = (
+                i64::try_from(step).unwrap_or(60),
+                i64::try_from(points).unwrap_or(1),
+            );
+            let end = now - now.rem_euclid(step);
+            let start = end - (points_i - 1) * step;
+            let side = |version: &str| -> Result<[super::probe::Request; 3], PlanError> {
+                let args = BTreeMap::from([("version".to_string(), version.to_string())]);
+                let one = |q: &str| -> Result<super::probe::Request, PlanError> {
+                    let q = query::substitute(q, &args)?;
+                    super::probe::prometheus_range_request(&prom.provider(&q), &q, start, end, step)
+                        .map_err(bad)
+                };
+                Ok([
+                    one(&prom.requests)?,
+                    one(&prom.errors)?,
+                    one(&prom.latency)?,
+                ])
+            };
+            Some(JudgeSource::Prometheus(PromJudgePlan {
+                canary: side(versions.0)?,
+                stable: side(versions.1)?,
+                start,
+                step,
+                points,
+            }))
+        };
+        self.judge = Some((
+            PlannedMetric {
+                template: None,
+                metric,
+                compiled: None,
+                prior,
+                measurements,
+                recent,
+                source: Source::Done,
+            },
+            source,
+        ));
+        Ok(())
+    }
+
+    /// The judge's pseudo-metric with what it knew before, and whether it is decided.
+    fn judge_metric(
+        &self,
+        previous: &[PreviousMetric],
+    ) -> (
+        Metric,
+        Option<MetricStatus>,
+        Vec<Measurement>,
+        Vec<Measurement>,
+        bool,
+    ) {
+        let count = self
+            .metrics
+            .iter()
+            .map(|e| e.metric.count)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let metric = judge_metric(count);
+        let (prior, measurements, recent) = previous_of(previous, None, JUDGE);
+        let decided = metric_status_after(&metric, prior.as_ref(), &measurements)
+            .phase
+            .is_completed();
+        (metric, prior, measurements, recent, decided)
     }
 }
 
@@ -520,7 +630,9 @@ mod tests {
         let (judge, queries) = plan.judge.as_ref().expect("a judge");
         assert_eq!(judge.metric.name, JUDGE);
         assert_eq!(judge.metric.count, 3, "the longest metric's count");
-        let q = queries.as_ref().expect("not decided: queries");
+        let Some(JudgeSource::CloudWatch(q)) = queries.as_ref() else {
+            panic!("not decided: CloudWatch queries, got {queries:?}");
+        };
         assert_eq!((q.canary.len(), q.stable.len()), (1, 2));
         assert_eq!(
             plan.queries.len(),

@@ -289,6 +289,66 @@ pub struct JudgeSpec {
     /// How far back the judge looks, such as `5m`.
     #[serde(default = "default_judge_window")]
     pub window: String,
+    /// Take both sides' series from Prometheus (the same queries per side, selected by the
+    /// side's version label) instead of the ALB's CloudWatch metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<JudgePrometheus>,
+}
+
+/// The judge's series from Prometheus: three range queries per side over `judge.window`, one
+/// point per `step`, `{{args.version}}` being the side's version. Requests and 5xx are counts
+/// per step, latency is seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JudgePrometheus {
+    /// The server's base URL, or an AMP workspace's (with `sigv4`).
+    pub address: String,
+    /// Requests per step (default: `http_requests_total` by `version`, increase over 1m).
+    #[serde(default = "default_judge_requests")]
+    pub requests: String,
+    /// 5xx responses per step (default: `http_requests_total{code=~"5.."}`, increase over 1m).
+    #[serde(default = "default_judge_errors")]
+    pub errors: String,
+    /// Mean latency per step, in seconds (default: `http_request_duration_seconds` sum / count).
+    #[serde(default = "default_judge_latency")]
+    pub latency: String,
+    /// One point per step (default `1m`, the queries' `[1m]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// How long each query may take (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Request headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<Header>,
+    /// Sign each query with SigV4 (Amazon Managed Service for Prometheus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigv4: Option<SigV4Spec>,
+}
+
+pub(super) fn default_judge_requests() -> String {
+    r#"sum(increase(http_requests_total{version="{{args.version}}"}[1m]))"#.to_string()
+}
+
+pub(super) fn default_judge_errors() -> String {
+    r#"sum(increase(http_requests_total{version="{{args.version}}",code=~"5.."}[1m]))"#.to_string()
+}
+
+pub(super) fn default_judge_latency() -> String {
+    r#"sum(increase(http_request_duration_seconds_sum{version="{{args.version}}"}[1m])) / sum(increase(http_request_duration_seconds_count{version="{{args.version}}"}[1m]))"#.to_string()
+}
+
+impl JudgePrometheus {
+    /// As the provider of one query, for the request it makes.
+    pub fn provider(&self, query: &str) -> PrometheusProvider {
+        PrometheusProvider {
+            address: self.address.clone(),
+            query: query.to_string(),
+            timeout: self.timeout.clone(),
+            headers: self.headers.clone(),
+            sigv4: self.sigv4.clone(),
+        }
+    }
 }
 
 pub(super) fn default_min_requests() -> u64 {
@@ -320,6 +380,7 @@ impl Default for JudgeSpec {
             max_error_rate_increase: default_max_error_rate_increase(),
             max_latency_ratio: default_max_latency_ratio(),
             window: default_judge_window(),
+            prometheus: None,
         }
     }
 }

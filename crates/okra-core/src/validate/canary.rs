@@ -705,6 +705,48 @@ impl Validator<'_> {
         }
     }
 
+    fn judge_prometheus(&mut self, p: &JudgePrometheus, window: &str) {
+        let pp = "judge.prometheus";
+        let declared: BTreeSet<&str> = ["version"].into_iter().collect();
+        self.http_url(&format!("{pp}.address"), &p.address, &BTreeSet::new());
+        for (field, q) in [
+            ("requests", &p.requests),
+            ("errors", &p.errors),
+            ("latency", &p.latency),
+        ] {
+            let qp = format!("{pp}.{field}");
+            if q.trim().is_empty() {
+                self.push(&qp, "must not be empty");
+            }
+            self.placeholders(&qp, q, &declared);
+        }
+        self.request_timeout(&format!("{pp}.timeout"), p.timeout.as_deref());
+        self.headers(pp, &p.headers);
+        let step = match &p.step {
+            Some(s) => self.duration(&format!("{pp}.step"), s),
+            None => Some(Duration::from_secs(60)),
+        };
+        let window = parse_duration(window).ok();
+        if let (Some(step), Some(window)) = (step, window) {
+            let points = if step.is_zero() {
+                0
+            } else {
+                window.as_secs() / step.as_secs().max(1)
+            };
+            if step < Duration::from_secs(1) || !(3..=11_000).contains(&points) {
+                self.push(
+                    format!("{pp}.step"),
+                    format!(
+                        "{} over judge.window {} gives {points} points; the judge needs at least \
+                         3 per side, Prometheus answers at most 11,000, and a step is at least 1s",
+                        format_duration(step),
+                        format_duration(window)
+                    ),
+                );
+            }
+        }
+    }
+
     pub(super) fn judge(&mut self) {
         let j = &self.spec.judge;
         if !(j.confidence.is_finite() && (0.5..=0.999).contains(&j.confidence)) {
@@ -739,7 +781,9 @@ impl Validator<'_> {
                 ),
             );
         }
-        if let Some(d) = self.duration("judge.window", &j.window)
+        if let Some(p) = &j.prometheus {
+            self.judge_prometheus(p, &j.window);
+        } else if let Some(d) = self.duration("judge.window", &j.window)
             && d < Duration::from_secs(60)
         {
             self.push(

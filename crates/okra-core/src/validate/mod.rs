@@ -26,7 +26,7 @@ use crate::cell::Cell;
 use crate::duration::{format_duration, parse_duration};
 use crate::spec::{
     AnalysisTemplate, Arg, CanaryStep, CellSpec, CloudWatchProvider, DatadogProvider, Header,
-    HealthCheck, LambdaProvider, LoadBalancerKind, Metric, MetricStat, ParseError,
+    HealthCheck, JudgePrometheus, LambdaProvider, LoadBalancerKind, Metric, MetricStat, ParseError,
     PrometheusProvider, Registration, TargetType, TemplateRef, WebMethod, WebProvider,
 };
 use crate::versions::parse_version;
