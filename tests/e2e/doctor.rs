@@ -26,6 +26,7 @@ async fn doctor(aws: &Aws, spec: &Value, datadog_secret: Option<&str>) -> Result
     let trails = CloudTrail::new(aws_sdk_cloudtrail::Client::new(&conf));
     let metrics = CloudWatch::new(aws_sdk_cloudwatch::Client::new(&conf));
     let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&conf));
+    let http = okra_aws::probe::Probe::from_config(secrets.clone(), &conf);
     let spec = serde_json::from_value::<CellSpec>(spec.clone())?.validate()?;
     Ok(handle(
         &Account {
@@ -35,6 +36,7 @@ async fn doctor(aws: &Aws, spec: &Value, datadog_secret: Option<&str>) -> Result
             trails: &trails,
             metrics: &metrics,
             secrets: (&secrets, datadog_secret),
+            http: &http,
             region: aws.local.region(),
         },
         &spec,
@@ -349,5 +351,33 @@ async fn a_load_balancer_the_controller_manages_is_refused_naming_its_tag() -> R
     );
     let (status, _) = common::service::api(&aws, "GET", &format!("/cells/{name}"))?;
     assert_eq!(status, 404, "nothing was stored");
+    Ok(())
+}
+
+/// A Prometheus metric whose server does not answer is an error naming it; once a real
+/// Prometheus answers at that address (the metric's own query), it is ok.
+#[tokio::test]
+async fn a_prometheus_that_does_not_answer_is_an_error() -> Result<()> {
+    let aws = aws().await?;
+    let w = aws.world("doc-prom").await?;
+    two_clusters(&aws, &w).await?;
+    let prometheus = okra_testkit::Prometheus::start(&[])?;
+    let mut spec = common::cell(&w, json!([{"setWeight": 50}]));
+    let metric = &mut spec["analysisTemplates"][0]["metrics"][0];
+    metric["provider"] = json!({"prometheus": {"address": "http://127.0.0.1:9", "query": "vector(0)", "timeout": "2s"}});
+    let id = "prometheus:errors/error-count";
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, id), Level::Error, "{r:#?}");
+    spec["analysisTemplates"][0]["metrics"][0]["provider"]["prometheus"]["address"] =
+        json!(prometheus.url());
+    let r = doctor(&aws, &spec, None).await?;
+    assert_eq!(level(&r, id), Level::Ok, "{r:#?}");
+    // A query Prometheus refuses: an error with its errorType.
+    spec["analysisTemplates"][0]["metrics"][0]["provider"]["prometheus"]["query"] =
+        json!("sum(rate(");
+    let r = doctor(&aws, &spec, None).await?;
+    let check = r.checks.iter().find(|c| c.id == id).context("the check")?;
+    assert_eq!(check.level, Level::Error);
+    assert!(check.summary.contains("bad_data"), "{}", check.summary);
     Ok(())
 }

@@ -28,6 +28,10 @@
 //!   finds metrics that had data in the last two weeks (CloudWatch API reference, ListMetrics).
 //!   Queries whose dimensions use `{{args...}}` are skipped (their values come per rollout).
 //! - `datadog-secret`: the Datadog keys' secret is readable, when an analysis uses Datadog.
+//! - `prometheus:TEMPLATE/METRIC` (and `prometheus:judge`): the metric's Prometheus or AMP
+//!   workspace answers a query with okra's credentials (the metric's own query when it has no
+//!   `{{args...}}`, else `vector(1)`), its headers and SigV4 signing included: an AMP workspace
+//!   missing from `PrometheusWorkspaceArns` answers 403 here, not at the first rollout.
 
 use std::collections::BTreeMap;
 
@@ -145,6 +149,8 @@ pub struct Facts {
     pub metrics: BTreeMap<String, Result<bool, String>>,
     /// Whether the Datadog secret was read (None: no analysis uses Datadog).
     pub datadog_secret: Option<Result<(), String>>,
+    /// Per Prometheus check (by [`prometheus_checks`]' id): whether the query answered.
+    pub prometheus: BTreeMap<String, Result<(), String>>,
     /// The clusters' nodes and the load balancer's way to them (the `node-access` checks).
     pub nodes: crate::nodes::NodeFacts,
 }
@@ -189,6 +195,43 @@ pub fn metric_checks(cell: &CellSpec) -> Vec<MetricLookup> {
                 });
             }
         }
+    }
+    out
+}
+
+/// The Prometheus (AMP) queries that show each metric's server answers okra, by check id, at
+/// `now` (epoch seconds).
+pub fn prometheus_checks(
+    cell: &CellSpec,
+    now: i64,
+) -> Vec<(String, crate::analysis::probe::Request)> {
+    let query_of = |q: &str| {
+        if q.contains("{{") {
+            "vector(1)".to_string()
+        } else {
+            q.to_string()
+        }
+    };
+    let mut out = Vec::new();
+    for t in &cell.analysis_templates {
+        for m in &t.metrics {
+            if let Some(p) = &m.provider.prometheus
+                && let Ok(r) =
+                    crate::analysis::probe::prometheus_request(p, &query_of(&p.query), now)
+            {
+                out.push((format!("prometheus:{}/{}", t.name, m.name), r));
+            }
+        }
+    }
+    if let Some(j) = cell
+        .judge
+        .prometheus
+        .as_ref()
+        .filter(|_| cell.judge.enabled)
+        && let Ok(r) =
+            crate::analysis::probe::prometheus_request(&j.provider("vector(1)"), "vector(1)", now)
+    {
+        out.push(("prometheus:judge".to_string(), r));
     }
     out
 }
@@ -463,6 +506,20 @@ pub fn diagnose(cell: &Cell, facts: &Facts) -> Vec<Check> {
         });
     }
 
+    // Prometheus and AMP.
+    for (id, answered) in &facts.prometheus {
+        out.push(match answered {
+            Ok(()) => Check::ok(id.clone(), "the Prometheus query answers"),
+            Err(why) => Check::not_ok(
+                id.clone(),
+                Level::Error,
+                format!("the Prometheus query did not answer: {why}"),
+                "check the address and headers; for an AMP workspace, `sigv4.region` and the \
+                 stack parameter PrometheusWorkspaceArns (check-metrics' aps:QueryMetrics)",
+            ),
+        });
+    }
+
     // Datadog's keys.
     match &facts.datadog_secret {
         None => {}
@@ -538,6 +595,7 @@ mod tests {
             trails: Ok(trails),
             metrics: BTreeMap::new(),
             datadog_secret: None,
+            prometheus: BTreeMap::new(),
             nodes: crate::nodes::NodeFacts::default(),
         }
     }

@@ -35,7 +35,7 @@ pub struct DoctorReport {
 
 /// The account's services, as the doctor reads them.
 #[allow(missing_debug_implementations)]
-pub struct Account<'a, C, L, N, T, M, S> {
+pub struct Account<'a, C, L, N, T, M, S, H = crate::ports::Unset> {
     /// EKS (clusters by tag, and their nodes).
     pub eks: &'a C,
     /// ELB.
@@ -48,6 +48,8 @@ pub struct Account<'a, C, L, N, T, M, S> {
     pub metrics: &'a M,
     /// Secrets Manager, and the Datadog secret's ARN (None: none configured).
     pub secrets: (&'a S, Option<&'a str>),
+    /// Prometheus and AMP, with okra's credentials.
+    pub http: &'a H,
     /// The region.
     pub region: &'a str,
 }
@@ -58,8 +60,8 @@ fn why(e: &OkraError) -> String {
 
 /// Checks `cell` against the account. Reads only; never fails for a check's sake (what could
 /// not be read is a check's finding).
-pub async fn handle<C, L, N, T, M, S>(
-    account: &Account<'_, C, L, N, T, M, S>,
+pub async fn handle<C, L, N, T, M, S, H>(
+    account: &Account<'_, C, L, N, T, M, S, H>,
     cell: &Cell,
 ) -> Result<DoctorReport>
 where
@@ -69,6 +71,7 @@ where
     T: TrailPort,
     M: MetricsPort,
     S: SecretsPort,
+    H: crate::ports::HttpPort,
 {
     let listener = cell.ingress().listener().as_str();
     let load_balancer = account
@@ -115,6 +118,19 @@ where
     } else {
         None
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let mut prometheus = BTreeMap::new();
+    for (id, request) in okra_core::doctor::prometheus_checks(cell, now) {
+        let answered = match account.http.send(&request).await {
+            Ok(a) => okra_core::analysis::probe::read_prometheus(a.status, &a.body)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(why(&e)),
+        };
+        prometheus.insert(id, answered);
+    }
     let nodes = node_facts(
         account,
         load_balancer.as_ref().ok(),
@@ -134,6 +150,7 @@ where
         trails,
         metrics,
         datadog_secret,
+        prometheus,
         nodes,
     };
     let checks = diagnose(cell, &facts);
@@ -148,8 +165,8 @@ where
 /// The load balancer's way in (its security groups, its subnets' blocks) and each cluster's
 /// nodes with their security groups: a DescribeSubnets, then per cluster two DescribeInstances
 /// and a DescribeSecurityGroups.
-async fn node_facts<C, L, N, T, M, S>(
-    account: &Account<'_, C, L, N, T, M, S>,
+async fn node_facts<C, L, N, T, M, S, H>(
+    account: &Account<'_, C, L, N, T, M, S, H>,
     lb: Option<&LoadBalancerFacts>,
     clusters: Option<&[Cluster]>,
 ) -> NodeFacts
@@ -189,8 +206,8 @@ where
 }
 
 /// One cluster's nodes and their security groups.
-async fn cluster_nodes<C, L, N, T, M, S>(
-    account: &Account<'_, C, L, N, T, M, S>,
+async fn cluster_nodes<C, L, N, T, M, S, H>(
+    account: &Account<'_, C, L, N, T, M, S, H>,
     cluster: &str,
 ) -> std::result::Result<ClusterNodes, String>
 where
@@ -242,6 +259,7 @@ pub struct Checker {
     trails: crate::cloudtrail::CloudTrail,
     metrics: crate::cloudwatch::CloudWatch,
     secrets: crate::secrets::Secrets,
+    http: std::sync::Arc<crate::probe::Probe<crate::secrets::Secrets>>,
     datadog_secret: Option<String>,
     region: String,
 }
@@ -256,6 +274,10 @@ impl Checker {
             trails: crate::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(config)),
             metrics: crate::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(config)),
             secrets: crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config)),
+            http: std::sync::Arc::new(crate::probe::Probe::from_config(
+                crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config)),
+                config,
+            )),
             datadog_secret: datadog_secret.filter(|s| !s.is_empty()),
             region: config.region().map(ToString::to_string).unwrap_or_default(),
         }
@@ -280,6 +302,7 @@ impl crate::app::Doctor for Checker {
             trails: &self.trails,
             metrics: &self.metrics,
             secrets: (&self.secrets, self.datadog_secret.as_deref()),
+            http: &*self.http,
             region: &self.region,
         };
         handle(&account, cell).await
