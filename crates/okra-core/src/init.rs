@@ -160,8 +160,56 @@ pub fn starter(opts: &InitOptions, clusters: &[Cluster]) -> Starter {
     ] {
         let _ = writeln!(y, "{step}");
     }
+    y.push_str(ANALYSIS_EXAMPLE);
     Starter { yaml: y, notes }
 }
+
+/// The commented analysis the starter ends with: one metric per provider, to uncomment.
+pub const ANALYSIS_EXAMPLE: &str = r#"# An analysis gates a step on your numbers: uncomment, keep one provider per metric, and add
+# a step `- analysis: {templates: [{templateName: errors}], args: [{name: version, value: "1.2.0"}]}`.
+# analysisTemplates:
+#   - name: errors
+#     args:
+#       - name: version
+#     metrics:
+#       # Prometheus (or an AMP workspace: its URL and `sigv4: {region: us-east-1}`).
+#       - name: error-ratio
+#         count: 3
+#         interval: 1m
+#         successCondition: result < 0.01
+#         failureCondition: result >= 0.05
+#         provider:
+#           prometheus:
+#             address: http://prometheus.monitoring:9090
+#             query: sum(rate(http_requests_total{code=~"5..",version="{{args.version}}"}[1m])) / sum(rate(http_requests_total{version="{{args.version}}"}[1m]))
+#       # CloudWatch GetMetricData.
+#       - name: alb-5xx
+#         successCondition: result < 5
+#         provider:
+#           cloudwatch:
+#             metricDataQueries:
+#               - id: errors
+#                 metricStat: {namespace: AWS/ApplicationELB, metricName: HTTPCode_Target_5XX_Count, stat: Sum, dimensions: {LoadBalancer: app/web/0123456789abcdef}}
+#       # Datadog (keys: the stack's DatadogSecretArn).
+#       - name: datadog-errors
+#         successCondition: result < 1
+#         provider:
+#           datadog:
+#             query: sum:trace.http.request.errors{service:web}.as_count()
+#       # A web endpoint's JSON (RFC 9535 JSONPath).
+#       - name: health
+#         successCondition: result == 1.0
+#         provider:
+#           web:
+#             url: https://status.example.com/api/health
+#             jsonPath: $.healthy
+#       # A Lambda function of yours (the stack's AnalysisFunctionArns): {"result": …, "message": …}.
+#       - name: smoke-test
+#         successCondition: result == 1.0
+#         provider:
+#           lambda:
+#             functionName: okra-smoke-test
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +242,37 @@ mod tests {
 
     const ALB: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web-prod/50dc6c495c0c9188/f2f7dc8efc522ab2";
     const NLB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/net/gateway/0123456789abcdef/fedcba9876543210";
+
+    #[test]
+    fn the_commented_analysis_validates_once_uncommented() {
+        let start = opts(ALB);
+        let s = starter(
+            &start,
+            &[cluster("web-1", Some("1.0.0"), ClusterStatus::Active)],
+        );
+        let mut yaml = String::new();
+        let mut inside = false;
+        for line in s.yaml.lines() {
+            if line == "# analysisTemplates:" {
+                inside = true;
+            }
+            match line.strip_prefix("# ") {
+                Some(rest) if inside => yaml.push_str(rest),
+                _ => yaml.push_str(line),
+            }
+            yaml.push('\n');
+        }
+        yaml = yaml.replace(
+            "    - setWeight: 50\n",
+            "    - setWeight: 50\n    - analysis: {templates: [{templateName: errors}], args: [{name: version, value: \"1.2.0\"}]}\n",
+        );
+        let doc = read_document(&yaml).expect("parses");
+        assert!(
+            check_document(&doc).is_ok(),
+            "{:?}\n{yaml}",
+            check_document(&doc)
+        );
+    }
 
     #[test]
     fn the_starter_validates_and_takes_replicas_from_the_newest_version() {
