@@ -8,19 +8,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use okra_core::analysis::probe::encode;
 
 use crate::error::{OkraError, Result};
-use crate::ports::{DatadogPort, SecretsPort};
+use crate::ports::{DatadogPort, HttpAnswer, SecretsPort};
 
 /// The default Datadog site (US1).
 pub const DEFAULT_SITE: &str = "https://api.datadoghq.com";
@@ -51,7 +47,7 @@ pub struct Datadog<S> {
     secret_id: Option<String>,
     site: String,
     keys: OnceCell<Keys>,
-    http: std::result::Result<Client<HttpsConnector<HttpConnector>, Empty<Bytes>>, String>,
+    http: std::result::Result<crate::probe::HttpClient, String>,
 }
 
 impl<S> fmt::Debug for Datadog<S> {
@@ -69,13 +65,7 @@ impl<S: SecretsPort> Datadog<S> {
     /// `secret_id` (`None`: every query fails with `InvalidInput`). Never fails: without TLS
     /// roots, only the Datadog queries do, not a function whose metrics are all CloudWatch.
     pub fn new(secrets: S, secret_id: Option<String>, site: impl Into<String>) -> Self {
-        let http = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map(|b| {
-                Client::builder(TokioExecutor::new())
-                    .build(b.https_or_http().enable_http1().build())
-            })
-            .map_err(|e| format!("no TLS root certificates: {e}"));
+        let http = crate::probe::client();
         Self {
             secrets,
             secret_id: secret_id.filter(|s| !s.is_empty()),
@@ -201,32 +191,13 @@ impl<S: SecretsPort> DatadogPort for Datadog<S> {
             .header("DD-API-KEY", &keys.api_key)
             .header("DD-APPLICATION-KEY", &keys.app_key)
             .header("Accept", "application/json")
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|e| {
                 OkraError::InvalidInput(format!("Datadog request to {}: {e}", self.site))
             })?;
-        let unavailable = |e: &dyn fmt::Display| {
-            OkraError::AwsUnavailable(format!("Datadog at {}: {e}", self.site), None)
-        };
-        let fetch = async {
-            let http = self.http.as_ref().map_err(|e| OkraError::Aws {
-                code: "DatadogTls".into(),
-                message: e.clone(),
-                cause: None,
-            })?;
-            let resp = http.request(req).await.map_err(|e| unavailable(&e))?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unavailable(&e))?
-                .to_bytes();
-            Ok::<_, OkraError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(TIMEOUT, fetch)
-            .await
-            .map_err(|_| unavailable(&format!("no answer in {}s", TIMEOUT.as_secs())))??;
+        let what = format!("Datadog at {}", self.site);
+        let HttpAnswer { status, body } =
+            crate::probe::fetch(&self.http, req, TIMEOUT, &what).await?;
         if status != 200 {
             return Err(status_error(status, &body));
         }

@@ -27,7 +27,53 @@ use tokio::sync::Mutex;
 use crate::error::{OkraError, Result};
 use crate::ports::{HttpAnswer, HttpPort, SecretsPort};
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The HTTPS client okra's own HTTP adapters share (Datadog, Prometheus, web).
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A client over the machine's TLS roots (HTTP/1; http:// allowed for local servers). Never
+/// fails: without TLS roots only the requests do.
+pub(crate) fn client() -> std::result::Result<HttpClient, String> {
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map(|b| {
+            Client::builder(TokioExecutor::new()).build(b.https_or_http().enable_http1().build())
+        })
+        .map_err(|e| format!("no TLS root certificates: {e}"))
+}
+
+/// Sends `request` and reads the whole answer within `timeout`. No client (no TLS roots) is
+/// `Tls`; no answer is `AwsUnavailable` naming `what`.
+pub(crate) async fn fetch(
+    http: &std::result::Result<HttpClient, String>,
+    request: http::Request<Full<Bytes>>,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Result<HttpAnswer> {
+    let http = http.as_ref().map_err(|e| OkraError::Aws {
+        code: "Tls".into(),
+        message: e.clone(),
+        cause: None,
+    })?;
+    let unavailable =
+        |e: &dyn fmt::Display| OkraError::AwsUnavailable(format!("{what}: {e}"), None);
+    let answer = async {
+        let resp = http.request(request).await.map_err(|e| unavailable(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .to_bytes();
+        Ok::<_, OkraError>(HttpAnswer {
+            status,
+            body: body.to_vec(),
+        })
+    };
+    tokio::time::timeout(timeout, answer)
+        .await
+        .map_err(|_| unavailable(&format!("no answer in {}s", timeout.as_secs_f64())))?
+}
 
 /// The HTTP providers' adapter.
 pub struct Probe<S> {
@@ -51,13 +97,7 @@ impl<S: SecretsPort> Probe<S> {
     /// A client that reads secrets with `secrets` and signs with `credentials` (`None`: a
     /// request that asks for SigV4 fails). Never fails: without TLS roots only https requests do.
     pub fn new(secrets: S, credentials: Option<SharedCredentialsProvider>) -> Self {
-        let http = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map(|b| {
-                Client::builder(TokioExecutor::new())
-                    .build(b.https_or_http().enable_http1().build())
-            })
-            .map_err(|e| format!("no TLS root certificates: {e}"));
+        let http = client();
         let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
         Self {
             secrets,
@@ -180,30 +220,6 @@ fn redacted(url: &str) -> &str {
 impl<S: SecretsPort> HttpPort for Probe<S> {
     async fn send(&self, req: &Request) -> Result<HttpAnswer> {
         let request = self.build(req).await?;
-        let http = self.http.as_ref().map_err(|e| OkraError::Aws {
-            code: "Tls".into(),
-            message: e.clone(),
-            cause: None,
-        })?;
-        let unavailable = |e: &dyn fmt::Display| {
-            OkraError::AwsUnavailable(format!("{}: {e}", redacted(&req.url)), None)
-        };
-        let fetch = async {
-            let resp = http.request(request).await.map_err(|e| unavailable(&e))?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| unavailable(&e))?
-                .to_bytes();
-            Ok::<_, OkraError>(HttpAnswer {
-                status,
-                body: body.to_vec(),
-            })
-        };
-        tokio::time::timeout(req.timeout, fetch)
-            .await
-            .map_err(|_| unavailable(&format!("no answer in {}s", req.timeout.as_secs_f64())))?
+        fetch(&self.http, request, req.timeout, redacted(&req.url)).await
     }
 }
