@@ -421,26 +421,10 @@ async fn judge_prometheus_series<H: HttpPort>(
         .into_iter()
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let side = |mut cols: Vec<Vec<f64>>| {
-        let latency_seconds = cols.pop().unwrap_or_default();
+        let latency = cols.pop().unwrap_or_default();
         let errors = cols.pop().unwrap_or_default();
         let requests = cols.pop().unwrap_or_default();
-        // A step without 5xx may have no errors series point: zero, if it has requests.
-        let errors_5xx = errors
-            .into_iter()
-            .zip(&requests)
-            .map(|(e, r)| {
-                if e.is_nan() && r.is_finite() && *r > 0.0 {
-                    0.0
-                } else {
-                    e
-                }
-            })
-            .collect();
-        Series {
-            requests,
-            errors_5xx,
-            latency_seconds,
-        }
+        query::side_series(requests, errors, latency)
     };
     let stable = columns.split_off(3);
     Ok((side(columns), side(stable)))

@@ -186,12 +186,7 @@ pub fn read_prometheus_range(
     step: i64,
     points: usize,
 ) -> Result<Vec<f64>, ProviderError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|_| {
-        ProviderError::new(
-            format!("http{status}"),
-            format!("not a Prometheus answer (HTTP {status}): {}", quoted(body)),
-        )
-    })?;
+    let doc = prometheus_answer(status, body)?;
     if doc["status"] != "success" {
         return read_prometheus(status, body).map(|_| Vec::new());
     }
@@ -285,14 +280,19 @@ pub fn value_of_json(v: &Value) -> Result<Option<MeasuredValue>, String> {
     }
 }
 
-/// Reads a Prometheus query answer.
-pub fn read_prometheus(status: u16, body: &[u8]) -> Result<Option<MeasuredValue>, ProviderError> {
-    let doc: Value = serde_json::from_slice(body).map_err(|_| {
+/// A Prometheus API answer's JSON (an answer that is none is an error named by its status).
+fn prometheus_answer(status: u16, body: &[u8]) -> Result<Value, ProviderError> {
+    serde_json::from_slice(body).map_err(|_| {
         ProviderError::new(
             format!("http{status}"),
             format!("not a Prometheus answer (HTTP {status}): {}", quoted(body)),
         )
-    })?;
+    })
+}
+
+/// Reads a Prometheus query answer.
+pub fn read_prometheus(status: u16, body: &[u8]) -> Result<Option<MeasuredValue>, ProviderError> {
+    let doc = prometheus_answer(status, body)?;
     if doc["status"] != "success" {
         let kind = doc["errorType"].as_str().unwrap_or("error");
         let message = doc["error"]

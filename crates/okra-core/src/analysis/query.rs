@@ -239,9 +239,15 @@ pub fn tg_series(
         }
         v
     };
-    let requests = column(&ids[0]);
-    // ALB publishes no HTTPCode_Target_5XX_Count for a minute without 5xx: zero, if requests.
-    let errors_5xx = column(&ids[1])
+    // ALB publishes no HTTPCode_Target_5XX_Count for a minute without 5xx.
+    side_series(column(&ids[0]), column(&ids[1]), column(&ids[2]))
+}
+
+/// A side's judge series from its three columns (requests, 5xx, latency), point by point: a
+/// point without a 5xx value but with requests counts zero errors (neither ALB's metric nor a
+/// Prometheus query over only 5xx series has a value for a point without 5xx).
+pub fn side_series(requests: Vec<f64>, errors: Vec<f64>, latency_seconds: Vec<f64>) -> Series {
+    let errors_5xx = errors
         .into_iter()
         .zip(&requests)
         .map(|(e, r)| {
@@ -255,7 +261,7 @@ pub fn tg_series(
     Series {
         requests,
         errors_5xx,
-        latency_seconds: column(&ids[2]),
+        latency_seconds,
     }
 }
 

@@ -365,19 +365,26 @@ impl SamplePlan {
                 window,
             }))
         };
-        self.judge = Some((
-            PlannedMetric {
-                template: None,
-                metric,
-                compiled: None,
-                prior,
-                measurements,
-                recent,
-                source: Source::Done,
-            },
-            queries,
-        ));
+        self.judge = Some((judge_entry(metric, prior, measurements, recent), queries));
         Ok(())
+    }
+}
+
+/// The judge's entry in a plan: its pseudo-metric, sampled by the judge itself.
+fn judge_entry(
+    metric: Metric,
+    prior: Option<MetricStatus>,
+    measurements: Vec<Measurement>,
+    recent: Vec<Measurement>,
+) -> PlannedMetric {
+    PlannedMetric {
+        template: None,
+        metric,
+        compiled: None,
+        prior,
+        measurements,
+        recent,
+        source: Source::Done,
     }
 }
 
@@ -435,18 +442,7 @@ impl SamplePlan {
                 points,
             }))
         };
-        self.judge = Some((
-            PlannedMetric {
-                template: None,
-                metric,
-                compiled: None,
-                prior,
-                measurements,
-                recent,
-                source: Source::Done,
-            },
-            source,
-        ));
+        self.judge = Some((judge_entry(metric, prior, measurements, recent), source));
         Ok(())
     }
 
