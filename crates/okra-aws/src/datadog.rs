@@ -47,7 +47,7 @@ pub struct Datadog<S> {
     secret_id: Option<String>,
     site: String,
     keys: OnceCell<Keys>,
-    http: std::result::Result<crate::probe::HttpClient, String>,
+    http: crate::probe::LazyClient,
 }
 
 impl<S> fmt::Debug for Datadog<S> {
@@ -65,7 +65,7 @@ impl<S: SecretsPort> Datadog<S> {
     /// `secret_id` (`None`: every query fails with `InvalidInput`). Never fails: without TLS
     /// roots, only the Datadog queries do, not a function whose metrics are all CloudWatch.
     pub fn new(secrets: S, secret_id: Option<String>, site: impl Into<String>) -> Self {
-        let http = crate::probe::client();
+        let http = crate::probe::LazyClient::new();
         Self {
             secrets,
             secret_id: secret_id.filter(|s| !s.is_empty()),

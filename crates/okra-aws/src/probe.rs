@@ -30,9 +30,13 @@ use crate::ports::{HttpAnswer, HttpPort, SecretsPort};
 /// The HTTPS client okra's own HTTP adapters share (Datadog, Prometheus, web).
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// An adapter's HTTPS client, made at its first request (reading the machine's TLS roots is
+/// no work for a function's start-up, nor for a sample that reaches only AWS).
+pub(crate) type LazyClient = std::sync::OnceLock<std::result::Result<HttpClient, String>>;
+
 /// A client over the machine's TLS roots (HTTP/1; http:// allowed for local servers). Never
 /// fails: without TLS roots only the requests do.
-pub(crate) fn client() -> std::result::Result<HttpClient, String> {
+fn client() -> std::result::Result<HttpClient, String> {
     hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map(|b| {
@@ -44,16 +48,19 @@ pub(crate) fn client() -> std::result::Result<HttpClient, String> {
 /// Sends `request` and reads the whole answer within `timeout`. No client (no TLS roots) is
 /// `Tls`; no answer is `AwsUnavailable` naming `what`.
 pub(crate) async fn fetch(
-    http: &std::result::Result<HttpClient, String>,
+    http: &LazyClient,
     request: http::Request<Full<Bytes>>,
     timeout: std::time::Duration,
     what: &str,
 ) -> Result<HttpAnswer> {
-    let http = http.as_ref().map_err(|e| OkraError::Aws {
-        code: "Tls".into(),
-        message: e.clone(),
-        cause: None,
-    })?;
+    let http = http
+        .get_or_init(client)
+        .as_ref()
+        .map_err(|e| OkraError::Aws {
+            code: "Tls".into(),
+            message: e.clone(),
+            cause: None,
+        })?;
     let unavailable =
         |e: &dyn fmt::Display| OkraError::AwsUnavailable(format!("{what}: {e}"), None);
     let answer = async {
@@ -81,7 +88,7 @@ pub struct Probe<S> {
     credentials: Option<SharedCredentialsProvider>,
     user_agent: String,
     cache: Mutex<HashMap<String, String>>,
-    http: std::result::Result<HttpClient, String>,
+    http: LazyClient,
 }
 
 impl<S> fmt::Debug for Probe<S> {
@@ -94,23 +101,35 @@ impl<S> fmt::Debug for Probe<S> {
 }
 
 impl<S: SecretsPort> Probe<S> {
-    /// A client that reads secrets with `secrets` and signs with `credentials` (`None`: a
-    /// request that asks for SigV4 fails). Never fails: without TLS roots only https requests do.
-    pub fn new(secrets: S, credentials: Option<SharedCredentialsProvider>) -> Self {
-        let http = client();
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    /// A client that reads secrets with `secrets`, signs with `credentials` (`None`: a request
+    /// that asks for SigV4 fails) and names `app` in its user agent (the Lambda function, as the
+    /// SDK's clients do).
+    pub fn new(
+        secrets: S,
+        credentials: Option<SharedCredentialsProvider>,
+        app: Option<&str>,
+    ) -> Self {
         Self {
             secrets,
             credentials,
-            user_agent: format!("okra/{} app/{function}", env!("CARGO_PKG_VERSION")),
+            user_agent: format!(
+                "okra/{} app/{}",
+                env!("CARGO_PKG_VERSION"),
+                app.unwrap_or_default()
+            ),
             cache: Mutex::new(HashMap::new()),
-            http,
+            http: LazyClient::new(),
         }
     }
 
-    /// A client with the SDK configuration's credentials.
+    /// A client with the SDK configuration's credentials and app name
+    /// ([`crate::aws_config`]'s).
     pub fn from_config(secrets: S, config: &aws_config::SdkConfig) -> Self {
-        Self::new(secrets, config.credentials_provider())
+        Self::new(
+            secrets,
+            config.credentials_provider(),
+            config.app_name().map(|a| a.as_ref()),
+        )
     }
 
     async fn header_value(&self, name: &str, v: &HeaderValue) -> Result<String> {

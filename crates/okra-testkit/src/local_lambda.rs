@@ -506,7 +506,11 @@ async fn route(
                     .get("user-agent")
                     .and_then(|v| v.to_str().ok()),
             );
-            match authorize(&shared, caller, name).await {
+            let qualifier = parts
+                .uri
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("Qualifier=")));
+            match authorize(&shared, caller, name, qualifier).await {
                 Some(denied) => denied,
                 None => invoke(&shared, name, body, asynchronous).await,
             }
@@ -544,6 +548,23 @@ async fn route(
     Ok(response)
 }
 
+/// The ARN IAM authorizes an Invoke on: the function's, with the version or alias invoked (in
+/// the path or `?Qualifier=`). A policy naming the unqualified ARN does not allow invoking a
+/// version or an alias (Lambda developer guide, "Fine-tuning the Resources and Conditions
+/// sections of policies": unqualified and qualified ARNs), so the qualifier stays in the
+/// resource, as AWS checks it.
+fn invoked_arn(segment: &str, qualifier: Option<&str>) -> String {
+    let name = function_name(segment).split(':').next().unwrap_or_default();
+    let in_path = match segment.split_once(":function:") {
+        Some((_, rest)) => rest.split(':').nth(1),
+        None => segment.split(':').nth(1),
+    };
+    match in_path.or(qualifier).filter(|q| !q.is_empty()) {
+        Some(q) => format!("{}:{q}", crate::lambda_arn(name)),
+        None => crate::lambda_arn(name),
+    }
+}
+
 /// The function name of an Invoke path segment: a name, or a function ARN (`...:function:NAME`,
 /// with an optional qualifier).
 fn function_name(segment: &str) -> &str {
@@ -560,10 +581,11 @@ async fn authorize(
     shared: &Arc<Shared>,
     caller: Option<String>,
     segment: &str,
+    qualifier: Option<&str>,
 ) -> Option<Response<Full<Bytes>>> {
     let (iam, caller) = (shared.settings.iam_authorizer.clone()?, caller?);
     let decoded = segment.replace("%3A", ":").replace("%3a", ":");
-    let arn = crate::lambda_arn(function_name(&decoded));
+    let arn = invoked_arn(&decoded, qualifier);
     let decided = crate::iam::authorize(&iam, &caller, "lambda:InvokeFunction", &arn).await;
     match decided {
         Some(d) if d["allowed"] == true => None,
@@ -648,6 +670,25 @@ async fn invoke(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn invoke_is_authorized_on_the_arn_invoked_with_its_qualifier() {
+        let arn = crate::lambda_arn("smoke");
+        assert_eq!(super::invoked_arn("smoke", None), arn);
+        assert_eq!(super::invoked_arn(&arn, None), arn);
+        assert_eq!(
+            super::invoked_arn("smoke:live", None),
+            format!("{arn}:live")
+        );
+        assert_eq!(
+            super::invoked_arn(&format!("{arn}:3"), None),
+            format!("{arn}:3")
+        );
+        assert_eq!(
+            super::invoked_arn("smoke", Some("live")),
+            format!("{arn}:live")
+        );
+    }
+
     use super::function_name;
 
     #[test]

@@ -28,7 +28,7 @@ pub struct ScrapeTarget {
 pub struct Prometheus {
     child: Option<Child>,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -76,7 +76,7 @@ impl Prometheus {
         let mut p = Self {
             child: Some(child),
             port,
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -86,7 +86,7 @@ impl Prometheus {
             if let Some(c) = p.child.as_mut()
                 && let Some(status) = c.try_wait()?
             {
-                let log = std::fs::read_to_string(p._dir.path().join("prometheus.log"))
+                let log = std::fs::read_to_string(p.dir.path().join("prometheus.log"))
                     .unwrap_or_default();
                 bail!("prometheus exited ({status}): {log}");
             }

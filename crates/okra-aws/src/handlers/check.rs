@@ -297,9 +297,8 @@ pub async fn handle<M: MetricsPort, D: DatadogPort, H: HttpPort, L: InvokePort>(
                         match lambda.invoke(&provider.function_name, &payload).await {
                             Ok(answer) => Ok(read_invoked(&answer)),
                             Err(err) if err.is_transient() => Err(err),
-                            Err(err) => Ok(Sampled::Failed(err.to_string())),
-                        }
-                        .map(Sampled::into_parts),
+                            Err(err) => Ok(Err(err.to_string())),
+                        },
                     )
                 }
                 _ => None,
@@ -431,20 +430,8 @@ async fn judge_prometheus_series<H: HttpPort>(
 }
 
 /// One sample of a provider reached over HTTP or Lambda: a value (with the provider's own
-/// note, such as a check function's message) or why there is none.
-enum Sampled {
-    Value(Option<MeasuredValue>, Option<String>),
-    Failed(String),
-}
-
-impl Sampled {
-    fn into_parts(self) -> std::result::Result<(Option<MeasuredValue>, Option<String>), String> {
-        match self {
-            Self::Value(v, note) => Ok((v, note)),
-            Self::Failed(why) => Err(why),
-        }
-    }
-}
+/// note, such as a check function's message), or why there is none.
+type Sampled = std::result::Result<(Option<MeasuredValue>, Option<String>), String>;
 
 /// Sends a Prometheus or web request and reads its answer; every failure (no answer, an HTTP
 /// or PromQL error, no number where the path points) is an Error sample, which
@@ -453,7 +440,7 @@ async fn read_http<H: HttpPort>(
     http: &H,
     request: &probe::Request,
     reader: &probe::Reader,
-) -> std::result::Result<(Option<MeasuredValue>, Option<String>), String> {
+) -> Sampled {
     let answer = match http.send(request).await {
         Ok(a) => a,
         Err(e) => return Err(e.to_string()),
@@ -466,10 +453,7 @@ async fn read_http<H: HttpPort>(
 }
 
 fn read_invoked(answer: &Invoked) -> Sampled {
-    match probe::read_lambda(answer.function_error.as_deref(), &answer.payload) {
-        Ok((v, message)) => Sampled::Value(v, message),
-        Err(e) => Sampled::Failed(e.to_string()),
-    }
+    probe::read_lambda(answer.function_error.as_deref(), &answer.payload).map_err(|e| e.to_string())
 }
 
 fn result_of(e: PlannedMetric, phases: &mut Vec<(Metric, Phase)>) -> MetricResult {

@@ -35,7 +35,7 @@ pub struct DoctorReport {
 
 /// The account's services, as the doctor reads them.
 #[allow(missing_debug_implementations)]
-pub struct Account<'a, C, L, N, T, M, S, H = crate::ports::Unset> {
+pub struct Account<'a, C, L, N, T, M, S, H> {
     /// EKS (clusters by tag, and their nodes).
     pub eks: &'a C,
     /// ELB.
@@ -235,7 +235,7 @@ where
     .map_err(|e| why(&e))
 }
 
-impl<C, L, N, T, M, S> crate::app::Doctor for Account<'_, C, L, N, T, M, S>
+impl<C, L, N, T, M, S, H> crate::app::Doctor for Account<'_, C, L, N, T, M, S, H>
 where
     C: ClusterPort,
     L: LoadBalancerPort,
@@ -243,6 +243,7 @@ where
     T: TrailPort,
     M: MetricsPort,
     S: SecretsPort,
+    H: crate::ports::HttpPort,
 {
     async fn check(&self, cell: &Cell) -> Result<DoctorReport> {
         handle(self, cell).await
@@ -267,17 +268,15 @@ pub struct Checker {
 impl Checker {
     /// The adapters over `config`; `datadog_secret` is the Datadog keys' secret, if any.
     pub fn from_config(config: &aws_config::SdkConfig, datadog_secret: Option<String>) -> Self {
+        let secrets = crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config));
         Self {
             eks: crate::eks::Eks::from_config(config),
             elb: crate::elb::Elb::from_config(config),
             network: crate::ec2::Ec2::from_config(config),
             trails: crate::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(config)),
             metrics: crate::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(config)),
-            secrets: crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config)),
-            http: std::sync::Arc::new(crate::probe::Probe::from_config(
-                crate::secrets::Secrets::new(aws_sdk_secretsmanager::Client::new(config)),
-                config,
-            )),
+            secrets: secrets.clone(),
+            http: std::sync::Arc::new(crate::probe::Probe::from_config(secrets, config)),
             datadog_secret: datadog_secret.filter(|s| !s.is_empty()),
             region: config.region().map(ToString::to_string).unwrap_or_default(),
         }
