@@ -19,6 +19,7 @@ mod iam;
 mod providers;
 mod reliability;
 mod rollout;
+mod scheduled;
 mod state_table;
 mod strict_aws;
 mod template;

@@ -183,18 +183,21 @@ class Resolver:
 
 
 def function_statements(template: dict, resolver: Resolver) -> dict[str, list[dict]]:
-    """Each AWS::Serverless::Function's inline statements (`Policies: - Statement: [...]`),
-    resolved. SAM policy templates and managed policies grant nothing here (okra's functions have
-    none; each is reported)."""
+    """Each AWS::Serverless::Function's inline statements (`Policies: - Statement: [...]`), and
+    each AWS::IAM::Role's (`Policies: - PolicyDocument: {Statement: [...]}`), resolved. SAM
+    policy templates and managed policies grant nothing here (okra's functions have none; each is
+    reported)."""
     out = {}
     for logical, res in (template.get("Resources") or {}).items():
-        if res.get("Type") != "AWS::Serverless::Function":
+        if res.get("Type") not in ("AWS::Serverless::Function", "AWS::IAM::Role"):
             continue
         if "Condition" in res and not resolver.condition(res["Condition"]):
             continue
         policies = resolver.resolve((res.get("Properties") or {}).get("Policies") or [])
         statements = []
         for policy in policies if isinstance(policies, list) else [policies]:
+            if isinstance(policy, dict) and "PolicyDocument" in policy:
+                policy = policy["PolicyDocument"]
             if isinstance(policy, dict) and "Statement" in policy:
                 s = policy["Statement"]
                 statements.extend(s if isinstance(s, list) else [s])
@@ -203,6 +206,34 @@ def function_statements(template: dict, resolver: Resolver) -> dict[str, list[di
                       "statements only): it grants nothing here", file=sys.stderr, flush=True)
         out[logical] = [normalized(s, logical, i) for i, s in enumerate(statements)]
     return out
+
+
+def role_trusts(template: dict, resolver: Resolver) -> dict[str, list[str]]:
+    """Each AWS::IAM::Role's trusted service principals (its AssumeRolePolicyDocument's Allow
+    sts:AssumeRole statements)."""
+    out = {}
+    for logical, res in (template.get("Resources") or {}).items():
+        if res.get("Type") != "AWS::IAM::Role":
+            continue
+        doc = resolver.resolve((res.get("Properties") or {}).get("AssumeRolePolicyDocument") or {})
+        services = []
+        for st in _as_list(doc.get("Statement") or []):
+            if st.get("Effect") == "Allow" and "sts:AssumeRole" in _as_list(st.get("Action") or []):
+                services.extend(str(x) for x in _as_list((st.get("Principal") or {}).get("Service") or []))
+        out[logical] = services
+    return out
+
+
+def trusted_by(role_name: str, service: str) -> bool:
+    """Whether the template's role that `role_name` is trusts `service` to assume it (IAM User
+    Guide, "Roles terms and concepts": a service assumes a role only if its trust policy names
+    it). With enforcement off, every role is."""
+    with LOCK:
+        if CONFIG["template"] is None:
+            return True
+        trusts = CONFIG.get("trusts") or {}
+    logical = next((r for r in trusts if f"-{r}-" in role_name or r == role_name), None)
+    return logical is not None and service in trusts[logical]
 
 
 def _as_list(v) -> list:
@@ -242,16 +273,18 @@ def makefile_packages(root: Path) -> dict[str, str]:
 
 def configure(template: str | None, refs: dict | None) -> None:
     """(Re)loads the template's statements; a None template turns enforcement off."""
-    functions, packages, path = {}, {}, None
+    functions, packages, path, trusts = {}, {}, None, {}
     if template:
         path = Path(template) if Path(template).is_absolute() else ROOT / template
         with open(path) as f:
             doc = yaml.load(f, Loader=CfnLoader)
-        functions = function_statements(doc, Resolver(doc, refs or {}))
+        resolver = Resolver(doc, refs or {})
+        functions = function_statements(doc, resolver)
+        trusts = role_trusts(doc, resolver)
         packages = makefile_packages(ROOT)
     with LOCK:
         CONFIG.update(template=str(path) if path else None, refs=dict(refs or {}),
-                      functions=functions, packages=packages)
+                      functions=functions, packages=packages, trusts=trusts)
 
 
 def configure_from_env() -> None:
@@ -751,11 +784,36 @@ def cloudwatch_checks(req: Request) -> list[Check] | None:
     return None
 
 
+def scheduler_checks(req: Request) -> list[Check] | None:
+    """Amazon EventBridge Scheduler: schedule/GROUP/NAME (`default` without a group), and for
+    CreateSchedule/UpdateSchedule iam:PassRole on the target's role with iam:PassedToService
+    (Scheduler User Guide, "Setting up the execution role": the caller must be able to pass
+    it); schedule-group/NAME for the group operations; the List operations "*"."""
+    from urllib.parse import unquote
+    action = f"scheduler:{req.operation}"
+    if req.operation.startswith("List"):
+        return [Check(action, "*")]
+    m = re.match(r"^/(schedules|schedule-groups)/([^/?]+)", unquote(req.path))
+    if not m:
+        return None
+    if m[1] == "schedule-groups":
+        return [Check(action, req.arn("scheduler", f"schedule-group/{m[2]}"))]
+    group = (req.params.get("GroupName") or (req.query.get("groupName") or ["default"])[0]
+             or "default")
+    checks = [Check(action, req.arn("scheduler", f"schedule/{group}/{m[2]}"))]
+    if req.operation in ("CreateSchedule", "UpdateSchedule"):
+        role = (req.params.get("Target") or {}).get("RoleArn")
+        if role:
+            checks.append(Check("iam:PassRole", role,
+                                {"iam:passedtoservice": ["scheduler.amazonaws.com"]}))
+    return checks
+
+
 BUILDERS = {
     "elasticloadbalancing": elbv2_checks, "eks": eks_checks, "dynamodb": dynamodb_checks,
     "autoscaling": autoscaling_checks, "secretsmanager": secretsmanager_checks, "kms": kms_checks,
     "events": events_checks, "cloudtrail": cloudtrail_checks, "states": states_checks,
-    "monitoring": cloudwatch_checks,
+    "monitoring": cloudwatch_checks, "scheduler": scheduler_checks,
     # The Resource Groups Tagging API's actions support no resource-level permissions; nor do
     # EC2's Describe* that okra calls (Instances, SecurityGroups, Subnets, Vpcs).
     "tagging": lambda req: [Check(f"tag:{req.operation}", "*")],

@@ -645,10 +645,10 @@ def operation_of(environ, body: bytes) -> tuple[str, str]:
             if kv.startswith(b"Action="):
                 return service, kv[len(b"Action="):].decode(errors="replace")
     method, path = environ.get("REQUEST_METHOD", "?"), environ.get("PATH_INFO", "")
-    if service == "eks":
-        for m, pattern, name in EKS_ROUTES:
-            if m == method and re.match(pattern, path):
-                return service, name
+    routes = {"eks": EKS_ROUTES, "scheduler": SCHEDULER_ROUTES}.get(service, [])
+    for m, pattern, name in routes:
+        if m == method and re.match(pattern, path):
+            return service, name
     return service, f"{method} {path}"
 
 
@@ -899,9 +899,12 @@ def with_admin(app):
             status, answer = iam_enforce.admin(req.method, path, req.get_data(as_text=True))
             return Response(json.dumps(answer), status=status, mimetype="application/json")(
                 environ, start_response)
-        if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters")):
+        if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters",
+                            "/_okra/scheduler")):
             req = Request(environ)
-            if path.startswith("/_okra/throttle"):
+            if path.startswith("/_okra/scheduler"):
+                answer = admin_scheduler(req)
+            elif path.startswith("/_okra/throttle"):
                 answer = admin_throttle(req)
             elif path.startswith("/_okra/calls"):
                 answer = admin_calls(req)
@@ -922,6 +925,209 @@ def with_admin(app):
     return wsgi
 
 
+# ------------------------------------------------------------------ EventBridge Scheduler
+# moto 5.2.5 stores schedules and runs none. Here: CreateSchedule/UpdateSchedule are checked as
+# the API reference has them (names, a known group, rate expressions, the start date), and a
+# thread fires each ENABLED rate schedule as EventBridge Scheduler does: its target Lambda
+# invoked asynchronously (Event) as the schedule's role, the input's context attributes filled
+# in ("Adding context attributes"), from StartDate at the rate until EndDate, after which an
+# ActionAfterCompletion DELETE schedule is deleted. `POST /_okra/scheduler {"lambdaEndpoint":
+# URL, "timeScale": 0.01}` (or OKRA_SCHEDULER_LAMBDA_ENDPOINT / OKRA_SCHEDULER_TIME_SCALE) says
+# where the functions run and how fast a minute passes; `GET /_okra/scheduler` lists the
+# invocations made.
+from moto.scheduler import models as scheduler_models  # noqa: E402
+from moto.scheduler.exceptions import ScheduleGroupNotFound, ValidationException  # noqa: E402
+
+SCHEDULER = {
+    "lambda": os.environ.get("OKRA_SCHEDULER_LAMBDA_ENDPOINT") or None,
+    "scale": float(os.environ.get("OKRA_SCHEDULER_TIME_SCALE", "1") or "1"),
+    "fired": [],  # {"schedule", "at", "status", "why"?}
+}
+SCHEDULER_LOCK = threading.Lock()
+# schedule ARN -> {"created": monotonic, "epoch": wall time at creation, "fired": n}
+RUNS: dict[str, dict] = {}
+NAME_RE = re.compile(r"^[0-9a-zA-Z\-_.]{1,64}$")
+RATE_RE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+SCHEDULER_ROUTES = [
+    ("GET", r"^/schedules$", "ListSchedules"),
+    ("POST", r"^/schedules/[^/]+$", "CreateSchedule"),
+    ("PUT", r"^/schedules/[^/]+$", "UpdateSchedule"),
+    ("GET", r"^/schedules/[^/]+$", "GetSchedule"),
+    ("DELETE", r"^/schedules/[^/]+$", "DeleteSchedule"),
+    ("GET", r"^/schedule-groups$", "ListScheduleGroups"),
+    ("POST", r"^/schedule-groups/[^/]+$", "CreateScheduleGroup"),
+    ("GET", r"^/schedule-groups/[^/]+$", "GetScheduleGroup"),
+    ("DELETE", r"^/schedule-groups/[^/]+$", "DeleteScheduleGroup"),
+]
+
+
+def rate_seconds(expression: str) -> int | None:
+    """A rate expression's period (User Guide, "Schedule types": a positive whole number and
+    minute(s), hour(s) or day(s), singular for 1); None for at() and cron(), which do not run
+    here. A malformed rate is a ValidationException."""
+    if not expression.startswith("rate("):
+        return None
+    m = RATE_RE.match(expression)
+    if not m or int(m[1]) < 1 or (int(m[1]) == 1) != (not m[2].endswith("s")):
+        raise ValidationException(f"Invalid Schedule Expression {expression}.")
+    return int(m[1]) * UNIT_SECONDS[m[2].rstrip("s")]
+
+
+def check_schedule(backend, name, group_name, expression, start_date, end_date, target, window):
+    if not NAME_RE.match(name or ""):
+        raise ValidationException(f"Invalid name {name!r}: 1 to 64 characters of [0-9a-zA-Z-_.].")
+    if (group_name or "default") not in backend.schedule_groups:
+        raise ScheduleGroupNotFound(group_name)
+    if not expression or not (expression.startswith(("rate(", "cron(", "at("))):
+        raise ValidationException(f"Invalid Schedule Expression {expression}.")
+    rate_seconds(expression)
+    if not isinstance(window, dict) or window.get("Mode") not in ("OFF", "FLEXIBLE"):
+        raise ValidationException("FlexibleTimeWindow.Mode must be OFF or FLEXIBLE.")
+    role = (target or {}).get("RoleArn") or ""
+    if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", role):
+        raise ValidationException(f"Invalid RoleArn {role!r}.")
+    if start_date is not None and not expression.startswith("at(") \
+            and float(start_date) < time.time() - 300:
+        raise ValidationException("The StartDate you specify cannot be earlier than 5 minutes ago.")
+    if start_date is not None and end_date is not None and float(end_date) < float(start_date):
+        raise ValidationException("The EndDate you specify cannot be earlier than the StartDate.")
+
+
+_orig_create_schedule = scheduler_models.EventBridgeSchedulerBackend.create_schedule
+_orig_update_schedule = scheduler_models.EventBridgeSchedulerBackend.update_schedule
+
+
+def create_schedule(self, description, end_date, flexible_time_window, group_name, kms_key_arn,
+                    name, schedule_expression, schedule_expression_timezone, start_date, state,
+                    target, action_after_completion):
+    check_schedule(self, name, group_name, schedule_expression, start_date, end_date, target,
+                   flexible_time_window)
+    out = _orig_create_schedule(self, description, end_date, flexible_time_window, group_name,
+                                kms_key_arn, name, schedule_expression,
+                                schedule_expression_timezone, start_date, state, target,
+                                action_after_completion)
+    with SCHEDULER_LOCK:
+        RUNS.pop(out.arn, None)
+    return out
+
+
+def update_schedule(self, description, end_date, flexible_time_window, group_name, kms_key_arn,
+                    name, schedule_expression, schedule_expression_timezone, start_date, state,
+                    target, action_after_completion=None):
+    check_schedule(self, name, group_name, schedule_expression, start_date, end_date, target,
+                   flexible_time_window)
+    # UpdateSchedule replaces the schedule: an absent State is ENABLED, as at creation (moto
+    # 5.2.5 stores None, which would never run).
+    out = _orig_update_schedule(self, description, end_date, flexible_time_window, group_name,
+                                kms_key_arn, name, schedule_expression,
+                                schedule_expression_timezone, start_date, state or "ENABLED",
+                                target)
+    if action_after_completion is not None:
+        out.action_after_completion = action_after_completion
+    with SCHEDULER_LOCK:
+        RUNS.pop(out.arn, None)  # an update starts the schedule over
+    return out
+
+
+scheduler_models.EventBridgeSchedulerBackend.create_schedule = create_schedule
+scheduler_models.EventBridgeSchedulerBackend.update_schedule = update_schedule
+
+
+def rfc3339(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def invoke_target(schedule, due: float, attempt: int) -> tuple[str, str | None]:
+    """One invocation of a schedule's Lambda target, as its role: (status, why)."""
+    target = schedule.target
+    role = target.get("RoleArn", "")
+    role_name = role.rsplit("/", 1)[-1]
+    if not iam_enforce.trusted_by(role_name, "scheduler.amazonaws.com"):
+        return "denied", f"EventBridge Scheduler cannot assume {role}: its trust policy does not name scheduler.amazonaws.com"
+    text = target.get("Input") or "{}"
+    for k, v in {"<aws.scheduler.schedule-arn>": schedule.arn,
+                 "<aws.scheduler.scheduled-time>": rfc3339(due),
+                 "<aws.scheduler.execution-id>": f"{int(due)}-{attempt}",
+                 "<aws.scheduler.attempt-number>": str(attempt)}.items():
+        text = text.replace(k, v)
+    endpoint = SCHEDULER["lambda"]
+    if not endpoint:
+        return "skipped", "no lambda endpoint (POST /_okra/scheduler)"
+    from urllib.parse import quote
+    req = urllib.request.Request(
+        f"{endpoint.rstrip('/')}/2015-03-31/functions/{quote(target['Arn'], safe='')}/invocations",
+        data=text.encode(), method="POST",
+        headers={"X-Amz-Invocation-Type": "Event", "Content-Type": "application/json",
+                 "User-Agent": f"okra-local-scheduler app/{role_name}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return ("invoked" if r.status in (200, 202) else f"http {r.status}"), None
+    except urllib.error.HTTPError as e:
+        return f"http {e.code}", e.read().decode(errors="replace")[:300]
+    except OSError as e:
+        return "unreachable", repr(e)
+
+
+def fire_once(now_mono: float) -> None:
+    scale = SCHEDULER["scale"]
+    for account, regions in list(scheduler_models.scheduler_backends.items()):
+        for region, backend in list(regions.items()):
+            for group in list(backend.schedule_groups.values()):
+                for schedule in list(group.schedules.values()):
+                    try:
+                        period = rate_seconds(schedule.schedule_expression)
+                    except Exception:
+                        continue
+                    if period is None or schedule.state != "ENABLED":
+                        continue
+                    with SCHEDULER_LOCK:
+                        run = RUNS.setdefault(schedule.arn, {"created": now_mono, "epoch": time.time(), "fired": 0})
+                    epoch = run["epoch"]
+                    start = float(schedule.start_date) if schedule.start_date is not None else epoch
+                    end = float(schedule.end_date) if schedule.end_date is not None else None
+                    # Scheduled (wall) time k, and when it is due here (scaled from creation).
+                    due = start + run["fired"] * period
+                    if end is not None and due > end:
+                        if schedule.action_after_completion == "DELETE":
+                            group.schedules.pop(schedule.name, None)
+                            with SCHEDULER_LOCK:
+                                RUNS.pop(schedule.arn, None)
+                        continue
+                    if now_mono < run["created"] + max(0.0, due - epoch) * scale:
+                        continue
+                    run["fired"] += 1
+                    status, why = invoke_target(schedule, due, 1)
+                    with SCHEDULER_LOCK:
+                        SCHEDULER["fired"].append({"schedule": schedule.arn, "at": rfc3339(due),
+                                                   "status": status, **({"why": why} if why else {})})
+                        del SCHEDULER["fired"][:-2000]
+                    if why:
+                        print(f"strict_moto: scheduler: {schedule.arn} at {rfc3339(due)}: {status}: {why}",
+                              file=sys.stderr, flush=True)
+
+
+def scheduler_loop() -> None:
+    while True:
+        try:
+            fire_once(time.monotonic())
+        except Exception as e:  # keep firing; say what broke
+            print(f"strict_moto: scheduler: {e!r}", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+
+
+def admin_scheduler(req) -> str:
+    if req.method == "POST":
+        body = json.loads(req.get_data() or b"{}")
+        if "lambdaEndpoint" in body:
+            SCHEDULER["lambda"] = body["lambdaEndpoint"]
+        if "timeScale" in body:
+            SCHEDULER["scale"] = float(body["timeScale"])
+    with SCHEDULER_LOCK:
+        return json.dumps({"lambdaEndpoint": SCHEDULER["lambda"], "timeScale": SCHEDULER["scale"],
+                           "fired": list(SCHEDULER["fired"])})
+
+
 def main(argv: list[str]) -> None:
     import argparse
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -933,6 +1139,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     iam_enforce.configure_from_env()
     threading.Thread(target=checker, name="elb-health-checker", daemon=True).start()
+    threading.Thread(target=scheduler_loop, name="scheduler", daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
     # IAM inside the CBOR translation (CloudWatch's RPC v2 requests are authorized as the awsQuery

@@ -21,6 +21,7 @@ pub mod handlers;
 pub mod lambda;
 pub mod ports;
 pub mod probe;
+pub mod scheduler;
 pub mod secrets;
 pub mod sfn;
 pub mod state;

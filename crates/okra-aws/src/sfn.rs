@@ -42,6 +42,14 @@ fn code_is(e: &OkraError, code: &str) -> bool {
     matches!(e, OkraError::Aws { code: c, .. } if c == code)
 }
 
+/// The callback's task was answered before, timed out, or its execution ended (Step Functions
+/// API reference, SendTaskSuccess and SendTaskFailure errors).
+fn no_longer_waits(e: &OkraError) -> bool {
+    ["TaskDoesNotExist", "TaskTimedOut", "InvalidToken"]
+        .iter()
+        .any(|c| code_is(e, c))
+}
+
 impl ExecutionsPort for Sfn {
     async fn start(&self, name: &str, input: &serde_json::Value) -> Result<Started> {
         let res = self
@@ -79,11 +87,33 @@ impl ExecutionsPort for Sfn {
             Ok(_) => Ok(true),
             // The task was answered before, timed out, or its execution ended (Step Functions API
             // reference, SendTaskSuccess errors).
-            Err(e)
-                if ["TaskDoesNotExist", "TaskTimedOut", "InvalidToken"]
-                    .iter()
-                    .any(|c| code_is(&e, c)) =>
-            {
+            Err(e) if no_longer_waits(&e) => {
+                tracing::info!(error = %e, "the callback's task no longer waits");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: crate::state::ExecutionError,
+        cause: &str,
+    ) -> Result<bool> {
+        let res = self
+            .client
+            .send_task_failure()
+            .task_token(token)
+            .error(error.as_str())
+            // SendTaskFailure takes a cause of at most 32,768 characters.
+            .cause(cause.chars().take(32_768).collect::<String>())
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if no_longer_waits(&e) => {
                 tracing::info!(error = %e, "the callback's task no longer waits");
                 Ok(false)
             }

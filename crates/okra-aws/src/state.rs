@@ -102,7 +102,7 @@ impl Lock {
 /// Kept from the wait's first callback until the rollout leaves the step (`step` recorded, or
 /// the rollout finished): the API reads from it which signals can act ([`okra_core::answer::acts`])
 /// and answers the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Wait {
     /// The latest callback's task token (a wait woken by an interval gets a new one each time).
@@ -115,6 +115,29 @@ pub struct Wait {
     /// When a timed pause ends (RFC 3339), set by the wait's first callback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// The background samples an EventBridge Scheduler schedule takes while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<WaitSamples>,
+}
+
+/// A wait's background samples ([`okra_core::schedule`]): what each sample asks check-metrics,
+/// and where the analysis stands after the latest one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitSamples {
+    /// The schedule's name.
+    pub schedule: String,
+    /// check-metrics' input for each sample (cell, templates, args, sides), without `previous`.
+    pub request: serde_json::Value,
+    /// The latest sample's output (`{phase, reason, metrics, …}`); before the first, the
+    /// state machine's own `{metrics}`, which the first sample goes on from.
+    pub latest: serde_json::Value,
+    /// How many samples the schedule took.
+    #[serde(default)]
+    pub taken: u64,
+    /// The due time of the latest (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
 }
 
 impl Wait {
@@ -355,6 +378,16 @@ pub trait StatePort: Send + Sync {
         cell: &str,
         execution: &str,
     ) -> impl Future<Output = Result<Option<Wait>>> + Send;
+    /// Stores a background sample with the execution's wait, if the wait is still the one whose
+    /// callback is `token` and `samples.last` is later than the stored one (a sample is stored
+    /// once however often it is delivered). `false`: nothing stored.
+    fn record_sample(
+        &self,
+        cell: &str,
+        execution: &str,
+        token: &str,
+        samples: &WaitSamples,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Forgets the execution's wait: the rollout left the step it waited in.
     fn end_wait(&self, cell: &str, execution: &str) -> impl Future<Output = Result<()>> + Send;
     /// Takes (reads and deletes) the execution's signal, if any.
@@ -421,6 +454,45 @@ pub trait ExecutionsPort: Send + Sync {
         token: &str,
         output: &serde_json::Value,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Fails a callback task with `error` (one of the state machine's [`ExecutionError`]s, which
+    /// its catchers match) and `cause`. `false` as for [`Self::send_task_success`].
+    fn send_task_failure(
+        &self,
+        token: &str,
+        error: ExecutionError,
+        cause: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+pub use okra_core::vocab::ExecutionError;
+
+/// A schedule of background samples ([`okra_core::schedule`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSchedule {
+    /// Its name ([`okra_core::schedule::schedule_name`]).
+    pub name: String,
+    /// Its rate expression.
+    pub expression: String,
+    /// The first invocation's time.
+    pub start: std::time::SystemTime,
+    /// After this, none (and the schedule deletes itself).
+    pub end: std::time::SystemTime,
+    /// What each invocation carries ([`okra_core::schedule::schedule_input`]).
+    pub input: serde_json::Value,
+    /// How long an invocation EventBridge Scheduler could not deliver is worth retrying: one
+    /// interval (a later sample replaces it).
+    pub max_age: std::time::Duration,
+    /// A description for the console.
+    pub description: String,
+}
+
+/// EventBridge Scheduler, as the waits' background samples need it: the group, the target
+/// (check-metrics) and the role Scheduler assumes are the adapter's.
+pub trait SchedulesPort: Send + Sync {
+    /// Makes the schedule, or replaces one of that name (idempotent).
+    fn put(&self, schedule: &SampleSchedule) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a schedule; `false` when there was none.
+    fn delete(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
 }
 
 /// A rollout event for notifications (EventBridge `detail-type` = `kind`).

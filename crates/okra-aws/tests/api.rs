@@ -141,6 +141,7 @@ impl World {
             kind,
             step: Some(1),
             until: None,
+            samples: None,
         };
         self.state.put_wait(CELL, ID, &wait).await.expect("puts");
     }

@@ -751,3 +751,173 @@ async fn prometheus_web_and_lambda_samples_are_judged_like_any_other() {
     assert_eq!(m.phase, Phase::Error);
     assert!(m.message.contains("http503"), "{}", m.message);
 }
+
+/// A schedule's samples during a wait (`handlers::background`): each due time sampled once, from
+/// where the wait's samples stand; a failing verdict fails the wait's callback; a wait that is
+/// over retires its schedule.
+mod scheduled {
+    use super::*;
+    use okra_aws::fakes::{FakeExecutions, FakeSchedules, FakeState};
+    use okra_aws::handlers::background::{self, CheckRequest, ScheduledOutput};
+    use okra_aws::state::{SampleSchedule, SchedulesPort, StatePort, Wait, WaitKind, WaitSamples};
+    use okra_core::schedule::{ScheduledSample, schedule_input, schedule_name};
+
+    const EXEC: &str = "web--1.1.0--0";
+
+    struct World {
+        state: FakeState,
+        execs: FakeExecutions,
+        schedules: FakeSchedules,
+    }
+
+    async fn waiting() -> World {
+        let w = World {
+            state: FakeState::new(),
+            execs: FakeExecutions::new(),
+            schedules: FakeSchedules::new(),
+        };
+        let name = schedule_name("web", EXEC, Some(2));
+        let wait = Wait {
+            token: "tok".into(),
+            kind: WaitKind::Person,
+            step: Some(2),
+            until: None,
+            samples: Some(WaitSamples {
+                schedule: name.clone(),
+                request: json!({"cell": cell(), "templates": ["error-rate"], "now": NOW}),
+                latest: json!({"metrics": []}),
+                taken: 0,
+                last: None,
+            }),
+        };
+        w.state.put_wait("web", EXEC, &wait).await.expect("puts");
+        let now = std::time::SystemTime::now();
+        w.schedules
+            .put(&SampleSchedule {
+                name,
+                expression: "rate(1 minute)".into(),
+                start: now,
+                end: now,
+                input: schedule_input("web", EXEC, Some(2)),
+                max_age: std::time::Duration::from_secs(60),
+                description: String::new(),
+            })
+            .await
+            .expect("puts");
+        w
+    }
+
+    fn due(at: &str) -> ScheduledSample {
+        let v = json!({"scheduledSample": {"cell": "web", "execution": EXEC, "step": 2, "at": at}});
+        match background::parse(v).expect("parses") {
+            CheckRequest::Scheduled(s) => s,
+            CheckRequest::Sample(_) => panic!("read as the state machine's sample"),
+        }
+    }
+
+    async fn take(w: &World, cw: &FakeMetrics, at: &str) -> ScheduledOutput {
+        let dd = FakeDatadog::new(healthy_dd);
+        background::sample(
+            &Providers::new(cw, &dd),
+            &w.state,
+            &w.execs,
+            &w.schedules,
+            due(at),
+        )
+        .await
+        .expect("samples")
+    }
+
+    #[tokio::test]
+    async fn good_samples_are_stored_once_each_and_the_wait_goes_on() {
+        let w = waiting().await;
+        let cw = alb(Some(0.001), 0.0, 0.0);
+        let first = take(&w, &cw, "2026-01-01T12:01:00Z").await;
+        assert!(
+            matches!(first, ScheduledOutput::Sampled { taken: 1, ended_wait: false, phase, .. } if phase != Phase::Failed),
+            "{first:?}"
+        );
+        // The same due time delivered again: nothing sampled, nothing stored.
+        let calls = cw.calls().len();
+        assert_eq!(
+            take(&w, &cw, "2026-01-01T12:01:00Z").await,
+            ScheduledOutput::Duplicate
+        );
+        assert_eq!(cw.calls().len(), calls, "no query for a duplicate");
+        let second = take(&w, &cw, "2026-01-01T12:02:00Z").await;
+        assert!(
+            matches!(second, ScheduledOutput::Sampled { taken: 2, .. }),
+            "{second:?}"
+        );
+        let stored = w
+            .state
+            .get_wait("web", EXEC)
+            .await
+            .expect("reads")
+            .expect("a wait");
+        let samples = stored.samples.expect("samples");
+        assert_eq!(samples.last.as_deref(), Some("2026-01-01T12:02:00Z"));
+        assert!(
+            samples.latest["metrics"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(w.execs.task_results().is_empty(), "the wait goes on");
+        assert!(
+            w.schedules.schedules().is_empty(),
+            "every metric took its count (1): no sample is due, the schedule is deleted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_sample_fails_the_wait_and_ends_its_schedule() {
+        let w = waiting().await;
+        let cw = alb(Some(0.2), 0.0, 0.0);
+        let out = take(&w, &cw, "2026-01-01T12:01:00Z").await;
+        assert!(
+            matches!(
+                out,
+                ScheduledOutput::Sampled {
+                    ended_wait: true,
+                    phase: Phase::Failed,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let results = w.execs.task_results();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].0, "tok");
+        assert_eq!(results[0].1["Error"], "BackgroundAnalysisFailed");
+        assert!(
+            results[0].1["Cause"]
+                .as_str()
+                .is_some_and(|c| c.contains("elb-5xx-ratio")),
+            "{results:?}"
+        );
+        assert!(
+            w.schedules.schedules().is_empty(),
+            "the schedule is deleted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_schedule_whose_wait_is_over_retires() {
+        let w = waiting().await;
+        w.state.end_wait("web", EXEC).await.expect("ends");
+        let cw = alb(Some(0.2), 0.0, 0.0);
+        let out = take(&w, &cw, "2026-01-01T12:01:00Z").await;
+        assert!(matches!(out, ScheduledOutput::Retired { .. }), "{out:?}");
+        assert!(cw.calls().is_empty(), "nothing sampled");
+        assert!(w.schedules.schedules().is_empty(), "deleted");
+        assert!(w.execs.task_results().is_empty());
+    }
+
+    #[test]
+    fn a_scheduled_sample_with_a_wrong_field_is_refused_by_name() {
+        let e = background::parse(json!({"scheduledSample": {"cell": "web", "execution": EXEC}}))
+            .expect_err("no due time");
+        assert!(e.to_string().contains("scheduledSample"), "{e}");
+        assert!(e.to_string().contains("at"), "{e}");
+    }
+}

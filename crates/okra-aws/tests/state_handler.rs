@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use okra_aws::fakes::{FakeEvents, FakeExecutions, FakeState};
+use okra_aws::fakes::{FakeEvents, FakeExecutions, FakeSchedules, FakeState};
 use okra_aws::handlers::state::{
     BeginOutput, EndedOutput, FinishOutput, Outcome, PollOutput, RecordOutput, StateOutput, handle,
     parse,
@@ -19,6 +19,7 @@ struct World {
     state: FakeState,
     execs: FakeExecutions,
     events: FakeEvents,
+    schedules: FakeSchedules,
 }
 
 fn world() -> World {
@@ -26,6 +27,7 @@ fn world() -> World {
         state: FakeState::new(),
         execs: FakeExecutions::new(),
         events: FakeEvents::new(),
+        schedules: FakeSchedules::new(),
     }
 }
 
@@ -35,7 +37,15 @@ fn t(secs: u64) -> SystemTime {
 
 impl World {
     async fn call_at(&self, input: Value, now: SystemTime) -> Result<StateOutput> {
-        handle(&self.state, &self.execs, &self.events, parse(input)?, now).await
+        handle(
+            &self.state,
+            &self.execs,
+            &self.events,
+            &self.schedules,
+            parse(input)?,
+            now,
+        )
+        .await
     }
 
     async fn call(&self, input: Value) -> Result<StateOutput> {
@@ -783,4 +793,115 @@ async fn failures_that_do_not_block_are_counted_and_hold_the_version_at_max_atte
     // A retry forgets the failures with the block.
     w.state.unblock(CELL, "1.2.0").await.expect("unblocks");
     assert_eq!(w.state.failures(CELL, "1.2.0").await.expect("reads"), None);
+}
+
+/// A wait with a background analysis sampled by a schedule: `await` keeps the request and makes
+/// the schedule (its first sample an interval on, its end the pause's); the same wait's next
+/// callback keeps the samples taken; `endSamples` reads the latest back and deletes the schedule.
+#[tokio::test]
+async fn a_sampled_wait_makes_its_schedule_and_gives_its_samples_back() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    let pause = |token: &str| {
+        json!({"action": "await", "cell": CELL, "execution": "e1", "token": token,
+            "wait": "pause", "step": 1, "seconds": 600,
+            "samples": {"schedule": "rate(1 minute)", "intervalSeconds": 60,
+                        "request": {"cell": {"name": CELL}, "templates": ["errors"]},
+                        "previous": [{"name": "e"}]}})
+    };
+    w.call_at(pause("tok-1"), t(0)).await.expect("waits");
+    let name = okra_core::schedule::schedule_name(CELL, "e1", Some(1));
+    let made = w.schedules.schedules();
+    let s = made.get(&name).expect("the schedule");
+    assert_eq!(s.expression, "rate(1 minute)");
+    assert_eq!(s.start, t(60), "the first sample an interval on");
+    assert_eq!(s.end, t(600), "none after the pause");
+    assert_eq!(s.input["scheduledSample"]["execution"], "e1");
+    assert_eq!(s.input["scheduledSample"]["step"], 1);
+    let wait = w
+        .state
+        .get_wait(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("a wait");
+    let samples = wait.samples.clone().expect("samples");
+    assert_eq!(samples.latest, json!({"metrics": [{"name": "e"}]}));
+
+    // Two samples taken meanwhile.
+    let taken = okra_aws::state::WaitSamples {
+        latest: json!({"phase": "Running", "reason": "r", "metrics": [{"name": "e", "n": 2}]}),
+        taken: 2,
+        last: Some("2026-01-01T00:02:00Z".into()),
+        ..samples
+    };
+    assert!(
+        w.state
+            .record_sample(CELL, "e1", "tok-1", &taken)
+            .await
+            .expect("records")
+    );
+    assert!(
+        !w.state
+            .record_sample(CELL, "e1", "tok-0", &taken)
+            .await
+            .expect("reads"),
+        "another callback's sample is not stored"
+    );
+    // The same pause's next callback (answered without a signal): the samples go on.
+    w.call_at(pause("tok-2"), t(100))
+        .await
+        .expect("waits again");
+    let wait = w
+        .state
+        .get_wait(CELL, "e1")
+        .await
+        .expect("reads")
+        .expect("a wait");
+    assert_eq!(wait.samples.as_ref().map(|s| s.taken), Some(2));
+    assert_eq!(w.schedules.schedules()[&name].end, t(600), "the same end");
+
+    let end = json!({"action": "endSamples", "cell": CELL, "execution": "e1", "step": 1,
+                     "current": {"metrics": []}});
+    let out = w.call(end.clone()).await.expect("ends");
+    assert_eq!(
+        serde_json::to_value(out).expect("serializes"),
+        json!({"phase": "Running", "reason": "r", "metrics": [{"name": "e", "n": 2}]})
+    );
+    assert!(w.schedules.schedules().is_empty(), "deleted");
+    // Run again (Step Functions may): the same answer, nothing to delete.
+    let again = w.call(end).await.expect("ends again");
+    assert_eq!(
+        serde_json::to_value(again).expect("serializes")["reason"],
+        "r"
+    );
+}
+
+#[tokio::test]
+async fn a_sampled_wait_without_samples_gives_the_state_machines_own_back() {
+    let w = world();
+    w.execs.add("e1", "RUNNING");
+    w.state
+        .put_signal(CELL, "e1", Signal::Resume)
+        .await
+        .expect("puts");
+    let wait = json!({"action": "await", "cell": CELL, "execution": "e1", "token": "tok",
+        "wait": "person", "step": 3,
+        "samples": {"schedule": "rate(5 minutes)", "intervalSeconds": 300,
+                    "request": {}, "previous": []}});
+    w.call(wait).await.expect("waits");
+    assert!(
+        w.schedules.schedules().is_empty(),
+        "a signal already there answers the wait: no schedule"
+    );
+    let out = w
+        .call(
+            json!({"action": "endSamples", "cell": CELL, "execution": "e1", "step": 3,
+                     "current": {"phase": "Successful", "metrics": []}}),
+        )
+        .await
+        .expect("ends");
+    assert_eq!(
+        serde_json::to_value(out).expect("serializes"),
+        json!({"phase": "Successful", "metrics": []})
+    );
 }

@@ -238,7 +238,8 @@ mod tests {
                 PlanStep::SetWeight { weight: 20 },
                 PlanStep::Pause {
                     seconds: Some(300),
-                    sampled: None
+                    sampled: None,
+                    scheduled: false,
                 },
                 PlanStep::SetWeight { weight: 100 },
             ]

@@ -113,6 +113,18 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
         + background
         + match step {
             PlanStep::SetWeight { .. } => TASK,
+            // Sampled by a schedule: the wait is one callback (a Choice, a Pass, the callback, the
+            // answer), then the samples' verdict is read back (a Task).
+            PlanStep::Pause {
+                seconds: Some(_),
+                scheduled: true,
+                ..
+            } => ANSWER + 2 * FLOW + CALLBACK + TASK,
+            PlanStep::Pause {
+                seconds: None,
+                scheduled: true,
+                ..
+            } => TASK + WAKE + TASK,
             PlanStep::Pause {
                 seconds: Some(s), ..
             } => {
@@ -197,6 +209,7 @@ mod tests {
                 PlanStep::Pause {
                     seconds: None,
                     sampled: None,
+                    scheduled: false,
                 },
                 PlanStep::SetWeight { weight: 100 },
             ],

@@ -39,6 +39,7 @@ pub mod naming;
 pub mod nodes;
 pub mod owner;
 pub mod record;
+pub mod schedule;
 pub mod shift;
 pub mod spec;
 pub mod standby;

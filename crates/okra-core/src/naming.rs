@@ -7,7 +7,7 @@ pub const MAX_TARGET_GROUP_NAME: usize = 32;
 pub const MAX_EXECUTION_NAME: usize = 80;
 
 /// FNV-1a, 32 bits: a stable hash (unlike std's, which may change between Rust releases).
-fn fnv1a(bytes: &[u8]) -> u32 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in bytes {
         h ^= u32::from(*b);

@@ -379,6 +379,9 @@ pub enum StateAction {
     Await,
     /// Take a person's signal.
     Poll,
+    /// After a wait sampled by a schedule: read its samples' latest verdict back, delete the
+    /// schedule ([`crate::schedule`]).
+    EndSamples,
     /// Record the outcome, block a failed version, release the lock.
     Finish,
 }

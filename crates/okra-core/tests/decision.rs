@@ -665,12 +665,14 @@ fn plan_normalizes_steps() {
             PlanStep::SetWeight { weight: 10 },
             PlanStep::Pause {
                 seconds: Some(60),
-                sampled: None
+                sampled: None,
+                scheduled: false,
             },
             PlanStep::SetWeight { weight: 50 },
             PlanStep::Pause {
                 seconds: None,
-                sampled: None
+                sampled: None,
+                scheduled: false,
             },
             PlanStep::SetWeight { weight: 100 },
         ]
@@ -689,7 +691,7 @@ fn plan_normalizes_steps() {
         starting_step: 1,
     });
     bg.analysis_templates = spec_with(
-        "analysisTemplates:\n  - name: errors\n    metrics:\n      - name: e\n        interval: 1m\n        \
+        "analysisTemplates:\n  - name: errors\n    metrics:\n      - name: e\n        interval: 1s\n        \
          successCondition: result < 1\n        provider:\n          datadog:\n            query: sum:errors{*}\n",
     )
     .analysis_templates;
@@ -699,11 +701,41 @@ fn plan_normalizes_steps() {
         PlanStep::Pause {
             seconds: Some(60),
             sampled: Some(okra_core::decision::SampledPause {
-                slices: 1,
+                slices: 60,
                 rest_seconds: 0
-            })
+            }),
+            scheduled: false,
         },
-        "one interval (the metric's 1m), one sample"
+        "sixty intervals of the metric's 1s, a sample after each"
+    );
+    // An interval of whole minutes: EventBridge Scheduler samples, the pauses are one wait each.
+    let mut scheduled = bg.clone();
+    scheduled.analysis_templates[0].metrics[0].interval = "2m".into();
+    let p = plan(&scheduled);
+    assert_eq!(
+        p.background.as_ref().and_then(|b| b.schedule.as_deref()),
+        Some("rate(2 minutes)")
+    );
+    assert_eq!(
+        p.steps[1],
+        PlanStep::Pause {
+            seconds: Some(60),
+            sampled: None,
+            scheduled: true,
+        }
+    );
+    assert_eq!(
+        p.steps[3],
+        PlanStep::Pause {
+            seconds: None,
+            sampled: None,
+            scheduled: true,
+        }
+    );
+    assert_eq!(
+        p.steps[0],
+        PlanStep::SetWeight { weight: 10 },
+        "before the starting step nothing samples"
     );
     // No steps at all: one switch.
     let s = spec_with("");

@@ -53,7 +53,7 @@ pub use lambda::Invocation;
 pub use local_lambda::{LambdaSettings, LambdaStats, LocalLambda};
 pub use prometheus::{Prometheus, ScrapeTarget};
 pub use sfn::{Execution, ExecutionStatus, RunRequest};
-pub use stack::{LocalAws, LocalAwsBuilder};
+pub use stack::{LocalAws, LocalAwsBuilder, SAMPLE_SCHEDULE_GROUP, SAMPLE_SCHEDULE_ROLE_ARN};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -99,6 +99,7 @@ pub struct LocalAwsBuilder {
     event_rule_functions: Vec<String>,
     faults: Option<crate::FaultPlan>,
     elb_health_time_scale: f64,
+    scheduler_time_scale: f64,
 }
 
 impl Default for LocalAwsBuilder {
@@ -123,6 +124,7 @@ impl Default for LocalAwsBuilder {
             event_rule_functions: Vec::new(),
             faults: None,
             elb_health_time_scale: 0.02,
+            scheduler_time_scale: 0.01,
         }
     }
 }
@@ -133,6 +135,14 @@ impl LocalAwsBuilder {
     #[must_use]
     pub fn elb_health_time_scale(mut self, factor: f64) -> Self {
         self.elb_health_time_scale = factor;
+        self
+    }
+
+    /// EventBridge Scheduler's minutes pass this much faster in the strict moto's scheduler
+    /// (default 0.01: a `rate(1 minute)` schedule fires every 0.6 s).
+    #[must_use]
+    pub fn scheduler_time_scale(mut self, factor: f64) -> Self {
+        self.scheduler_time_scale = factor;
         self
     }
 
@@ -196,6 +206,15 @@ impl LocalAwsBuilder {
             match k.as_str() {
                 "TABLE_NAME" => {
                     refs.insert("StateTable".into(), Value::from(v.as_str()));
+                }
+                "SAMPLE_SCHEDULE_GROUP" => {
+                    refs.insert("SampleScheduleGroup".into(), Value::from(v.as_str()));
+                }
+                "SAMPLE_SCHEDULE_ROLE_ARN" => {
+                    refs.insert("SampleScheduleRole.Arn".into(), Value::from(v.as_str()));
+                }
+                "CHECK_METRICS_FUNCTION_ARN" => {
+                    refs.insert("CheckMetricsFunction.Arn".into(), Value::from(v.as_str()));
                 }
                 "STATE_MACHINE_ARN" => {
                     if let Some(stack) = v
@@ -266,6 +285,13 @@ impl LocalAwsBuilder {
         LocalAws::start_with(self)
     }
 }
+
+/// The schedule group of the waits' background samples in every stack.
+pub const SAMPLE_SCHEDULE_GROUP: &str = "okra-samples";
+/// The role EventBridge Scheduler invokes check-metrics with (its name holds the template's
+/// logical id, as CloudFormation names roles, so the strict moto finds its statements).
+pub const SAMPLE_SCHEDULE_ROLE_ARN: &str =
+    "arn:aws:iam::123456789012:role/okra-SampleScheduleRole-LOCAL";
 
 /// The child processes a [`LocalAws`] owns.
 #[derive(Debug)]
@@ -386,7 +412,25 @@ impl LocalAws {
         Ok(aws)
     }
 
-    fn start_with(options: LocalAwsBuilder) -> anyhow::Result<Self> {
+    fn start_with(mut options: LocalAwsBuilder) -> anyhow::Result<Self> {
+        // The waits' background samples (template.yaml's SampleScheduleGroup and
+        // SampleScheduleRole, rollout-state's and check-metrics' environment), unless the test
+        // set them.
+        for (k, v) in [
+            ("SAMPLE_SCHEDULE_GROUP", SAMPLE_SCHEDULE_GROUP.to_owned()),
+            (
+                "SAMPLE_SCHEDULE_ROLE_ARN",
+                SAMPLE_SCHEDULE_ROLE_ARN.to_owned(),
+            ),
+            (
+                "CHECK_METRICS_FUNCTION_ARN",
+                crate::lambda_arn("check-metrics"),
+            ),
+        ] {
+            if !options.function_env.iter().any(|(key, _)| key == k) {
+                options.function_env.push((k.to_owned(), v));
+            }
+        }
         let root = workspace_root();
         let tools = Tools::find(&root)?;
         let base = root.join(".local-aws").join("testkit");
@@ -465,6 +509,11 @@ impl LocalAws {
                     .env(
                         "OKRA_ELB_HEALTH_TIME_SCALE",
                         options.elb_health_time_scale.to_string(),
+                    )
+                    .env("OKRA_SCHEDULER_LAMBDA_ENDPOINT", &lambda_endpoint)
+                    .env(
+                        "OKRA_SCHEDULER_TIME_SCALE",
+                        options.scheduler_time_scale.to_string(),
                     );
                 if options.iam {
                     moto.env("OKRA_IAM_TEMPLATE", root.join("template.yaml"))
@@ -595,6 +644,9 @@ impl LocalAws {
             emulator,
         };
         aws.wait_ready(options.start_timeout)?;
+        if emulator == Emulator::StrictMoto {
+            aws.create_schedule_group(SAMPLE_SCHEDULE_GROUP)?;
+        }
         if let Some(port) = sfn_port {
             aws.wait_sfn_ready(options.start_timeout, port)?;
         }
@@ -698,6 +750,60 @@ impl LocalAws {
             .send(body.to_string())
             .with_context(|| format!("mapping target {id}:{port}"))?;
         Ok(())
+    }
+
+    /// Creates an EventBridge Scheduler schedule group (template.yaml's `SampleScheduleGroup`).
+    pub fn create_schedule_group(&self, name: &str) -> anyhow::Result<()> {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{}/scheduler/aws4_request, \
+             SignedHeaders=host, Signature=0",
+            crate::REGION
+        );
+        let mut response = self
+            .agent()
+            .post(format!("{}/schedule-groups/{name}", self.endpoint))
+            .header("Content-Type", "application/json")
+            .header("Authorization", authorization)
+            .send("{}")
+            .with_context(|| format!("CreateScheduleGroup {name}"))?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        if status != 200 && !text.contains("ConflictException") {
+            bail!("CreateScheduleGroup {name} answered HTTP {status}: {text}");
+        }
+        Ok(())
+    }
+
+    /// The names of the schedules in `group` (ListSchedules).
+    pub fn schedule_names(&self, group: &str) -> anyhow::Result<Vec<String>> {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{}/scheduler/aws4_request, \
+             SignedHeaders=host, Signature=0",
+            crate::REGION
+        );
+        let mut response = self
+            .agent()
+            .get(format!("{}/schedules?ScheduleGroup={group}", self.endpoint))
+            .header("Authorization", authorization)
+            .call()
+            .with_context(|| format!("ListSchedules {group}"))?;
+        let v = response.body_mut().read_json::<Value>()?;
+        Ok(v["Schedules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["Name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The invocations the strict moto's scheduler made (`GET /_okra/scheduler`'s `fired`:
+    /// schedule ARN, scheduled time, status and why).
+    pub fn scheduler_invocations(&self) -> anyhow::Result<Vec<Value>> {
+        let mut res = ureq::get(&format!("{}/_okra/scheduler", self.endpoint))
+            .call()
+            .context("reading the scheduler's invocations")?;
+        let v = res.body_mut().read_json::<Value>()?;
+        Ok(v["fired"].as_array().cloned().unwrap_or_default())
     }
 
     /// Turns the strict moto's AWS-style throttling on or off (a token bucket per service and

@@ -90,6 +90,9 @@ pub(super) fn canary(s: &mut Map<String, Value>) {
         "StepType?".into(),
         json!({"Type": "Choice", "Choices": [
             {"Variable": "$.step.item.type", "StringEquals": StepKind::SetWeight, "Next": "SetWeight"},
+            {"And": [is(StepKind::Pause), {"Variable": "$.step.item.scheduled", "IsPresent": true},
+                     {"Variable": "$.step.item.seconds", "IsPresent": true}],
+             "Next": "ScheduledPause"},
             {"And": [is(StepKind::Pause), {"Variable": "$.step.item.sampled", "IsPresent": true}],
              "Next": "BeginSampledPause"},
             {"And": [is(StepKind::Pause), {"Variable": "$.step.item.seconds", "IsPresent": true}],
@@ -170,6 +173,48 @@ pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
         "PauseGoesOn".into(),
         json!({"Type": "Pass", "Parameters": {"left.$": "$.signal.left"},
                "ResultPath": "$.pause", "Next": "TimedPause",
+               "Comment": "Answered without a signal that acts: the pause goes on for what it has left."}),
+    );
+    // pause {duration} while a schedule samples the background analysis: one callback.
+    s.insert(
+        "ScheduledPause".into(),
+        json!({"Type": "Pass", "Parameters": {"left.$": "$.step.item.seconds"},
+               "ResultPath": "$.pause", "Next": "TimedPauseSampledBySchedule"}),
+    );
+    s.insert(
+        "TimedPauseSampledBySchedule".into(),
+        scheduled_wait(
+            WaitKind::Pause,
+            "EndSamplesInPause",
+            timed_catch("EndSamplesAfterPause"),
+            Some("$.pause.left"),
+            Some("$.step.item.seconds"),
+            Some(
+                "A timed pause whose background samples an EventBridge Scheduler schedule takes, one Lambda invocation each: the history stays as it is while it lasts.",
+            ),
+        ),
+    );
+    s.insert(
+        "EndSamplesInPause".into(),
+        end_samples("TakeSignalInScheduledPause"),
+    );
+    s.insert("EndSamplesAfterPause".into(), end_samples("RecordStep"));
+    s.insert(
+        "TakeSignalInScheduledPause".into(),
+        take_answer("SignalInScheduledPause?"),
+    );
+    s.insert(
+        "SignalInScheduledPause?".into(),
+        signalled_then(
+            &[Signal::Resume, Signal::Promote],
+            &[json!({"Variable": "$.signal.left", "IsPresent": true, "Next": "ScheduledPauseGoesOn"})],
+            "RecordStep",
+        ),
+    );
+    s.insert(
+        "ScheduledPauseGoesOn".into(),
+        json!({"Type": "Pass", "Parameters": {"left.$": "$.signal.left"},
+               "ResultPath": "$.pause", "Next": "TimedPauseSampledBySchedule",
                "Comment": "Answered without a signal that acts: the pause goes on for what it has left."}),
     );
     // pause {duration} while a background analysis runs: an interval, a sample, again; the rest.
@@ -260,9 +305,24 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
             {"Variable": "$.wakes.count",
              "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.maxWakes",
              "Next": "TakeSignalBeforeGoingOn"},
+            {"And": scheduled_here(), "Next": "WaitForPersonWhileScheduleSamples"},
             {"And": background_here(), "Next": "WaitForPersonUntilNextSample"}],
             "Default": "WaitForPerson"}),
     );
+    s.insert(
+        "WaitForPersonWhileScheduleSamples".into(),
+        scheduled_wait(
+            WaitKind::Person,
+            "EndSamplesWhilePaused",
+            json!([{"ErrorEquals": [STATES_ALL], "ResultPath": "$.error", "Next": "RollBack"}]),
+            None,
+            None,
+            Some(
+                "The same callback; an EventBridge Scheduler schedule takes the background samples meanwhile (one Lambda invocation each, no state transition), and a failing one rolls back.",
+            ),
+        ),
+    );
+    s.insert("EndSamplesWhilePaused".into(), end_samples("TakeSignal"));
     s.insert(
         "WaitForPerson".into(),
         wait_for_person(
@@ -637,7 +697,13 @@ pub(super) fn after_step(s: &mut Map<String, Value>) {
 
 /// A background sample's phase: failed or error rolls back, anything else goes on.
 pub(super) fn background_choices(s: &mut Map<String, Value>) {
-    for next in ["TakeSignal", "PollAfterStep", "CountPauseSlice"] {
+    for next in [
+        "TakeSignal",
+        "PollAfterStep",
+        "CountPauseSlice",
+        "TakeSignalInScheduledPause",
+        "RecordStep",
+    ] {
         s.insert(
             format!("BackgroundPhase{next}"),
             json!({"Type": "Choice", "Choices": [

@@ -325,6 +325,50 @@ fn callback_wait(
     Value::Object(t)
 }
 
+/// A wait whose background samples an EventBridge Scheduler schedule takes while it lasts
+/// (`await` makes the schedule, `okra_core::schedule`): the same callback, with what each
+/// sample asks check-metrics and the analysis's metrics so far. A failing sample fails the
+/// callback with `BackgroundAnalysisFailed`, which its catchers roll back.
+fn scheduled_wait(
+    kind: WaitKind,
+    next: &str,
+    catch: Value,
+    timeout_path: Option<&str>,
+    seconds_path: Option<&str>,
+    comment: Option<&str>,
+) -> Value {
+    let mut t = callback_wait(kind, next, catch, timeout_path, seconds_path, comment);
+    t["Parameters"]["Payload"]["samples"] = json!({
+        "schedule.$": "$.discovery.decision.plan.background.schedule",
+        "intervalSeconds.$": "$.discovery.decision.plan.background.intervalSeconds",
+        "request": {
+            "cell.$": "$.cell",
+            "templates.$": "$.discovery.decision.plan.background.templates",
+            "args.$": "$.discovery.decision.plan.background.args",
+            "canary.$": "$.canary.side",
+            "stable.$": "$.discovery.decision.stable",
+        },
+        "previous.$": "$.background.metrics",
+    });
+    t
+}
+
+/// After a wait sampled by a schedule: its samples' latest verdict back into `$.background`
+/// (failed or error rolls back), the schedule deleted; then `next`.
+fn end_samples(next: &str) -> Value {
+    state_task(
+        StateAction::EndSamples,
+        obj([
+            ("step.$", json!("$.step.index")),
+            ("current.$", json!("$.background")),
+        ]),
+        "$.background",
+        &format!("BackgroundPhase{next}"),
+        catch_all("RollBack"),
+        Some("The samples the schedule took while the rollout waited, and the schedule deleted."),
+    )
+}
+
 /// A timed wait's catchers: its time-out goes to `on_timeout` (the wait is over), anything
 /// else rolls back.
 fn timed_catch(on_timeout: &str) -> Value {
@@ -398,6 +442,15 @@ fn background_here() -> Value {
     json!([{"Variable": "$.discovery.decision.plan.background", "IsPresent": true},
            {"Variable": "$.step.index",
             "NumericGreaterThanEqualsPath": "$.discovery.decision.plan.background.startingStep"}])
+}
+
+/// The background analysis runs here, and a schedule takes its samples during waits.
+fn scheduled_here() -> Value {
+    let mut here = background_here();
+    here.as_array_mut().expect("a list of conditions").push(
+        json!({"Variable": "$.discovery.decision.plan.background.schedule", "IsPresent": true}),
+    );
+    here
 }
 
 fn readiness_loop(s: &mut Map<String, Value>, prefix: &str, side_path: &str, ready: &str) {

@@ -13,7 +13,7 @@
 use serde_json::{Map, Value};
 
 /// Identifiers whose sentence is not just their words.
-const SENTENCES: [(&str, &str); 22] = [
+const SENTENCES: [(&str, &str); 29] = [
     ("Init", "Start the counters"),
     ("InitBackground", "Start the background samples"),
     ("InitWakes", "Start the wake count"),
@@ -51,6 +51,25 @@ const SENTENCES: [(&str, &str); 22] = [
         "Background verdict before the next slice",
     ),
     ("NothingToDo", "Nothing to do"),
+    (
+        "WaitForPersonWhileScheduleSamples",
+        "Wait for a person while a schedule samples",
+    ),
+    (
+        "TimedPauseSampledBySchedule",
+        "Timed pause sampled by a schedule",
+    ),
+    ("EndSamplesInPause", "Samples taken in the pause"),
+    ("EndSamplesAfterPause", "Samples taken in the whole pause"),
+    ("EndSamplesWhilePaused", "Samples taken while paused"),
+    (
+        "BackgroundPhaseTakeSignalInScheduledPause",
+        "Background verdict in the pause",
+    ),
+    (
+        "BackgroundPhaseRecordStep",
+        "Background verdict after the pause",
+    ),
 ];
 
 /// The console's name of the state the generator calls `id`: its sentence, else its words

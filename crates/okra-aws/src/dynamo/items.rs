@@ -58,6 +58,43 @@ pub(super) struct WaitItem {
     pub(super) step: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) until: Option<String>,
+    /// The background samples ([`crate::state::WaitSamples`]) as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) samples: Option<String>,
+    /// The latest sample's due time, beside the JSON for record_sample's condition.
+    #[serde(default, rename = "sampledAt", skip_serializing_if = "Option::is_none")]
+    pub(super) sampled_at: Option<String>,
+}
+
+impl WaitItem {
+    /// The samples as the item keeps them.
+    pub(super) fn samples_text(
+        samples: Option<&crate::state::WaitSamples>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let Some(s) = samples else {
+            return Ok((None, None));
+        };
+        let text = serde_json::to_string(s).map_err(|e| OkraError::Aws {
+            code: "MalformedItem".into(),
+            message: format!("a wait's samples do not serialize: {e}"),
+            cause: Some(Box::new(e)),
+        })?;
+        Ok((Some(text), s.last.clone()))
+    }
+
+    /// The samples read back.
+    pub(super) fn samples(&self) -> Result<Option<crate::state::WaitSamples>> {
+        self.samples
+            .as_deref()
+            .map(|t| {
+                serde_json::from_str(t).map_err(|e| OkraError::Aws {
+                    code: "MalformedItem".into(),
+                    message: format!("a wait's samples do not read: {e}"),
+                    cause: Some(Box::new(e)),
+                })
+            })
+            .transpose()
+    }
 }
 
 fn person() -> WaitKind {

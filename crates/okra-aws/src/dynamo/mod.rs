@@ -25,7 +25,7 @@ use okra_core::spec::CellSpec;
 use crate::error::{OkraError, Result};
 use crate::state::{
     Block, Failures, HistoryEntry, Lock, Rollout, RolloutStatus, Signal, StatePort, StoredCell,
-    Wait, keys, rfc3339,
+    Wait, WaitSamples, keys, rfc3339,
 };
 
 mod items;
@@ -591,6 +591,7 @@ impl StatePort for Dynamo {
     }
 
     async fn put_wait(&self, cell: &str, execution: &str, wait: &Wait) -> Result<Option<Signal>> {
+        let (samples, sampled_at) = WaitItem::samples_text(wait.samples.as_ref())?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -603,6 +604,8 @@ impl StatePort for Dynamo {
                     kind: wait.kind,
                     step: wait.step,
                     until: wait.until.clone(),
+                    samples,
+                    sampled_at,
                 },
             )?))
             .send()
@@ -620,7 +623,9 @@ impl StatePort for Dynamo {
             .await?
             .as_ref()
             .map(|it| {
-                record_of::<WaitItem>(it, "wait").map(|w| Wait {
+                let w = record_of::<WaitItem>(it, "wait")?;
+                Ok(Wait {
+                    samples: w.samples()?,
                     token: w.token,
                     kind: w.kind,
                     step: w.step,
@@ -628,6 +633,45 @@ impl StatePort for Dynamo {
                 })
             })
             .transpose()
+    }
+
+    async fn record_sample(
+        &self,
+        cell: &str,
+        execution: &str,
+        token: &str,
+        samples: &WaitSamples,
+    ) -> Result<bool> {
+        let (text, at) = WaitItem::samples_text(Some(samples))?;
+        let (Some(text), Some(at)) = (text, at) else {
+            return Err(OkraError::InvalidInput(
+                "a sample to record has no due time".into(),
+            ));
+        };
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&keys::cell(cell), &keys::wait(execution))))
+            .update_expression("SET #samples = :samples, #sampledAt = :at")
+            .condition_expression(
+                "#token = :token AND (attribute_not_exists(#sampledAt) OR #sampledAt < :at)",
+            )
+            .expression_attribute_names("#samples", "samples")
+            .expression_attribute_names("#sampledAt", "sampledAt")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":samples", s(&text))
+            .expression_attribute_values(":at", s(&at))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk);
+        match res {
+            Ok(_) => Ok(true),
+            // Another wait's callback now, no wait, or this due time recorded already.
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn end_wait(&self, cell: &str, execution: &str) -> Result<()> {

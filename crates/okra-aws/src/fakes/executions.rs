@@ -120,4 +120,22 @@ impl ExecutionsPort for FakeExecutions {
         sent.push((token.to_string(), output.clone()));
         Ok(true)
     }
+
+    async fn send_task_failure(
+        &self,
+        token: &str,
+        error: crate::state::ExecutionError,
+        cause: &str,
+    ) -> Result<bool> {
+        self.meter.enter("send_task_failure")?;
+        let mut sent = lock(&self.task_results);
+        if sent.iter().any(|(t, _)| t == token) {
+            return Ok(false);
+        }
+        sent.push((
+            token.to_string(),
+            serde_json::json!({"Error": error, "Cause": cause}),
+        ));
+        Ok(true)
+    }
 }

@@ -1,5 +1,6 @@
 //! In-memory ports for tests: [`FakeEks`], [`FakeElb`], [`FakeAutoScaling`], and for the state
-//! table, executions and events [`FakeState`], [`FakeExecutions`] and [`FakeEvents`].
+//! table, executions, events and schedules [`FakeState`], [`FakeExecutions`], [`FakeEvents`] and
+//! [`FakeSchedules`].
 //!
 //! Each keeps state the way its AWS service would (clusters and node groups; listeners, rules,
 //! target groups with tags and health; Auto Scaling attachments) and counts **port calls**, by
@@ -39,6 +40,7 @@ mod eks;
 mod elb;
 mod events;
 mod executions;
+mod schedules;
 mod state;
 
 pub use autoscaling::*;
@@ -46,6 +48,7 @@ pub use eks::*;
 pub use elb::*;
 pub use events::*;
 pub use executions::*;
+pub use schedules::*;
 pub use state::*;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,5 +139,6 @@ impl Meter {
 
 use crate::state::{
     Block, EventsPort, ExecutionInfo, ExecutionsPort, Failures, HistoryEntry, Lock, Rollout,
-    RolloutEvent, Signal, Started, StatePort, StoredCell, Wait,
+    RolloutEvent, SampleSchedule, SchedulesPort, Signal, Started, StatePort, StoredCell, Wait,
+    WaitSamples,
 };

@@ -337,6 +337,30 @@ impl StatePort for FakeState {
         Ok(lock(&self.data).waits.get(&ck(cell, execution)).cloned())
     }
 
+    async fn record_sample(
+        &self,
+        cell: &str,
+        execution: &str,
+        token: &str,
+        samples: &WaitSamples,
+    ) -> Result<bool> {
+        self.meter.enter("record_sample")?;
+        let mut d = lock(&self.data);
+        let Some(w) = d.waits.get_mut(&ck(cell, execution)) else {
+            return Ok(false);
+        };
+        let later = match (&w.samples, &samples.last) {
+            (_, None) => false,
+            (Some(old), Some(new)) => old.last.as_ref().is_none_or(|o| o < new),
+            (None, Some(_)) => true,
+        };
+        if w.token != token || !later {
+            return Ok(false);
+        }
+        w.samples = Some(samples.clone());
+        Ok(true)
+    }
+
     async fn end_wait(&self, cell: &str, execution: &str) -> Result<()> {
         self.meter.enter("end_wait")?;
         lock(&self.data).waits.remove(&ck(cell, execution));

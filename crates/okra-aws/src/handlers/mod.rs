@@ -2,6 +2,7 @@
 //! Each `functions/<name>/src/main.rs` builds the adapters once and calls one of these.
 
 pub mod api;
+pub mod background;
 pub mod check;
 pub mod discover;
 pub mod dispatch;

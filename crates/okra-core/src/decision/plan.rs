@@ -42,6 +42,11 @@ pub enum PlanStep {
         /// analysis's interval, each followed by a sample, then `rest_seconds`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sampled: Option<SampledPause>,
+        /// With a background analysis whose samples an EventBridge Scheduler schedule takes
+        /// ([`BackgroundPlan::schedule`]): the pause (timed or not) is one wait, sampled outside
+        /// the state machine ([`crate::schedule`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        scheduled: bool,
     },
     /// Run these analysis templates to completion.
     Analysis {
@@ -80,6 +85,11 @@ pub struct BackgroundPlan {
     pub starting_step: usize,
     /// The shortest `interval` of its metrics, at least 1 s.
     pub interval_seconds: u64,
+    /// The EventBridge Scheduler rate that samples it during waits
+    /// ([`crate::schedule::rate_expression`]): an interval of whole minutes. Without it (a
+    /// shorter or uneven interval), the state machine samples during waits itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// The steps of a rollout, always ending with the new version at 100 %.
@@ -162,6 +172,7 @@ pub(crate) fn plan(spec: &CellSpec, readiness_timeout: Duration) -> Result<Plan,
             steps.push(PlanStep::Pause {
                 seconds,
                 sampled: None,
+                scheduled: false,
             });
         } else if let Some(a) = &s.analysis {
             let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates)?;
@@ -181,26 +192,34 @@ pub(crate) fn plan(spec: &CellSpec, readiness_timeout: Duration) -> Result<Plan,
         steps.push(PlanStep::SetWeight { weight: 100 });
     }
     let background = match &spec.canary.analysis {
-        Some(b) => Some(BackgroundPlan {
-            templates: templates(&b.templates),
-            args: args(&b.args),
-            starting_step: b.starting_step as usize,
-            interval_seconds: timing(spec, &b.templates)?.1,
-        }),
+        Some(b) => {
+            let interval_seconds = timing(spec, &b.templates)?.1;
+            Some(BackgroundPlan {
+                templates: templates(&b.templates),
+                args: args(&b.args),
+                starting_step: b.starting_step as usize,
+                interval_seconds,
+                schedule: crate::schedule::rate_expression(interval_seconds),
+            })
+        }
         None => None,
     };
     if let Some(bg) = &background {
         let every = bg.interval_seconds.max(1);
         for step in steps.iter_mut().skip(bg.starting_step) {
-            if let PlanStep::Pause {
-                seconds: Some(s),
-                sampled,
-            } = step
-            {
-                *sampled = Some(SampledPause {
-                    slices: *s / every,
-                    rest_seconds: *s % every,
-                });
+            match step {
+                PlanStep::Pause { scheduled, .. } if bg.schedule.is_some() => *scheduled = true,
+                PlanStep::Pause {
+                    seconds: Some(s),
+                    sampled,
+                    ..
+                } => {
+                    *sampled = Some(SampledPause {
+                        slices: *s / every,
+                        rest_seconds: *s % every,
+                    });
+                }
+                _ => {}
             }
         }
     }

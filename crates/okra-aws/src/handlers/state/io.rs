@@ -57,6 +57,22 @@ impl<'de> Deserialize<'de> for CellArg {
     }
 }
 
+/// A wait's background analysis, sampled by an EventBridge Scheduler schedule
+/// ([`okra_core::schedule`]) instead of the state machine.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwaitSamples {
+    /// The rate expression (the plan's `background.schedule`).
+    pub schedule: String,
+    /// The analysis's interval, in seconds.
+    pub interval_seconds: u64,
+    /// check-metrics' input for each sample (cell, templates, args, sides), without `previous`.
+    pub request: Value,
+    /// The state machine's background metrics so far, which the first sample goes on from.
+    #[serde(default)]
+    pub previous: Value,
+}
+
 /// The function's input.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(
@@ -128,6 +144,24 @@ pub enum StateInput {
         /// A timed pause's length: its end is kept from its first callback on.
         #[serde(default)]
         seconds: Option<u64>,
+        /// The background analysis, sampled by a schedule while it waits.
+        #[serde(default)]
+        samples: Option<AwaitSamples>,
+    },
+    /// A wait sampled by a schedule ended: read the samples' latest verdict back (`current`,
+    /// the state machine's own, when the schedule took none) and delete the schedule.
+    EndSamples {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// The plan step it waited in.
+        #[serde(default)]
+        step: Option<usize>,
+        /// The state machine's background analysis output before the wait.
+        #[serde(default)]
+        current: Value,
     },
     /// Take a person's signal, if any: the one the API stored, else the answer to the wait that
     /// just ended (`okra_core::answer`).
@@ -344,6 +378,8 @@ pub enum StateOutput {
     Ended(EndedOutput),
     /// `await`.
     Await(AwaitOutput),
+    /// `endSamples`: the background analysis's output (check-metrics').
+    Samples(Value),
 }
 #[cfg(test)]
 mod tests {

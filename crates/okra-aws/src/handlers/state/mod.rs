@@ -1,4 +1,4 @@
-//! `rollout-state`: the state machine's bookkeeping task. One function, five actions (the
+//! `rollout-state`: the state machine's bookkeeping task. One function, seven actions (the
 //! input's `action`):
 //!
 //! | action | input | output |
@@ -6,7 +6,9 @@
 //! | `begin` | `cell`, `execution`, `version`? | `{blocklist: ["1.2.0"], lockedBy, tookOverFrom?}` |
 //! | `started` | `cell`, `execution`, `decision` (discover's) | `{recorded}` |
 //! | `step` | `cell`, `execution`, `index`, `weight`?, `detail`?, `event`? (`stepDone`) | `{recorded}` |
+//! | `await` | `cell`, `execution`, `token`, `wait`, `step`, `seconds`?, `samples`? | `{answered}` |
 //! | `poll` | `cell`, `execution` | `{signal: "none" \| "resume" \| "promote" \| "promoteFull" \| "abort"}` |
+//! | `endSamples` | `cell`, `execution`, `step`, `current` | check-metrics' output: the samples' latest, else `current` |
 //! | `finish` | `cell`, `execution`, `outcome`, `version`?, `reason`?, `block`?, `weight`? | `{outcome, blocked, recorded, released}` |
 //!
 //! `cell` is the cell's name, or the cell spec itself (its `name` is read). Every action is
@@ -24,8 +26,8 @@ use serde_json::{Value, json};
 
 use crate::error::{OkraError, Result};
 use crate::state::{
-    Block, EventsPort, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent, StatePort, Wait,
-    rfc3339,
+    Block, EventsPort, ExecutionsPort, HistoryEntry, Lock, Rollout, RolloutEvent, SampleSchedule,
+    SchedulesPort, StatePort, Wait, WaitSamples, rfc3339,
 };
 pub use okra_core::vocab::Outcome;
 use okra_core::vocab::{
@@ -144,6 +146,24 @@ async fn begin<S: StatePort, X: ExecutionsPort, E: EventsPort>(
     ))
 }
 
+/// The schedules port of [`finalize`]'s `finish`, which makes and deletes none.
+struct NoSchedules;
+
+impl SchedulesPort for NoSchedules {
+    async fn put(&self, schedule: &SampleSchedule) -> Result<()> {
+        Err(OkraError::InvalidInput(format!(
+            "finalizing an execution makes no schedule ({})",
+            schedule.name
+        )))
+    }
+
+    async fn delete(&self, name: &str) -> Result<bool> {
+        Err(OkraError::InvalidInput(format!(
+            "finalizing an execution deletes no schedule ({name})"
+        )))
+    }
+}
+
 /// What [`finalize`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finalized {
@@ -192,6 +212,7 @@ pub async fn finalize<S: StatePort, X: ExecutionsPort, E: EventsPort>(
         state,
         executions,
         events,
+        &NoSchedules,
         StateInput::Finish {
             cell: CellArg::named(cell),
             execution: execution.to_string(),
@@ -239,10 +260,11 @@ pub async fn finalize_stale<S: StatePort, X: ExecutionsPort, E: EventsPort>(
 
 /// Runs one action. `now` is the time the entries and the lock carry (the function passes the
 /// system clock).
-pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
+pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: SchedulesPort>(
     state: &S,
     executions: &X,
     events: &E,
+    schedules: &C,
     input: StateInput,
     now: SystemTime,
 ) -> Result<StateOutput> {
@@ -363,21 +385,44 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
             wait,
             step,
             seconds,
+            samples,
         } => {
             let kind = wait.unwrap_or(WaitKind::Person);
-            // A timed pause ends at the same time however often its callback is renewed.
-            let until = match seconds {
-                None => None,
-                Some(secs) => match state.get_wait(&cell, &execution).await? {
-                    Some(w) if w.kind == kind && w.step == step && w.until.is_some() => w.until,
-                    _ => Some(rfc3339(now + std::time::Duration::from_secs(secs))),
-                },
+            // The same wait's earlier callback (a wait answered without a signal that acts
+            // waits again): its end and its samples go on.
+            let same = if seconds.is_some() || samples.is_some() {
+                state
+                    .get_wait(&cell, &execution)
+                    .await?
+                    .filter(|w| w.kind == kind && w.step == step)
+            } else {
+                None
             };
+            // A timed pause ends at the same time however often its callback is renewed.
+            let until = seconds.map(|secs| {
+                same.as_ref()
+                    .and_then(|w| w.until.clone())
+                    .unwrap_or_else(|| rfc3339(now + std::time::Duration::from_secs(secs)))
+            });
+            let kept = same.and_then(|w| w.samples);
             let w = Wait {
                 token: token.clone(),
                 kind,
                 step,
-                until,
+                until: until.clone(),
+                samples: samples.as_ref().map(|a| match kept {
+                    Some(k) => WaitSamples {
+                        request: a.request.clone(),
+                        ..k
+                    },
+                    None => WaitSamples {
+                        schedule: okra_core::schedule::schedule_name(&cell, &execution, step),
+                        request: a.request.clone(),
+                        latest: json!({ "metrics": a.previous }),
+                        taken: 0,
+                        last: None,
+                    },
+                }),
             };
             let pending = state.put_wait(&cell, &execution, &w).await?;
             let answered = match pending {
@@ -388,8 +433,57 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort>(
                 }
                 None => false,
             };
+            // The samples are taken outside the state machine while it waits (none when the
+            // pause ends before its first sample is due).
+            let window = samples.as_ref().map(|a| {
+                let end = until
+                    .as_deref()
+                    .and_then(|u| humantime::parse_rfc3339_weak(u).ok());
+                okra_core::schedule::window(now, a.interval_seconds, end)
+            });
+            if let (Some(a), Some(ws), false, Some((start, end))) =
+                (&samples, &w.samples, answered, window)
+                && start < end
+            {
+                schedules
+                    .put(&SampleSchedule {
+                        name: ws.schedule.clone(),
+                        expression: a.schedule.clone(),
+                        start,
+                        end,
+                        input: okra_core::schedule::schedule_input(&cell, &execution, step),
+                        max_age: std::time::Duration::from_secs(a.interval_seconds),
+                        description: format!(
+                            "okra: background analysis of cell {cell} while execution {execution} waits"
+                        ),
+                    })
+                    .await?;
+            }
             tracing::info!(cell, execution, answered, wait = kind.as_ref(), "waiting");
             Ok(StateOutput::Await(AwaitOutput { answered }))
+        }
+        StateInput::EndSamples {
+            cell,
+            execution,
+            step,
+            current,
+        } => {
+            let name = okra_core::schedule::schedule_name(&cell, &execution, step);
+            let deleted = schedules.delete(&name).await?;
+            let samples = state
+                .get_wait(&cell, &execution)
+                .await?
+                .filter(|w| w.step == step)
+                .and_then(|w| w.samples)
+                .filter(|s| s.taken > 0);
+            tracing::info!(
+                cell,
+                execution,
+                deleted,
+                taken = samples.as_ref().map_or(0, |s| s.taken),
+                "the wait's background samples end"
+            );
+            Ok(StateOutput::Samples(samples.map_or(current, |s| s.latest)))
         }
         StateInput::Poll {
             cell,

@@ -1,0 +1,173 @@
+//! Background samples during a wait, taken by an EventBridge Scheduler schedule (okra_core::
+//! schedule): the wait is one callback whose history stays as it is however many samples are
+//! taken, each sample is one invocation of check-metrics, and a failing one rolls back at once.
+//! Everything as users run it: the default readiness gate, IAM enforced from template.yaml for
+//! the functions and for the role the strict moto's scheduler invokes check-metrics with
+//! (tools/local-aws/strict_moto.py, "EventBridge Scheduler"; a minute passes in 0.6 s).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::common::cell_name;
+use crate::common::service::{finished, history, paused_rollout_with, setup};
+use anyhow::{Context as _, Result};
+use okra_aws::state::StatePort;
+use okra_testkit::SAMPLE_SCHEDULE_GROUP;
+use serde_json::{Value, json};
+
+/// A background analysis of the `errors` template from the pause on, sampled every minute
+/// (a rate EventBridge Scheduler keeps), for as long as the rollout lasts.
+fn sampled_every_minute(spec: &mut Value) {
+    spec["canary"]["analysis"] =
+        json!({"templates": [{"templateName": "errors"}], "startingStep": 1});
+    spec["analysisTemplates"][0]["metrics"][0]["interval"] = json!("1m");
+    spec["analysisTemplates"][0]["metrics"][0]["count"] = json!(1000);
+}
+
+/// How many samples the schedule took for the execution's wait (0 without a wait).
+async fn taken(aws: &crate::common::Aws, cell: &str, exec: &str) -> Result<u64> {
+    Ok(aws
+        .state()
+        .get_wait(cell, exec)
+        .await?
+        .and_then(|w| w.samples)
+        .map_or(0, |s| s.taken))
+}
+
+async fn until_taken(aws: &crate::common::Aws, cell: &str, exec: &str, n: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while taken(aws, cell, exec).await? < n {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the schedule took {} of {n} samples; the scheduler's invocations: {:?}",
+            taken(aws, cell, exec).await?,
+            aws.local.scheduler_invocations()?
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_sampled_by_a_schedule_stays_flat_and_a_failing_sample_rolls_back() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let (w, exec) = paused_rollout_with(&aws, &sfn, "sched", sampled_every_minute).await?;
+    let name = cell_name(&w);
+
+    // The wait made its schedule; samples come while the execution does nothing.
+    let wait = aws
+        .state()
+        .get_wait(&name, &exec)
+        .await?
+        .context("a wait")?;
+    let samples = wait.samples.context("the wait keeps its samples")?;
+    assert!(
+        aws.local
+            .schedule_names(SAMPLE_SCHEDULE_GROUP)?
+            .contains(&samples.schedule),
+        "schedule {} in the group",
+        samples.schedule
+    );
+    until_taken(&aws, &name, &exec, 2).await?;
+    let before = history(&sfn, &exec).await?.len();
+    until_taken(&aws, &name, &exec, 6).await?;
+    let after = history(&sfn, &exec).await?.len();
+    assert_eq!(
+        before, after,
+        "samples taken by the schedule add nothing to the execution's history"
+    );
+    let stored = aws
+        .state()
+        .get_wait(&name, &exec)
+        .await?
+        .and_then(|w| w.samples)
+        .context("samples")?;
+    assert_eq!(
+        stored.latest["phase"], "running",
+        "healthy samples: the analysis goes on ({})",
+        stored.latest
+    );
+    let invoked: Vec<Value> = aws
+        .local
+        .scheduler_invocations()?
+        .into_iter()
+        .filter(|i| {
+            i["schedule"]
+                .as_str()
+                .is_some_and(|s| s.ends_with(&samples.schedule))
+        })
+        .collect();
+    assert!(
+        invoked.iter().all(|i| i["status"] == "invoked"),
+        "EventBridge Scheduler invoked check-metrics as its role: {invoked:?}"
+    );
+
+    // The errors reach the failure condition: the next sample fails the wait's callback.
+    aws.put_metric("Okra/E2E", "Errors", &[("Cell", &name)], 9.0)
+        .await?;
+    let (status, error) = finished(&sfn, &exec).await?;
+    assert_eq!(status, "FAILED", "{error:?}");
+    assert_eq!(error.as_deref(), Some("RolledBack"));
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.0.0".to_string(), 100)]),
+        "traffic back on the stable version"
+    );
+    let record = aws.rollout(&name, &exec).await?.context("its record")?;
+    assert_eq!(record.status, "rolledBack");
+    let reason = serde_json::to_string(&record.history)?;
+    assert!(
+        reason.contains("error-count"),
+        "the failing metric is named: {reason}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while aws
+        .local
+        .schedule_names(SAMPLE_SCHEDULE_GROUP)?
+        .contains(&samples.schedule)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "the schedule is still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let denied = aws.local.iam_denials()?;
+    assert!(
+        denied.is_empty(),
+        "every call allowed by template.yaml: {denied:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_resumes_a_sampled_wait_and_its_schedule_goes() -> Result<()> {
+    let (aws, sfn) = setup(None).await?;
+    let (w, exec) = paused_rollout_with(&aws, &sfn, "schedr", sampled_every_minute).await?;
+    let name = cell_name(&w);
+    until_taken(&aws, &name, &exec, 1).await?;
+    let schedule = aws
+        .state()
+        .get_wait(&name, &exec)
+        .await?
+        .and_then(|w| w.samples)
+        .context("samples")?
+        .schedule;
+    crate::common::service::resume_to_the_end(&aws, &sfn, &name, &exec).await?;
+    assert_eq!(
+        aws.weights_by_version(&w).await?,
+        BTreeMap::from([("1.1.0".to_string(), 100)])
+    );
+    assert!(
+        !aws.local
+            .schedule_names(SAMPLE_SCHEDULE_GROUP)?
+            .contains(&schedule),
+        "the wait's end deleted its schedule"
+    );
+    // The samples' verdict came back to the state machine: the states after the wait read it.
+    let events = history(&sfn, &exec).await?;
+    assert!(
+        events
+            .iter()
+            .any(|(_, s)| s.as_deref() == Some("Samples taken while paused")),
+        "{events:?}"
+    );
+    Ok(())
+}
