@@ -69,13 +69,51 @@ async fn a_wait_sampled_by_a_schedule_stays_flat_and_a_failing_sample_rolls_back
         samples.schedule
     );
     until_taken(&aws, &name, &exec, 2).await?;
+    let calls = |by: &BTreeMap<String, BTreeMap<String, u64>>| {
+        by.get("check-metrics").cloned().unwrap_or_default()
+    };
+    let (from, calls_before) = (
+        taken(&aws, &name, &exec).await?,
+        calls(&aws.local.calls_by_caller()?),
+    );
     let before = history(&sfn, &exec).await?.len();
     until_taken(&aws, &name, &exec, 6).await?;
     let after = history(&sfn, &exec).await?.len();
+    let (to, calls_after) = (
+        taken(&aws, &name, &exec).await?,
+        calls(&aws.local.calls_by_caller()?),
+    );
     assert_eq!(
         before, after,
         "samples taken by the schedule add nothing to the execution's history"
     );
+    // What one sample costs in AWS calls (BENCHMARKS.md, "Background samples during a wait"):
+    // the wait's record read and written, one GetMetricData.
+    let per_sample: BTreeMap<&String, f64> = calls_after
+        .iter()
+        .map(|(op, n)| {
+            (
+                op,
+                (n - calls_before.get(op).copied().unwrap_or(0)) as f64 / (to - from) as f64,
+            )
+        })
+        .collect();
+    eprintln!(
+        "SCHEDULED: {after} history events while waiting, unchanged over samples {from}..{to}; \
+         check-metrics' calls per sample: {per_sample:?}"
+    );
+    for op in [
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "monitoring:GetMetricData",
+    ] {
+        assert!(
+            per_sample
+                .iter()
+                .any(|(k, n)| k.as_str() == op && (*n - 1.0).abs() < 0.5),
+            "{op} once a sample: {per_sample:?}"
+        );
+    }
     let stored = aws
         .state()
         .get_wait(&name, &exec)

@@ -236,6 +236,10 @@ def aws_env(endpoint, extra=None):
         "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "TABLE_NAME": TABLE, "STATE_MACHINE_ARN": SM_ARN,
         "EVENT_BUS_NAME": "default",
+        # The waits' background samples (template.yaml's SampleScheduleGroup, SampleScheduleRole).
+        "SAMPLE_SCHEDULE_GROUP": "okra-samples",
+        "SAMPLE_SCHEDULE_ROLE_ARN": "arn:aws:iam::123456789012:role/okra-SampleScheduleRole-LOCAL",
+        "CHECK_METRICS_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:check-metrics",
     })
     env.update(extra or {})
     return env

@@ -51,7 +51,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REFS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws",
-                "AWS::StackName": "okra", "AWS::URLSuffix": "amazonaws.com", "StateTable": "okra"}
+                "AWS::StackName": "okra", "AWS::URLSuffix": "amazonaws.com", "StateTable": "okra",
+                # The testkit's (crates/okra-testkit/src/stack.rs, SAMPLE_SCHEDULE_*).
+                "SampleScheduleGroup": "okra-samples",
+                "SampleScheduleRole.Arn": "arn:aws:iam::123456789012:role/okra-SampleScheduleRole-LOCAL",
+                "CheckMetricsFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:check-metrics"}
 # SigV4 signing name -> IAM service prefix, where they differ.
 IAM_PREFIX = {"tagging": "tag", "monitoring": "cloudwatch"}
 

@@ -222,11 +222,28 @@ def run(port: int) -> None:
     case("authorize: api StartExecution of another state machine", not a["allowed"], str(a))
     a = ask("someone", "states:StartExecution", ["*"])
     case("authorize: an unknown caller is not restricted", a["allowed"] and a["function"] is None, str(a))
+    # A role of the template (not a function): EventBridge Scheduler's, by its CloudFormation name.
+    role = "okra-SampleScheduleRole-LOCAL"
+    check_metrics = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:check-metrics"
+    a = ask(role, "lambda:InvokeFunction", [check_metrics])
+    case("authorize: the sample role invokes check-metrics", a["allowed"]
+         and a["function"] == "SampleScheduleRole", str(a))
+    a = ask(role, "lambda:InvokeFunction", [f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:shift-weights"])
+    case("authorize: the sample role invokes nothing else", not a["allowed"], str(a))
+    group = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/okra-samples/s"
+    a = ask("rollout-state", "scheduler:CreateSchedule", [group])
+    case("authorize: rollout-state makes schedules in the group", a["allowed"], str(a))
+    a = ask("rollout-state", "scheduler:CreateSchedule",
+            [f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/s"])
+    case("authorize: ... and in no other group", not a["allowed"], str(a))
+    a = ask("check-metrics", "scheduler:CreateSchedule", [group])
+    case("authorize: check-metrics makes no schedule (it only deletes)", not a["allowed"], str(a))
 
     iam = admin_route("GET", port, "/_okra/iam")
     actions = {d["action"] for d in iam["denied"]}
     case("GET /_okra/iam lists the denials", iam["enabled"] and "elasticloadbalancing:DescribeTargetHealth" in actions
-         and len(iam["functions"]) == 7, f"{len(iam['denied'])} denials: {sorted(actions)}")
+         # the seven functions and EventBridge Scheduler's role
+         and len(iam["functions"]) == 8, f"{len(iam['denied'])} denials: {sorted(actions)}")
     cleared = admin_route("DELETE", port, "/_okra/iam")
     case("DELETE /_okra/iam clears them", cleared["denied"] == [])
     off = admin_route("POST", port, "/_okra/iam", {"template": None})

@@ -695,7 +695,8 @@ pub(super) fn after_step(s: &mut Map<String, Value>) {
     );
 }
 
-/// A background sample's phase: failed or error rolls back, anything else goes on.
+/// A background sample's phase: failed or error rolls back, anything else goes on (none: no
+/// sample yet, as after a wait the schedule took no sample in).
 pub(super) fn background_choices(s: &mut Map<String, Value>) {
     for next in [
         "TakeSignal",
@@ -707,8 +708,9 @@ pub(super) fn background_choices(s: &mut Map<String, Value>) {
         s.insert(
             format!("BackgroundPhase{next}"),
             json!({"Type": "Choice", "Choices": [
-                {"Or": [{"Variable": "$.background.phase", "StringEquals": Phase::Failed},
-                        {"Variable": "$.background.phase", "StringEquals": Phase::Error}],
+                {"And": [{"Variable": "$.background.phase", "IsPresent": true},
+                         {"Or": [{"Variable": "$.background.phase", "StringEquals": Phase::Failed},
+                                 {"Variable": "$.background.phase", "StringEquals": Phase::Error}]}],
                  "Next": "BackgroundFailed"}],
                 "Default": next}),
         );
