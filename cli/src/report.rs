@@ -270,6 +270,7 @@ mod tests {
                 updated_at: "2026-03-02T10:00:05.000Z".into(),
             },
             execution: None,
+            wait: None,
             step_count: 3,
             step: None,
             weights: Vec::new(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use okra_aws::app::RolloutView;
+use okra_aws::app::{RolloutView, WaitView};
 use okra_aws::ports::LoadBalancerPort;
 use okra_aws::state::{ExecutionInfo, Rollout};
 use okra_core::model::CurrentAction;
@@ -54,6 +54,9 @@ pub struct View {
     pub rollout: Rollout,
     /// Its execution, if Step Functions knows it.
     pub execution: Option<ExecutionInfo>,
+    /// Where it waits, and for how long at most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitView>,
     /// Steps of the cell's canary.
     pub step_count: usize,
     /// The step the rollout is at (0-based), with its description.
@@ -97,7 +100,13 @@ pub fn describe_step(step: &CanaryStep) -> String {
             .and_then(|v| v.get("duration").and_then(Value::as_str).map(str::to_owned))
         {
             Some(d) => format!("pause {d}"),
-            None => "pause until resumed".to_owned(),
+            None => match &p.timeout {
+                Some(t) => format!(
+                    "pause until resumed (at most {t}, then {})",
+                    p.on_timeout.unwrap_or_default()
+                ),
+                None => "pause until resumed".to_owned(),
+            },
         };
     }
     if let Some(a) = &step.analysis {
@@ -283,7 +292,11 @@ fn last_value(m: &Value) -> Option<f64> {
 pub async fn gather(ctx: &Ctx, cell: &str, id: &str) -> Result<View, CliError> {
     let okra = ctx.okra();
     let spec = ctx.answer(okra.get_cell(cell).await)?.spec;
-    let RolloutView { rollout, execution } = ctx.answer(okra.get_rollout(cell, id).await)?;
+    let RolloutView {
+        rollout,
+        execution,
+        wait,
+    } = ctx.answer(okra.get_rollout(cell, id).await)?;
     let steps = &spec.canary.steps;
     let step = rollout.history.iter().rev().find_map(|h| h.step).map(|i| {
         // The step recorded last is done; a running rollout is at the next one.
@@ -307,6 +320,7 @@ pub async fn gather(ctx: &Ctx, cell: &str, id: &str) -> Result<View, CliError> {
         step,
         rollout,
         execution,
+        wait,
     })
 }
 
@@ -348,6 +362,9 @@ pub fn render(v: &View) -> Vec<String> {
     if v.weights.is_empty() {
         lines.push("  (the listener forwards to no target group)".to_owned());
     }
+    if let Some(w) = v.wait.as_ref().filter(|_| !v.done()) {
+        lines.push(wait_line(w));
+    }
     if let Some(s) = v.verdict() {
         lines.push(format!("analysis: {}", verdict_line(s)));
     }
@@ -356,6 +373,30 @@ pub fn render(v: &View) -> Vec<String> {
         lines.push(format!("  {}", history_line(h)));
     }
     lines
+}
+
+/// Where the rollout waits, in one line: `waiting for a person: 7h 59m left`.
+pub fn wait_line(w: &WaitView) -> String {
+    let what = match w.kind {
+        okra_core::vocab::WaitKind::Person => "waiting for a person",
+        okra_core::vocab::WaitKind::Pause => "pausing",
+        okra_core::vocab::WaitKind::Analysis => "waiting for the next sample",
+    };
+    match w.left_seconds {
+        Some(s) => format!("{what}: {} left", human_seconds(s)),
+        None => what.to_owned(),
+    }
+}
+
+/// `7h 59m`, `4m 10s`, `12s`; days above 48 hours.
+pub fn human_seconds(s: u64) -> String {
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, s / 3600) {
+        (d, _) if s >= 48 * 3600 => format!("{d}d {h}h"),
+        (_, hours) if hours > 0 => format!("{hours}h {m}m"),
+        _ if m > 0 => format!("{m}m {sec}s"),
+        _ => format!("{sec}s"),
+    }
 }
 
 /// A sample's verdict in one line: phase, reason, values.
@@ -426,6 +467,23 @@ mod tests {
         assert_eq!(describe_step(&step), "setWeight 10");
         let step: CanaryStep = serde_json::from_value(json!({"pause": {}})).unwrap();
         assert_eq!(describe_step(&step), "pause until resumed");
+        let step: CanaryStep =
+            serde_json::from_value(json!({"pause": {"timeout": "8h", "onTimeout": "promote"}}))
+                .unwrap();
+        assert_eq!(
+            describe_step(&step),
+            "pause until resumed (at most 8h, then promote)"
+        );
+        let person = WaitView {
+            kind: okra_core::vocab::WaitKind::Person,
+            step: Some(1),
+            until: Some("2026-03-02T18:00:00.000Z".into()),
+            left_seconds: Some(7 * 3600 + 59 * 60 + 5),
+        };
+        assert_eq!(wait_line(&person), "waiting for a person: 7h 59m left");
+        assert_eq!(human_seconds(250), "4m 10s");
+        assert_eq!(human_seconds(3 * 86_400 + 3600), "3d 1h");
+        assert_eq!(human_seconds(9), "9s");
         let step: CanaryStep = serde_json::from_value(
             json!({"analysis": {"templates": [{"templateName": "errors"}]}}),
         )

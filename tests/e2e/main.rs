@@ -24,3 +24,4 @@ mod state_table;
 mod strict_aws;
 mod template;
 mod throttling;
+mod timeouts;

@@ -411,6 +411,103 @@ def section_functions(r, w, proxy_url, runs, warm):
     r["reference"] = ref
 
 
+def section_providers(r, w, proxy_url, procs, logs, runs, warm):
+    """One analysis sample per provider: check-metrics' cold start and warm wall time with one
+    metric of that provider, and what one sample asked of whom (AWS calls through the counting
+    proxy; queries to Prometheus from the server's own request counter; requests to the web
+    endpoint and invocations of the check function, counted by the servers here)."""
+    import http.server
+    import threading
+    tmp = Path(tempfile.mkdtemp(prefix="okra-bench-providers-"))
+    # Prometheus: Debian's server (`make prometheus`), answering a PromQL constant (no scrape).
+    prom_port = free_port()
+    cfg = tmp / "prometheus.yml"
+    cfg.write_text("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
+    procs.start([os.environ.get("PROMETHEUS", "/usr/bin/prometheus"), f"--config.file={cfg}",
+                 f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+                logs / "prometheus.log")
+    prom = f"http://127.0.0.1:{prom_port}"
+    wait_http(f"{prom}/-/ready")
+
+    def prom_queries():
+        text = urllib.request.urlopen(f"{prom}/metrics", timeout=10).read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line)
+
+    # The web endpoint and the Lambda Invoke API of the check function: tiny local servers.
+    counts = {"web": 0, "lambda": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def answer(self, body):
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            counts["web"] += 1
+            self.answer({"errors": {"ratio": 0.001}})
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(n)
+            counts["lambda"] += 1
+            self.answer({"result": 0, "message": "smoke test passed"})
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    local = f"http://127.0.0.1:{srv.server_address[1]}"
+    base = json.loads((ROOT / "events/check-metrics.json").read_text())
+    cw_template = base["cell"]["analysisTemplates"][0]
+    metric = {"name": "m", "interval": "1m", "count": 5, "successCondition": "result < 0.01"}
+    templates = {
+        "cloudwatch": cw_template,
+        "prometheus": {"name": "t", "metrics": [{**metric, "provider": {"prometheus": {
+            "address": prom, "query": "vector(0.001)"}}}]},
+        "web": {"name": "t", "metrics": [{**metric, "provider": {"web": {
+            "url": f"{local}/health", "jsonPath": "$.errors.ratio"}}}]},
+        "lambda": {"name": "t", "metrics": [{**metric, "successCondition": "result == 0", "provider": {
+            "lambda": {"functionName": "smoke-test"}}}]},
+    }
+    out = {}
+    for name, template in templates.items():
+        ev = dict(base)
+        ev["cell"] = {**base["cell"], "analysisTemplates": [template], "judge": {"enabled": False},
+                      "canary": {"steps": [{"setWeight": 50}, {"analysis": {"templates": [
+                          {"templateName": template["name"]}]}}]}}
+        ev["templates"] = [template["name"]]
+        path = tmp / f"{name}.json"
+        path.write_text(json.dumps(ev))
+        env = aws_env(MOTO_URL, {"AWS_ENDPOINT_URL_LAMBDA": local})
+        say(f"provider {name}: check-metrics x{runs} (+{warm} warm each)")
+        runs_out = bench_fn([str(REL / "check-metrics")], [path], runs, warm, env)
+        # One counted sample.
+        before = {"prometheus": prom_queries(), **counts}
+        t0 = time.time() * 1000
+        one = bench_fn([str(REL / "check-metrics")], [path], 1, 0,
+                       aws_env(proxy_url, {"AWS_ENDPOINT_URL_LAMBDA": local}))
+        other = {"prometheus": prom_queries() - before["prometheus"],
+                 "web": counts["web"] - before["web"], "lambda": counts["lambda"] - before["lambda"]}
+        phase = re.search(r'"phase":"(\w+)"', one[0].get("answerBody") or "")
+        if any(x["answer"] != "ok" for x in runs_out):
+            say(f"  {name}: {runs_out[0].get('answerBody')}")
+        out[name] = {
+            "cold": stats([x["coldMs"] for x in runs_out]),
+            "warm": stats([v for x in runs_out for v in x["warmMs"]]),
+            "answers": sorted({x["answer"] or "none" for x in runs_out}),
+            "phase": phase and phase[1],
+            "awsCalls": Calls.by_action(CALLS.since(t0)),
+            "otherCalls": {k: v for k, v in other.items() if v},
+        }
+    srv.shutdown()
+    r["providers"] = out
+
+
 def section_discovery(r, procs, sizes, runs):
     """discover-clusters with 10, 100, 1000 EKS clusters in the account and 100 target groups.
 
@@ -839,7 +936,7 @@ def main():
     ap.add_argument("--warm", type=int, default=9)
     ap.add_argument("--rollouts", type=int, default=3)
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--only", default="functions,discovery,tick,rollout,profiles,zips")
+    ap.add_argument("--only", default="functions,providers,discovery,tick,rollout,profiles,zips")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--results", default=str(ROOT / "target/bench/results.json"))
     ap.add_argument("--command", default="make bench")
@@ -849,7 +946,7 @@ def main():
     a = ap.parse_args()
     only = set(a.only.split(","))
     # What the chosen sections run (a `--only tick --merge` run needs the dispatcher alone).
-    needs = {"tick": ["dispatcher"], "discovery": ["discover-clusters"]}
+    needs = {"tick": ["dispatcher"], "discovery": ["discover-clusters"], "providers": ["check-metrics"]}
     wanted = FUNCTIONS if only - set(needs) else sorted({f for s in only for f in needs[s]})
     for p in (BENCH_BIN, *(REL / f for f in wanted)):
         if not p.exists():
@@ -880,6 +977,7 @@ def main():
         w = World(moto_url)
         w.base()
         sections = [("functions", lambda: section_functions(r, w, proxy_url, a.runs, a.warm)),
+                    ("providers", lambda: section_providers(r, w, proxy_url, procs, logs, a.runs, a.warm)),
                     ("rollout", lambda: section_rollout(r, w, moto_url, proxy_url, procs, a.rollouts)),
                     ("discovery", lambda: section_discovery(r, procs, [int(s) for s in a.sizes.split(",")], 4)),
                     ("tick", lambda: section_tick(r, procs, TICK_GRID)),

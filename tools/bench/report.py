@@ -124,6 +124,11 @@ def write(r, out: Path):
                 f"**×{ref['ratio'].get('cpu')}** | {'**met**' if ref['ratio'].get('cpu', 0) > 1 else '**missed**'} |")
         add(f"| 2 | shift job peak RSS | — | Rust {fmt(ref['rust']['hwmMb'], ' MiB')}; "
             f"Python {fmt(ref['python']['hwmMb'], ' MiB')} | |")
+    for n, pv in (r.get("providers") or {}).items():
+        calls = "; ".join(x for x in (fmt_calls(pv["awsCalls"]) if pv["awsCalls"] else "",
+                                      ", ".join(f"{k} {v:g}" for k, v in pv["otherCalls"].items())) if x)
+        add(f"| 3 | one sample, provider `{n}` (check-metrics, one metric; → {pv['phase']}) | — | "
+            f"warm {fmt(pv['warm'], ' ms')}, cold start {fmt(pv['cold'], ' ms')}; calls: {calls or 'none'} | |")
     ro = r.get("rollout")
     if ro:
         ex = ro["executions"][0]

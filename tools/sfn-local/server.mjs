@@ -8,7 +8,7 @@
 //
 // Usage: <node 22> tools/sfn-local/server.mjs [--host 127.0.0.1] [--port N] [--fast-waits MS]
 //            [--fast-timeouts F] [--history-limit N] [--event-rule JSON]... [--lambda-endpoint URL]
-//            [--iam-authorizer URL] [--fast-pauses MS|off]
+//            [--iam-authorizer URL] [--fast-pauses MS|off] [--person-waits F]
 //   --port 0 (the default) picks a free port. The first stdout line is `{"port": N}`.
 //   --fast-waits MS (or $OKRA_SFN_FAST_WAITS_MS): every Wait state of every execution waits MS
 //     milliseconds instead of its Seconds/SecondsPath/Timestamp (the demo's shortened pauses:
@@ -19,6 +19,9 @@
 //     a signal ends them at once. Default: --fast-waits' MS; `off`: as written (x --fast-timeouts).
 //   --fast-timeouts F: Task TimeoutSeconds and HeartbeatSeconds count F seconds per second
 //     (0.01: a 300 s timeout fires after 3 s). Default 1.
+//   --person-waits F: a wait for a person's time-out (its callback's payload has `"wait":
+//     "person"` and the `seconds` it keeps: a deadline, which --fast-pauses leaves alone) counts
+//     F seconds per second (0.01: `timeout: 1m` fires after 0.6 s). Default 1.
 //   --history-limit N: an execution fails at N history events instead of AWS's 25,000.
 //   --event-rule '{"pattern": {EventBridge pattern}, "function": "NAME"}' (repeatable; also
 //     $OKRA_SFN_EVENT_RULES, a JSON array of such rules): each "Step Functions Execution Status
@@ -53,6 +56,7 @@ function options(argv) {
     iamAuthorizer: process.env.OKRA_IAM_AUTHORIZER || undefined,
     fastPauses: process.env.OKRA_SFN_FAST_PAUSES_MS || undefined,
     fastTimeouts: undefined,
+    personWaits: undefined,
     historyLimit: undefined,
     eventRules: [],
   };
@@ -77,6 +81,7 @@ function options(argv) {
       case '--lambda-endpoint': o.lambdaEndpoint = v; i++; break;
       case '--iam-authorizer': o.iamAuthorizer = v; i++; break;
       case '--fast-timeouts': o.fastTimeouts = Number(v); i++; break;
+      case '--person-waits': o.personWaits = Number(v); i++; break;
       case '--fast-pauses': o.fastPauses = v; i++; break;
       case '--history-limit': o.historyLimit = Number(v); i++; break;
       case '--event-rule': {
@@ -100,6 +105,7 @@ function options(argv) {
   else o.fastPauses = Number(o.fastPauses);
   if (!Number.isInteger(o.port) || o.port < 0) throw new RunnerError('--port: a port number');
   if (o.fastTimeouts !== undefined && !(o.fastTimeouts > 0)) throw new RunnerError('--fast-timeouts: a factor > 0');
+  if (o.personWaits !== undefined && !(o.personWaits > 0)) throw new RunnerError('--person-waits: a factor > 0');
   if (o.historyLimit !== undefined && !(Number.isInteger(o.historyLimit) && o.historyLimit >= 3)) {
     throw new RunnerError('--history-limit: an integer >= 3');
   }

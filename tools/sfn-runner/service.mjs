@@ -78,10 +78,13 @@ export class Service {
   // fastWaits: ms for every Wait state (undefined: as written). fastPauses: ms for a callback
   // task's time-out given by TimeoutSecondsPath (okra's timed waits; undefined: as written).
   // fastTimeouts: factor applied to Task TimeoutSeconds/HeartbeatSeconds (undefined = 1).
+  // personWaits: factor applied to the time-out of a wait for a person (a callback whose payload
+  // says `"wait": "person"` with its `seconds`: a deadline, not one of the timed waits fastPauses
+  // shortens; undefined = 1).
   // historyLimit: events (25,000).
   // eventRules: [{pattern, function}].
   constructor({
-    fastWaits, fastPauses, fastTimeouts, lambdaEndpoint, historyLimit, eventRules = [],
+    fastWaits, fastPauses, fastTimeouts, personWaits, lambdaEndpoint, historyLimit, eventRules = [],
     region = REGION_DEFAULT, account = ACCOUNT_DEFAULT, onTaskToken,
   } = {}) {
     this.onTaskToken = onTaskToken; // async (token) => void, before a callback's Lambda runs
@@ -89,6 +92,7 @@ export class Service {
     this.fastWaits = fastWaits;
     this.fastPauses = fastPauses;
     this.fastTimeouts = fastTimeouts ?? 1;
+    this.personWaits = personWaits ?? 1;
     this.lambdaEndpoint = lambdaEndpoint;
     this.historyLimit = historyLimit ?? HISTORY_LIMIT_EVENTS;
     this.eventRules = eventRules;
@@ -709,12 +713,15 @@ class Execution {
     const { promise, resolve, reject } = Promise.withResolvers();
     const timers = [];
     // A callback's time-out given by TimeoutSecondsPath is one of okra's timed waits: shortened
-    // like a Wait state when the service says so (--fast-pauses).
-    const timedWait = callback && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath !== undefined
-      && this.service.fastPauses !== undefined;
+    // like a Wait state when the service says so (--fast-pauses); a wait for a person's is its
+    // deadline, scaled by --person-waits.
+    const personWait = callback && input?.Payload?.wait === 'person' && input?.Payload?.seconds !== undefined;
+    const timedWait = callback && !personWait && state.TimeoutSeconds === undefined
+      && state.TimeoutSecondsPath !== undefined && this.service.fastPauses !== undefined;
     const arm = (secondsValue, error) => {
       if (secondsValue === undefined) return undefined;
-      const ms = timedWait && error === 'States.Timeout' ? this.service.fastPauses : secondsValue * 1000 * factor;
+      const scale = personWait && error === 'States.Timeout' ? this.service.personWaits : factor;
+      const ms = timedWait && error === 'States.Timeout' ? this.service.fastPauses : secondsValue * 1000 * scale;
       const t = setTimeout(() => reject(Object.assign(this.timeoutError(error), { okraTimeout: true })), Math.max(0, ms));
       timers.push(t);
       return t;

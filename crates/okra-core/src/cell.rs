@@ -240,6 +240,7 @@ mod tests {
                     seconds: Some(300),
                     sampled: None,
                     scheduled: false,
+                    wait: None,
                 },
                 PlanStep::SetWeight { weight: 100 },
             ]

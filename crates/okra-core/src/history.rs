@@ -88,8 +88,12 @@ const BACKGROUND_SAMPLE: u64 = TASK + FLOW;
 /// BackgroundAfterStep?, PollAfterStep, SignalAfterStep?, NextStep.
 const PER_STEP: u64 = 6 * FLOW + 2 * TASK;
 /// One wake of a wait for a person: the Choice before it, the callback, (woken by the
-/// interval) a background sample, taking the signal, the Choice on it and the count.
-pub const WAKE: u64 = FLOW + CALLBACK + BACKGROUND_SAMPLE + TASK + FLOW + FLOW;
+/// interval) a background sample, taking the signal, the Choice on it, the count and the
+/// Choice on the time-out left.
+pub const WAKE: u64 = FLOW + CALLBACK + BACKGROUND_SAMPLE + TASK + FLOW + FLOW + FLOW;
+/// A wait for a person from its start to its time-out: the Pass that starts its time-out, and
+/// at the end the record, the Choice on `onTimeout` and the Pass that aborts.
+const PERSON_WAIT: u64 = FLOW + TASK + 2 * FLOW;
 /// The states of an execution outside the steps: Init, TakeLock, Discover, Decide, record,
 /// target groups, standby, the readiness loop's own ends, the finish and the rollback path (or
 /// the hand-over to a new execution: a last signal check, the record, the dispatcher).
@@ -124,7 +128,7 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
                 seconds: None,
                 scheduled: true,
                 ..
-            } => TASK + WAKE + TASK,
+            } => TASK + PERSON_WAIT + WAKE + TASK + FLOW,
             PlanStep::Pause {
                 seconds: Some(s), ..
             } => {
@@ -142,8 +146,8 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
                         None => 2 * FLOW + CALLBACK,
                     }
             }
-            // Recorded, then one wake (more wakes count against `max_wakes`).
-            PlanStep::Pause { seconds: None, .. } => TASK + WAKE,
+            // Recorded, then one wake (more wakes count against `max_wakes`), or the time-out.
+            PlanStep::Pause { seconds: None, .. } => TASK + PERSON_WAIT + WAKE,
             // The initial delay's Choice and callback, the analysis's first state, its samples
             // (Task, Choice, the interval's callback), an answer, and an inconclusive end:
             // recorded and one wake.
@@ -153,6 +157,7 @@ pub fn step_events(step: &PlanStep, samples: u64, background_interval: Option<u6
                     + samples.max(1) * (TASK + FLOW + CALLBACK)
                     + ANSWER
                     + TASK
+                    + PERSON_WAIT
                     + WAKE
             }
         }
@@ -210,6 +215,7 @@ mod tests {
                     seconds: None,
                     sampled: None,
                     scheduled: false,
+                    wait: None,
                 },
                 PlanStep::SetWeight { weight: 100 },
             ],

@@ -136,6 +136,21 @@ pub enum WaitKind {
 }
 }
 
+names! {
+/// What a wait for a person does when its `timeout` runs out (`pause: {timeout, onTimeout}`,
+/// an analysis step's inconclusive wait).
+#[derive(Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[strum(serialize_all = "camelCase")]
+pub enum OnTimeout {
+    /// Roll back and block the version, as a person's abort (the default).
+    #[default]
+    Abort,
+    /// Go on, as a person's resume.
+    Promote,
+}
+}
+
 /// What `poll` answers when no signal is waiting.
 pub const NO_SIGNAL: &str = "none";
 
@@ -282,6 +297,8 @@ pub enum HistoryEvent {
     /// A person's signal was taken where the rollout waited (detail: the signal and who gave
     /// it), or an answer to the wait was ignored (detail: why).
     Signalled,
+    /// Nobody answered a wait for a person within its `timeout` (detail: what okra did).
+    TimedOut,
     /// The new version serves at 100 %.
     Promoted,
     /// Traffic went back.
@@ -298,10 +315,10 @@ pub enum HistoryEvent {
 impl HistoryEvent {
     /// The EventBridge event a step's entry sends.
     pub fn step_event_kind(self) -> RolloutEventKind {
-        if self == Self::Paused {
-            RolloutEventKind::Paused
-        } else {
-            RolloutEventKind::StepDone
+        match self {
+            Self::Paused => RolloutEventKind::Paused,
+            Self::TimedOut => RolloutEventKind::WaitTimedOut,
+            _ => RolloutEventKind::StepDone,
         }
     }
 }
@@ -321,6 +338,10 @@ pub enum RolloutEventKind {
     #[serde(rename = "Rollout Paused")]
     #[strum(serialize = "Rollout Paused")]
     Paused,
+    /// Nobody answered a wait for a person within its time-out (detail: what okra did).
+    #[serde(rename = "Rollout Wait Timed Out")]
+    #[strum(serialize = "Rollout Wait Timed Out")]
+    WaitTimedOut,
     /// The new version serves at 100 %.
     #[serde(rename = "Rollout Promoted")]
     #[strum(serialize = "Rollout Promoted")]
@@ -452,6 +473,8 @@ pub enum ExecutionError {
     RollbackFailed,
     /// The next execution of a long wait could not be started.
     ContinuationFailed,
+    /// Nobody answered a wait for a person within its `timeout`, whose `onTimeout` is abort.
+    WaitTimedOut,
 }
 }
 

@@ -656,6 +656,12 @@ fn blue_green_nlb_scale_out_is_limited_to_one_group() {
     }
 }
 
+/// A wait for a person without a `timeout`: a year, then abort.
+const WAIT: Option<okra_core::decision::PersonWait> = Some(okra_core::decision::PersonWait {
+    timeout_seconds: okra_core::decision::LONGEST_WAIT_SECONDS,
+    on_timeout: okra_core::vocab::OnTimeout::Abort,
+});
+
 #[test]
 fn plan_normalizes_steps() {
     let p = plan(&spec(1));
@@ -667,12 +673,14 @@ fn plan_normalizes_steps() {
                 seconds: Some(60),
                 sampled: None,
                 scheduled: false,
+                wait: None,
             },
             PlanStep::SetWeight { weight: 50 },
             PlanStep::Pause {
                 seconds: None,
                 sampled: None,
                 scheduled: false,
+                wait: WAIT,
             },
             PlanStep::SetWeight { weight: 100 },
         ]
@@ -705,6 +713,7 @@ fn plan_normalizes_steps() {
                 rest_seconds: 0
             }),
             scheduled: false,
+            wait: None,
         },
         "sixty intervals of the metric's 1s, a sample after each"
     );
@@ -722,6 +731,7 @@ fn plan_normalizes_steps() {
             seconds: Some(60),
             sampled: None,
             scheduled: true,
+            wait: None,
         }
     );
     assert_eq!(
@@ -730,6 +740,7 @@ fn plan_normalizes_steps() {
             seconds: None,
             sampled: None,
             scheduled: true,
+            wait: WAIT,
         }
     );
     assert_eq!(
@@ -836,6 +847,10 @@ fn the_state_machine_reads_camel_case_fields() {
         args: BTreeMap::new(),
         initial_delay_seconds: 5,
         interval_seconds: 60,
+        wait: okra_core::decision::PersonWait {
+            timeout_seconds: 3600,
+            on_timeout: okra_core::vocab::OnTimeout::Promote,
+        },
     };
     let v = serde_json::to_value(&step).unwrap();
     assert_eq!(
@@ -847,6 +862,14 @@ fn the_state_machine_reads_camel_case_fields() {
         ),
         "{v}"
     );
+    // The wait's fields sit on the step itself: `$.step.item.timeoutSeconds`, `.onTimeout`.
+    assert_eq!(
+        (&v["timeoutSeconds"], &v["onTimeout"]),
+        (&serde_json::json!(3600), &serde_json::json!("promote")),
+        "{v}"
+    );
+    let back: PlanStep = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(back, step, "reads back");
     let resume = Decision::ResumeRollout {
         stable: Default::default(),
         canary: Default::default(),

@@ -70,6 +70,7 @@ fn step_pause(d: Option<&str>) -> CanaryStep {
         set_weight: None,
         pause: Some(Pause {
             duration: d.map(Into::into),
+            ..Pause::default()
         }),
         analysis: None,
     }
@@ -93,6 +94,7 @@ fn step_analysis(templates: &[&str], args: &[(&str, Option<&str>)]) -> CanarySte
                     value: v.map(Into::into),
                 })
                 .collect(),
+            ..AnalysisRef::default()
         }),
     }
 }
@@ -148,12 +150,13 @@ fn web_example_is_valid() {
     assert_eq!(
         spec.canary.steps[1].pause,
         Some(Pause {
-            duration: Some("1m".into())
+            duration: Some("1m".into()),
+            ..Pause::default()
         })
     );
     assert!(spec.canary.steps[2].analysis.is_some());
     assert_eq!(spec.canary.steps[3].set_weight, Some(50));
-    assert_eq!(spec.canary.steps[4].pause, Some(Pause { duration: None }));
+    assert_eq!(spec.canary.steps[4].pause, Some(Pause::default()));
     assert_eq!(spec.canary.steps[5].set_weight, Some(100));
     assert!(
         spec.analysis_templates[0].metrics[0]
@@ -1806,4 +1809,87 @@ fn the_judge_over_prometheus_needs_three_points_and_the_version_placeholder_only
         .expect("a judge.prometheus"),
     );
     assert_error(&s, "judge.prometheus.requests", "names no arg");
+}
+
+/// A wait for a person's time-out: `pause: {timeout, onTimeout}` and an analysis step's
+/// inconclusive wait; refused where it cannot hold, naming the field.
+#[test]
+fn wait_timeouts_are_checked_by_field() {
+    use okra_core::decision::{PersonWait, PlanStep};
+    use okra_core::vocab::OnTimeout;
+    let with = |steps: &str, more: &str| {
+        CellSpec::from_yaml(&format!(
+            "name: web\ningress:\n  alb:\n    listenerArn: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/web/0123456789abcdef/0123456789abcdef\n\
+             clusterSelector:\n  matchTags:\n    okra.io/cell: web\ntargetGroup:\n  port: 30080\ncanary:\n  steps:\n{steps}{more}"
+        ))
+        .expect("parses")
+    };
+    let ok = with(
+        "    - setWeight: 10\n    - pause: {timeout: 8h, onTimeout: promote}\n",
+        "",
+    );
+    let cell = ok.validate().expect("valid");
+    assert_eq!(
+        cell.plan().steps[1],
+        PlanStep::Pause {
+            seconds: None,
+            sampled: None,
+            scheduled: false,
+            wait: Some(PersonWait {
+                timeout_seconds: 8 * 3600,
+                on_timeout: OnTimeout::Promote
+            }),
+        }
+    );
+    let plain = with("    - pause: {}\n", "").validate().expect("valid");
+    assert!(matches!(
+        plain.plan().steps[0],
+        PlanStep::Pause { wait: Some(PersonWait { timeout_seconds, on_timeout: OnTimeout::Abort }), .. }
+            if timeout_seconds == okra_core::decision::LONGEST_WAIT_SECONDS
+    ));
+    let errs = |spec: CellSpec| -> Vec<(String, String)> {
+        match spec.validate() {
+            Ok(_) => vec![],
+            Err(e) => e
+                .errors
+                .iter()
+                .map(|f| (f.path.clone(), f.message.clone()))
+                .collect(),
+        }
+    };
+    let e = errs(with("    - pause: {duration: 5m, timeout: 1h}\n", ""));
+    assert!(
+        e.iter().any(|(p, _)| p == "canary.steps[0].pause.timeout"),
+        "{e:?}"
+    );
+    let e = errs(with("    - pause: {onTimeout: promote}\n", ""));
+    assert!(
+        e.iter()
+            .any(|(p, m)| p == "canary.steps[0].pause.onTimeout" && m.contains("needs a timeout")),
+        "{e:?}"
+    );
+    let e = errs(with("    - pause: {timeout: 400d}\n", ""));
+    assert!(
+        e.iter().any(|(p, _)| p == "canary.steps[0].pause.timeout"),
+        "{e:?}"
+    );
+    let e = errs(with("    - pause: {timeout: soon}\n", ""));
+    assert!(
+        e.iter().any(|(p, _)| p == "canary.steps[0].pause.timeout"),
+        "{e:?}"
+    );
+    // A background analysis that wakes the wait in the state machine (30s) leaves it no time-out.
+    let bg = "  analysis:\n    templates: [{templateName: t}]\nanalysisTemplates:\n  - name: t\n    metrics:\n      - name: m\n        interval: 30s\n        successCondition: result < 1\n        provider:\n          datadog:\n            query: q\n";
+    let e = errs(with("    - pause: {timeout: 1h}\n", bg));
+    assert!(
+        e.iter()
+            .any(|(p, m)| p == "canary.steps[0].pause.timeout" && m.contains("whole minutes")),
+        "{e:?}"
+    );
+    // ... which is fine with whole minutes (the samples run on a schedule).
+    let e = errs(with(
+        "    - pause: {timeout: 1h}\n",
+        &bg.replace("30s", "1m"),
+    ));
+    assert!(e.is_empty(), "{e:?}");
 }

@@ -288,7 +288,7 @@ pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
                 ("detail", json!({"until": "resumed"})),
             ]),
             "$.recorded",
-            "WaitForSignal",
+            "StartWaitForPerson",
             catch_all("RollBack"),
             None,
         ),
@@ -297,6 +297,67 @@ pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
 }
 
 pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
+    s.insert(
+        "StartWaitForPerson".into(),
+        json!({"Type": "Pass", "Parameters": {"left.$": "$.step.item.timeoutSeconds"},
+               "ResultPath": "$.pause", "Next": "WaitForSignal",
+               "Comment": "The wait's time-out (the step's timeout, else a year), which its callbacks keep."}),
+    );
+    let person_catch = |on_timeout: &str| {
+        json!([{"ErrorEquals": [STATES_TIMEOUT], "ResultPath": "$.wake", "Next": on_timeout},
+               {"ErrorEquals": [STATES_ALL], "ResultPath": "$.error", "Next": "RollBack"}])
+    };
+    s.insert(
+        "WaitForPersonTimedOut".into(),
+        state_task(
+            StateAction::Step,
+            obj([
+                ("index.$", json!("$.step.index")),
+                ("weight.$", json!("$.last.weight")),
+                ("event", json!(HistoryEvent::TimedOut)),
+                (
+                    "detail",
+                    json!({"timeoutSeconds.$": "$.step.item.timeoutSeconds",
+                           "onTimeout.$": "$.step.item.onTimeout"}),
+                ),
+            ]),
+            "$.recorded",
+            "OnTimeout?",
+            catch_all("RollBack"),
+            Some("Nobody answered within the wait's time-out: recorded, then its onTimeout."),
+        ),
+    );
+    s.insert(
+        "OnTimeout?".into(),
+        json!({"Type": "Choice", "Choices": [
+            {"Variable": "$.step.item.onTimeout", "StringEquals": OnTimeout::Promote,
+             "Next": "RecordStep"}],
+            "Default": "TimedOutAborts"}),
+    );
+    s.insert(
+        "TimedOutAborts".into(),
+        raise(
+            ExecutionError::WaitTimedOut,
+            (
+                "Cause.$",
+                "States.Format('nobody answered the wait for a person at step {} within its time-out of {} s', $.step.index, $.step.item.timeoutSeconds)",
+            ),
+            "RollBack",
+        ),
+    );
+    // Answered without a signal: the wait goes on for what its time-out has left.
+    s.insert(
+        "DeadlineLeft?".into(),
+        json!({"Type": "Choice", "Choices": [
+            {"Variable": "$.signal.timedOut", "IsPresent": true, "Next": "WaitForPersonTimedOut"},
+            {"Variable": "$.signal.left", "IsPresent": true, "Next": "PersonWaitGoesOn"}],
+            "Default": "WaitForSignal"}),
+    );
+    s.insert(
+        "PersonWaitGoesOn".into(),
+        json!({"Type": "Pass", "Parameters": {"left.$": "$.signal.left"},
+               "ResultPath": "$.pause", "Next": "WaitForSignal"}),
+    );
     s.insert(
         "WaitForSignal".into(),
         json!({"Type": "Choice",
@@ -314,9 +375,9 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
         scheduled_wait(
             WaitKind::Person,
             "EndSamplesWhilePaused",
-            json!([{"ErrorEquals": [STATES_ALL], "ResultPath": "$.error", "Next": "RollBack"}]),
-            None,
-            None,
+            person_catch("EndSamplesAtTimeOut"),
+            Some("$.pause.left"),
+            Some("$.step.item.timeoutSeconds"),
             Some(
                 "The same callback; an EventBridge Scheduler schedule takes the background samples meanwhile (one Lambda invocation each, no state transition), and a failing one rolls back.",
             ),
@@ -324,13 +385,19 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
     );
     s.insert("EndSamplesWhilePaused".into(), end_samples("TakeSignal"));
     s.insert(
+        "EndSamplesAtTimeOut".into(),
+        end_samples("WaitForPersonTimedOut"),
+    );
+    s.insert(
         "WaitForPerson".into(),
-        wait_for_person(
+        callback_wait(
+            WaitKind::Person,
             "TakeSignal",
-            json!([{"ErrorEquals": [STATES_ALL], "ResultPath": "$.error", "Next": "RollBack"}]),
-            None,
+            person_catch("WaitForPersonTimedOut"),
+            Some("$.pause.left"),
+            Some("$.step.item.timeoutSeconds"),
             Some(
-                "A callback: the API's resume, promote, promote-full or abort answers it (SendTaskSuccess). No polling, so a wait of any length adds a handful of history events.",
+                "A callback: the API's resume, promote, promote-full or abort answers it (SendTaskSuccess), or its time-out ends it. No polling, so a wait of any length adds a handful of history events.",
             ),
         ),
     );
@@ -355,7 +422,7 @@ pub(super) fn wait_for_signal(s: &mut Map<String, Value>) {
     s.insert(
         "CountWake".into(),
         json!({"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.wakes.count, 1)"},
-               "ResultPath": "$.wakes", "Next": "WaitForSignal"}),
+               "ResultPath": "$.wakes", "Next": "DeadlineLeft?"}),
     );
     // Woken by the interval: a sample, then any signal left meanwhile (its callback may have
     // been answered while no wait was open).
@@ -532,7 +599,7 @@ pub(super) fn analysis(s: &mut Map<String, Value>) {
                 ),
             ]),
             "$.recorded",
-            "WaitForSignal",
+            "StartWaitForPerson",
             catch_all("RollBack"),
             Some(
                 "Neither pass nor fail: wait for a person (resume or promote goes on, abort rolls back).",
@@ -704,6 +771,7 @@ pub(super) fn background_choices(s: &mut Map<String, Value>) {
         "CountPauseSlice",
         "TakeSignalInScheduledPause",
         "RecordStep",
+        "WaitForPersonTimedOut",
     ] {
         s.insert(
             format!("BackgroundPhase{next}"),

@@ -18,8 +18,8 @@
 //!   its own interval.
 
 use okra_core::vocab::{
-    DecisionKind, EnsureMode, ErrorType, ExecutionError, HistoryEvent, Outcome, Phase, Signal,
-    StateAction, StepKind, Trigger, WaitKind,
+    DecisionKind, EnsureMode, ErrorType, ExecutionError, HistoryEvent, OnTimeout, Outcome, Phase,
+    Signal, StateAction, StepKind, Trigger, WaitKind,
 };
 use serde_json::{Map, Value, json};
 use strum::IntoEnumIterator;

@@ -13,7 +13,7 @@
 use serde_json::{Map, Value};
 
 /// Identifiers whose sentence is not just their words.
-const SENTENCES: [(&str, &str); 29] = [
+const SENTENCES: [(&str, &str); 32] = [
     ("Init", "Start the counters"),
     ("InitBackground", "Start the background samples"),
     ("InitWakes", "Start the wake count"),
@@ -70,6 +70,12 @@ const SENTENCES: [(&str, &str); 29] = [
         "BackgroundPhaseRecordStep",
         "Background verdict after the pause",
     ),
+    ("EndSamplesAtTimeOut", "Samples taken until the time out"),
+    (
+        "BackgroundPhaseWaitForPersonTimedOut",
+        "Background verdict at the time out",
+    ),
+    ("OnTimeout?", "On time out?"),
 ];
 
 /// The console's name of the state the generator calls `id`: its sentence, else its words

@@ -174,6 +174,26 @@ pub struct RolloutView {
     pub rollout: Rollout,
     /// Its Step Functions execution (null: Step Functions no longer knows it).
     pub execution: Option<ExecutionInfo>,
+    /// Where it waits, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitView>,
+}
+
+/// Where a rollout waits, and for how long at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitView {
+    /// A person, a timed pause, or an analysis between samples.
+    pub kind: crate::state::WaitKind,
+    /// The plan step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// When it ends (a timed pause) or times out (a wait for a person), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Whole seconds until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_seconds: Option<u64>,
 }
 
 /// A signal left for a rollout.

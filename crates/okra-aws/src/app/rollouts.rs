@@ -36,7 +36,17 @@ where
     pub async fn get_rollout(&self, cell: &str, id: &str) -> AppResult<RolloutView> {
         let rollout = self.rollout(cell, id).await?;
         let execution = self.executions.describe(id).await?;
-        Ok(RolloutView { rollout, execution })
+        let wait = self.state.get_wait(cell, id).await?.map(|w| WaitView {
+            left_seconds: w.left(std::time::SystemTime::now()),
+            kind: w.kind,
+            step: w.step,
+            until: w.until,
+        });
+        Ok(RolloutView {
+            rollout,
+            execution,
+            wait,
+        })
     }
 
     /// Leaves a signal for a running rollout, and answers its wait for a person if it waits.

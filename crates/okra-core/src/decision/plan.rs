@@ -47,6 +47,10 @@ pub enum PlanStep {
         /// the state machine ([`crate::schedule`]).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         scheduled: bool,
+        /// A pause until resumed: how long it waits for a person at most (the spec's `timeout`,
+        /// else [`LONGEST_WAIT_SECONDS`]), and what then.
+        #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+        wait: Option<PersonWait>,
     },
     /// Run these analysis templates to completion.
     Analysis {
@@ -59,7 +63,40 @@ pub enum PlanStep {
         initial_delay_seconds: u64,
         /// Wait this long between samples (the shortest `interval` of its metrics, at least 1 s).
         interval_seconds: u64,
+        /// An inconclusive verdict's wait for a person.
+        #[serde(flatten)]
+        wait: PersonWait,
     },
+}
+
+/// How long a wait for a person lasts, and what happens when nobody answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonWait {
+    /// The callback's time-out (its `TimeoutSeconds`), kept across the wait's callbacks.
+    pub timeout_seconds: u64,
+    /// Abort or go on.
+    pub on_timeout: crate::vocab::OnTimeout,
+}
+
+/// A wait for a person without a `timeout` lasts as long as its execution may: a year (Step
+/// Functions' quota for a Standard execution).
+pub const LONGEST_WAIT_SECONDS: u64 = 365 * 24 * 3600;
+
+impl PersonWait {
+    fn of(
+        path: &str,
+        timeout: Option<&String>,
+        on_timeout: Option<crate::vocab::OnTimeout>,
+    ) -> Result<Self, FieldError> {
+        Ok(Self {
+            timeout_seconds: match timeout {
+                Some(t) => seconds(format!("{path}.timeout"), t)?.clamp(1, LONGEST_WAIT_SECONDS),
+                None => LONGEST_WAIT_SECONDS,
+            },
+            on_timeout: on_timeout.unwrap_or_default(),
+        })
+    }
 }
 
 /// A timed pause cut into background-analysis intervals.
@@ -120,7 +157,7 @@ fn seconds(path: impl Into<String>, text: &str) -> Result<u64, FieldError> {
 
 /// The longest `initialDelay` and the shortest `interval` (at least 1 s; 60 s when no metric is
 /// referenced) of the referenced templates' metrics.
-pub(super) fn timing(spec: &CellSpec, refs: &[TemplateRef]) -> Result<(u64, u64), FieldError> {
+pub(crate) fn timing(spec: &CellSpec, refs: &[TemplateRef]) -> Result<(u64, u64), FieldError> {
     let (mut delay, mut interval) = (0, u64::MAX);
     for (t, template) in spec.analysis_templates.iter().enumerate() {
         if !refs.iter().any(|r| r.template_name == template.name) {
@@ -169,10 +206,19 @@ pub(crate) fn plan(spec: &CellSpec, readiness_timeout: Duration) -> Result<Plan,
                 Some(d) => Some(seconds(format!("canary.steps[{i}].pause.duration"), d)?),
                 None => None,
             };
+            let wait = match seconds {
+                Some(_) => None,
+                None => Some(PersonWait::of(
+                    &format!("canary.steps[{i}].pause"),
+                    p.timeout.as_ref(),
+                    p.on_timeout,
+                )?),
+            };
             steps.push(PlanStep::Pause {
                 seconds,
                 sampled: None,
                 scheduled: false,
+                wait,
             });
         } else if let Some(a) = &s.analysis {
             let (initial_delay_seconds, interval_seconds) = timing(spec, &a.templates)?;
@@ -181,6 +227,11 @@ pub(crate) fn plan(spec: &CellSpec, readiness_timeout: Duration) -> Result<Plan,
                 args: args(&a.args),
                 initial_delay_seconds,
                 interval_seconds,
+                wait: PersonWait::of(
+                    &format!("canary.steps[{i}].analysis"),
+                    a.timeout.as_ref(),
+                    a.on_timeout,
+                )?,
             });
         }
     }

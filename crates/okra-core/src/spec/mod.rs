@@ -347,13 +347,21 @@ pub struct CanaryStep {
     pub analysis: Option<AnalysisRef>,
 }
 
-/// `pause: {duration: 5m}` waits; `pause: {}` waits until resumed.
+/// `pause: {duration: 5m}` waits; `pause: {}` waits until resumed, or (`pause: {timeout: 8h,
+/// onTimeout: promote}`) until resumed or the time-out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pause {
     /// `30s`, `5m`, `1h`, or absent for "until resumed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
+    /// A pause until resumed lasts at most this long (`8h`; default: the execution's year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// What happens then: `abort` (default: roll back and block the version) or `promote` (go
+    /// on, as a resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<crate::vocab::OnTimeout>,
 }
 
 /// The analysis templates a step runs, with arguments for their queries.
@@ -365,6 +373,13 @@ pub struct AnalysisRef {
     /// Values for the templates' `args`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<Arg>,
+    /// An inconclusive verdict waits for a person at most this long (`8h`; default: the
+    /// execution's year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// What happens then: `abort` (default) or `promote` (go on, as a resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<crate::vocab::OnTimeout>,
 }
 
 /// A reference to an analysis template.

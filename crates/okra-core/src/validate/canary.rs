@@ -43,13 +43,28 @@ impl Validator<'_> {
                     );
                 }
             }
-            if let Some(pause) = &step.pause
-                && let Some(d) = &pause.duration
-            {
-                self.duration(&format!("{sp}.pause.duration"), d);
+            if let Some(pause) = &step.pause {
+                if let Some(d) = &pause.duration {
+                    self.duration(&format!("{sp}.pause.duration"), d);
+                    if pause.timeout.is_some() || pause.on_timeout.is_some() {
+                        let f = if pause.timeout.is_some() {
+                            "timeout"
+                        } else {
+                            "onTimeout"
+                        };
+                        self.push(
+                            format!("{sp}.pause.{f}"),
+                            "a timed pause ends by itself after its duration; timeout and \
+                             onTimeout are for a pause until resumed (`pause: {}`)",
+                        );
+                    }
+                } else {
+                    self.wait_timeout(&format!("{sp}.pause"), i, &pause.timeout, pause.on_timeout);
+                }
             }
             if let Some(a) = &step.analysis {
                 self.analysis_ref(&format!("{sp}.analysis"), &a.templates, &a.args);
+                self.wait_timeout(&format!("{sp}.analysis"), i, &a.timeout, a.on_timeout);
             }
         }
         if let Some(bg) = &self.spec.canary.analysis {
@@ -64,6 +79,52 @@ impl Validator<'_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// A wait for a person's `timeout` and `onTimeout` (at `path`, step `i`): a duration of at
+    /// most a year, `onTimeout` only with a `timeout`, and no time-out where the background
+    /// analysis wakes the wait itself (an interval that is not whole minutes).
+    fn wait_timeout(
+        &mut self,
+        path: &str,
+        i: usize,
+        timeout: &Option<String>,
+        on_timeout: Option<crate::vocab::OnTimeout>,
+    ) {
+        let Some(t) = timeout else {
+            if on_timeout.is_some() {
+                self.push(
+                    format!("{path}.onTimeout"),
+                    "needs a timeout: without one the wait lasts until a person answers",
+                );
+            }
+            return;
+        };
+        let tp = format!("{path}.timeout");
+        if let Some(d) = self.duration(&tp, t) {
+            let most = crate::decision::LONGEST_WAIT_SECONDS;
+            if d.as_secs() < 1 || d.as_secs() > most {
+                self.push(
+                    &tp,
+                    format!("`{t}` is not between 1s and 365d (the longest an execution may wait)"),
+                );
+            }
+        }
+        let spec = self.spec;
+        if let Some(bg) = &spec.canary.analysis
+            && i >= bg.starting_step as usize
+            && let Ok((_, interval)) = crate::decision::timing(spec, &bg.templates)
+            && crate::schedule::rate_expression(interval).is_none()
+        {
+            self.push(
+                &tp,
+                format!(
+                    "the background analysis samples every {interval}s here, which wakes this wait \
+                     in the state machine; a time-out needs its metrics' interval in whole minutes \
+                     (their samples then run on a schedule and the wait keeps its own time-out)"
+                ),
+            );
         }
     }
 

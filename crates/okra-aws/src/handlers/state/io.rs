@@ -322,9 +322,12 @@ pub struct PollOutput {
     #[serde(with = "signal_or_none")]
     pub signal: Option<Signal>,
     /// In a timed pause answered early without a signal that acts: the seconds it has left
-    /// (the wait goes on for those).
+    /// (the wait goes on for those); in a wait for a person, the seconds its time-out has left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left: Option<u64>,
+    /// A wait for a person answered without a signal after its time-out's end: it times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
 }
 
 /// `await`'s output (the Lambda's answer; the task itself ends with the callback).

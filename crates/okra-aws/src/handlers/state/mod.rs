@@ -507,14 +507,19 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
             if let Some(s) = signal {
                 tracing::info!(cell, execution, signal = s.as_ref(), "signal taken");
             }
-            // A timed pause answered without a signal that ends it goes on for what it has left.
-            let left = match (&answer, signal) {
-                (Some(_), None) => state
-                    .get_wait(&cell, &execution)
-                    .await?
-                    .filter(|w| w.kind == WaitKind::Pause)
-                    .and_then(|w| w.left(now)),
-                _ => None,
+            // A wait answered without a signal that ends it goes on for what it has left: a
+            // timed pause of its duration, a wait for a person of its time-out (whose end has
+            // passed: it times out now).
+            let (left, timed_out) = match (&answer, signal) {
+                (Some(_), None) => match state.get_wait(&cell, &execution).await? {
+                    Some(w) if w.kind == WaitKind::Pause => (w.left(now), None),
+                    Some(w) if w.kind == WaitKind::Person && w.until.is_some() => {
+                        let left = w.left(now);
+                        (left, left.is_none().then_some(true))
+                    }
+                    _ => (None, None),
+                },
+                _ => (None, None),
             };
             // Where the rollout waited (not after a step, where signals were only ever the
             // API's, recorded by it): which signal ended the wait, and who gave it.
@@ -530,7 +535,11 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
                 };
                 state.record(&cell, &execution, &entry, None).await?;
             }
-            Ok(StateOutput::Poll(PollOutput { signal, left }))
+            Ok(StateOutput::Poll(PollOutput {
+                signal,
+                left,
+                timed_out,
+            }))
         }
         StateInput::Ended {
             cell,
