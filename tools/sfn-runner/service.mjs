@@ -41,6 +41,9 @@ const TOKEN_SENTINEL = `okra-task-token-sentinel-${randomUUID()}`;
 // Node's timers overflow above 2^31-1 ms; the library's own Task timeout (default 60 s) is
 // disabled by giving every Task this TimeoutSeconds in the copy it runs (ours are enforced here).
 const LIBRARY_TASK_TIMEOUT_S = 2_000_000;
+// The longest time-out armed: a longer one (a wait for a person's year) would fire at once, as
+// Node's setTimeout does above 2^31-1 ms; it is not armed (no run lasts 24 days).
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export const OPERATIONS = ['CreateStateMachine', 'DescribeStateMachine', 'ListStateMachines', 'DeleteStateMachine',
   'StartExecution', 'DescribeExecution', 'ListExecutions', 'GetExecutionHistory', 'StopExecution',
@@ -722,6 +725,7 @@ class Execution {
       if (secondsValue === undefined) return undefined;
       const scale = personWait && error === 'States.Timeout' ? this.service.personWaits : factor;
       const ms = timedWait && error === 'States.Timeout' ? this.service.fastPauses : secondsValue * 1000 * scale;
+      if (ms > MAX_TIMER_MS) return undefined;
       const t = setTimeout(() => reject(Object.assign(this.timeoutError(error), { okraTimeout: true })), Math.max(0, ms));
       timers.push(t);
       return t;
