@@ -282,6 +282,55 @@ async fn amp_queries_are_signed_and_a_workspace_not_allowed_is_refused() -> Resu
     Ok(())
 }
 
+/// A workspace in another account, queried with a role (`sigv4.roleArn`): check-metrics assumes
+/// the role the stack names (PrometheusRoleArns; sts:AssumeRole on it only) and signs with the
+/// session's credentials, which the workspace verifies (the strict moto's STS issued them); a
+/// role the stack does not name is refused by IAM (AccessDenied on sts:AssumeRole): Error
+/// samples, the rollout rolls back.
+#[tokio::test(flavor = "multi_thread")]
+async fn amp_queries_signed_with_an_assumed_role() -> Result<()> {
+    let aws = common::aws().await?;
+    let mut metric = error_ratio_metric(2);
+    metric["provider"]["prometheus"]["sigv4"] =
+        json!({"region": "us-east-1", "roleArn": common::AMP_ROLE_ARN});
+    let (w, mut spec, _backends, prometheus) =
+        world_with_prometheus(&aws, "amprole", metric.clone()).await?;
+    // Not the stack's workspace: only the role's credentials reach it.
+    let amp = amp_workspace(&aws, "ws-elsewhere", &prometheus)?;
+    canary_scraped(&prometheus)?;
+    with_address(&mut spec, &amp.address());
+    let e = run_rollout(&aws, &format!("{}-role", cell_name(&w)), input(spec))?;
+    e.ensure_succeeded()?;
+    assert_eq!(weights_of_steps(&e), vec![30, 100]);
+    assert!(amp.log().forwarded >= 2, "{:?}", amp.log());
+    assert!(amp.log().refused.is_empty(), "{:?}", amp.log());
+
+    // A role the stack was not given.
+    let mut metric = metric;
+    metric["provider"]["prometheus"]["sigv4"]["roleArn"] =
+        json!("arn:aws:iam::210987654321:role/someone-else");
+    let (w, mut spec, _backends2, prometheus2) =
+        world_with_prometheus(&aws, "amprolex", metric).await?;
+    let other = amp_workspace(&aws, "ws-elsewhere", &prometheus2)?;
+    canary_scraped(&prometheus2)?;
+    with_address(&mut spec, &other.address());
+    let e = run_rollout(&aws, &format!("{}-rolex", cell_name(&w)), input(spec))?;
+    let messages = rolled_back(&e);
+    assert!(
+        messages.iter().any(|m| m.contains("cannot assume")),
+        "{messages:?}"
+    );
+    assert_eq!(other.log().forwarded, 0, "nothing reached the workspace");
+    let denied = aws.local.iam_denials()?;
+    assert!(
+        denied
+            .iter()
+            .any(|d| d["action"] == "sts:AssumeRole" && d.to_string().contains("someone-else")),
+        "{denied:?}"
+    );
+    Ok(())
+}
+
 /// Asserts the execution rolled back; the messages of its analysis samples.
 fn rolled_back(e: &okra_testkit::Execution) -> Vec<String> {
     assert_eq!(

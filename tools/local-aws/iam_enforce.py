@@ -822,8 +822,10 @@ BUILDERS = {
     # EC2's Describe* that okra calls (Instances, SecurityGroups, Subnets, Vpcs).
     "tagging": lambda req: [Check(f"tag:{req.operation}", "*")],
     "ec2": lambda req: [Check(f"ec2:{req.operation}", "*")] if req.operation.startswith("Describe") else None,
-    # AWS STS API reference, GetCallerIdentity: "No permissions are required".
-    "sts": lambda req: [] if req.operation == "GetCallerIdentity" else None,
+    # AWS STS API reference, GetCallerIdentity: "No permissions are required"; AssumeRole is
+    # authorized on the role (Service Authorization Reference, AWS STS: resource type role).
+    "sts": lambda req: [] if req.operation == "GetCallerIdentity" else (
+        [Check("sts:AssumeRole", req.params.get("RoleArn", ""))] if req.operation == "AssumeRole" else None),
 }
 
 

@@ -900,10 +900,12 @@ def with_admin(app):
             return Response(json.dumps(answer), status=status, mimetype="application/json")(
                 environ, start_response)
         if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters",
-                            "/_okra/scheduler")):
+                            "/_okra/scheduler", "/_okra/sts/credentials")):
             req = Request(environ)
             if path.startswith("/_okra/scheduler"):
                 answer = admin_scheduler(req)
+            elif path.startswith("/_okra/sts/credentials"):
+                answer = admin_sts_credentials(req)
             elif path.startswith("/_okra/throttle"):
                 answer = admin_throttle(req)
             elif path.startswith("/_okra/calls"):
@@ -1114,6 +1116,21 @@ def scheduler_loop() -> None:
         except Exception as e:  # keep firing; say what broke
             print(f"strict_moto: scheduler: {e!r}", file=sys.stderr, flush=True)
         time.sleep(0.05)
+
+
+def admin_sts_credentials(req) -> str:
+    """`GET /_okra/sts/credentials?accessKeyId=ASIA...`: the session AssumeRole issued under that
+    key (its secret, session token and role), for a local endpoint that verifies SigV4 as the
+    service would (okra_testkit::AmpEndpoint); `{}` when none."""
+    from moto.sts.models import sts_backends
+    key = req.args.get("accessKeyId", "")
+    for _account, partitions in list(sts_backends.items()):
+        for _partition, backend in list(partitions.items()):
+            role = backend.get_assumed_role_from_access_key(key)
+            if role is not None:
+                return json.dumps({"secretAccessKey": role.secret_access_key,
+                                   "sessionToken": role.session_token, "roleArn": role.role_arn})
+    return "{}"
 
 
 def admin_scheduler(req) -> str:

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::SystemTime;
 
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -86,10 +87,17 @@ pub(crate) async fn fetch(
 pub struct Probe<S> {
     secrets: S,
     credentials: Option<SharedCredentialsProvider>,
+    /// The SDK configuration that assumes `sigv4.roleArn` roles (STS AssumeRole).
+    config: Option<aws_config::SdkConfig>,
     user_agent: String,
     cache: Mutex<HashMap<String, String>>,
+    /// Assumed roles' credentials, until they are 5 minutes from expiring.
+    roles: Mutex<HashMap<String, Credentials>>,
     http: LazyClient,
 }
+
+/// The session name okra's assumed roles carry (CloudTrail shows it).
+pub const ROLE_SESSION: &str = "okra-check-metrics";
 
 impl<S> fmt::Debug for Probe<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,6 +120,8 @@ impl<S: SecretsPort> Probe<S> {
         Self {
             secrets,
             credentials,
+            config: None,
+            roles: Mutex::new(HashMap::new()),
             user_agent: format!(
                 "okra/{} app/{}",
                 env!("CARGO_PKG_VERSION"),
@@ -125,11 +135,49 @@ impl<S: SecretsPort> Probe<S> {
     /// A client with the SDK configuration's credentials and app name
     /// ([`crate::aws_config`]'s).
     pub fn from_config(secrets: S, config: &aws_config::SdkConfig) -> Self {
-        Self::new(
-            secrets,
-            config.credentials_provider(),
-            config.app_name().map(|a| a.as_ref()),
-        )
+        Self {
+            config: Some(config.clone()),
+            ..Self::new(
+                secrets,
+                config.credentials_provider(),
+                config.app_name().map(|a| a.as_ref()),
+            )
+        }
+    }
+
+    /// `role`'s credentials (STS AssumeRole with the function's own), kept until 5 minutes
+    /// before they expire. A role the function may not assume is `AccessDenied`: an Error
+    /// sample, as for any provider that refuses.
+    async fn role_credentials(&self, role: &str) -> Result<Credentials> {
+        let mut roles = self.roles.lock().await;
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|e| e > SystemTime::now() + std::time::Duration::from_secs(300))
+        };
+        if let Some(c) = roles.get(role).filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let config = self.config.as_ref().ok_or_else(|| {
+            OkraError::InvalidInput(format!(
+                "sigv4.roleArn {role}: this caller has no AWS configuration to assume it with"
+            ))
+        })?;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name(ROLE_SESSION)
+            .configure(config)
+            .build()
+            .await;
+        let creds = provider.provide_credentials().await.map_err(|e| {
+            OkraError::AccessDenied(
+                format!(
+                    "sigv4.roleArn {role}: cannot assume it: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                ),
+                None,
+            )
+        })?;
+        roles.insert(role.to_string(), creds.clone());
+        Ok(creds)
     }
 
     async fn header_value(&self, name: &str, v: &HeaderValue) -> Result<String> {
@@ -192,12 +240,17 @@ impl<S: SecretsPort> Probe<S> {
             .body(Full::new(Bytes::from(body.clone())))
             .map_err(|e| invalid(&e))?;
         if let Some(scope) = &req.sigv4 {
-            let provider = self.credentials.as_ref().ok_or_else(|| {
-                OkraError::InvalidInput("sigv4: the function has no AWS credentials".into())
-            })?;
-            let creds = provider.provide_credentials().await.map_err(|e| {
-                OkraError::AccessDenied(format!("sigv4: no credentials: {e}"), None)
-            })?;
+            let creds = match &scope.role_arn {
+                Some(role) => self.role_credentials(role).await?,
+                None => {
+                    let provider = self.credentials.as_ref().ok_or_else(|| {
+                        OkraError::InvalidInput("sigv4: the function has no AWS credentials".into())
+                    })?;
+                    provider.provide_credentials().await.map_err(|e| {
+                        OkraError::AccessDenied(format!("sigv4: no credentials: {e}"), None)
+                    })?
+                }
+            };
             let identity = creds.into();
             let params = v4::SigningParams::builder()
                 .identity(&identity)

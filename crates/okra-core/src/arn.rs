@@ -85,6 +85,36 @@ impl<'s> Arn<'s> {
     }
 }
 
+/// Checks an IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME` (IAM User Guide, "IAM
+/// identifiers": global, no region; a name of 1-64 characters `[\w+=,.@-]`).
+///
+/// ```
+/// assert!(okra_core::arn::check_role_arn("arn:aws:iam::111122223333:role/okra-amp").is_ok());
+/// assert!(okra_core::arn::check_role_arn("arn:aws:iam:eu-west-1:111122223333:role/x").is_err());
+/// assert!(okra_core::arn::check_role_arn("arn:aws:iam::111122223333:user/x").is_err());
+/// ```
+pub fn check_role_arn(text: &str) -> Result<(), String> {
+    let arn = Arn::parse(text)?;
+    if !matches!(arn.partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return Err(format!("`{}` is not a partition", arn.partition));
+    }
+    if arn.service != "iam" || !arn.region.is_empty() {
+        return Err("not an IAM ARN (`arn:aws:iam::ACCOUNT:role/NAME`, no region)".into());
+    }
+    if arn.account.len() != 12 || !arn.account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the account is not 12 digits".into());
+    }
+    let Some(path_name) = arn.resource.strip_prefix("role/") else {
+        return Err("not a role (`role/NAME`)".into());
+    };
+    let name = path_name.rsplit('/').next().unwrap_or_default();
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok) {
+        return Err("the role name is not 1-64 characters of letters, digits and _+=,.@-".into());
+    }
+    Ok(())
+}
+
 /// The partition a region belongs to.
 pub fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {

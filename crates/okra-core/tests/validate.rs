@@ -1714,7 +1714,7 @@ fn prometheus_web_and_lambda_metrics_are_checked_field_by_field() {
             "timeout": "5s",
             "headers": [{"name": "X-Scope-OrgID", "value": "team-a"},
                         {"name": "Authorization", "secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prom-abc", "secretKey": "token"}],
-            "sigv4": {"region": "us-east-1"}}}),
+            "sigv4": {"region": "us-east-1", "roleArn": "arn:aws:iam::111122223333:role/amp/okra-reader"}}}),
     );
     assert_valid(&s);
     let p = format!("{DD}.provider.prometheus");
@@ -1738,6 +1738,11 @@ fn prometheus_web_and_lambda_metrics_are_checked_field_by_field() {
             serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up", "sigv4": {"region": "US East"}}}),
             format!("{p}.sigv4.region"),
             "not a region",
+        ),
+        (
+            serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up", "sigv4": {"region": "us-east-1", "roleArn": "arn:aws:iam::111122223333:user/bob"}}}),
+            format!("{p}.sigv4.roleArn"),
+            "not a role",
         ),
         (
             serde_json::json!({"prometheus": {"address": "http://p:9090", "query": "up",

@@ -15,7 +15,11 @@
 //!   calculated does not match the signature you provided";
 //! - the caller's role must allow `aps:QueryMetrics` on the workspace ARN: the strict moto's IAM
 //!   authorizer (`/_okra/iam/authorize`) decides for the function named in the user agent, and a
-//!   denial is 403 `AccessDeniedException`.
+//!   denial is 403 `AccessDeniedException`;
+//! - a key the workspace does not know may be a session the strict moto's STS issued
+//!   (AssumeRole, `sigv4.roleArn`): its secret and token come from `/_okra/sts/credentials`, and
+//!   the request is the assumed role's (a role outside template.yaml: its own policy, the user's,
+//!   is not modelled).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -271,11 +275,24 @@ async fn check(
     let auth = parse_authorization(auth).ok_or_else(|| {
         forbidden("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders'")
     })?;
-    let Some((secret, token)) = ws.keys.get(&auth.key) else {
-        return Err(forbidden(
-            "The security token included in the request is invalid.",
-        ));
+    // A key of the workspace's own, or a session STS issued (an assumed role: the request is the
+    // role's, whatever the user agent says).
+    let (secret, token, role) = match ws.keys.get(&auth.key) {
+        Some((secret, token)) => (secret.clone(), token.clone(), None),
+        None => {
+            let session = match &ws.iam {
+                Some(iam) => crate::iam::session(iam, &auth.key).await,
+                None => None,
+            };
+            let Some((secret, token, role)) = session else {
+                return Err(forbidden(
+                    "The security token included in the request is invalid.",
+                ));
+            };
+            (secret, Some(token), Some(role))
+        }
     };
+    let (secret, token) = (&secret, &token);
     if auth.service != "aps" {
         return Err(forbidden(format!(
             "Credential should be scoped to correct service: 'aps'. (it names '{}')",
@@ -373,7 +390,10 @@ async fn check(
     }
     // IAM: the caller's role must allow aps:QueryMetrics on the workspace.
     if let Some(iam) = &ws.iam {
-        let caller = crate::iam::caller_of(header("user-agent")).unwrap_or_default();
+        let caller = match &role {
+            Some(arn) => arn.rsplit('/').next().unwrap_or_default().to_owned(),
+            None => crate::iam::caller_of(header("user-agent")).unwrap_or_default(),
+        };
         let decided = crate::iam::authorize(iam, &caller, "aps:QueryMetrics", &ws.arn()).await;
         match decided {
             Some(d) if d["allowed"] == true => {}

@@ -32,3 +32,23 @@ pub(crate) async fn authorize(
     .ok()
     .flatten()
 }
+
+/// An assumed-role session the strict moto's STS issued under `access_key`
+/// (`GET /_okra/sts/credentials`): its secret, session token and role ARN.
+pub(crate) async fn session(endpoint: &str, access_key: &str) -> Option<(String, String, String)> {
+    let url = format!("{endpoint}/_okra/sts/credentials?accessKeyId={access_key}");
+    let v = tokio::task::spawn_blocking(move || {
+        ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_json::<serde_json::Value>().ok())
+    })
+    .await
+    .ok()
+    .flatten()?;
+    Some((
+        v["secretAccessKey"].as_str()?.to_owned(),
+        v["sessionToken"].as_str()?.to_owned(),
+        v["roleArn"].as_str()?.to_owned(),
+    ))
+}

@@ -46,6 +46,8 @@ pub fn builder() -> okra_testkit::LocalAwsBuilder {
         // The stack as deployed with one AMP workspace (template parameter
         // PrometheusWorkspaceArns): check-metrics may query it, and no other.
         .iam_ref("PrometheusWorkspaceArns", AMP_WORKSPACE_ARN)
+        // ... and one role to sign queries with (PrometheusRoleArns: a workspace elsewhere).
+        .iam_ref("PrometheusRoleArns", AMP_ROLE_ARN)
         // ... and one check function (AnalysisFunctionArns): the testkit's echo function.
         .iam_ref(
             "AnalysisFunctionArns",
@@ -55,6 +57,9 @@ pub fn builder() -> okra_testkit::LocalAwsBuilder {
 
 /// The check function the stacks' check-metrics may invoke.
 pub const CHECK_FUNCTION: &str = "okra-testkit-echo";
+
+/// The role the stacks' check-metrics may assume to sign Prometheus queries (`sigv4.roleArn`).
+pub const AMP_ROLE_ARN: &str = "arn:aws:iam::210987654321:role/okra-amp-reader";
 
 /// The AMP workspace the stacks' check-metrics may query (tests/e2e/providers.rs).
 pub const AMP_WORKSPACE_ARN: &str = "arn:aws:aps:us-east-1:123456789012:workspace/ws-okra-e2e";

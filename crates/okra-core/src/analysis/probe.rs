@@ -50,6 +50,8 @@ pub struct SigV4Scope {
     pub region: String,
     /// Such as `aps`.
     pub service: String,
+    /// Sign with this role's credentials (assumed), not the function's.
+    pub role_arn: Option<String>,
 }
 
 /// One HTTP request of a sample.
@@ -155,6 +157,7 @@ pub fn prometheus_request(p: &PrometheusProvider, query: &str, at: i64) -> Resul
         sigv4: p.sigv4.as_ref().map(|s| SigV4Scope {
             region: s.region.clone(),
             service: AMP_SERVICE.to_string(),
+            role_arn: s.role_arn.clone(),
         }),
     })
 }
@@ -538,6 +541,7 @@ mod tests {
             headers: vec![],
             sigv4: Some(crate::spec::SigV4Spec {
                 region: "eu-west-1".into(),
+                role_arn: Some("arn:aws:iam::111122223333:role/reader".into()),
             }),
         };
         let r = prometheus_request(&p, r#"sum(rate(x{code=~"5.."}[1m]))"#, 1_700_000_000).unwrap();
@@ -545,7 +549,12 @@ mod tests {
             r.url,
             "http://127.0.0.1:9090/api/v1/query?query=sum%28rate%28x%7Bcode%3D~%225..%22%7D%5B1m%5D%29%29&time=1700000000&timeout=5s"
         );
-        assert_eq!(r.sigv4.unwrap().service, "aps");
+        let scope = r.sigv4.unwrap();
+        assert_eq!(scope.service, "aps");
+        assert_eq!(
+            scope.role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/reader")
+        );
         assert_eq!(r.timeout, Duration::from_secs(5));
     }
 

@@ -121,13 +121,18 @@ pub struct Header {
     pub secret_key: Option<String>,
 }
 
-/// SigV4 signing of each query with the function's credentials (Amazon Managed Service for
-/// Prometheus: service `aps`).
+/// SigV4 signing of each query with the function's credentials, or a role's (Amazon Managed
+/// Service for Prometheus: service `aps`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SigV4Spec {
     /// The workspace's region, such as `us-east-1`.
     pub region: String,
+    /// Sign with this role's credentials instead (sts:AssumeRole; a workspace in another
+    /// account): `arn:aws:iam::111122223333:role/okra-amp-reader`. The stack's
+    /// `PrometheusRoleArns` parameter must name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
 }
 
 /// A Prometheus instant query; a scalar or a one-element vector is `result` as a number, a

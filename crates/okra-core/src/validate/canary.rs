@@ -416,6 +416,11 @@ impl Validator<'_> {
                     format!("`{}` is not a region such as us-east-1", s.region),
                 );
             }
+            if let Some(role) = &s.role_arn
+                && let Err(why) = crate::arn::check_role_arn(role)
+            {
+                self.push(format!("{pp}.sigv4.roleArn"), format!("`{role}`: {why}"));
+            }
         }
     }
 
