@@ -87,24 +87,30 @@ fn window() -> Result<FlexibleTimeWindow> {
         .map_err(|e| OkraError::InvalidInput(format!("flexible time window: {e}")))
 }
 
+/// Every field of a schedule, on CreateSchedule's or UpdateSchedule's builder (an update
+/// replaces them all).
+macro_rules! schedule_fields {
+    ($builder:expr, $me:expr, $s:expr) => {
+        $builder
+            .name(&$s.name)
+            .group_name(&$me.group)
+            .description(&$s.description)
+            .schedule_expression(&$s.expression)
+            .start_date(date($s.start))
+            .end_date(date($s.end))
+            .flexible_time_window(window()?)
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .target($me.target($s)?)
+    };
+}
+
 fn code_is(e: &OkraError, code: &str) -> bool {
     matches!(e, OkraError::Aws { code: c, .. } if c == code)
 }
 
 impl SchedulesPort for Scheduler {
     async fn put(&self, s: &SampleSchedule) -> Result<()> {
-        let created = self
-            .client
-            .create_schedule()
-            .name(&s.name)
-            .group_name(&self.group)
-            .description(&s.description)
-            .schedule_expression(&s.expression)
-            .start_date(date(s.start))
-            .end_date(date(s.end))
-            .flexible_time_window(window()?)
-            .action_after_completion(ActionAfterCompletion::Delete)
-            .target(self.target(s)?)
+        let created = schedule_fields!(self.client.create_schedule(), self, s)
             .send()
             .await
             .map_err(OkraError::from_sdk);
@@ -113,17 +119,7 @@ impl SchedulesPort for Scheduler {
             // A second run of the wait's task, or the same wait's next callback: the schedule is
             // made again as this run asks (UpdateSchedule replaces every field).
             Err(e) if matches!(e, OkraError::Conflict(..)) || code_is(&e, "ConflictException") => {
-                self.client
-                    .update_schedule()
-                    .name(&s.name)
-                    .group_name(&self.group)
-                    .description(&s.description)
-                    .schedule_expression(&s.expression)
-                    .start_date(date(s.start))
-                    .end_date(date(s.end))
-                    .flexible_time_window(window()?)
-                    .action_after_completion(ActionAfterCompletion::Delete)
-                    .target(self.target(s)?)
+                schedule_fields!(self.client.update_schedule(), self, s)
                     .send()
                     .await
                     .map_err(OkraError::from_sdk)?;

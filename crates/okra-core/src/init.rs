@@ -156,7 +156,7 @@ pub fn starter(opts: &InitOptions, clusters: &[Cluster]) -> Starter {
         "    - setWeight: 10",
         "    - pause:\n        duration: 5m",
         "    - setWeight: 50",
-        "    - pause: {}   # until `okra rollout resume`",
+        "    - pause:   # until `okra rollout resume`; nobody in 8 hours: roll back (onTimeout: promote goes on)\n        timeout: 8h",
     ] {
         let _ = writeln!(y, "{step}");
     }

@@ -286,6 +286,16 @@ impl LocalAwsBuilder {
     }
 }
 
+/// An `Authorization` header that routes a request to moto's EventBridge Scheduler (moto reads
+/// the credential scope's service; the signature is not checked).
+fn scheduler_authorization() -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{}/scheduler/aws4_request, \
+         SignedHeaders=host, Signature=0",
+        crate::REGION
+    )
+}
+
 /// The schedule group of the waits' background samples in every stack.
 pub const SAMPLE_SCHEDULE_GROUP: &str = "okra-samples";
 /// The role EventBridge Scheduler invokes check-metrics with (its name holds the template's
@@ -758,11 +768,7 @@ impl LocalAws {
 
     /// Creates an EventBridge Scheduler schedule group (template.yaml's `SampleScheduleGroup`).
     pub fn create_schedule_group(&self, name: &str) -> anyhow::Result<()> {
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{}/scheduler/aws4_request, \
-             SignedHeaders=host, Signature=0",
-            crate::REGION
-        );
+        let authorization = scheduler_authorization();
         let mut response = self
             .agent()
             .post(format!("{}/schedule-groups/{name}", self.endpoint))
@@ -780,11 +786,7 @@ impl LocalAws {
 
     /// The names of the schedules in `group` (ListSchedules).
     pub fn schedule_names(&self, group: &str) -> anyhow::Result<Vec<String>> {
-        let authorization = format!(
-            "AWS4-HMAC-SHA256 Credential=testing/20260101/{}/scheduler/aws4_request, \
-             SignedHeaders=host, Signature=0",
-            crate::REGION
-        );
+        let authorization = scheduler_authorization();
         let mut response = self
             .agent()
             .get(format!("{}/schedules?ScheduleGroup={group}", self.endpoint))
