@@ -55,7 +55,9 @@ DEFAULT_REFS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "A
                 # The testkit's (crates/okra-testkit/src/stack.rs, SAMPLE_SCHEDULE_*).
                 "SampleScheduleGroup": "okra-samples",
                 "SampleScheduleRole.Arn": "arn:aws:iam::123456789012:role/okra-SampleScheduleRole-LOCAL",
-                "CheckMetricsFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:check-metrics"}
+                "CheckMetricsFunction.Arn": "arn:aws:lambda:us-east-1:123456789012:function:check-metrics",
+                # The API's id (tests/e2e/template.rs and the self-test ask for its routes).
+                "Api": "okraapi001"}
 # SigV4 signing name -> IAM service prefix, where they differ.
 IAM_PREFIX = {"tagging": "tag", "monitoring": "cloudwatch"}
 
@@ -187,17 +189,21 @@ class Resolver:
 
 
 def function_statements(template: dict, resolver: Resolver) -> dict[str, list[dict]]:
-    """Each AWS::Serverless::Function's inline statements (`Policies: - Statement: [...]`), and
-    each AWS::IAM::Role's (`Policies: - PolicyDocument: {Statement: [...]}`), resolved. SAM
-    policy templates and managed policies grant nothing here (okra's functions have none; each is
-    reported)."""
+    """Each AWS::Serverless::Function's inline statements (`Policies: - Statement: [...]`), each
+    AWS::IAM::Role's (`Policies: - PolicyDocument: {Statement: [...]}`) and each
+    AWS::IAM::ManagedPolicy's (`PolicyDocument`: a caller named `...-LogicalId-...` holds it),
+    resolved. SAM policy templates and managed policies by ARN grant nothing here (okra's
+    functions have none; each is reported)."""
     out = {}
     for logical, res in (template.get("Resources") or {}).items():
-        if res.get("Type") not in ("AWS::Serverless::Function", "AWS::IAM::Role"):
+        kind = res.get("Type")
+        if kind not in ("AWS::Serverless::Function", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
             continue
         if "Condition" in res and not resolver.condition(res["Condition"]):
             continue
-        policies = resolver.resolve((res.get("Properties") or {}).get("Policies") or [])
+        props = res.get("Properties") or {}
+        raw = [props.get("PolicyDocument") or {}] if kind == "AWS::IAM::ManagedPolicy" else props.get("Policies") or []
+        policies = resolver.resolve(raw)
         statements = []
         for policy in policies if isinstance(policies, list) else [policies]:
             if isinstance(policy, dict) and "PolicyDocument" in policy:

@@ -238,12 +238,28 @@ def run(port: int) -> None:
     case("authorize: ... and in no other group", not a["allowed"], str(a))
     a = ask("check-metrics", "scheduler:CreateSchedule", [group])
     case("authorize: check-metrics makes no schedule (it only deletes)", not a["allowed"], str(a))
+    # The ready roles: a principal holding okra-viewer reads, one holding okra-operator acts.
+    route = lambda method, path: f"arn:aws:execute-api:{REGION}:{ACCOUNT}:okraapi001/v1/{method}/{path}"
+    for caller, method, path, allowed_ in [
+        ("alice-ViewerPolicy-1", "GET", "cells", True),
+        ("alice-ViewerPolicy-1", "GET", "cells/web/rollouts/web--1-1-0--0", True),
+        ("alice-ViewerPolicy-1", "POST", "cells/web/rollouts/web--1-1-0--0/abort", False),
+        ("alice-ViewerPolicy-1", "PUT", "cells/web", False),
+        ("bob-OperatorPolicy-1", "POST", "cells/web/rollouts/web--1-1-0--0/abort", True),
+        ("bob-OperatorPolicy-1", "GET", "cells", True),
+    ]:
+        a = ask(caller, "execute-api:Invoke", [route(method, path)])
+        case(f"authorize: {caller.split('-')[1]} {method} /{path}: {'allowed' if allowed_ else 'denied'}",
+             a["allowed"] == allowed_, str(a))
+    a = ask("bob-OperatorPolicy-1", "execute-api:Invoke",
+            [f"arn:aws:execute-api:{REGION}:{ACCOUNT}:otherapi/v1/GET/cells"])
+    case("authorize: the operator policy reaches no other API", not a["allowed"], str(a))
 
     iam = admin_route("GET", port, "/_okra/iam")
     actions = {d["action"] for d in iam["denied"]}
     case("GET /_okra/iam lists the denials", iam["enabled"] and "elasticloadbalancing:DescribeTargetHealth" in actions
-         # the seven functions and EventBridge Scheduler's role
-         and len(iam["functions"]) == 8, f"{len(iam['denied'])} denials: {sorted(actions)}")
+         # the seven functions, EventBridge Scheduler's role and the two ready policies
+         and len(iam["functions"]) == 10, f"{len(iam['denied'])} denials: {sorted(actions)}")
     cleared = admin_route("DELETE", port, "/_okra/iam")
     case("DELETE /_okra/iam clears them", cleared["denied"] == [])
     off = admin_route("POST", port, "/_okra/iam", {"template": None})
