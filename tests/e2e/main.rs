@@ -16,6 +16,7 @@ mod doctor;
 mod examples;
 mod functions;
 mod iam;
+mod notifications;
 mod providers;
 mod reliability;
 mod rollout;

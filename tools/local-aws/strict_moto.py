@@ -900,12 +900,14 @@ def with_admin(app):
             return Response(json.dumps(answer), status=status, mimetype="application/json")(
                 environ, start_response)
         if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters",
-                            "/_okra/scheduler", "/_okra/sts/credentials")):
+                            "/_okra/scheduler", "/_okra/sts/credentials", "/_okra/events")):
             req = Request(environ)
             if path.startswith("/_okra/scheduler"):
                 answer = admin_scheduler(req)
             elif path.startswith("/_okra/sts/credentials"):
                 answer = admin_sts_credentials(req)
+            elif path.startswith("/_okra/events"):
+                answer = json.dumps({"undelivered": UNDELIVERED})
             elif path.startswith("/_okra/throttle"):
                 answer = admin_throttle(req)
             elif path.startswith("/_okra/calls"):
@@ -925,6 +927,71 @@ def with_admin(app):
             answer = json.dumps({"targets": TARGET_MAP})
         return Response(answer, mimetype="application/json")(environ, start_response)
     return wsgi
+
+
+# ------------------------------------------------------------------ EventBridge → SNS
+# moto 5.2.5's rules deliver to log groups, archives, SQS and other buses, not to SNS topics.
+# Here a rule's SNS target gets the event (after its InputTransformer) published to the topic, as
+# EventBridge does, if the topic's policy lets `events.amazonaws.com` publish (EventBridge user
+# guide, "Permissions for Amazon SNS": a resource-based policy on the topic), with
+# aws:SourceArn, when the statement names one, equal to the rule's ARN. Undelivered events are
+# listed in `GET /_okra/events/undelivered`.
+from moto.events import models as events_models  # noqa: E402
+
+UNDELIVERED: list[dict] = []
+_orig_send_to_targets = events_models.Rule.send_to_targets
+
+
+def topic_allows_events(policy: dict, rule_arn: str) -> bool:
+    for st in policy.get("Statement") or []:
+        if st.get("Effect") != "Allow":
+            continue
+        services = (st.get("Principal") or {}).get("Service") or []
+        services = services if isinstance(services, list) else [services]
+        actions = st.get("Action") or []
+        actions = actions if isinstance(actions, list) else [actions]
+        if "events.amazonaws.com" not in services or not any(a in ("sns:Publish", "sns:*", "*") for a in actions):
+            continue
+        source = ((st.get("Condition") or {}).get("ArnEquals") or {}).get("aws:SourceArn") \
+            or ((st.get("Condition") or {}).get("ArnLike") or {}).get("aws:SourceArn")
+        if source is None or rule_arn in (source if isinstance(source, list) else [source]):
+            return True
+    return False
+
+
+def send_to_targets(self, original_event, transform_input=True):
+    import copy
+    from moto.sns.models import sns_backends
+    from moto.utilities.arns import parse_arn
+    # moto's own targets through moto (it raises NotImplementedError on an SNS one), on a copy
+    # of the rule: other requests' threads read the rule meanwhile.
+    others = copy.copy(self)
+    others.targets = [t for t in self.targets if parse_arn(t["Arn"]).service != "sns"]
+    _orig_send_to_targets(others, original_event, transform_input)
+    if not self.event_pattern.matches_event(original_event):
+        return
+    for target in self.targets:
+        arn = parse_arn(target["Arn"])
+        if arn.service != "sns":
+            continue
+        transformer = target.get("InputTransformer") or {}
+        message = events_models.EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}), event=original_event)
+        topic = sns_backends[arn.account][arn.region].topics.get(target["Arn"])
+        why = None
+        if topic is None:
+            why = "no such topic"
+        elif not topic_allows_events(topic._policy_json, self.arn):
+            why = "the topic's policy does not let events.amazonaws.com publish for this rule"
+        if why:
+            UNDELIVERED.append({"rule": self.arn, "target": target["Arn"], "why": why})
+            print(f"strict_moto: events: {self.arn} -> {target['Arn']}: {why}", file=sys.stderr, flush=True)
+            continue
+        topic.publish(message if isinstance(message, str) else json.dumps(message))
+
+
+events_models.Rule.send_to_targets = send_to_targets
 
 
 # ------------------------------------------------------------------ EventBridge Scheduler

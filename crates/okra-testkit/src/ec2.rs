@@ -59,6 +59,45 @@ impl LocalAws {
         self.query("ec2", "2016-11-15", action, params)
     }
 
+    /// POSTs a JSON 1.1 call (`X-Amz-Target: PREFIX.Operation`, such as `AWSEvents.PutRule`) of
+    /// `service` (its signing name) to moto and returns the JSON answer; a non-200 answer is an
+    /// error carrying moto's.
+    pub fn json_call(
+        &self,
+        service: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, \
+             SignedHeaders=content-type;host, Signature=0"
+        );
+        let mut response = self
+            .agent()
+            .post(format!("{}/", self.endpoint()))
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header("X-Amz-Target", target)
+            .header("Authorization", authorization)
+            .send(body.to_string())
+            .with_context(|| format!("{target} to moto at {}", self.endpoint()))?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        if status != 200 {
+            bail!("{target} answered HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// GETs one of the strict moto's own routes (`/_okra/...`) as JSON.
+    pub fn json_get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let mut response = self
+            .agent()
+            .get(format!("{}{path}", self.endpoint()))
+            .call()
+            .with_context(|| format!("GET {path}"))?;
+        Ok(response.body_mut().read_json()?)
+    }
+
     /// POSTs a Query-protocol call (`Action=...&Version=...&params...`) of `service` (the signing
     /// name: `ec2`, `elasticloadbalancing`, ...) to moto and returns the XML answer. moto does not
     /// check signatures; it routes by the credential scope of the `Authorization` header, which is
