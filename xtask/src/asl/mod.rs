@@ -290,7 +290,8 @@ fn wait_for_person(
 
 /// A wait: a callback task (`rollout-state await` keeps its token with the wait's kind and step,
 /// where the API answers it), ended by its answer or by its time-out (`timeout_path`).
-/// `seconds_path`: a timed pause's length, whose end `await` keeps across the wait's callbacks.
+/// `seconds_path`: a timed pause's length or a wait for a person's time-out, whose end `await`
+/// keeps across the wait's callbacks.
 fn callback_wait(
     kind: WaitKind,
     next: &str,
