@@ -228,6 +228,23 @@ async fn cli_commands_against_the_local_stack() {
         out.contains("1.0.0") && out.contains("100 %") && out.contains("history:"),
         "{out}"
     );
+    // The cell's events, as EventBridge got them: both rollouts', oldest first.
+    let (code, out, err) = okra(&d, &["events", "web"]);
+    assert_eq!(code, 0, "{err}");
+    let promoted = out.find("Rollout Promoted").expect(&out);
+    let rolled_back = out.find("Rollout Rolled Back").expect(&out);
+    assert!(promoted < rolled_back, "oldest first:\n{out}");
+    let (code, out, _) = okra(
+        &d,
+        &["events", "web", "--rollouts", "1", "--output", "json"],
+    );
+    assert_eq!(code, 0);
+    let events: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        events.iter().all(|e| e["execution"] != first_id.as_str()),
+        "--rollouts 1: the newest only: {out}"
+    );
+    assert_eq!(events.last().unwrap()["detailType"], "Rollout Rolled Back");
     let (code, out, _) = okra(&d, &["target-groups", "web"]);
     assert_eq!(code, 0);
     assert!(out.contains("web-a1") && out.contains("1.1.0"), "{out}");

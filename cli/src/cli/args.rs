@@ -79,6 +79,21 @@ pub enum Command {
     /// Start, follow and steer rollouts.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// The cell's rollout events (as EventBridge and the notification topic got them), from its
+    /// newest rollouts' history, oldest first; --follow prints new ones as they come.
+    Events {
+        /// The cell.
+        cell: String,
+        /// How many of the newest rollouts.
+        #[arg(long, default_value_t = 5)]
+        rollouts: usize,
+        /// Go on printing new events until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between reads with --follow.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+    },
     /// The cell's EKS clusters: status and version.
     Clusters {
         /// The cell.

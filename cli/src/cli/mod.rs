@@ -31,6 +31,7 @@ outputs. Against the local emulator: --endpoint-url http://127.0.0.1:PORT.";
 
 mod args;
 mod cells;
+mod events;
 mod files;
 mod rollout;
 mod setup;
@@ -192,6 +193,12 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
             Ok(exit::OK)
         }
         Command::Rollout(r) => rollout(&ctx, out, r).await,
+        Command::Events {
+            cell,
+            rollouts,
+            follow,
+            interval,
+        } => events::events(&ctx, out, &cell, rollouts, follow, interval).await,
         Command::Clusters { cell } => clusters(&ctx, out, &cell).await,
         Command::TargetGroups { cell } => target_groups(&ctx, out, &cell).await,
         Command::Doctor { .. } | Command::Init { .. } => {

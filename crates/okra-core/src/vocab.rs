@@ -313,6 +313,21 @@ pub enum HistoryEvent {
 }
 
 impl HistoryEvent {
+    /// The EventBridge event an entry of this kind went out as (`okra events`), if any: a signal
+    /// taken, a continuation and nothing-to-do send none.
+    pub fn event_kind(self) -> Option<RolloutEventKind> {
+        match self {
+            Self::Started => Some(RolloutEventKind::Started),
+            Self::StepDone => Some(RolloutEventKind::StepDone),
+            Self::Paused => Some(RolloutEventKind::Paused),
+            Self::TimedOut => Some(RolloutEventKind::WaitTimedOut),
+            Self::Promoted => Some(RolloutEventKind::Promoted),
+            Self::RolledBack => Some(RolloutEventKind::RolledBack),
+            Self::Failed => Some(RolloutEventKind::Failed),
+            _ => None,
+        }
+    }
+
     /// The EventBridge event a step's entry sends.
     pub fn step_event_kind(self) -> RolloutEventKind {
         match self {
