@@ -172,6 +172,13 @@ async fn waiting_and_rolled_back_reach_the_notification_topic() -> Result<()> {
     for e in &events {
         assert_eq!(e["source"], "okra", "{e}");
         assert_eq!(e["detail"]["execution"], exec.as_str(), "{e}");
+        // Read alone, it says which versions and where.
+        assert_eq!(
+            (&e["detail"]["from"], &e["detail"]["to"]),
+            (&json!("1.0.0"), &json!("1.1.0")),
+            "{e}"
+        );
+        assert_eq!(e["region"], okra_testkit::REGION, "{e}");
     }
     let wrong = tokio::task::block_in_place(|| received(&aws, &closed_queue, &name, &[]))?;
     assert!(wrong.is_empty(), "{wrong:?}");

@@ -296,6 +296,14 @@ async fn a_replayed_step_is_recorded_once() {
         w.events.kinds(),
         ["Rollout Started", "Rollout Step Done", "Rollout Paused"]
     );
+    // Each event names the versions, read alone (a notification).
+    for e in w.events.events() {
+        assert_eq!(
+            (e.detail["from"].as_str(), e.detail["to"].as_str()),
+            (Some("1.1.0"), Some("1.2.0")),
+            "{e:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -70,7 +70,12 @@ async fn record_once<S: StatePort, E: EventsPort>(
         tracing::info!(cell, execution, key, "replay: recorded before");
         return Ok(false);
     }
-    if let Some(ev) = ev {
+    if let Some(mut ev) = ev {
+        // Every event names the versions, whoever reads it alone (a notification at 2 a.m.).
+        if let Some(d) = ev.detail.as_object_mut() {
+            d.entry("from").or_insert_with(|| json!(rollout.from));
+            d.entry("to").or_insert_with(|| json!(rollout.to));
+        }
         events.put(&[ev]).await?;
     }
     state.record(cell, execution, entry, status).await?;
