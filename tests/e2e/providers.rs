@@ -306,7 +306,6 @@ async fn amp_queries_signed_with_an_assumed_role() -> Result<()> {
     assert!(amp.log().refused.is_empty(), "{:?}", amp.log());
 
     // A role the stack was not given.
-    let mut metric = metric;
     metric["provider"]["prometheus"]["sigv4"]["roleArn"] =
         json!("arn:aws:iam::210987654321:role/someone-else");
     let (w, mut spec, _backends2, prometheus2) =
