@@ -60,13 +60,15 @@ async fn a_wait_sampled_by_a_schedule_stays_flat_and_a_failing_sample_rolls_back
         .get_wait(&name, &exec)
         .await?
         .context("a wait")?;
-    let samples = wait.samples.context("the wait keeps its samples")?;
+    wait.samples
+        .as_ref()
+        .context("the wait keeps its samples")?;
+    let schedule = okra_core::schedule::schedule_name(&name, &exec, wait.step);
     assert!(
         aws.local
             .schedule_names(SAMPLE_SCHEDULE_GROUP)?
-            .contains(&samples.schedule),
-        "schedule {} in the group",
-        samples.schedule
+            .contains(&schedule),
+        "schedule {schedule} in the group"
     );
     until_taken(&aws, &name, &exec, 2).await?;
     let calls = |by: &BTreeMap<String, BTreeMap<String, u64>>| {
@@ -132,7 +134,7 @@ async fn a_wait_sampled_by_a_schedule_stays_flat_and_a_failing_sample_rolls_back
         .filter(|i| {
             i["schedule"]
                 .as_str()
-                .is_some_and(|s| s.ends_with(&samples.schedule))
+                .is_some_and(|s| s.ends_with(&schedule))
         })
         .collect();
     assert!(
@@ -162,7 +164,7 @@ async fn a_wait_sampled_by_a_schedule_stays_flat_and_a_failing_sample_rolls_back
     while aws
         .local
         .schedule_names(SAMPLE_SCHEDULE_GROUP)?
-        .contains(&samples.schedule)
+        .contains(&schedule)
     {
         anyhow::ensure!(Instant::now() < deadline, "the schedule is still there");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -181,13 +183,13 @@ async fn a_person_resumes_a_sampled_wait_and_its_schedule_goes() -> Result<()> {
     let (w, exec) = paused_rollout_with(&aws, &sfn, "schedr", sampled_every_minute).await?;
     let name = cell_name(&w);
     until_taken(&aws, &name, &exec, 1).await?;
-    let schedule = aws
+    let wait = aws
         .state()
         .get_wait(&name, &exec)
         .await?
-        .and_then(|w| w.samples)
-        .context("samples")?
-        .schedule;
+        .context("a wait")?;
+    wait.samples.as_ref().context("samples")?;
+    let schedule = okra_core::schedule::schedule_name(&name, &exec, wait.step);
     crate::common::service::resume_to_the_end(&aws, &sfn, &name, &exec).await?;
     assert_eq!(
         aws.weights_by_version(&w).await?,

@@ -22,6 +22,16 @@ impl Sfn {
         }
     }
 
+    /// The rollout state machine: `STATE_MACHINE_ARN` from the environment.
+    pub fn from_env(
+        config: &aws_config::SdkConfig,
+    ) -> std::result::Result<Self, lambda_runtime::Error> {
+        Ok(Self::new(
+            sfn::Client::new(config),
+            crate::required_env("STATE_MACHINE_ARN")?,
+        ))
+    }
+
     /// The ARN of the state machine's execution `name`.
     pub fn execution_arn(&self, name: &str) -> Result<String> {
         execution_arn(&self.state_machine_arn, name)

@@ -125,8 +125,6 @@ pub struct Wait {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WaitSamples {
-    /// The schedule's name.
-    pub schedule: String,
     /// check-metrics' input for each sample (cell, templates, args, sides), without `previous`.
     pub request: serde_json::Value,
     /// The latest sample's output (`{phase, reason, metrics, …}`); before the first, the

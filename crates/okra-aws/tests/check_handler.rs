@@ -783,7 +783,6 @@ mod scheduled {
             step: Some(2),
             until: None,
             samples: Some(WaitSamples {
-                schedule: name.clone(),
                 request: json!({"cell": cell(), "templates": ["error-rate"], "now": NOW}),
                 latest: json!({"metrics": []}),
                 taken: 0,

@@ -30,14 +30,8 @@ async fn main() -> Result<(), Error> {
         http: &http,
         lambda: &lambda,
     };
-    let state = Dynamo::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        okra_aws::required_env("TABLE_NAME")?,
-    );
-    let executions = Sfn::new(
-        aws_sdk_sfn::Client::new(&config),
-        okra_aws::required_env("STATE_MACHINE_ARN")?,
-    );
+    let state = Dynamo::from_env(&config)?;
+    let executions = Sfn::from_env(&config)?;
     let schedules = Scheduler::for_deleting(
         aws_sdk_scheduler::Client::new(&config),
         okra_aws::required_env("SAMPLE_SCHEDULE_GROUP")?,

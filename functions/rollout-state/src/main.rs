@@ -13,14 +13,8 @@ use okra_aws::sfn::Sfn;
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = okra_aws::aws_config().await;
-    let state = Dynamo::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        okra_aws::required_env("TABLE_NAME")?,
-    );
-    let executions = Sfn::new(
-        aws_sdk_sfn::Client::new(&config),
-        okra_aws::required_env("STATE_MACHINE_ARN")?,
-    );
+    let state = Dynamo::from_env(&config)?;
+    let executions = Sfn::from_env(&config)?;
     let events = EventBridge::from_env(&config);
     let schedules = Scheduler::from_env(&config)?;
     run(service_fn(|event: LambdaEvent<serde_json::Value>| async {

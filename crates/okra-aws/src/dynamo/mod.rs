@@ -63,6 +63,16 @@ impl Dynamo {
         }
     }
 
+    /// The functions' table: `TABLE_NAME` from the environment.
+    pub fn from_env(
+        config: &aws_config::SdkConfig,
+    ) -> std::result::Result<Self, lambda_runtime::Error> {
+        Ok(Self::new(
+            ddb::Client::new(config),
+            crate::required_env("TABLE_NAME")?,
+        ))
+    }
+
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table

@@ -160,7 +160,9 @@ where
     // No sample is due after a verdict that ended the wait, or once every metric is decided
     // (each took its `count`).
     if ended_wait || out.done {
-        schedules.delete(&stored.schedule).await?;
+        schedules
+            .delete(&schedule::schedule_name(cell, execution, sample.step))
+            .await?;
     }
     Ok(ScheduledOutput::Sampled {
         phase: out.phase,

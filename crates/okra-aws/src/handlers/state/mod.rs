@@ -421,7 +421,6 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
                         ..k
                     },
                     None => WaitSamples {
-                        schedule: okra_core::schedule::schedule_name(&cell, &execution, step),
                         request: a.request.clone(),
                         latest: json!({ "metrics": a.previous }),
                         taken: 0,
@@ -446,13 +445,12 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
                     .and_then(|u| humantime::parse_rfc3339_weak(u).ok());
                 okra_core::schedule::window(now, a.interval_seconds, end)
             });
-            if let (Some(a), Some(ws), false, Some((start, end))) =
-                (&samples, &w.samples, answered, window)
+            if let (Some(a), false, Some((start, end))) = (&samples, answered, window)
                 && start < end
             {
                 schedules
                     .put(&SampleSchedule {
-                        name: ws.schedule.clone(),
+                        name: okra_core::schedule::schedule_name(&cell, &execution, step),
                         expression: a.schedule.clone(),
                         start,
                         end,
