@@ -64,8 +64,13 @@ impl CliError {
 
     /// okra's refusal, with advice by its type.
     pub fn from_app(e: &AppError, table: &str) -> Self {
-        let kind = e.error_type();
-        let message = e.to_string();
+        Self::from_answer(e.error_type(), &e.to_string(), Some(table))
+    }
+
+    /// okra's refusal of type `kind` (an [`ErrorType`]'s name) saying `message`, with advice by
+    /// its type: the same whether it came in process or from the API's error answer. `table`:
+    /// the table the CLI reads in process.
+    pub fn from_answer(kind: &str, message: &str, table: Option<&str>) -> Self {
         let hint = match kind.parse::<ErrorType>() {
             Ok(ErrorType::InvalidSpec) => "fix the fields above and apply again",
             Ok(ErrorType::NotFound) if message.starts_with("cell") => {
@@ -75,9 +80,12 @@ impl CliError {
             Ok(ErrorType::Conflict) => "see the message: wait for the running rollout or abort it",
             Ok(ErrorType::AccessDenied) => ACCESS_HINT,
             Ok(ErrorType::AwsUnavailable | ErrorType::Throttled) => UNAVAILABLE_HINT,
-            _ if message.contains("ResourceNotFoundException") => {
-                return Self::new(format!("table {table} not found ({message})"))
-                    .hint("give the stack's table with --table or OKRA_TABLE");
+            _ if message.contains("ResourceNotFoundException") && table.is_some() => {
+                return Self::new(format!(
+                    "table {} not found ({message})",
+                    table.unwrap_or_default()
+                ))
+                .hint("give the stack's table with --table or OKRA_TABLE");
             }
             _ => "see the message",
         };

@@ -2,47 +2,16 @@
 //! current step, a weight bar per version (read from the listener), the last analysis verdict,
 //! and the history.
 
-use std::collections::BTreeMap;
-
 use okra_aws::app::{RolloutView, WaitView};
-use okra_aws::ports::LoadBalancerPort;
+pub use okra_aws::app::{Sample, VersionWeight};
 use okra_aws::state::{ExecutionInfo, Rollout};
-use okra_core::model::CurrentAction;
-use okra_core::spec::{CanaryStep, CellSpec};
-use okra_core::vocab::{ExecutionStatus, HistoryEvent, Phase, RolloutStatus};
+use okra_core::spec::CanaryStep;
+use okra_core::vocab::{ExecutionStatus, HistoryEvent, RolloutStatus};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ctx::Ctx;
+use crate::client::Client;
 use crate::error::CliError;
-
-/// One version's share of the listener.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VersionWeight {
-    /// The version (`?` for target groups okra did not make).
-    pub version: String,
-    /// Its percentage of the listener's traffic.
-    pub percent: u32,
-    /// Its target groups.
-    pub target_groups: usize,
-}
-
-/// One analysis sample (a check-metrics result in the execution's history).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sample {
-    /// Epoch milliseconds.
-    pub at_ms: i64,
-    /// The step index.
-    pub step: Option<u64>,
-    /// The verdict (`error` when the sample's phase does not read).
-    pub phase: Phase,
-    /// Why, in one line.
-    pub reason: String,
-    /// Each metric's newest value.
-    pub values: BTreeMap<String, f64>,
-}
 
 /// Everything the view shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -123,180 +92,16 @@ pub fn describe_step(step: &CanaryStep) -> String {
     "step".to_owned()
 }
 
-/// The rollout a command means when it names none: the cell's running execution (its name
-/// starts with `<cell>--`), else its newest recorded rollout.
-pub async fn newest(ctx: &Ctx, cell: &str) -> Result<String, CliError> {
-    if let Some(arn) = &ctx.state_machine_arn {
-        let prefix = format!("{cell}--");
-        let running = ctx
-            .sfn
-            .list_executions()
-            .state_machine_arn(arn)
-            .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
-            .send()
-            .await;
-        if let Ok(list) = running {
-            let mut mine: Vec<_> = list
-                .executions()
-                .iter()
-                .filter(|e| e.name().starts_with(&prefix))
-                .collect();
-            mine.sort_by_key(|e| std::cmp::Reverse(e.start_date().secs()));
-            if let Some(e) = mine.first() {
-                return Ok(e.name().to_owned());
-            }
-        }
-    }
-    let list = ctx.answer(ctx.okra().list_rollouts(cell, 1).await)?;
-    list.rollouts
-        .into_iter()
-        .next()
-        .map(|r| r.execution)
-        .ok_or_else(|| {
-            CliError::new(format!("cell {cell} has no rollout yet"))
-                .hint("`okra plan <cell>` shows what a rollout would do; `okra rollout start <cell>` starts one")
-        })
-}
-
-/// The listener's weights by version.
-pub async fn weights(ctx: &Ctx, spec: &CellSpec) -> Result<Vec<VersionWeight>, CliError> {
-    let Some((_, listener)) = spec.ingress.listener() else {
-        return Ok(Vec::new());
-    };
-    let owned = ctx
-        .elb
-        .read_action(listener, spec.ingress.rule_arn())
-        .await?;
-    let CurrentAction::Forward(fa) = owned.action else {
-        return Ok(Vec::new());
-    };
-    let arns: Vec<String> = fa
-        .targets
-        .iter()
-        .map(|t| t.target_group_arn.clone())
-        .collect();
-    let groups = ctx.elb.find_target_groups(&spec.name, &arns).await?;
-    let total: u32 = fa.targets.iter().map(|t| t.weight).sum();
-    let mut by_version: BTreeMap<String, (u32, usize)> = BTreeMap::new();
-    for t in &fa.targets {
-        let version = groups
-            .iter()
-            .find(|g| g.arn == t.target_group_arn)
-            .map_or_else(|| "?".to_owned(), |g| g.version.clone());
-        let e = by_version.entry(version).or_default();
-        e.0 += t.weight;
-        e.1 += 1;
-    }
-    let mut out: Vec<VersionWeight> = by_version
-        .into_iter()
-        .map(|(version, (w, n))| VersionWeight {
-            version,
-            percent: (w * 100 + total / 2).checked_div(total).unwrap_or(0),
-            target_groups: n,
-        })
-        .collect();
-    out.sort_by_key(|a| version_key(&a.version));
-    Ok(out)
-}
-
-fn version_key(v: &str) -> (Option<semver_lite::V>, String) {
-    (semver_lite::parse(v), v.to_owned())
-}
-
-/// Just enough semver to sort versions.
-mod semver_lite {
-    /// major, minor, patch.
-    pub type V = (u64, u64, u64);
-    /// `1.2.3` or `v1.2.3` (pre-release ignored).
-    pub fn parse(v: &str) -> Option<V> {
-        let v = v.strip_prefix('v').unwrap_or(v);
-        let core = v.split(['-', '+']).next()?;
-        let mut it = core.split('.').map(|p| p.parse::<u64>().ok());
-        Some((it.next()??, it.next()??, it.next()??))
-    }
-}
-
-/// The analysis samples of an execution, from its history (the results of its
-/// [`okra_core::vocab::states::CHECK_METRICS`] state).
-pub async fn samples(ctx: &Ctx, execution: &str) -> Vec<Sample> {
-    let Ok(arn) = ctx.executions.execution_arn(execution) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut token = None;
-    loop {
-        let Ok(page) = ctx
-            .sfn
-            .get_execution_history()
-            .execution_arn(&arn)
-            .set_next_token(token)
-            .max_results(1000)
-            .send()
-            .await
-        else {
-            return out;
-        };
-        for e in page.events() {
-            let Some(d) = e.state_exited_event_details() else {
-                continue;
-            };
-            if d.name() != okra_core::vocab::states::CHECK_METRICS {
-                continue;
-            }
-            let Some(output) = d
-                .output()
-                .and_then(|o| serde_json::from_str::<Value>(o).ok())
-            else {
-                continue;
-            };
-            let a = &output["analysis"];
-            let mut values = BTreeMap::new();
-            for m in a["metrics"].as_array().into_iter().flatten() {
-                let name = m["name"].as_str().unwrap_or("metric").to_owned();
-                if let Some(v) = last_value(m) {
-                    values.insert(name, v);
-                }
-            }
-            out.push(Sample {
-                at_ms: e.timestamp().to_millis().unwrap_or(0),
-                step: output["step"]["index"].as_u64(),
-                phase: serde_json::from_value(a["phase"].clone()).unwrap_or(Phase::Error),
-                reason: a["reason"].as_str().unwrap_or_default().to_owned(),
-                values,
-            });
-        }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            return out;
-        }
-    }
-}
-
-/// A metric result's newest measured value, wherever its shape keeps it.
-fn last_value(m: &Value) -> Option<f64> {
-    let measurements = m["measurements"].as_array()?;
-    let last = measurements.last()?;
-    match &last["value"] {
-        Value::Number(n) => n.as_f64(),
-        Value::Object(o) => o
-            .get("value")
-            .or_else(|| o.get("scalar"))
-            .and_then(Value::as_f64)
-            .or_else(|| o.values().find_map(Value::as_f64)),
-        Value::Array(a) => a.iter().find_map(Value::as_f64),
-        _ => None,
-    }
-}
-
 /// Gathers the view of rollout `id` of `cell`.
-pub async fn gather(ctx: &Ctx, cell: &str, id: &str) -> Result<View, CliError> {
-    let okra = ctx.okra();
-    let spec = ctx.answer(okra.get_cell(cell).await)?.spec;
+pub async fn gather(client: &Client, cell: &str, id: &str) -> Result<View, CliError> {
+    let spec = client.get_cell(cell).await?.spec;
     let RolloutView {
         rollout,
         execution,
         wait,
-    } = ctx.answer(okra.get_rollout(cell, id).await)?;
+        weights,
+        samples,
+    } = client.get_rollout(cell, id).await?;
     let steps = &spec.canary.steps;
     let step = rollout.history.iter().rev().find_map(|h| h.step).map(|i| {
         // The step recorded last is done; a running rollout is at the next one.
@@ -314,8 +119,8 @@ pub async fn gather(ctx: &Ctx, cell: &str, id: &str) -> Result<View, CliError> {
     });
     Ok(View {
         cell: cell.to_owned(),
-        weights: weights(ctx, &spec).await?,
-        samples: samples(ctx, id).await,
+        weights,
+        samples,
         step_count: steps.len(),
         step,
         rollout,
@@ -456,7 +261,9 @@ pub fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use okra_aws::state::HistoryEntry;
+    use okra_core::vocab::Phase;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     #[test]
     fn bars_and_steps_in_words() {
@@ -516,18 +323,5 @@ mod tests {
             "failed — metric error-rate failed (error-rate = 12)"
         );
         assert_eq!(one_line(&"x".repeat(200)).chars().count(), 140);
-    }
-
-    #[test]
-    fn reads_the_newest_value_of_a_metric() {
-        assert_eq!(
-            last_value(&json!({"measurements": [{"value": 1.0}, {"value": 3.5}]})),
-            Some(3.5)
-        );
-        assert_eq!(
-            last_value(&json!({"measurements": [{"value": {"value": 2.0}}]})),
-            Some(2.0)
-        );
-        assert_eq!(last_value(&json!({"measurements": []})), None);
     }
 }

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use okra_demo::{self as demo, Demo, Options};
+use okra_testkit::{ApiFront, ApiIdentity};
 use serde_json::{Value, json};
 
 fn options() -> Options {
@@ -17,11 +18,6 @@ fn options() -> Options {
         report: None,
         interval: Duration::from_millis(200),
     }
-}
-
-/// Runs `okra ARGS` against the demo's world: (exit code, stdout, stderr).
-fn okra(d: &Demo, args: &[&str]) -> (i32, String, String) {
-    okra_env(d, args, &[])
 }
 
 fn okra_env(d: &Demo, args: &[&str], without: &[&str]) -> (i32, String, String) {
@@ -81,10 +77,84 @@ fn help_reads_well_and_bad_usage_exits_2() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// How the commands reach okra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// In process, with the administrator's AWS rights over the local stack.
+    InProcess,
+    /// Through the local API front, as the operator (`OperatorPolicy`): no other AWS setting.
+    Api,
+}
+
+/// An IAM user of the local API front with one of template.yaml's managed policies.
+fn identity(user: &str, policy: &str) -> ApiIdentity {
+    ApiIdentity {
+        user: user.into(),
+        access_key: format!("AKIA{}", user.to_uppercase()),
+        secret: format!("{user}-secret"),
+        policy: Some(policy.into()),
+    }
+}
+
+/// The `okra` process's environment through the API as `who`: the API's URL, the region and
+/// `who`'s keys; no endpoint, table or state machine, so a command that reached AWS itself
+/// would fail (nothing here reaches AWS).
+fn api_env(front: &ApiFront, who: &ApiIdentity) -> Vec<(String, String)> {
+    vec![
+        ("OKRA_API_URL".into(), front.url()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), who.access_key.clone()),
+        ("AWS_SECRET_ACCESS_KEY".into(), who.secret.clone()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+    ]
+}
+
+/// Runs `okra ARGS` with exactly `env` (no inherited AWS_ or OKRA_ variable).
+fn okra_with(env: &[(String, String)], args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_okra"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("OKRA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.args(args).envs(env.iter().cloned()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn cli_commands_against_the_local_stack() {
+async fn cli_commands_in_process() {
+    commands(Mode::InProcess).await;
+}
+
+/// The same commands, answers, errors and hints through the API (SigV4, `execute-api:Invoke`
+/// under template.yaml's operator policy), and a viewer who reads but may not steer.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_commands_through_the_api() {
+    commands(Mode::Api).await;
+}
+
+async fn commands(mode: Mode) {
     let d = demo::setup(&options()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let operator = identity("olga", "OperatorPolicy");
+    let viewer = identity("victor", "ViewerPolicy");
+    let front = d
+        .aws
+        .api_front(vec![operator.clone(), viewer.clone()])
+        .unwrap();
+    // `okra` as the mode has it: in process with the stack's settings, or as the operator
+    // through the API. `admin` is always in process (okra init, doctor -f read the account).
+    let okra = |d: &Demo, args: &[&str]| match mode {
+        Mode::InProcess => okra_env(d, args, &[]),
+        Mode::Api => okra_with(&api_env(&front, &operator), args),
+    };
+    let admin = |d: &Demo, args: &[&str]| okra_env(d, args, &[]);
 
     // Settings missing: a usage error that says what to give.
     let (code, _, err) = okra_env(&d, &["cell", "list"], &["OKRA_TABLE"]);
@@ -148,7 +218,7 @@ async fn cli_commands_against_the_local_stack() {
         if let Some(o) = out {
             args.extend(["-o", o.to_str().unwrap()]);
         }
-        okra(&d, &args)
+        admin(&d, &args)
     };
     let (code, _, err) = init(&d.listener, Some(&starter));
     assert_eq!(code, 0, "{err}");
@@ -173,7 +243,7 @@ async fn cli_commands_against_the_local_stack() {
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty(), "{out}");
     // The doctor on the starter: no error (warnings: no trail, the metric-less analysis).
-    let (code, out, err) = okra(&d, &["doctor", "-f", starter.to_str().unwrap()]);
+    let (code, out, err) = admin(&d, &["doctor", "-f", starter.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok       listener"), "{out}");
     assert!(out.contains("ok       clusters"), "{out}");
@@ -290,6 +360,108 @@ async fn cli_commands_against_the_local_stack() {
     let (code, _, err) = okra(&d, &["cell", "get", "web"]);
     assert_eq!(code, 1);
     assert!(err.contains("NotFound") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("okra cell list"),
+        "the same hint both ways: {err}"
+    );
+
+    if mode == Mode::Api {
+        viewer_reads_but_may_not_steer(&d, &front, &operator, &viewer).await;
+    }
+}
+
+/// A viewer (`ViewerPolicy`: GET routes) sees a rollout's status but is refused its abort, with
+/// a hint naming the operator policy; the operator aborts it; a bad signature is refused.
+async fn viewer_reads_but_may_not_steer(
+    d: &Demo,
+    front: &ApiFront,
+    operator: &ApiIdentity,
+    viewer: &ApiIdentity,
+) {
+    let as_operator = |args: &[&str]| okra_with(&api_env(front, operator), args);
+    let as_viewer = |args: &[&str]| okra_with(&api_env(front, viewer), args);
+    let dir = tempfile::tempdir().unwrap();
+    // A cell of its own listener whose rollout waits for a person.
+    let mut spec = demo::cell_spec(&d.new_listener("pay").unwrap());
+    spec["name"] = json!("pay");
+    spec["replicas"] = json!(1);
+    spec["clusterSelector"]["matchTags"]["okra.io/cell"] = json!("pay");
+    spec["canary"]["steps"] = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}]);
+    let file = write(
+        dir.path(),
+        "pay.yaml",
+        &serde_yaml_ng::to_string(&spec).unwrap(),
+    );
+    // The viewer may not store it.
+    let (code, _, err) = as_viewer(&["cell", "apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("HTTP 403") && err.contains("okra-operator"),
+        "{err}"
+    );
+    let (code, _, err) = as_operator(&["cell", "apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // The first version: the cell is initialized.
+    d.cluster_of("pay", "pay-a1", "1.0.0").await.unwrap();
+    let (code, _, err) = as_operator(&["rollout", "start", "pay"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = as_viewer(&["rollout", "watch", "pay", "--interval", "0.2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The next one: a canary that waits for a person.
+    d.cluster_of("pay", "pay-b1", "1.1.0").await.unwrap();
+    let (code, out, err) = as_operator(&["rollout", "start", "pay"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("started"), "{out}");
+    // Waits for a person: the viewer reads its status.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (code, out, err) = as_viewer(&["rollout", "status", "pay", "--output", "json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        if v["wait"]["kind"] == "person" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never waited: {out}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (code, _, err) = as_viewer(&["rollout", "abort", "pay"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("not authorized to perform: execute-api:Invoke")
+            && err.contains("/v1/POST/cells/pay/rollouts/")
+            && err.contains("okra-operator"),
+        "{err}"
+    );
+    // The operator can.
+    let (code, out, err) = as_operator(&["rollout", "abort", "pay"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("abort sent"), "{out}");
+    let (code, out, _) = as_viewer(&["rollout", "watch", "pay", "--interval", "0.2"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("rolledBack"), "{out}");
+    // A wrong secret: API Gateway's signature refusal, and its own hint.
+    let forged = ApiIdentity {
+        secret: "not-the-secret".into(),
+        ..viewer.clone()
+    };
+    let (code, _, err) = okra_with(&api_env(front, &forged), &["cell", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("The request signature we calculated does not match")
+            && err.contains("hint: the API refused the request's signature"),
+        "{err}"
+    );
+    let log = front.log();
+    assert!(
+        log.refused.iter().all(|(status, _)| *status == 403),
+        "{:?}",
+        log.refused
+    );
+    assert!(
+        log.served
+            .iter()
+            .any(|(m, p, s)| m == "POST" && p.ends_with("/abort") && *s == 202)
+    );
 }
 
 /// Renders the page in headless Chromium (Debian's `chromium`; `$CHROMIUM` overrides the path)

@@ -5,8 +5,8 @@ use super::*;
 /// okra: canary rollouts of whole EKS clusters behind an ALB or NLB listener.
 ///
 /// Stores cells, shows what a rollout would do, starts and steers rollouts, and shows them as
-/// they go. Runs okra's own handlers in-process against your AWS account (or the local
-/// emulator): no okra server in between.
+/// they go. With --api-url (OKRA_API_URL), through okra's IAM-authenticated API; without, okra's
+/// own handlers run in this process against your AWS account (or the local emulator).
 #[derive(Debug, Parser)]
 #[command(name = "okra", version, after_help = EXIT_CODES, propagate_version = true)]
 pub struct Cli {
@@ -19,6 +19,11 @@ pub struct Cli {
 /// Where okra's AWS is.
 #[derive(Debug, Clone, Args)]
 pub struct Global {
+    /// okra's API (the stack's ApiUrl output): every command the API serves goes through it,
+    /// signed with your AWS credentials, which need only the stack's okra-operator or
+    /// okra-viewer policy. Without it, okra runs in this process with your own AWS rights.
+    #[arg(long, global = true, env = "OKRA_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
     /// AWS region (default: the standard chain, e.g. AWS_REGION or your profile's).
     #[arg(long, global = true, env = "AWS_REGION", hide_env_values = true)]
     pub region: Option<String>,

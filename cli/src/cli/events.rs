@@ -72,7 +72,7 @@ pub fn event_line(e: &EventLine) -> String {
 }
 
 pub(super) async fn events(
-    ctx: &Ctx,
+    client: &Client,
     out: Output,
     cell: &str,
     rollouts: usize,
@@ -81,7 +81,7 @@ pub(super) async fn events(
 ) -> Result<i32, CliError> {
     let mut seen = BTreeSet::new();
     loop {
-        let list = ctx.answer(ctx.okra().list_rollouts(cell, rollouts.max(1)).await)?;
+        let list = client.list_rollouts(cell, rollouts.max(1)).await?;
         let new = events_of(&list.rollouts, &mut seen);
         match out {
             Output::Json if !follow => {

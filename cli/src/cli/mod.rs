@@ -7,13 +7,12 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use okra_aws::ports::{ClusterPort, LoadBalancerPort};
-use okra_aws::state::StatePort as _;
-use okra_core::spec::CellSpec;
 use okra_core::vocab::{Signal, StepKind};
 use serde_json::{Value, json};
 
 use okra_aws::handlers::discover::DiscoverOutput;
 
+use crate::client::Client;
 use crate::ctx::{Ctx, Target};
 use crate::error::{CliError, exit};
 use crate::view::{self, View};
@@ -25,8 +24,12 @@ Exit codes:
   2  bad usage: unknown command or option, missing argument or setting
   3  `okra rollout watch`: the rollout ended rolled back or failed
 
-Against AWS: the standard credential chain and region (AWS_PROFILE, AWS_REGION, SSO, instance
-roles); --table and --state-machine-arn are the stack's StateTableName and RolloutStateMachineArn
+Through the API (a team's everyday use): --api-url is the stack's ApiUrl output; your
+credentials (the standard chain: AWS_PROFILE, SSO, ...) need only the stack's okra-operator or
+okra-viewer policy. `okra init` and `okra doctor -f` read the account with your own rights.
+
+In process (administrators, the local stack): the standard credential chain and region;
+--table and --state-machine-arn are the stack's StateTableName and RolloutStateMachineArn
 outputs. Against the local emulator: --endpoint-url http://127.0.0.1:PORT.";
 
 mod args;
@@ -184,23 +187,23 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         }
         _ => {}
     }
-    let ctx = Ctx::new(&cli.global.target()).await?;
+    let client = Client::new(cli.global.api_url.as_deref(), &cli.global.target()).await?;
     match cli.command {
-        Command::Cell(c) => cell(&ctx, out, c).await,
+        Command::Cell(c) => cell(&client, out, c).await,
         Command::Plan { cell } => {
-            let plan = ctx.answer(ctx.okra().plan(&cell).await)?;
+            let plan = client.plan(&cell).await?;
             print(out, &json_of(&plan)?, || plan_lines(&plan));
             Ok(exit::OK)
         }
-        Command::Rollout(r) => rollout(&ctx, out, r).await,
+        Command::Rollout(r) => rollout(&client, out, r).await,
         Command::Events {
             cell,
             rollouts,
             follow,
             interval,
-        } => events::events(&ctx, out, &cell, rollouts, follow, interval).await,
-        Command::Clusters { cell } => clusters(&ctx, out, &cell).await,
-        Command::TargetGroups { cell } => target_groups(&ctx, out, &cell).await,
+        } => events::events(&client, out, &cell, rollouts, follow, interval).await,
+        Command::Clusters { cell } => clusters(&client, out, &cell).await,
+        Command::TargetGroups { cell } => target_groups(&client, out, &cell).await,
         Command::Doctor { .. } | Command::Init { .. } => {
             unreachable!("doctor and init build their own clients")
         }

@@ -4,23 +4,22 @@ use okra_aws::app::StartOutput;
 
 use super::*;
 
-pub(super) async fn id_of(ctx: &Ctx, r: &RolloutRef) -> Result<String, CliError> {
+pub(super) async fn id_of(client: &Client, r: &RolloutRef) -> Result<String, CliError> {
     match &r.id {
         Some(id) => Ok(id.clone()),
-        None => view::newest(ctx, &r.cell).await,
+        None => client.newest(&r.cell).await,
     }
 }
 
 pub(super) async fn signal(
-    ctx: &Ctx,
+    client: &Client,
     out: Output,
     r: &RolloutRef,
     signal: Signal,
 ) -> Result<i32, CliError> {
-    ctx.require_state_machine()?;
     let action = signal.path_segment();
-    let id = id_of(ctx, r).await?;
-    let sent = ctx.answer(ctx.okra().signal(&r.cell, &id, signal).await)?;
+    let id = id_of(client, r).await?;
+    let sent = client.signal(&r.cell, &id, signal).await?;
     print(out, &json_of(&sent)?, || {
         vec![format!(
             "rollout {id}: {action} sent; the state machine takes it at its next poll"
@@ -43,33 +42,29 @@ pub(super) fn start_lines(s: &StartOutput) -> Vec<String> {
     )]
 }
 
-/// The labels of an execution a person starts from the CLI.
-fn cli_labels() -> okra_aws::app::Labels {
-    [("caller".to_owned(), "okra-cli".to_owned())].into()
-}
-
-pub(super) async fn rollout(ctx: &Ctx, out: Output, r: RolloutCommand) -> Result<i32, CliError> {
+pub(super) async fn rollout(
+    client: &Client,
+    out: Output,
+    r: RolloutCommand,
+) -> Result<i32, CliError> {
     match r {
         RolloutCommand::Start { cell } => {
-            ctx.require_state_machine()?;
-            let started = ctx.answer(ctx.okra().start(&cell, cli_labels()).await)?;
+            let started = client.start(&cell).await?;
             print(out, &json_of(&started)?, || start_lines(&started));
             Ok(exit::OK)
         }
         RolloutCommand::Status(r) => {
-            ctx.require_state_machine()?;
-            let id = id_of(ctx, &r).await?;
-            let v = view::gather(ctx, &r.cell, &id).await?;
+            let id = id_of(client, &r).await?;
+            let v = view::gather(client, &r.cell, &id).await?;
             print(out, &serde_json::to_value(&v).unwrap_or_default(), || {
                 view::render(&v)
             });
             Ok(exit::OK)
         }
         RolloutCommand::Watch { r, interval } => {
-            ctx.require_state_machine()?;
-            let id = id_of(ctx, &r).await?;
+            let id = id_of(client, &r).await?;
             let v = watch(
-                ctx,
+                client,
                 &r.cell,
                 &id,
                 out,
@@ -82,30 +77,28 @@ pub(super) async fn rollout(ctx: &Ctx, out: Output, r: RolloutCommand) -> Result
                 exit::OK
             })
         }
-        RolloutCommand::Resume(r) => signal(ctx, out, &r, Signal::Resume).await,
+        RolloutCommand::Resume(r) => signal(client, out, &r, Signal::Resume).await,
         RolloutCommand::Promote { r, full } => {
             let s = if full {
                 Signal::PromoteFull
             } else {
                 Signal::Promote
             };
-            signal(ctx, out, &r, s).await
+            signal(client, out, &r, s).await
         }
-        RolloutCommand::Abort(r) => signal(ctx, out, &r, Signal::Abort).await,
+        RolloutCommand::Abort(r) => signal(client, out, &r, Signal::Abort).await,
         RolloutCommand::Retry(r) => {
-            ctx.require_state_machine()?;
-            let id = id_of(ctx, &r).await?;
-            let started = ctx.answer(ctx.okra().retry(&r.cell, &id, cli_labels()).await)?;
+            let id = id_of(client, &r).await?;
+            let started = client.retry(&r.cell, &id).await?;
             print(out, &json_of(&started)?, || start_lines(&started));
             Ok(exit::OK)
         }
         RolloutCommand::Report { cell, id, html } => {
-            ctx.require_state_machine()?;
             let id = match id {
                 Some(id) => id,
-                None => view::newest(ctx, &cell).await?,
+                None => client.newest(&cell).await?,
             };
-            let v = view::gather(ctx, &cell, &id).await?;
+            let v = view::gather(client, &cell, &id).await?;
             std::fs::write(&html, crate::report::html(&v))
                 .map_err(|e| CliError::new(format!("cannot write {}: {e}", html.display())))?;
             print(
@@ -121,7 +114,7 @@ pub(super) async fn rollout(ctx: &Ctx, out: Output, r: RolloutCommand) -> Result
 /// Follows a rollout until it ends; returns its last view. A terminal gets live bars; anything
 /// else gets a line per change.
 pub async fn watch(
-    ctx: &Ctx,
+    client: &Client,
     cell: &str,
     id: &str,
     out: Output,
@@ -133,7 +126,7 @@ pub async fn watch(
     let mut shown_samples = 0;
     // A rollout just started has no record until its first state ran.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while ctx.state.get_rollout(cell, id).await?.is_none() {
+    while !client.has_rollout(cell, id).await? {
         if std::time::Instant::now() > deadline {
             return Err(CliError::new(format!(
                 "rollout {id} of cell {cell}: no record after 60 s"
@@ -154,7 +147,7 @@ pub async fn watch(
         pb
     });
     loop {
-        let v = view::gather(ctx, cell, id).await?;
+        let v = view::gather(client, cell, id).await?;
         let say = |line: String| {
             if live {
                 multi.println(line).ok();

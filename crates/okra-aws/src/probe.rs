@@ -251,36 +251,145 @@ impl<S: SecretsPort> Probe<S> {
                     })?
                 }
             };
-            let identity = creds.into();
-            let params = v4::SigningParams::builder()
-                .identity(&identity)
-                .region(&scope.region)
-                .name(&scope.service)
-                .time(SystemTime::now())
-                .settings(SigningSettings::default())
-                .build()
-                .map_err(|e| invalid(&e))?
-                .into();
-            let host = request
-                .uri()
-                .authority()
-                .map(|a| a.as_str().to_string())
-                .unwrap_or_default();
-            let mut signed_headers = headers.clone();
-            signed_headers.push(("host".into(), host));
-            let signable = SignableRequest::new(
-                method,
-                req.url.as_str(),
-                signed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-                SignableBody::Bytes(&body),
+            sign_request(
+                &mut request,
+                &headers,
+                &body,
+                creds,
+                &scope.region,
+                &scope.service,
             )
             .map_err(|e| invalid(&e))?;
-            let (instructions, _) = sign(signable, &params)
-                .map_err(|e| invalid(&e))?
-                .into_parts();
-            instructions.apply_to_request_http1x(&mut request);
         }
         Ok(request)
+    }
+}
+
+/// Signs `request` (SigV4, in its headers) for `service` in `region` with `creds`. `headers`
+/// are the request's own (lower-case names), `body` its body; the host is signed too.
+///
+/// # Errors
+///
+/// A request that cannot be signed (a URL or header the signer refuses).
+pub fn sign_request(
+    request: &mut http::Request<Full<Bytes>>,
+    headers: &[(String, String)],
+    body: &[u8],
+    creds: Credentials,
+    region: &str,
+    service: &str,
+) -> std::result::Result<(), String> {
+    let identity = creds.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    let mut signed_headers = headers.to_vec();
+    signed_headers.push(("host".into(), host));
+    let uri = request.uri().to_string();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        uri.as_str(),
+        signed_headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// An HTTPS client that signs each request with SigV4 for one service and region, with the
+/// credentials of an SDK configuration (the standard chain): the CLI's client of okra's API
+/// (`execute-api`).
+pub struct SignedClient {
+    credentials: SharedCredentialsProvider,
+    region: String,
+    service: String,
+    user_agent: String,
+    http: LazyClient,
+}
+
+impl fmt::Debug for SignedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedClient")
+            .field("region", &self.region)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedClient {
+    /// Signs for `service` in `region` with `credentials`; `user_agent` names the caller.
+    pub fn new(
+        credentials: SharedCredentialsProvider,
+        region: impl Into<String>,
+        service: impl Into<String>,
+        user_agent: impl Into<String>,
+    ) -> Self {
+        Self {
+            credentials,
+            region: region.into(),
+            service: service.into(),
+            user_agent: user_agent.into(),
+            http: LazyClient::new(),
+        }
+    }
+
+    /// Sends `method url` with `headers` (lower-case names) and `body`, signed, and reads the
+    /// whole answer within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// No credentials (`AccessDenied`), a request that cannot be built or signed
+    /// (`InvalidInput`), no answer (`AwsUnavailable`).
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<HttpAnswer> {
+        let invalid = |e: &dyn fmt::Display| {
+            OkraError::InvalidInput(format!("request to {}: {e}", redacted(url)))
+        };
+        let creds = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| OkraError::AccessDenied(format!("no AWS credentials: {e}"), None))?;
+        let mut headers = headers.to_vec();
+        headers.push(("user-agent".into(), self.user_agent.clone()));
+        let mut builder = http::Request::builder().method(method).uri(url);
+        for (n, v) in &headers {
+            builder = builder.header(n.as_str(), v.as_str());
+        }
+        let mut request = builder
+            .body(Full::new(Bytes::from(body.clone())))
+            .map_err(|e| invalid(&e))?;
+        sign_request(
+            &mut request,
+            &headers,
+            &body,
+            creds,
+            &self.region,
+            &self.service,
+        )
+        .map_err(|e| invalid(&e))?;
+        fetch(&self.http, request, timeout, redacted(url)).await
     }
 }
 

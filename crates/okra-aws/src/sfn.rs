@@ -3,7 +3,7 @@
 use aws_sdk_sfn as sfn;
 
 use crate::error::{OkraError, Result};
-use crate::state::{ExecutionInfo, ExecutionsPort, Started};
+use crate::state::{ExecutionInfo, ExecutionsPort, Started, StateOutput};
 
 /// The Step Functions adapter, bound to one state machine.
 #[derive(Debug, Clone)]
@@ -154,6 +154,63 @@ impl ExecutionsPort for Sfn {
                 .fmt(aws_smithy_types::date_time::Format::DateTime)
                 .ok(),
         }))
+    }
+
+    async fn running(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut pages = self
+            .client
+            .list_executions()
+            .state_machine_arn(&self.state_machine_arn)
+            .status_filter(sfn::types::ExecutionStatus::Running)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(OkraError::from_sdk)?;
+            found.extend(
+                page.executions()
+                    .iter()
+                    .filter(|e| e.name().starts_with(prefix))
+                    .map(|e| (e.start_date().as_nanos(), e.name().to_string())),
+            );
+        }
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
+        Ok(found.into_iter().map(|(_, n)| n).collect())
+    }
+
+    async fn state_outputs(&self, name: &str, state: &str) -> Result<Vec<StateOutput>> {
+        let arn = self.execution_arn(name)?;
+        let mut pages = self
+            .client
+            .get_execution_history()
+            .execution_arn(&arn)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = match page.map_err(OkraError::from_sdk) {
+                Ok(p) => p,
+                Err(e) if code_is(&e, "ExecutionDoesNotExist") => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            for e in page.events() {
+                let Some(d) = e.state_exited_event_details() else {
+                    continue;
+                };
+                if d.name() != state {
+                    continue;
+                }
+                let Some(output) = d.output().and_then(|o| serde_json::from_str(o).ok()) else {
+                    continue;
+                };
+                out.push(StateOutput {
+                    at_ms: e.timestamp().to_millis().unwrap_or(0),
+                    output,
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

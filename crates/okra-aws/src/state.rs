@@ -460,6 +460,26 @@ pub trait ExecutionsPort: Send + Sync {
         error: ExecutionError,
         cause: &str,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// The running executions whose names start with `prefix`, newest first (a cell's:
+    /// `<cell>--`).
+    fn running(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// What state `state` of execution `name` output each time it was left, oldest first (its
+    /// history's `StateExited` events): the analysis samples of `okra rollout status`. An
+    /// execution Step Functions no longer knows has none.
+    fn state_outputs(
+        &self,
+        name: &str,
+        state: &str,
+    ) -> impl Future<Output = Result<Vec<StateOutput>>> + Send;
+}
+
+/// One exit of a state: when, and its output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateOutput {
+    /// Epoch milliseconds.
+    pub at_ms: i64,
+    /// The state's output.
+    pub output: serde_json::Value,
 }
 
 pub use okra_core::vocab::ExecutionError;

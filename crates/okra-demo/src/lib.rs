@@ -177,16 +177,21 @@ impl Demo {
 
     /// Creates an EKS cluster of cell `web` (as AWS would answer DescribeCluster).
     pub async fn cluster(&self, name: &str, version: &str) -> Result<()> {
+        self.cluster_of("web", name, version).await
+    }
+
+    /// Creates an EKS cluster of `cell` (tagged `okra.io/cell=CELL`), its service a local backend.
+    pub async fn cluster_of(&self, cell: &str, name: &str, version: &str) -> Result<()> {
         // Created as AWS would answer DescribeCluster (see LocalAws::create_eks_cluster).
         let tags = std::collections::BTreeMap::from([
-            ("okra.io/cell".to_string(), "web".to_string()),
+            ("okra.io/cell".to_string(), cell.to_string()),
             ("okra.io/version".to_string(), version.to_string()),
         ]);
         tokio::task::block_in_place(|| {
             self.aws
                 .create_eks_cluster(name, &self.subnets, &self.vpc, &tags)
         })?;
-        let ip = self.serve(name, version).await?;
+        let ip = self.serve(cell, name, version).await?;
         say(&format!(
             "EKS cluster {name} created, tagged okra.io/version={version}; its service at {ip}:30080 is a local backend"
         ));
@@ -199,7 +204,7 @@ impl Demo {
     /// okra's role may retag and register only such groups, which the local AWS enforces; okra
     /// finds it by its deterministic name). The strict local ELB health-checks it once okra puts
     /// the group in the listener.
-    async fn serve(&self, cluster: &str, version: &str) -> Result<String> {
+    async fn serve(&self, cell: &str, cluster: &str, version: &str) -> Result<String> {
         use aws_sdk_elasticloadbalancingv2::types::{
             ProtocolEnum, TargetDescription, TargetTypeEnum,
         };
@@ -215,7 +220,7 @@ impl Demo {
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&self.conf);
         let tg = elb
             .create_target_group()
-            .name(okra_core::naming::target_group_name("web", cluster))
+            .name(okra_core::naming::target_group_name(cell, cluster))
             .protocol(ProtocolEnum::Http)
             .port(30080)
             .vpc_id(&self.vpc)
@@ -246,6 +251,14 @@ impl Demo {
             .map_err(|_| anyhow::anyhow!("backends lock"))?
             .push(backend);
         Ok(ip)
+    }
+
+    /// Another ALB with a listener (fixed response 503 until a cluster serves), for a second
+    /// cell: its listener's ARN.
+    pub fn new_listener(&self, name: &str) -> Result<String> {
+        let (_, listener) =
+            tokio::task::block_in_place(|| self.aws.create_alb_with_listener(name, &self.subnets))?;
+        Ok(listener)
     }
 
     /// Invokes the dispatcher function.
@@ -295,7 +308,8 @@ impl Demo {
 
     async fn follow(&self, execution: &str) -> Result<View> {
         say(&format!("rollout {execution}:"));
-        watch(&self.ctx, "web", execution, Output::Text, self.interval)
+        let client = okra_cli::client::Client::InProcess(Box::new(self.ctx.clone()));
+        watch(&client, "web", execution, Output::Text, self.interval)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -304,8 +318,9 @@ impl Demo {
     pub async fn listener_weights(&self) -> Result<Vec<(String, u32)>> {
         let spec: okra_core::spec::CellSpec =
             serde_json::from_value(cell_spec(&self.listener)).context("the demo cell")?;
-        Ok(view::weights(&self.ctx, &spec)
-            .await
+        Ok(self
+            .ctx
+            .answer(self.ctx.okra().weights(&spec).await)
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .into_iter()
             .map(|w| (w.version, w.percent))

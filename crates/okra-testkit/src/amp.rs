@@ -23,19 +23,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-
-/// How far a request's `X-Amz-Date` may be from now (AWS: 5 minutes).
-const MAX_SKEW: Duration = Duration::from_secs(300);
 
 /// The workspace's settings.
 #[derive(Debug, Clone)]
@@ -221,47 +214,7 @@ async fn handle(
     }
 }
 
-type Refusal = (StatusCode, Option<&'static str>, String);
-
-fn forbidden(message: impl Into<String>) -> Refusal {
-    (StatusCode::FORBIDDEN, None, message.into())
-}
-
-/// `Authorization: AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request,
-/// SignedHeaders=a;b, Signature=HEX`.
-struct Authorization {
-    key: String,
-    date: String,
-    region: String,
-    service: String,
-    signed_headers: Vec<String>,
-    signature: String,
-}
-
-fn parse_authorization(text: &str) -> Option<Authorization> {
-    let rest = text.strip_prefix("AWS4-HMAC-SHA256 ")?;
-    let mut fields = BTreeMap::new();
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        fields.insert(k.to_string(), v.to_string());
-    }
-    let cred: Vec<&str> = fields.get("Credential")?.split('/').collect();
-    let [key, date, region, service, "aws4_request"] = cred.as_slice() else {
-        return None;
-    };
-    Some(Authorization {
-        key: (*key).to_string(),
-        date: (*date).to_string(),
-        region: (*region).to_string(),
-        service: (*service).to_string(),
-        signed_headers: fields
-            .get("SignedHeaders")?
-            .split(';')
-            .map(str::to_string)
-            .collect(),
-        signature: fields.get("Signature")?.clone(),
-    })
-}
+use crate::sigv4::{Refusal, forbidden};
 
 async fn check(
     parts: &http::request::Parts,
@@ -269,12 +222,7 @@ async fn check(
     ws: &AmpWorkspace,
 ) -> Result<(), Refusal> {
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-    let Some(auth) = header("authorization") else {
-        return Err(forbidden("Missing Authentication Token"));
-    };
-    let auth = parse_authorization(auth).ok_or_else(|| {
-        forbidden("Authorization header requires 'Credential', 'Signature' and 'SignedHeaders'")
-    })?;
+    let auth = crate::sigv4::authorization(parts)?;
     // A key of the workspace's own, or a session STS issued (an assumed role: the request is the
     // role's, whatever the user agent says).
     let (secret, token, role) = match ws.keys.get(&auth.key) {
@@ -292,102 +240,15 @@ async fn check(
             (secret, Some(token), Some(role))
         }
     };
-    let (secret, token) = (&secret, &token);
-    if auth.service != "aps" {
-        return Err(forbidden(format!(
-            "Credential should be scoped to correct service: 'aps'. (it names '{}')",
-            auth.service
-        )));
-    }
-    if auth.region != ws.region {
-        return Err(forbidden(format!(
-            "Credential should be scoped to a valid region. (the workspace is in '{}', not '{}')",
-            ws.region, auth.region
-        )));
-    }
-    let stamp = header("x-amz-date").ok_or_else(|| forbidden("Missing X-Amz-Date"))?;
-    let when = humantime::parse_rfc3339(&format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        stamp.get(0..4).unwrap_or(""),
-        stamp.get(4..6).unwrap_or(""),
-        stamp.get(6..8).unwrap_or(""),
-        stamp.get(9..11).unwrap_or(""),
-        stamp.get(11..13).unwrap_or(""),
-        stamp.get(13..15).unwrap_or(""),
-    ))
-    .map_err(|_| forbidden(format!("X-Amz-Date {stamp} is not yyyyMMddTHHmmssZ")))?;
-    if !stamp.starts_with(&auth.date) {
-        return Err(forbidden(format!(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'",
-            auth.date,
-            stamp.get(0..8).unwrap_or("")
-        )));
-    }
-    let now = SystemTime::now();
-    let skew = now
-        .duration_since(when)
-        .or_else(|_| when.duration_since(now))
-        .unwrap_or_default();
-    if skew > MAX_SKEW {
-        return Err(forbidden(format!(
-            "Signature expired: {stamp} is now earlier than {} ({} - 5 min.)",
-            humantime::format_rfc3339_seconds(now - MAX_SKEW),
-            humantime::format_rfc3339_seconds(now)
-        )));
-    }
-    // Recompute the signature over what was received.
-    let host = header("host").unwrap_or_default().to_string();
-    let signed: Vec<(String, String)> = auth
-        .signed_headers
-        .iter()
-        .filter(|h| !matches!(h.as_str(), "x-amz-date" | "x-amz-security-token"))
-        .map(|h| {
-            let v = if h == "host" {
-                host.clone()
-            } else {
-                header(h).unwrap_or_default().to_string()
-            };
-            (h.clone(), v)
-        })
-        .collect();
-    let creds = Credentials::new(
-        auth.key.clone(),
-        secret.clone(),
-        header("x-amz-security-token").and(token.clone()),
-        None,
-        "local-amp",
-    );
-    let identity = creds.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&auth.region)
-        .name("aps")
-        .time(when)
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| forbidden(e.to_string()))?
-        .into();
-    let uri = format!(
-        "http://{host}{}",
-        parts.uri.path_and_query().map_or("/", |p| p.as_str())
-    );
-    let signable = SignableRequest::new(
-        parts.method.as_str(),
-        uri.as_str(),
-        signed.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .map_err(|e| forbidden(e.to_string()))?;
-    let (_, expected) = sign(signable, &params)
-        .map_err(|e| forbidden(e.to_string()))?
-        .into_parts();
-    if expected != auth.signature {
-        return Err(forbidden(
-            "The request signature we calculated does not match the signature you provided. \
-             Check your AWS Secret Access Key and signing method. Consult the service \
-             documentation for details.",
-        ));
-    }
+    crate::sigv4::verify(
+        parts,
+        body,
+        &auth,
+        &secret,
+        token.as_deref(),
+        "aps",
+        &ws.region,
+    )?;
     // IAM: the caller's role must allow aps:QueryMetrics on the workspace.
     if let Some(iam) = &ws.iam {
         let caller = match &role {

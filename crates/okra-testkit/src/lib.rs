@@ -31,6 +31,7 @@
 //! with [`LocalAws::unique`]. See `docs/local-aws.md` for the emulators' known gaps.
 
 mod amp;
+mod api_front;
 mod backend;
 mod ec2;
 mod emulator;
@@ -41,10 +42,12 @@ mod local_lambda;
 mod prometheus;
 mod server;
 mod sfn;
+mod sigv4;
 mod stack;
 pub mod template;
 
 pub use amp::{AmpEndpoint, AmpLog, AmpWorkspace};
+pub use api_front::{ApiFront, ApiFrontLog, ApiFrontSettings, ApiIdentity};
 pub use backend::{Backend, BackendMode};
 pub use ec2::{form_encode, xml_values};
 pub use emulator::Emulator;

@@ -875,6 +875,27 @@ impl LocalAws {
         Ok(serde_json::from_value(v["byCaller"].clone())?)
     }
 
+    /// A local API Gateway front for the `api` function ([`crate::ApiFront`]): SigV4 for
+    /// `identities`, their template.yaml managed policies evaluated by the strict moto, the
+    /// API's id as the IAM evaluation resolves `Api` (`okraapi001` unless [`LocalAwsBuilder::iam_ref`]
+    /// gives another), stage `v1`. Builds the function first if this stack has not.
+    pub fn api_front(
+        &self,
+        identities: Vec<crate::ApiIdentity>,
+    ) -> anyhow::Result<crate::ApiFront> {
+        self.ensure_built(&["api"])?;
+        crate::ApiFront::start(crate::ApiFrontSettings {
+            api_id: "okraapi001".into(),
+            stage: "v1".into(),
+            region: self.region().into(),
+            account: self.account_id().into(),
+            identities,
+            iam: self.endpoint().to_owned(),
+            lambda: self.lambda_endpoint().to_owned(),
+            function: "api".into(),
+        })
+    }
+
     /// moto: `http://127.0.0.1:PORT`, for `aws_config::defaults(..).endpoint_url(..)`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint

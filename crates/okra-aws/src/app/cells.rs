@@ -45,11 +45,22 @@ where
     /// One cell, with its lock and blocked versions.
     pub async fn get_cell(&self, cell: &str) -> AppResult<CellView> {
         let stored = self.stored(cell).await?;
+        let lock = self.state.get_lock(cell).await?;
+        let running = match &lock {
+            Some(l) => Some(l.execution.clone()),
+            None => self
+                .executions
+                .running(&format!("{cell}--"))
+                .await?
+                .into_iter()
+                .next(),
+        };
         Ok(CellView {
             spec: stored.spec,
             revision: stored.revision,
             updated_at: stored.updated_at,
-            lock: self.state.get_lock(cell).await?,
+            lock,
+            running,
             blocklist: self.state.blocklist(cell).await?,
         })
     }

@@ -23,6 +23,9 @@ use okra_core::vocab::ErrorType;
 
 pub mod cells;
 pub mod rollouts;
+pub mod views;
+
+pub use views::*;
 
 /// The account checks of a cell (`okra doctor`, `GET /cells/{cell}/doctor`): the functions give
 /// [`crate::handlers::doctor::Checker`], tests a double.
@@ -125,6 +128,10 @@ pub struct CellView {
     /// The rollout holding the cell, if one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<Lock>,
+    /// The rollout running now: the lock's, or the cell's newest running execution (one just
+    /// started holds no lock yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
     /// The blocked versions.
     pub blocklist: Vec<Block>,
 }
@@ -167,7 +174,7 @@ pub struct RolloutList {
     pub rollouts: Vec<Rollout>,
 }
 
-/// One rollout and its execution.
+/// One rollout, its execution, the listener's weights now and its analysis samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutView {
     /// The record.
@@ -177,6 +184,12 @@ pub struct RolloutView {
     /// Where it waits, if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitView>,
+    /// The cell's listener by version, read now (none once the cell is deleted).
+    #[serde(default)]
+    pub weights: Vec<VersionWeight>,
+    /// The analysis samples, oldest first.
+    #[serde(default)]
+    pub samples: Vec<Sample>,
 }
 
 /// Where a rollout waits, and for how long at most.

@@ -32,7 +32,7 @@ where
             .ok_or_else(|| AppError::NotFound(format!("rollout {id} of cell {cell}")))
     }
 
-    /// One rollout and its execution.
+    /// One rollout, its execution, the cell's weights now and the rollout's samples.
     pub async fn get_rollout(&self, cell: &str, id: &str) -> AppResult<RolloutView> {
         let rollout = self.rollout(cell, id).await?;
         let execution = self.executions.describe(id).await?;
@@ -42,10 +42,16 @@ where
             step: w.step,
             until: w.until,
         });
+        let weights = match self.state.get_cell(cell).await? {
+            Some(stored) => self.weights(&stored.spec).await?,
+            None => Vec::new(),
+        };
         Ok(RolloutView {
             rollout,
             execution,
             wait,
+            weights,
+            samples: self.samples(id).await?,
         })
     }
 

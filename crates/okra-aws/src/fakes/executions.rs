@@ -23,6 +23,7 @@ pub struct FakeExecutions {
     executions: Mutex<BTreeMap<String, FakeExecution>>,
     order: Mutex<Vec<String>>,
     task_results: Mutex<Vec<(String, serde_json::Value)>>,
+    outputs: Mutex<Vec<(String, String, StateOutput)>>,
     /// Counts and faults.
     pub meter: Meter,
 }
@@ -55,6 +56,15 @@ impl FakeExecutions {
                 status: status.to_string(),
             },
         );
+    }
+
+    /// Records that state `state` of execution `name` output `output` at `at_ms`.
+    pub fn add_state_output(&self, name: &str, state: &str, at_ms: i64, output: serde_json::Value) {
+        lock(&self.outputs).push((
+            name.to_string(),
+            state.to_string(),
+            StateOutput { at_ms, output },
+        ));
     }
 
     /// Sets an execution's status (`SUCCEEDED`: it finished).
@@ -137,5 +147,29 @@ impl ExecutionsPort for FakeExecutions {
             serde_json::json!({"Error": error, "Cause": cause}),
         ));
         Ok(true)
+    }
+
+    async fn running(&self, prefix: &str) -> Result<Vec<String>> {
+        self.meter.enter("running")?;
+        let all = lock(&self.executions);
+        Ok(lock(&self.order)
+            .iter()
+            .rev()
+            .filter(|n| n.starts_with(prefix))
+            .filter(|n| {
+                all.get(*n)
+                    .is_some_and(|e| ExecutionStatus::is_running(&e.status))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn state_outputs(&self, name: &str, state: &str) -> Result<Vec<StateOutput>> {
+        self.meter.enter("state_outputs")?;
+        Ok(lock(&self.outputs)
+            .iter()
+            .filter(|(n, s, _)| n == name && s == state)
+            .map(|(_, _, o)| o.clone())
+            .collect())
     }
 }

@@ -29,6 +29,7 @@ use crate::error::{OkraError, Result};
 use crate::ports::{
     AutoScalingPort, ClusterPort, LoadBalancerPort, NewTargetGroup, Owned, TargetHealth,
 };
+use crate::state::StateOutput;
 
 /// The account of every ARN the fakes make.
 pub const ACCOUNT: &str = "123456789012";

@@ -7,9 +7,12 @@
 //! | `PUT` | `/cells/{cell}` | store a spec (JSON, or YAML by `Content-Type`); `If-Match: <revision>` | 201, 200, 400, 409 |
 //! | `DELETE` | `/cells/{cell}` | delete the spec (not while a rollout runs) | 204, 404, 409 |
 //! | `GET` | `/cells/{cell}/plan` | dry run: discovery and decision, nothing written or started | 200, 404 |
+//! | `GET` | `/cells/{cell}/doctor` | the account checks of the cell (read only) | 200, 404 |
+//! | `GET` | `/cells/{cell}/clusters` | the clusters the cell's selector finds: status, version, VPC | 200, 404 |
+//! | `GET` | `/cells/{cell}/target-groups` | the cell's target groups: version, cluster, weight, health | 200, 404 |
 //! | `GET` | `/cells/{cell}/rollouts?limit=` | rollout records, newest first | 200, 404 |
 //! | `POST` | `/cells/{cell}/rollouts` | start now (the dispatcher for this cell, trigger `api`) | 202, 200, 404, 409 |
-//! | `GET` | `/cells/{cell}/rollouts/{id}` | the record and its execution | 200, 404 |
+//! | `GET` | `/cells/{cell}/rollouts/{id}` | the record, its execution, where it waits, the listener's weights by version, the analysis samples | 200, 404 |
 //! | `POST` | `/cells/{cell}/rollouts/{id}/resume\|promote\|promote-full\|abort` | leave a signal for a running rollout | 202, 404, 409 |
 //! | `POST` | `/cells/{cell}/rollouts/{id}/retry` | unblock a rolled-back or failed rollout's version and start again | 202, 200, 404, 409 |
 //!
@@ -130,6 +133,8 @@ where
         }
         Endpoint::Plan { cell } => Ok(Reply::json(200, &okra.plan(&cell).await?)),
         Endpoint::Doctor { cell } => Ok(Reply::json(200, &okra.doctor(&cell).await?)),
+        Endpoint::Clusters { cell } => Ok(Reply::json(200, &okra.clusters(&cell).await?)),
+        Endpoint::TargetGroups { cell } => Ok(Reply::json(200, &okra.target_groups(&cell).await?)),
         Endpoint::ListRollouts { cell } => Ok(Reply::json(
             200,
             &okra.list_rollouts(&cell, limit(req)?).await?,

@@ -32,6 +32,16 @@ pub enum Endpoint {
         /// The cell.
         cell: String,
     },
+    /// `GET /cells/{cell}/clusters`.
+    Clusters {
+        /// The cell.
+        cell: String,
+    },
+    /// `GET /cells/{cell}/target-groups`.
+    TargetGroups {
+        /// The cell.
+        cell: String,
+    },
     /// `GET /cells/{cell}/rollouts`.
     ListRollouts {
         /// The cell.
@@ -77,6 +87,8 @@ impl Endpoint {
             Self::DeleteCell { .. } => "DELETE /cells/{cell}",
             Self::Plan { .. } => "GET /cells/{cell}/plan",
             Self::Doctor { .. } => "GET /cells/{cell}/doctor",
+            Self::Clusters { .. } => "GET /cells/{cell}/clusters",
+            Self::TargetGroups { .. } => "GET /cells/{cell}/target-groups",
             Self::ListRollouts { .. } => "GET /cells/{cell}/rollouts",
             Self::StartRollout { .. } => "POST /cells/{cell}/rollouts",
             Self::GetRollout { .. } => "GET /cells/{cell}/rollouts/{id}",
@@ -208,6 +220,8 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         Cell,
         Plan,
         Doctor,
+        Clusters,
+        TargetGroups,
         Rollouts,
         Rollout,
         Action(Option<Signal>),
@@ -229,6 +243,8 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         2 => Shape::Cell,
         3 if lit(2, "plan") => Shape::Plan,
         3 if lit(2, "doctor") => Shape::Doctor,
+        3 if lit(2, "clusters") => Shape::Clusters,
+        3 if lit(2, "target-groups") => Shape::TargetGroups,
         3 if lit(2, "rollouts") => Shape::Rollouts,
         4 if lit(2, "rollouts") => Shape::Rollout,
         5 if lit(2, "rollouts") => {
@@ -241,7 +257,12 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         _ => return Err(RouteError::NotFound),
     };
     let allow: &'static [&'static str] = match shape {
-        Shape::Cells | Shape::Plan | Shape::Doctor | Shape::Rollout => &["GET"],
+        Shape::Cells
+        | Shape::Plan
+        | Shape::Doctor
+        | Shape::Clusters
+        | Shape::TargetGroups
+        | Shape::Rollout => &["GET"],
         Shape::Cell => &["GET", "PUT", "DELETE"],
         Shape::Rollouts => &["GET", "POST"],
         Shape::Action(_) => &["POST"],
@@ -258,6 +279,8 @@ pub fn route(method: &str, path: &str) -> Result<Endpoint, RouteError> {
         (Shape::Cell, "PUT") => Endpoint::PutCell { cell },
         (Shape::Cell, _) => Endpoint::DeleteCell { cell },
         (Shape::Plan, _) => Endpoint::Plan { cell },
+        (Shape::Clusters, _) => Endpoint::Clusters { cell },
+        (Shape::TargetGroups, _) => Endpoint::TargetGroups { cell },
         (Shape::Doctor, _) => Endpoint::Doctor { cell },
         (Shape::Rollouts, "GET") => Endpoint::ListRollouts { cell },
         (Shape::Rollouts, _) => Endpoint::StartRollout { cell },
@@ -294,6 +317,18 @@ mod tests {
     fn every_route() {
         let id = "web--1-1-0--0".to_string();
         assert_eq!(ok("GET", "/cells"), Endpoint::ListCells);
+        assert_eq!(
+            ok("GET", "/cells/web/clusters"),
+            Endpoint::Clusters { cell: cell("web") }
+        );
+        assert_eq!(
+            ok("GET", "/cells/web/target-groups/"),
+            Endpoint::TargetGroups { cell: cell("web") }
+        );
+        assert!(matches!(
+            route("POST", "/cells/web/clusters"),
+            Err(RouteError::MethodNotAllowed { allow: ["GET"] })
+        ));
         assert_eq!(
             ok("GET", "/cells/web"),
             Endpoint::GetCell { cell: cell("web") }
