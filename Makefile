@@ -70,7 +70,7 @@ lint-asl: setup ## asl-validator on every state machine, and the generated ASL i
 asl: ## Regenerate statemachine/rollout.asl.json from its generator (xtask/src/asl.rs)
 	$(CARGO) xtask asl
 
-schema: ## Regenerate schema/cell.schema.json from the spec types
+schema: ## Regenerate schema/cell.schema.json, schema/events/ and template.yaml's event schemas from the Rust types
 	OKRA_BLESS=1 $(CARGO) test -p okra-core --test schema
 
 clean-local: ## Stop local AWS servers started by tools/local-aws/start.sh

@@ -91,7 +91,24 @@ async fn a_wait_woken_by_a_background_analysis_goes_on_in_new_executions() -> Re
     loop {
         let exec = aws.state().get_lock(&name).await?.map(|l| l.execution);
         match exec {
-            None => break,
+            // No lock between two executions of a hand-over either: done when the newest
+            // rollout has ended, not gone on in another execution.
+            None if aws
+                .state()
+                .list_rollouts(&name, 1)
+                .await?
+                .first()
+                .is_some_and(|r| {
+                    !matches!(
+                        r.status,
+                        okra_core::vocab::RolloutStatus::Running
+                            | okra_core::vocab::RolloutStatus::Continued
+                    )
+                }) =>
+            {
+                break;
+            }
+            None => {}
             // It may have gone on once more before the signal reached it: answer that one.
             Some(e) if e != second && aws.state().get_wait(&name, &e).await?.is_some() => {
                 api(

@@ -228,3 +228,35 @@ fn the_rule_names_okras_own_event_kinds() {
     .collect();
     assert_eq!(kinds, want);
 }
+
+/// The local AWS's schema check can fail: an okra event whose detail misses what its schema
+/// requires is listed as invalid (and would fail the suite whose rollout put it).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_that_does_not_match_its_schema_is_caught() -> Result<()> {
+    use okra_aws::state::EventsPort as _;
+    let (aws, _) = setup(None).await?;
+    let conf = aws.local.sdk_config().await;
+    let bus = okra_aws::eventbridge::EventBridge::from_env(&conf);
+    let execution = format!("{}--bad-event", okra_testkit::LocalAws::unique("schema"));
+    bus.put(&[okra_aws::state::RolloutEvent {
+        kind: okra_core::vocab::RolloutEventKind::Paused,
+        cell: "web".into(),
+        execution: execution.clone(),
+        // No `to`, no `step`, no `detail.until`.
+        detail: json!({"event": "paused"}),
+    }])
+    .await?;
+    let (invalid, validated) = aws.local.invalid_events()?;
+    assert!(validated > 0);
+    let mine = invalid
+        .iter()
+        .find(|e| e["execution"] == execution.as_str())
+        .context("the bad event is listed")?;
+    let why = mine["errors"].to_string();
+    assert!(
+        why.contains("'to' is a required property") && why.contains("'step'"),
+        "{why}"
+    );
+    assert!(crate::common::events_valid(&execution).is_err());
+    Ok(())
+}

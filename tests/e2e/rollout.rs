@@ -127,6 +127,49 @@ async fn a_failing_analysis_rolls_back_blocks_the_version_and_is_not_retried() -
     let r = aws.rollout(&name, &exec).await?.expect("a rollout record");
     assert_eq!(r.status, "rolledBack");
     assert_eq!(aws.state().get_lock(&name).await?, None);
+    // Its events (each checked against schema/events/ as it was put): the verdict with the
+    // metric's value and conditions, then the rollback naming the metric, the weight and the
+    // version blocked.
+    let events: Vec<Value> = aws
+        .local
+        .okra_events()?
+        .into_iter()
+        .filter(|e| e["detail"]["execution"] == exec.as_str())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["detail-type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Rollout Started",
+            "Rollout Step Done",
+            "Rollout Analysis Verdict",
+            "Rollout Rolled Back"
+        ],
+        "{events:#?}"
+    );
+    let verdict = &events[2]["detail"];
+    assert_eq!(verdict["detail"]["phase"], "failed", "{verdict}");
+    assert_eq!(verdict["weight"], 20);
+    assert_eq!(
+        (verdict["from"].as_str(), verdict["to"].as_str()),
+        (Some("1.0.0"), Some("1.1.0"))
+    );
+    let metric = &verdict["detail"]["metrics"][0];
+    assert_eq!(metric["value"], 12.0, "{verdict}");
+    assert!(metric["failureCondition"].is_string(), "{verdict}");
+    let rolled_back = &events[3]["detail"];
+    assert!(
+        rolled_back["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("error-count")
+    );
+    assert_eq!(rolled_back["blocked"], "1.1.0");
+    assert_eq!(rolled_back["weight"], 0);
+    assert_eq!(events[3]["region"], aws.local.region());
 
     // The next trigger does not retry it.
     let e = run_rollout(&aws, &format!("{name}-next"), input(spec))?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::common::cell_name;
-use crate::common::service::{finished, history, paused_rollout_with, setup};
+use crate::common::service::{finished, history, paused_rollout_with, setup, setup_on};
 use anyhow::{Context as _, Result};
 use okra_aws::state::StatePort;
 use okra_testkit::SAMPLE_SCHEDULE_GROUP;
@@ -50,7 +50,14 @@ async fn until_taken(aws: &crate::common::Aws, cell: &str, exec: &str, n: u64) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wait_sampled_by_a_schedule_stays_flat_and_a_failing_sample_rolls_back() -> Result<()> {
-    let (aws, sfn) = setup(None).await?;
+    // A stack of its own: the strict moto counts calls by caller, and other suites' samples
+    // (check-metrics on the shared stack) would count as this wait's.
+    static OWN: std::sync::OnceLock<std::result::Result<okra_testkit::LocalAws, String>> =
+        std::sync::OnceLock::new();
+    let (aws, sfn) = setup_on(crate::common::stack_in(&OWN, || {
+        crate::common::service::builder(None)
+    })?)
+    .await?;
     let (w, exec) = paused_rollout_with(&aws, &sfn, "sched", sampled_every_minute).await?;
     let name = cell_name(&w);
 

@@ -58,6 +58,7 @@ Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) a
 from the EKS backend (moto's EKS takes no part in it), and pages by ResourcesPerPage only (moto
 also cuts pages at 100 tags).
 """
+import datetime
 import inspect
 import io
 import ipaddress
@@ -70,6 +71,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections import deque
 from typing import Any
 
 from moto.elbv2 import models as elbv2
@@ -907,7 +910,8 @@ def with_admin(app):
             elif path.startswith("/_okra/sts/credentials"):
                 answer = admin_sts_credentials(req)
             elif path.startswith("/_okra/events"):
-                answer = json.dumps({"undelivered": UNDELIVERED})
+                answer = json.dumps({"undelivered": UNDELIVERED, "validated": EVENT_CHECKS["validated"],
+                                     "invalid": INVALID_EVENTS, "okra": list(OKRA_EVENTS)})
             elif path.startswith("/_okra/throttle"):
                 answer = admin_throttle(req)
             elif path.startswith("/_okra/calls"):
@@ -992,6 +996,74 @@ def send_to_targets(self, original_event, transform_input=True):
 
 
 events_models.Rule.send_to_targets = send_to_targets
+
+
+# ------------------------------------------------------------------ okra's event schemas
+# A test oracle, not AWS behaviour: EventBridge takes any JSON detail (its schema registry
+# describes events, it does not check them). Every okra event put here (source `okra`) is checked
+# against its kind's schema under schema/events/ (generated from okra_core::events, and
+# registered in template.yaml's schema registry), wrapped as EventBridge delivers it; an event
+# that does not validate, or whose detail-type has no schema, is listed in `GET /_okra/events`
+# (`invalid`) and printed, and the e2e suites fail on it. The put itself goes on as on AWS.
+import jsonschema  # noqa: E402
+
+EVENT_SCHEMAS: dict[str, dict] = {}
+INVALID_EVENTS: list[dict] = []
+EVENT_CHECKS = {"validated": 0}
+OKRA_EVENTS: "deque[dict]" = deque(maxlen=2000)  # the newest okra events, as delivered
+_orig_put_events = events_models.EventsBackend.put_events
+
+
+def event_schema(detail_type: str) -> dict | None:
+    name = detail_type.lower().replace(" ", "-") + ".json"
+    if name not in EVENT_SCHEMAS:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "schema", "events", name)
+        try:
+            with open(path) as f:
+                EVENT_SCHEMAS[name] = json.load(f)
+        except OSError:
+            return None
+    return EVENT_SCHEMAS[name]
+
+
+def check_okra_event(backend, entry: dict) -> None:
+    if entry.get("Source") != "okra":
+        return
+    try:
+        detail = json.loads(entry.get("Detail") or "null")
+    except ValueError as e:
+        detail, why = None, [f"the detail is not JSON: {e}"]
+    else:
+        why = []
+    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": entry.get("DetailType"),
+             "source": "okra", "account": backend.account_id, "region": backend.region_name,
+             "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "resources": entry.get("Resources") or [], "detail": detail}
+    schema = event_schema(str(entry.get("DetailType")))
+    if schema is None:
+        why.append(f"no schema for detail-type {entry.get('DetailType')!r} under schema/events/")
+    elif not why:
+        validator = jsonschema.Draft4Validator(schema)
+        why = [f"{'/'.join(str(p) for p in e.absolute_path) or '(event)'}: {e.message}"
+               for e in validator.iter_errors(event)]
+    with LOCK:
+        EVENT_CHECKS["validated"] += 1
+        OKRA_EVENTS.append(event)
+        if why:
+            INVALID_EVENTS.append({"detailType": entry.get("DetailType"),
+                                   "execution": (detail or {}).get("execution") if isinstance(detail, dict) else None,
+                                   "detail": detail, "errors": why})
+    if why:
+        print(f"strict_moto: events: an okra event does not match its schema: {why}", file=sys.stderr, flush=True)
+
+
+def put_events(self, events):
+    for entry in events:
+        check_okra_event(self, entry)
+    return _orig_put_events(self, events)
+
+
+events_models.EventsBackend.put_events = put_events
 
 
 # ------------------------------------------------------------------ EventBridge Scheduler

@@ -31,6 +31,7 @@ pub mod decision;
 pub mod dispatch;
 pub mod doctor;
 pub mod duration;
+pub mod events;
 pub mod health;
 pub mod history;
 pub mod init;

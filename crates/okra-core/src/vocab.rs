@@ -285,6 +285,7 @@ impl Outcome {
 
 names! {
 /// One entry of a rollout's history: what happened.
+#[derive(schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]
 pub enum HistoryEvent {
@@ -292,6 +293,8 @@ pub enum HistoryEvent {
     Started,
     /// A step is done.
     StepDone,
+    /// An analysis step decided (detail: the verdict, each metric's value and conditions).
+    Verdict,
     /// The rollout waits for a person.
     Paused,
     /// A person's signal was taken where the rollout waited (detail: the signal and who gave
@@ -319,6 +322,7 @@ impl HistoryEvent {
         match self {
             Self::Started => Some(RolloutEventKind::Started),
             Self::StepDone => Some(RolloutEventKind::StepDone),
+            Self::Verdict => Some(RolloutEventKind::AnalysisVerdict),
             Self::Paused => Some(RolloutEventKind::Paused),
             Self::TimedOut => Some(RolloutEventKind::WaitTimedOut),
             Self::Promoted => Some(RolloutEventKind::Promoted),
@@ -333,6 +337,7 @@ impl HistoryEvent {
         match self {
             Self::Paused => RolloutEventKind::Paused,
             Self::TimedOut => RolloutEventKind::WaitTimedOut,
+            Self::Verdict => RolloutEventKind::AnalysisVerdict,
             _ => RolloutEventKind::StepDone,
         }
     }
@@ -349,6 +354,10 @@ pub enum RolloutEventKind {
     #[serde(rename = "Rollout Step Done")]
     #[strum(serialize = "Rollout Step Done")]
     StepDone,
+    /// An analysis step decided (detail: each metric's value and conditions).
+    #[serde(rename = "Rollout Analysis Verdict")]
+    #[strum(serialize = "Rollout Analysis Verdict")]
+    AnalysisVerdict,
     /// A rollout waits for a person.
     #[serde(rename = "Rollout Paused")]
     #[strum(serialize = "Rollout Paused")]

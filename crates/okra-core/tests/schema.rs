@@ -90,3 +90,95 @@ fn example_cells_are_valid() {
         }
     }
 }
+
+/// Each rollout event kind's schema as checked in under `schema/events/`.
+fn event_schema_text(kind: okra_core::vocab::RolloutEventKind) -> String {
+    let mut text =
+        serde_json::to_string_pretty(&canonical(okra_core::events::schema(kind))).expect("JSON");
+    text.push('\n');
+    text
+}
+
+const BEGIN: &str =
+    "  # BEGIN event schemas: generated from okra_core::events by `make schema`; do not edit.\n";
+const END: &str = "  # END event schemas\n";
+
+/// template.yaml's schema registry and one `AWS::EventSchemas::Schema` per event kind, each
+/// schema's content on one line (JSON in a single-quoted YAML scalar).
+fn template_block() -> String {
+    use strum::IntoEnumIterator as _;
+    let mut out = String::from(BEGIN);
+    out.push_str(
+        "  EventSchemaRegistry:\n    Type: AWS::EventSchemas::Registry\n    Properties:\n      \
+         RegistryName: !Sub ${AWS::StackName}-okra\n      Description: okra's rollout events \
+         (source okra), one schema per detail-type.\n",
+    );
+    for kind in okra_core::vocab::RolloutEventKind::iter() {
+        let logical = format!("{}Schema", kind.as_ref().replace(' ', ""));
+        let content = serde_json::to_string(&canonical(okra_core::events::schema(kind)))
+            .expect("JSON")
+            .replace('\'', "''");
+        out.push_str(&format!(
+            "  {logical}:\n    Type: AWS::EventSchemas::Schema\n    Properties:\n      \
+             RegistryName: !GetAtt EventSchemaRegistry.RegistryName\n      SchemaName: {}\n      \
+             Type: JSONSchemaDraft4\n      Description: The \"{kind}\" event's detail (schema/events/{}).\n      \
+             Content: '{content}'\n",
+            okra_core::events::schema_name(kind),
+            okra_core::events::schema_file(kind),
+        ));
+    }
+    out.push_str(END);
+    out
+}
+
+#[test]
+fn checked_in_event_schemas_and_the_templates_registry_are_up_to_date() {
+    use strum::IntoEnumIterator as _;
+    let bless = std::env::var_os("OKRA_BLESS").is_some_and(|v| !v.is_empty() && v != "0");
+    let dir = repo_root().join("schema/events");
+    let mut stale = Vec::new();
+    let mut files = std::collections::BTreeSet::new();
+    for kind in okra_core::vocab::RolloutEventKind::iter() {
+        let path = dir.join(okra_core::events::schema_file(kind));
+        files.insert(okra_core::events::schema_file(kind));
+        let text = event_schema_text(kind);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).unwrap_or_default() != text {
+            stale.push(path.display().to_string());
+        }
+    }
+    // No schema of a kind that is gone.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if !files.contains(&name) {
+            if bless {
+                std::fs::remove_file(dir.join(&name)).unwrap();
+            } else {
+                stale.push(format!("schema/events/{name} (no such event kind)"));
+            }
+        }
+    }
+    let template_path = repo_root().join("template.yaml");
+    let template = std::fs::read_to_string(&template_path).unwrap();
+    let (Some(a), Some(b)) = (template.find(BEGIN), template.find(END)) else {
+        panic!(
+            "template.yaml has no `{}` ... `{}` block",
+            BEGIN.trim(),
+            END.trim()
+        );
+    };
+    let block = template_block();
+    if bless {
+        let new = format!("{}{block}{}", &template[..a], &template[b + END.len()..]);
+        std::fs::write(&template_path, new).unwrap();
+    } else if template[a..b + END.len()] != block {
+        stale.push("template.yaml (its event schemas)".into());
+    }
+    assert!(
+        stale.is_empty(),
+        "not the schemas of okra_core::events any more: {stale:?}\n\
+         Regenerate them with:  make schema  (OKRA_BLESS=1 cargo test -p okra-core --test schema)"
+    );
+}

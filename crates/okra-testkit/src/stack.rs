@@ -822,6 +822,30 @@ impl LocalAws {
         Ok(())
     }
 
+    /// okra's events put on this stack that do not validate against their schema under
+    /// `schema/events/` (the strict moto checks each one: `GET /_okra/events`), with why; and
+    /// how many were checked.
+    pub fn invalid_events(&self) -> anyhow::Result<(Vec<Value>, u64)> {
+        let mut res = ureq::get(&format!("{}/_okra/events", self.endpoint))
+            .call()
+            .context("reading the events checked")?;
+        let v = res.body_mut().read_json::<Value>()?;
+        Ok((
+            v["invalid"].as_array().cloned().unwrap_or_default(),
+            v["validated"].as_u64().unwrap_or(0),
+        ))
+    }
+
+    /// The newest okra events put on this stack (source `okra`), as EventBridge delivers them
+    /// (envelope and detail), oldest first.
+    pub fn okra_events(&self) -> anyhow::Result<Vec<Value>> {
+        let mut res = ureq::get(&format!("{}/_okra/events", self.endpoint))
+            .call()
+            .context("reading the events put")?;
+        let v = res.body_mut().read_json::<Value>()?;
+        Ok(v["okra"].as_array().cloned().unwrap_or_default())
+    }
+
     /// The requests the strict moto refused as IAM would (`GET /_okra/iam`'s `denied`: caller,
     /// function, action, resources, reason), since the stack started or the last
     /// [`Self::set_iam_template`].

@@ -93,6 +93,31 @@ pub struct Aws {
 /// The stacks (by moto endpoint) whose table and state machine are made.
 static READY: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
 
+/// Every stack a suite has used ([`aws_with`]).
+static STACKS: std::sync::Mutex<Vec<&'static LocalAws>> = std::sync::Mutex::new(Vec::new());
+
+/// Fails when an okra event the rollout `execution` put does not validate against its schema
+/// under `schema/events/` (the strict moto checks every event put: README, "Notifications").
+/// [`run_rollout`] and `service::finished` call it for every rollout they see end.
+pub fn events_valid(execution: &str) -> Result<()> {
+    let stacks = STACKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for stack in stacks {
+        let (invalid, _) = stack.invalid_events()?;
+        let mine: Vec<&Value> = invalid
+            .iter()
+            .filter(|e| e["execution"] == execution)
+            .collect();
+        anyhow::ensure!(
+            mine.is_empty(),
+            "events of {execution} do not match schema/events/: {mine:#?}"
+        );
+    }
+    Ok(())
+}
+
 pub async fn aws() -> Result<Aws> {
     aws_with(stack()?).await
 }
@@ -110,6 +135,14 @@ pub async fn aws_with(local: &'static LocalAws) -> Result<Aws> {
         sfn: sfn::Client::new(&conf),
         ec2: aws_sdk_ec2::Client::new(&conf),
     };
+    {
+        let mut stacks = STACKS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !stacks.iter().any(|s| s.endpoint() == local.endpoint()) {
+            stacks.push(local);
+        }
+    }
     let mut ready = READY.lock().await;
     if !ready.iter().any(|e| e == local.endpoint()) {
         prepare(&aws).await?;
@@ -173,7 +206,9 @@ pub fn run_rollout(aws: &Aws, name: &str, input: Value) -> Result<Execution> {
         req = req.wait_override(wait, 50);
     }
     // Timed pauses and analysis intervals are callbacks whose time-out is the wait.
-    aws.local.run_state_machine(&req.fast_pauses(50))
+    let exec = aws.local.run_state_machine(&req.fast_pauses(50))?;
+    events_valid(name)?;
+    Ok(exec)
 }
 
 /// The canary weights the SetWeight steps verified, in order.

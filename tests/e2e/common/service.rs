@@ -111,6 +111,7 @@ pub async fn finished(sfn: &aws_sdk_sfn::Client, name: &str) -> Result<(String, 
             .send()
             .await?;
         if d.status().as_str() != "RUNNING" {
+            super::events_valid(name)?;
             return Ok((
                 d.status().as_str().to_string(),
                 d.error().map(str::to_string),

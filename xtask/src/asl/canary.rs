@@ -561,8 +561,31 @@ pub(super) fn analysis(s: &mut Map<String, Value>) {
     s.insert(
         "AnalysisPhase?".into(),
         json!({"Type": "Choice", "Choices": [
+            phase(Phase::Running, "AnalysisInterval")],
+            "Default": "RecordVerdict"}),
+    );
+    s.insert(
+        "RecordVerdict".into(),
+        state_task(
+            StateAction::Step,
+            obj([
+                ("index.$", json!("$.step.index")),
+                ("weight.$", json!("$.last.weight")),
+                ("event", json!(HistoryEvent::Verdict)),
+                ("detail.$", json!("$.analysis")),
+            ]),
+            "$.recorded",
+            "VerdictPhase?",
+            catch_all("RollBack"),
+            Some(
+                "The analysis decided: its verdict (each metric's value and conditions) recorded and sent as an event.",
+            ),
+        ),
+    );
+    s.insert(
+        "VerdictPhase?".into(),
+        json!({"Type": "Choice", "Choices": [
             phase(Phase::Successful, "RecordStep"),
-            phase(Phase::Running, "AnalysisInterval"),
             phase(Phase::Inconclusive, "RecordInconclusive")],
             "Default": "AnalysisFailed"}),
     );

@@ -92,6 +92,12 @@ pub struct MetricResult {
     /// Its latest value, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<MeasuredValue>,
+    /// The condition a sample passes on, as the spec has it (the verdict event shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_condition: Option<String>,
+    /// The condition a sample fails on, as the spec has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_condition: Option<String>,
     /// Its latest measurements (at most [`KEEP_MEASUREMENTS`]), oldest first.
     pub measurements: Vec<Measurement>,
     /// The counts behind the phase.
@@ -467,6 +473,8 @@ fn result_of(e: PlannedMetric, phases: &mut Vec<(Metric, Phase)>) -> MetricResul
         name: e.metric.name.clone(),
         phase: status.phase,
         value: recent.last().and_then(|m| m.value.clone()),
+        success_condition: e.metric.success_condition.clone(),
+        failure_condition: e.metric.failure_condition.clone(),
         measurements: recent,
         status,
     }

@@ -49,6 +49,7 @@ use crate::spec::Metric;
     strum::EnumIter,
     strum::EnumString,
     strum::IntoStaticStr,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
 #[strum(serialize_all = "camelCase")]

@@ -15,11 +15,11 @@
 //! idempotent: Step Functions runs a task again after a timeout or a retried error, and a second
 //! run records nothing twice and sends no event twice.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use okra_core::answer::Answer;
 use okra_core::decision::Decision;
+use okra_core::events::{EndedDetail, StartedDetail, Subject, Verdict};
 use okra_core::record::{self, Holder, Versions};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
@@ -39,6 +39,12 @@ pub use okra_core::record::{MAX_REASON, readable_reason};
 mod io;
 
 pub use io::*;
+
+/// A typed event detail ([`okra_core::events`]) as JSON.
+fn typed(detail: &impl Serialize) -> Result<Value> {
+    serde_json::to_value(detail)
+        .map_err(|e| OkraError::InvalidInput(format!("an event detail does not serialize: {e}")))
+}
 
 fn event(kind: RolloutEventKind, cell: &str, execution: &str, detail: Value) -> RolloutEvent {
     RolloutEvent {
@@ -71,10 +77,11 @@ async fn record_once<S: StatePort, E: EventsPort>(
         return Ok(false);
     }
     if let Some(mut ev) = ev {
-        // Every event names the versions, whoever reads it alone (a notification at 2 a.m.).
+        // Every event names the versions, whoever reads it alone (a notification at 2 a.m.):
+        // the record's ([`Subject::new`] leaves them to this).
         if let Some(d) = ev.detail.as_object_mut() {
-            d.entry("from").or_insert_with(|| json!(rollout.from));
-            d.entry("to").or_insert_with(|| json!(rollout.to));
+            d.insert("from".into(), json!(rollout.from));
+            d.insert("to".into(), json!(rollout.to));
         }
         events.put(&[ev]).await?;
     }
@@ -330,9 +337,17 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
                 event: HistoryEvent::Started,
                 step: None,
                 weight: None,
-                detail: detail.clone(),
+                detail,
             };
-            let ev = event(RolloutEventKind::Started, &cell, &execution, detail);
+            let ev = event(
+                RolloutEventKind::Started,
+                &cell,
+                &execution,
+                typed(&StartedDetail {
+                    subject: Subject::new(&cell, &execution),
+                    decision: decision.kind().to_string(),
+                })?,
+            );
             let recorded = record_once(
                 state,
                 events,
@@ -355,26 +370,31 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
             excluded,
         } => {
             let name = name.unwrap_or(HistoryEvent::StepDone);
-            // Which members a step left out, and why, go into its history entry.
-            let detail = record::step_detail(detail, &excluded);
+            // Which members a step left out, and why, go into its history entry; a verdict's
+            // entry keeps the verdict (each metric's value and conditions), not the samples.
+            let detail = match name {
+                HistoryEvent::Verdict => typed(&Verdict::from_analysis(
+                    detail.as_ref().unwrap_or(&Value::Null),
+                ))?,
+                _ => record::step_detail(detail, &excluded),
+            };
             let kind = name.step_event_kind();
+            let ev_detail = okra_core::events::step_detail(
+                Subject::new(&cell, &execution),
+                name,
+                index,
+                weight,
+                &detail,
+            )
+            .map_err(OkraError::InvalidInput)?;
             let entry = HistoryEntry {
                 at,
                 event: name,
                 step: Some(index),
                 weight,
-                detail: detail.clone(),
+                detail,
             };
-            let mut d = BTreeMap::new();
-            d.insert("event", json!(name));
-            d.insert("step", json!(index));
-            if let Some(w) = weight {
-                d.insert("weight", json!(w));
-            }
-            if !detail.is_null() {
-                d.insert("detail", detail);
-            }
-            let ev = event(kind, &cell, &execution, json!(d));
+            let ev = event(kind, &cell, &execution, ev_detail);
             let recorded =
                 record_once(state, events, &cell, &execution, &entry, None, Some(ev)).await?;
             // The rollout leaves the step: no wait of it takes signals any more.
@@ -676,17 +696,24 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
                 if let Some(b) = &blocked {
                     d.insert("blocked".into(), json!(b));
                 }
-                let detail = Value::Object(d);
                 let entry = HistoryEntry {
                     at,
                     event: outcome.history_event(),
                     step: None,
                     weight,
-                    detail: detail.clone(),
+                    detail: Value::Object(d),
                 };
-                let ev = outcome
-                    .event_kind()
-                    .map(|kind| event(kind, &cell, &execution, detail));
+                let ended = EndedDetail {
+                    subject: Subject::new(&cell, &execution),
+                    version: version.clone(),
+                    reason: reason.clone(),
+                    blocked: blocked.clone(),
+                    weight,
+                };
+                let ev = match outcome.event_kind() {
+                    Some(kind) => Some(event(kind, &cell, &execution, typed(&ended)?)),
+                    None => None,
+                };
                 recorded = record_once(
                     state,
                     events,
