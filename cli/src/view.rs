@@ -186,6 +186,7 @@ pub fn wait_line(w: &WaitView) -> String {
         okra_core::vocab::WaitKind::Person => "waiting for a person",
         okra_core::vocab::WaitKind::Pause => "pausing",
         okra_core::vocab::WaitKind::Analysis => "waiting for the next sample",
+        okra_core::vocab::WaitKind::Window => "held until its deployment window opens",
     };
     match w.left_seconds {
         Some(s) => format!("{what}: {} left", human_seconds(s)),

@@ -26,3 +26,4 @@ mod strict_aws;
 mod template;
 mod throttling;
 mod timeouts;
+mod windows;

@@ -21,7 +21,8 @@
 //     (0.01: a 300 s timeout fires after 3 s). Default 1.
 //   --person-waits F: a wait for a person's time-out (its callback's payload has `"wait":
 //     "person"` and the `seconds` it keeps: a deadline, which --fast-pauses leaves alone) counts
-//     F seconds per second (0.01: `timeout: 1m` fires after 0.6 s). Default 1.
+//     F seconds per second (0.01: `timeout: 1m` fires after 0.6 s). Default 1. A weight step
+//     held until its deployment window opens (`"wait": "window"`) is such a deadline too.
 //   --history-limit N: an execution fails at N history events instead of AWS's 25,000.
 //   --event-rule '{"pattern": {EventBridge pattern}, "function": "NAME"}' (repeatable; also
 //     $OKRA_SFN_EVENT_RULES, a JSON array of such rules): each "Step Functions Execution Status

@@ -716,9 +716,11 @@ class Execution {
     const { promise, resolve, reject } = Promise.withResolvers();
     const timers = [];
     // A callback's time-out given by TimeoutSecondsPath is one of okra's timed waits: shortened
-    // like a Wait state when the service says so (--fast-pauses); a wait for a person's is its
-    // deadline, scaled by --person-waits.
-    const personWait = callback && input?.Payload?.wait === 'person' && input?.Payload?.seconds !== undefined;
+    // like a Wait state when the service says so (--fast-pauses); a wait for a person's, and a
+    // weight step held until its deployment window opens (`"wait": "window"`: a wall-clock
+    // time), are deadlines, scaled by --person-waits only.
+    const personWait = callback && ['person', 'window'].includes(input?.Payload?.wait)
+      && input?.Payload?.seconds !== undefined;
     const timedWait = callback && !personWait && state.TimeoutSeconds === undefined
       && state.TimeoutSecondsPath !== undefined && this.service.fastPauses !== undefined;
     const arm = (secondsValue, error) => {

@@ -296,6 +296,22 @@ fn plan_lines(o: &DiscoverOutput) -> Vec<String> {
             .collect();
         lines.push(format!("  steps: {}", steps.join(" → ")));
     }
+    if let Some(w) = &o.window {
+        lines.push(match (w.open, &w.opens) {
+            (true, _) => "  deployment window: open".to_owned(),
+            (false, Some(t)) => format!(
+                "  deployment window: closed; the next weight step may run at {t}{}",
+                humantime::parse_rfc3339(t)
+                    .ok()
+                    .and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
+                    .map(|d| format!(" (in {})", view::human_seconds(d.as_secs())))
+                    .unwrap_or_default()
+            ),
+            (false, None) => {
+                "  deployment window: closed, and it does not open in the next 400 days".to_owned()
+            }
+        });
+    }
     let s: Vec<String> = o
         .outcome
         .versions

@@ -63,7 +63,8 @@ pub fn acts(signal: Signal, wait: Option<WaitKind>) -> Result<(), String> {
     let ok = match signal {
         Signal::Abort | Signal::PromoteFull => true,
         Signal::Resume => matches!(wait, Some(WaitKind::Person | WaitKind::Pause)),
-        Signal::Promote => wait.is_some(),
+        // A closed deployment window holds everything but an abort and promote-full.
+        Signal::Promote => wait.is_some_and(|w| w != WaitKind::Window),
     };
     if ok {
         return Ok(());
@@ -72,6 +73,10 @@ pub fn acts(signal: Signal, wait: Option<WaitKind>) -> Result<(), String> {
         None => "it is not waiting (a weight step, the readiness gate or a sample is under way)",
         Some(WaitKind::Analysis) => "it is analysing, not paused",
         Some(WaitKind::Person | WaitKind::Pause) => "it is paused",
+        Some(WaitKind::Window) => {
+            "its deployment window is closed (`okra rollout status` says until when); only \
+             abort and promote-full act in a closed window"
+        }
     };
     let hint = match signal {
         Signal::Resume => {

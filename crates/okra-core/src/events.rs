@@ -96,6 +96,32 @@ pub struct PausedDetail {
     pub detail: PauseNote,
 }
 
+/// Until when a weight step is held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldNote {
+    /// When the deployment window opens (RFC 3339); absent: not within 400 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// `Rollout Held`: a weight step waits for the cell's deployment window to open.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldDetail {
+    /// Who and what.
+    #[serde(flatten)]
+    pub subject: Subject,
+    /// `held`.
+    pub event: HistoryEvent,
+    /// The weight step held (0-based).
+    pub step: usize,
+    /// The new version's weight while it is held, in percent.
+    pub weight: Option<u32>,
+    /// Until when.
+    pub detail: HoldNote,
+}
+
 /// What a wait that timed out did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -274,6 +300,13 @@ pub fn step_detail(
             weight,
             detail: serde_json::from_value(detail.clone()).map_err(typed)?,
         }),
+        HistoryEvent::Held => serde_json::to_value(HeldDetail {
+            subject,
+            event,
+            step,
+            weight,
+            detail: serde_json::from_value(detail.clone()).map_err(typed)?,
+        }),
         HistoryEvent::Verdict => serde_json::to_value(VerdictDetail {
             subject,
             event,
@@ -322,6 +355,7 @@ fn detail_schema(kind: RolloutEventKind, generator: schemars::SchemaGenerator) -
         RolloutEventKind::Started => generator.into_root_schema_for::<Envelope<StartedDetail>>(),
         RolloutEventKind::StepDone => generator.into_root_schema_for::<Envelope<StepDoneDetail>>(),
         RolloutEventKind::Paused => generator.into_root_schema_for::<Envelope<PausedDetail>>(),
+        RolloutEventKind::Held => generator.into_root_schema_for::<Envelope<HeldDetail>>(),
         RolloutEventKind::WaitTimedOut => {
             generator.into_root_schema_for::<Envelope<WaitTimedOutDetail>>()
         }

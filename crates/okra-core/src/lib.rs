@@ -48,6 +48,7 @@ pub mod validate;
 pub mod versions;
 pub mod vocab;
 pub mod weights;
+pub mod windows;
 
 pub use cell::Cell;
 pub use decision::{Decision, decide};

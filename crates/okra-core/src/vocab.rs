@@ -133,6 +133,8 @@ pub enum WaitKind {
     Pause,
     /// An analysis between its samples (its initial delay and its intervals).
     Analysis,
+    /// A weight step held until the cell's deployment window opens (`windows`).
+    Window,
 }
 }
 
@@ -295,6 +297,8 @@ pub enum HistoryEvent {
     StepDone,
     /// An analysis step decided (detail: the verdict, each metric's value and conditions).
     Verdict,
+    /// A weight step is held until the deployment window opens (detail: `until`).
+    Held,
     /// The rollout waits for a person.
     Paused,
     /// A person's signal was taken where the rollout waited (detail: the signal and who gave
@@ -323,6 +327,7 @@ impl HistoryEvent {
             Self::Started => Some(RolloutEventKind::Started),
             Self::StepDone => Some(RolloutEventKind::StepDone),
             Self::Verdict => Some(RolloutEventKind::AnalysisVerdict),
+            Self::Held => Some(RolloutEventKind::Held),
             Self::Paused => Some(RolloutEventKind::Paused),
             Self::TimedOut => Some(RolloutEventKind::WaitTimedOut),
             Self::Promoted => Some(RolloutEventKind::Promoted),
@@ -338,6 +343,7 @@ impl HistoryEvent {
             Self::Paused => RolloutEventKind::Paused,
             Self::TimedOut => RolloutEventKind::WaitTimedOut,
             Self::Verdict => RolloutEventKind::AnalysisVerdict,
+            Self::Held => RolloutEventKind::Held,
             _ => RolloutEventKind::StepDone,
         }
     }
@@ -358,6 +364,10 @@ pub enum RolloutEventKind {
     #[serde(rename = "Rollout Analysis Verdict")]
     #[strum(serialize = "Rollout Analysis Verdict")]
     AnalysisVerdict,
+    /// A weight step waits for the cell's deployment window to open (detail: until when).
+    #[serde(rename = "Rollout Held")]
+    #[strum(serialize = "Rollout Held")]
+    Held,
     /// A rollout waits for a person.
     #[serde(rename = "Rollout Paused")]
     #[strum(serialize = "Rollout Paused")]
@@ -420,6 +430,9 @@ pub enum StateAction {
     Started,
     /// Record a step.
     Step,
+    /// Before a weight step: may traffic move now (the cell's `windows`)? If not, record the
+    /// hold and say for how long.
+    Window,
     /// Keep a callback's task token while waiting for a person.
     Await,
     /// Take a person's signal.

@@ -1898,3 +1898,71 @@ fn wait_timeouts_are_checked_by_field() {
     ));
     assert!(e.is_empty(), "{e:?}");
 }
+
+// --- deployment windows ------------------------------------------------------------------------
+
+fn window(
+    schedule: Option<&str>,
+    rrule: Option<&str>,
+    duration: &str,
+) -> okra_core::spec::WindowSpec {
+    okra_core::spec::WindowSpec {
+        schedule: schedule.map(str::to_owned),
+        rrule: rrule.map(str::to_owned),
+        duration: duration.to_owned(),
+    }
+}
+
+#[test]
+fn windows_that_read_and_open_are_valid() {
+    let mut s = web();
+    s.windows = Some(okra_core::spec::Windows {
+        time_zone: "Europe/Paris".into(),
+        allow: vec![window(Some("0 9 * * MON-FRI"), None, "8h")],
+        deny: vec![window(
+            None,
+            Some("FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=24;BYHOUR=0;BYMINUTE=0;BYSECOND=0"),
+            "72h",
+        )],
+    });
+    assert_valid(&s);
+}
+
+#[test]
+fn windows_that_never_open_are_refused() {
+    let mut s = web();
+    s.windows = Some(okra_core::spec::Windows {
+        time_zone: "UTC".into(),
+        allow: vec![],
+        deny: vec![window(Some("0 * * * *"), None, "1h")],
+    });
+    assert_error(&s, "windows", "never open");
+    // February 30th.
+    s.windows = Some(okra_core::spec::Windows {
+        time_zone: "UTC".into(),
+        allow: vec![window(Some("0 0 30 2 *"), None, "1h")],
+        deny: vec![],
+    });
+    assert_error(&s, "windows", "never open");
+}
+
+#[test]
+fn a_window_that_does_not_read_is_named_by_its_field() {
+    let mut s = web();
+    s.windows = Some(okra_core::spec::Windows {
+        time_zone: "Mars/Olympus".into(),
+        allow: vec![window(Some("0 25 * * *"), None, "8h")],
+        deny: vec![window(None, None, "0s")],
+    });
+    let e = errors(&s);
+    let paths: Vec<&str> = e.errors.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "windows.timeZone",
+            "windows.allow[0].schedule",
+            "windows.deny[0].duration",
+            "windows.deny[0]"
+        ]
+    );
+}

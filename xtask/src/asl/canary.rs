@@ -89,6 +89,8 @@ pub(super) fn canary(s: &mut Map<String, Value>) {
     s.insert(
         "StepType?".into(),
         json!({"Type": "Choice", "Choices": [
+            {"And": [is(StepKind::SetWeight), {"Variable": "$.cell.windows", "IsPresent": true}],
+             "Next": "CheckWindow"},
             {"Variable": "$.step.item.type", "StringEquals": StepKind::SetWeight, "Next": "SetWeight"},
             {"And": [is(StepKind::Pause), {"Variable": "$.step.item.scheduled", "IsPresent": true},
                      {"Variable": "$.step.item.seconds", "IsPresent": true}],
@@ -119,6 +121,49 @@ pub(super) fn canary(s: &mut Map<String, Value>) {
 }
 
 pub(super) fn set_weight_and_pauses(s: &mut Map<String, Value>) {
+    // Deployment windows: a weight step waits, at the weights it found, until the cell's window
+    // opens; a callback whose time-out is the wait, so that abort and promote-full act at once.
+    s.insert(
+        "CheckWindow".into(),
+        state_task(
+            StateAction::Window,
+            obj([
+                ("index.$", json!("$.step.index")),
+                ("windows.$", json!("$.cell.windows")),
+            ]),
+            "$.window",
+            "WindowOpen?",
+            catch_all("RollBack"),
+            Some("May traffic move now (the cell's windows)? If not, the hold is recorded and sent as an event."),
+        ),
+    );
+    s.insert(
+        "WindowOpen?".into(),
+        json!({"Type": "Choice", "Choices": [
+            {"Variable": "$.window.open", "BooleanEquals": true, "Next": "SetWeight"}],
+            "Default": "WaitForWindow"}),
+    );
+    s.insert(
+        "WaitForWindow".into(),
+        callback_wait(
+            WaitKind::Window,
+            "TakeSignalInWindow",
+            timed_catch("CheckWindow"),
+            Some("$.window.seconds"),
+            Some("$.window.seconds"),
+            Some(
+                "Held until the deployment window opens: a callback whose time-out is the wait. Abort and promote-full answer it at once.",
+            ),
+        ),
+    );
+    s.insert("TakeSignalInWindow".into(), take_answer("SignalInWindow?"));
+    s.insert(
+        "SignalInWindow?".into(),
+        json!({"Type": "Choice", "Choices": [
+            {"Variable": "$.signal.signal", "StringEquals": Signal::PromoteFull, "Next": "PromoteFull"},
+            {"Variable": "$.signal.signal", "StringEquals": Signal::Abort, "Next": "Aborted"}],
+            "Default": "CheckWindow"}),
+    );
     s.insert(
         "SetWeight".into(),
         shift(Shift {

@@ -167,7 +167,15 @@ where
             .map(|b| b.version)
             .collect();
         let cell = stored.spec.validate()?;
-        Ok(discover::discover(self.eks, self.elb, &cell, blocklist, &Labels::new(), None).await?)
+        let mut out =
+            discover::discover(self.eks, self.elb, &cell, blocklist, &Labels::new(), None).await?;
+        // When the next weight step may run (the cell's deployment windows).
+        if let Some(w) = &cell.spec().windows
+            && let Ok(gate) = okra_core::windows::gate(w, std::time::SystemTime::now())
+        {
+            out.window = Some(discover::WindowView::of(&gate));
+        }
+        Ok(out)
     }
 
     /// The account checks of the stored cell (read only).

@@ -58,6 +58,38 @@ pub struct DiscoverOutput {
     pub stickiness: Option<ForwardStickiness>,
     /// The cell's version tag: shift-weights reads each member's cluster by it before a step.
     pub version_tag: String,
+    /// `okra plan`: whether the cell's deployment windows let traffic move now, and if not,
+    /// when the next weight step may run (none: the cell has no windows, or the state machine
+    /// asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowView>,
+}
+
+/// The deployment windows as of now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowView {
+    /// Traffic may move now.
+    pub open: bool,
+    /// Closed: when it opens (RFC 3339); absent when it does not within 400 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens: Option<String>,
+}
+
+impl WindowView {
+    /// The view of a gate.
+    pub fn of(gate: &okra_core::windows::Gate) -> Self {
+        match gate {
+            okra_core::windows::Gate::Open => Self {
+                open: true,
+                opens: None,
+            },
+            okra_core::windows::Gate::Closed { opens } => Self {
+                open: false,
+                opens: opens.map(crate::state::rfc3339),
+            },
+        }
+    }
 }
 
 pub use okra_core::history::{READINESS_POLL_SECONDS, ReadinessPlan};
@@ -151,5 +183,6 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
         rule_arn: rule.map(str::to_string),
         readiness: cell.readiness_plan(),
         version_tag: cell.spec().version_tag.clone(),
+        window: None,
     })
 }

@@ -61,6 +61,46 @@ pub struct CellSpec {
     /// a day. 1-100; default 3.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// When a rollout may move traffic: outside them it holds at its current weights before its
+    /// next weight step (abort, rollback and `promote --full` are never held).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Windows>,
+}
+
+/// Deployment windows ([`crate::windows`]): open when no `deny` window holds the time and, if
+/// there are `allow` windows, one of them does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Windows {
+    /// The IANA time zone the schedules are in (default `UTC`), such as `Europe/Paris`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Traffic moves only inside one of these (none: any time not denied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<WindowSpec>,
+    /// Traffic never moves inside one of these (a change freeze, nights, holidays).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<WindowSpec>,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_string()
+}
+
+/// One window: from each occurrence of `schedule` (cron) or `rrule` (RFC 5545), for `duration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WindowSpec {
+    /// A cron schedule of five fields (minute hour day-of-month month day-of-week), such as
+    /// `0 9 * * MON-FRI`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// An RFC 5545 recurrence rule, such as `FREQ=WEEKLY;BYDAY=SA;BYHOUR=10;BYMINUTE=0;BYSECOND=0`
+    /// (from 2026-01-01 in the time zone), or a `DTSTART...` line and an `RRULE:` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrule: Option<String>,
+    /// How long each occurrence holds, such as `8h` (1s-366d).
+    pub duration: String,
 }
 
 fn default_max_attempts() -> u32 {

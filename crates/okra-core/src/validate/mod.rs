@@ -404,6 +404,7 @@ impl CellSpec {
         v.analysis_templates();
         v.judge();
         v.max_attempts();
+        v.windows();
         v.size();
         if !v.errors.is_empty() {
             return Err(ValidationErrors { errors: v.errors });
@@ -529,6 +530,30 @@ impl Validator<'_> {
                 "maxAttempts",
                 format!("{n} is not in 1..={max}: the automatic attempts at a version before it is held as failing"),
             );
+        }
+    }
+
+    /// Windows that read, and open at least once in the 400 days from 2026-01-01.
+    fn windows(&mut self) {
+        let Some(spec) = &self.spec.windows else {
+            return;
+        };
+        match crate::windows::Windows::read(spec) {
+            Err(errors) => {
+                for (path, message) in errors {
+                    self.push(&path, message);
+                }
+            }
+            Ok(w) => {
+                let from = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600);
+                if let crate::windows::Gate::Closed { opens: None } = w.gate(from) {
+                    self.push(
+                        "windows",
+                        "these windows never open (not in the 400 days from 2026-01-01): no \
+                         rollout could ever move traffic; allow more, or deny less",
+                    );
+                }
+            }
         }
     }
 

@@ -124,6 +124,20 @@ pub enum StateInput {
         #[serde(default)]
         excluded: Vec<okra_core::health::Excluded>,
     },
+    /// Before a weight step: may traffic move now? Closed: the hold is recorded (`held`, once a
+    /// step) and the output says until when.
+    Window {
+        /// The cell.
+        #[serde(deserialize_with = "cell_name")]
+        cell: String,
+        /// This execution.
+        execution: String,
+        /// The weight step's index.
+        index: usize,
+        /// The cell's windows (none: always open).
+        #[serde(default)]
+        windows: Option<okra_core::spec::Windows>,
+    },
     /// Wait: keep the callback's task token (`$$.Task.Token` of a `.waitForTaskToken` task),
     /// with where the rollout waits, where the API finds it. A signal left before the wait
     /// began answers the callback at once.
@@ -314,6 +328,21 @@ pub struct RecordOutput {
     pub recorded: bool,
 }
 
+/// `window`'s output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowOutput {
+    /// Traffic may move now.
+    pub open: bool,
+    /// Closed: the seconds until it opens (at least 1; a year when it opens no more), the
+    /// hold's callback time-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
+    /// Closed: when it opens (RFC 3339), if it does within 400 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
 /// `poll`'s output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -383,6 +412,8 @@ pub enum StateOutput {
     Await(AwaitOutput),
     /// `endSamples`: the background analysis's output (check-metrics').
     Samples(Value),
+    /// `window`.
+    Window(WindowOutput),
 }
 #[cfg(test)]
 mod tests {

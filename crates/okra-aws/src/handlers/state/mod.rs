@@ -403,6 +403,65 @@ pub async fn handle<S: StatePort, X: ExecutionsPort, E: EventsPort, C: Schedules
             }
             Ok(StateOutput::Record(RecordOutput { recorded }))
         }
+        StateInput::Window {
+            cell,
+            execution,
+            index,
+            windows,
+        } => {
+            let gate = match &windows {
+                None => okra_core::windows::Gate::Open,
+                Some(w) => okra_core::windows::gate(w, now).map_err(|errors| {
+                    let e: Vec<String> = errors.iter().map(|(p, m)| format!("{p}: {m}")).collect();
+                    OkraError::InvalidSpec(e.join("; "))
+                })?,
+            };
+            let okra_core::windows::Gate::Closed { opens } = gate else {
+                return Ok(StateOutput::Window(WindowOutput {
+                    open: true,
+                    seconds: None,
+                    until: None,
+                }));
+            };
+            let until = opens.map(rfc3339);
+            // At least a second; a window that opens no more holds until a person acts (a year).
+            let seconds = opens
+                .and_then(|t| t.duration_since(now).ok())
+                .map_or(okra_core::decision::LONGEST_WAIT_SECONDS, |d| {
+                    d.as_secs() + 1
+                });
+            let weight = state
+                .get_rollout(&cell, &execution)
+                .await?
+                .map(|r| r.weight);
+            let detail = json!({ "until": until });
+            let ev = event(
+                RolloutEventKind::Held,
+                &cell,
+                &execution,
+                okra_core::events::step_detail(
+                    Subject::new(&cell, &execution),
+                    HistoryEvent::Held,
+                    index,
+                    weight,
+                    &detail,
+                )
+                .map_err(OkraError::InvalidInput)?,
+            );
+            let entry = HistoryEntry {
+                at,
+                event: HistoryEvent::Held,
+                step: Some(index),
+                weight,
+                detail,
+            };
+            record_once(state, events, &cell, &execution, &entry, None, Some(ev)).await?;
+            Ok(StateOutput::Window(WindowOutput {
+                open: false,
+                seconds: Some(seconds),
+                until,
+            }))
+        }
         StateInput::Await {
             cell,
             execution,
