@@ -287,9 +287,12 @@ fn join(path: &str, field: &str) -> String {
 }
 
 /// The spec's field name closest to a misspelt one (Jaro-Winkler similarity of at least 0.9,
-/// as clap suggests options), from every field name of the spec's schema.
-fn did_you_mean(field: &str) -> Option<String> {
+/// as clap suggests options): first among the fields of the object it is in (the instance
+/// pointer `at`, walked through the spec's schema), else among every field name of the schema.
+fn did_you_mean(field: &str, at: &str) -> Option<String> {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
     static NAMES: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(crate::spec::json_schema);
     let names = NAMES.get_or_init(|| {
         fn collect(v: &serde_json::Value, out: &mut BTreeSet<String>) {
             match v {
@@ -304,15 +307,68 @@ fn did_you_mean(field: &str) -> Option<String> {
             }
         }
         let mut out = BTreeSet::new();
-        collect(&crate::spec::json_schema(), &mut out);
+        collect(schema, &mut out);
         out
     });
-    names
+    let closest = |candidates: &mut dyn Iterator<Item = &String>| {
+        candidates
+            .map(|n| (strsim::jaro_winkler(field, n), n))
+            .filter(|(score, _)| *score >= 0.9)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, n)| n.clone())
+    };
+    let here = fields_at(schema, at);
+    closest(&mut here.iter()).or_else(|| closest(&mut names.iter()))
+}
+
+/// The property names the schema allows at instance pointer `at` (every branch of a `oneOf` /
+/// `anyOf` / `allOf`, `$ref`s followed); none when the pointer leads nowhere known.
+fn fields_at(schema: &serde_json::Value, at: &str) -> BTreeSet<String> {
+    use serde_json::Value;
+    fn resolve<'a>(root: &'a Value, node: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
+        if depth > 16 {
+            return;
+        }
+        if let Some(r) = node.get("$ref").and_then(Value::as_str) {
+            if let Some(target) = r.strip_prefix('#').and_then(|p| root.pointer(p)) {
+                resolve(root, target, out, depth + 1);
+            }
+            return;
+        }
+        out.push(node);
+        for key in ["allOf", "anyOf", "oneOf"] {
+            for branch in node
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                resolve(root, branch, out, depth + 1);
+            }
+        }
+    }
+    let mut nodes = Vec::new();
+    resolve(schema, schema, &mut nodes, 0);
+    for token in at.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        let mut next = Vec::new();
+        for n in &nodes {
+            let child = if token.bytes().all(|b| b.is_ascii_digit()) {
+                n.get("items")
+            } else {
+                n.get("properties").and_then(|p| p.get(&token))
+            };
+            if let Some(c) = child {
+                resolve(schema, c, &mut next, 0);
+            }
+        }
+        nodes = next;
+    }
+    nodes
         .iter()
-        .map(|n| (strsim::jaro_winkler(field, n), n))
-        .filter(|(score, _)| *score >= 0.9)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| n.clone())
+        .filter_map(|n| n.get("properties").and_then(Value::as_object))
+        .flat_map(|p| p.keys().cloned())
+        .collect()
 }
 
 /// Every shape error of a document, in document order, one per field.
@@ -332,7 +388,7 @@ fn field_errors(e: &jsonschema::ValidationError<'_>, out: &mut Vec<FieldError>) 
     match e.kind() {
         K::AdditionalProperties { unexpected } => {
             for field in unexpected {
-                let message = match did_you_mean(field) {
+                let message = match did_you_mean(field, e.instance_path().as_str()) {
                     Some(known) => format!("unknown field (did you mean `{known}`?)"),
                     None => "unknown field".to_string(),
                 };
