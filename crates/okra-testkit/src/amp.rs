@@ -28,7 +28,6 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
 /// The workspace's settings.
 #[derive(Debug, Clone)]
@@ -86,7 +85,11 @@ impl AmpEndpoint {
         let log = Arc::new(Mutex::new(AmpLog::default()));
         let (ws, l) = (workspace.clone(), Arc::clone(&log));
         let server = crate::server::ServerThread::spawn("okra-amp", move |stopped| {
-            serve(listener, ws, l, stopped)
+            let ws = Arc::new(ws);
+            crate::server::serve_http(listener, stopped, move |req| {
+                let (ws, log) = (Arc::clone(&ws), Arc::clone(&l));
+                async move { handle(req, &ws, &log).await }
+            })
         })?;
         Ok(Self {
             addr,
@@ -108,35 +111,6 @@ impl AmpEndpoint {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    ws: AmpWorkspace,
-    log: Arc<Mutex<AmpLog>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    let ws = Arc::new(ws);
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stopped => return,
-            a = listener.accept() => a,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let (ws, log) = (Arc::clone(&ws), Arc::clone(&log));
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let (ws, log) = (Arc::clone(&ws), Arc::clone(&log));
-                async move { Ok::<_, std::convert::Infallible>(handle(req, &ws, &log).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
     }
 }
 

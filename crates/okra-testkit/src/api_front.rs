@@ -34,7 +34,6 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::sigv4::{Refusal, forbidden};
@@ -103,7 +102,10 @@ impl ApiFront {
         let stage = settings.stage.clone();
         let (s, l) = (Arc::new(settings), Arc::clone(&log));
         let server = crate::server::ServerThread::spawn("okra-api-front", move |stopped| {
-            serve(listener, s, l, stopped)
+            crate::server::serve_http(listener, stopped, move |req| {
+                let (s, log) = (Arc::clone(&s), Arc::clone(&l));
+                async move { handle(req, &s, &log).await }
+            })
         })?;
         Ok(Self {
             addr,
@@ -124,34 +126,6 @@ impl ApiFront {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    settings: Arc<ApiFrontSettings>,
-    log: Arc<Mutex<ApiFrontLog>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stopped => return,
-            a = listener.accept() => a,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let (settings, log) = (Arc::clone(&settings), Arc::clone(&log));
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let (settings, log) = (Arc::clone(&settings), Arc::clone(&log));
-                async move { Ok::<_, std::convert::Infallible>(handle(req, &settings, &log).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
     }
 }
 

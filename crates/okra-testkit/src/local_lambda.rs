@@ -40,7 +40,6 @@ use anyhow::Context as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 /// How the local Lambda service runs the functions.
@@ -142,7 +141,15 @@ impl LocalLambda {
         });
         let state = Arc::clone(&shared);
         let server = crate::server::ServerThread::spawn("okra-local-lambda", move |stopped| {
-            serve(listener, state, stopped)
+            crate::server::serve_http(listener, stopped, move |req| {
+                let shared = Arc::clone(&state);
+                async move {
+                    match route(req, shared).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    }
+                }
+            })
         })?;
         Ok(Self {
             addr,
@@ -438,30 +445,6 @@ impl Shared {
 fn error_outcome(error_type: &str, message: &str) -> Outcome {
     let doc = serde_json::json!({"errorType": error_type, "errorMessage": message});
     Outcome::Error(Bytes::from(doc.to_string()))
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stopped => return,
-            a = listener.accept() => a,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| route(req, Arc::clone(&shared)));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
 }
 
 fn reply_with(

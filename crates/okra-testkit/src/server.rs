@@ -1,5 +1,6 @@
-//! A server of the testkit's own (the fault proxy, the local Lambda service): a tokio runtime on
-//! a thread of its own, serving until stopped; stopped and joined on drop.
+//! A server of the testkit's own (the fault proxy, the local Lambda service, the local AMP and
+//! API Gateway endpoints): a tokio runtime on a thread of its own, serving until stopped; stopped
+//! and joined on drop; [`serve_http`] is their accept loop.
 
 use std::time::Duration;
 
@@ -49,5 +50,38 @@ impl Drop for ServerThread {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Serves HTTP/1 on `listener` (made non-blocking), each request answered by `handler`, until
+/// `stopped`: the accept loop of the testkit's own HTTP servers.
+pub(crate) async fn serve_http<H, Fut>(
+    listener: std::net::TcpListener,
+    mut stopped: oneshot::Receiver<()>,
+    handler: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut:
+        Future<Output = hyper::Response<http_body_util::Full<hyper::body::Bytes>>> + Send + 'static,
+{
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let answer = handler(req);
+                async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
     }
 }
