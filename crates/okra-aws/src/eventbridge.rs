@@ -6,8 +6,8 @@ use eb::types::PutEventsRequestEntry;
 use crate::error::{OkraError, Result};
 use crate::state::{EventsPort, RolloutEvent};
 
-/// The source of every okra event.
-pub const SOURCE: &str = "okra";
+/// The source of every okra event (defined with the events' types).
+pub use okra_core::events::SOURCE;
 /// PutEvents takes at most this many entries.
 pub const PUT_EVENTS_BATCH: usize = 10;
 /// How many times failed entries of a PutEvents are sent again before giving up.
