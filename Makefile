@@ -8,13 +8,20 @@ CARGO ?= cargo
 # Every Wait state of the demo's executions waits this long (sfn-local --fast-waits).
 DEMO_FAST_WAITS_MS ?= 200
 
-.PHONY: help setup chromium prometheus build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
+.PHONY: help setup kubectl chromium prometheus build test unit e2e lint fmt fmt-check clippy lint-template lint-asl asl schema demo clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
-setup: ## Install the local AWS (moto, cargo-lambda, cfn-lint, SAM CLI, Node 22, aws-local-stepfunctions) into .tools/ and tools/local-aws/node/
+setup: kubectl ## Install the local AWS (moto, cargo-lambda, cfn-lint, SAM CLI, the Kubernetes Python client, Node 22, aws-local-stepfunctions) into .tools/ and tools/local-aws/node/, and kubectl
 	bash tools/local-aws/install.sh
+
+kubectl: ## Install Debian's kubectl (package kubernetes-client; the local Kubernetes API's tests) when it is missing
+	@if [ -x "$${KUBECTL:-/usr/bin/kubectl}" ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  echo "installing Debian's kubectl (apt-get install kubernetes-client; needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client; \
+	else echo "kubectl is missing and apt-get is not available: install it, or set KUBECTL" >&2; exit 1; fi
 
 build: ## Build every crate and function binary (debug)
 	$(CARGO) build --workspace --bins --locked

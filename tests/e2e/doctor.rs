@@ -12,7 +12,7 @@ use okra_aws::cloudwatch::CloudWatch;
 use okra_aws::ec2::Ec2;
 use okra_aws::eks::Eks;
 use okra_aws::elb::Elb;
-use okra_aws::handlers::doctor::{Account, DoctorReport, handle};
+use okra_aws::handlers::doctor::{Account, DoctorReport, ElbLimits, handle};
 use okra_aws::secrets::Secrets;
 use okra_core::doctor::Level;
 use okra_core::spec::CellSpec;
@@ -32,11 +32,13 @@ async fn doctor(aws: &Aws, spec: &Value, datadog_secret: Option<&str>) -> Result
         &Account {
             eks: &eks,
             elb: &elb,
+            limits: &ElbLimits::from_config(&conf),
             network: &network,
             trails: &trails,
             metrics: &metrics,
             secrets: (&secrets, datadog_secret),
             http: &http,
+            dispatcher_role: None,
             region: aws.local.region(),
         },
         &spec,

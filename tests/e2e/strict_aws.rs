@@ -501,3 +501,24 @@ fn the_iam_evaluator_passes_its_self_test() {
     );
     assert!(text.contains(" passed"), "{text}");
 }
+
+/// EKS access entries in the strict moto (tools/local-aws/strict_moto.py, "EKS access entries";
+/// EKS API reference, CreateAccessEntry, AssociateAccessPolicy and the rest): every operation,
+/// its errors, the policy association's upsert, and IAM on access-entry ARNs, through boto3
+/// (tools/local-aws/eks_access_selftest.py, against a strict moto of its own).
+#[test]
+fn eks_access_entries_pass_their_self_test() {
+    let root = okra_testkit::workspace_root();
+    let out = std::process::Command::new(root.join(".tools/venv/bin/python3"))
+        .arg(root.join("tools/local-aws/eks_access_selftest.py"))
+        .current_dir(&root)
+        .output()
+        .expect("the venv's python3 (make setup)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" passed"), "{text}");
+}

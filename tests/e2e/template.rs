@@ -19,6 +19,7 @@ const UNSCOPABLE: &[&str] = &[
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeAccountLimits",
     "cloudwatch:GetMetricData",
     "ec2:DescribeInstances",
     "ec2:DescribeSecurityGroups",

@@ -14,7 +14,13 @@ Configuration: `OKRA_IAM_TEMPLATE` (a template path, relative to the repository 
 `GET /_okra/iam` (configuration, resolved statements, denials), `POST /_okra/iam {"template",
 "refs"}` (reconfigure; a null template turns it off), `DELETE /_okra/iam` (clear the denials),
 `POST /_okra/iam/authorize {"caller", "action", "resources", "context"}` (for the local Step
-Functions service, whose API calls do not reach moto).
+Functions service, whose API calls do not reach moto), `GET /_okra/iam/principal?caller=NAME`
+(`{"function": LogicalId, "roleArn": ARN}`, 404 for a caller that is no function: the role of the
+function a caller is, for the local Kubernetes API, okra_testkit::KubeApi, whose callers all sign
+with the stack's one key). A SAM function's role is its `Role` property when it has one, else the
+role SAM makes, `<LogicalId>Role`, whose ARN is the ref `<LogicalId>Role.Arn` when given, else
+`arn:PARTITION:iam::ACCOUNT:role/STACK-<LogicalId>Role-LOCAL`; an AWS::IAM::Role's is the ref
+`<LogicalId>.Arn`, else `arn:PARTITION:iam::ACCOUNT:role/STACK-<LogicalId>-LOCAL`.
 
 AWS pages followed:
 - IAM User Guide: "Policy evaluation logic" (an explicit Deny wins, else an Allow, else the
@@ -218,6 +224,31 @@ def function_statements(template: dict, resolver: Resolver) -> dict[str, list[di
     return out
 
 
+def role_arns(template: dict, resolver: Resolver) -> dict[str, str]:
+    """The role ARN of each function (its `Role`, else SAM's `<LogicalId>Role`) and of each
+    AWS::IAM::Role, from the refs or, when not given, named as CloudFormation would name it in
+    the local stack (`STACK-<Name>-LOCAL`, as DEFAULT_REFS' SampleScheduleRole)."""
+    v = resolver.values
+    out = {}
+    for logical, res in (template.get("Resources") or {}).items():
+        kind = res.get("Type")
+        if "Condition" in res and not resolver.condition(res["Condition"]):
+            continue
+        props = res.get("Properties") or {}
+        if kind == "AWS::Serverless::Function" and "Role" in props:
+            out[logical] = str(resolver.resolve(props["Role"]))
+            continue
+        if kind == "AWS::Serverless::Function":
+            role = f"{logical}Role"
+        elif kind == "AWS::IAM::Role":
+            role = logical
+        else:
+            continue
+        out[logical] = v.get(f"{role}.Arn") or (
+            f"arn:{v['AWS::Partition']}:iam::{v['AWS::AccountId']}:role/{v['AWS::StackName']}-{role}-LOCAL")
+    return out
+
+
 def role_trusts(template: dict, resolver: Resolver) -> dict[str, list[str]]:
     """Each AWS::IAM::Role's trusted service principals (its AssumeRolePolicyDocument's Allow
     sts:AssumeRole statements)."""
@@ -283,7 +314,7 @@ def makefile_packages(root: Path) -> dict[str, str]:
 
 def configure(template: str | None, refs: dict | None) -> None:
     """(Re)loads the template's statements; a None template turns enforcement off."""
-    functions, packages, path, trusts = {}, {}, None, {}
+    functions, packages, path, trusts, roles = {}, {}, None, {}, {}
     if template:
         path = Path(template) if Path(template).is_absolute() else ROOT / template
         with open(path) as f:
@@ -291,10 +322,11 @@ def configure(template: str | None, refs: dict | None) -> None:
         resolver = Resolver(doc, refs or {})
         functions = function_statements(doc, resolver)
         trusts = role_trusts(doc, resolver)
+        roles = role_arns(doc, resolver)
         packages = makefile_packages(ROOT)
     with LOCK:
         CONFIG.update(template=str(path) if path else None, refs=dict(refs or {}),
-                      functions=functions, packages=packages, trusts=trusts)
+                      functions=functions, packages=packages, trusts=trusts, roles=roles)
 
 
 def configure_from_env() -> None:
@@ -628,7 +660,10 @@ def elbv2_checks(req: Request) -> list[Check] | None:
 
 def eks_checks(req: Request) -> list[Check] | None:
     """Amazon EKS: cluster/NAME, nodegroup/CLUSTER/NAME/UUID (the node group's, from moto's EKS),
-    any resource's ARN for the tag operations; ListClusters and CreateCluster "*"."""
+    any resource's ARN for the tag operations (a cluster's, a node group's, an access entry's, with
+    aws:ResourceTag/K, and aws:RequestTag/K and aws:TagKeys for TagResource, aws:TagKeys for
+    UntagResource); ListClusters, CreateCluster and ListAccessPolicies "*"; the access entry
+    operations as eks_access_entry_checks says."""
     from urllib.parse import unquote
     from moto.eks.models import eks_backends
     backend = eks_backends[req.account][req.region]
@@ -640,10 +675,26 @@ def eks_checks(req: Request) -> list[Check] | None:
         arn = unquote(req.path[len("/tags/"):])
         existing = next((r.tags for c in backend.clusters.values()
                          for r in [c, *c.nodegroups.values()] if r.arn == arn), None)
+        entry = next((e for c in backend.clusters.values()
+                      for e in list(getattr(c, "okra_access_entries", {}).values())
+                      if e["accessEntryArn"] == arn), None)
+        if entry is not None:  # an access entry: its tags and its eks: keys
+            existing = entry["tags"]
         if req.operation == "TagResource":
-            return [Check(action, arn, tag_context(existing, req.params.get("tags") or {}))]
-        keys = req.query.get("tagKeys") if req.operation == "UntagResource" else None
-        return [Check(action, arn, tag_context(existing, None, keys))]
+            ctx = tag_context(existing, req.params.get("tags") or {})
+        else:
+            keys = req.query.get("tagKeys") if req.operation == "UntagResource" else None
+            ctx = tag_context(existing, None, keys)
+        if entry is not None:
+            ctx.update(eks_entry_context(entry["principalArn"], entry["type"], entry["kubernetesGroups"],
+                                         entry["username"], entry["clusterName"]))
+        return [Check(action, arn, ctx)]
+    if req.operation == "ListAccessPolicies":  # no resource-level permissions
+        return [Check(action, "*")]
+    entry_path = re.match(r"^/clusters/([^/]+)/access-entries(?:/(.+?)(?:/access-policies(?:/(.+))?)?)?$",
+                          unquote(req.path))
+    if entry_path:
+        return eks_access_entry_checks(req, backend, action, *entry_path.groups())
     m = re.match(r"^/clusters/([^/]+)(?:/node-groups/([^/]+))?", unquote(req.path))
     if not m:
         return None
@@ -655,6 +706,71 @@ def eks_checks(req: Request) -> list[Check] | None:
     ctx = tag_context(cluster.tags if cluster else None,
                       req.params.get("tags") if req.operation == "CreateNodegroup" else None)
     return [Check(action, req.arn("eks", f"cluster/{m[1]}"), ctx)]
+
+
+# Service Authorization Reference, EKS, resource type access-entry:
+# arn:${Partition}:eks:${Region}:${Account}:access-entry/${ClusterName}/${IamIdentityType}/
+# ${IamIdentityAccountID}/${IamIdentityName}/${UUID} (a role's path is not in it).
+EKS_PRINCIPAL = re.compile(r"^arn:[^:]+:iam::(\d{12}):(role|user)/(?:[!-~]*/)?([\w+=,.@-]+)$")
+
+
+def eks_entry_context(principal, entry_type, groups, username, cluster_name=None) -> dict[str, list[str]]:
+    """The access entry condition keys (eks:principalArn, eks:accessEntryType, eks:kubernetesGroups,
+    eks:username, eks:clusterName) with the values given."""
+    ctx = {"eks:principalarn": [principal] if principal else [],
+           "eks:accessentrytype": [entry_type] if entry_type else [],
+           "eks:kubernetesgroups": [str(g) for g in groups or []],
+           "eks:username": [username] if username else [],
+           "eks:clustername": [cluster_name] if cluster_name else []}
+    return {k: v for k, v in ctx.items() if v}
+
+
+def eks_access_entry_checks(req: Request, backend, action: str, cluster_name: str,
+                            principal: str | None, policy: str | None) -> list[Check]:
+    """Service Authorization Reference, EKS: CreateAccessEntry and ListAccessEntries are authorized
+    on the cluster (CreateAccessEntry with aws:RequestTag/K, aws:TagKeys and the request's
+    eks:principalArn, eks:accessEntryType, eks:kubernetesGroups, eks:username; with tags, also
+    eks:TagResource on the new entry, per the reference's "API operations" table); Describe,
+    Update, Delete, AssociateAccessPolicy, ListAssociatedAccessPolicies and
+    DisassociateAccessPolicy on the access entry, with its aws:ResourceTag/K and eks: keys, and
+    for the policy operations eks:policyArn, eks:accessScope, eks:namespaces."""
+    cluster = backend.clusters.get(cluster_name)
+    p, op = req.params, req.operation
+
+    def entry_arn(principal_arn: str, uid: str) -> str:
+        m = EKS_PRINCIPAL.match(principal_arn or "")
+        tail = f"{m[2]}/{m[1]}/{m[3]}" if m else str(principal_arn)
+        return req.arn("eks", f"access-entry/{cluster_name}/{tail}/{uid}")
+    if principal is None:
+        tags = p.get("tags") if op == "CreateAccessEntry" else None
+        ctx = tag_context(cluster.tags if cluster else None, tags)
+        if op != "CreateAccessEntry":
+            return [Check(action, req.arn("eks", f"cluster/{cluster_name}"), ctx)]
+        keys = eks_entry_context(p.get("principalArn"), p.get("type") or "STANDARD",
+                                 p.get("kubernetesGroups"), p.get("username"))
+        checks = [Check(action, req.arn("eks", f"cluster/{cluster_name}"), {**ctx, **keys})]
+        if tags:
+            new = entry_arn(p.get("principalArn"), str(uuid.uuid4()))
+            checks.append(Check("eks:TagResource", new, {**tag_context(None, tags), **keys,
+                                                         "eks:clustername": [cluster_name]}))
+        return checks
+    entry = (getattr(cluster, "okra_access_entries", {}) if cluster else {}).get(principal)
+    arn = entry["accessEntryArn"] if entry else entry_arn(principal, str(uuid.UUID(int=0)))
+    groups, username = (entry or {}).get("kubernetesGroups"), (entry or {}).get("username")
+    if op == "UpdateAccessEntry":
+        groups = p.get("kubernetesGroups", groups)
+        username = p.get("username") or username
+    ctx = tag_context(entry["tags"] if entry else None)
+    ctx.update(eks_entry_context(principal, (entry or {}).get("type"), groups, username, cluster_name))
+    if op in ("AssociateAccessPolicy", "DisassociateAccessPolicy"):
+        policy_arn = p.get("policyArn") if op == "AssociateAccessPolicy" else policy
+        scope = (p.get("accessScope") if op == "AssociateAccessPolicy"
+                 else ((entry or {}).get("_policies", {}).get(policy) or {}).get("accessScope")) or {}
+        ctx["eks:policyarn"] = [policy_arn] if policy_arn else []
+        ctx["eks:accessscope"] = [scope["type"]] if scope.get("type") else []
+        ctx["eks:namespaces"] = [str(n) for n in scope.get("namespaces") or []]
+        ctx = {k: v for k, v in ctx.items() if v}
+    return [Check(action, arn, ctx)]
 
 
 def dynamodb_checks(req: Request) -> list[Check] | None:
@@ -935,12 +1051,21 @@ def state() -> dict:
                 "refs": CONFIG["refs"], "functions": CONFIG["functions"], "denied": list(DENIED)}
 
 
-def admin(method: str, path: str, body: str) -> tuple[int, dict]:
-    """/_okra/iam and /_okra/iam/authorize: (HTTP status, JSON answer)."""
+def admin(method: str, path: str, body: str, caller: str | None = None) -> tuple[int, dict]:
+    """/_okra/iam, /_okra/iam/authorize and /_okra/iam/principal (`caller`: its query
+    parameter): (HTTP status, JSON answer)."""
     try:
         data = json.loads(body or "{}")
     except ValueError as e:
         return 400, {"error": f"the body is not JSON: {e}"}
+    if path.rstrip("/") == "/_okra/iam/principal" and method == "GET":
+        function = function_of(caller)
+        with LOCK:
+            role = (CONFIG.get("roles") or {}).get(function) if function else None
+        if role is None:
+            return 404, {"error": f"the caller {caller!r} is no function of the template"
+                                  + ("" if CONFIG["template"] else " (IAM enforcement is off)")}
+        return 200, {"function": function, "roleArn": role}
     if path.rstrip("/") == "/_okra/iam/authorize" and method == "POST":
         ctx = {k.lower(): [str(x) for x in _as_list(v)] for k, v in (data.get("context") or {}).items()}
         checks = [Check(data.get("action", ""), r, dict(ctx)) for r in data.get("resources") or ["*"]]

@@ -182,6 +182,32 @@ def run(port: int) -> None:
     allowed("ensure-target-groups AddTags okra.io/cell=web on an okra group",
             lambda: ensure.add_tags(ResourceArns=[tg_okra], Tags=[{"Key": "okra.io/cell", "Value": "web"}]))
 
+    # The dispatcher's retirement (okra_core::retire): it deletes, marks and unmarks only groups
+    # tagged okra.io/managed-by=okra, with okra.io/idle-since only; it tags clusters with
+    # okra.io/retired only.
+    disp = client("elbv2", port, "dispatcher")
+    idle = [{"Key": "okra.io/idle-since", "Value": "2026-12-06T00:00:00Z"}]
+    allowed("dispatcher AddTags okra.io/idle-since on an okra group",
+            lambda: disp.add_tags(ResourceArns=[tg_okra], Tags=idle))
+    denied("dispatcher AddTags okra.io/cell on an okra group",
+           lambda: disp.add_tags(ResourceArns=[tg_okra], Tags=[{"Key": "okra.io/cell", "Value": "x"}]),
+           "AccessDenied")
+    allowed("dispatcher RemoveTags okra.io/idle-since on an okra group",
+            lambda: disp.remove_tags(ResourceArns=[tg_okra], TagKeys=["okra.io/idle-since"]))
+    denied("dispatcher DeleteTargetGroup of an untagged group",
+           lambda: disp.delete_target_group(TargetGroupArn=tg_plain), "AccessDenied",
+           f"elasticloadbalancing:DeleteTargetGroup on resource: {tg_plain}")
+    spare = group("okra-spare", okra_tag)
+    allowed("dispatcher DeleteTargetGroup of an okra group",
+            lambda: disp.delete_target_group(TargetGroupArn=spare))
+    disp_eks = client("eks", port, "dispatcher")
+    c1 = client("eks", port).describe_cluster(name="c1")["cluster"]["arn"]
+    allowed("dispatcher TagResource okra.io/retired on a cluster",
+            lambda: disp_eks.tag_resource(resourceArn=c1, tags={"okra.io/retired": "2026-12-06T00:00:00Z"}))
+    denied("dispatcher TagResource okra.io/version on a cluster",
+           lambda: disp_eks.tag_resource(resourceArn=c1, tags={"okra.io/version": "9.9.9"}),
+           "AccessDeniedException")
+
     state = client("dynamodb", port, "rollout-state")
     key = {"pk": {"S": "cell#web"}}
     allowed("rollout-state GetItem on table okra", lambda: state.get_item(TableName="okra", Key=key))

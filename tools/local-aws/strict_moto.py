@@ -48,15 +48,30 @@ per service and operation group, refused calls answered in each service's thrott
 `app/NAME` of the SDK's user agent: okra's functions put their function name there) and
 operation; `DELETE` resets. EKS's REST calls are named by operation (`eks:DescribeCluster`).
 `POST /_okra/seed/eks-clusters` makes many EKS clusters at once (benchmarks).
+`POST /_okra/eks/endpoint {"account", "region", "name", "endpoint", "caData"}` sets an EKS
+cluster's `endpoint` and `certificateAuthority.data`, so that DescribeCluster of the Argo CD hub
+answers the local Kubernetes API's address and CA (okra_testkit::KubeApi).
 
 IAM (on when OKRA_IAM_TEMPLATE names a template, or after `POST /_okra/iam`): a request from one
 of okra's functions (the `app/NAME` of its user agent) is authorized against that function's
 statements in the template, and answered with the service's own AccessDenied where AWS would
-refuse it (iam_enforce.py; `GET /_okra/iam` lists the denials).
+refuse it (iam_enforce.py; `GET /_okra/iam` lists the denials). `GET /_okra/iam/principal?caller=NAME`
+says which function a caller is and its role's ARN (for the local Kubernetes API).
 
 Resource Groups Tagging API: GetResources answers EKS clusters (`eks:cluster`) and node groups
 from the EKS backend (moto's EKS takes no part in it), and pages by ResourcesPerPage only (moto
 also cuts pages at 100 tags).
+
+EKS access entries (moto 5.2.5 has none), as the Amazon EKS API reference has each operation:
+CreateAccessEntry (409 ResourceInUseException for a principal already in, unless the same
+clientRequestToken; 400 InvalidParameterException for a principal that is not an IAM role or user
+ARN), Describe/List/Update/DeleteAccessEntry (404 "The specified principalArn could not be
+found..."), AssociateAccessPolicy (an upsert of the scope; a known
+`arn:aws:eks::aws:cluster-access-policy/NAME` only; `namespace` scope needs namespaces),
+ListAssociatedAccessPolicies, DisassociateAccessPolicy, ListAccessPolicies, and tags on an
+access entry's ARN. `GET /_okra/eks/access-entries?cluster=NAME&account=..&region=..` answers a
+cluster's entries with their policies and scopes (for the local Kubernetes API). IAM:
+iam_enforce.eks_access_entry_checks; test: eks_access_selftest.py.
 """
 import datetime
 import inspect
@@ -584,6 +599,373 @@ def get_resources(self, pagination_token=None, resources_per_page=50, tags_per_p
 tagging_models.ResourceGroupsTaggingAPIBackend.get_resources = get_resources
 
 
+# ------------------------------------------------------------------ patches: EKS access entries
+# moto 5.2.5 has no access entries. Here they are, as the Amazon EKS API reference describes each
+# operation (API_CreateAccessEntry, API_DescribeAccessEntry, API_ListAccessEntries,
+# API_UpdateAccessEntry, API_DeleteAccessEntry, API_AssociateAccessPolicy,
+# API_ListAssociatedAccessPolicies, API_DisassociateAccessPolicy, API_ListAccessPolicies; shapes
+# AccessEntry, AccessScope, AssociatedAccessPolicy) and the user guide ("Create access entries",
+# "Set a custom username for EKS access entries", "Associate access policies with access entries",
+# "Review access policy permissions"). Requests are routed and parsed by moto itself (botocore's
+# model of EKS, whose labels arrive percent-encoded: a principal ARN is one path segment), answers
+# serialized by moto from the output shapes. Entries live on moto's Cluster object
+# (`okra_access_entries`, principal ARN -> entry), so DeleteCluster takes them along.
+# Not modelled: the cluster's authenticationMode (every cluster accepts access entries), whether
+# the IAM principal exists (AWS refuses an unknown one: "The specified principalArn is invalid:
+# invalid principal."), the usernames and groups AWS gives node-type entries.
+from moto.eks import responses as eks_responses  # noqa: E402
+from moto.utilities.utils import get_partition  # noqa: E402
+from moto.eks import urls as eks_urls  # noqa: E402
+from moto.eks.exceptions import (  # noqa: E402
+    InvalidParameterException as EksInvalidParameter,
+    ResourceInUseException as EksResourceInUse,
+    ResourceNotFoundException as EksNotFound,
+)
+
+# `aws eks list-access-policies` (the names the "Review access policy permissions" page lists
+# and the ones the API returns besides): arn:PARTITION:eks::aws:cluster-access-policy/NAME.
+EKS_ACCESS_POLICIES = (
+    "AIDevOpsAgentAccessPolicy", "AmazonAIOpsAssistantPolicy", "AmazonARCRegionSwitchScalingPolicy",
+    "AmazonEKSACKPolicy", "AmazonEKSAdminPolicy", "AmazonEKSAdminViewPolicy",
+    "AmazonEKSArgoCDClusterPolicy", "AmazonEKSArgoCDPolicy", "AmazonEKSAutoNodePolicy",
+    "AmazonEKSBlockStorageClusterPolicy", "AmazonEKSBlockStoragePolicy", "AmazonEKSClusterAdminPolicy",
+    "AmazonEKSComputeClusterPolicy", "AmazonEKSComputePolicy", "AmazonEKSEditPolicy",
+    "AmazonEKSEventPolicy", "AmazonEKSHybridPolicy", "AmazonEKSKROPolicy",
+    "AmazonEKSLoadBalancingClusterPolicy", "AmazonEKSLoadBalancingPolicy",
+    "AmazonEKSNetworkingClusterPolicy", "AmazonEKSNetworkingPolicy", "AmazonEKSPodIdentityPolicy",
+    "AmazonEKSSecretAdminPolicy", "AmazonEKSSecretReaderPolicy", "AmazonEKSViewPolicy",
+    "AmazonEMRJobPolicy", "AmazonSagemakerHyperpodClusterPolicy",
+    "AmazonSagemakerHyperpodControllerPolicy", "AmazonSagemakerHyperpodSpacePolicy",
+    "AmazonSagemakerHyperpodSpaceTemplatePolicy", "AmazonSagemakerHyperpodSystemNamespacePolicy",
+    "AmazonSagemakerHyperpodUserClusterPolicy",
+)
+# CreateAccessEntry `type`; EC2_LINUX and EC2_WINDOWS entries take no kubernetesGroups and no
+# access policy (the API reference, `type`).
+EKS_ACCESS_ENTRY_TYPES = ("STANDARD", "FARGATE_LINUX", "EC2_LINUX", "EC2_WINDOWS", "EC2",
+                          "HYBRID_LINUX", "HYPERPOD_LINUX")
+EKS_NO_POLICY_TYPES = ("EC2_LINUX", "EC2_WINDOWS")
+# An IAM role (with an optional path) or user: "You can't use the STS session principal type"
+# (the API reference, `principalArn`); node types take roles only.
+EKS_PRINCIPAL_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):"
+                               r"(?P<kind>role|user)/(?:(?P<path>[!-~]*)/)?(?P<name>[\w+=,.@-]{1,64})$")
+EKS_POLICY_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):eks::aws:cluster-access-policy/(?P<name>[^/]+)$")
+# "Set a custom username for EKS access entries": reserved prefixes.
+EKS_RESERVED_USERNAME = ("system:", "eks:", "aws:", "amazon:", "iam:")
+EKS_ENTRY_NOT_FOUND = ("The specified principalArn could not be found. You can view your available "
+                       "access entries with 'list-access-entries'.")  # AWS's wording (404)
+
+
+def _eks_error(kind, message: str, cluster: str | None = None):
+    return kind(clusterName=cluster, nodegroupName=None, fargateProfileName=None, addonName=None,
+                message=message)
+
+
+def eks_access_entries(cluster) -> dict[str, dict]:
+    entries = getattr(cluster, "okra_access_entries", None)
+    if entries is None:
+        entries = cluster.okra_access_entries = {}
+    return entries
+
+
+def eks_access_entry_arn(cluster, principal: str, uid: str) -> str:
+    """arn:PARTITION:eks:REGION:ACCOUNT:access-entry/CLUSTER/KIND/PRINCIPAL_ACCOUNT/NAME/UUID
+    (Service Authorization Reference, EKS resource type access-entry); a role's path is not in it."""
+    m = EKS_PRINCIPAL_ARN.match(principal)
+    base = cluster.arn.split(":cluster/", 1)[0]
+    return f"{base}:access-entry/{cluster.name}/{m['kind']}/{m['account']}/{m['name']}/{uid}"
+
+
+def _eks_cluster(backend, name: str):
+    cluster = backend.clusters.get(name)
+    if cluster is None:
+        raise _eks_error(EksNotFound, eks_models.CLUSTER_NOT_FOUND_MSG.format(clusterName=name))
+    return cluster
+
+
+def _eks_entry(backend, cluster_name: str, principal: str) -> tuple[Any, dict]:
+    cluster = _eks_cluster(backend, cluster_name)
+    entry = eks_access_entries(cluster).get(principal)
+    if entry is None:
+        raise _eks_error(EksNotFound, EKS_ENTRY_NOT_FOUND, cluster_name)
+    return cluster, entry
+
+
+def _eks_page(items: list, max_results, next_token) -> tuple[list, str | None]:
+    """A page of at most maxResults (1-100, default 100) and an opaque token for the rest."""
+    import base64
+    n = 100 if max_results in (None, "") else int(max_results)
+    if not 1 <= n <= 100:
+        raise _eks_error(EksInvalidParameter, "maxResults must be between 1 and 100.")
+    start = 0
+    if next_token:
+        try:
+            start = int(base64.urlsafe_b64decode(next_token.encode()).decode())
+        except ValueError:
+            raise _eks_error(EksInvalidParameter, "The nextToken is invalid.")
+    end = start + n
+    token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return items[start:end], token
+
+
+def _eks_entry_view(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if not k.startswith("_")}
+
+
+def eks_create_access_entry(self, cluster_name, principal_arn, kubernetes_groups, tags,
+                            client_request_token, username, entry_type):
+    cluster = _eks_cluster(self, cluster_name)
+    entry_type = entry_type or "STANDARD"
+    m = EKS_PRINCIPAL_ARN.match(principal_arn or "")
+    if m is None:
+        raise _eks_error(EksInvalidParameter, "The specified principalArn is invalid: invalid principal.",
+                         cluster_name)
+    if entry_type not in EKS_ACCESS_ENTRY_TYPES:
+        raise _eks_error(EksInvalidParameter, f"The specified type {entry_type} is invalid. Valid values "
+                         f"are {', '.join(EKS_ACCESS_ENTRY_TYPES)}.", cluster_name)
+    if entry_type != "STANDARD" and (m["kind"] != "role" or m["account"] != self.account_id):
+        # "Create access entries": node types need a role of the cluster's own account.
+        raise _eks_error(EksInvalidParameter, f"The principalArn of a {entry_type} access entry must be an "
+                         "IAM role in the cluster's account.", cluster_name)
+    if entry_type in EKS_NO_POLICY_TYPES and (kubernetes_groups or username):
+        raise _eks_error(EksInvalidParameter, f"kubernetesGroups and username can't be specified for an "
+                         f"access entry of type {entry_type}.", cluster_name)
+    if username and username.startswith(EKS_RESERVED_USERNAME):
+        raise _eks_error(EksInvalidParameter, "The username can't start with system:, eks:, aws:, "
+                         "amazon:, or iam:.", cluster_name)
+    with LOCK:
+        entries = eks_access_entries(cluster)
+        existing = entries.get(principal_arn)
+        if existing is not None:
+            # clientRequestToken "ensures the idempotency of the request": the SDK's retry of a
+            # create that did succeed gets the same entry back.
+            if client_request_token and existing.get("_token") == client_request_token:
+                return existing
+            raise _eks_error(EksResourceInUse, "The specified access entry resource is already in use on "
+                             "this cluster.", cluster_name)
+        if not username:
+            # "Set a custom username for EKS access entries": a user's ARN; a role's STS ARN, path
+            # removed, with {{SessionName}}.
+            username = (principal_arn if m["kind"] == "user" else
+                        f"arn:{m['partition']}:sts::{m['account']}:assumed-role/{m['name']}/{{{{SessionName}}}}")
+        now = eks_models.utcnow()
+        entry = {"clusterName": cluster.name, "principalArn": principal_arn,
+                 "kubernetesGroups": list(kubernetes_groups or []),
+                 "accessEntryArn": eks_access_entry_arn(cluster, principal_arn, str(uuid.uuid4())),
+                 "createdAt": now, "modifiedAt": now, "tags": dict(tags or {}), "username": username,
+                 "type": entry_type, "_token": client_request_token, "_policies": {}}
+        entries[principal_arn] = entry
+        return entry
+
+
+def eks_update_access_entry(self, cluster_name, principal_arn, kubernetes_groups, username):
+    _, entry = _eks_entry(self, cluster_name, principal_arn)
+    if entry["type"] in EKS_NO_POLICY_TYPES and (kubernetes_groups or username):
+        raise _eks_error(EksInvalidParameter, f"kubernetesGroups and username can't be specified for an "
+                         f"access entry of type {entry['type']}.", cluster_name)
+    if username and username.startswith(EKS_RESERVED_USERNAME):
+        raise _eks_error(EksInvalidParameter, "The username can't start with system:, eks:, aws:, "
+                         "amazon:, or iam:.", cluster_name)
+    with LOCK:
+        if kubernetes_groups is not None:
+            entry["kubernetesGroups"] = list(kubernetes_groups)
+        if username:
+            entry["username"] = username
+        entry["modifiedAt"] = eks_models.utcnow()
+        return entry
+
+
+def eks_delete_access_entry(self, cluster_name, principal_arn) -> None:
+    cluster, _ = _eks_entry(self, cluster_name, principal_arn)
+    with LOCK:
+        eks_access_entries(cluster).pop(principal_arn, None)
+
+
+def eks_associate_access_policy(self, cluster_name, principal_arn, policy_arn, access_scope) -> dict:
+    _, entry = _eks_entry(self, cluster_name, principal_arn)
+    m = EKS_POLICY_ARN.match(policy_arn or "")
+    if m is None or m["name"] not in EKS_ACCESS_POLICIES:
+        raise _eks_error(EksInvalidParameter, f"The specified policyArn {policy_arn} is invalid: no such "
+                         "access policy (ListAccessPolicies lists them).", cluster_name)
+    scope = dict(access_scope or {})
+    if scope.get("type") not in ("cluster", "namespace"):
+        raise _eks_error(EksInvalidParameter, "accessScope.type must be cluster or namespace.", cluster_name)
+    namespaces = [str(n) for n in scope.get("namespaces") or []]
+    if scope["type"] == "namespace" and not namespaces:
+        # AccessScope: "A value is required if you specified namespace for Type."
+        raise _eks_error(EksInvalidParameter, "accessScope.namespaces is required when accessScope.type "
+                         "is namespace.", cluster_name)
+    if entry["type"] in EKS_NO_POLICY_TYPES:
+        raise _eks_error(EksInvalidParameter, f"An access policy can't be associated with an access entry "
+                         f"of type {entry['type']}.", cluster_name)
+    with LOCK:
+        now = eks_models.utcnow()
+        policies = entry["_policies"]
+        # An association of the same policy replaces its scope ("Associate access policies with
+        # access entries": associating again changes the scope).
+        old = policies.get(policy_arn)
+        policies[policy_arn] = {"policyArn": policy_arn,
+                                "accessScope": {"type": scope["type"], "namespaces": namespaces},
+                                "associatedAt": old["associatedAt"] if old else now, "modifiedAt": now}
+        return policies[policy_arn]
+
+
+def eks_disassociate_access_policy(self, cluster_name, principal_arn, policy_arn) -> None:
+    _, entry = _eks_entry(self, cluster_name, principal_arn)
+    with LOCK:
+        if entry["_policies"].pop(policy_arn, None) is None:
+            raise _eks_error(EksNotFound, f"The specified policyArn {policy_arn} is not associated with "
+                             "this access entry.", cluster_name)
+
+
+def _eks_find_access_entry(backend, arn: str) -> dict | None:
+    for cluster in list(backend.clusters.values()):
+        for entry in list(eks_access_entries(cluster).values()):
+            if entry["accessEntryArn"] == arn:
+                return entry
+    return None
+
+
+_moto_eks_tag_resource = eks_models.EKSBackend.tag_resource
+_moto_eks_untag_resource = eks_models.EKSBackend.untag_resource
+_moto_eks_list_tags = eks_models.EKSBackend.list_tags_for_resource
+
+
+def eks_tag_resource(self, resource_arn, tags):
+    entry = _eks_find_access_entry(self, resource_arn)  # access entries are taggable resources
+    if entry is None:
+        return _moto_eks_tag_resource(self, resource_arn, tags)
+    with LOCK:
+        entry["tags"].update(tags or {})
+
+
+def eks_untag_resource(self, resource_arn, tag_keys):
+    entry = _eks_find_access_entry(self, resource_arn)
+    if entry is None:
+        return _moto_eks_untag_resource(self, resource_arn, tag_keys)
+    with LOCK:
+        for key in tag_keys if isinstance(tag_keys, list) else [tag_keys]:
+            entry["tags"].pop(key, None)
+
+
+def eks_list_tags_for_resource(self, resource_arn):
+    entry = _eks_find_access_entry(self, resource_arn)
+    return dict(entry["tags"]) if entry is not None else _moto_eks_list_tags(self, resource_arn)
+
+
+for _name, _fn in (("create_access_entry", eks_create_access_entry),
+                   ("update_access_entry", eks_update_access_entry),
+                   ("delete_access_entry", eks_delete_access_entry),
+                   ("associate_access_policy", eks_associate_access_policy),
+                   ("disassociate_access_policy", eks_disassociate_access_policy),
+                   ("tag_resource", eks_tag_resource), ("untag_resource", eks_untag_resource),
+                   ("list_tags_for_resource", eks_list_tags_for_resource)):
+    setattr(eks_models.EKSBackend, _name, _fn)
+
+
+# The REST operations (EKSResponse methods by moto's snake_case of the operation name).
+def _r_create_access_entry(self):
+    entry = self.eks_backend.create_access_entry(
+        self._get_param("name"), self._get_param("principalArn"), self._get_param("kubernetesGroups"),
+        self._get_param("tags"), self._get_param("clientRequestToken"), self._get_param("username"),
+        self._get_param("type"))
+    return eks_responses.ActionResult({"accessEntry": _eks_entry_view(entry)})
+
+
+def _r_describe_access_entry(self):
+    _, entry = _eks_entry(self.eks_backend, self._get_param("name"), self._get_param("principalArn"))
+    return eks_responses.ActionResult({"accessEntry": _eks_entry_view(entry)})
+
+
+def _r_update_access_entry(self):
+    entry = self.eks_backend.update_access_entry(
+        self._get_param("name"), self._get_param("principalArn"), self._get_param("kubernetesGroups"),
+        self._get_param("username"))
+    return eks_responses.ActionResult({"accessEntry": _eks_entry_view(entry)})
+
+
+def _r_delete_access_entry(self):
+    self.eks_backend.delete_access_entry(self._get_param("name"), self._get_param("principalArn"))
+    return eks_responses.ActionResult({})
+
+
+def _r_list_access_entries(self):
+    cluster = _eks_cluster(self.eks_backend, self._get_param("name"))
+    wanted = self._get_param("associatedPolicyArn")
+    with LOCK:
+        arns = [p for p, e in eks_access_entries(cluster).items() if not wanted or wanted in e["_policies"]]
+    page, token = _eks_page(arns, self._get_param("maxResults"), self._get_param("nextToken"))
+    return eks_responses.ActionResult({"accessEntries": page, "nextToken": token})
+
+
+def _r_associate_access_policy(self):
+    name, principal = self._get_param("name"), self._get_param("principalArn")
+    assoc = self.eks_backend.associate_access_policy(name, principal, self._get_param("policyArn"),
+                                                     self._get_param("accessScope"))
+    return eks_responses.ActionResult({"clusterName": name, "principalArn": principal,
+                                       "associatedAccessPolicy": assoc})
+
+
+def _r_list_associated_access_policies(self):
+    name, principal = self._get_param("name"), self._get_param("principalArn")
+    _, entry = _eks_entry(self.eks_backend, name, principal)
+    with LOCK:
+        policies = list(entry["_policies"].values())
+    page, token = _eks_page(policies, self._get_param("maxResults"), self._get_param("nextToken"))
+    return eks_responses.ActionResult({"clusterName": name, "principalArn": principal,
+                                       "associatedAccessPolicies": page, "nextToken": token})
+
+
+def _r_disassociate_access_policy(self):
+    self.eks_backend.disassociate_access_policy(self._get_param("name"), self._get_param("principalArn"),
+                                                self._get_param("policyArn"))
+    return eks_responses.ActionResult({})
+
+
+def _r_list_access_policies(self):
+    partition = get_partition(self.region)
+    policies = [{"name": n, "arn": f"arn:{partition}:eks::aws:cluster-access-policy/{n}"}
+                for n in EKS_ACCESS_POLICIES]
+    page, token = _eks_page(policies, self._get_param("maxResults"), self._get_param("nextToken"))
+    return eks_responses.ActionResult({"accessPolicies": page, "nextToken": token})
+
+
+for _name, _fn in (("create_access_entry", _r_create_access_entry),
+                   ("describe_access_entry", _r_describe_access_entry),
+                   ("update_access_entry", _r_update_access_entry),
+                   ("delete_access_entry", _r_delete_access_entry),
+                   ("list_access_entries", _r_list_access_entries),
+                   ("associate_access_policy", _r_associate_access_policy),
+                   ("list_associated_access_policies", _r_list_associated_access_policies),
+                   ("disassociate_access_policy", _r_disassociate_access_policy),
+                   ("list_access_policies", _r_list_access_policies)):
+    setattr(eks_responses.EKSResponse, _name, _fn)
+# moto's server routes a path to EKS only if urls.py names it (read when the app is made).
+eks_urls.url_paths.update({
+    "{0}/clusters/(?P<name>[^/]+)/access-entries$": eks_urls.response.dispatch,
+    "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>.+)$": eks_urls.response.dispatch,
+    "{0}/access-policies$": eks_urls.response.dispatch,
+})
+
+
+def admin_eks_access_entries(req) -> tuple[int, str]:
+    """`GET /_okra/eks/access-entries?cluster=NAME&account=..&region=..`: every access entry of the
+    cluster with its access policies and their scopes (what the local Kubernetes API authorizes by)."""
+    account = req.args.get("account", "123456789012")
+    region = req.args.get("region", "us-east-1")
+    name = req.args.get("cluster", "")
+    cluster = eks_models.eks_backends[account][region].clusters.get(name)
+    if cluster is None:
+        return 404, json.dumps({"error": f"no cluster {name!r} in {account}/{region}"})
+    with LOCK:
+        entries = [{**{k: (v.isoformat() + "Z" if isinstance(v, datetime.datetime) else v)
+                       for k, v in _eks_entry_view(e).items()},
+                    "accessPolicies": [{"policyArn": p["policyArn"], "accessScope": p["accessScope"]}
+                                       for p in e["_policies"].values()]}
+                   for e in eks_access_entries(cluster).values()]
+    return 200, json.dumps({"cluster": name, "clusterArn": cluster.arn, "account": account,
+                            "region": region, "accessEntries": entries})
+
+
 # ------------------------------------------------------------------ throttling
 # AWS throttles API calls per account and region with token buckets: a bucket per operation
 # group holds `burst` tokens, a call takes one, tokens come back at `rate` per second, and a call
@@ -622,6 +1004,16 @@ EKS_ROUTES = [
     ("GET", r"^/tags/.+$", "ListTagsForResource"),
     ("POST", r"^/tags/.+$", "TagResource"),
     ("DELETE", r"^/tags/.+$", "UntagResource"),
+    # Access entries (the path as WSGI gives it, decoded: a principal ARN spans segments).
+    ("GET", r"^/clusters/[^/]+/access-entries$", "ListAccessEntries"),
+    ("POST", r"^/clusters/[^/]+/access-entries$", "CreateAccessEntry"),
+    ("DELETE", r"^/clusters/[^/]+/access-entries/.+/access-policies/.+$", "DisassociateAccessPolicy"),
+    ("GET", r"^/clusters/[^/]+/access-entries/.+/access-policies$", "ListAssociatedAccessPolicies"),
+    ("POST", r"^/clusters/[^/]+/access-entries/.+/access-policies$", "AssociateAccessPolicy"),
+    ("GET", r"^/clusters/[^/]+/access-entries/.+$", "DescribeAccessEntry"),
+    ("POST", r"^/clusters/[^/]+/access-entries/.+$", "UpdateAccessEntry"),
+    ("DELETE", r"^/clusters/[^/]+/access-entries/.+$", "DeleteAccessEntry"),
+    ("GET", r"^/access-policies$", "ListAccessPolicies"),
 ]
 
 
@@ -762,6 +1154,27 @@ def admin_seed_clusters(req) -> str:
     return json.dumps({"made": made, "seconds": round(time.time() - t0, 3)})
 
 
+def admin_eks_endpoint(req) -> tuple[int, dict]:
+    """`POST /_okra/eks/endpoint {"account", "region", "name", "endpoint", "caData"}`: the EKS
+    cluster's API server address and CA (DescribeCluster's `endpoint` and
+    `certificateAuthority.data`), so that the hub cluster names the local Kubernetes API
+    (okra_testkit::KubeApi) instead of moto's made-up ones."""
+    if req.method != "POST":
+        return 405, {"error": "POST only"}
+    body = json.loads(req.get_data(as_text=True) or "{}")
+    backend = eks_models.eks_backends[body.get("account", "123456789012")][body.get("region", "us-east-1")]
+    cluster = backend.clusters.get(body.get("name", ""))
+    if cluster is None:
+        return 404, {"error": f"no EKS cluster {body.get('name')!r} in {body.get('account', '123456789012')}/"
+                              f"{body.get('region', 'us-east-1')}"}
+    if "endpoint" in body:
+        cluster.endpoint = str(body["endpoint"])
+    if "caData" in body:
+        cluster.certificate_authority = {"data": str(body["caData"])}
+    return 200, {"name": cluster.name, "endpoint": cluster.endpoint,
+                 "certificateAuthority": cluster.certificate_authority}
+
+
 def admin_calls(req) -> str:
     with LOCK:
         if req.method == "DELETE":
@@ -899,7 +1312,15 @@ def with_admin(app):
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_okra/iam"):
             req = Request(environ)
-            status, answer = iam_enforce.admin(req.method, path, req.get_data(as_text=True))
+            status, answer = iam_enforce.admin(req.method, path, req.get_data(as_text=True),
+                                               req.args.get("caller"))
+            return Response(json.dumps(answer), status=status, mimetype="application/json")(
+                environ, start_response)
+        if path.startswith("/_okra/eks/access-entries"):
+            status, answer = admin_eks_access_entries(Request(environ))
+            return Response(answer, status=status, mimetype="application/json")(environ, start_response)
+        if path.startswith("/_okra/eks/endpoint"):
+            status, answer = admin_eks_endpoint(Request(environ))
             return Response(json.dumps(answer), status=status, mimetype="application/json")(
                 environ, start_response)
         if path.startswith(("/_okra/throttle", "/_okra/calls", "/_okra/seed/eks-clusters",

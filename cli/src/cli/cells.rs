@@ -82,13 +82,31 @@ pub(super) async fn clusters(client: &Client, out: Output, cell: &str) -> Result
     let list = client.clusters(cell).await?;
     let rows = &list.clusters;
     print(out, &json_of(&list)?, || {
+        let argocd = rows.iter().any(|r| r.argocd.is_some());
         let mut lines = vec![format!(
-            "{:<32} {:<10} {:<10} {}",
-            "CLUSTER", "STATUS", "VERSION", "VPC"
+            "{:<32} {:<10} {:<10} {:<22}{}",
+            "CLUSTER",
+            "STATUS",
+            "VERSION",
+            "VPC",
+            if argocd { " ARGO CD" } else { "" }
         )];
         for r in rows {
+            let reg = match &r.argocd {
+                None => String::new(),
+                Some(a) => match (&a.secret, &a.reason) {
+                    (Some(s), _) => format!(" {s} in {}", a.hub),
+                    (None, Some(why)) => format!(" - ({why})"),
+                    (None, None) => " -".to_string(),
+                },
+            };
+            let retired = r
+                .retired
+                .as_deref()
+                .map(|t| format!(" [retired {t}]"))
+                .unwrap_or_default();
             lines.push(format!(
-                "{:<32} {:<10} {:<10} {}",
+                "{:<32} {:<10} {:<10} {:<22}{reg}{retired}",
                 r.name,
                 r.status,
                 r.version.as_deref().unwrap_or("-"),
@@ -112,13 +130,22 @@ pub(super) async fn target_groups(
     let rows = &list.target_groups;
     print(out, &json_of(&list)?, || {
         let mut lines = vec![format!(
-            "{:<32} {:<10} {:<28} {:>6}  {}",
-            "TARGET GROUP", "VERSION", "CLUSTER", "WEIGHT", "HEALTHY"
+            "{:<32} {:<10} {:<28} {:>6}  {:<8} {}",
+            "TARGET GROUP", "VERSION", "CLUSTER", "WEIGHT", "HEALTHY", "RETIREMENT"
         )];
         for r in rows {
+            let retirement = match (&r.retirement, &r.retires_at) {
+                (Some(f), Some(at)) => format!("{f} until {at}"),
+                (Some(f), None) => f.clone(),
+                (None, _) => "-".to_string(),
+            };
             lines.push(format!(
-                "{:<32} {:<10} {:<28} {:>4} %  {}/{}",
-                r.name, r.version, r.cluster, r.weight, r.healthy, r.total
+                "{:<32} {:<10} {:<28} {:>4} %  {:<8} {retirement}",
+                r.name,
+                r.version,
+                r.cluster,
+                r.weight,
+                format!("{}/{}", r.healthy, r.total)
             ));
         }
         if rows.is_empty() {

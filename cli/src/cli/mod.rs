@@ -312,6 +312,20 @@ fn plan_lines(o: &DiscoverOutput) -> Vec<String> {
             }
         });
     }
+    for r in &o.retirement {
+        let what = match (r.fate.as_str(), &r.at) {
+            ("baking", Some(at)) => format!("retires at {at}"),
+            ("retire", _) => "retires at the next reconcile".to_owned(),
+            ("kept", _) => "kept for a pin-back".to_owned(),
+            ("pending", _) => "may still roll out: left".to_owned(),
+            ("foreign", _) => "not made by okra: never touched".to_owned(),
+            (f, _) => f.to_owned(),
+        };
+        lines.push(format!(
+            "  target group {} ({} on {}): {what}",
+            r.target_group, r.version, r.cluster
+        ));
+    }
     let s: Vec<String> = o
         .outcome
         .versions

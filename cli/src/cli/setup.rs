@@ -100,6 +100,7 @@ pub(super) async fn doctor(
         for c in &report.checks {
             let level = match c.level {
                 Level::Ok => "ok",
+                Level::Info => "info",
                 Level::Warning => "warning",
                 Level::Error => "error",
             };

@@ -29,4 +29,15 @@ impl AutoScalingPort for AutoScaling {
             .map_err(OkraError::from_sdk)?;
         Ok(())
     }
+
+    async fn detach_target_group(&self, asg: &str, target_group_arn: &str) -> Result<()> {
+        self.client
+            .detach_load_balancer_target_groups()
+            .auto_scaling_group_name(asg)
+            .target_group_arns(target_group_arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
 }

@@ -95,7 +95,83 @@ impl ClusterPort for Eks {
                 .resources_vpc_config()
                 .and_then(|v| v.vpc_id())
                 .map(str::to_string),
+            access: c.arn().map(|arn| okra_core::model::ClusterAccess {
+                arn: arn.to_string(),
+                endpoint: c.endpoint().map(str::to_string),
+                ca_data: c
+                    .certificate_authority()
+                    .and_then(|a| a.data())
+                    .map(str::to_string),
+            }),
         }))
+    }
+
+    async fn tag_cluster(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn untag_cluster(&self, arn: &str, keys: &[String]) -> Result<()> {
+        self.client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn ensure_access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+        policy_arn: &str,
+        namespaces: &[String],
+    ) -> Result<()> {
+        // EKS API reference, CreateAccessEntry: an entry for the principal already on the
+        // cluster is ResourceInUseException; AssociateAccessPolicy replaces the scope of a
+        // policy already associated.
+        match self
+            .client
+            .create_access_entry()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)
+        {
+            Ok(_) => {}
+            Err(OkraError::Aws { code, .. }) if code == "ResourceInUseException" => {}
+            Err(OkraError::Conflict(..)) => {}
+            Err(e) => return Err(e),
+        }
+        let scope = if namespaces.is_empty() {
+            eks::types::AccessScope::builder()
+                .r#type(eks::types::AccessScopeType::Cluster)
+                .build()
+        } else {
+            eks::types::AccessScope::builder()
+                .r#type(eks::types::AccessScopeType::Namespace)
+                .set_namespaces(Some(namespaces.to_vec()))
+                .build()
+        };
+        self.client
+            .associate_access_policy()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .policy_arn(policy_arn)
+            .access_scope(scope)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
     }
 
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
@@ -137,5 +213,71 @@ impl ClusterPort for Eks {
         cluster: &str,
     ) -> Result<Vec<okra_core::nodes::NodeInstance>> {
         self.ec2.cluster_instances(cluster).await
+    }
+}
+
+/// ListAssociatedAccessPolicies' largest page (EKS API reference: maxResults 1-100).
+const ASSOCIATED_POLICIES_PAGE: i32 = 100;
+
+impl crate::ports::AccessEntryPort for Eks {
+    async fn access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+    ) -> Result<Option<okra_core::doctor::AccessEntryFacts>> {
+        use okra_core::doctor::{AccessEntryFacts, AccessPolicyFacts, AccessScope};
+        // EKS API reference, DescribeAccessEntry: no entry for the principal is
+        // ResourceNotFoundException.
+        let out = match self
+            .client
+            .describe_access_entry()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                let e = OkraError::from_sdk(e);
+                return if is_not_found(&e) { Ok(None) } else { Err(e) };
+            }
+        };
+        let kubernetes_groups = out
+            .access_entry()
+            .map(|e| e.kubernetes_groups().to_vec())
+            .unwrap_or_default();
+        let associated: Vec<eks::types::AssociatedAccessPolicy> = self
+            .client
+            .list_associated_access_policies()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .into_paginator()
+            .page_size(ASSOCIATED_POLICIES_PAGE)
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        let policies = associated
+            .iter()
+            .filter_map(|p| {
+                let scope = p.access_scope();
+                Some(AccessPolicyFacts {
+                    policy_arn: p.policy_arn()?.to_string(),
+                    // A scope of no known type counts as its namespaces (if any), never as
+                    // the whole cluster.
+                    scope: match scope.and_then(|s| s.r#type()) {
+                        Some(eks::types::AccessScopeType::Cluster) => AccessScope::Cluster,
+                        _ => AccessScope::Namespaces(
+                            scope.map(|s| s.namespaces().to_vec()).unwrap_or_default(),
+                        ),
+                    },
+                })
+            })
+            .collect();
+        Ok(Some(AccessEntryFacts {
+            kubernetes_groups,
+            policies,
+        }))
     }
 }

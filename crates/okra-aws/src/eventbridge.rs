@@ -37,12 +37,14 @@ impl EventBridge {
     }
 }
 
-/// The event's `detail`: `cell` and `execution`, and the event's own detail (its fields when it
+/// The event's `detail`: `cell` and `execution` (none for an event of no rollout), and the event's own detail (its fields when it
 /// is an object, else under `detail`).
 pub fn detail_of(e: &RolloutEvent) -> serde_json::Value {
     let mut d = serde_json::Map::new();
     d.insert("cell".into(), e.cell.clone().into());
-    d.insert("execution".into(), e.execution.clone().into());
+    if !e.execution.is_empty() {
+        d.insert("execution".into(), e.execution.clone().into());
+    }
     match &e.detail {
         serde_json::Value::Object(m) => {
             for (k, v) in m {

@@ -18,6 +18,7 @@ pub mod eventbridge;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod handlers;
+pub mod kube;
 pub mod lambda;
 pub mod ports;
 pub mod probe;

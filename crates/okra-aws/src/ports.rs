@@ -29,6 +29,24 @@ pub trait ClusterPort: Send + Sync {
     ) -> impl Future<Output = Result<Vec<(String, BTreeMap<String, String>)>>> + Send;
     /// One cluster; `None` when it is gone (deleted between list and describe).
     fn describe_cluster(&self, name: &str) -> impl Future<Output = Result<Option<Cluster>>> + Send;
+    /// Sets tags on a cluster (by ARN: [`Cluster::access`]). One call (TagResource).
+    fn tag_cluster(
+        &self,
+        arn: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes tags from a cluster. One call (UntagResource).
+    fn untag_cluster(&self, arn: &str, keys: &[String]) -> impl Future<Output = Result<()>> + Send;
+    /// Gives `principal` an access entry on the cluster (already there: fine) and associates
+    /// the access policy `policy_arn` with it, on `namespaces` (none: the whole cluster). Two
+    /// calls (CreateAccessEntry, AssociateAccessPolicy, which replaces a scope).
+    fn ensure_access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+        policy_arn: &str,
+        namespaces: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
     /// The Auto Scaling group names of the cluster's managed node groups.
     fn node_group_asgs(&self, cluster: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// The cluster's running EC2 instances, found by their tags (`eks:cluster-name`,
@@ -156,6 +174,31 @@ pub trait LoadBalancerPort: Send + Sync {
         tags: &[(String, String)],
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Removes tags from a target group. One call (RemoveTags).
+    fn untag_target_group(
+        &self,
+        arn: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every forward action of a listener or rule, on the group's load balancers, that names the
+    /// group: DescribeTargetGroups, then DescribeListeners and DescribeRules per load balancer.
+    fn forward_uses(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Vec<okra_core::retire::ForwardUse>>> + Send;
+
+    /// Takes the group out of the forward action of `use_` (a listener's default action or a
+    /// rule's); a standby rule left with no group is deleted. One or two calls.
+    fn remove_forward(
+        &self,
+        use_: &okra_core::retire::ForwardUse,
+        group_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes a target group (gone already: fine). One call.
+    fn delete_target_group(&self, arn: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// Health counts of a target group's targets.
     fn target_health(&self, arn: &str) -> impl Future<Output = Result<TargetHealth>> + Send;
 
@@ -200,6 +243,12 @@ pub trait AutoScalingPort: Send + Sync {
     /// Attaches a target group to an Auto Scaling group, so that its present and future
     /// instances register. Attaching twice is a no-op.
     fn attach_target_group(
+        &self,
+        asg: &str,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Detaches a target group from an Auto Scaling group (not attached: fine). One call.
+    fn detach_target_group(
         &self,
         asg: &str,
         target_group_arn: &str,
@@ -324,4 +373,107 @@ impl InvokePort for Unset {
 pub trait SecretsPort: Send + Sync {
     /// The `SecretString` of a secret (name or ARN), current version.
     fn secret_string(&self, id: &str) -> impl Future<Output = Result<String>> + Send;
+}
+
+/// A hub cluster: where Argo CD's cluster secrets live, reached at its API endpoint with its CA
+/// (both from DescribeCluster) and an EKS token of okra's own credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hub {
+    /// The EKS cluster's name (the token's `x-k8s-aws-id`).
+    pub cluster: String,
+    /// `https://...`.
+    pub endpoint: String,
+    /// The base64 PEM of its certificate authority.
+    pub ca_data: String,
+}
+
+/// The hub's Kubernetes API: Argo CD cluster secrets in one namespace (`okra-aws::kube`).
+pub trait HubPort: Send + Sync {
+    /// The secrets of `namespace` that match the label `selector`.
+    fn list_secrets(
+        &self,
+        hub: &Hub,
+        namespace: &str,
+        selector: &str,
+    ) -> impl Future<Output = Result<Vec<okra_core::argocd::StoredSecret>>> + Send;
+    /// Creates or updates the secret (server-side apply, field manager `okra`, forced).
+    fn apply_secret(
+        &self,
+        hub: &Hub,
+        secret: &okra_core::argocd::ClusterSecret,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes a secret; `false` when it was not there.
+    fn delete_secret(
+        &self,
+        hub: &Hub,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Reads the namespace (the doctor: the hub answers okra's credentials).
+    fn read_namespace(&self, hub: &Hub, namespace: &str)
+    -> impl Future<Output = Result<()>> + Send;
+}
+
+impl HubPort for Unset {
+    async fn list_secrets(
+        &self,
+        hub: &Hub,
+        _namespace: &str,
+        _selector: &str,
+    ) -> Result<Vec<okra_core::argocd::StoredSecret>> {
+        Err(unset_hub(hub))
+    }
+    async fn apply_secret(
+        &self,
+        hub: &Hub,
+        _secret: &okra_core::argocd::ClusterSecret,
+    ) -> Result<()> {
+        Err(unset_hub(hub))
+    }
+    async fn delete_secret(&self, hub: &Hub, _namespace: &str, _name: &str) -> Result<bool> {
+        Err(unset_hub(hub))
+    }
+    async fn read_namespace(&self, hub: &Hub, _namespace: &str) -> Result<()> {
+        Err(unset_hub(hub))
+    }
+}
+
+fn unset_hub(hub: &Hub) -> crate::error::OkraError {
+    crate::error::OkraError::InvalidInput(format!(
+        "no Kubernetes client here for hub {}",
+        hub.cluster
+    ))
+}
+
+impl AutoScalingPort for Unset {
+    async fn attach_target_group(&self, asg: &str, _target_group_arn: &str) -> Result<()> {
+        Err(crate::error::OkraError::InvalidInput(format!(
+            "no Auto Scaling client here for {asg}"
+        )))
+    }
+    async fn detach_target_group(&self, asg: &str, _target_group_arn: &str) -> Result<()> {
+        Err(crate::error::OkraError::InvalidInput(format!(
+            "no Auto Scaling client here for {asg}"
+        )))
+    }
+}
+
+/// EKS access entries, as `okra doctor` reads them (the `argocd-hub` check).
+pub trait AccessEntryPort: Send + Sync {
+    /// `principal`'s access entry on `cluster` with its access policies; `None` when it has none:
+    /// DescribeAccessEntry, then ListAssociatedAccessPolicies (pages of 100).
+    fn access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+    ) -> impl Future<Output = Result<Option<okra_core::doctor::AccessEntryFacts>>> + Send;
+}
+
+/// ELB's account limits and the region's target groups, as `okra doctor` reads them (the
+/// `target-group-quota` check).
+pub trait AccountLimitsPort: Send + Sync {
+    /// DescribeAccountLimits' `target-groups` (`None`: not listed).
+    fn target_group_limit(&self) -> impl Future<Output = Result<Option<usize>>> + Send;
+    /// How many target groups the region has: DescribeTargetGroups, pages of 400.
+    fn count_target_groups(&self) -> impl Future<Output = Result<usize>> + Send;
 }

@@ -108,6 +108,28 @@ impl ClusterPort for Tracked<'_, FakeEks> {
             .track("describe_cluster", self.inner.describe_cluster(name))
             .await
     }
+    async fn tag_cluster(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.flight
+            .track("tag_cluster", self.inner.tag_cluster(arn, tags))
+            .await
+    }
+    async fn untag_cluster(&self, arn: &str, keys: &[String]) -> Result<()> {
+        self.flight
+            .track("untag_cluster", self.inner.untag_cluster(arn, keys))
+            .await
+    }
+    async fn ensure_access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+        policy: &str,
+        namespaces: &[String],
+    ) -> Result<()> {
+        let call = self
+            .inner
+            .ensure_access_entry(cluster, principal, policy, namespaces);
+        self.flight.track("ensure_access_entry", call).await
+    }
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
         self.flight
             .track("node_group_asgs", self.inner.node_group_asgs(cluster))
@@ -194,6 +216,26 @@ impl LoadBalancerPort for Tracked<'_, FakeElb> {
         self.flight
             .track("create_target_group", self.inner.create_target_group(tg))
             .await
+    }
+    async fn untag_target_group(&self, arn: &str, keys: &[String]) -> Result<()> {
+        let call = self.inner.untag_target_group(arn, keys);
+        self.flight.track("untag_target_group", call).await
+    }
+    async fn forward_uses(&self, arn: &str) -> Result<Vec<okra_core::retire::ForwardUse>> {
+        let call = self.inner.forward_uses(arn);
+        self.flight.track("forward_uses", call).await
+    }
+    async fn remove_forward(
+        &self,
+        use_: &okra_core::retire::ForwardUse,
+        group: &str,
+    ) -> Result<()> {
+        let call = self.inner.remove_forward(use_, group);
+        self.flight.track("remove_forward", call).await
+    }
+    async fn delete_target_group(&self, arn: &str) -> Result<()> {
+        let call = self.inner.delete_target_group(arn);
+        self.flight.track("delete_target_group", call).await
     }
     async fn target_group_by_name(&self, name: &str) -> Result<Option<String>> {
         self.flight

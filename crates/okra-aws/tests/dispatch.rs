@@ -25,6 +25,8 @@ struct World {
     eks: FakeEks,
     elb: FakeElb,
     events: okra_aws::fakes::FakeEvents,
+    asg: okra_aws::fakes::FakeAutoScaling,
+    hub: okra_aws::fakes::FakeHub,
 }
 
 /// Cell `web` (replicas 1): `web-a1` serves 1.0.0 at 100 %, `web-b1` is ACTIVE with 1.1.0 → a
@@ -36,6 +38,8 @@ fn world() -> World {
         eks: FakeEks::new(),
         elb: FakeElb::new(),
         events: okra_aws::fakes::FakeEvents::new(),
+        asg: okra_aws::fakes::FakeAutoScaling::default(),
+        hub: okra_aws::fakes::FakeHub::new(),
     };
     w.eks.add_active("web-a1", &tags("1.0.0"));
     w.eks.add_active("web-b1", &tags("1.1.0"));
@@ -74,6 +78,10 @@ impl World {
             &self.eks,
             &self.elb,
             &self.events,
+            okra_aws::handlers::dispatch::LifecyclePorts {
+                autoscaling: &self.asg,
+                hub: &self.hub,
+            },
             ev,
         )
         .await

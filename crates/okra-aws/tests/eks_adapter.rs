@@ -153,7 +153,7 @@ async fn a_throttled_tagging_api_is_throttled() {
 }
 
 #[tokio::test]
-async fn describe_cluster_maps_status_tags_and_vpc() {
+async fn describe_cluster_maps_status_tags_vpc_and_access() {
     let rule = mock!(Client::describe_cluster)
         .match_requests(|r| r.name() == Some("web-1"))
         .then_output(|| {
@@ -166,6 +166,13 @@ async fn describe_cluster_maps_status_tags_and_vpc() {
                         .tags("okra.io/version", "1.2.0")
                         .resources_vpc_config(
                             VpcConfigResponse::builder().vpc_id("vpc-0abc").build(),
+                        )
+                        .arn("arn:aws:eks:us-east-1:111122223333:cluster/web-1")
+                        .endpoint("https://ABC.gr7.us-east-1.eks.amazonaws.com")
+                        .certificate_authority(
+                            aws_sdk_eks::types::Certificate::builder()
+                                .data("Q0E=")
+                                .build(),
                         )
                         .build(),
                 )
@@ -185,6 +192,11 @@ async fn describe_cluster_maps_status_tags_and_vpc() {
                 ("okra.io/version".into(), "1.2.0".into())
             ]),
             vpc_id: Some("vpc-0abc".into()),
+            access: Some(okra_core::model::ClusterAccess {
+                arn: "arn:aws:eks:us-east-1:111122223333:cluster/web-1".into(),
+                endpoint: Some("https://ABC.gr7.us-east-1.eks.amazonaws.com".into()),
+                ca_data: Some("Q0E=".into()),
+            }),
         })
     );
 }

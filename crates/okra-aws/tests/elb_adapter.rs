@@ -608,6 +608,8 @@ async fn find_target_groups_batches_describe_tags_by_20_and_keeps_the_cells() {
             name: format!("tg{i}"),
             cluster: format!("c{i}"),
             version: "1.2.3".into(),
+            managed: false,
+            idle_since: None,
         })
         .collect();
     expected.sort_by(|a, b| a.arn.cmp(&b.arn));

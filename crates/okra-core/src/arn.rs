@@ -115,6 +115,34 @@ pub fn check_role_arn(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an EKS cluster name: 1-100 characters of letters, digits, `-` and `_`, starting with a
+/// letter or digit (EKS API reference, CreateCluster `name`).
+///
+/// # Errors
+///
+/// Why not, in words.
+///
+/// ```
+/// assert!(okra_core::arn::check_eks_cluster_name("hub-1").is_ok());
+/// assert!(okra_core::arn::check_eks_cluster_name("-hub").is_err());
+/// ```
+pub fn check_eks_cluster_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an EKS cluster name: 1-100 characters of letters, digits, - and _, \
+             starting with a letter or digit"
+        ))
+    }
+}
+
 /// The partition a region belongs to.
 pub fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {

@@ -174,6 +174,15 @@ impl Cell {
         self.stickiness
     }
 
+    /// The retirement policy (a spec that validated reads; a disabled policy otherwise).
+    pub fn retire_policy(&self) -> crate::retire::Policy {
+        crate::retire::Policy::read(&self.spec.retire).unwrap_or(crate::retire::Policy {
+            enabled: false,
+            after: Duration::MAX,
+            keep: 0,
+        })
+    }
+
     /// The rollout's steps, normalized: timed pauses in seconds, analyses with their timing, a
     /// final `setWeight: 100`.
     pub fn plan(&self) -> &Plan {

@@ -32,6 +32,16 @@
 //!   workspace answers a query with okra's credentials (the metric's own query when it has no
 //!   `{{args...}}`, else `vector(1)`), its headers and SigV4 signing included: an AMP workspace
 //!   missing from `PrometheusWorkspaceArns` answers 403 here, not at the first rollout.
+//! - `target-group-quota`: the region's target groups against the account's quota
+//!   (DescribeAccountLimits `target-groups`; "Quotas for your Application Load Balancers": target
+//!   groups per Region, 3,000 by default): a warning from 80 %, an error from 95 % (CreateTargetGroup
+//!   fails at the quota, TooManyTargetGroups), with how many are okra's groups of the cell.
+//! - `argocd-hub` (a cell with `argocd`): the hub cluster exists, is ACTIVE and has an API
+//!   endpoint (DescribeCluster), and okra's dispatcher role has an access entry there whose
+//!   access policies let it write secrets in `argocd.namespace` (DescribeAccessEntry,
+//!   ListAssociatedAccessPolicies; EKS user guide, "Review access policy permissions":
+//!   AmazonEKSClusterAdminPolicy, AmazonEKSAdminPolicy and AmazonEKSEditPolicy cover secrets,
+//!   AmazonEKSViewPolicy does not). Where the role is not known (the CLI in process), `info`.
 
 use std::collections::BTreeMap;
 
@@ -45,12 +55,26 @@ use crate::spec::{CellSpec, LoadBalancerKind};
 /// Balancers": target groups per Application Load Balancer).
 pub const ALB_TARGET_GROUPS: usize = 100;
 
+/// Target groups per Region, ELB's default quota ("Quotas for your Application Load Balancers";
+/// DescribeAccountLimits' `target-groups`), for an account whose limits do not list it.
+pub const TARGET_GROUPS_PER_REGION: usize = 3_000;
+
+/// The EKS access policies that let a principal write secrets (EKS user guide, "Review access
+/// policy permissions": cluster-admin, admin and edit; not view).
+pub const SECRET_WRITING_POLICIES: [&str; 3] = [
+    "AmazonEKSClusterAdminPolicy",
+    "AmazonEKSAdminPolicy",
+    "AmazonEKSEditPolicy",
+];
+
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Level {
     /// Fine.
     Ok,
+    /// Not checked here; the summary says what to check.
+    Info,
     /// okra works, but worse (slower to notice clusters, an analysis without data).
     Warning,
     /// A rollout would fail.
@@ -132,6 +156,84 @@ pub struct TrailFacts {
     pub write_management_events: bool,
 }
 
+/// The scope of an access policy on an access entry (EKS API reference, AccessScope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessScope {
+    /// The whole cluster.
+    Cluster,
+    /// These namespaces.
+    Namespaces(Vec<String>),
+}
+
+/// An access policy associated with an access entry (ListAssociatedAccessPolicies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPolicyFacts {
+    /// `arn:aws:eks::aws:cluster-access-policy/NAME`.
+    pub policy_arn: String,
+    /// Where it applies.
+    pub scope: AccessScope,
+}
+
+impl AccessPolicyFacts {
+    /// The policy's name: its ARN's last part.
+    pub fn name(&self) -> &str {
+        self.policy_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.policy_arn)
+    }
+
+    /// Whether it lets its principal write secrets in `namespace`.
+    pub fn writes_secrets_in(&self, namespace: &str) -> bool {
+        SECRET_WRITING_POLICIES.contains(&self.name())
+            && match &self.scope {
+                AccessScope::Cluster => true,
+                AccessScope::Namespaces(n) => n.iter().any(|n| n == namespace),
+            }
+    }
+
+    fn describe(&self) -> String {
+        match &self.scope {
+            AccessScope::Cluster => format!("{} (cluster)", self.name()),
+            AccessScope::Namespaces(n) => {
+                format!("{} (namespaces {})", self.name(), n.join(", "))
+            }
+        }
+    }
+}
+
+/// A principal's access entry on a cluster (DescribeAccessEntry, ListAssociatedAccessPolicies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessEntryFacts {
+    /// The entry's Kubernetes groups (RBAC may grant them more than the access policies).
+    pub kubernetes_groups: Vec<String>,
+    /// Its access policies.
+    pub policies: Vec<AccessPolicyFacts>,
+}
+
+/// The Argo CD hub of a cell with `argocd`, as the `argocd-hub` check needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubFacts {
+    /// DescribeCluster of the hub (`None`: no such cluster).
+    pub cluster: Result<Option<Cluster>, String>,
+    /// okra's dispatcher role (`None`: not known here, as in the CLI).
+    pub dispatcher_role: Option<String>,
+    /// The role's access entry on the hub (`Ok(None)`: none), read only when the hub is ACTIVE
+    /// with an endpoint and the role is known (`None`: not read).
+    pub access: Option<Result<Option<AccessEntryFacts>, String>>,
+}
+
+/// The region's target groups against the account's quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroupQuota {
+    /// DescribeAccountLimits' `target-groups` (`None`: not listed; [`TARGET_GROUPS_PER_REGION`]).
+    pub limit: Option<usize>,
+    /// The region's target groups (DescribeTargetGroups).
+    pub count: usize,
+    /// okra's groups of the cell among them, or why they could not be counted.
+    pub cell: Result<usize, String>,
+}
+
 /// What the adapters read for the checks. A fact that could not be read is `Err(why)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Facts {
@@ -153,6 +255,10 @@ pub struct Facts {
     pub prometheus: BTreeMap<String, Result<(), String>>,
     /// The clusters' nodes and the load balancer's way to them (the `node-access` checks).
     pub nodes: crate::nodes::NodeFacts,
+    /// The region's target groups against the account's quota.
+    pub target_group_quota: Result<TargetGroupQuota, String>,
+    /// The Argo CD hub (`None`: the cell has no `argocd`).
+    pub argocd_hub: Option<HubFacts>,
 }
 
 /// A CloudWatch query whose metric can be looked up as it is.
@@ -419,8 +525,16 @@ pub fn diagnose(cell: &Cell, facts: &Facts) -> Vec<Check> {
         }
     }
 
+    // The region's target groups against the account's quota.
+    out.push(target_group_quota(cell, facts));
+
     // The nodes' security groups against the load balancer.
     out.extend(crate::nodes::access_checks(cell, clusters, &facts.nodes));
+
+    // The Argo CD hub.
+    if let (Some(argocd), Some(hub)) = (&cell.argocd, &facts.argocd_hub) {
+        out.push(argocd_hub(argocd, hub));
+    }
 
     // CloudTrail.
     out.push(match &facts.trails {
@@ -535,6 +649,240 @@ pub fn diagnose(cell: &Cell, facts: &Facts) -> Vec<Check> {
     out
 }
 
+/// `target-group-quota`: warning from 80 %, error from 95 % of the quota.
+fn target_group_quota(cell: &Cell, facts: &Facts) -> Check {
+    const ID: &str = "target-group-quota";
+    let q = match &facts.target_group_quota {
+        Ok(q) => q,
+        Err(why) => {
+            return Check::not_ok(
+                ID,
+                Level::Warning,
+                format!("the region's target groups could not be counted: {why}"),
+                "allow elasticloadbalancing:DescribeAccountLimits and DescribeTargetGroups to \
+                 whoever runs the doctor",
+            );
+        }
+    };
+    let limit = q.limit.unwrap_or(TARGET_GROUPS_PER_REGION);
+    let share = (q.count * 100).checked_div(limit).unwrap_or(100);
+    let level = if q.count * 100 >= limit * 95 {
+        Level::Error
+    } else if q.count * 100 >= limit * 80 {
+        Level::Warning
+    } else {
+        Level::Ok
+    };
+    let cell_groups = match &q.cell {
+        Ok(n) => format!("{n} of them okra's groups of cell {}", cell.name),
+        Err(why) => format!(
+            "okra's groups of cell {} could not be counted: {why}",
+            cell.name
+        ),
+    };
+    let summary = format!(
+        "{} of {limit} target groups in {} ({share} %); {cell_groups}",
+        q.count, facts.region
+    );
+    if level == Level::Ok {
+        return Check::ok(ID, summary);
+    }
+    let retire = if cell.retire.enabled {
+        format!(
+            "lower retire.keep (now {}) or retire.after (now {}) so that okra deletes the groups \
+             of earlier versions sooner",
+            cell.retire.keep, cell.retire.after
+        )
+    } else {
+        "set retire.enabled: true so that okra deletes the groups of earlier versions".to_string()
+    };
+    Check::not_ok(
+        ID,
+        level,
+        summary,
+        format!(
+            "{retire}; delete the target groups nothing uses (aws elbv2 describe-target-groups: \
+             those with no LoadBalancerArns); or request a higher quota in Service Quotas \
+             (Elastic Load Balancing, Target Groups per Region)"
+        ),
+    )
+}
+
+/// `argocd-hub`: the hub answers, and okra's dispatcher role may write secrets in the namespace.
+fn argocd_hub(argocd: &crate::spec::ArgoCd, hub: &HubFacts) -> Check {
+    const ID: &str = "argocd-hub";
+    let (name, ns) = (argocd.hub.as_str(), argocd.namespace.as_str());
+    let cluster = match &hub.cluster {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Check::not_ok(
+                ID,
+                Level::Error,
+                format!("the hub cluster {name} does not exist in this account and region"),
+                "set argocd.hub to the EKS cluster where Argo CD runs (same account and region)",
+            );
+        }
+        Err(why) => {
+            return Check::not_ok(
+                ID,
+                Level::Error,
+                format!("the hub cluster {name} could not be described: {why}"),
+                "allow eks:DescribeCluster on the hub to whoever runs the doctor (template.yaml \
+                 does for okra)",
+            );
+        }
+    };
+    if cluster.status != ClusterStatus::Active {
+        return Check::not_ok(
+            ID,
+            Level::Error,
+            format!(
+                "the hub cluster {name} is {}, not ACTIVE: okra cannot write its cluster secrets",
+                format!("{:?}", cluster.status).to_uppercase()
+            ),
+            "wait for the hub to be ACTIVE, or set argocd.hub to an ACTIVE cluster",
+        );
+    }
+    let Some(endpoint) = cluster.access.as_ref().and_then(|a| a.endpoint.as_deref()) else {
+        return Check::not_ok(
+            ID,
+            Level::Error,
+            format!("the hub cluster {name} has no API endpoint"),
+            "check the hub with aws eks describe-cluster --name HUB",
+        );
+    };
+    let policy_arn = |role: &str| {
+        let partition = role.split(':').nth(1).unwrap_or("aws");
+        format!("arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSEditPolicy")
+    };
+    let commands = |role: &str| {
+        format!(
+            "aws eks create-access-entry --cluster-name {name} --principal-arn {role}; aws eks \
+             associate-access-policy --cluster-name {name} --principal-arn {role} --policy-arn \
+             {} --access-scope type=namespace,namespaces={ns}",
+            policy_arn(role)
+        )
+    };
+    let Some(role) = hub.dispatcher_role.as_deref() else {
+        return Check::not_ok(
+            ID,
+            Level::Info,
+            format!(
+                "the hub cluster {name} is ACTIVE at {endpoint}; okra's dispatcher role is not \
+                 known here, so its access entry was not checked"
+            ),
+            format!(
+                "check that okra's dispatcher role (the stack's DispatcherFunctionRole) may write \
+                 secrets in {ns}: aws eks list-associated-access-policies --cluster-name {name} \
+                 --principal-arn ROLE_ARN should list AmazonEKSEditPolicy on {ns}; or run the \
+                 doctor through okra's API (okra --api-url URL doctor CELL), which knows the role"
+            ),
+        );
+    };
+    let no_entry_fix = format!(
+        "deploy okra with the stack parameter ArgoCdHubCluster={name} (and ArgoCdNamespace={ns}), \
+         or: {}",
+        commands(role)
+    );
+    let entry = match &hub.access {
+        None => {
+            return Check::not_ok(
+                ID,
+                Level::Warning,
+                format!("the dispatcher role's access entry on {name} was not read"),
+                "run the doctor again",
+            );
+        }
+        Some(Err(why)) => {
+            return Check::not_ok(
+                ID,
+                Level::Warning,
+                format!("the dispatcher role's access entry on {name} could not be read: {why}"),
+                "allow eks:DescribeAccessEntry and eks:ListAssociatedAccessPolicies to whoever \
+                 runs the doctor (template.yaml does for okra's API)",
+            );
+        }
+        Some(Ok(None)) => {
+            return Check::not_ok(
+                ID,
+                Level::Error,
+                format!(
+                    "okra's dispatcher role {role} has no access entry on the hub {name}: it \
+                     cannot write Argo CD's cluster secrets"
+                ),
+                no_entry_fix,
+            );
+        }
+        Some(Ok(Some(entry))) => entry,
+    };
+    if let Some(p) = entry.policies.iter().find(|p| p.writes_secrets_in(ns)) {
+        return Check::ok(
+            ID,
+            format!(
+                "the hub cluster {name} is ACTIVE; okra's dispatcher role may write secrets in \
+                 {ns} ({})",
+                p.describe()
+            ),
+        );
+    }
+    let associate = format!(
+        "aws eks associate-access-policy --cluster-name {name} --principal-arn {role} \
+         --policy-arn {} --access-scope type=namespace,namespaces={ns}",
+        policy_arn(role)
+    );
+    if entry.policies.is_empty() {
+        if !entry.kubernetes_groups.is_empty() {
+            return Check::not_ok(
+                ID,
+                Level::Warning,
+                format!(
+                    "okra's dispatcher role has an access entry on {name} with no access policy, \
+                     only the Kubernetes groups {}: what RBAC lets them do is not checked here",
+                    entry.kubernetes_groups.join(", ")
+                ),
+                format!(
+                    "make sure RBAC lets those groups get, list, create, patch and delete secrets \
+                     in {ns}, or: {associate}"
+                ),
+            );
+        }
+        return Check::not_ok(
+            ID,
+            Level::Error,
+            format!(
+                "okra's dispatcher role has an access entry on {name} but no access policy: it \
+                 cannot write secrets in {ns}"
+            ),
+            associate,
+        );
+    }
+    let listed: Vec<String> = entry
+        .policies
+        .iter()
+        .map(AccessPolicyFacts::describe)
+        .collect();
+    let why = if entry
+        .policies
+        .iter()
+        .any(|p| SECRET_WRITING_POLICIES.contains(&p.name()))
+    {
+        format!("none of them covers the namespace {ns}")
+    } else {
+        "none of them writes secrets (AmazonEKSEditPolicy, AmazonEKSAdminPolicy or \
+         AmazonEKSClusterAdminPolicy does)"
+            .to_string()
+    };
+    Check::not_ok(
+        ID,
+        Level::Error,
+        format!(
+            "okra's dispatcher role's access policies on {name}: {}; {why}",
+            listed.join(", ")
+        ),
+        associate,
+    )
+}
+
 fn names(c: &[Cluster]) -> String {
     c.iter()
         .map(|c| c.name.as_str())
@@ -561,6 +909,7 @@ mod tests {
 
     fn cluster(name: &str, vpc: &str) -> Cluster {
         Cluster {
+            access: None,
             name: name.into(),
             status: ClusterStatus::Active,
             tags: [("okra.io/version".to_string(), "1.0.0".to_string())].into(),
@@ -597,6 +946,12 @@ mod tests {
             datadog_secret: None,
             prometheus: BTreeMap::new(),
             nodes: crate::nodes::NodeFacts::default(),
+            target_group_quota: Ok(TargetGroupQuota {
+                limit: None,
+                count: 10,
+                cell: Ok(2),
+            }),
+            argocd_hub: None,
         }
     }
 
@@ -672,6 +1027,327 @@ mod tests {
                 "metric:{}/{}/{id}",
                 s.analysis_templates[0].name, s.analysis_templates[0].metrics[0].name
             )
+        );
+    }
+
+    fn check<'a>(checks: &'a [Check], id: &str) -> &'a Check {
+        checks
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("no {id}: {checks:#?}"))
+    }
+
+    fn quota(limit: Option<usize>, count: usize) -> Facts {
+        let mut f = facts(2, 2, vec![]);
+        f.target_group_quota = Ok(TargetGroupQuota {
+            limit,
+            count,
+            cell: Ok(3),
+        });
+        f
+    }
+
+    // "Quotas for your Application Load Balancers": 3,000 target groups per Region by default.
+    #[test]
+    fn target_groups_against_the_regions_quota() {
+        let s = cell();
+        let at = |limit, count| level(&diagnose(&s, &quota(limit, count)), "target-group-quota");
+        assert_eq!(at(None, 2_399), Level::Ok);
+        assert_eq!(at(None, 2_400), Level::Warning);
+        assert_eq!(at(None, 2_849), Level::Warning);
+        assert_eq!(at(None, 2_850), Level::Error);
+        assert_eq!(at(None, 3_000), Level::Error);
+        assert_eq!(at(Some(100), 79), Level::Ok);
+        assert_eq!(at(Some(100), 80), Level::Warning);
+        assert_eq!(at(Some(100), 95), Level::Error);
+        assert_eq!(at(Some(10_000), 2_900), Level::Ok);
+
+        let checks = diagnose(&s, &quota(None, 2_500));
+        let c = check(&checks, "target-group-quota");
+        assert!(
+            c.summary
+                .contains("2500 of 3000 target groups in eu-west-1 (83 %)"),
+            "{c:?}"
+        );
+        assert!(
+            c.summary.contains("3 of them okra's groups of cell"),
+            "{c:?}"
+        );
+        let fix = c.fix.as_deref().expect("a fix");
+        assert!(fix.contains("retire.keep (now 1)") && fix.contains("retire.after (now 1h)"));
+        assert!(fix.contains("Service Quotas"), "{fix}");
+
+        let mut off = spec();
+        off.retire.enabled = false;
+        let off = off.validate().expect("valid");
+        let checks = diagnose(&off, &quota(None, 2_900));
+        let fix = check(&checks, "target-group-quota")
+            .fix
+            .clone()
+            .expect("a fix");
+        assert!(fix.contains("retire.enabled: true"), "{fix}");
+    }
+
+    #[test]
+    fn target_groups_that_cannot_be_counted_are_a_warning() {
+        let s = cell();
+        let mut f = facts(2, 2, vec![]);
+        f.target_group_quota = Err("AccessDenied".into());
+        let checks = diagnose(&s, &f);
+        let c = check(&checks, "target-group-quota");
+        assert_eq!(c.level, Level::Warning);
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("DescribeAccountLimits")
+        );
+
+        // The cell's own groups unreadable: the quota is still checked.
+        let mut f = quota(None, 10);
+        if let Ok(q) = &mut f.target_group_quota {
+            q.cell = Err("throttled".into());
+        }
+        let checks = diagnose(&s, &f);
+        let c = check(&checks, "target-group-quota");
+        assert_eq!(c.level, Level::Ok);
+        assert!(
+            c.summary.contains("could not be counted: throttled"),
+            "{c:?}"
+        );
+    }
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/okra-DispatcherFunctionRole-X";
+    const EDIT: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy";
+    const VIEW: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy";
+    const ADMIN: &str = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+
+    fn argo_cell() -> Cell {
+        let mut s = spec();
+        s.argocd = Some(
+            serde_json::from_value(serde_json::json!({"hub": "hub"})).expect("an argocd block"),
+        );
+        s.validate().expect("valid with argocd")
+    }
+
+    fn policy(arn: &str, namespaces: Option<&[&str]>) -> AccessPolicyFacts {
+        AccessPolicyFacts {
+            policy_arn: arn.into(),
+            scope: match namespaces {
+                None => AccessScope::Cluster,
+                Some(n) => AccessScope::Namespaces(n.iter().map(|n| (*n).to_string()).collect()),
+            },
+        }
+    }
+
+    fn hub(
+        cluster: Result<Option<Cluster>, String>,
+        role: Option<&str>,
+        access: Option<Result<Option<AccessEntryFacts>, String>>,
+    ) -> Facts {
+        let mut f = facts(2, 2, vec![]);
+        f.argocd_hub = Some(HubFacts {
+            cluster,
+            dispatcher_role: role.map(str::to_string),
+            access,
+        });
+        f
+    }
+
+    fn active_hub() -> Cluster {
+        let mut c = cluster("hub", "vpc-9");
+        c.access = Some(crate::model::ClusterAccess {
+            arn: "arn:aws:eks:eu-west-1:123456789012:cluster/hub".into(),
+            endpoint: Some("https://hub.eks.example".into()),
+            ca_data: Some("Q0E=".into()),
+        });
+        c
+    }
+
+    fn with_policies(policies: Vec<AccessPolicyFacts>) -> Facts {
+        hub(
+            Ok(Some(active_hub())),
+            Some(ROLE),
+            Some(Ok(Some(AccessEntryFacts {
+                kubernetes_groups: vec![],
+                policies,
+            }))),
+        )
+    }
+
+    #[test]
+    fn no_argocd_no_hub_check() {
+        let s = cell();
+        let checks = diagnose(&s, &with_policies(vec![]));
+        assert!(checks.iter().all(|c| c.id != "argocd-hub"), "{checks:#?}");
+    }
+
+    // EKS user guide, "Review access policy permissions": edit, admin and cluster-admin cover
+    // secrets; the scope must hold the namespace.
+    #[test]
+    fn the_dispatcher_may_write_secrets_in_the_namespace() {
+        let s = argo_cell();
+        let at = |policies| {
+            let checks = diagnose(&s, &with_policies(policies));
+            check(&checks, "argocd-hub").clone()
+        };
+        let ok = at(vec![policy(EDIT, Some(&["argocd"]))]);
+        assert_eq!(ok.level, Level::Ok, "{ok:?}");
+        assert!(
+            ok.summary
+                .contains("AmazonEKSEditPolicy (namespaces argocd)"),
+            "{ok:?}"
+        );
+        assert_eq!(at(vec![policy(ADMIN, None)]).level, Level::Ok);
+        assert_eq!(
+            at(vec![policy(
+                "arn:aws:eks::aws:cluster-access-policy/AmazonEKSAdminPolicy",
+                Some(&["kube-system", "argocd"])
+            )])
+            .level,
+            Level::Ok
+        );
+        // One good policy among others is enough.
+        assert_eq!(
+            at(vec![policy(VIEW, None), policy(EDIT, None)]).level,
+            Level::Ok
+        );
+
+        let view = at(vec![policy(VIEW, None)]);
+        assert_eq!(view.level, Level::Error);
+        assert!(
+            view.summary.contains("AmazonEKSViewPolicy (cluster)"),
+            "{view:?}"
+        );
+        assert!(
+            view.summary.contains("none of them writes secrets"),
+            "{view:?}"
+        );
+        assert!(
+            view.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("associate-access-policy")
+        );
+
+        let elsewhere = at(vec![policy(EDIT, Some(&["apps"]))]);
+        assert_eq!(elsewhere.level, Level::Error);
+        assert!(
+            elsewhere
+                .summary
+                .contains("AmazonEKSEditPolicy (namespaces apps)")
+                && elsewhere.summary.contains("covers the namespace argocd"),
+            "{elsewhere:?}"
+        );
+
+        let none = at(vec![]);
+        assert_eq!(none.level, Level::Error);
+        assert!(none.summary.contains("no access policy"), "{none:?}");
+    }
+
+    #[test]
+    fn an_entry_with_kubernetes_groups_only_is_a_warning() {
+        let s = argo_cell();
+        let f = hub(
+            Ok(Some(active_hub())),
+            Some(ROLE),
+            Some(Ok(Some(AccessEntryFacts {
+                kubernetes_groups: vec!["okra-writers".into()],
+                policies: vec![],
+            }))),
+        );
+        let checks = diagnose(&s, &f);
+        let c = check(&checks, "argocd-hub");
+        assert_eq!(c.level, Level::Warning, "{c:?}");
+        assert!(c.summary.contains("okra-writers"), "{c:?}");
+    }
+
+    #[test]
+    fn no_access_entry_is_an_error_with_the_commands() {
+        let s = argo_cell();
+        let checks = diagnose(&s, &hub(Ok(Some(active_hub())), Some(ROLE), Some(Ok(None))));
+        let c = check(&checks, "argocd-hub");
+        assert_eq!(c.level, Level::Error);
+        assert!(c.summary.contains(ROLE), "{c:?}");
+        let fix = c.fix.as_deref().expect("a fix");
+        assert!(fix.contains("ArgoCdHubCluster=hub"), "{fix}");
+        assert!(
+            fix.contains(&format!(
+                "aws eks create-access-entry --cluster-name hub --principal-arn {ROLE}"
+            )),
+            "{fix}"
+        );
+        assert!(
+            fix.contains(&format!("--policy-arn {EDIT}"))
+                && fix.contains("--access-scope type=namespace,namespaces=argocd"),
+            "{fix}"
+        );
+
+        // The policy's partition follows the role's.
+        let cn = "arn:aws-cn:iam::123456789012:role/okra-dispatcher";
+        let checks = diagnose(&s, &hub(Ok(Some(active_hub())), Some(cn), Some(Ok(None))));
+        let fix = check(&checks, "argocd-hub").fix.clone().expect("a fix");
+        assert!(
+            fix.contains("arn:aws-cn:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn the_hub_must_exist_be_active_and_have_an_endpoint() {
+        let s = argo_cell();
+        let at = |cluster| {
+            let checks = diagnose(&s, &hub(cluster, Some(ROLE), None));
+            check(&checks, "argocd-hub").clone()
+        };
+        let gone = at(Ok(None));
+        assert_eq!(gone.level, Level::Error);
+        assert!(gone.summary.contains("does not exist"), "{gone:?}");
+        assert_eq!(at(Err("AccessDenied".into())).level, Level::Error);
+        let mut creating = active_hub();
+        creating.status = ClusterStatus::Creating;
+        let c = at(Ok(Some(creating)));
+        assert_eq!(c.level, Level::Error);
+        assert!(c.summary.contains("CREATING"), "{c:?}");
+        let mut no_endpoint = active_hub();
+        no_endpoint.access = None;
+        assert_eq!(at(Ok(Some(no_endpoint))).level, Level::Error);
+    }
+
+    #[test]
+    fn an_unknown_dispatcher_role_is_info() {
+        let s = argo_cell();
+        let checks = diagnose(&s, &hub(Ok(Some(active_hub())), None, None));
+        let c = check(&checks, "argocd-hub");
+        assert_eq!(c.level, Level::Info, "{c:?}");
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("DispatcherFunctionRole"),
+            "{c:?}"
+        );
+        // Info is worse than ok, better than a warning.
+        assert!(Level::Ok < Level::Info && Level::Info < Level::Warning);
+    }
+
+    #[test]
+    fn an_unreadable_access_entry_is_a_warning() {
+        let s = argo_cell();
+        let f = hub(
+            Ok(Some(active_hub())),
+            Some(ROLE),
+            Some(Err("AccessDeniedException".into())),
+        );
+        let checks = diagnose(&s, &f);
+        let c = check(&checks, "argocd-hub");
+        assert_eq!(c.level, Level::Warning);
+        assert!(
+            c.fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("eks:DescribeAccessEntry"),
+            "{c:?}"
         );
     }
 

@@ -63,6 +63,24 @@ pub struct StepDoneDetail {
     pub detail: Option<serde_json::Map<String, Value>>,
 }
 
+/// `Version Retired`: a version's target groups are gone from the listener and from ELB, its
+/// clusters' Argo CD secrets removed, its clusters tagged `okra.io/retired` (between rollouts:
+/// no execution).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiredDetail {
+    /// The cell.
+    pub cell: String,
+    /// The version retired.
+    pub version: String,
+    /// `baked` (out of traffic for the cell's `retire.after`) or `clusterGone`.
+    pub reason: String,
+    /// The target groups deleted (names).
+    pub target_groups: Vec<String>,
+    /// The clusters tagged `okra.io/retired` (none when they are gone).
+    pub clusters: Vec<String>,
+}
+
 /// Where a paused rollout waits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -364,6 +382,9 @@ fn detail_schema(kind: RolloutEventKind, generator: schemars::SchemaGenerator) -
         }
         RolloutEventKind::Promoted | RolloutEventKind::RolledBack | RolloutEventKind::Failed => {
             generator.into_root_schema_for::<Envelope<EndedDetail>>()
+        }
+        RolloutEventKind::VersionRetired => {
+            generator.into_root_schema_for::<Envelope<RetiredDetail>>()
         }
     }
 }

@@ -230,6 +230,7 @@ mod tests {
 
     fn cluster(name: &str, version: Option<&str>, status: ClusterStatus) -> Cluster {
         Cluster {
+            access: None,
             name: name.into(),
             status,
             tags: version

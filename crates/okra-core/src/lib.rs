@@ -24,6 +24,7 @@
 
 pub mod analysis;
 pub mod answer;
+pub mod argocd;
 pub mod arn;
 pub mod attempts;
 pub mod cell;
@@ -40,6 +41,7 @@ pub mod naming;
 pub mod nodes;
 pub mod owner;
 pub mod record;
+pub mod retire;
 pub mod schedule;
 pub mod shift;
 pub mod spec;

@@ -15,6 +15,14 @@ pub const TAG_VERSION: &str = "okra.io/version";
 pub const TAG_CLUSTER: &str = "okra.io/cluster";
 /// Tag on each target group okra makes: who manages it.
 pub const TAG_MANAGED_BY: &str = "okra.io/managed-by";
+/// [`TAG_MANAGED_BY`]'s value on what okra makes (IAM conditions match it).
+pub const MANAGED_BY_OKRA: &str = "okra";
+/// Tag okra puts on a target group when it first sees it out of traffic (RFC 3339): the start
+/// of its retirement's bake ([`crate::retire`]).
+pub const TAG_IDLE_SINCE: &str = "okra.io/idle-since";
+/// Tag okra puts on a cluster whose version it retired (RFC 3339): your infrastructure code may
+/// delete it.
+pub const TAG_RETIRED: &str = "okra.io/retired";
 
 /// An EKS cluster's lifecycle status, as DescribeCluster reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -67,6 +75,23 @@ pub struct Cluster {
     /// The VPC its target group must live in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpc_id: Option<String>,
+    /// How its Kubernetes API is reached (Argo CD registration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<ClusterAccess>,
+}
+
+/// A cluster's ARN, API endpoint and certificate authority, as DescribeCluster gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAccess {
+    /// `arn:aws:eks:REGION:ACCOUNT:cluster/NAME`.
+    pub arn: String,
+    /// `https://...eks.amazonaws.com` (none while the cluster is being created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The base64 PEM of its certificate authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_data: Option<String>,
 }
 
 /// A target group okra made (tagged with [`TAG_CELL`], [`TAG_VERSION`], [`TAG_CLUSTER`]).
@@ -81,6 +106,12 @@ pub struct TargetGroup {
     pub cluster: String,
     /// The version tag of the cluster when the group was tagged.
     pub version: String,
+    /// Tagged [`TAG_MANAGED_BY`] = [`MANAGED_BY_OKRA`]: okra made it, and may delete it.
+    #[serde(default)]
+    pub managed: bool,
+    /// [`TAG_IDLE_SINCE`], in seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<u64>,
 }
 
 /// One target group and its weight in a forward action.

@@ -388,6 +388,11 @@ pub enum RolloutEventKind {
     #[serde(rename = "Rollout Failed")]
     #[strum(serialize = "Rollout Failed")]
     Failed,
+    /// A version's target groups were deleted and its clusters tagged retired (no rollout:
+    /// `execution` is absent).
+    #[serde(rename = "Version Retired")]
+    #[strum(serialize = "Version Retired")]
+    VersionRetired,
 }
 }
 

@@ -47,6 +47,7 @@ fn cluster(name: &str, version: &str, status: ClusterStatus) -> Cluster {
         tags.insert("okra.io/version".to_string(), version.to_string());
     }
     Cluster {
+        access: None,
         name: name.into(),
         status,
         tags,
@@ -60,6 +61,8 @@ fn active(name: &str, version: &str) -> Cluster {
 
 fn tg(cluster: &str, version: &str) -> TargetGroup {
     TargetGroup {
+        idle_since: None,
+        managed: true,
         arn: arn(cluster),
         name: format!("web-{cluster}"),
         cluster: cluster.into(),

@@ -1966,3 +1966,61 @@ fn a_window_that_does_not_read_is_named_by_its_field() {
         ]
     );
 }
+
+fn with_argocd(v: serde_json::Value) -> CellSpec {
+    let mut s = serde_json::to_value(web()).expect("json");
+    s["argocd"] = v;
+    serde_json::from_value(s).expect("parses")
+}
+
+#[test]
+fn argocd_fields_are_checked_each_at_its_path() {
+    assert_valid(&with_argocd(serde_json::json!({"hub": "hub-1"})));
+    let s = with_argocd(serde_json::json!({
+        "hub": "-bad",
+        "namespace": "Argo_CD",
+        "mode": "eksCapability",
+        "roleArn": "arn:aws:iam::123456789012:role/argocd",
+        "labels": {"okra.io/cell": "x", "bad key!": "v", "env": "not valid!"},
+        "accessEntry": {"policy": "ReadEverything", "namespaces": ["ok", "NOT"]}
+    }));
+    let e = errors(&s);
+    let paths = e.paths();
+    for p in [
+        "argocd.hub",
+        "argocd.namespace",
+        "argocd.roleArn",
+        "argocd.labels.okra.io/cell",
+        "argocd.labels.bad key!",
+        "argocd.labels.env",
+        "argocd.accessEntry.policy",
+        "argocd.accessEntry.namespaces[1]",
+    ] {
+        assert!(paths.contains(&p), "{p} not in {paths:?}");
+    }
+    assert_error(
+        &with_argocd(serde_json::json!({"hub": "hub", "accessEntry": {}})),
+        "argocd.accessEntry.principalArn",
+        "is required without `argocd.roleArn`",
+    );
+    assert_error(
+        &with_argocd(
+            serde_json::json!({"hub": "hub", "mode": "eksCapability", "roleArn": "arn:aws:iam::123456789012:role/x"}),
+        ),
+        "argocd.roleArn",
+        "applies to `mode: selfManaged` only",
+    );
+}
+
+#[test]
+fn retire_fields_are_checked() {
+    let mut s = web();
+    s.retire.after = "forever".into();
+    assert_error(&s, "retire.after", "forever");
+    let mut s = web();
+    s.retire.keep = 6;
+    assert_error(&s, "retire.keep", "0..=5");
+    assert_eq!(web().retire.after, "1h", "the documented default");
+    assert_eq!(web().retire.keep, 1);
+    assert!(web().retire.enabled);
+}

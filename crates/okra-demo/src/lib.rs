@@ -23,6 +23,8 @@ use okra_cli::view::{self, View};
 pub const TABLE: &str = "okra-demo";
 /// The state machine's name.
 pub const STATE_MACHINE: &str = "okra-rollout";
+/// The demo's Argo CD hub (an EKS cluster whose API is the testkit's local Kubernetes API).
+pub const HUB: &str = "argocd-hub";
 /// Every function of the state machine, by its DefinitionSubstitution.
 pub const FUNCTIONS: [(&str, &str); 6] = [
     ("DiscoverClustersFunctionArn", "discover-clusters"),
@@ -117,6 +119,10 @@ pub fn cell_spec(listener_arn: &str) -> Value {
         "targetGroup": {"port": 30080, "targetType": "ip", "healthCheck": {"path": "/healthz"},
                         "registration": "external"},
         "readiness": {"minHealthyPercent": 100, "timeout": "1m"},
+        // The clusters join Argo CD in the hub (the local Kubernetes API); an old version's
+        // groups retire 2 s after they leave traffic (1 h by default).
+        "argocd": {"hub": HUB, "labels": {"team": "web"}},
+        "retire": {"after": "2s", "keep": 0},
         "canary": {"steps": [
             {"setWeight": 10},
             {"analysis": {"templates": [{"templateName": "errors"}]}},
@@ -161,6 +167,8 @@ pub struct Demo {
     pub setup: Duration,
     /// Each cluster's service: a real local HTTP backend behind its target group.
     backends: std::sync::Mutex<Vec<okra_testkit::Backend>>,
+    /// The Argo CD hub's Kubernetes API.
+    pub hub: okra_testkit::KubeApi,
 }
 
 impl Demo {
@@ -297,6 +305,15 @@ impl Demo {
                 r["outcome"].as_str().unwrap_or("no cell concerned"),
                 view::one_line(r["reason"].as_str().unwrap_or_default())
             ));
+            if let Some(applied) = r["argocd"]["applied"].as_array()
+                && !applied.is_empty()
+            {
+                let names: Vec<&str> = applied.iter().filter_map(Value::as_str).collect();
+                say(&format!(
+                    "  Argo CD: {} registered in {HUB} (okra.io/version={version}), before any traffic",
+                    names.join(", ")
+                ));
+            }
             if let Some(e) = r["execution"].as_str()
                 && matches!(r["outcome"].as_str(), Some("started" | "alreadyRunning"))
             {
@@ -436,6 +453,18 @@ pub async fn setup(opts: &Options) -> Result<Demo> {
     say(&format!(
         "VPC {vpc}, ALB web, listener :80 (fixed response 503)"
     ));
+    let hub = tokio::task::block_in_place(|| {
+        aws.argocd_hub(
+            HUB,
+            &subnets,
+            &vpc,
+            &std::collections::BTreeMap::from([("role".to_string(), "argocd".to_string())]),
+        )
+    })?;
+    say(&format!(
+        "EKS cluster {HUB}: Argo CD's hub, its Kubernetes API at {} (the dispatcher's access entry: template.yaml's ArgoCdHubAccessEntry)",
+        hub.endpoint()
+    ));
 
     Ok(Demo {
         aws,
@@ -447,6 +476,7 @@ pub async fn setup(opts: &Options) -> Result<Demo> {
         interval: opts.interval,
         setup: t0.elapsed(),
         backends: std::sync::Mutex::new(Vec::new()),
+        hub,
     })
 }
 
@@ -551,6 +581,75 @@ pub async fn story(opts: &Options) -> Result<Story> {
     let final_weights = demo.listener_weights().await?;
     ensure!(final_weights == vec![("1.1.0".to_owned(), 100)]);
 
+    // 4. The schedule's ticks retire what no longer serves: 1.0.0 (replaced) and 1.2.0 (blocked).
+    title("4. Old versions retire");
+    let marked = &last["retire"]["marked"];
+    say(&format!(
+        "dispatcher (schedule): idle since now: {} (retire.after 2s)",
+        marked
+            .as_array()
+            .map(|m| m
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    ));
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let out = demo.dispatch(&json!({
+        "version": "0", "id": "demo-schedule-2", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-03-02T10:10:00Z",
+        "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/okra-reconcile"],
+        "detail": {}
+    }))?;
+    let r = &out["results"][0]["retire"];
+    // 1.0.0 may have retired at an earlier tick already (its bake began when 1.1.0 was promoted).
+    let mut retired: Vec<String> = last["retire"]["retired"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(r["retired"].as_array().into_iter().flatten())
+        .map(|g| {
+            format!(
+                "{} ({} on {})",
+                g["name"].as_str().unwrap_or_default(),
+                g["version"].as_str().unwrap_or_default(),
+                g["cluster"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    retired.sort();
+    for g in &retired {
+        say(&format!("retired: target group {g}"));
+    }
+    let tagged: Vec<&str> = last["retire"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(r["clusters"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    say(&format!(
+        "clusters tagged okra.io/retired: {}",
+        tagged.join(", ")
+    ));
+    let mut secrets: Vec<String> = demo
+        .hub
+        .secrets(okra_testkit::HUB_NAMESPACE)
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    secrets.sort();
+    say(&format!(
+        "Argo CD secrets left in {HUB}: {}",
+        secrets.join(", ")
+    ));
+    ensure!(
+        retired.len() == 4 && secrets == vec!["okra-web-web-b1", "okra-web-web-b2"],
+        "1.0.0's and 1.2.0's groups should retire, only 1.1.0's clusters stay in Argo CD: {retired:?} {secrets:?}"
+    );
+    ensure!(demo.listener_weights().await? == final_weights);
+
     title("Summary");
     for v in &rollouts {
         say(&format!(
@@ -561,7 +660,7 @@ pub async fn story(opts: &Options) -> Result<Story> {
             v.rollout.status
         ));
     }
-    say("listener now: 1.1.0 at 100 %; 1.2.0 blocked, not retried");
+    say("listener now: 1.1.0 at 100 %; 1.2.0 blocked, not retried; 1.0.0 and 1.2.0 retired");
     say(&format!(
         "set-up {:.1} s, story {:.1} s",
         setup.as_secs_f64(),

@@ -36,7 +36,9 @@ mod backend;
 mod ec2;
 mod emulator;
 mod faults;
+mod hub;
 mod iam;
+mod kube_api;
 mod lambda;
 mod local_lambda;
 mod prometheus;
@@ -52,6 +54,10 @@ pub use backend::{Backend, BackendMode};
 pub use ec2::{form_encode, xml_values};
 pub use emulator::Emulator;
 pub use faults::{FaultCounts, FaultKind, FaultPlan, FaultProxy};
+pub use hub::{HUB_ADMIN_ARN, HUB_ADMIN_KEY, HUB_ADMIN_SECRET, HUB_NAMESPACE};
+pub use kube_api::{
+    AccessEntry, AccessPolicy, KubeApi, KubeApiSettings, KubeLog, KubeRefusal, KubeRequest,
+};
 pub use lambda::Invocation;
 pub use local_lambda::{LambdaSettings, LambdaStats, LocalLambda};
 pub use prometheus::{Prometheus, ScrapeTarget};

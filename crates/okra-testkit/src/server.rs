@@ -1,6 +1,7 @@
 //! A server of the testkit's own (the fault proxy, the local Lambda service, the local AMP and
 //! API Gateway endpoints): a tokio runtime on a thread of its own, serving until stopped; stopped
-//! and joined on drop; [`serve_http`] is their accept loop.
+//! and joined on drop; [`serve_http`] is their accept loop, [`serve_https`] the same over TLS (the
+//! local Kubernetes API).
 
 use std::time::Duration;
 
@@ -57,7 +58,35 @@ impl Drop for ServerThread {
 /// `stopped`: the accept loop of the testkit's own HTTP servers.
 pub(crate) async fn serve_http<H, Fut>(
     listener: std::net::TcpListener,
+    stopped: oneshot::Receiver<()>,
+    handler: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut:
+        Future<Output = hyper::Response<http_body_util::Full<hyper::body::Bytes>>> + Send + 'static,
+{
+    serve(listener, stopped, None, handler).await;
+}
+
+/// As [`serve_http`], each connection first going through `tls`'s handshake (a failed handshake
+/// closes the connection).
+pub(crate) async fn serve_https<H, Fut>(
+    listener: std::net::TcpListener,
+    stopped: oneshot::Receiver<()>,
+    tls: tokio_rustls::TlsAcceptor,
+    handler: H,
+) where
+    H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut:
+        Future<Output = hyper::Response<http_body_util::Full<hyper::body::Bytes>>> + Send + 'static,
+{
+    serve(listener, stopped, Some(tls), handler).await;
+}
+
+async fn serve<H, Fut>(
+    listener: std::net::TcpListener,
     mut stopped: oneshot::Receiver<()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     handler: H,
 ) where
     H: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -74,14 +103,26 @@ pub(crate) async fn serve_http<H, Fut>(
         };
         let Ok((stream, _)) = accepted else { continue };
         let handler = handler.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let answer = handler(req);
                 async move { Ok::<_, std::convert::Infallible>(answer.await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            let _ = match tls {
+                None => {
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await
+                }
+                Some(tls) => {
+                    let Ok(stream) = tls.accept(stream).await else {
+                        return;
+                    };
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await
+                }
+            };
         });
     }
 }

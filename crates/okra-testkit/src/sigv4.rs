@@ -12,6 +12,9 @@
 //! - the signature is recomputed over the request as received (method, path, query, the signed
 //!   headers, the body) with the key's secret; a mismatch is 403 "The request signature we
 //!   calculated does not match the signature you provided ...".
+//!
+//! And a presigned URL's query signature ([`verify_presigned`], "Authenticating Requests: Using
+//! Query Parameters"), for the EKS bearer tokens of the local Kubernetes API.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -126,16 +129,8 @@ pub fn verify(
         )));
     }
     let stamp = header("x-amz-date").ok_or_else(|| forbidden("Missing X-Amz-Date"))?;
-    let when = humantime::parse_rfc3339(&format!(
-        "{}-{}-{}T{}:{}:{}Z",
-        stamp.get(0..4).unwrap_or(""),
-        stamp.get(4..6).unwrap_or(""),
-        stamp.get(6..8).unwrap_or(""),
-        stamp.get(9..11).unwrap_or(""),
-        stamp.get(11..13).unwrap_or(""),
-        stamp.get(13..15).unwrap_or(""),
-    ))
-    .map_err(|_| forbidden(format!("X-Amz-Date {stamp} is not yyyyMMddTHHmmssZ")))?;
+    let when = parse_amz_date(stamp)
+        .ok_or_else(|| forbidden(format!("X-Amz-Date {stamp} is not yyyyMMddTHHmmssZ")))?;
     if !stamp.starts_with(&auth.date) {
         return Err(forbidden(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'",
@@ -209,4 +204,144 @@ pub fn verify(
         ));
     }
     Ok(())
+}
+
+/// An `X-Amz-Date` (`yyyyMMddTHHmmssZ`) as a time.
+pub fn parse_amz_date(stamp: &str) -> Option<SystemTime> {
+    if stamp.len() != 16 || !stamp.is_ascii() || &stamp[8..9] != "T" || !stamp.ends_with('Z') {
+        return None;
+    }
+    humantime::parse_rfc3339(&format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15],
+    ))
+    .ok()
+}
+
+/// A presigned URL (SigV4 in the query string: `X-Amz-Algorithm`, `X-Amz-Credential`,
+/// `X-Amz-Date`, `X-Amz-Expires`, `X-Amz-SignedHeaders`, `X-Amz-Security-Token`,
+/// `X-Amz-Signature`) checked as the service checks it when the URL is called with `method` and
+/// `headers` (besides `host`): the algorithm, the credential's scope (`service`, `region`, the
+/// date of `X-Amz-Date`), and the signature recomputed with the key's `secret` over the URL's
+/// other parameters, `host` and `headers` (AWS General Reference, "Authenticating Requests:
+/// Using Query Parameters (AWS Signature Version 4)"). `params` are the URL's query parameters,
+/// decoded, in any case. The expiry is the caller's (STS ignores `X-Amz-Expires`).
+///
+/// # Errors
+///
+/// `(status and AWS error code, message)`, as the service answers.
+pub fn verify_presigned(
+    method: &str,
+    host: &str,
+    params: &[(String, String)],
+    headers: &[(&str, &str)],
+    secret: &str,
+    service: &str,
+    region: &str,
+) -> Result<(), (String, String)> {
+    let get = |n: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
+    };
+    let incomplete = |m: String| Err(("400 IncompleteSignature".to_owned(), m));
+    let mismatch = |m: String| Err(("403 SignatureDoesNotMatch".to_owned(), m));
+    if get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
+        return incomplete("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"".into());
+    }
+    let credential = get("X-Amz-Credential").unwrap_or_default();
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [key, date, scope_region, scope_service, "aws4_request"] = scope.as_slice() else {
+        return incomplete(format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
+        ));
+    };
+    if *scope_service != service {
+        return mismatch(format!(
+            "Credential should be scoped to correct service: '{service}'. "
+        ));
+    }
+    if *scope_region != region {
+        return mismatch(format!(
+            "Credential should be scoped to a valid region, not '{scope_region}'. "
+        ));
+    }
+    let stamp = get("X-Amz-Date").unwrap_or_default();
+    let Some(when) = parse_amz_date(stamp) else {
+        return incomplete(format!("X-Amz-Date {stamp} is not yyyyMMddTHHmmssZ"));
+    };
+    if !stamp.starts_with(date) {
+        return mismatch(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{date}' != '{}'",
+            &stamp[0..8]
+        ));
+    }
+    let Some(expires) = get("X-Amz-Expires").and_then(|e| e.parse::<u64>().ok()) else {
+        return incomplete("X-Amz-Expires must be a non-negative integer".into());
+    };
+    let signature = get("X-Amz-Signature").unwrap_or_default();
+    let query: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("x-amz-"))
+        .map(|(k, v)| format!("{}={}", uri_encode(k), uri_encode(v)))
+        .collect();
+    let url = format!("https://{host}/?{}", query.join("&"));
+    let creds = Credentials::new(
+        (*key).to_owned(),
+        secret.to_owned(),
+        get("X-Amz-Security-Token").map(str::to_owned),
+        None,
+        "local-endpoint",
+    );
+    let identity = creds.into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = aws_sigv4::http_request::SignatureLocation::QueryParams;
+    settings.expires_in = Some(Duration::from_secs(expires));
+    let signing = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(when)
+        .settings(settings)
+        .build()
+        .map_err(|e| ("400 IncompleteSignature".to_owned(), e.to_string()))?
+        .into();
+    let signable = SignableRequest::new(
+        method,
+        url.as_str(),
+        headers.iter().copied(),
+        SignableBody::Bytes(&[]),
+    )
+    .map_err(|e| ("400 IncompleteSignature".to_owned(), e.to_string()))?;
+    let (_, expected) = sign(signable, &signing)
+        .map_err(|e| ("400 IncompleteSignature".to_owned(), e.to_string()))?
+        .into_parts();
+    if expected != signature {
+        return mismatch(
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. Consult the service \
+             documentation for details."
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters (SigV4's `UriEncode`).
+fn uri_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -1245,6 +1245,12 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// The access key and secret (also the session token) every function runs with under the
+/// local Lambda service.
+pub(crate) fn function_credentials() -> (&'static str, &'static str) {
+    (DUMMY_CREDENTIAL, DUMMY_CREDENTIAL)
+}
+
 fn aws_env(endpoint: &str, lambda_endpoint: &str) -> Vec<(String, String)> {
     [
         ("AWS_ENDPOINT_URL", endpoint),

@@ -1,5 +1,6 @@
 //! api: see `okra_aws::handlers::api`. Environment: `TABLE_NAME`, `STATE_MACHINE_ARN`,
-//! `DATADOG_SECRET_ARN` (optional: the doctor checks it can be read).
+//! `DATADOG_SECRET_ARN` (optional: the doctor checks it can be read), `DISPATCHER_ROLE_ARN`
+//! (optional: the doctor checks its access entry on each Argo CD hub).
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use okra_aws::app::Okra;
@@ -18,7 +19,8 @@ async fn main() -> Result<(), Error> {
     let executions = Sfn::from_env(&config)?;
     let eks = Eks::from_config(&config);
     let elb = Elb::from_config(&config);
-    let doctor = Checker::from_config(&config, std::env::var("DATADOG_SECRET_ARN").ok());
+    let doctor = Checker::from_config(&config, std::env::var("DATADOG_SECRET_ARN").ok())
+        .with_dispatcher_role(std::env::var("DISPATCHER_ROLE_ARN").ok());
     let okra = Okra {
         state: &state,
         executions: &executions,

@@ -303,8 +303,22 @@ impl Aws {
         version: &str,
         ip: &str,
     ) -> Result<okra_testkit::Backend> {
-        use aws_sdk_elasticloadbalancingv2::types::Tag;
         let full = self.cluster(w, cluster, version).await?;
+        self.serve_group(w, &full, version, ip).await
+    }
+
+    /// What aws-load-balancer-controller does for an existing cluster `full` of the world
+    /// (`registration: external`): okra's group by its deterministic name, tagged as okra makes
+    /// its groups, with a real backend at `ip` registered in it.
+    pub async fn serve_group(
+        &self,
+        w: &World,
+        full: &str,
+        version: &str,
+        ip: &str,
+    ) -> Result<okra_testkit::Backend> {
+        use aws_sdk_elasticloadbalancingv2::types::Tag;
+        let full = full.to_string();
         let backend = okra_testkit::Backend::start(version)?;
         let cell = cell_name(w);
         let name = okra_core::naming::target_group_name(&cell, &full);

@@ -175,6 +175,12 @@ where
         {
             out.window = Some(discover::WindowView::of(&gate));
         }
+        // What retirement does with each group out of traffic.
+        let arns = out.action.target_group_arns();
+        let groups = self.elb.find_target_groups(&cell.name, &arns).await?;
+        if let Some(plan) = self.retirement(cell.spec(), &groups).await? {
+            out.retirement = discover::RetirementView::of(&plan);
+        }
         Ok(out)
     }
 

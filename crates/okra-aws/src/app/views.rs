@@ -2,7 +2,7 @@
 //! rollout's analysis samples, the cell's clusters and target groups. Read only; the API serves
 //! them to viewers (`GET` routes), so nobody needs ELB, EKS or Step Functions rights to see them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use okra_core::model::CurrentAction;
 use okra_core::vocab::Phase;
@@ -54,6 +54,27 @@ pub struct ClusterRow {
     /// Its VPC.
     #[serde(default)]
     pub vpc_id: Option<String>,
+    /// Its Argo CD registration, for a cell with `argocd`: the secret okra keeps for it in the
+    /// hub, or why it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoCdRow>,
+    /// When okra tagged it retired (`okra.io/retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<String>,
+}
+
+/// A cluster's Argo CD registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgoCdRow {
+    /// The hub.
+    pub hub: String,
+    /// The secret's name (`namespace/name`) when okra keeps one for the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Why it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The cell's clusters, by name.
@@ -83,6 +104,13 @@ pub struct TargetGroupRow {
     pub healthy: u32,
     /// Registered targets.
     pub total: u32,
+    /// Its retirement ([`okra_core::retire`]): `serving`, `kept`, `pending`, `baking` (with
+    /// `retiresAt`), `retire` (at the next reconcile), `foreign` (okra did not make it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retirement: Option<String>,
+    /// When a baking group retires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retires_at: Option<String>,
 }
 
 /// The cell's target groups.
@@ -173,15 +201,39 @@ where
             }
         }
         found.sort_by(|a, b| a.name.cmp(&b.name));
+        // What okra keeps in the hub for each cluster (the dispatcher writes it at every
+        // reconcile): the core's registration rule, over the clusters as they are now.
+        let registration = spec.argocd.as_ref().map(|argo| {
+            let serving = BTreeSet::new();
+            let (want, not) =
+                okra_core::argocd::desired(&spec.name, argo, &spec.version_tag, &found, &serving);
+            (argo, want, not)
+        });
+        let argocd_of = |name: &str| {
+            let (argo, want, not) = registration.as_ref()?;
+            Some(ArgoCdRow {
+                hub: argo.hub.clone(),
+                secret: want
+                    .iter()
+                    .find(|w| w.cluster() == Some(name))
+                    .map(|w| format!("{}/{}", w.namespace, w.name)),
+                reason: not
+                    .iter()
+                    .find(|n| n.cluster == name)
+                    .map(|n| n.reason.clone()),
+            })
+        };
         Ok(ClusterList {
             cell: cell.to_owned(),
             clusters: found
-                .into_iter()
+                .iter()
                 .map(|c| ClusterRow {
                     status: format!("{:?}", c.status).to_uppercase(),
                     version: c.tags.get(&spec.version_tag).cloned(),
-                    name: c.name,
-                    vpc_id: c.vpc_id,
+                    name: c.name.clone(),
+                    vpc_id: c.vpc_id.clone(),
+                    argocd: argocd_of(&c.name),
+                    retired: c.tags.get(okra_core::model::TAG_RETIRED).cloned(),
                 })
                 .collect(),
         })
@@ -204,13 +256,34 @@ where
             }
         }
         let arns: Vec<String> = weights.keys().cloned().collect();
+        let groups = self.elb.find_target_groups(cell, &arns).await?;
+        let plan = self.retirement(&spec, &groups).await?;
         let mut rows = Vec::new();
-        for g in self.elb.find_target_groups(cell, &arns).await? {
+        for g in groups {
             let health = self.elb.target_health(&g.arn).await?;
+            let fate = plan
+                .as_ref()
+                .and_then(|p| p.groups.iter().find(|x| x.group.arn == g.arn))
+                .map(|x| x.fate);
             rows.push(TargetGroupRow {
                 weight: weights.get(&g.arn).copied().unwrap_or(0),
                 healthy: health.healthy,
                 total: health.total,
+                retirement: fate.map(|f| {
+                    serde_json::to_value(f)
+                        .ok()
+                        .and_then(|v| v["fate"].as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                }),
+                retires_at: match fate {
+                    Some(okra_core::retire::Fate::Baking { until }) => Some(
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(until),
+                        )
+                        .to_string(),
+                    ),
+                    _ => None,
+                },
                 name: g.name,
                 arn: g.arn,
                 version: g.version,
@@ -221,6 +294,60 @@ where
             cell: cell.to_owned(),
             target_groups: rows,
         })
+    }
+}
+
+impl<S, X, C, L, D> Okra<'_, S, X, C, L, D>
+where
+    S: StatePort,
+    X: ExecutionsPort,
+    C: ClusterPort,
+    L: LoadBalancerPort,
+    D: Doctor,
+{
+    /// The cell's retirement plan as of now (what the dispatcher's next reconcile would do with
+    /// each group); `None` for a spec that does not validate.
+    pub(crate) async fn retirement(
+        &self,
+        spec: &CellSpec,
+        groups: &[okra_core::model::TargetGroup],
+    ) -> AppResult<Option<okra_core::retire::Plan>> {
+        let Ok(cell) = spec.clone().validate() else {
+            return Ok(None);
+        };
+        let Some((_, listener)) = spec.ingress.listener() else {
+            return Ok(None);
+        };
+        let action = self
+            .elb
+            .read_action(listener, spec.ingress.rule_arn())
+            .await?
+            .action;
+        let (blocks, _) = self.state.blocks_and_failures(&spec.name).await?;
+        let blocked: BTreeSet<String> = blocks.into_iter().map(|b| b.version).collect();
+        let mut clusters = BTreeMap::new();
+        for g in groups {
+            if !clusters.contains_key(&g.cluster) {
+                let c = self.eks.describe_cluster(&g.cluster).await?;
+                let in_cell = c
+                    .as_ref()
+                    .is_some_and(|c| spec.cluster_selector.matches(&c.tags));
+                clusters.insert(g.cluster.clone(), (c, in_cell));
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(Some(okra_core::retire::plan(
+            &cell.retire_policy(),
+            &okra_core::retire::Observed {
+                groups,
+                action: &action,
+                clusters: &clusters,
+                blocked: &blocked,
+                now,
+            },
+        )))
     }
 }
 

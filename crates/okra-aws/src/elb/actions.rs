@@ -162,6 +162,15 @@ pub(super) fn cell_group(
             .to_string(),
         cluster: tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
         version: tags.get(TAG_VERSION).cloned().unwrap_or_default(),
+        managed: tags
+            .get(okra_core::model::TAG_MANAGED_BY)
+            .map(String::as_str)
+            == Some(okra_core::model::MANAGED_BY_OKRA),
+        idle_since: tags
+            .get(okra_core::model::TAG_IDLE_SINCE)
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
     })
 }
 

@@ -193,6 +193,28 @@ impl Elb {
     }
 }
 
+/// Whether `r` is a standby rule ([`okra_core::standby`]) of any owner.
+fn is_any_standby(r: &elb::types::Rule) -> bool {
+    let conds = r.conditions();
+    conds.iter().any(|c| {
+        c.source_ip_config()
+            .is_some_and(|s| s.values() == [okra_core::standby::SOURCE_IP])
+    }) && conds.iter().any(|c| {
+        c.http_header_config()
+            .is_some_and(|h| h.http_header_name() == Some(okra_core::standby::HEADER))
+    })
+}
+
+/// The weight a forward action among `actions` gives `group`, if it names it.
+fn weight_in(actions: &[Action], group: &str) -> Option<u32> {
+    actions
+        .iter()
+        .filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+        .flat_map(|a| to_forward(a).targets)
+        .find(|t| t.target_group_arn == group)
+        .map(|t| t.weight)
+}
+
 /// Whether `r` is the standby rule of `owner` ([`okra_core::standby`]).
 fn is_standby(r: &elb::types::Rule, owner: &str) -> bool {
     let conds = r.conditions();
@@ -574,6 +596,142 @@ impl LoadBalancerPort for Elb {
                 .and_then(|g| g.target_group_arn())
                 .map(str::to_string)),
             Err(OkraError::TargetGroupNotFound(..)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn untag_target_group(&self, arn: &str, keys: &[String]) -> Result<()> {
+        self.client
+            .remove_tags()
+            .resource_arns(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn forward_uses(&self, arn: &str) -> Result<Vec<okra_core::retire::ForwardUse>> {
+        use okra_core::retire::ForwardUse;
+        let out = match self
+            .client
+            .describe_target_groups()
+            .target_group_arns(arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)
+        {
+            Ok(o) => o,
+            Err(OkraError::TargetGroupNotFound(..)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let lbs: BTreeSet<String> = out
+            .target_groups()
+            .iter()
+            .flat_map(|g| g.load_balancer_arns().iter().cloned())
+            .collect();
+        let mut uses = Vec::new();
+        for lb in lbs {
+            let listeners = self
+                .client
+                .describe_listeners()
+                .load_balancer_arn(&lb)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .await
+                .map_err(OkraError::from_sdk)?;
+            for l in listeners {
+                let Some(larn) = l.listener_arn() else {
+                    continue;
+                };
+                if let Some(weight) = weight_in(l.default_actions(), arn) {
+                    uses.push(ForwardUse {
+                        arn: larn.to_string(),
+                        rule: false,
+                        standby: false,
+                        weight,
+                    });
+                }
+                for r in self.listener_rules(larn).await? {
+                    if let (Some(rarn), Some(weight)) = (r.rule_arn(), weight_in(r.actions(), arn))
+                    {
+                        uses.push(ForwardUse {
+                            arn: rarn.to_string(),
+                            rule: true,
+                            standby: is_any_standby(&r),
+                            weight,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(uses)
+    }
+
+    async fn remove_forward(
+        &self,
+        use_: &okra_core::retire::ForwardUse,
+        group_arn: &str,
+    ) -> Result<()> {
+        let actions = if use_.rule {
+            self.rule_actions(&use_.arn).await?
+        } else {
+            self.listener_actions(&use_.arn).await?
+        };
+        let mut fa = match current_of(&actions) {
+            CurrentAction::Forward(fa) => fa,
+            CurrentAction::Other { .. } => return Ok(()),
+        };
+        let before = fa.targets.len();
+        fa.targets.retain(|t| t.target_group_arn != group_arn);
+        if fa.targets.len() == before {
+            return Ok(());
+        }
+        if use_.rule {
+            if fa.targets.is_empty() {
+                if use_.standby {
+                    return self.delete_rule(&use_.arn).await;
+                }
+                return Err(OkraError::Conflict(
+                    format!(
+                        "rule {} forwards only to target group {group_arn}: okra does not \
+                         rewrite a rule it does not own; change or delete the rule",
+                        use_.arn
+                    ),
+                    None,
+                ));
+            }
+            self.client
+                .modify_rule()
+                .rule_arn(&use_.arn)
+                .set_actions(Some(replace_forward(&actions, &fa)))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+        } else {
+            self.client
+                .modify_listener()
+                .listener_arn(&use_.arn)
+                .set_default_actions(Some(replace_forward(&actions, &fa)))
+                .send()
+                .await
+                .map_err(OkraError::from_sdk)?;
+        }
+        Ok(())
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> Result<()> {
+        match self
+            .client
+            .delete_target_group()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(OkraError::from_sdk)
+        {
+            Ok(_) | Err(OkraError::TargetGroupNotFound(..)) => Ok(()),
             Err(e) => Err(e),
         }
     }

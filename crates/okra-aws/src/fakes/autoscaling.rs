@@ -37,4 +37,10 @@ impl AutoScalingPort for FakeAutoScaling {
         lock(&self.attachments).insert((asg.to_string(), target_group_arn.to_string()));
         Ok(())
     }
+
+    async fn detach_target_group(&self, asg: &str, target_group_arn: &str) -> Result<()> {
+        self.meter.enter("detach_target_group")?;
+        lock(&self.attachments).remove(&(asg.to_string(), target_group_arn.to_string()));
+        Ok(())
+    }
 }

@@ -12,6 +12,8 @@ pub(super) struct EksState {
     pub(super) vanishing: BTreeSet<String>,
     /// Not yet in the tagging API's answers (it is eventually consistent).
     pub(super) lagging: BTreeSet<String>,
+    /// Access entries made: (cluster, principal) → (policy ARN, namespaces).
+    pub(super) access_entries: BTreeMap<(String, String), (String, Vec<String>)>,
 }
 
 /// EKS in memory.
@@ -32,6 +34,11 @@ pub fn cluster(name: &str, status: ClusterStatus, tags: &[(&str, &str)]) -> Clus
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect(),
         vpc_id: None,
+        access: Some(okra_core::model::ClusterAccess {
+            arn: format!("arn:aws:eks:us-east-1:123456789012:cluster/{name}"),
+            endpoint: Some(format!("https://{name}.eks.local")),
+            ca_data: Some("Q0E=".to_string()),
+        }),
     }
 }
 
@@ -95,6 +102,16 @@ impl FakeEks {
         );
     }
 
+    /// The access entries made: (cluster, principal) → (policy ARN, namespaces).
+    pub fn access_entries(&self) -> BTreeMap<(String, String), (String, Vec<String>)> {
+        lock(&self.state).access_entries.clone()
+    }
+
+    /// A cluster as stored.
+    pub fn get(&self, name: &str) -> Option<Cluster> {
+        lock(&self.state).clusters.get(name).cloned()
+    }
+
     /// The cluster names, sorted.
     pub fn cluster_names(&self) -> Vec<String> {
         lock(&self.state).clusters.keys().cloned().collect()
@@ -141,6 +158,54 @@ impl ClusterPort for FakeEks {
         Ok(s.clusters.get(name).cloned())
     }
 
+    async fn tag_cluster(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.meter.enter("tag_cluster")?;
+        let mut s = lock(&self.state);
+        let name = okra_core::arn::eks_cluster_name(arn).unwrap_or_default();
+        let c = s.clusters.get_mut(name).ok_or_else(|| {
+            OkraError::from_code(
+                "ResourceNotFoundException".into(),
+                format!("No cluster found for arn: {arn}."),
+            )
+        })?;
+        c.tags.extend(tags.clone());
+        Ok(())
+    }
+
+    async fn untag_cluster(&self, arn: &str, keys: &[String]) -> Result<()> {
+        self.meter.enter("untag_cluster")?;
+        let mut s = lock(&self.state);
+        let name = okra_core::arn::eks_cluster_name(arn).unwrap_or_default();
+        if let Some(c) = s.clusters.get_mut(name) {
+            for k in keys {
+                c.tags.remove(k);
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+        policy_arn: &str,
+        namespaces: &[String],
+    ) -> Result<()> {
+        self.meter.enter("ensure_access_entry")?;
+        let mut s = lock(&self.state);
+        if !s.clusters.contains_key(cluster) {
+            return Err(OkraError::from_code(
+                "ResourceNotFoundException".into(),
+                format!("No cluster found for name: {cluster}."),
+            ));
+        }
+        s.access_entries.insert(
+            (cluster.to_string(), principal.to_string()),
+            (policy_arn.to_string(), namespaces.to_vec()),
+        );
+        Ok(())
+    }
+
     async fn node_group_asgs(&self, cluster: &str) -> Result<Vec<String>> {
         self.meter.enter("node_group_asgs")?;
         let s = lock(&self.state);
@@ -172,5 +237,37 @@ impl ClusterPort for FakeEks {
                 zone: None,
             })
             .collect())
+    }
+}
+
+impl crate::ports::AccessEntryPort for FakeEks {
+    async fn access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+    ) -> Result<Option<okra_core::doctor::AccessEntryFacts>> {
+        use okra_core::doctor::{AccessEntryFacts, AccessPolicyFacts, AccessScope};
+        self.meter.enter("access_entry")?;
+        let s = lock(&self.state);
+        if !s.clusters.contains_key(cluster) {
+            return Err(OkraError::from_code(
+                "ResourceNotFoundException".into(),
+                format!("No cluster found for name: {cluster}."),
+            ));
+        }
+        // The stored map holds one policy per entry, on `namespaces` (none: the cluster).
+        Ok(s.access_entries
+            .get(&(cluster.to_string(), principal.to_string()))
+            .map(|(policy, namespaces)| AccessEntryFacts {
+                kubernetes_groups: vec![],
+                policies: vec![AccessPolicyFacts {
+                    policy_arn: policy.clone(),
+                    scope: if namespaces.is_empty() {
+                        AccessScope::Cluster
+                    } else {
+                        AccessScope::Namespaces(namespaces.clone())
+                    },
+                }],
+            }))
     }
 }

@@ -219,6 +219,13 @@ impl FakeElb {
             .map(|(_, g)| g.clone())
     }
 
+    /// Sets a tag on a target group as someone else would (not counted).
+    pub fn tag_target_group_now(&self, arn: &str, key: &str, value: &str) {
+        if let Some(tg) = lock(&self.state).target_groups.get_mut(arn) {
+            tg.tags.insert(key.to_string(), value.to_string());
+        }
+    }
+
     /// The next `n` writes report success and change nothing.
     pub fn drop_next_writes(&self, n: usize) {
         lock(&self.state).drop_writes += n;
@@ -523,6 +530,8 @@ impl LoadBalancerPort for FakeElb {
             .filter_map(|arn| s.target_groups.get(arn))
             .filter(|t| t.tags.get(TAG_CELL).map(String::as_str) == Some(cell))
             .map(|t| TargetGroup {
+                idle_since: idle_since(&t.tags),
+                managed: managed(&t.tags),
                 arn: t.arn.clone(),
                 name: short_name(&t.arn),
                 cluster: t.tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
@@ -546,6 +555,8 @@ impl LoadBalancerPort for FakeElb {
                 Some((
                     cell.clone(),
                     TargetGroup {
+                        idle_since: idle_since(&t.tags),
+                        managed: managed(&t.tags),
                         arn: t.arn.clone(),
                         name: short_name(&t.arn),
                         cluster: t.tags.get(TAG_CLUSTER).cloned().unwrap_or_default(),
@@ -590,6 +601,97 @@ impl LoadBalancerPort for FakeElb {
     async fn target_group_by_name(&self, name: &str) -> Result<Option<String>> {
         self.meter.enter("target_group_by_name")?;
         Ok(self.target_group_named(name).map(|t| t.arn))
+    }
+
+    async fn untag_target_group(&self, arn: &str, keys: &[String]) -> Result<()> {
+        self.meter.enter("untag_target_group")?;
+        let mut s = lock(&self.state);
+        let tg = s.target_groups.get_mut(arn).ok_or_else(|| not_found(arn))?;
+        for k in keys {
+            tg.tags.remove(k);
+        }
+        Ok(())
+    }
+
+    async fn forward_uses(&self, arn: &str) -> Result<Vec<okra_core::retire::ForwardUse>> {
+        self.meter.enter("forward_uses")?;
+        let s = lock(&self.state);
+        let mut uses = Vec::new();
+        for ((listener, rule), actions) in &s.actions {
+            for a in actions {
+                if let RawKind::Forward(fa) = &a.kind
+                    && let Some(t) = fa.targets.iter().find(|t| t.target_group_arn == arn)
+                {
+                    uses.push(okra_core::retire::ForwardUse {
+                        arn: rule.clone().unwrap_or_else(|| listener.clone()),
+                        rule: rule.is_some(),
+                        standby: false,
+                        weight: t.weight,
+                    });
+                }
+            }
+        }
+        for (rule, groups) in s.standby_rules.values() {
+            if groups.iter().any(|g| g == arn) {
+                uses.push(okra_core::retire::ForwardUse {
+                    arn: rule.clone(),
+                    rule: true,
+                    standby: true,
+                    weight: 1,
+                });
+            }
+        }
+        Ok(uses)
+    }
+
+    async fn remove_forward(
+        &self,
+        use_: &okra_core::retire::ForwardUse,
+        group_arn: &str,
+    ) -> Result<()> {
+        self.meter.enter("remove_forward")?;
+        let mut s = lock(&self.state);
+        if use_.standby {
+            for (rule, groups) in s.standby_rules.values_mut() {
+                if *rule == use_.arn {
+                    groups.retain(|g| g != group_arn);
+                }
+            }
+            s.standby_rules.retain(|_, (_, groups)| !groups.is_empty());
+            return Ok(());
+        }
+        for ((listener, rule), actions) in &mut s.actions {
+            let here = rule.as_deref().unwrap_or(listener.as_str());
+            if here != use_.arn {
+                continue;
+            }
+            for a in actions.iter_mut() {
+                if let RawKind::Forward(fa) = &mut a.kind {
+                    fa.targets.retain(|t| t.target_group_arn != group_arn);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> Result<()> {
+        self.meter.enter("delete_target_group")?;
+        let mut s = lock(&self.state);
+        let used = s.actions.values().flatten().any(|a| {
+            matches!(&a.kind, RawKind::Forward(fa)
+                if fa.targets.iter().any(|t| t.target_group_arn == arn))
+        }) || s
+            .standby_rules
+            .values()
+            .any(|(_, groups)| groups.iter().any(|g| g == arn));
+        if used {
+            return Err(OkraError::from_code(
+                "ResourceInUse".into(),
+                format!("Target group '{arn}' is currently in use by a listener or a rule"),
+            ));
+        }
+        s.target_groups.remove(arn);
+        Ok(())
     }
 
     async fn tag_target_group(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
@@ -645,6 +747,21 @@ impl LoadBalancerPort for FakeElb {
         }
         Ok(())
     }
+}
+
+/// The group's [`okra_core::model::TAG_IDLE_SINCE`], in seconds, as the adapter reads it.
+fn idle_since(tags: &BTreeMap<String, String>) -> Option<u64> {
+    tags.get(okra_core::model::TAG_IDLE_SINCE)
+        .and_then(|t| humantime::parse_rfc3339(t).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+}
+
+/// Whether okra made it, as the adapter reads it.
+fn managed(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(okra_core::model::TAG_MANAGED_BY)
+        .map(String::as_str)
+        == Some(okra_core::model::MANAGED_BY_OKRA)
 }
 
 pub(super) fn not_found(arn: &str) -> OkraError {

@@ -41,6 +41,7 @@ mod eks;
 mod elb;
 mod events;
 mod executions;
+mod hub;
 mod schedules;
 mod state;
 
@@ -49,6 +50,7 @@ pub use eks::*;
 pub use elb::*;
 pub use events::*;
 pub use executions::*;
+pub use hub::*;
 pub use schedules::*;
 pub use state::*;
 

@@ -63,6 +63,53 @@ pub struct DiscoverOutput {
     /// asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowView>,
+    /// `okra plan`: the cell's target groups that are not serving and what retirement does with
+    /// each (none: the state machine asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retirement: Vec<RetirementView>,
+}
+
+/// One idle group's retirement, as `okra plan` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetirementView {
+    /// The group's name.
+    pub target_group: String,
+    /// Its version.
+    pub version: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// `kept`, `pending`, `baking`, `retire`, `foreign`.
+    pub fate: String,
+    /// When a baking group retires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+impl RetirementView {
+    /// The views of a plan's groups that do not serve.
+    pub fn of(plan: &okra_core::retire::Plan) -> Vec<Self> {
+        use okra_core::retire::Fate;
+        plan.groups
+            .iter()
+            .filter(|g| g.fate != Fate::Serving)
+            .map(|g| Self {
+                target_group: g.group.name.clone(),
+                version: g.group.version.clone(),
+                cluster: g.group.cluster.clone(),
+                fate: serde_json::to_value(g.fate)
+                    .ok()
+                    .and_then(|v| v["fate"].as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                at: match g.fate {
+                    Fate::Baking { until } => Some(crate::state::rfc3339(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(until),
+                    )),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
 }
 
 /// The deployment windows as of now.
@@ -115,6 +162,32 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
     labels: &BTreeMap<String, String>,
     prefetched: Option<Vec<okra_core::model::TargetGroup>>,
 ) -> Result<DiscoverOutput> {
+    Ok(discover_seen(eks, elb, cell, blocklist, labels, prefetched)
+        .await?
+        .output)
+}
+
+/// Discovery's output, and what it saw: the cell's clusters (described, the selector applied)
+/// and target groups, for the dispatcher's registration and retirement.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    /// The output.
+    pub output: DiscoverOutput,
+    /// The cell's clusters.
+    pub clusters: Vec<okra_core::model::Cluster>,
+    /// The cell's target groups.
+    pub target_groups: Vec<okra_core::model::TargetGroup>,
+}
+
+/// [`discover`], keeping what it saw.
+pub async fn discover_seen<C: ClusterPort, L: LoadBalancerPort>(
+    eks: &C,
+    elb: &L,
+    cell: &Cell,
+    blocklist: BTreeSet<String>,
+    labels: &BTreeMap<String, String>,
+    prefetched: Option<Vec<okra_core::model::TargetGroup>>,
+) -> Result<Discovered> {
     let listener = cell.ingress().listener().as_str();
     let rule = cell.ingress().rule().map(|r| r.as_str());
 
@@ -173,7 +246,7 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
     };
     let outcome = decide(cell, &observed);
     tracing::info!(cell = %cell.name, decision = outcome.decision.kind().as_ref(), "decided");
-    Ok(DiscoverOutput {
+    let output = DiscoverOutput {
         stickiness: cell.stickiness(),
         cell: cell.name.clone(),
         outcome,
@@ -184,5 +257,11 @@ pub async fn discover<C: ClusterPort, L: LoadBalancerPort>(
         readiness: cell.readiness_plan(),
         version_tag: cell.spec().version_tag.clone(),
         window: None,
+        retirement: Vec::new(),
+    };
+    Ok(Discovered {
+        output,
+        clusters: observed.clusters,
+        target_groups: observed.target_groups,
     })
 }

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use okra_core::Cell;
 use okra_core::doctor::{
-    Check, Facts, Level, LoadBalancerFacts, diagnose, metric_checks, uses_datadog, worst,
+    Check, Facts, HubFacts, Level, LoadBalancerFacts, TargetGroupQuota, diagnose, metric_checks,
+    uses_datadog, worst,
 };
 use okra_core::model::{Cluster, ClusterStatus};
 use okra_core::nodes::{ClusterNodes, LoadBalancerSource, NodeFacts};
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{OkraError, Result};
 use crate::ports::{
-    ClusterPort, LoadBalancerPort, MetricsPort, NetworkPort, SecretsPort, TrailPort,
+    AccessEntryPort, AccountLimitsPort, ClusterPort, LoadBalancerPort, MetricsPort, NetworkPort,
+    SecretsPort, TrailPort,
 };
 
 /// How many clusters are described at once.
@@ -35,11 +37,13 @@ pub struct DoctorReport {
 
 /// The account's services, as the doctor reads them.
 #[allow(missing_debug_implementations)]
-pub struct Account<'a, C, L, N, T, M, S, H> {
-    /// EKS (clusters by tag, and their nodes).
+pub struct Account<'a, C, L, N, T, M, S, H, Q> {
+    /// EKS (clusters by tag, and their nodes; the Argo CD hub's access entries).
     pub eks: &'a C,
     /// ELB.
     pub elb: &'a L,
+    /// ELB's account limits and the region's target groups.
+    pub limits: &'a Q,
     /// EC2's security groups and subnets.
     pub network: &'a N,
     /// CloudTrail.
@@ -50,6 +54,9 @@ pub struct Account<'a, C, L, N, T, M, S, H> {
     pub secrets: (&'a S, Option<&'a str>),
     /// Prometheus and AMP, with okra's credentials.
     pub http: &'a H,
+    /// okra's dispatcher role, whose access entry on an Argo CD hub is checked (the api
+    /// function's `DISPATCHER_ROLE_ARN`; None: not known, as in the CLI).
+    pub dispatcher_role: Option<&'a str>,
     /// The region.
     pub region: &'a str,
 }
@@ -60,18 +67,19 @@ fn why(e: &OkraError) -> String {
 
 /// Checks `cell` against the account. Reads only; never fails for a check's sake (what could
 /// not be read is a check's finding).
-pub async fn handle<C, L, N, T, M, S, H>(
-    account: &Account<'_, C, L, N, T, M, S, H>,
+pub async fn handle<C, L, N, T, M, S, H, Q>(
+    account: &Account<'_, C, L, N, T, M, S, H, Q>,
     cell: &Cell,
 ) -> Result<DoctorReport>
 where
-    C: ClusterPort,
+    C: ClusterPort + AccessEntryPort,
     L: LoadBalancerPort,
     N: NetworkPort,
     T: TrailPort,
     M: MetricsPort,
     S: SecretsPort,
     H: crate::ports::HttpPort,
+    Q: AccountLimitsPort,
 {
     let listener = cell.ingress().listener().as_str();
     let load_balancer = account
@@ -142,6 +150,11 @@ where
         .resource_tags(&crate::app::cells::ingress_resources(cell))
         .await
         .map_err(|e| why(&e));
+    let target_group_quota = target_group_quota(account, cell).await;
+    let argocd_hub = match &cell.argocd {
+        Some(argocd) => Some(hub_facts(account, &argocd.hub).await),
+        None => None,
+    };
     let facts = Facts {
         region: account.region.to_string(),
         load_balancer,
@@ -152,6 +165,8 @@ where
         datadog_secret,
         prometheus,
         nodes,
+        target_group_quota,
+        argocd_hub,
     };
     let checks = diagnose(cell, &facts);
     Ok(DoctorReport {
@@ -162,11 +177,70 @@ where
     })
 }
 
+/// The region's target groups against the account's limit: DescribeAccountLimits, the region's
+/// DescribeTargetGroups pages, and okra's groups of the cell (by tag).
+async fn target_group_quota<C, L, N, T, M, S, H, Q>(
+    account: &Account<'_, C, L, N, T, M, S, H, Q>,
+    cell: &Cell,
+) -> std::result::Result<TargetGroupQuota, String>
+where
+    L: LoadBalancerPort,
+    Q: AccountLimitsPort,
+{
+    let limit = account
+        .limits
+        .target_group_limit()
+        .await
+        .map_err(|e| why(&e))?;
+    let count = account
+        .limits
+        .count_target_groups()
+        .await
+        .map_err(|e| why(&e))?;
+    let cell = account
+        .elb
+        .find_target_groups(&cell.name, &[])
+        .await
+        .map(|g| g.len())
+        .map_err(|e| why(&e));
+    Ok(TargetGroupQuota { limit, count, cell })
+}
+
+/// The Argo CD hub: DescribeCluster, then (ACTIVE with an endpoint, the dispatcher's role known)
+/// the role's access entry there.
+async fn hub_facts<C, L, N, T, M, S, H, Q>(
+    account: &Account<'_, C, L, N, T, M, S, H, Q>,
+    hub: &str,
+) -> HubFacts
+where
+    C: ClusterPort + AccessEntryPort,
+{
+    let cluster = account.eks.describe_cluster(hub).await.map_err(|e| why(&e));
+    let ready = matches!(&cluster, Ok(Some(c)) if c.status == ClusterStatus::Active
+        && c.access.as_ref().is_some_and(|a| a.endpoint.is_some()));
+    let role = account.dispatcher_role.filter(|r| !r.is_empty());
+    let access = match role {
+        Some(role) if ready => Some(
+            account
+                .eks
+                .access_entry(hub, role)
+                .await
+                .map_err(|e| why(&e)),
+        ),
+        _ => None,
+    };
+    HubFacts {
+        cluster,
+        dispatcher_role: role.map(str::to_string),
+        access,
+    }
+}
+
 /// The load balancer's way in (its security groups, its subnets' blocks) and each cluster's
 /// nodes with their security groups: a DescribeSubnets, then per cluster two DescribeInstances
 /// and a DescribeSecurityGroups.
-async fn node_facts<C, L, N, T, M, S, H>(
-    account: &Account<'_, C, L, N, T, M, S, H>,
+async fn node_facts<C, L, N, T, M, S, H, Q>(
+    account: &Account<'_, C, L, N, T, M, S, H, Q>,
     lb: Option<&LoadBalancerFacts>,
     clusters: Option<&[Cluster]>,
 ) -> NodeFacts
@@ -206,8 +280,8 @@ where
 }
 
 /// One cluster's nodes and their security groups.
-async fn cluster_nodes<C, L, N, T, M, S, H>(
-    account: &Account<'_, C, L, N, T, M, S, H>,
+async fn cluster_nodes<C, L, N, T, M, S, H, Q>(
+    account: &Account<'_, C, L, N, T, M, S, H, Q>,
     cluster: &str,
 ) -> std::result::Result<ClusterNodes, String>
 where
@@ -235,15 +309,16 @@ where
     .map_err(|e| why(&e))
 }
 
-impl<C, L, N, T, M, S, H> crate::app::Doctor for Account<'_, C, L, N, T, M, S, H>
+impl<C, L, N, T, M, S, H, Q> crate::app::Doctor for Account<'_, C, L, N, T, M, S, H, Q>
 where
-    C: ClusterPort,
+    C: ClusterPort + AccessEntryPort,
     L: LoadBalancerPort,
     N: NetworkPort,
     T: TrailPort,
     M: MetricsPort,
     S: SecretsPort,
     H: crate::ports::HttpPort,
+    Q: AccountLimitsPort,
 {
     async fn check(&self, cell: &Cell) -> Result<DoctorReport> {
         handle(self, cell).await
@@ -256,12 +331,14 @@ where
 pub struct Checker {
     eks: crate::eks::Eks,
     elb: crate::elb::Elb,
+    limits: ElbLimits,
     network: crate::ec2::Ec2,
     trails: crate::cloudtrail::CloudTrail,
     metrics: crate::cloudwatch::CloudWatch,
     secrets: crate::secrets::Secrets,
     http: std::sync::Arc<crate::probe::Probe<crate::secrets::Secrets>>,
     datadog_secret: Option<String>,
+    dispatcher_role: Option<String>,
     region: String,
 }
 
@@ -272,12 +349,14 @@ impl Checker {
         Self {
             eks: crate::eks::Eks::from_config(config),
             elb: crate::elb::Elb::from_config(config),
+            limits: ElbLimits::from_config(config),
             network: crate::ec2::Ec2::from_config(config),
             trails: crate::cloudtrail::CloudTrail::new(aws_sdk_cloudtrail::Client::new(config)),
             metrics: crate::cloudwatch::CloudWatch::new(aws_sdk_cloudwatch::Client::new(config)),
             secrets: secrets.clone(),
             http: std::sync::Arc::new(crate::probe::Probe::from_config(secrets, config)),
             datadog_secret: datadog_secret.filter(|s| !s.is_empty()),
+            dispatcher_role: None,
             region: config.region().map(ToString::to_string).unwrap_or_default(),
         }
     }
@@ -290,6 +369,15 @@ impl Checker {
         }
         self
     }
+
+    /// okra's dispatcher role, whose access entry on a cell's Argo CD hub is checked (the api
+    /// function's `DISPATCHER_ROLE_ARN`); without it the `argocd-hub` check says which role to
+    /// check.
+    #[must_use]
+    pub fn with_dispatcher_role(mut self, arn: Option<String>) -> Self {
+        self.dispatcher_role = arn.filter(|a| !a.is_empty());
+        self
+    }
 }
 
 impl crate::app::Doctor for Checker {
@@ -297,13 +385,71 @@ impl crate::app::Doctor for Checker {
         let account = Account {
             eks: &self.eks,
             elb: &self.elb,
+            limits: &self.limits,
             network: &self.network,
             trails: &self.trails,
             metrics: &self.metrics,
             secrets: (&self.secrets, self.datadog_secret.as_deref()),
             http: &*self.http,
+            dispatcher_role: self.dispatcher_role.as_deref(),
             region: &self.region,
         };
         handle(&account, cell).await
+    }
+}
+
+/// DescribeTargetGroups' largest page (ELB API reference: PageSize 1-400).
+const TARGET_GROUPS_PAGE: i32 = 400;
+
+/// [`AccountLimitsPort`] over aws-sdk-elasticloadbalancingv2: the doctor's reads of the region's
+/// ELB quota (kept apart from [`crate::elb::Elb`], which okra's rollouts use).
+#[derive(Debug, Clone)]
+pub struct ElbLimits {
+    client: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+impl ElbLimits {
+    /// Wraps the client.
+    pub fn new(client: aws_sdk_elasticloadbalancingv2::Client) -> Self {
+        Self { client }
+    }
+
+    /// The client from one configuration.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        Self::new(aws_sdk_elasticloadbalancingv2::Client::new(config))
+    }
+}
+
+impl AccountLimitsPort for ElbLimits {
+    async fn target_group_limit(&self) -> Result<Option<usize>> {
+        let limits: Vec<aws_sdk_elasticloadbalancingv2::types::Limit> = self
+            .client
+            .describe_account_limits()
+            .page_size(TARGET_GROUPS_PAGE)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<_, _>>()
+            .await
+            .map_err(OkraError::from_sdk)?;
+        Ok(limits
+            .iter()
+            .find(|l| l.name() == Some("target-groups"))
+            .and_then(|l| l.max())
+            .and_then(|m| m.trim().parse().ok()))
+    }
+
+    async fn count_target_groups(&self) -> Result<usize> {
+        let mut pages = self
+            .client
+            .describe_target_groups()
+            .page_size(TARGET_GROUPS_PAGE)
+            .into_paginator()
+            .send();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            count += page.map_err(OkraError::from_sdk)?.target_groups().len();
+        }
+        Ok(count)
     }
 }

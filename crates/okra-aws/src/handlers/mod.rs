@@ -8,5 +8,6 @@ pub mod discover;
 pub mod dispatch;
 pub mod doctor;
 pub mod ensure;
+pub mod lifecycle;
 pub mod shift;
 pub mod state;

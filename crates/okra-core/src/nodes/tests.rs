@@ -127,6 +127,8 @@ fn a_cidr_rule_admits_only_when_it_holds_every_subnet_of_the_load_balancer() {
 fn only_the_groups_the_action_names_are_synced() {
     use crate::model::{ForwardAction, WeightedTarget};
     let tg = |arn: &str| TargetGroup {
+        idle_since: None,
+        managed: true,
         arn: arn.to_string(),
         name: arn.to_string(),
         cluster: format!("c-{arn}"),
@@ -167,6 +169,7 @@ fn web() -> CellSpec {
 
 fn active(name: &str) -> Cluster {
     Cluster {
+        access: None,
         name: name.into(),
         status: ClusterStatus::Active,
         tags: BTreeMap::new(),

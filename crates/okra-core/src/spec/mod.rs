@@ -65,6 +65,121 @@ pub struct CellSpec {
     /// next weight step (abort, rollback and `promote --full` are never held).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows: Option<Windows>,
+    /// Register the cell's clusters in Argo CD: a cluster secret each in the hub, labelled with
+    /// the cell and the version, so an ApplicationSet deploys onto a new version's clusters
+    /// before any traffic moves to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<ArgoCd>,
+    /// When the target groups of versions that no longer serve are deleted (and their clusters
+    /// tagged retired).
+    #[serde(default)]
+    pub retire: Retire,
+}
+
+/// Argo CD registration ([`crate::argocd`]): okra's ClusterSet, without a controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArgoCd {
+    /// The EKS cluster (same account and region) where Argo CD runs, or that has the EKS
+    /// capability for Argo CD: okra writes the cluster secrets there.
+    pub hub: String,
+    /// `selfManaged` (default): each secret's `server` is the cluster's API endpoint, with
+    /// `config.awsAuthConfig` and the cluster's CA. `eksCapability`: the server is the cluster's
+    /// ARN (EKS user guide, "Register target clusters").
+    #[serde(default)]
+    pub mode: ArgoCdMode,
+    /// The hub's namespace of Argo CD (default `argocd`).
+    #[serde(default = "default_argocd_namespace")]
+    pub namespace: String,
+    /// The Argo CD project the clusters belong to (default `default`).
+    #[serde(default = "default_argocd_project")]
+    pub project: String,
+    /// The IAM role Argo CD assumes to reach the clusters (`config.awsAuthConfig.roleARN`;
+    /// `selfManaged` only; absent: Argo CD's own identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Extra labels on every secret, for ApplicationSet cluster generators.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra annotations on every secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Also give Argo CD's principal an EKS access entry on each cluster okra registers
+    /// (CreateAccessEntry, AssociateAccessPolicy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_entry: Option<ArgoCdAccessEntry>,
+}
+
+/// How the hub's Argo CD reaches the clusters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ArgoCdMode {
+    /// Argo CD installed by you: API endpoint, `awsAuthConfig`, CA data.
+    #[default]
+    SelfManaged,
+    /// The EKS capability for Argo CD: the cluster's ARN.
+    EksCapability,
+}
+
+/// The EKS access entry okra makes on each registered cluster for Argo CD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArgoCdAccessEntry {
+    /// The principal (default: `roleArn`), such as the capability's role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+    /// The access policy (default `AmazonEKSClusterAdminPolicy`): a name or its ARN.
+    #[serde(default = "default_access_policy")]
+    pub policy: String,
+    /// Limit the policy to these namespaces (none: the whole cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}
+
+fn default_argocd_namespace() -> String {
+    "argocd".to_string()
+}
+
+fn default_argocd_project() -> String {
+    "default".to_string()
+}
+
+fn default_access_policy() -> String {
+    "AmazonEKSClusterAdminPolicy".to_string()
+}
+
+/// Retiring the target groups of versions that no longer serve ([`crate::retire`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retire {
+    /// `false`: okra never deletes a target group of this cell.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long a version's groups stay out of traffic before they are deleted (the bake of the
+    /// version that replaced it), such as `1h` (0s-30d; default `1h`).
+    #[serde(default = "default_retire_after")]
+    pub after: String,
+    /// How many earlier versions keep their groups, for a quick pin-back (0-5; default 1).
+    #[serde(default = "default_retire_keep")]
+    pub keep: u32,
+}
+
+fn default_retire_after() -> String {
+    "1h".to_string()
+}
+
+fn default_retire_keep() -> u32 {
+    1
+}
+
+impl Default for Retire {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            after: default_retire_after(),
+            keep: default_retire_keep(),
+        }
+    }
 }
 
 /// Deployment windows ([`crate::windows`]): open when no `deny` window holds the time and, if

@@ -461,6 +461,8 @@ impl CellSpec {
         v.judge();
         v.max_attempts();
         v.windows();
+        v.argocd();
+        v.retire();
         v.size();
         if !v.errors.is_empty() {
             return Err(ValidationErrors { errors: v.errors });
@@ -608,6 +610,95 @@ impl Validator<'_> {
                         "these windows never open (not in the 400 days from 2026-01-01): no \
                          rollout could ever move traffic; allow more, or deny less",
                     );
+                }
+            }
+        }
+    }
+
+    fn retire(&mut self) {
+        if let Err(errors) = crate::retire::Policy::read(&self.spec.retire) {
+            for (path, message) in errors {
+                self.push(path, message);
+            }
+        }
+    }
+
+    /// The Argo CD block: names Kubernetes and EKS accept, labels as Kubernetes allows them.
+    fn argocd(&mut self) {
+        use crate::argocd::{check_label_key, check_label_value, check_namespace};
+        use crate::spec::ArgoCdMode;
+        let Some(a) = &self.spec.argocd else {
+            return;
+        };
+        if let Err(e) = crate::arn::check_eks_cluster_name(&a.hub) {
+            self.push("argocd.hub", e);
+        }
+        if let Err(e) = check_namespace(&a.namespace) {
+            self.push("argocd.namespace", e);
+        }
+        if a.project.is_empty() {
+            self.push(
+                "argocd.project",
+                "must not be empty (Argo CD's default project is `default`)",
+            );
+        }
+        if let Some(role) = &a.role_arn {
+            if a.mode == ArgoCdMode::EksCapability {
+                self.push(
+                    "argocd.roleArn",
+                    "applies to `mode: selfManaged` only: the EKS capability reaches clusters with \
+                     its own capability role (give it an access entry with `accessEntry`)",
+                );
+            } else if let Err(e) = crate::arn::check_role_arn(role) {
+                self.push("argocd.roleArn", e);
+            }
+        }
+        for (k, v) in &a.labels {
+            if let Err(e) = check_label_key(k).and_then(|()| check_label_value(v)) {
+                self.push(format!("argocd.labels.{k}"), e);
+            }
+            if k.starts_with("okra.io/")
+                || k == crate::argocd::LABEL_SECRET_TYPE
+                || k == crate::argocd::LABEL_MANAGED_BY
+            {
+                self.push(
+                    format!("argocd.labels.{k}"),
+                    "is okra's own label: it is set on every secret okra writes",
+                );
+            }
+        }
+        for k in a.annotations.keys() {
+            if let Err(e) = check_label_key(k) {
+                self.push(format!("argocd.annotations.{k}"), e);
+            }
+        }
+        if let Some(entry) = &a.access_entry {
+            match entry.principal_arn.as_ref().or(a.role_arn.as_ref()) {
+                None => self.push(
+                    "argocd.accessEntry.principalArn",
+                    "is required without `argocd.roleArn`: the IAM principal Argo CD reaches the \
+                     clusters as (the capability's role for `mode: eksCapability`)",
+                ),
+                Some(p) => {
+                    if let Err(e) = crate::arn::check_role_arn(p) {
+                        self.push("argocd.accessEntry.principalArn", e);
+                    }
+                }
+            }
+            let policy = entry.policy.rsplit('/').next().unwrap_or_default();
+            if !policy.starts_with("AmazonEKS") || !policy.ends_with("Policy") {
+                self.push(
+                    "argocd.accessEntry.policy",
+                    format!(
+                        "`{}` is not an EKS access policy (such as AmazonEKSClusterAdminPolicy, \
+                         AmazonEKSAdminPolicy, AmazonEKSEditPolicy)",
+                        entry.policy
+                    ),
+                );
+            }
+            for (i, ns) in entry.namespaces.iter().enumerate() {
+                if let Err(e) = check_namespace(ns) {
+                    self.push(format!("argocd.accessEntry.namespaces[{i}]"), e);
                 }
             }
         }

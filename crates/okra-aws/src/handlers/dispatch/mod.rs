@@ -26,7 +26,8 @@ use tokio::sync::OnceCell;
 use crate::error::{OkraError, Result};
 use crate::handlers::discover;
 use crate::handlers::ensure;
-use crate::ports::{ClusterPort, LoadBalancerPort};
+use crate::handlers::lifecycle;
+use crate::ports::{AutoScalingPort, ClusterPort, HubPort, LoadBalancerPort};
 use crate::state::{EventsPort, ExecutionInput, ExecutionsPort, Started, StatePort, StoredCell};
 
 /// How many cells are reconciled at once.
@@ -58,6 +59,39 @@ pub struct CellResult {
     /// The error's stable name (outcome `error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_type: Option<String>,
+    /// Argo CD registration (cells with `argocd`; the dispatcher function only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd: Option<Lifecycle<lifecycle::Registered>>,
+    /// Target-group retirement (between rollouts; the dispatcher function only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire: Option<Lifecycle<lifecycle::Retired>>,
+}
+
+/// What a lifecycle task did, or why it failed (it never stops the cell's decision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", untagged)]
+pub enum Lifecycle<T> {
+    /// Done.
+    Done(T),
+    /// Failed.
+    Failed {
+        /// The error's stable name.
+        error_type: String,
+        /// The error.
+        error: String,
+    },
+}
+
+impl<T> Lifecycle<T> {
+    fn of(r: Result<T>) -> Self {
+        match r {
+            Ok(t) => Self::Done(t),
+            Err(e) => Self::Failed {
+                error_type: e.error_type().to_string(),
+                error: e.to_string(),
+            },
+        }
+    }
 }
 
 /// The function's output.
@@ -157,6 +191,26 @@ impl<C: ClusterPort> ClusterPort for SharedClusters<'_, C> {
         self.inner.node_group_asgs(cluster).await
     }
 
+    async fn tag_cluster(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        self.inner.tag_cluster(arn, tags).await
+    }
+
+    async fn untag_cluster(&self, arn: &str, keys: &[String]) -> Result<()> {
+        self.inner.untag_cluster(arn, keys).await
+    }
+
+    async fn ensure_access_entry(
+        &self,
+        cluster: &str,
+        principal: &str,
+        policy_arn: &str,
+        namespaces: &[String],
+    ) -> Result<()> {
+        self.inner
+            .ensure_access_entry(cluster, principal, policy_arn, namespaces)
+            .await
+    }
+
     async fn cluster_instances(
         &self,
         cluster: &str,
@@ -173,6 +227,8 @@ fn result(cell: &str, outcome: DispatchOutcome, reason: impl Into<String>) -> Ce
         decision: None,
         reason: reason.into(),
         error_type: None,
+        argocd: None,
+        retire: None,
     }
 }
 
@@ -183,7 +239,19 @@ fn error_result(cell: &str, e: &OkraError) -> CellResult {
     }
 }
 
-struct Ctx<'a, S, X, C, L, E> {
+/// The ports of the lifecycle tasks (registration, retirement): the dispatcher function's.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecyclePorts<'a, A, H> {
+    /// Auto Scaling: retired groups detached from node groups.
+    pub autoscaling: &'a A,
+    /// The Argo CD hubs' Kubernetes API.
+    pub hub: &'a H,
+}
+
+struct Ctx<'a, S, X, C, L, E, A, H> {
+    /// Registration and retirement run (the function's events and ticks; not the API's
+    /// reconcile).
+    lifecycle: Option<LifecyclePorts<'a, A, H>>,
     state: &'a S,
     executions: &'a X,
     /// Where a swept execution's rollout event goes (the dispatcher function's tick); `None`:
@@ -196,13 +264,18 @@ struct Ctx<'a, S, X, C, L, E> {
     groups: Option<BTreeMap<String, Vec<okra_core::model::TargetGroup>>>,
 }
 
-async fn reconcile<S, X, C, L, E>(ctx: &Ctx<'_, S, X, C, L, E>, stored: StoredCell) -> CellResult
+async fn reconcile<S, X, C, L, E, A, H>(
+    ctx: &Ctx<'_, S, X, C, L, E, A, H>,
+    stored: StoredCell,
+) -> CellResult
 where
     S: StatePort,
     X: ExecutionsPort,
     C: ClusterPort,
     L: LoadBalancerPort,
     E: EventsPort,
+    A: AutoScalingPort,
+    H: HubPort,
 {
     let name = stored.spec.name.clone();
     match try_reconcile(ctx, stored).await {
@@ -214,8 +287,8 @@ where
     }
 }
 
-async fn try_reconcile<S, X, C, L, E>(
-    ctx: &Ctx<'_, S, X, C, L, E>,
+async fn try_reconcile<S, X, C, L, E, A, H>(
+    ctx: &Ctx<'_, S, X, C, L, E, A, H>,
     stored: StoredCell,
 ) -> Result<CellResult>
 where
@@ -224,6 +297,8 @@ where
     C: ClusterPort,
     L: LoadBalancerPort,
     E: EventsPort,
+    A: AutoScalingPort,
+    H: HubPort,
 {
     let spec = stored.spec.validate()?;
     let cell = spec.name.clone();
@@ -267,28 +342,86 @@ where
     // The blocked versions and the failed attempts, in one Query.
     let (blocks, failures) = ctx.state.blocks_and_failures(&cell).await?;
     let blocklist: BTreeSet<String> = blocks.into_iter().map(|b| b.version).collect();
-    let out = discover::discover(
+    let seen = discover::discover_seen(
         ctx.eks,
         ctx.elb,
         &spec,
-        blocklist,
+        blocklist.clone(),
         &ctx.request.labels,
         ctx.groups
             .as_ref()
             .map(|g| g.get(&cell).cloned().unwrap_or_default()),
     )
     .await?;
+    let out = seen.output;
+    let mut clusters = seen.clusters;
     let decision = out.outcome.decision;
     let kind = decision.kind().to_string();
+    // Between rollouts, the groups of versions that no longer serve retire (before the
+    // registration, which then removes the retired clusters' secrets).
+    let retired = match (&ctx.lifecycle, ctx.events, &decision) {
+        (Some(ports), Some(events), Decision::NothingToDo { .. }) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let discovered = clusters.clone();
+            Some(Lifecycle::of(
+                lifecycle::retire(
+                    lifecycle::RetirePorts {
+                        eks: ctx.eks,
+                        elb: ctx.elb,
+                        autoscaling: ports.autoscaling,
+                        events,
+                    },
+                    lifecycle::RetireInput {
+                        cell: &spec,
+                        action: &out.action,
+                        groups: &seen.target_groups,
+                        clusters: &discovered,
+                        blocked: &blocklist,
+                        now,
+                    },
+                    &mut clusters,
+                )
+                .await,
+            ))
+        }
+        _ => None,
+    };
+    // The cell's clusters join Argo CD before any rollout of theirs starts.
+    let registered = match (&ctx.lifecycle, &spec.argocd) {
+        (Some(ports), Some(argo)) => {
+            let serving_arns = out.action.target_group_arns();
+            let weights = match &out.action {
+                CurrentAction::Forward(f) => f.serving(),
+                CurrentAction::Other { .. } => BTreeSet::new(),
+            };
+            let serving: BTreeSet<&str> = seen
+                .target_groups
+                .iter()
+                .filter(|g| serving_arns.contains(&g.arn) && weights.contains(g.arn.as_str()))
+                .map(|g| g.cluster.as_str())
+                .collect();
+            Some(Lifecycle::of(
+                lifecycle::register(ctx.eks, ports.hub, &spec, argo, &clusters, &serving).await,
+            ))
+        }
+        _ => None,
+    };
+    let with_lifecycle = |r: CellResult| CellResult {
+        argocd: registered.clone(),
+        retire: retired.clone(),
+        ..r
+    };
     if let Decision::NothingToDo { reason } = &decision {
         let mut reason = reason.clone();
         if spec.target_group.registration == Registration::Instances {
             reason.push_str(&sync_serving(ctx, &cell, &out.action).await?);
         }
-        return Ok(CellResult {
+        return Ok(with_lifecycle(CellResult {
             decision: Some(kind),
             ..result(&cell, DispatchOutcome::NothingToDo, reason)
-        });
+        }));
     }
     // Automatic attempts back off after failures that did not block (a rollback never waits).
     if !matches!(decision, Decision::Rollback { .. })
@@ -297,7 +430,7 @@ where
         && let Err(wait) =
             okra_core::attempts::may_start(f.count, f.since_last(std::time::SystemTime::now()))
     {
-        return Ok(CellResult {
+        return Ok(with_lifecycle(CellResult {
             decision: Some(kind),
             ..result(
                 &cell,
@@ -314,7 +447,7 @@ where
                     ))
                 ),
             )
-        });
+        }));
     }
     let input = ExecutionInput {
         cell: spec.into_spec(),
@@ -336,10 +469,12 @@ where
                 "the decision does nothing",
             ));
         };
-        let with = |outcome, reason: String| CellResult {
-            execution: Some(execution.clone()),
-            decision: Some(kind.clone()),
-            ..result(&cell, outcome, reason)
+        let with = |outcome, reason: String| {
+            with_lifecycle(CellResult {
+                execution: Some(execution.clone()),
+                decision: Some(kind.clone()),
+                ..result(&cell, outcome, reason)
+            })
         };
         match ctx.executions.start(&execution, &input).await? {
             Started::Started { arn } => {
@@ -379,8 +514,8 @@ where
 /// `registration: instances` between rollouts: each group of the owned forward action gets its
 /// cluster's instances as they are now (Karpenter and Auto Scaling replace nodes all the time).
 /// A cluster whose instances cannot be synced is said in the result; the others go on.
-async fn sync_serving<S, X, C, L, E>(
-    ctx: &Ctx<'_, S, X, C, L, E>,
+async fn sync_serving<S, X, C, L, E, A, H>(
+    ctx: &Ctx<'_, S, X, C, L, E, A, H>,
     cell: &str,
     action: &CurrentAction,
 ) -> Result<String>
@@ -390,6 +525,8 @@ where
     C: ClusterPort,
     L: LoadBalancerPort,
     E: EventsPort,
+    A: AutoScalingPort,
+    H: HubPort,
 {
     let groups = match &ctx.groups {
         Some(g) => g.get(cell).cloned().unwrap_or_default(),
@@ -426,12 +563,13 @@ where
 /// Runs the dispatcher over an event (the function's input), read by [`parse_request`]. Every
 /// cell it looks at has a stale lock swept: finalized as its execution's status change event
 /// would (`events` gets the rollout's event).
-pub async fn handle<S, X, C, L, E>(
+pub async fn handle<S, X, C, L, E, A, H>(
     state: &S,
     executions: &X,
     eks: &C,
     elb: &L,
     events: &E,
+    lifecycle: LifecyclePorts<'_, A, H>,
     event: Value,
 ) -> Result<DispatchOutput>
 where
@@ -440,9 +578,20 @@ where
     C: ClusterPort,
     L: LoadBalancerPort,
     E: EventsPort,
+    A: AutoScalingPort,
+    H: HubPort,
 {
     let request = parse_request(&event)?;
-    run(state, executions, eks, elb, Some(events), request).await
+    run(
+        state,
+        executions,
+        eks,
+        elb,
+        Some(events),
+        Some(lifecycle),
+        request,
+    )
+    .await
 }
 
 /// Runs the dispatcher over a request already read (the application layer's entry: no JSON).
@@ -460,16 +609,19 @@ where
     C: ClusterPort,
     L: LoadBalancerPort,
 {
-    run::<S, X, C, L, crate::eventbridge::EventBridge>(state, executions, eks, elb, None, request)
-        .await
+    run::<S, X, C, L, crate::eventbridge::EventBridge, crate::ports::Unset, crate::ports::Unset>(
+        state, executions, eks, elb, None, None, request,
+    )
+    .await
 }
 
-async fn run<S, X, C, L, E>(
+async fn run<S, X, C, L, E, A, H>(
     state: &S,
     executions: &X,
     eks: &C,
     elb: &L,
     events: Option<&E>,
+    lifecycle: Option<LifecyclePorts<'_, A, H>>,
     request: Request,
 ) -> Result<DispatchOutput>
 where
@@ -478,6 +630,8 @@ where
     C: ClusterPort,
     L: LoadBalancerPort,
     E: EventsPort,
+    A: AutoScalingPort,
+    H: HubPort,
 {
     let mut results = Vec::new();
     let cells: Vec<StoredCell> = match &request.filter {
@@ -549,6 +703,7 @@ where
         }
     }
     let ctx = Ctx {
+        lifecycle,
         state,
         executions,
         events,
