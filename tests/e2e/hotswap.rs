@@ -13,7 +13,7 @@
 //! template.yaml (DeleteTargetGroup only on groups tagged okra.io/managed-by=okra), and the hub's
 //! endpoint and CA come from DescribeCluster.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -132,9 +132,9 @@ async fn cluster_tags(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>>
         .collect())
 }
 
-/// The cell's target groups okra made (tagged managed-by okra), by name.
-async fn okra_groups(aws: &Aws, cell: &str) -> Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
+/// The cell's target groups okra made (tagged managed-by okra): name → version.
+async fn okra_groups(aws: &Aws, cell: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
     let groups = aws
         .elb
         .describe_target_groups()
@@ -149,7 +149,10 @@ async fn okra_groups(aws: &Aws, cell: &str) -> Result<BTreeSet<String>> {
         if tags.get("okra.io/cell").map(String::as_str) == Some(cell)
             && tags.get("okra.io/managed-by").map(String::as_str) == Some("okra")
         {
-            out.insert(g.target_group_name().unwrap_or_default().to_string());
+            out.insert(
+                g.target_group_name().unwrap_or_default().to_string(),
+                tags.get("okra.io/version").cloned().unwrap_or_default(),
+            );
         }
     }
     Ok(out)
@@ -273,7 +276,7 @@ async fn clusters_join_argo_cd_before_traffic_and_old_versions_retire() -> Resul
     assert_eq!(r["argocd"]["removed"], json!([a1, a2]), "{r}");
     let left = okra_groups(&aws, &name).await?;
     assert_eq!(left.len(), 2, "only 1.1.0's groups: {left:?}");
-    assert!(left.iter().all(|g| g.contains("-b")), "{left:?}");
+    assert!(left.values().all(|v| v == "1.1.0"), "{left:?}");
     let forward = aws.weights(&w).await?;
     assert_eq!(
         forward.len(),

@@ -29,28 +29,28 @@ type Identity = (
 );
 
 const ADMIN: Identity = (
-    "AKIAADMIN000000000001",
+    "AKIDADMIN000000000001",
     "admin-secret",
     None,
     "arn:aws:iam::123456789012:role/hub-admin",
     &[("AmazonEKSClusterAdminPolicy", None)],
 );
 const EDITOR: Identity = (
-    "ASIAEDITOR0000000001",
+    "ASIDEDITOR0000000001",
     "editor-secret",
     Some("editor-session-token"),
     "arn:aws:iam::123456789012:role/okra-DispatcherFunctionRole-X",
     &[("AmazonEKSEditPolicy", Some(&["argocd"]))],
 );
 const VIEWER: Identity = (
-    "AKIAVIEWER0000000001",
+    "AKIDVIEWER0000000001",
     "viewer-secret",
     None,
     "arn:aws:iam::123456789012:user/viewer",
     &[("AmazonEKSViewPolicy", None)],
 );
 const STRANGER: Identity = (
-    "AKIASTRANGER00000001",
+    "AKIDSTRANGER00000001",
     "stranger-secret",
     None,
     "arn:aws:iam::123456789012:user/stranger",
@@ -921,7 +921,7 @@ fn every_authentication_fault_is_401_and_the_log_says_why() {
             .collect();
         format!("{head}X-Amz-Signature={flipped}")
     };
-    let unknown_key: Identity = ("AKIAUNKNOWN000000001", "whatever", None, "", &[]);
+    let unknown_key: Identity = ("AKIDUNKNOWN000000001", "whatever", None, "", &[]);
     let wrong_session: Identity = (EDITOR.0, EDITOR.1, Some("not-the-session"), "", &[]);
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no token", None, "no bearer token"),
