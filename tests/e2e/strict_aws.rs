@@ -487,9 +487,14 @@ async fn an_oidc_action_without_its_secret_is_refused() -> Result<()> {
 /// `elasticloadbalancing:CreateAction`), each service's AccessDenied shape, the admin routes.
 #[test]
 fn the_iam_evaluator_passes_its_self_test() {
+    python_self_test("tools/local-aws/iam_selftest.py");
+}
+
+/// Runs a self-test script of the local AWS with the venv's python3; it must pass.
+fn python_self_test(script: &str) {
     let root = okra_testkit::workspace_root();
     let out = std::process::Command::new(root.join(".tools/venv/bin/python3"))
-        .arg(root.join("tools/local-aws/iam_selftest.py"))
+        .arg(root.join(script))
         .current_dir(&root)
         .output()
         .expect("the venv's python3 (make setup)");
@@ -508,17 +513,5 @@ fn the_iam_evaluator_passes_its_self_test() {
 /// (tools/local-aws/eks_access_selftest.py, against a strict moto of its own).
 #[test]
 fn eks_access_entries_pass_their_self_test() {
-    let root = okra_testkit::workspace_root();
-    let out = std::process::Command::new(root.join(".tools/venv/bin/python3"))
-        .arg(root.join("tools/local-aws/eks_access_selftest.py"))
-        .current_dir(&root)
-        .output()
-        .expect("the venv's python3 (make setup)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains(" passed"), "{text}");
+    python_self_test("tools/local-aws/eks_access_selftest.py");
 }

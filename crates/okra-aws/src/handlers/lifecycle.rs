@@ -340,7 +340,22 @@ where
     }
     let registration = cell.target_group.registration;
     let mut by_version: BTreeMap<String, (Reason, Vec<String>, Vec<String>)> = BTreeMap::new();
+    // The listener must still be as discovery read it: a rollout that started since (an event,
+    // the API) owns it now, and a group leaving the action would undo its step. ELB has no
+    // conditional write, so this narrows the window to one read before each group's writes;
+    // the rollout's own read-back catches the rest (DriftDetected).
+    let listener = cell.ingress().listener().as_str();
+    let rule = cell.ingress().rule().map(|r| r.as_str().to_string());
     for g in plan.retiring() {
+        let now = elb.read_action(listener, rule.as_deref()).await?.action;
+        if serving_weights(&now) != serving_weights(input.action) {
+            out.refused.push(format!(
+                "{}: the listener changed since discovery (a rollout may have started); the next \
+                 tick retires it",
+                g.group.name
+            ));
+            continue;
+        }
         let Fate::Retire { reason } = g.fate else {
             continue;
         };
@@ -396,6 +411,19 @@ where
         tracing::warn!(cell = %cell.name, error = %e, "Version Retired events not sent");
     }
     Ok(out)
+}
+
+/// The groups an action sends traffic to, and their weights (the groups at weight 0 left out:
+/// retirement itself takes those away).
+fn serving_weights(action: &CurrentAction) -> BTreeMap<String, u32> {
+    match action {
+        CurrentAction::Forward(f) => f
+            .effective()
+            .into_iter()
+            .map(|(arn, w)| (arn.to_string(), w))
+            .collect(),
+        CurrentAction::Other { .. } => BTreeMap::new(),
+    }
 }
 
 /// One group out: out of every forward action (none may send it traffic), detached from its

@@ -1,7 +1,7 @@
 //! `okra doctor`'s adapter (`handlers::doctor::handle`) over the fakes: what it reads for the
 //! `target-group-quota` and `argocd-hub` checks, and what the checks then say.
 
-mod common;
+use crate::common;
 
 use common::{CELL, LISTENER, cell_with, fwd, tags};
 use okra_aws::OkraError;

@@ -1,7 +1,7 @@
 //! The dispatcher's lifecycle tasks over the fakes: Argo CD registration of a cell's clusters,
 //! and the retirement of the target groups of versions that no longer serve.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
