@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The official Kubernetes Python client (PyPI `kubernetes`, pinned in requirements-kube.txt,
 installed in .tools/kube-venv) against a Kubernetes API, for the tests of okra's local one
-(crates/okra-testkit/tests/kube_api.rs).
+(tests/e2e/kube_api.rs).
 
 Usage: kube_client_check.py KUBECONFIG NAMESPACE NAME
 
