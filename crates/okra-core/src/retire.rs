@@ -98,6 +98,16 @@ pub enum Reason {
     ClusterGone,
 }
 
+impl Reason {
+    /// Its name, as the JSON says it (`baked`, `clusterGone`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baked => "baked",
+            Self::ClusterGone => "clusterGone",
+        }
+    }
+}
+
 /// What happens to one group now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "fate")]
@@ -121,6 +131,21 @@ pub enum Fate {
         /// Why.
         reason: Reason,
     },
+}
+
+impl Fate {
+    /// Its name, as the JSON's `fate` says it (`serving`, `foreign`, `pending`, `kept`,
+    /// `baking`, `retire`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Serving => "serving",
+            Self::Foreign => "foreign",
+            Self::Pending => "pending",
+            Self::Kept => "kept",
+            Self::Baking { .. } => "baking",
+            Self::Retire { .. } => "retire",
+        }
+    }
 }
 
 /// One group's plan.
@@ -537,6 +562,25 @@ mod tests {
         assert_eq!(p.unretire_clusters, vec!["old".to_string()]);
         // 1.1.0 is above the serving 1.0.0 and not blocked: it may roll out again.
         assert_eq!(p.groups[1].fate, Fate::Pending);
+    }
+
+    #[test]
+    fn names_are_the_json_names() {
+        for f in [
+            Fate::Serving,
+            Fate::Foreign,
+            Fate::Pending,
+            Fate::Kept,
+            Fate::Baking { until: 1 },
+            Fate::Retire {
+                reason: Reason::Baked,
+            },
+        ] {
+            assert_eq!(serde_json::to_value(f).unwrap()["fate"], f.name());
+        }
+        for r in [Reason::Baked, Reason::ClusterGone] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.name());
+        }
     }
 
     #[test]

@@ -269,12 +269,7 @@ where
                 weight: weights.get(&g.arn).copied().unwrap_or(0),
                 healthy: health.healthy,
                 total: health.total,
-                retirement: fate.map(|f| {
-                    serde_json::to_value(f)
-                        .ok()
-                        .and_then(|v| v["fate"].as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                }),
+                retirement: fate.map(|f| f.name().to_owned()),
                 retires_at: match fate {
                     Some(okra_core::retire::Fate::Baking { until }) => Some(
                         humantime::format_rfc3339_seconds(
@@ -325,16 +320,13 @@ where
             .action;
         let (blocks, _) = self.state.blocks_and_failures(&spec.name).await?;
         let blocked: BTreeSet<String> = blocks.into_iter().map(|b| b.version).collect();
-        let mut clusters = BTreeMap::new();
-        for g in groups {
-            if !clusters.contains_key(&g.cluster) {
-                let c = self.eks.describe_cluster(&g.cluster).await?;
-                let in_cell = c
-                    .as_ref()
-                    .is_some_and(|c| spec.cluster_selector.matches(&c.tags));
-                clusters.insert(g.cluster.clone(), (c, in_cell));
-            }
-        }
+        let clusters = crate::handlers::lifecycle::group_clusters(
+            self.eks,
+            &spec.cluster_selector,
+            groups,
+            &[],
+        )
+        .await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

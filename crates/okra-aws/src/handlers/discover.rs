@@ -97,10 +97,7 @@ impl RetirementView {
                 target_group: g.group.name.clone(),
                 version: g.group.version.clone(),
                 cluster: g.group.cluster.clone(),
-                fate: serde_json::to_value(g.fate)
-                    .ok()
-                    .and_then(|v| v["fate"].as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                fate: g.fate.name().to_owned(),
                 at: match g.fate {
                     Fate::Baking { until } => Some(crate::state::rfc3339(
                         std::time::UNIX_EPOCH + std::time::Duration::from_secs(until),

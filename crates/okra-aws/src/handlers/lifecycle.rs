@@ -100,14 +100,15 @@ pub async fn register<C: ClusterPort, H: HubPort>(
         unregistered,
         ..Registered::default()
     };
-    let changed: BTreeSet<String> = argocd::changes(&want, &stored)
+    let changes = argocd::changes(&want, &stored);
+    let changed: BTreeSet<String> = changes
         .iter()
         .filter_map(|c| match c {
             Change::Apply(s) => Some(s.name.clone()),
             Change::Delete { .. } => None,
         })
         .collect();
-    for c in argocd::changes(&want, &stored) {
+    for c in changes {
         match c {
             Change::Apply(secret) => {
                 let cluster = secret.cluster().unwrap_or_default().to_string();
@@ -196,6 +197,32 @@ pub struct Retired {
     pub clusters: Vec<String>,
 }
 
+/// Each group's cluster, as [`retire::Observed::clusters`] takes them: those discovered (in the
+/// cell), and the others described (gone: `None`; in the cell when the selector matches).
+///
+/// # Errors
+///
+/// A DescribeCluster that fails.
+pub async fn group_clusters<C: ClusterPort>(
+    eks: &C,
+    selector: &okra_core::spec::ClusterSelector,
+    groups: &[TargetGroup],
+    discovered: &[Cluster],
+) -> Result<BTreeMap<String, (Option<Cluster>, bool)>> {
+    let mut seen: BTreeMap<String, (Option<Cluster>, bool)> = discovered
+        .iter()
+        .map(|c| (c.name.clone(), (Some(c.clone()), true)))
+        .collect();
+    for g in groups {
+        if !seen.contains_key(&g.cluster) && !g.cluster.is_empty() {
+            let c = eks.describe_cluster(&g.cluster).await?;
+            let in_cell = c.as_ref().is_some_and(|c| selector.matches(&c.tags));
+            seen.insert(g.cluster.clone(), (c, in_cell));
+        }
+    }
+    Ok(seen)
+}
+
 /// What [`retire`] reads.
 #[derive(Debug, Clone, Copy)]
 pub struct RetireInput<'a> {
@@ -263,20 +290,7 @@ where
     let policy = cell.retire_policy();
     // Each group's cluster: as discovered, else described (it may have left the cell, or be
     // gone).
-    let mut seen: BTreeMap<String, (Option<Cluster>, bool)> = input
-        .clusters
-        .iter()
-        .map(|c| (c.name.clone(), (Some(c.clone()), true)))
-        .collect();
-    for g in input.groups {
-        if !seen.contains_key(&g.cluster) && !g.cluster.is_empty() {
-            let c = eks.describe_cluster(&g.cluster).await?;
-            let in_cell = c
-                .as_ref()
-                .is_some_and(|c| cell.cluster_selector.matches(&c.tags));
-            seen.insert(g.cluster.clone(), (c, in_cell));
-        }
-    }
+    let seen = group_clusters(eks, &cell.cluster_selector, input.groups, input.clusters).await?;
     let plan = retire::plan(
         &policy,
         &retire::Observed {
@@ -395,10 +409,7 @@ where
             detail: serde_json::to_value(okra_core::events::RetiredDetail {
                 cell: cell.name.clone(),
                 version,
-                reason: serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                reason: reason.name().to_string(),
                 target_groups: groups,
                 clusters,
             })

@@ -391,7 +391,6 @@ where
     // The cell's clusters join Argo CD before any rollout of theirs starts.
     let registered = match (&ctx.lifecycle, &spec.argocd) {
         (Some(ports), Some(argo)) => {
-            let serving_arns = out.action.target_group_arns();
             let weights = match &out.action {
                 CurrentAction::Forward(f) => f.serving(),
                 CurrentAction::Other { .. } => BTreeSet::new(),
@@ -399,7 +398,7 @@ where
             let serving: BTreeSet<&str> = seen
                 .target_groups
                 .iter()
-                .filter(|g| serving_arns.contains(&g.arn) && weights.contains(g.arn.as_str()))
+                .filter(|g| weights.contains(g.arn.as_str()))
                 .map(|g| g.cluster.as_str())
                 .collect();
             Some(Lifecycle::of(
